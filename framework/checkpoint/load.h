@@ -1,0 +1,18 @@
+// Reading the checkpoint files users have, whatever their format:
+// safetensors, torch.save zip and legacy files (.pth/.pt/.bin), and sharded Hugging Face directories.
+#pragma once
+#include <filesystem>
+
+#include "framework/checkpoint/state_dict.h"
+
+namespace cb {
+
+// A whole checkpoint file as a state dict. For torch.save files the tensors are taken from the
+// pickled object: the root itself when it is a state dict, else its entry `entry` (e.g. "model");
+// an empty `entry` means "the root". Throws cb::Error naming the file and the problem.
+StateDict load_state_dict_file(const std::filesystem::path& path, const std::string& entry = "");
+
+// A Hugging Face model directory: model.safetensors(.index.json) or pytorch_model.bin(.index.json).
+StateDict load_hf_directory(const std::filesystem::path& dir);
+
+}  // namespace cb

@@ -1,0 +1,45 @@
+#include "framework/runtime.h"
+
+#include <dlfcn.h>
+#include <sched.h>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <thread>
+
+#include "framework/torch_compat.h"
+
+namespace cb {
+
+int configure_threads(int requested) {
+  int n = requested;
+  if (n <= 0) {
+    cpu_set_t set;
+    n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : int(std::thread::hardware_concurrency());
+    n = std::max(n, 1);
+  }
+  at::set_num_threads(n);
+  return n;
+}
+
+std::string blas_backend() {
+  void* sym = dlsym(RTLD_DEFAULT, "sgemm_");
+  Dl_info info{};
+  std::string where = sym && dladdr(sym, &info) && info.dli_fname ? info.dli_fname : "unknown library";
+  using ConfigFn = char* (*)();
+  if (auto cfg = reinterpret_cast<ConfigFn>(dlsym(RTLD_DEFAULT, "openblas_get_config")))
+    return std::string("OpenBLAS ") + cfg() + " at " + where;
+  if (dlsym(RTLD_DEFAULT, "mkl_get_version")) return "MKL at " + where;
+  if (!sym) return "none found (LibTorch's own kernels)";
+  return "reference BLAS at " + where;
+}
+
+void init_runtime(int threads) {
+  int n = configure_threads(threads);
+  auto blas = blas_backend();
+  spdlog::info("LibTorch {} | intra-op threads {} | BLAS: {}", compat::torch_version(), n, blas);
+  if (blas.rfind("reference", 0) == 0)
+    spdlog::warn("reference BLAS is ~15x slower for matmuls: install libopenblas0-openmp (scripts/setup does)");
+}
+
+}  // namespace cb

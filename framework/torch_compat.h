@@ -1,0 +1,48 @@
+// Every difference between LibTorch 1.13 (Debian 12) and 2.x (Debian trixie: 2.6) lives here.
+// Callers use cb::compat::* and never test TORCH_VERSION themselves.
+#pragma once
+#include <torch/torch.h>
+#include <torch/version.h>
+#include <ATen/autocast_mode.h>
+
+#define CB_TORCH_AT_LEAST(major, minor) \
+  (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
+
+namespace cb::compat {
+
+inline std::string torch_version() { return TORCH_VERSION; }
+
+// CPU autocast switches: 2.4 replaced the per-device functions with device-typed ones.
+inline void set_cpu_autocast(bool enabled, at::ScalarType dtype) {
+#if CB_TORCH_AT_LEAST(2, 4)
+  at::autocast::set_autocast_enabled(at::kCPU, enabled);
+  at::autocast::set_autocast_dtype(at::kCPU, dtype);
+#else
+  at::autocast::set_cpu_enabled(enabled);
+  at::autocast::set_autocast_cpu_dtype(dtype);
+#endif
+}
+
+inline bool cpu_autocast_enabled() {
+#if CB_TORCH_AT_LEAST(2, 4)
+  return at::autocast::is_autocast_enabled(at::kCPU);
+#else
+  return at::autocast::is_cpu_enabled();
+#endif
+}
+
+// Fused attention exists from 2.0 on; 1.13 gets the explicit softmax(QK^T)V.
+// q,k,v: [B,H,L,D]; mask: additive, broadcastable to [B,H,Lq,Lk] (or undefined).
+inline torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                               const torch::Tensor& mask, double scale) {
+#if CB_TORCH_AT_LEAST(2, 1)
+  return at::scaled_dot_product_attention(q, k, v, mask.defined() ? c10::optional<at::Tensor>(mask) : c10::nullopt,
+                                          0.0, false, scale);
+#else
+  auto s = torch::matmul(q * scale, k.transpose(-2, -1));
+  if (mask.defined()) s = s + mask;
+  return torch::matmul(torch::softmax(s, -1), v);
+#endif
+}
+
+}  // namespace cb::compat

@@ -1,0 +1,1 @@
+cb_add_test(test_safetensors LABELS unit SOURCES framework/test_safetensors.cpp)
