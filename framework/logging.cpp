@@ -16,6 +16,7 @@ void init_logging(int rank, int world_size, const std::string& level, bool all_r
   auto lvl = spdlog::level::from_str(level);
   if (lvl == spdlog::level::off && level != "off")
     fail("--log-level: unknown level '{}' (expected trace, debug, info, warn, error, critical, off)", level);
+  spdlog::drop("chatbridge");  // re-initialisable (tests, apps that re-read the rank)
   auto logger = spdlog::stderr_color_mt("chatbridge");
   logger->set_pattern(world_size > 1 ? fmt::format("[%Y-%m-%d %H:%M:%S.%e] [rank {}/{}] [%^%l%$] %v", rank, world_size)
                                      : "[%Y-%m-%d %H:%M:%S.%e] [%^%l%$] %v");

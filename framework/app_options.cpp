@@ -1,0 +1,50 @@
+#include "framework/app_options.h"
+
+#include <CLI/CLI.hpp>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+
+#include "framework/error.h"
+#include "framework/logging.h"
+#include "framework/runtime.h"
+
+namespace cb {
+namespace {
+
+int env_int(const char* name, int fallback, int min) {
+  const char* s = std::getenv(name);
+  if (!s || !*s) return fallback;
+  int v = 0;
+  auto [end, ec] = std::from_chars(s, s + std::strlen(s), v);
+  if (ec != std::errc() || *end || v < min) fail("environment variable {}='{}': expected an integer >= {}", name, s, min);
+  return v;
+}
+
+}  // namespace
+
+void add_app_options(CLI::App& app, AppOptions& opts) {
+  app.add_option("--threads", opts.threads, "LibTorch intra-op threads (0 = the cores available)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--log-level", opts.log_level, "trace, debug, info, warn, error, critical or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->capture_default_str();
+  app.add_flag("--log-all-ranks", opts.log_all_ranks, "ranks > 0 log at --log-level too (default: warnings only)");
+}
+
+RankInfo rank_from_env() {
+  RankInfo r;
+  r.world_size = env_int("WORLD_SIZE", 1, 1);
+  r.rank = env_int("RANK", 0, 0);
+  if (r.rank >= r.world_size) fail("environment: RANK={} is not below WORLD_SIZE={}", r.rank, r.world_size);
+  return r;
+}
+
+void apply_app_options(const AppOptions& opts) {
+  auto r = rank_from_env();
+  init_logging(r.rank, r.world_size, opts.log_level, opts.log_all_ranks);
+  init_runtime(opts.threads);
+}
+
+}  // namespace cb

@@ -1,0 +1,35 @@
+// Command-line options every chatbridge binary shares, and the one call that applies them.
+//
+//   CLI::App app{"..."};
+//   cb::AppOptions opts;
+//   cb::add_app_options(app, opts);
+//   CLI11_PARSE(app, argc, argv);
+//   cb::apply_app_options(opts);   // logging (rank-aware) + LibTorch threads + BLAS report
+#pragma once
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace cb {
+
+struct AppOptions {
+  int threads = 0;                  // --threads: LibTorch intra-op threads, 0 = the cores available
+  std::string log_level = "info";   // --log-level: trace, debug, info, warn, error, critical, off
+  bool log_all_ranks = false;       // --log-all-ranks: ranks > 0 log at --log-level too (default: warn+)
+};
+
+void add_app_options(CLI::App& app, AppOptions& opts);
+
+// Process rank and world size from the torchrun environment (RANK, WORLD_SIZE); 0/1 when unset.
+struct RankInfo {
+  int rank = 0;
+  int world_size = 1;
+};
+RankInfo rank_from_env();
+
+// init_logging(rank, world, level, all_ranks) then init_runtime(threads).
+void apply_app_options(const AppOptions& opts);
+
+}  // namespace cb
