@@ -1,0 +1,292 @@
+#include "framework/config.h"
+
+#include <limits>
+
+#include "framework/config_schema.h"
+#include "framework/error.h"
+#include "framework/registry.h"
+
+namespace cb {
+namespace {
+
+using T = ConfigNode::Type;
+
+std::vector<std::string> split_key(std::string_view key) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    size_t dot = key.find('.', start);
+    parts.emplace_back(key.substr(start, dot - start));
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  return parts;
+}
+
+[[noreturn]] void wrong_type(const std::string& key, const ConfigNode& n, std::string_view expected) {
+  fail("{} in {}: expected {}, got {}", key, n.where(), expected, n.describe());
+}
+
+template <typename V>
+V decode(const ConfigNode& n, const std::string& key);
+
+template <>
+bool decode<bool>(const ConfigNode& n, const std::string& key) {
+  if (n.type != T::boolean) wrong_type(key, n, "a boolean");
+  return n.boolean;
+}
+template <>
+int64_t decode<int64_t>(const ConfigNode& n, const std::string& key) {
+  if (n.type != T::integer) wrong_type(key, n, "an integer");
+  return n.integer;
+}
+template <>
+int decode<int>(const ConfigNode& n, const std::string& key) {
+  int64_t v = decode<int64_t>(n, key);
+  if (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max())
+    wrong_type(key, n, "a 32-bit integer");
+  return int(v);
+}
+template <>
+double decode<double>(const ConfigNode& n, const std::string& key) {
+  if (n.type == T::integer) return double(n.integer);
+  if (n.type != T::floating) wrong_type(key, n, "a number");
+  return n.floating;
+}
+template <>
+std::string decode<std::string>(const ConfigNode& n, const std::string& key) {
+  if (n.type != T::string) wrong_type(key, n, "a string");
+  return n.string;
+}
+
+template <typename E>
+std::vector<E> decode_list(const ConfigNode& n, const std::string& key) {
+  if (n.type != T::list) wrong_type(key, n, "a list");
+  std::vector<E> out;
+  for (size_t i = 0; i < n.items.size(); ++i) out.push_back(decode<E>(n.items[i], fmt::format("{}[{}]", key, i)));
+  return out;
+}
+template <>
+std::vector<int64_t> decode<std::vector<int64_t>>(const ConfigNode& n, const std::string& key) {
+  return decode_list<int64_t>(n, key);
+}
+template <>
+std::vector<double> decode<std::vector<double>>(const ConfigNode& n, const std::string& key) {
+  return decode_list<double>(n, key);
+}
+template <>
+std::vector<std::string> decode<std::vector<std::string>>(const ConfigNode& n, const std::string& key) {
+  return decode_list<std::string>(n, key);
+}
+
+nlohmann::ordered_json node_to_json(const ConfigNode& n) {
+  switch (n.type) {
+    case T::null: return nullptr;
+    case T::boolean: return n.boolean;
+    case T::integer: return n.integer;
+    case T::floating: return n.floating;
+    case T::string: return n.string;
+    case T::list: {
+      auto a = nlohmann::ordered_json::array();
+      for (const auto& c : n.items) a.push_back(node_to_json(c));
+      return a;
+    }
+    case T::map: {
+      auto o = nlohmann::ordered_json::object();
+      for (const auto& [k, v] : n.entries) o[k] = node_to_json(v);
+      return o;
+    }
+  }
+  return nullptr;
+}
+
+// Sets `value` at a dotted key, creating mappings on the way (OmegaConf.update).
+void set_dotted(ConfigNode& root, const std::string& key, const ConfigNode& value, const std::string& token) {
+  ConfigNode* n = &root;
+  for (const auto& part : split_key(key)) {
+    if (part.empty()) fail("--options '{}': empty key component in '{}'", token, key);
+    if (!n->is_map()) {
+      if (!n->is_null()) fail("--options '{}': '{}' goes through a value that is not a mapping", token, key);
+      n->type = T::map, n->source = "--options";
+    }
+    n = &n->child(part);
+  }
+  merge_into(*n, value);
+}
+
+}  // namespace
+
+Config::Config() : Config(ConfigNode::mapping(), "") {}
+
+Config::Config(ConfigNode root, std::string origin) {
+  root_ = std::make_shared<const ConfigNode>(std::move(root));
+  node_ = root_.get();
+  origin_ = std::move(origin);
+}
+
+Config::Config(std::shared_ptr<const ConfigNode> root, const ConfigNode* node, std::string path, std::string origin)
+    : root_(std::move(root)), node_(node), path_(std::move(path)), origin_(std::move(origin)) {}
+
+std::string Config::full(std::string_view key) const {
+  return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+}
+
+const ConfigNode* Config::lookup(std::string_view key) const {
+  const ConfigNode* n = node_;
+  for (const auto& part : split_key(key)) {
+    if (!n->is_map()) return nullptr;
+    n = n->find(part);
+    if (!n) return nullptr;
+  }
+  return n;
+}
+
+bool Config::has(std::string_view key) const {
+  const ConfigNode* n = lookup(key);
+  return n && !n->is_null();
+}
+
+template <typename V>
+V Config::get(std::string_view key) const {
+  const ConfigNode* n = lookup(key);
+  if (!n || n->is_null())
+    fail("{}: required key is {} in {}", full(key), n ? "null" : "missing", origin_.empty() ? "the config" : origin_);
+  return decode<V>(*n, full(key));
+}
+
+template <typename V>
+V Config::get(std::string_view key, V fallback) const {
+  return get_optional<V>(key).value_or(std::move(fallback));
+}
+
+template <typename V>
+std::optional<V> Config::get_optional(std::string_view key) const {
+  const ConfigNode* n = lookup(key);
+  if (!n || n->is_null()) return std::nullopt;
+  return decode<V>(*n, full(key));
+}
+
+#define CB_CONFIG_INSTANTIATE(V)                                   \
+  template V Config::get<V>(std::string_view) const;               \
+  template V Config::get<V>(std::string_view, V) const;            \
+  template std::optional<V> Config::get_optional<V>(std::string_view) const;
+CB_CONFIG_INSTANTIATE(bool)
+CB_CONFIG_INSTANTIATE(int)
+CB_CONFIG_INSTANTIATE(int64_t)
+CB_CONFIG_INSTANTIATE(double)
+CB_CONFIG_INSTANTIATE(std::string)
+CB_CONFIG_INSTANTIATE(std::vector<int64_t>)
+CB_CONFIG_INSTANTIATE(std::vector<double>)
+CB_CONFIG_INSTANTIATE(std::vector<std::string>)
+#undef CB_CONFIG_INSTANTIATE
+
+Config Config::sub(std::string_view key) const {
+  const ConfigNode* n = lookup(key);
+  if (!n) fail("{}: required section is missing in {}", full(key), origin_.empty() ? "the config" : origin_);
+  if (!n->is_map()) wrong_type(full(key), *n, "a mapping");
+  return Config(root_, n, full(key), origin_);
+}
+
+std::vector<std::string> Config::keys() const {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : node_->entries) out.push_back(k);
+  return out;
+}
+
+std::string Config::to_yaml() const { return cb::to_yaml(*node_); }
+
+nlohmann::ordered_json Config::to_json() const { return node_to_json(*node_); }
+
+ConfigNode options_to_node(const std::vector<std::string>& options) {
+  std::vector<std::string> dotlist;
+  if (!options.empty() && options[0].find('=') == std::string::npos) {
+    if (options.size() % 2)
+      fail("--options '{}': key without a value (alternating 'key value' pairs, since the first has no '=')",
+           options.back());
+    for (size_t i = 0; i < options.size(); i += 2) dotlist.push_back(options[i] + "=" + options[i + 1]);
+  } else {
+    dotlist = options;
+  }
+  ConfigNode root = ConfigNode::mapping("--options");
+  for (const auto& token : dotlist) {
+    size_t eq = token.find('=');
+    std::string key = token.substr(0, eq);
+    ConfigNode value;
+    value.source = "--options";
+    if (eq != std::string::npos) {
+      try {
+        value = parse_yaml(token.substr(eq + 1), "--options");
+      } catch (const Error& e) {
+        fail("--options '{}': {}", token, e.what());
+      }
+    }
+    set_dotted(root, key, value, token);
+  }
+  return root;
+}
+
+Config resolve_config(const std::filesystem::path& cfg_path, const std::vector<std::string>& options) {
+  const std::string name = cfg_path.string();
+  ConfigNode user = options_to_node(options);
+  ConfigNode file = load_yaml_file(cfg_path, name);
+  if (!file.is_map()) fail("{}: expected a mapping with model/run sections, got {}", name, file.describe());
+  for (const auto& [k, v] : file.entries)
+    if (k != "model" && k != "run" && k != "datasets") {
+      ConfigNode alone = ConfigNode::mapping();
+      alone.entries.emplace_back(k, v);
+      validate_config_schema(alone);  // "did you mean" for typos
+      fail("{} in {}: not a section of an experiment yaml (model, run, datasets)", k, v.where());
+    }
+
+  ConfigNode resolved = ConfigNode::mapping(name);
+  const ConfigNode* run = file.find("run");
+  if (!run || !run->is_map()) fail("run: missing section in {}", name);
+  resolved.child("run") = *run;
+
+  // Model: the registered default yaml of model.arch for model_type, with the yaml's model section over it.
+  const ConfigNode* model = file.find("model");
+  if (!model || !model->is_map()) fail("model: missing section in {}", name);
+  Config file_cfg(file, name);
+  auto arch = file_cfg.get<std::string>("model.arch");
+  // --options model.model_type picks the base yaml (the original meant to; its lookup never matched).
+  auto type = Config(user, "--options").get_optional<std::string>("model.model_type");
+  if (!type) type = file_cfg.get<std::string>("model.model_type");
+  std::filesystem::path base_path;
+  try {
+    base_path = registry::default_config(Kind::model, arch, *type);
+  } catch (const Error& e) {
+    fail("model.arch/model_type in {}: {}", name, e.what());
+  }
+  ConfigNode base = load_yaml_file(base_path, std::filesystem::relative(base_path, registry::resource_root()).string());
+  ConfigNode over = ConfigNode::mapping(name);
+  over.child("model") = *model;
+  merge_into(base, over);
+  merge_into(resolved, base);
+
+  // Datasets (optional): each builder's default yaml for datasets.<name>.type (default "default").
+  if (const ConfigNode* datasets = file.find("datasets"); datasets && !datasets->is_null()) {
+    if (!datasets->is_map()) wrong_type("datasets", *datasets, "a mapping");
+    for (const auto& [ds, section] : datasets->entries) {
+      auto ds_type = Config(section.is_map() ? section : ConfigNode::mapping(), name)
+                         .get<std::string>("type", "default");
+      std::filesystem::path ds_path;
+      try {
+        ds_path = registry::default_config(Kind::dataset_builder, ds, ds_type);
+      } catch (const Error& e) {
+        fail("datasets.{} in {}: {}", ds, section.where(), e.what());
+      }
+      ConfigNode ds_cfg = load_yaml_file(ds_path, std::filesystem::relative(ds_path, registry::resource_root()).string());
+      ConfigNode ds_over = ConfigNode::mapping(name);
+      ds_over.child("datasets").type = T::map;
+      ds_over.child("datasets").child(ds) = section;
+      merge_into(ds_cfg, ds_over);
+      merge_into(resolved, ds_cfg);
+    }
+  }
+
+  merge_into(resolved, user);
+  validate_config_schema(resolved);
+  return Config(std::move(resolved), name);
+}
+
+}  // namespace cb
