@@ -1,0 +1,319 @@
+#include "models/llama.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <fstream>
+#include <limits>
+
+#include "framework/error.h"
+
+namespace cb {
+namespace F = torch::nn::functional;
+
+// ---------------------------------------------------------------------------------------------
+// Config
+
+namespace {
+
+int64_t int_key(const nlohmann::json& j, const char* key, const std::string& source) {
+  if (!j.contains(key)) fail("{}: missing key '{}'", source, key);
+  const auto& v = j.at(key);
+  if (!v.is_number_integer()) fail("{}: key '{}' must be an integer, got {}", source, key, v.dump());
+  return v.get<int64_t>();
+}
+
+double float_key(const nlohmann::json& j, const char* key, double fallback, const std::string& source) {
+  if (!j.contains(key) || j.at(key).is_null()) return fallback;
+  const auto& v = j.at(key);
+  if (!v.is_number()) fail("{}: key '{}' must be a number, got {}", source, key, v.dump());
+  return v.get<double>();
+}
+
+// Absent: keep the default; null: none; else an integer.
+void token_key(const nlohmann::json& j, const char* key, std::optional<int64_t>& out, const std::string& source) {
+  if (!j.contains(key)) return;
+  const auto& v = j.at(key);
+  if (v.is_null()) {
+    out.reset();
+    return;
+  }
+  if (!v.is_number_integer()) fail("{}: key '{}' must be an integer or null, got {}", source, key, v.dump());
+  out = v.get<int64_t>();
+}
+
+}  // namespace
+
+LlamaConfig LlamaConfig::from_json(const nlohmann::json& j, const std::string& source) {
+  if (!j.is_object()) fail("{}: expected a JSON object", source);
+  LlamaConfig c;
+  c.vocab_size = int_key(j, "vocab_size", source);
+  c.hidden_size = int_key(j, "hidden_size", source);
+  c.intermediate_size = int_key(j, "intermediate_size", source);
+  c.num_hidden_layers = int_key(j, "num_hidden_layers", source);
+  c.num_attention_heads = int_key(j, "num_attention_heads", source);
+  c.num_key_value_heads = j.contains("num_key_value_heads") && !j.at("num_key_value_heads").is_null()
+                              ? int_key(j, "num_key_value_heads", source)
+                              : c.num_attention_heads;
+  c.rms_norm_eps = float_key(j, "rms_norm_eps", c.rms_norm_eps, source);
+  if (j.contains("max_position_embeddings")) c.max_position_embeddings = int_key(j, "max_position_embeddings", source);
+  c.rope_theta = float_key(j, "rope_theta", c.rope_theta, source);
+  token_key(j, "pad_token_id", c.pad_token_id, source);
+  token_key(j, "bos_token_id", c.bos_token_id, source);
+  token_key(j, "eos_token_id", c.eos_token_id, source);
+
+  if (j.contains("hidden_act") && j.at("hidden_act") != "silu")
+    fail("{}: hidden_act {} is not supported (only \"silu\")", source, j.at("hidden_act").dump());
+  if (j.value("tie_word_embeddings", false))
+    fail("{}: tie_word_embeddings=true is not supported (LLaMA/Vicuna keep a separate lm_head)", source);
+  if (j.contains("rope_scaling") && !j.at("rope_scaling").is_null())
+    fail("{}: rope_scaling {} is not supported", source, j.at("rope_scaling").dump());
+  if (c.vocab_size <= 0 || c.hidden_size <= 0 || c.intermediate_size <= 0 || c.num_hidden_layers <= 0 ||
+      c.num_attention_heads <= 0 || c.num_key_value_heads <= 0 || c.max_position_embeddings <= 0)
+    fail("{}: sizes must be positive", source);
+  if (c.hidden_size % c.num_attention_heads != 0)
+    fail("{}: hidden_size {} is not a multiple of num_attention_heads {}", source, c.hidden_size,
+         c.num_attention_heads);
+  if (c.num_attention_heads % c.num_key_value_heads != 0)
+    fail("{}: num_attention_heads {} is not a multiple of num_key_value_heads {}", source, c.num_attention_heads,
+         c.num_key_value_heads);
+  if (c.head_dim() % 2 != 0) fail("{}: head dim {} must be even for rotary embeddings", source, c.head_dim());
+  return c;
+}
+
+LlamaConfig LlamaConfig::from_file(const std::filesystem::path& config_json) {
+  std::ifstream f(config_json);
+  if (!f) fail("{}: cannot open", config_json.string());
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(f);
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: invalid JSON: {}", config_json.string(), e.what());
+  }
+  return from_json(j, config_json.string());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layers
+
+namespace {
+
+// inv_freq = 1 / theta^(arange(0, Dh, 2) / Dh), in fp32 like the original.
+torch::Tensor rope_inv_freq(int64_t head_dim, double theta) {
+  auto exponent = torch::arange(0, head_dim, 2, torch::kFloat) / static_cast<double>(head_dim);
+  return torch::reciprocal(torch::pow(theta, exponent));
+}
+
+double finfo_min(torch::Dtype dtype) {
+  switch (dtype) {
+    case torch::kFloat: return std::numeric_limits<float>::lowest();
+    case torch::kDouble: return std::numeric_limits<double>::lowest();
+    case torch::kHalf: return static_cast<float>(std::numeric_limits<c10::Half>::lowest());
+    case torch::kBFloat16: return static_cast<float>(std::numeric_limits<c10::BFloat16>::lowest());
+    default: fail("LLaMA: unsupported compute dtype {}", c10::toString(dtype));
+  }
+}
+
+torch::Tensor rotate_half(const torch::Tensor& x) {  // [..., Dh] -> cat(-x2, x1)
+  auto half = x.size(-1) / 2;
+  return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+torch::nn::Linear linear(int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); }
+
+}  // namespace
+
+LlamaRMSNormImpl::LlamaRMSNormImpl(int64_t dim, double eps) : eps(eps) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+torch::Tensor LlamaRMSNormImpl::forward(const torch::Tensor& x) {
+  auto variance = x.to(torch::kFloat).pow(2).mean(-1, /*keepdim=*/true);
+  auto h = x * torch::rsqrt(variance + eps);  // promotes to fp32
+  if (weight.scalar_type() == torch::kHalf || weight.scalar_type() == torch::kBFloat16) h = h.to(weight.scalar_type());
+  return weight * h;
+}
+
+LlamaRotaryEmbeddingImpl::LlamaRotaryEmbeddingImpl(int64_t head_dim, double base) {
+  inv_freq = register_buffer("inv_freq", rope_inv_freq(head_dim, base));
+}
+
+void LlamaRotaryEmbeddingImpl::to(torch::Device device, torch::Dtype, bool non_blocking) {
+  torch::nn::Module::to(device, non_blocking);
+}
+
+void LlamaRotaryEmbeddingImpl::to(torch::Dtype, bool) {}
+
+LlamaAttentionImpl::LlamaAttentionImpl(const LlamaConfig& c)
+    : num_heads(c.num_attention_heads), num_kv_heads(c.num_key_value_heads), head_dim(c.head_dim()) {
+  q_proj = register_module("q_proj", linear(c.hidden_size, num_heads * head_dim));
+  k_proj = register_module("k_proj", linear(c.hidden_size, num_kv_heads * head_dim));
+  v_proj = register_module("v_proj", linear(c.hidden_size, num_kv_heads * head_dim));
+  o_proj = register_module("o_proj", linear(num_heads * head_dim, c.hidden_size));
+  rotary_emb = register_module("rotary_emb", LlamaRotaryEmbedding(head_dim, c.rope_theta));
+}
+
+torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                          const torch::Tensor& mask, torch::Tensor* past_k, torch::Tensor* past_v) {
+  const auto B = x.size(0), L = x.size(1);
+  auto q = q_proj(x).view({B, L, num_heads, head_dim}).transpose(1, 2);     // [B,H,L,Dh]
+  auto k = k_proj(x).view({B, L, num_kv_heads, head_dim}).transpose(1, 2);  // [B,Hkv,L,Dh]
+  auto v = v_proj(x).view({B, L, num_kv_heads, head_dim}).transpose(1, 2);
+  q = q * cos + rotate_half(q) * sin;
+  k = k * cos + rotate_half(k) * sin;
+  if (past_k) {
+    if (past_k->defined()) {
+      k = torch::cat({*past_k, k}, 2);  // [B,Hkv,T,Dh]
+      v = torch::cat({*past_v, v}, 2);
+    }
+    *past_k = k;
+    *past_v = v;
+  }
+  if (num_kv_heads != num_heads) {  // grouped-query attention: each kv head serves H/Hkv query heads
+    k = k.repeat_interleave(num_heads / num_kv_heads, 1);
+    v = v.repeat_interleave(num_heads / num_kv_heads, 1);
+  }
+  auto s = torch::matmul(q, k.transpose(2, 3)) / std::sqrt(static_cast<double>(head_dim));  // [B,H,L,T]
+  if (mask.defined()) {
+    // The clamp turns the -inf of doubly masked entries back into finfo.min, so fully masked query
+    // rows (left padding) attend uniformly to all keys, as in the original.
+    s = (s + mask).clamp_min(finfo_min(s.scalar_type()));
+  }
+  auto p = torch::softmax(s, -1, torch::kFloat).to(q.scalar_type());
+  auto o = torch::matmul(p, v).transpose(1, 2).reshape({B, L, num_heads * head_dim});  // [B,L,D]
+  return o_proj(o);
+}
+
+LlamaMLPImpl::LlamaMLPImpl(const LlamaConfig& c) {
+  gate_proj = register_module("gate_proj", linear(c.hidden_size, c.intermediate_size));
+  up_proj = register_module("up_proj", linear(c.hidden_size, c.intermediate_size));
+  down_proj = register_module("down_proj", linear(c.intermediate_size, c.hidden_size));
+}
+
+torch::Tensor LlamaMLPImpl::forward(const torch::Tensor& x) { return down_proj(F::silu(gate_proj(x)) * up_proj(x)); }
+
+LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const LlamaConfig& c) {
+  self_attn = register_module("self_attn", LlamaAttention(c));
+  mlp = register_module("mlp", LlamaMLP(c));
+  input_layernorm = register_module("input_layernorm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps));
+  post_attention_layernorm = register_module("post_attention_layernorm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+torch::Tensor LlamaDecoderLayerImpl::forward(const torch::Tensor& h, const torch::Tensor& cos, const torch::Tensor& sin,
+                                             const torch::Tensor& mask, torch::Tensor* past_k, torch::Tensor* past_v) {
+  auto x = h + self_attn(input_layernorm(h), cos, sin, mask, past_k, past_v);
+  return x + mlp(post_attention_layernorm(x));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model
+
+torch::Tensor llama_decoder_mask(const torch::Tensor& attention_mask, int64_t L, torch::Dtype dtype) {
+  const auto B = attention_mask.size(0), T = attention_mask.size(1), past = T - L;
+  const double mn = finfo_min(dtype);
+  auto opts = torch::TensorOptions().dtype(dtype).device(attention_mask.device());
+  auto mask = torch::zeros({B, 1, L, T}, opts).masked_fill((attention_mask != 1).view({B, 1, 1, T}), mn);
+  if (L > 1) {
+    auto i = torch::arange(L, opts.dtype(torch::kLong)).view({L, 1});
+    auto j = torch::arange(T, opts.dtype(torch::kLong)).view({1, T});
+    mask = mask + torch::zeros({L, T}, opts).masked_fill(j > i + past, mn);  // min + min = -inf, as in HF
+  }
+  return mask;
+}
+
+LlamaModelImpl::LlamaModelImpl(const LlamaConfig& c) : config(c) {
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(LlamaDecoderLayer(c));
+  norm = register_module("norm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+std::pair<torch::Tensor, torch::Tensor> LlamaModelImpl::rope_at(const torch::Tensor& position_ids, int64_t seq_len,
+                                                                torch::Dtype dtype) {
+  const auto device = position_ids.device();
+  if (!rope_cos_.defined() || rope_cos_.size(0) < seq_len || rope_cos_.device() != device) {
+    auto t = torch::arange(std::max(config.max_position_embeddings, seq_len), torch::kFloat);
+    auto freqs = torch::outer(t, rope_inv_freq(config.head_dim(), config.rope_theta));  // [T,Dh/2]
+    auto emb = torch::cat({freqs, freqs}, -1);                                          // [T,Dh]
+    rope_cos_ = emb.cos().to(device);
+    rope_sin_ = emb.sin().to(device);
+  }
+  const auto B = position_ids.size(0), L = position_ids.size(1), Dh = config.head_dim();
+  auto flat = position_ids.reshape({-1});
+  auto cos = rope_cos_.index_select(0, flat).view({B, 1, L, Dh}).to(dtype);
+  auto sin = rope_sin_.index_select(0, flat).view({B, 1, L, Dh}).to(dtype);
+  return {cos, sin};
+}
+
+torch::Tensor LlamaModelImpl::forward(const LlamaInputs& in) {
+  if (in.input_ids.defined() == in.inputs_embeds.defined())
+    fail("LlamaModel: pass exactly one of input_ids and inputs_embeds");
+  const auto dtype = embed_tokens->weight.scalar_type();
+  auto h = in.input_ids.defined() ? embed_tokens(in.input_ids) : in.inputs_embeds.to(dtype);  // [B,L,D]
+  if (h.dim() != 3 || h.size(2) != config.hidden_size)
+    fail("LlamaModel: inputs must be [B,L] ids or [B,L,{}] embeddings, got {}", config.hidden_size,
+         fmt::join(h.sizes(), "x"));
+  const auto B = h.size(0), L = h.size(1);
+  const int64_t past = in.cache ? in.cache->length() : 0;
+
+  // Quirk of the original: positions are arange(past, past+L) for every row, whatever the padding.
+  auto position_ids = in.position_ids.defined()
+                          ? in.position_ids
+                          : torch::arange(past, past + L, torch::dtype(torch::kLong).device(h.device()))
+                                .unsqueeze(0)
+                                .expand({B, L});
+  if (position_ids.sizes() != torch::IntArrayRef({B, L}))
+    fail("LlamaModel: position_ids must be [{}, {}], got {}", B, L, fmt::join(position_ids.sizes(), "x"));
+  auto attention_mask =
+      in.attention_mask.defined() ? in.attention_mask : torch::ones({B, past + L}, torch::dtype(torch::kLong).device(h.device()));
+  if (attention_mask.sizes() != torch::IntArrayRef({B, past + L}))
+    fail("LlamaModel: attention_mask must be [{}, {}] (cached + new tokens), got {}", B, past + L,
+         fmt::join(attention_mask.sizes(), "x"));
+
+  auto mask = llama_decoder_mask(attention_mask, L, dtype);  // [B,1,L,past+L]
+  auto [cos, sin] = rope_at(position_ids, past + L, dtype);  // [B,1,L,Dh]
+  if (in.cache && in.cache->empty()) {
+    in.cache->keys.resize(layers->size());
+    in.cache->values.resize(layers->size());
+  }
+  for (size_t i = 0; i < layers->size(); ++i) {
+    auto* pk = in.cache ? &in.cache->keys[i] : nullptr;
+    auto* pv = in.cache ? &in.cache->values[i] : nullptr;
+    h = layers[i]->as<LlamaDecoderLayer>()->forward(h, cos, sin, mask, pk, pv);
+  }
+  return norm(h);
+}
+
+LlamaForCausalLMImpl::LlamaForCausalLMImpl(const LlamaConfig& c) {
+  model = register_module("model", LlamaModel(c));
+  lm_head = register_module("lm_head", linear(c.hidden_size, c.vocab_size));
+}
+
+LlamaOutput LlamaForCausalLMImpl::forward(const LlamaInputs& in) {
+  auto h = model(in);  // [B,L,D]
+  if (in.last_logits_only) {
+    if (in.labels.defined()) fail("LlamaForCausalLM: labels need the logits of every position");
+    h = h.narrow(1, h.size(1) - 1, 1);
+  }
+  LlamaOutput out;
+  out.logits = lm_head(h);
+  if (in.labels.defined()) {
+    const auto V = out.logits.size(-1);
+    if (in.labels.sizes() != out.logits.sizes().slice(0, 2))
+      fail("LlamaForCausalLM: labels must be [{}], got {}", fmt::join(out.logits.sizes().slice(0, 2), "x"),
+           fmt::join(in.labels.sizes(), "x"));
+    // Loss in fp32, as autocast computes it in the original's training.
+    auto shift_logits = out.logits.narrow(1, 0, out.logits.size(1) - 1).to(torch::kFloat).reshape({-1, V});
+    auto shift_labels = in.labels.narrow(1, 1, in.labels.size(1) - 1).reshape({-1});
+    out.loss = F::cross_entropy(shift_logits, shift_labels, F::CrossEntropyFuncOptions().ignore_index(-100));
+  }
+  return out;
+}
+
+torch::Tensor LlamaForCausalLMImpl::embed(const torch::Tensor& input_ids) { return model->embed_tokens(input_ids); }
+
+torch::Dtype LlamaForCausalLMImpl::dtype() const { return lm_head->weight.scalar_type(); }
+
+torch::Device LlamaForCausalLMImpl::device() const { return lm_head->weight.device(); }
+
+}  // namespace cb

@@ -1,0 +1,155 @@
+// LLaMA / Vicuna as Hugging Face transformers 4.28 `LlamaForCausalLM` (ChatBridge's
+// `chatbridge/models/modeling_llama.py` copy): same module tree and state-dict names
+// (`model.embed_tokens.weight`, `model.layers.{i}.self_attn.{q,k,v,o}_proj.weight`,
+// `model.layers.{i}.self_attn.rotary_emb.inv_freq`, `model.layers.{i}.mlp.{gate,up,down}_proj.weight`,
+// `model.layers.{i}.{input,post_attention}_layernorm.weight`, `model.norm.weight`, `lm_head.weight`),
+// same numerics (mask arithmetic, fp32 RMSNorm and softmax, rotate-half RoPE).
+// The compute dtype is the dtype of the weights (fp32, bf16, or fp16 on CUDA).
+#pragma once
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cb {
+
+struct LlamaConfig {
+  int64_t vocab_size = 32000;
+  int64_t hidden_size = 4096;
+  int64_t intermediate_size = 11008;
+  int64_t num_hidden_layers = 32;
+  int64_t num_attention_heads = 32;
+  int64_t num_key_value_heads = 32;  // = num_attention_heads when config.json has no such key
+  double rms_norm_eps = 1e-6;
+  int64_t max_position_embeddings = 2048;
+  double rope_theta = 10000.0;
+  // transformers 4.28 LlamaConfig defaults; a JSON null means "none".
+  std::optional<int64_t> pad_token_id = 0, bos_token_id = 1, eos_token_id = 2;
+
+  int64_t head_dim() const { return hidden_size / num_attention_heads; }
+
+  // From a parsed HF config.json object; `source` names it in errors. Rejects what this
+  // implementation does not do (other activations, tied embeddings, rope scaling).
+  static LlamaConfig from_json(const nlohmann::json& j, const std::string& source = "llama config");
+  static LlamaConfig from_file(const std::filesystem::path& config_json);
+};
+
+// Per-layer keys/values of the tokens seen so far, [B, H_kv, T, head_dim] each (before the GQA
+// repeat). Grows by concatenation every step (O(T^2) copying over a generation; fine for the
+// hundreds of tokens ChatBridge generates, a preallocated buffer would remove it).
+struct LlamaKVCache {
+  std::vector<torch::Tensor> keys, values;
+  int64_t length() const { return keys.empty() ? 0 : keys.front().size(2); }
+  bool empty() const { return keys.empty(); }
+};
+
+// x·rsqrt(mean(x²)+eps) in fp32, cast back to the weight dtype if that is fp16/bf16, times weight.
+struct LlamaRMSNormImpl : torch::nn::Module {
+  LlamaRMSNormImpl(int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight;
+  double eps;
+};
+TORCH_MODULE(LlamaRMSNorm);
+
+// Holds only the persistent `inv_freq` buffer (state-dict compatibility). It stays fp32 whatever
+// dtype the model is cast to, as in the original (created with an explicit .float()).
+// The cos/sin tables live in LlamaModel, shared by all layers.
+struct LlamaRotaryEmbeddingImpl : torch::nn::Module {
+  LlamaRotaryEmbeddingImpl(int64_t head_dim, double base);
+  using torch::nn::Module::to;
+  void to(torch::Device device, torch::Dtype dtype, bool non_blocking = false) override;
+  void to(torch::Dtype dtype, bool non_blocking = false) override;
+  torch::Tensor inv_freq;  // [head_dim/2] fp32
+};
+TORCH_MODULE(LlamaRotaryEmbedding);
+
+struct LlamaAttentionImpl : torch::nn::Module {
+  explicit LlamaAttentionImpl(const LlamaConfig& c);
+  // x [B,L,D]; cos/sin [B,1,L,Dh] (gathered at the positions); mask additive [B,1,L,T] or undefined;
+  // past_k/past_v: this layer's cache slots or null (no cache); an undefined slot is empty; the slot
+  // is replaced by the keys/values extended with this call's.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                        const torch::Tensor& mask, torch::Tensor* past_k, torch::Tensor* past_v);
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  LlamaRotaryEmbedding rotary_emb{nullptr};
+  int64_t num_heads, num_kv_heads, head_dim;
+};
+TORCH_MODULE(LlamaAttention);
+
+struct LlamaMLPImpl : torch::nn::Module {
+  explicit LlamaMLPImpl(const LlamaConfig& c);
+  torch::Tensor forward(const torch::Tensor& x);  // down(silu(gate(x)) * up(x))
+  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(LlamaMLP);
+
+struct LlamaDecoderLayerImpl : torch::nn::Module {
+  explicit LlamaDecoderLayerImpl(const LlamaConfig& c);
+  torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& cos, const torch::Tensor& sin,
+                        const torch::Tensor& mask, torch::Tensor* past_k, torch::Tensor* past_v);
+  LlamaAttention self_attn{nullptr};
+  LlamaMLP mlp{nullptr};
+  LlamaRMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+};
+TORCH_MODULE(LlamaDecoderLayer);
+
+// What one forward consumes. Exactly one of input_ids / inputs_embeds.
+struct LlamaInputs {
+  torch::Tensor input_ids;       // [B,L] int64
+  torch::Tensor inputs_embeds;   // [B,L,D] (cast to the compute dtype)
+  torch::Tensor attention_mask;  // [B,past+L], 1 = attend; undefined = all ones
+  torch::Tensor position_ids;    // [B,L]; undefined = arange(past, past+L) for every row (NOT from the mask)
+  torch::Tensor labels;          // [B,L] int64, -100 ignored; gives `loss`
+  LlamaKVCache* cache = nullptr;  // read, then extended in place with this call's keys/values
+  bool last_logits_only = false;  // lm_head on the last position only (decoding)
+};
+
+struct LlamaOutput {
+  torch::Tensor logits;  // [B,L,V] (or [B,1,V]) in the compute dtype
+  torch::Tensor loss;    // 0-dim fp32: mean CE of logits[:, :-1] vs labels[:, 1:]; undefined without labels
+};
+
+// Additive decoder mask of HF 4.28 (`_prepare_decoder_attention_mask`): finfo(dtype).min above the
+// causal diagonal (only when L > 1) plus finfo.min where attention_mask != 1; the sum of both
+// overflows to -inf. attention_mask [B,T] with T = past+L -> [B,1,L,T].
+torch::Tensor llama_decoder_mask(const torch::Tensor& attention_mask, int64_t L, torch::Dtype dtype);
+
+struct LlamaModelImpl : torch::nn::Module {
+  explicit LlamaModelImpl(const LlamaConfig& c);
+  // Final-normed hidden states [B,L,D].
+  torch::Tensor forward(const LlamaInputs& in);
+  // cos/sin [B,1,L,Dh] in `dtype` at `position_ids` [B,L]; the tables cover at least
+  // max(max_position_embeddings, seq_len) positions (grown on demand, as HF does).
+  std::pair<torch::Tensor, torch::Tensor> rope_at(const torch::Tensor& position_ids, int64_t seq_len,
+                                                  torch::Dtype dtype);
+
+  torch::nn::Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  LlamaRMSNorm norm{nullptr};
+  LlamaConfig config;
+
+ private:
+  // HF's non-persistent cos_cached/sin_cached [T,Dh] fp32, computed from the config formula
+  // (1/theta^(2i/Dh)) like the original, not from the loaded inv_freq buffers.
+  torch::Tensor rope_cos_, rope_sin_;
+};
+TORCH_MODULE(LlamaModel);
+
+struct LlamaForCausalLMImpl : torch::nn::Module {
+  explicit LlamaForCausalLMImpl(const LlamaConfig& c);
+  LlamaOutput forward(const LlamaInputs& in);
+  torch::Tensor embed(const torch::Tensor& input_ids);  // embed_tokens(ids)
+  torch::Dtype dtype() const;                             // compute dtype (= weight dtype)
+  torch::Device device() const;
+  const LlamaConfig& config() const { return model->config; }
+
+  LlamaModel model{nullptr};
+  torch::nn::Linear lm_head{nullptr};
+};
+TORCH_MODULE(LlamaForCausalLM);
+
+}  // namespace cb
