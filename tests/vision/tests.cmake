@@ -1,0 +1,2 @@
+cb_add_test(test_eva_vit LABELS golden SOURCES vision/test_eva_vit.cpp LIBS cb_models)
+cb_add_test(test_qformer LABELS golden SOURCES vision/test_qformer.cpp LIBS cb_models)
