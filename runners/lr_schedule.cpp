@@ -44,17 +44,34 @@ double LinearWarmupCosineLr::lr_at(int64_t epoch, int64_t step) const {
          c_.min_lr;
 }
 
-LinearWarmupStepLr::LinearWarmupStepLr(const LrScheduleConfig& c) : c_(resolved(c)) {}
+LinearWarmupStepLr::LinearWarmupStepLr(const LrScheduleConfig& c) : c_(resolved(c)) {
+  if (!c_.decay_rate && c_.max_epoch > 1) fail("linear_warmup_step_lr: run.lr_decay_rate is required");
+}
 
 double LinearWarmupStepLr::lr_at(int64_t epoch, int64_t step) const {
   if (epoch == 0) return warmup_lr(step, c_.warmup_steps, c_.warmup_start_lr, c_.init_lr);
-  return std::max(c_.min_lr, c_.init_lr * std::pow(c_.decay_rate, double(epoch)));
+  return std::max(c_.min_lr, c_.init_lr * std::pow(c_.decay_rate.value_or(1.0), double(epoch)));
+}
+
+LrScheduleConfig lr_schedule_config(const Config& run, std::optional<int64_t> loader_len) {
+  LrScheduleConfig c;
+  c.init_lr = run.get<double>("init_lr");
+  c.min_lr = run.get<double>("min_lr");
+  c.max_epoch = run.get<int64_t>("max_epoch");
+  c.warmup_start_lr = run.get<double>("warmup_lr", -1.0);
+  c.warmup_steps = run.get<int64_t>("warmup_steps", 0);
+  c.decay_rate = run.get_optional<double>("lr_decay_rate");
+  c.iters_per_epoch = run.get_optional<int64_t>("iters_per_epoch").value_or(loader_len.value_or(10000));
+  return c;
 }
 
 std::unique_ptr<LrScheduler> make_lr_scheduler(const std::string& name, const LrScheduleConfig& c) {
-  if (name == "linear_warmup_cosine_lr") return std::make_unique<LinearWarmupCosineLr>(c);
-  if (name == "linear_warmup_step_lr") return std::make_unique<LinearWarmupStepLr>(c);
-  fail("run.lr_sched: unknown lr scheduler '{}' (known: linear_warmup_cosine_lr, linear_warmup_step_lr)", name);
+  return registry::get<Kind::lr_scheduler>(name)(c);
 }
+
+CB_REGISTER(lr_scheduler, "linear_warmup_cosine_lr",
+            [](const LrScheduleConfig& c) { return std::make_unique<LinearWarmupCosineLr>(c); });
+CB_REGISTER(lr_scheduler, "linear_warmup_step_lr",
+            [](const LrScheduleConfig& c) { return std::make_unique<LinearWarmupStepLr>(c); });
 
 }  // namespace cb

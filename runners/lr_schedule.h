@@ -5,8 +5,13 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+
+#include "framework/config.h"
+#include "framework/registry.h"
 
 namespace cb {
 
@@ -18,8 +23,13 @@ struct LrScheduleConfig {
   int64_t warmup_steps = 0;
   int64_t max_epoch = 0;
   int64_t iters_per_epoch = 0;
-  double decay_rate = 1;        // run.lr_decay_rate, step schedule only
+  std::optional<double> decay_rate;  // run.lr_decay_rate (None if absent), step schedule only
 };
+
+// What RunnerBase.lr_scheduler reads from the `run:` section: init_lr, min_lr, max_epoch (required),
+// warmup_lr (-1), warmup_steps (0), lr_decay_rate (None), and iters_per_epoch from run.iters_per_epoch,
+// else `loader_len` (len of the train loader, when it has one), else 10000.
+LrScheduleConfig lr_schedule_config(const Config& run, std::optional<int64_t> loader_len = std::nullopt);
 
 class LrScheduler {
  public:
@@ -41,6 +51,7 @@ class LinearWarmupCosineLr : public LrScheduler {
 };
 
 // Linear warmup during epoch 0, then init_lr * decay_rate^epoch (floored at min_lr) per epoch.
+// decay_rate is required when there is more than one epoch (the original crashes on None there).
 class LinearWarmupStepLr : public LrScheduler {
  public:
   explicit LinearWarmupStepLr(const LrScheduleConfig& c);
@@ -52,5 +63,10 @@ class LinearWarmupStepLr : public LrScheduler {
 
 // Builds the scheduler registered under `name` (run.lr_sched); fails on an unknown name.
 std::unique_ptr<LrScheduler> make_lr_scheduler(const std::string& name, const LrScheduleConfig& c);
+
+template <>
+struct FactoryOf<Kind::lr_scheduler> {
+  using type = std::function<std::unique_ptr<LrScheduler>(const LrScheduleConfig&)>;
+};
 
 }  // namespace cb

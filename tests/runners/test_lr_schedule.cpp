@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "framework/config.h"
 #include "framework/error.h"
 #include "runners/lr_schedule.h"
 #include "tests/support/golden.h"
@@ -82,6 +83,31 @@ TEST_CASE("lr_schedule: linear_warmup_step_lr decays per epoch and floors at min
   CHECK(s->lr_at(1, 999) == 5e-5);
   CHECK(s->lr_at(2, 0) == 3e-5);     // 2.5e-5 floored
   CHECK_THROWS_AS(cb::make_lr_scheduler("cosine", c), cb::Error);
+  c.decay_rate.reset();  // run.lr_decay_rate absent: the original crashes in epoch 1
+  CHECK_THROWS_AS(cb::make_lr_scheduler("linear_warmup_step_lr", c), cb::Error);
+}
+
+TEST_CASE("lr_schedule: run config values and their defaults") {
+  auto run = [](const std::string& yaml) { return cb::Config(cb::parse_yaml(yaml, "run.yaml"), "run.yaml"); };
+  auto c = cb::lr_schedule_config(
+      run("init_lr: 1e-4\nmin_lr: 1e-5\nwarmup_lr: 1e-6\nmax_epoch: 20\nwarmup_steps: 5000\n"
+          "iters_per_epoch: 10000\nlr_decay_rate: 0.9\n"),
+      123);
+  CHECK(c.init_lr == 1e-4);
+  CHECK(c.min_lr == 1e-5);
+  CHECK(c.warmup_start_lr == 1e-6);
+  CHECK(c.max_epoch == 20);
+  CHECK(c.warmup_steps == 5000);
+  CHECK(c.iters_per_epoch == 10000);  // the run key wins over the loader length
+  CHECK(c.decay_rate == 0.9);
+  auto d = cb::lr_schedule_config(run("init_lr: 3\nmin_lr: 0\nmax_epoch: 2\n"), 77);
+  CHECK(d.init_lr == 3.0);
+  CHECK(d.warmup_start_lr == -1);
+  CHECK(d.warmup_steps == 0);
+  CHECK(!d.decay_rate);
+  CHECK(d.iters_per_epoch == 77);
+  CHECK(cb::lr_schedule_config(run("init_lr: 3\nmin_lr: 0\nmax_epoch: 2\n")).iters_per_epoch == 10000);
+  CHECK_THROWS_AS(cb::lr_schedule_config(run("min_lr: 0\nmax_epoch: 2\n")), cb::Error);
 }
 
 TEST_CASE("lr_schedule: step() sets every param group of the optimizer") {
