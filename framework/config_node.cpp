@@ -78,11 +78,14 @@ ConfigNode convert(const YAML::Node& y, const std::string& source) {
   ConfigNode n;
   n.source = source;
   n.line = y.Mark().line >= 0 ? y.Mark().line + 1 : 0;
+  const std::string& tag = y.Tag();
+  if (y.Type() != YAML::NodeType::Scalar && !tag.empty() && tag != "?" && tag != "!" &&
+      tag != "tag:yaml.org,2002:seq" && tag != "tag:yaml.org,2002:map")
+    fail("{}: unsupported YAML tag '{}'", n.where(), tag);
   switch (y.Type()) {
     case YAML::NodeType::Undefined:
     case YAML::NodeType::Null: return n;
     case YAML::NodeType::Scalar: {
-      const std::string& tag = y.Tag();
       if (tag == "!" || tag == "tag:yaml.org,2002:str") {  // quoted, or explicitly a string
         n.type = ConfigNode::Type::string, n.string = y.Scalar();
         return n;
@@ -153,6 +156,7 @@ void emit(YAML::Emitter& out, const ConfigNode& n) {
       if (retypes_as_plain(n.string)) out << YAML::DoubleQuoted;
       out << n.string;
       return;
+    case ConfigNode::Type::null: out << YAML::Null; return;
     default: out << scalar_text(n); return;
   }
 }
