@@ -7,15 +7,10 @@
 #include <nlohmann/json.hpp>
 
 #include "framework/error.h"
+#include "framework/text/python_str.h"
 
 namespace cb {
 namespace {
-
-// Python's str.isspace() set, which str.strip() removes.
-bool is_python_space(char32_t c) {
-  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
-}
 
 // Code point of the well-formed UTF-8 character starting at s[i] and its length (1 for a stray byte).
 std::pair<char32_t, size_t> code_point_at(std::string_view s, size_t i) {
@@ -31,10 +26,11 @@ std::pair<char32_t, size_t> code_point_at(std::string_view s, size_t i) {
   return {c, n};
 }
 
+// str.lstrip() / str.rstrip() on UTF-8 (stray bytes count as non-space characters).
 std::string_view lstrip(std::string_view s) {
   while (!s.empty()) {
     auto [c, n] = code_point_at(s, 0);
-    if (!is_python_space(c)) break;
+    if (!pystr::is_space(c)) break;
     s.remove_prefix(n);
   }
   return s;
@@ -45,7 +41,7 @@ std::string_view rstrip(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
     auto [c, n] = code_point_at(s, i);
     i += n;
-    if (!is_python_space(c)) end = i;
+    if (!pystr::is_space(c)) end = i;
   }
   return s.substr(0, end);
 }
