@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "framework/checkpoint/load.h"
+#include "framework/checkpoint/torch_load.h"
 #include "framework/error.h"
 
 namespace cb {
@@ -32,6 +34,24 @@ torch::Tensor activate(const std::string& name, const torch::Tensor& x) {
 
 torch::nn::LayerNorm make_layer_norm(int64_t dim) {  // torch.nn.LayerNorm defaults (eps 1e-5, affine)
   return torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-5));
+}
+
+// The scalar leaves of a pickled cfg dict as JSON (nested containers are not BEATs settings).
+nlohmann::json cfg_to_json(const pickle::Value& dict, const std::string& source) {
+  using pickle::Kind;
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [k, v] : dict.entries) {
+    if (k->kind != Kind::Str) fail("{}: cfg has a non-string key", source);
+    switch (v->kind) {
+      case Kind::Bool: out[k->s] = v->b; break;
+      case Kind::Int: out[k->s] = v->i; break;
+      case Kind::Float: out[k->s] = v->f; break;
+      case Kind::Str: out[k->s] = v->s; break;
+      case Kind::None: out[k->s] = nullptr; break;
+      default: break;
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -265,6 +285,17 @@ void load_beats_state_dict(BEATs& model, const StateDict& sd, const std::string&
     }
   }
   load_state_dict(*model, full, /*strict=*/true, source, prefix);
+}
+
+BEATs load_beats_checkpoint(const std::filesystem::path& path) {
+  const std::string source = path.string();
+  const auto obj = torch_load(path);
+  const auto* cfg = obj.root->is_dict() ? obj.root->get("cfg") : nullptr;
+  if (!cfg || !cfg->is_dict()) fail("{}: not a BEATs checkpoint (no 'cfg' dict at the root)", source);
+  BEATs model(BEATsConfig::from_json(cfg_to_json(*cfg, source), source + " cfg"));
+  load_beats_state_dict(model, load_state_dict_file(path, "model"), source);
+  model->eval();
+  return model;
 }
 
 }  // namespace cb
