@@ -1,0 +1,30 @@
+// The registry kind `processor` (the original's @registry.register_processor classes, built from a
+// `{name: ..., <args>}` sub-config with `from_config`). A processor is one callable: text processors
+// map a string to a string, media processors map a tensor (what the original's __call__ receives,
+// e.g. an HWC uint8 RGB image) to a tensor. Exactly one of the two is set.
+#pragma once
+#include <torch/torch.h>
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "framework/config.h"
+#include "framework/registry.h"
+
+namespace cb {
+
+struct Processor {
+  std::function<std::string(std::string_view)> text;
+  std::function<torch::Tensor(const torch::Tensor&)> media;
+};
+
+template <>
+struct FactoryOf<Kind::processor> {
+  using type = std::function<Processor(const Config&)>;
+};
+
+// registry::get<Kind::processor>(cfg.get<std::string>("name"))(cfg), failing on an unknown name.
+Processor make_processor(const Config& cfg);
+
+}  // namespace cb
