@@ -13,7 +13,7 @@ namespace {
 
 // Protobuf wire format (https://protobuf.dev/programming-guides/encoding/): a message is a sequence
 // of (tag varint = field << 3 | wire type, value). Every read checks the remaining length.
-enum WireType { kVarint = 0, kFixed64 = 1, kLengthDelimited = 2, kStartGroup = 3, kEndGroup = 4, kFixed32 = 5 };
+enum WireType { kVarint = 0, kFixed64 = 1, kLengthDelimited = 2, kFixed32 = 5 };  // groups (3, 4) are unused by sentencepiece
 
 class WireReader {
  public:
