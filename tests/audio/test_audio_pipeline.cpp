@@ -75,7 +75,7 @@ TEST_CASE("beats golden: decode, resample, fbank, normalise/pad/slice, BEATs.pre
   check_close(torch::cat(slices), f.get("input.fbank"), tol::fbank_norm, "beats input.fbank (AudioMapper output)");
 }
 
-TEST_CASE("audio decoding from a file equals decoding from memory; AudioMapper finds <id>.wav") {
+TEST_CASE("audio decoding from a file equals decoding from memory, and AudioMapper finds <id>.wav") {
   Fixture f("beats");
   auto bytes = wav_bytes(f, 0);
   auto path = scratch("clip.wav");
@@ -114,8 +114,9 @@ TEST_CASE("corrupt, truncated, random and empty audio raise cb::Error naming the
   for (auto& b : noise) b = uint8_t(gen());
   expect_error([&] { cb::decode_audio_bytes(noise.data(), noise.size(), "noise.bin"); }, "noise.bin");
   // A valid header followed by garbage where the samples should be and a cut: still an error.
-  std::vector<uint8_t> garbled(bytes.begin(), bytes.begin() + 44);
-  garbled.insert(garbled.end(), noise.begin(), noise.end());
+  std::vector<uint8_t> garbled(44 + noise.size());
+  std::copy_n(bytes.begin(), 44, garbled.begin());
+  std::copy(noise.begin(), noise.end(), garbled.begin() + 44);
   expect_error([&] { cb::decode_audio_bytes(garbled.data(), garbled.size(), "garbled.wav"); }, "garbled.wav");
 
   auto empty = scratch("empty.wav");

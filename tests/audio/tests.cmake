@@ -1,2 +1,2 @@
 cb_add_test(test_beats LABELS golden SOURCES audio/test_beats.cpp LIBS cb_models)
-cb_add_test(test_audio_pipeline LABELS golden unit SOURCES audio/test_audio_pipeline.cpp LIBS cb_datasets)
+cb_add_test(test_audio_pipeline LABELS golden SOURCES audio/test_audio_pipeline.cpp LIBS cb_datasets)
