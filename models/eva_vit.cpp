@@ -2,8 +2,9 @@
 
 #include <cmath>
 
-#include "framework/error.h"
 #include "framework/activation_checkpoint.h"
+#include "framework/checkpoint/load.h"
+#include "framework/error.h"
 #include "framework/logging.h"
 #include "framework/torch_compat.h"
 
@@ -162,6 +163,10 @@ LoadReport load_eva_vit_state_dict(VisionTransformer& model, const StateDict& sd
   spdlog::info("EVA ViT: loaded {} tensors from {} ({} missing, {} ignored)", report.loaded, source,
                report.missing.size(), report.unexpected.size());
   return report;
+}
+
+LoadReport load_eva_vit_checkpoint(VisionTransformer& model, const std::filesystem::path& path) {
+  return load_eva_vit_state_dict(model, load_state_dict_file(path), path.string());
 }
 
 void apply_vit_precision(VisionTransformer& model, const std::string& precision, const torch::Device& device) {

@@ -5,6 +5,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <filesystem>
 #include <string>
 
 #include "framework/checkpoint/state_dict.h"
@@ -94,6 +95,9 @@ torch::Tensor interpolate_pos_embed(const torch::Tensor& ckpt_pos_embed, int64_t
 // interpolate `pos_embed` to the model's grid, then load non-strictly (extra blocks of the 40-block
 // checkpoint and any other unknown key are ignored; values are cast to the model's dtypes).
 LoadReport load_eva_vit_state_dict(VisionTransformer& model, const StateDict& sd, const std::string& source);
+
+// The same from the LAVIS `eva_vit_g.pth` file (a bare torch.save'd state dict, fp16 values).
+LoadReport load_eva_vit_checkpoint(VisionTransformer& model, const std::filesystem::path& path);
 
 // `vit_precision`: "fp16" casts every Linear/Conv weight and bias to fp16 as convert_weights_to_fp16 does
 // (cls_token, pos_embed, q_bias, v_bias and LayerNorms stay fp32); the forward then needs CUDA autocast,

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "framework/checkpoint/load.h"
 #include "framework/error.h"
 #include "framework/logging.h"
 
@@ -178,6 +179,8 @@ StateDict blip2_to_chatbridge_keys(const StateDict& blip2_model) {
     out.insert("image_query_tokens", out["query_tokens"]);
   return out;
 }
+
+StateDict read_blip2_checkpoint(const std::filesystem::path& path) { return load_state_dict_file(path, "model"); }
 
 LoadReport load_qformer_state_dict(Qformer& qformer, const StateDict& sd, const std::string& source) {
   auto report = load_state_dict(*qformer, strip_prefix(sd, "Qformer."), /*strict=*/false, source);

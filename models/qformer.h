@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <nlohmann/json.hpp>
+#include <filesystem>
 #include <string>
 
 #include "framework/checkpoint/state_dict.h"
@@ -145,6 +146,9 @@ torch::Tensor init_query_tokens(const BertConfig& c, int64_t num_query_token);
 // Loading the result non-strictly into ChatBridge ignores the pruned text-branch keys
 // (`Qformer.cls.*`, word/position embeddings, per-layer `intermediate`/`output`) and BLIP-2's heads.
 StateDict blip2_to_chatbridge_keys(const StateDict& blip2_model);
+
+// The `model` entry of a LAVIS BLIP-2 checkpoint (blip2_pretrained*.pth), other top-level entries ignored.
+StateDict read_blip2_checkpoint(const std::filesystem::path& path);
 
 // Loads the `Qformer.` part of a BLIP-2 (or ChatBridge) state dict into `qformer` non-strictly and
 // logs how many keys matched; keys of the pruned text branch are ignored.
