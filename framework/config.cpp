@@ -246,16 +246,22 @@ Config resolve_config(const std::filesystem::path& cfg_path, const std::vector<s
   // Model: the registered default yaml of model.arch for model_type, with the yaml's model section over it.
   const ConfigNode* model = file.find("model");
   if (!model || !model->is_map()) fail("model: missing section in {}", name);
-  Config file_cfg(file, name);
-  auto arch = file_cfg.get<std::string>("model.arch");
-  // --options model.model_type picks the base yaml (the original meant to; its lookup never matched).
-  auto type = Config(user, "--options").get_optional<std::string>("model.model_type");
-  if (!type) type = file_cfg.get<std::string>("model.model_type");
+  // model.arch / model.model_type given in --options pick the class and base yaml (the original reads
+  // them from the yaml only: its lookup of "model.model_type" in the options never matched).
+  Config file_cfg(file, name), user_cfg(user, "--options");
+  auto pick = [&](const char* key) -> std::pair<std::string, std::string> {
+    const Config& from = user_cfg.has(key) ? user_cfg : file_cfg;
+    return {from.get<std::string>(key), from.node().find("model")->find(std::string(key).substr(6))->where()};
+  };
+  auto [arch, arch_where] = pick("model.arch");
+  auto [type, type_where] = pick("model.model_type");
   std::filesystem::path base_path;
   try {
-    base_path = registry::default_config(Kind::model, arch, *type);
+    base_path = registry::default_config(Kind::model, arch, type);
   } catch (const Error& e) {
-    fail("model.arch/model_type in {}: {}", name, e.what());
+    auto known = registry::names_with_default_config(Kind::model);
+    bool known_arch = std::find(known.begin(), known.end(), arch) != known.end();
+    fail("{} in {}: {}", known_arch ? "model.model_type" : "model.arch", known_arch ? type_where : arch_where, e.what());
   }
   ConfigNode base = load_yaml_file(base_path, std::filesystem::relative(base_path, registry::resource_root()).string());
   ConfigNode over = ConfigNode::mapping(name);

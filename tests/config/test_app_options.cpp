@@ -42,7 +42,7 @@ TEST_CASE("app options parse with their defaults") {
   CHECK_THROWS_AS(parse({"--threads", "-2"}), CLI::ValidationError);
 }
 
-TEST_CASE("--log-level is honoured on rank 0; other ranks log warnings unless --log-all-ranks") {
+TEST_CASE("log level is honoured on rank 0 and other ranks log warnings unless all ranks are asked for") {
   cb::AppOptions opts;
   opts.threads = 1, opts.log_level = "debug";
   {

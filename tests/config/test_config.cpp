@@ -38,7 +38,7 @@ TEST_CASE("merge order: base model yaml < experiment yaml < --options") {
   CHECK(cfg.keys() == std::vector<std::string>{"run", "model", "preprocess"});
 }
 
-TEST_CASE("--options: a.b=v tokens and alternating key value pairs, typed like YAML") {
+TEST_CASE("options: a.b=v tokens and alternating key value pairs typed like YAML") {
   auto path = write_yaml("minimal.yaml", kMinimal);
   auto eq = cb::resolve_config(path, {"run.init_lr=3e-5", "run.amp=True", "run.train_splits=[train,val]",
                                       "run.resume_ckpt_path=null", "run.output_dir='123'", "run.seed=7"});
@@ -58,10 +58,10 @@ TEST_CASE("--options: a.b=v tokens and alternating key value pairs, typed like Y
   CHECK_THROWS_WITH(cb::options_to_node({"run..seed=2"}), Contains("empty key component"));
 }
 
-TEST_CASE("--options model.model_type picks the base yaml") {
+TEST_CASE("options: model.model_type picks the base yaml") {
   auto path = write_yaml("minimal.yaml", kMinimal);
   CHECK_THROWS_WITH(cb::resolve_config(path, {"model.model_type=pretrain_vicunaa"}),
-                    Contains("no config type 'pretrain_vicunaa'") && Contains("did you mean 'pretrain_vicuna'") &&
+                    Contains("model.model_type in --options: model 'chatbridge' has no config type 'pretrain_vicunaa'") && Contains("did you mean 'pretrain_vicuna'") &&
                         Contains("known types: pretrain_vicuna"));
 }
 
@@ -111,8 +111,10 @@ TEST_CASE("unknown keys fail with a did-you-mean") {
 
 TEST_CASE("model and datasets sections are resolved through the registry") {
   auto arch = write_yaml("arch.yaml", "model:\n  arch: mini_gpt4_tri\n  model_type: pretrain_vicuna\nrun:\n  task: x\n");
-  CHECK_THROWS_WITH(cb::resolve_config(arch, {}), Contains("model 'mini_gpt4_tri' has no registered default config") &&
-                                                     Contains("known models: chatbridge"));
+  CHECK_THROWS_WITH(cb::resolve_config(arch, {}),
+                    Contains("model.arch in ") && Contains("arch.yaml (line 2): model 'mini_gpt4_tri' has no registered "
+                                                           "default config (known models: chatbridge)"));
+  CHECK(cb::resolve_config(arch, {"model.arch=chatbridge"}).get<std::string>("model.arch") == "chatbridge");
   auto no_type = write_yaml("no_type.yaml", "model:\n  arch: chatbridge\nrun:\n  task: x\n");
   CHECK_THROWS_WITH(cb::resolve_config(no_type, {}), Contains("model.model_type: required key is missing"));
   auto no_run = write_yaml("no_run.yaml", "model:\n  arch: chatbridge\n  model_type: pretrain_vicuna\n");
