@@ -8,7 +8,20 @@
 #define CB_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
+// c10d: 2.0 split ProcessGroup into a dispatching front and per-device Backends; ProcessGroupGloo/NCCL
+// derive from ProcessGroup in 1.13 and from Backend in 2.x. Both expose the same collectives.
+namespace c10d {
+class ProcessGroup;
+class Backend;
+}  // namespace c10d
+
 namespace cb::compat {
+
+#if CB_TORCH_AT_LEAST(2, 0)
+using C10dBackend = c10d::Backend;
+#else
+using C10dBackend = c10d::ProcessGroup;
+#endif
 
 inline std::string torch_version() { return TORCH_VERSION; }
 

@@ -1,0 +1,207 @@
+#include "framework/distributed/process_group.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <cstdlib>
+
+#include "framework/error.h"
+#include "framework/torch_compat.h"
+
+// LibTorch builds (Debian's, the official archives) include Gloo; its headers come with libgloo-dev.
+#if __has_include(<gloo/config.h>)
+#ifndef USE_C10D_GLOO
+#define USE_C10D_GLOO
+#endif
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
+#ifdef USE_C10D_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+namespace cb::dist {
+
+struct ProcessGroup::Impl {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<compat::C10dBackend> backend;  // null when world size is 1
+};
+
+namespace {
+
+std::chrono::milliseconds timeout_from_env(std::chrono::milliseconds fallback) {
+  const char* s = std::getenv("CHATBRIDGE_DIST_TIMEOUT");
+  if (!s || !*s) return fallback;
+  char* end = nullptr;
+  double sec = std::strtod(s, &end);
+  if (*end || !(sec > 0)) fail("environment variable CHATBRIDGE_DIST_TIMEOUT='{}': expected seconds > 0", s);
+  return std::chrono::milliseconds(static_cast<int64_t>(sec * 1000));
+}
+
+bool is_loopback(const std::string& addr) { return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1"; }
+
+c10::intrusive_ptr<compat::C10dBackend> make_backend(const c10::intrusive_ptr<c10d::Store>& store, int rank, int world,
+                                                      const DistOptions& opts, const std::string& master_addr,
+                                                      std::string& name) {
+  std::string want = opts.backend;
+  if (want == "auto") want = opts.device.is_cuda() ? "nccl" : "gloo";
+  if (want == "nccl") {
+#ifdef USE_C10D_NCCL
+    auto o = c10d::ProcessGroupNCCL::Options::create();
+    o->timeout = opts.timeout;
+    name = "nccl";
+    return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, world, o);
+#else
+    if (opts.backend == "nccl") fail("distributed backend 'nccl': this LibTorch was built without NCCL");
+    spdlog::warn("distributed: LibTorch has no NCCL; using gloo for CUDA tensors");
+    want = "gloo";
+#endif
+  }
+  if (want != "gloo") fail("distributed backend '{}': expected auto, gloo or nccl", opts.backend);
+#ifdef USE_C10D_GLOO
+  auto o = c10d::ProcessGroupGloo::Options::create(opts.timeout);
+  if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname)
+    o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+  else if (is_loopback(master_addr))  // a single-machine job: the host name may not resolve in containers
+    o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+  else
+    o->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+  name = "gloo";
+  return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, o);
+#else
+  fail("distributed backend 'gloo': built without the Gloo headers (install libgloo-dev and rebuild)");
+#endif
+}
+
+// Flat byte tensor <-> string.
+torch::Tensor bytes_tensor(const std::string& s, int64_t size) {
+  auto t = torch::zeros({size}, torch::kUInt8);
+  std::memcpy(t.data_ptr<uint8_t>(), s.data(), s.size());
+  return t;
+}
+
+}  // namespace
+
+ProcessGroup::ProcessGroup(std::unique_ptr<Impl> impl, int rank, int world, int local_rank,
+                           std::chrono::milliseconds timeout)
+    : impl_(std::move(impl)), rank_(rank), world_(world), local_rank_(local_rank), timeout_(timeout) {}
+
+ProcessGroup::~ProcessGroup() = default;
+
+std::shared_ptr<ProcessGroup> ProcessGroup::create(c10::intrusive_ptr<c10d::Store> store, int rank, int world_size,
+                                                   int local_rank, DistOptions opts) {
+  opts.timeout = timeout_from_env(opts.timeout);
+  auto impl = std::make_unique<Impl>();
+  std::string name = "none";
+  if (world_size > 1) {
+    if (!store) fail("distributed: world size {} needs a store", world_size);
+    impl->backend = make_backend(store, rank, world_size, opts, "127.0.0.1", name);
+  }
+  impl->store = std::move(store);
+  std::shared_ptr<ProcessGroup> pg(new ProcessGroup(std::move(impl), rank, world_size, local_rank, opts.timeout));
+  pg->backend_name_ = name;
+  return pg;
+}
+
+std::shared_ptr<ProcessGroup> ProcessGroup::init(const DistEnv& env, DistOptions opts) {
+  opts.timeout = timeout_from_env(opts.timeout);
+  auto impl = std::make_unique<Impl>();
+  std::string name = "none";
+  if (env.distributed()) {
+    c10d::TCPStoreOptions so;
+    so.port = env.master_port;
+    so.timeout = opts.timeout;
+    // Under a launcher (torchrun, chatbridge-launch) the agent already hosts the store; each restart
+    // attempt gets its own key space so stale keys of a failed attempt are never read.
+    so.isServer = env.rank == 0 && !env.use_agent_store;
+    so.numWorkers = env.world_size;
+    so.waitWorkers = false;
+    c10::intrusive_ptr<c10d::Store> store;
+    try {
+      store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+    } catch (const std::exception& e) {
+      fail("distributed rendezvous at {}:{} (rank {}/{}): {}", env.master_addr, env.master_port, env.rank,
+           env.world_size, e.what());
+    }
+    if (env.use_agent_store)
+      store = c10::make_intrusive<c10d::PrefixStore>("/worker/attempt_" + std::to_string(env.restart_count), store);
+    impl->backend = make_backend(store, env.rank, env.world_size, opts, env.master_addr, name);
+    impl->store = std::move(store);
+    spdlog::info("distributed: rank {}/{} (local {}/{}) joined via {} at {}:{}, backend {}, timeout {} s", env.rank,
+                 env.world_size, env.local_rank, env.local_world_size, env.source, env.master_addr, env.master_port,
+                 name, opts.timeout.count() / 1000.0);
+  }
+  std::shared_ptr<ProcessGroup> pg(
+      new ProcessGroup(std::move(impl), env.rank, env.world_size, env.local_rank, opts.timeout));
+  pg->backend_name_ = name;
+  return pg;
+}
+
+void ProcessGroup::barrier() {
+  if (!impl_->backend) return;
+  impl_->backend->barrier()->wait();
+}
+
+void ProcessGroup::broadcast(const std::vector<torch::Tensor>& tensors, int root) {
+  if (!impl_->backend || tensors.empty()) return;
+  torch::NoGradGuard no_grad;
+  // One flat buffer per dtype, in the given order.
+  std::map<torch::ScalarType, std::vector<torch::Tensor>> by_dtype;
+  for (const auto& t : tensors) by_dtype[t.scalar_type()].push_back(t);
+  for (auto& [dtype, group] : by_dtype) {
+    std::vector<torch::Tensor> flat_parts;
+    for (const auto& t : group) flat_parts.push_back(t.detach().reshape({-1}));
+    std::vector<torch::Tensor> flat{torch::cat(flat_parts)};
+    c10d::BroadcastOptions o;
+    o.rootRank = root;
+    impl_->backend->broadcast(flat, o)->wait();
+    int64_t off = 0;
+    for (const auto& t : group) {
+      t.detach().copy_(flat[0].narrow(0, off, t.numel()).view(t.sizes()));
+      off += t.numel();
+    }
+  }
+}
+
+WaitFn ProcessGroup::all_reduce_sum_async(torch::Tensor& tensor) {
+  if (!impl_->backend) return [] {};
+  std::vector<torch::Tensor> v{tensor};
+  auto work = impl_->backend->allreduce(v);
+  return [work] { work->wait(); };
+}
+
+double ProcessGroup::all_reduce_mean(double value) {
+  if (!impl_->backend) return value;
+  auto t = torch::tensor({value}, torch::TensorOptions().dtype(torch::kFloat64).device(torch::kCPU));
+  all_reduce_sum(t);
+  return t.item<double>() / world_;
+}
+
+std::vector<std::string> ProcessGroup::all_gather(const std::string& value) {
+  if (!impl_->backend) return {value};
+  // Gloo gathers equal shapes: sizes first, then the bytes padded to the longest.
+  std::vector<torch::Tensor> size_in{torch::tensor({static_cast<int64_t>(value.size())}, torch::kInt64)};
+  std::vector<std::vector<torch::Tensor>> size_out(1);
+  for (int r = 0; r < world_; ++r) size_out[0].push_back(torch::empty({1}, torch::kInt64));
+  impl_->backend->allgather(size_out, size_in)->wait();
+  int64_t longest = 1;
+  for (const auto& s : size_out[0]) longest = std::max(longest, s.item<int64_t>());
+  std::vector<torch::Tensor> data_in{bytes_tensor(value, longest)};
+  std::vector<std::vector<torch::Tensor>> data_out(1);
+  for (int r = 0; r < world_; ++r) data_out[0].push_back(torch::empty({longest}, torch::kUInt8));
+  impl_->backend->allgather(data_out, data_in)->wait();
+  std::vector<std::string> out;
+  for (int r = 0; r < world_; ++r)
+    out.emplace_back(reinterpret_cast<const char*>(data_out[0][r].data_ptr<uint8_t>()),
+                     static_cast<size_t>(size_out[0][r].item<int64_t>()));
+  return out;
+}
+
+std::vector<nlohmann::json> ProcessGroup::all_gather_json(const nlohmann::json& value) {
+  std::vector<nlohmann::json> out;
+  for (const auto& s : all_gather(value.dump())) out.push_back(nlohmann::json::parse(s));
+  return out;
+}
+
+}  // namespace cb::dist
