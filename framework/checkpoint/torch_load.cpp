@@ -199,7 +199,29 @@ TorchObject load_legacy(const std::shared_ptr<const MappedFile>& file) {
   return obj;
 }
 
+void collect_tensors(const Value* v, const std::string& path, int depth,
+                     std::vector<std::pair<std::string, torch::Tensor>>& out) {
+  if (depth > 1000) fail("object tree nested deeper than 1000 levels at '{}'", path);
+  auto child = [&](const std::string& key) { return path.empty() ? key : path + "/" + key; };
+  if (v->kind == Kind::Tensor) {
+    out.emplace_back(path, v->tensor);
+  } else if (v->kind == Kind::List || v->kind == Kind::Tuple) {
+    for (size_t i = 0; i < v->items.size(); ++i) collect_tensors(v->items[i], child(std::to_string(i)), depth + 1, out);
+  } else if (v->kind == Kind::Dict) {
+    for (const auto& [k, x] : v->entries) {
+      std::string key = k->kind == Kind::Str ? k->s : k->kind == Kind::Int ? std::to_string(k->i) : kind_name(k->kind);
+      collect_tensors(x, child(key), depth + 1, out);
+    }
+  }
+}
+
 }  // namespace
+
+std::vector<std::pair<std::string, torch::Tensor>> tensors_in(const pickle::Value* root) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  collect_tensors(root, "", 0, out);
+  return out;
+}
 
 bool looks_like_legacy_torch(const uint8_t* data, size_t size) {
   // PROTO 2, LONG1 of 10 bytes, the magic number

@@ -27,6 +27,10 @@ struct TorchObject {
 TorchObject torch_load(const std::filesystem::path& path);
 TorchObject torch_load(std::shared_ptr<const MappedFile> file);
 
+// Every tensor in the tree under `root`, depth-first in pickle order, with its path: dict keys and
+// list/tuple indices joined by '/'. Throws on trees nested deeper than 1000 levels (or cyclic).
+std::vector<std::pair<std::string, torch::Tensor>> tensors_in(const pickle::Value* root);
+
 bool looks_like_legacy_torch(const uint8_t* data, size_t size);  // starts with the legacy magic-number pickle
 
 // A storage by key: a flat 1-d tensor of `numel` elements of `dtype`. Returning an undefined tensor

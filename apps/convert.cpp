@@ -1,0 +1,89 @@
+// chatbridge-convert: torch.save checkpoints (.pth/.pt/.bin, zip or legacy) and Hugging Face
+// directories to safetensors, and --inspect to list what a checkpoint holds.
+//
+//   chatbridge-convert blip2_pretrained.pth --entry model -o blip2.safetensors
+//   chatbridge-convert vicuna-7b/ --max-shard-size 5GB -o vicuna-7b-st/
+//   chatbridge-convert --inspect checkpoint_3.pth
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+#include "framework/app_options.h"
+#include "framework/checkpoint/convert.h"
+#include "framework/checkpoint/load.h"
+#include "framework/checkpoint/safetensors.h"
+#include "framework/checkpoint/torch_load.h"
+#include "framework/checkpoint/zip_reader.h"
+#include "framework/error.h"
+
+namespace {
+
+using Named = std::vector<std::pair<std::string, torch::Tensor>>;
+
+// What --inspect lists: a torch.save file's whole object tree (or its entry), else the state dict.
+Named inspect_tensors(const std::filesystem::path& input, const std::string& entry) {
+  if (std::filesystem::is_directory(input)) {
+    Named out;
+    for (const auto& kv : cb::load_hf_directory(input)) out.emplace_back(kv.key(), kv.value());
+    return out;
+  }
+  auto file = cb::MappedFile::open(input);
+  if (entry.empty() && (cb::looks_like_zip(file->data(), file->size()) ||
+                        cb::looks_like_legacy_torch(file->data(), file->size())))
+    return cb::tensors_in(cb::torch_load(file).root);
+  Named out;
+  for (const auto& kv : cb::load_state_dict_file(input, entry)) out.emplace_back(kv.key(), kv.value());
+  return out;
+}
+
+void inspect(const std::filesystem::path& input, const std::string& entry) {
+  uint64_t elements = 0, bytes = 0;
+  const auto tensors = inspect_tensors(input, entry);
+  for (const auto& [name, t] : tensors) {
+    std::printf("%s\t%s\t[%s]\n", name.c_str(), cb::safetensors_dtype_name(t.scalar_type()).c_str(),
+                fmt::format("{}", fmt::join(t.sizes(), ", ")).c_str());
+    elements += t.numel();
+    bytes += t.numel() * t.element_size();
+  }
+  std::printf("%zu tensors, %llu parameters, %llu bytes\n", tensors.size(), (unsigned long long)elements,
+              (unsigned long long)bytes);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Convert torch.save checkpoints and Hugging Face directories to safetensors, or inspect them"};
+  cb::AppOptions opts;
+  cb::add_app_options(app, opts);
+  std::string input, output, entry, max_shard;
+  bool inspect_only = false;
+  app.add_option("input", input, "a .pth/.pt/.bin/.safetensors file or a Hugging Face model directory")->required();
+  app.add_option("-o,--output", output,
+                 "output .safetensors file; with --max-shard-size, the output directory");
+  app.add_option("--entry", entry, "the sub-dict of the checkpoint that holds the state dict, e.g. model");
+  app.add_option("--max-shard-size", max_shard, "write Hugging Face shards of at most this size, e.g. 5GB");
+  app.add_flag("--inspect", inspect_only, "list tensor names, dtypes and shapes, and the totals");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    cb::apply_app_options(opts);
+    if (inspect_only) {
+      inspect(input, entry);
+      return 0;
+    }
+    if (output.empty()) cb::fail("no output given (-o FILE, or -o DIR with --max-shard-size)");
+    const cb::StateDict sd = std::filesystem::is_directory(input) ? cb::load_hf_directory(input)
+                                                                  : cb::load_state_dict_file(input, entry);
+    if (max_shard.empty()) {
+      cb::save_safetensors(output, sd, {{"format", "pt"}});
+      spdlog::info("wrote {} tensors to {}", sd.size(), output);
+    } else {
+      auto files = cb::save_safetensors_sharded(sd, output, cb::parse_byte_size(max_shard));
+      spdlog::info("wrote {} tensors to {} ({} files)", sd.size(), output, files.size());
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "chatbridge-convert: error: %s\n", e.what());
+    return 1;
+  }
+}
