@@ -310,7 +310,9 @@ LlamaOutput LlamaForCausalLMImpl::forward(const LlamaInputs& in) {
   return out;
 }
 
-torch::Tensor LlamaForCausalLMImpl::embed(const torch::Tensor& input_ids) { return model->embed_tokens(input_ids); }
+torch::Tensor LlamaForCausalLMImpl::embed(const torch::Tensor& input_ids) const {
+  return torch::embedding(model->embed_tokens->weight, input_ids);
+}
 
 torch::Dtype LlamaForCausalLMImpl::dtype() const { return lm_head->weight.scalar_type(); }
 

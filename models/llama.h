@@ -142,7 +142,7 @@ TORCH_MODULE(LlamaModel);
 struct LlamaForCausalLMImpl : torch::nn::Module {
   explicit LlamaForCausalLMImpl(const LlamaConfig& c);
   LlamaOutput forward(const LlamaInputs& in);
-  torch::Tensor embed(const torch::Tensor& input_ids);  // embed_tokens(ids)
+  torch::Tensor embed(const torch::Tensor& input_ids) const;  // embed_tokens(ids)
   torch::Dtype dtype() const;                             // compute dtype (= weight dtype)
   torch::Device device() const;
   const LlamaConfig& config() const { return model->config; }
