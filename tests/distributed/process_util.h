@@ -1,0 +1,23 @@
+// Child processes for the distributed integration tests.
+#pragma once
+#include <signal.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace cb::test {
+
+// Starts argv[0] with the current environment plus `env`; stdout/stderr go to `log` (appended).
+pid_t spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+            const std::filesystem::path& log);
+// Waits for the child; its exit code, or 128 + signal number.
+int wait_exit(pid_t pid);
+// A fresh empty directory under the build tree's temp area.
+std::filesystem::path fresh_dir(const std::string& name);
+std::vector<double> read_losses(const std::filesystem::path& file);
+
+}  // namespace cb::test
