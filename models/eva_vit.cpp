@@ -99,12 +99,9 @@ VisionTransformerImpl::VisionTransformerImpl(const EvaVitConfig& c) : config(c) 
   cls_token = register_parameter("cls_token", torch::zeros({1, 1, c.embed_dim}));
   pos_embed = register_parameter("pos_embed", torch::zeros({1, c.num_patches() + 1, c.embed_dim}));
   blocks = register_module("blocks", torch::nn::ModuleList());
-  for (int64_t i = 0; i < c.depth; ++i) {
-    // torch.linspace(0, drop_path_rate, depth)
-    const double dpr = c.depth > 1 ? c.drop_path_rate * static_cast<double>(i) / static_cast<double>(c.depth - 1)
-                                   : 0.0;
-    blocks->push_back(EvaBlock(c, dpr));
-  }
+  // Stochastic-depth rates as the original computes them: float32 torch.linspace(0, rate, depth).
+  const auto dpr = torch::linspace(0.0, c.drop_path_rate, c.depth);
+  for (int64_t i = 0; i < c.depth; ++i) blocks->push_back(EvaBlock(c, dpr[i].item<double>()));
   // The original's init (_init_weights + fix_init_weight); real weights come from eva_vit_g.pth.
   torch::NoGradGuard no_grad;
   // timm's trunc_normal_ cuts at +-2 absolute, i.e. 100 std: a plain normal is the same distribution.

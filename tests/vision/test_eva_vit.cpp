@@ -4,6 +4,7 @@
 
 #include <regex>
 
+#include "framework/torch_compat.h"
 #include "models/eva_vit.h"
 #include "models/layer_norm_fp32.h"
 #include "tests/support/golden.h"
@@ -130,6 +131,26 @@ TEST_CASE("eva_vit: vit_precision casts only Linear/Conv weights and biases") {
     CHECK(p.value().scalar_type() == (linear_or_conv ? torch::kBFloat16 : torch::kFloat));
   }
   CHECK_THROWS_WITH(cb::apply_vit_precision(vit, "int8", torch::kCPU), Catch::Contains("int8"));
+}
+
+TEST_CASE("eva_vit: bf16 Linear/Conv weights run under CPU bf16 autocast, as fp16 does under CUDA autocast") {
+  cb::test::Fixture f("eva_vit");
+  auto vit = loaded_vit(f);
+  cb::apply_vit_precision(vit, "bf16", torch::kCPU);
+  torch::NoGradGuard no_grad;
+  cb::compat::set_cpu_autocast(true, torch::kBFloat16);
+  torch::Tensor out;
+  try {
+    out = vit(f.get("input.image"));
+  } catch (...) {
+    cb::compat::set_cpu_autocast(false, torch::kBFloat16);
+    throw;
+  }
+  cb::compat::set_cpu_autocast(false, torch::kBFloat16);
+  // The residual stream stays fp32 (fp32 pos_embed and LayerNorm outputs promote the adds).
+  CHECK(out.scalar_type() == torch::kFloat);
+  // bf16 keeps 8 bits of mantissa: only a coarse agreement with the fp32 reference is expected.
+  check_close(out, f.get("output.features"), {1e-2, 1e-2}, "eva_vit features, bf16 weights under autocast");
 }
 
 TEST_CASE("eva_vit: grad checkpointing gives the same outputs and gradients, drop path included") {
