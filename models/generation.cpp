@@ -38,7 +38,8 @@ Resolved resolve(const LlamaForCausalLM& model, const GenerateOptions& o) {
     spdlog::warn("generate: no pad_token_id; finished rows are filled with eos_token_id {}", *r.eos);
     r.pad = r.eos;
   }
-  if (o.min_new_tokens > 0 && !r.eos) fail("generate: min_new_tokens needs an eos_token_id");
+  if (o.min_new_tokens > 0 && !(r.eos && *r.eos >= 0 && *r.eos < c.vocab_size))
+    fail("generate: min_new_tokens needs an eos_token_id within the vocabulary (0..{})", c.vocab_size - 1);
   auto bos = o.bos_token_id ? o.bos_token_id : c.bos_token_id;
   r.bos = bos.value_or(0);
   return r;
