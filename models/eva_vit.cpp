@@ -126,7 +126,7 @@ torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& image) {
   x = x + pos_embed;
   const bool checkpointing = config.use_grad_checkpoint && torch::GradMode::is_enabled();
   for (const auto& m : *blocks) {
-    auto block = m->as<EvaBlockImpl>();
+    auto block = std::dynamic_pointer_cast<EvaBlockImpl>(m);  // shared: backward may outlive this call
     x = checkpointing ? checkpoint([block](const torch::Tensor& t) { return block->forward(t); }, x)
                       : block->forward(x);
   }
