@@ -143,7 +143,7 @@ torch::Tensor apply_sampling_warpers(const torch::Tensor& input, const GenerateO
     auto [sorted, index] = scores.sort(-1, /*descending=*/false);
     auto cumulative = sorted.softmax(-1).cumsum(-1);
     auto remove_sorted = cumulative <= (1 - o.top_p);
-    remove_sorted.narrow(-1, remove_sorted.size(-1) - 1, 1).fill_(false);  // always keep the best token
+    remove_sorted.narrow(-1, remove_sorted.size(-1) - 1, 1).fill_(false);  // best token kept (its cumsum is 1 > 1-top_p in HF; rounding may not)
     auto remove = remove_sorted.scatter(1, index, remove_sorted);
     scores = scores.masked_fill(remove, kNegInf);
   }
