@@ -17,10 +17,16 @@ namespace {
 void print_registry() {
   for (cb::Kind kind : cb::kAllKinds) {
     auto names = cb::registry::names(kind);
-    std::cout << cb::kind_name(kind) << "s:" << (names.empty() ? " (none)" : "") << "\n";
-    for (const auto& n : names) std::cout << "  " << n << "\n";
     for (const auto& n : cb::registry::names_with_default_config(kind))
-      std::cout << "  " << n << " (default configs)\n";
+      if (!cb::registry::contains(kind, n)) names.push_back(n);  // a default config only
+    std::cout << cb::kind_name(kind) << "s:" << (names.empty() ? " (none)" : "") << "\n";
+    for (const auto& n : names) {
+      auto types = cb::registry::default_config_types(kind, n);
+      std::cout << "  " << n;
+      if (!cb::registry::contains(kind, n)) std::cout << " (not registered)";
+      if (!types.empty()) std::cout << fmt::format(" (default configs: {})", fmt::join(types, ", "));
+      std::cout << "\n";
+    }
   }
 }
 

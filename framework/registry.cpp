@@ -78,6 +78,14 @@ std::vector<std::string> names_with_default_config(Kind kind) {
   return out;
 }
 
+std::vector<std::string> default_config_types(Kind kind, std::string_view name) {
+  std::vector<std::string> out;
+  auto& m = tables().default_configs[kind];
+  if (auto it = m.find(name); it != m.end())
+    for (auto& [type, path] : it->second) out.push_back(type);
+  return out;
+}
+
 std::filesystem::path default_config(Kind kind, std::string_view name, std::string_view type) {
   auto& m = tables().default_configs[kind];
   auto it = m.find(name);
@@ -88,8 +96,7 @@ std::filesystem::path default_config(Kind kind, std::string_view name, std::stri
   }
   auto t = it->second.find(std::string(type));
   if (t == it->second.end()) {
-    std::vector<std::string> types;
-    for (auto& [k, v] : it->second) types.push_back(k);
+    auto types = default_config_types(kind, name);
     fail("{} '{}' has no config type '{}'{} (known types: {})", kind_name(kind), name, type, did_you_mean(type, types),
          listing(types));
   }

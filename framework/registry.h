@@ -50,6 +50,7 @@ void add_default_config(Kind kind, const std::string& name, const std::string& t
 // Absolute path of the default yaml of <name> for <type>; throws naming the known names/types.
 std::filesystem::path default_config(Kind kind, std::string_view name, std::string_view type);
 std::vector<std::string> names_with_default_config(Kind kind);
+std::vector<std::string> default_config_types(Kind kind, std::string_view name);  // sorted, empty if none
 
 // Where relative default-config paths live: $CHATBRIDGE_ROOT if set, else the source tree.
 std::filesystem::path resource_root();

@@ -12,7 +12,7 @@ set_tests_properties("chatbridge-train: --print-config" PROPERTIES LABELS unit
 add_test(NAME "chatbridge-train: --list"
          COMMAND chatbridge-train --list)
 set_tests_properties("chatbridge-train: --list" PROPERTIES LABELS unit
-                     PASS_REGULAR_EXPRESSION "chatbridge \\(default configs\\)")
+                     PASS_REGULAR_EXPRESSION "chatbridge[^\n]*\\(default configs: pretrain_vicuna\\)")
 add_test(NAME "chatbridge-train: unknown option key"
          COMMAND chatbridge-train --cfg-path ${CMAKE_SOURCE_DIR}/train_configs/chatbridge_pretrain.yaml --print-config
                  --options run.init_lrr=1)
