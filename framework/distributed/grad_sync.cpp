@@ -85,13 +85,21 @@ void GradSync::on_grad_ready(size_t i) {
   std::lock_guard lock(mu_);
   used_[i] = 1;  // also under no_sync: usage in any micro-step counts
   if (!sync_) return;
-  if (ready_[i]) fail("GradSync: parameter '{}' received a second gradient before finish()", names_[i]);
+  if (ready_[i] == kFromHook) fail("GradSync: parameter '{}' received a second gradient before finish()", names_[i]);
+  if (ready_[i] == kUnreached) {
+    // Reached after all: a re-entrant backward (activation checkpointing) hides parameters from prepare().
+    auto bi = slot_[i].first;
+    if (bi < next_bucket_)
+      fail("GradSync: parameter '{}' got a gradient after prepare() found it unreachable and its bucket was already "
+           "reduced (re-entrant checkpointing?); use backward()/finish() without prepare()", names_[i]);
+    ++buckets_[bi].pending;
+  }
   mark_ready(i);
   launch_ready_buckets();
 }
 
-void GradSync::mark_ready(size_t i) {
-  ready_[i] = 1;
+void GradSync::mark_ready(size_t i, char how) {
+  ready_[i] = how;
   auto [bi, e] = slot_[i];
   auto& b = buckets_[bi];
   auto view = b.flat.narrow(0, b.offsets[e], params_[i].numel());
@@ -126,7 +134,7 @@ void GradSync::prepare(const torch::Tensor& loss) {
   }
   std::lock_guard lock(mu_);
   for (size_t i = 0; i < params_.size(); ++i)
-    if (!ready_[i] && !seen.count(accumulators_[i].get())) mark_ready(i);
+    if (!ready_[i] && !seen.count(accumulators_[i].get())) mark_ready(i, kUnreached);
   launch_ready_buckets();
 }
 
@@ -134,7 +142,7 @@ void GradSync::finish() {
   if (buckets_.empty() || !sync_) return;
   std::lock_guard lock(mu_);
   for (size_t i = 0; i < params_.size(); ++i)
-    if (!ready_[i]) mark_ready(i);
+    if (!ready_[i]) mark_ready(i, kUnreached);
   launch_ready_buckets();
   // Which parameters some rank used: those that nobody used keep their .grad as it is.
   auto used = torch::tensor(std::vector<int32_t>(used_.begin(), used_.end()), torch::kInt32);
@@ -157,7 +165,6 @@ void GradSync::finish() {
 }
 
 void GradSync::backward(const torch::Tensor& loss) {
-  prepare(loss);
   loss.backward();
   finish();
 }

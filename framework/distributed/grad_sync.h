@@ -5,7 +5,7 @@
 //
 //   GradSync sync(trainable_named_params, pg);      // hooks installed once
 //   ...
-//   sync.backward(loss);                            // = prepare(loss); loss.backward(); finish();
+//   sync.backward(loss);                            // = loss.backward(); sync.finish();
 //   optimizer.step();
 //
 // Gradient accumulation: non-final micro-steps run under `auto g = sync.no_sync();` (local accumulation
@@ -44,7 +44,9 @@ class GradSync {
   GradSync& operator=(const GradSync&) = delete;
 
   // Optional, before backward: parameters the graph of `loss` cannot reach are marked ready at once
-  // (DDP's find_unused_parameters traversal), so their buckets do not wait for finish().
+  // (DDP's find_unused_parameters traversal), so their buckets do not wait for finish(). Parameters
+  // used only inside a re-entrant checkpoint are invisible to it: they are taken back if their bucket has
+  // not been reduced yet, otherwise backward fails with cb::Error (DDP fails there too).
   void prepare(const torch::Tensor& loss);
   // After backward: reduces the buckets still pending, waits, writes the averaged gradients.
   void finish();
@@ -74,8 +76,9 @@ class GradSync {
     size_t pending = 0;
     WaitFn wait;
   };
-  void on_grad_ready(size_t i);            // autograd hook
-  void mark_ready(size_t i);               // callers hold mu_
+  enum : char { kNotReady = 0, kFromHook = 1, kUnreached = 2 };  // ready_ values
+  void on_grad_ready(size_t i);                   // autograd hook
+  void mark_ready(size_t i, char how = kFromHook);  // callers hold mu_
   void launch_ready_buckets();             // callers hold mu_
   void reset_step();
 

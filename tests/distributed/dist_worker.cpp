@@ -97,8 +97,10 @@ int main(int argc, char** argv) {
       if (m + 1 < accum) {
         auto no_sync = sync.no_sync();
         loss.backward();
-      } else {
-        sync.backward(loss);
+      } else {  // prepare(): head_b's bucket (unused on most steps) is reduced without waiting for finish()
+        sync.prepare(loss);
+        loss.backward();
+        sync.finish();
       }
     }
     {

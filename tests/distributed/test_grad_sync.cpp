@@ -7,6 +7,7 @@
 #include <functional>
 #include <thread>
 
+#include "framework/activation_checkpoint.h"
 #include "framework/distributed/grad_sync.h"
 #include "framework/distributed/process_group.h"
 #include "framework/error.h"
@@ -70,10 +71,11 @@ TEST_CASE("GradSync averages used gradients, zero-fills locally unused ones, lea
       GradSync sync(p.named(), std::shared_ptr<ProcessGroup>(&pg, [](ProcessGroup*) {}));
       auto loss = loss_of(p, pg.rank());
       if (with_prepare) {
-        sync.backward(loss);
-      } else {
+        sync.prepare(loss);
         loss.backward();
         sync.finish();
+      } else {
+        sync.backward(loss);
       }
       int r = pg.rank();
       shared[r] = std::vector<float>(p.shared.grad().data_ptr<float>(), p.shared.grad().data_ptr<float>() + 3);
@@ -107,6 +109,26 @@ TEST_CASE("GradSync no_sync accumulates locally and the final micro-step average
     shared[pg.rank()] = std::vector<float>(g.data_ptr<float>(), g.data_ptr<float>() + 3);
   });
   for (int r = 0; r < 2; ++r) CHECK(shared[r] == std::vector<float>{4.5f, 45.f, -9.f});  // 3 × the mean
+}
+
+TEST_CASE("GradSync with a re-entrant checkpoint: parameters used inside it are averaged", "[distributed]") {
+  std::vector<float> inner(2), outer(2);
+  on_ranks(2, [&](ProcessGroup& pg) {
+    auto w_in = param({3}), w_out = param({2});
+    torch::OrderedDict<std::string, torch::Tensor> d;
+    d.insert("w_in", w_in);
+    d.insert("w_out", w_out);
+    GradSync sync(d, std::shared_ptr<ProcessGroup>(&pg, [](ProcessGroup*) {}));
+    auto x = torch::full({1}, 1.f + pg.rank()).requires_grad_(true);
+    auto loss = (cb::checkpoint([&](const torch::Tensor& t) { return t * w_in; }, x) * w_out).sum();
+    sync.backward(loss);  // w_in gets its gradient in the checkpoint's inner backward
+    inner[pg.rank()] = w_in.grad().item<float>();
+    outer[pg.rank()] = w_out.grad().item<float>();
+  });
+  for (int r = 0; r < 2; ++r) {
+    CHECK(inner[r] == 3.f);  // mean of x·w_out = 2 and 4
+    CHECK(outer[r] == 4.5f); // mean of x·w_in = 3 and 6
+  }
 }
 
 TEST_CASE("GradSync buckets: reverse parameter order, first bucket capped separately", "[distributed]") {
