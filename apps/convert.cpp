@@ -21,7 +21,8 @@ namespace {
 
 using Named = std::vector<std::pair<std::string, torch::Tensor>>;
 
-// What --inspect lists: a torch.save file's whole object tree (or its entry), else the state dict.
+// What --inspect lists: every tensor in a torch.save file's object tree (or below its entry), else
+// the state dict.
 Named inspect_tensors(const std::filesystem::path& input, const std::string& entry) {
   if (std::filesystem::is_directory(input)) {
     Named out;
@@ -29,9 +30,12 @@ Named inspect_tensors(const std::filesystem::path& input, const std::string& ent
     return out;
   }
   auto file = cb::MappedFile::open(input);
-  if (entry.empty() && (cb::looks_like_zip(file->data(), file->size()) ||
-                        cb::looks_like_legacy_torch(file->data(), file->size())))
-    return cb::tensors_in(cb::torch_load(file).root);
+  if (cb::looks_like_zip(file->data(), file->size()) || cb::looks_like_legacy_torch(file->data(), file->size())) {
+    auto obj = cb::torch_load(file);
+    const cb::pickle::Value* node = entry.empty() ? obj.root : obj.root->get(entry);
+    if (!node) cb::fail("{}: the checkpoint has no entry '{}'", input.string(), entry);
+    return cb::tensors_in(node);
+  }
   Named out;
   for (const auto& kv : cb::load_state_dict_file(input, entry)) out.emplace_back(kv.key(), kv.value());
   return out;

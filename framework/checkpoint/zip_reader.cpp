@@ -127,7 +127,7 @@ const ZipRecord* ZipReader::find(std::string_view name) const {
   return it == records_.end() ? nullptr : &*it;
 }
 
-std::span<const uint8_t> ZipReader::data(const ZipRecord& r) const {
+ByteView ZipReader::data(const ZipRecord& r) const {
   if (r.method != 0)
     fail("{}: zip record '{}' is compressed (method {}); torch.save archives store records uncompressed", label_,
          r.name, r.method);

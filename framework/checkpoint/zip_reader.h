@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
-#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,6 +15,16 @@
 #include "framework/checkpoint/mapped_file.h"
 
 namespace cb {
+
+// A read-only byte range inside the archive.
+struct ByteView {
+  const uint8_t* ptr = nullptr;
+  size_t len = 0;
+  const uint8_t* data() const { return ptr; }
+  size_t size() const { return len; }
+  const uint8_t* begin() const { return ptr; }
+  const uint8_t* end() const { return ptr + len; }
+};
 
 struct ZipRecord {
   std::string name;
@@ -35,7 +44,7 @@ class ZipReader {
   const std::vector<ZipRecord>& records() const { return records_; }
   const ZipRecord* find(std::string_view name) const;  // nullptr if absent
   // The record's bytes inside the archive; throws (naming the record) if it is compressed.
-  std::span<const uint8_t> data(const ZipRecord& r) const;
+  ByteView data(const ZipRecord& r) const;
   const std::string& label() const { return label_; }
   const std::shared_ptr<const MappedFile>& file() const { return file_; }  // null for caller buffers
 
