@@ -52,6 +52,11 @@ int main(int argc, char** argv) {
   app.add_option("--master-port,--master_port", o.master_port, "port of the store on node 0")->capture_default_str();
   app.add_option("--rdzv-endpoint,--rdzv_endpoint", rdzv_endpoint, "HOST[:PORT] of the store (overrides --master-*)");
   app.add_option("--rdzv-id,--rdzv_id", o.run_id, "job id, passed as TORCHELASTIC_RUN_ID")->capture_default_str();
+  std::string rdzv_backend = "static";
+  app.add_option("--rdzv-backend,--rdzv_backend", rdzv_backend,
+                 "accepted as torchrun's: static or c10d (both rendezvous through the store on node 0)")
+      ->check(CLI::IsMember({"static", "c10d"}))
+      ->capture_default_str();
   app.add_flag("--standalone", standalone, "single node, store on 127.0.0.1 at a free port");
   app.add_option("--max-restarts,--max_restarts", o.max_restarts, "job restarts after a worker failure")
       ->capture_default_str();
