@@ -48,6 +48,13 @@ constexpr Key kKeys[] = {
     {"model.prompt_path", E::string},
     {"model.low_resource", E::boolean},
     {"model.device_8bit", E::integer},
+    // model: keys of this implementation (paths the original hard-codes or downloads; tiny models)
+    {"model.vit_ckpt", E::string},         // LAVIS eva_vit_g.pth
+    {"model.beats_ckpt", E::string},       // BEATs_iter3_plus_AS2M.pt
+    {"model.llama_tokenizer", E::string},  // tokenizer.model or its folder (default: llama_model)
+    {"model.num_frames", E::integer},      // temporal embedding slots (a constructor argument there)
+    {"model.num_audios", E::integer},
+    {"model.tiny_dims", E::any},           // part configs of a small model (the golden fixtures' layout)
 
     // run: (train.py, RunnerBase, tasks, schedulers)
     {"run.task", E::string},

@@ -287,12 +287,17 @@ void load_beats_state_dict(BEATs& model, const StateDict& sd, const std::string&
   load_state_dict(*model, full, /*strict=*/true, source, prefix);
 }
 
-BEATs load_beats_checkpoint(const std::filesystem::path& path) {
+BEATsConfig read_beats_config(const std::filesystem::path& path) {
   const std::string source = path.string();
   const auto obj = torch_load(path);
   const auto* cfg = obj.root->is_dict() ? obj.root->get("cfg") : nullptr;
   if (!cfg || !cfg->is_dict()) fail("{}: not a BEATs checkpoint (no 'cfg' dict at the root)", source);
-  BEATs model(BEATsConfig::from_json(cfg_to_json(*cfg, source), source + " cfg"));
+  return BEATsConfig::from_json(cfg_to_json(*cfg, source), source + " cfg");
+}
+
+BEATs load_beats_checkpoint(const std::filesystem::path& path) {
+  const std::string source = path.string();
+  BEATs model(read_beats_config(path));
   load_beats_state_dict(model, load_state_dict_file(path, "model"), source);
   model->eval();
   return model;

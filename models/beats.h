@@ -115,6 +115,9 @@ TORCH_MODULE(BEATs);
 void load_beats_state_dict(BEATs& model, const StateDict& sd, const std::string& source,
                            const std::string& prefix = "");
 
+// The `cfg` dict of a BEATs checkpoint file, without reading the weights.
+BEATsConfig read_beats_config(const std::filesystem::path& path);
+
 // Microsoft's checkpoint file (BEATs_iter3_plus_AS2M.pt): {'cfg': dict, 'model': state dict}.
 // Builds the model from `cfg` and loads `model` strictly; the result is in eval mode.
 BEATs load_beats_checkpoint(const std::filesystem::path& path);

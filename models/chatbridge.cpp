@@ -1,0 +1,329 @@
+#include "models/chatbridge.h"
+
+#include <spdlog/spdlog.h>
+
+#include "framework/checkpoint/load.h"
+#include "framework/config.h"
+#include "framework/error.h"
+#include "models/freeze.h"
+
+namespace cb {
+namespace {
+
+constexpr int64_t kIgnore = -100;
+
+bool weights_named(const std::string& s) { return !s.empty() && s != "None"; }
+
+bool contains(const std::string& s, const char* what) { return s.find(what) != std::string::npos; }
+
+// Python str.split(sep) for a non-empty separator.
+std::vector<std::string> split(const std::string& s, const std::string& sep) {
+  std::vector<std::string> out;
+  size_t start = 0, at;
+  while ((at = s.find(sep, start)) != std::string::npos) {
+    out.push_back(s.substr(start, at - start));
+    start = at + sep.size();
+  }
+  out.push_back(s.substr(start));
+  return out;
+}
+
+void log_load(const LoadReport& r, const std::string& what, const std::string& source) {
+  spdlog::info("{}: loaded {} tensors from {} ({} model keys not in the file, {} file keys unused)", what, r.loaded,
+               source, r.missing.size(), r.unexpected.size());
+}
+
+}  // namespace
+
+ChatBridgeImpl::ChatBridgeImpl(ChatBridgeConfig c, LlamaTokenizer tokenizer)
+    : config_(std::move(c)), tokenizer_(std::make_shared<const LlamaTokenizer>(std::move(tokenizer))) {
+  const auto& cfg = config_;
+  const int64_t Dv = cfg.vision_width(), Da = cfg.audio_width(), H = cfg.qformer.hidden_size;
+  visual_encoder = register_module("visual_encoder", VisionTransformer(cfg.vit));
+  ln_vision = register_module("ln_vision", LayerNormFp32(Dv, cfg.ln_vision_eps));
+  audio_encoder = register_module("audio_encoder", BEATs(cfg.beats));
+  ln_audio = register_module("ln_audio", LayerNormFp32(Da, cfg.ln_audio_eps));
+  audio_trans = register_module("audio_trans", torch::nn::Linear(Da, Dv));  // BEATs width -> ViT width
+  qformer = register_module("Qformer", cb::Qformer(cfg.qformer));
+  image_query_tokens = register_parameter("image_query_tokens", init_query_tokens(cfg.qformer, cfg.num_query_token));
+  // Zeros, as the original: nothing loads them, stage 1 trains them from zero.
+  audio_query_tokens = register_parameter("audio_query_tokens", torch::zeros({1, cfg.num_query_token, H}));
+  llama_model = register_module("llama_model", LlamaForCausalLM(cfg.llama));
+  llama_proj = register_module("llama_proj", torch::nn::Linear(H, cfg.llama.hidden_size));
+  if (cfg.multi_sample) {
+    visual_temporal_pos_embeds =
+        register_parameter("visual_temporal_pos_embeds", torch::zeros({1, cfg.num_frames, 1, Dv}));
+    audio_temporal_pos_embeds =
+        register_parameter("audio_temporal_pos_embeds", torch::zeros({1, cfg.num_audios, 1, Dv}));
+  }
+  if (tokenizer_->vocab_size() > cfg.llama.vocab_size)
+    fail("tokenizer has {} ids but the LLaMA embeds only {}", tokenizer_->vocab_size(), cfg.llama.vocab_size);
+  apply_freezing();
+}
+
+void ChatBridgeImpl::apply_freezing() {
+  if (config_.freeze_vit) {
+    freeze_module(*visual_encoder);
+    freeze_module(*ln_vision);
+  }
+  if (config_.freeze_beat) {
+    freeze_module(*audio_encoder);
+    freeze_module(*ln_audio);
+  }
+  if (config_.freeze_qformer) {
+    freeze_module(*qformer);
+    freeze_module(*audio_trans);
+    image_query_tokens.set_requires_grad(false);
+    audio_query_tokens.set_requires_grad(false);
+  }
+  freeze_module(*llama_model);  // always
+}
+
+void ChatBridgeImpl::train(bool on) {
+  torch::nn::Module::train(on);
+  if (on) apply_freezing();
+}
+
+void ChatBridgeImpl::load_pretrained() {
+  const auto& c = config_;
+  if (weights_named(c.vit_ckpt)) log_load(load_eva_vit_checkpoint(visual_encoder, c.vit_ckpt), "visual_encoder", c.vit_ckpt);
+  apply_vit_precision(visual_encoder, c.vit_precision, image_query_tokens.device());
+  if (weights_named(c.beats_ckpt)) {
+    load_beats_state_dict(audio_encoder, load_state_dict_file(c.beats_ckpt, "model"), c.beats_ckpt);
+    spdlog::info("audio_encoder: loaded {}", c.beats_ckpt);
+  }
+  if (weights_named(c.q_former_model)) {
+    auto sd = blip2_to_chatbridge_keys(read_blip2_checkpoint(c.q_former_model));
+    log_load(load_state_dict(*this, sd, false, c.q_former_model), "BLIP-2 Q-Former", c.q_former_model);
+  }
+  if (!c.llama_random_init) {
+    if (!weights_named(c.llama_model)) fail("model.llama_model: no LLaMA folder given");
+    auto r = load_state_dict(*llama_model, load_hf_directory(c.llama_model), false, c.llama_model);
+    for (const auto& k : r.missing)  // inv_freq is recomputed; every weight must be there
+      if (k.find("rotary_emb.inv_freq") == std::string::npos) fail("{}: LLaMA weight '{}' is missing", c.llama_model, k);
+    log_load(r, "llama_model", c.llama_model);
+  }
+  if (weights_named(c.ckpt)) {
+    auto r = load_state_dict(*this, load_state_dict_file(c.ckpt, "model"), false, c.ckpt);
+    log_load(r, "ChatBridge checkpoint", c.ckpt);
+    for (const auto& k : r.unexpected) spdlog::warn("{}: unexpected key '{}' ignored", c.ckpt, k);
+  }
+}
+
+torch::Tensor ChatBridgeImpl::embed_tokens(const torch::Tensor& ids) const { return llama_model->embed(ids); }
+
+Features ChatBridgeImpl::bridge(const torch::Tensor& encoder_tokens, const torch::Tensor& query_tokens) {
+  const int64_t B = encoder_tokens.size(0);
+  auto E = encoder_tokens.to(torch::kFloat);                                    // [B,K,Dv]
+  auto M = torch::ones({B, E.size(1)}, torch::dtype(torch::kLong).device(E.device()));  // always all ones
+  auto h = qformer(query_tokens.expand({B, -1, -1}), E, M);                    // [B,Nq,H]
+  auto embeds = llama_proj(h);                                                  // [B,Nq,D_l]
+  return {embeds, torch::ones({B, embeds.size(1)}, torch::dtype(torch::kLong).device(embeds.device()))};
+}
+
+torch::Tensor ChatBridgeImpl::encode_frame(const torch::Tensor& frame) {
+  // A frozen ViT's output is a constant of the step: no autograd graph through it.
+  std::optional<torch::NoGradGuard> no_grad;
+  if (config_.freeze_vit) no_grad.emplace();
+  auto dtype = visual_encoder->patch_embed->proj->weight.scalar_type();
+  return ln_vision(visual_encoder(frame.to(dtype)));  // [B,1+P,Dv]
+}
+
+Features ChatBridgeImpl::encode_img(const torch::Tensor& image) {
+  auto x = image.dim() == 4 ? image.unsqueeze(1) : image;  // [B,n,3,S,S]
+  if (x.dim() != 5) fail("encode_img: expected [B,3,S,S] or [B,n,3,S,S], got {}", fmt::join(image.sizes(), "x"));
+  const int64_t n = x.size(1);
+  if (config_.multi_sample && n > config_.num_frames)
+    fail("encode_img: {} frames but only {} temporal embeddings (num_frames)", n, config_.num_frames);
+  if (config_.stage == 3 && image.dim() == 5) {  // every frame its own image, blocks concatenated
+    std::vector<torch::Tensor> embeds, atts;
+    for (int64_t t = 0; t < n; ++t) {
+      auto f = encode_img(x.select(1, t));
+      embeds.push_back(f.embeds);
+      atts.push_back(f.atts);
+    }
+    return {torch::cat(embeds, 1), torch::cat(atts, 1)};  // [B,n·Nq,D_l]
+  }
+  std::vector<torch::Tensor> tokens;
+  for (int64_t t = 0; t < n; ++t) {
+    auto e = encode_frame(x.select(1, t));                           // [B,1+P,Dv]
+    if (config_.multi_sample) e = e + visual_temporal_pos_embeds.select(1, t);  // [1,1,Dv] after ln_vision
+    tokens.push_back(e);
+  }
+  return bridge(torch::cat(tokens, 1), image_query_tokens);  // keys: frame-major [B,n·(1+P),Dv]
+}
+
+Features ChatBridgeImpl::encode_audio(const torch::Tensor& audio) {
+  if (audio.dim() != 4) fail("encode_audio: expected [B,n,T,F] fbank slices, got {}", fmt::join(audio.sizes(), "x"));
+  const int64_t n = audio.size(1);
+  if (config_.multi_sample && n > config_.num_audios)
+    fail("encode_audio: {} slices but only {} temporal embeddings (num_audios)", n, config_.num_audios);
+  std::vector<torch::Tensor> tokens;
+  for (int64_t i = 0; i < n; ++i) {
+    torch::Tensor a;
+    {
+      std::optional<torch::NoGradGuard> no_grad;
+      if (config_.freeze_beat) no_grad.emplace();
+      a = ln_audio(audio_encoder(audio.select(1, i)));  // [B,L,Da]
+    }
+    a = audio_trans(a);  // [B,L,Dv]
+    if (config_.multi_sample) a = a + audio_temporal_pos_embeds.select(1, i);
+    tokens.push_back(a);
+  }
+  return bridge(torch::cat(tokens, 1), audio_query_tokens);
+}
+
+std::vector<Features> ChatBridgeImpl::encode(const Batch& batch) {
+  auto alternatives = split(batch.task, "%");
+  const auto& task = alternatives[std::uniform_int_distribution<size_t>(0, alternatives.size() - 1)(task_rng_)];
+  const bool img = batch.image.defined(), aud = batch.audio.defined();
+  // First match wins, by substring, as the original routes.
+  if ((contains(task, "tia") || contains(task, "tva")) && img && aud) return {encode_img(batch.image), encode_audio(batch.audio)};
+  if (contains(task, "ta") && aud) return {encode_audio(batch.audio)};
+  if ((contains(task, "ti") || contains(task, "tv")) && img) return {encode_img(batch.image)};
+  fail("task '{}' selects no modality for this batch (image {}, audio {})", task, img ? "given" : "absent",
+       aud ? "given" : "absent");
+}
+
+LlamaFeed ChatBridgeImpl::caption_inputs(const Features& f, const std::vector<std::string>& texts) const {
+  const auto& tok = *tokenizer_;
+  std::vector<std::string> with_end;
+  for (const auto& t : texts) with_end.push_back(t + config_.end_sym);
+  auto batch = tok.encode_batch(with_end, false, config_.max_txt_len);  // right padding with eos
+  const auto dev = f.embeds.device();
+  auto ids = batch.input_ids.to(dev), mask = batch.attention_mask.to(dev);
+  const int64_t B = ids.size(0), Nq = f.embeds.size(1);
+  auto dtype = llama_model->dtype();
+  // Every eos id is masked, padding or not (pad == eos).
+  auto text_targets = ids.masked_fill(ids == tok.eos_id(), kIgnore);
+  auto bos = torch::full({B, 1}, tok.bos_id(), torch::dtype(torch::kLong).device(dev));
+  LlamaFeed out;
+  out.inputs_embeds = torch::cat({embed_tokens(bos), f.embeds.to(dtype), embed_tokens(ids)}, 1);  // [B,1+Nq+Lt,D]
+  out.attention_mask = torch::cat({f.atts.slice(1, 0, 1), f.atts, mask}, 1);
+  out.targets = torch::cat({torch::full({B, 1 + Nq}, kIgnore, ids.options()), text_targets}, 1);
+  return out;
+}
+
+LlamaFeed ChatBridgeImpl::process_prompt_instruct(const std::vector<Features>& feats,
+                                                  const std::vector<std::string>& conversations) const {
+  const auto& tok = *tokenizer_;
+  const auto dev = feats.at(0).embeds.device();
+  const auto dtype = llama_model->dtype();
+  const auto long_opts = torch::dtype(torch::kLong).device(dev);
+  std::vector<torch::Tensor> E, A, T;
+  int64_t longest = 0;
+  for (size_t b = 0; b < conversations.size(); ++b) {
+    std::vector<torch::Tensor> e, a, t;
+    // Each piece is tokenised on its own (its own dummy-prefix '▁'), as the original.
+    auto piece = [&](const std::string& s, bool target) {
+      auto ids = tok.encode(s, false);
+      if (ids.empty()) return;
+      auto id_t = torch::tensor(ids, long_opts);
+      e.push_back(embed_tokens(id_t));
+      a.push_back(torch::ones({id_t.size(0)}, long_opts));
+      t.push_back(target ? id_t : torch::full({id_t.size(0)}, kIgnore, long_opts));
+    };
+    auto parts = split(conversations[b], "<query>");
+    if (parts.size() != feats.size() + 1)
+      fail("conversation {} has {} <query> markers for {} features: '{}'", b, parts.size() - 1, feats.size(),
+           conversations[b]);
+    for (size_t k = 0; k < feats.size(); ++k) {
+      piece(parts[k], false);
+      const auto& f = feats[k];
+      e.push_back(f.embeds[int64_t(b)].to(dtype));
+      a.push_back(f.atts[int64_t(b)]);
+      t.push_back(torch::full({f.embeds.size(1)}, kIgnore, long_opts));
+    }
+    std::string rest = parts.back();
+    static const std::string kAssistant = "###Assistant:", kSep = "###";
+    while (rest.find(kAssistant) != std::string::npos) {
+      size_t j = rest.find(kAssistant) + kAssistant.size();
+      std::string prompt = rest.substr(0, j);
+      rest = rest.substr(j);
+      if (rest.find(kSep) == std::string::npos) {  // unanswered final turn
+        piece(prompt, false);
+        break;
+      }
+      size_t end = rest.find(kSep) + kSep.size();
+      std::string answer = rest.substr(0, end);  // up to and including the next "###"
+      rest = rest.substr(end);
+      piece(prompt, false);
+      piece(answer, true);
+    }
+    if (!rest.empty()) piece(rest, false);
+    // Per-conversation truncation after concatenation: the feature slots count.
+    auto eb = torch::cat(e).slice(0, 0, config_.max_txt_len);
+    auto ab = torch::cat(a).slice(0, 0, config_.max_txt_len);
+    auto tb = torch::cat(t).slice(0, 0, config_.max_txt_len);
+    longest = std::max(longest, eb.size(0));
+    E.push_back(eb);
+    A.push_back(ab);
+    T.push_back(tb);
+  }
+  // LEFT padding (the original flips, right-pads, flips back): embeds 0, mask 0, targets -100.
+  const int64_t B = int64_t(E.size()), D = E[0].size(1);
+  LlamaFeed out;
+  out.inputs_embeds = torch::zeros({B, longest, D}, E[0].options());
+  out.attention_mask = torch::zeros({B, longest}, long_opts);
+  out.targets = torch::full({B, longest}, kIgnore, long_opts);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t L = E[b].size(0);
+    out.inputs_embeds[b].slice(0, longest - L) = E[b];  // keeps the autograd graph into the features
+    out.attention_mask[b].slice(0, longest - L) = A[b];
+    out.targets[b].slice(0, longest - L) = T[b];
+  }
+  return out;
+}
+
+LlamaFeed ChatBridgeImpl::prepend_bos(const LlamaFeed& p) const {
+  const int64_t B = p.inputs_embeds.size(0);
+  const auto& tok = *tokenizer_;
+  auto bos = torch::full({B, 1}, tok.bos_id(), p.targets.options());
+  LlamaFeed out;
+  out.inputs_embeds = torch::cat({embed_tokens(bos), p.inputs_embeds}, 1);
+  // Quirk reproduced: bos takes column 0's bit, so it is masked on every left-padded row.
+  out.attention_mask = torch::cat({p.attention_mask.slice(1, 0, 1), p.attention_mask}, 1);
+  out.targets = torch::cat({torch::full({B, 1}, kIgnore, p.targets.options()), p.targets}, 1);
+  return out;
+}
+
+ChatBridgeOutput ChatBridgeImpl::forward(const Batch& batch) {
+  ChatBridgeOutput out;
+  out.features = encode(batch);
+  if (config_.stage == 1) {
+    if (batch.text_input.empty()) fail("stage 1 needs text_input captions");
+    out.llama = caption_inputs(out.features.front(), batch.text_input);  // only the first feature
+  } else {
+    if (batch.conversation.empty()) fail("stage {} needs conversations", config_.stage);
+    out.prompt = process_prompt_instruct(out.features, batch.conversation);
+    out.llama = prepend_bos(*out.prompt);
+  }
+  LlamaInputs in;
+  in.inputs_embeds = out.llama.inputs_embeds;
+  in.attention_mask = out.llama.attention_mask;
+  in.labels = out.llama.targets;
+  out.loss = llama_model->forward(in).loss;
+  return out;
+}
+
+std::vector<std::string> trainable_parameter_names(const torch::nn::Module& m) {
+  std::vector<std::string> names;
+  for (const auto& p : m.named_parameters(true))
+    if (p.value().requires_grad()) names.push_back(p.key());
+  return names;
+}
+
+ChatBridge build_chatbridge(const Config& model_cfg) {
+  auto c = ChatBridgeConfig::from_config(model_cfg);
+  auto tok_path = c.llama_tokenizer.empty() ? c.llama_model : c.llama_tokenizer;
+  if (tok_path.empty()) fail("model.llama_tokenizer / model.llama_model: no tokenizer given");
+  ChatBridge model(c, LlamaTokenizer::load(tok_path));
+  model->load_pretrained();
+  return model;
+}
+
+CB_REGISTER(model, "chatbridge", [](const Config& model_cfg) { return build_chatbridge(model_cfg); });
+// The original's PRETRAINED_MODEL_CONFIG_DICT.
+CB_REGISTER_DEFAULT_CONFIG(model, "chatbridge", "pretrain_vicuna", "models/configs/chatbridge.yaml");
+
+}  // namespace cb

@@ -1,0 +1,124 @@
+// ChatBridge (chatbridge/models/chatbridge.py): a frozen EVA ViT and a frozen BEATs feed ONE
+// Q-Former (separate image and audio query tokens; audio lifted to the ViT width by `audio_trans`),
+// whose outputs `llama_proj` maps into a frozen LLaMA's embedding space. Module names are the
+// original's, so state dicts and ChatBridge checkpoints load without renaming.
+//
+// Training losses (architecture.md §5):
+//  * stage 1: [bos, Nq feature slots, caption + end_sym]; targets are the caption ids.
+//  * stage 2/3: conversations with `<query>` markers; every answer after "###Assistant:" up to and
+//    including the next "###" is a target; pieces are tokenised one by one; left padding.
+#pragma once
+#include <torch/torch.h>
+
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "framework/batch.h"
+#include "framework/checkpoint/state_dict.h"
+#include "framework/registry.h"
+#include "models/beats.h"
+#include "models/chatbridge_config.h"
+#include "models/eva_vit.h"
+#include "models/layer_norm_fp32.h"
+#include "models/llama.h"
+#include "models/qformer.h"
+#include "models/tokenizer.h"
+
+namespace cb {
+
+class Config;
+
+
+// Q-Former output in LLaMA space and its attention bits.
+struct Features {
+  torch::Tensor embeds;  // [B,Nq,D_l]
+  torch::Tensor atts;    // [B,Nq] int64 ones
+};
+
+// What the LLaMA is fed (and the intermediate process_prompt_instruct result in stage 2).
+struct LlamaFeed {
+  torch::Tensor inputs_embeds;   // [B,L,D_l]
+  torch::Tensor attention_mask;  // [B,L] int64
+  torch::Tensor targets;         // [B,L] int64, -100 = ignored
+};
+
+struct ChatBridgeOutput {
+  torch::Tensor loss;            // 0-dim fp32
+  std::vector<Features> features;
+  std::optional<LlamaFeed> prompt;  // stage 2/3: process_prompt_instruct's result (before bos)
+  LlamaFeed llama;                  // the LLaMA's inputs
+};
+
+struct ChatBridgeImpl : torch::nn::Module {
+  // Builds every part with fresh weights (the original's initialisation of the new parts: ln_vision/
+  // ln_audio 1/0, image queries N(0, 0.02), audio queries 0, temporal embeddings 0) and applies
+  // the freezing rules. Loading weights is separate (load_pretrained / load_state_dict).
+  ChatBridgeImpl(ChatBridgeConfig config, LlamaTokenizer tokenizer);
+
+  // The original's from_config weight loading, in its order: eva_vit_g.pth, BEATs checkpoint,
+  // BLIP-2 (non-strict, over the whole model), the LLaMA folder, then `ckpt` (non-strict).
+  void load_pretrained();
+
+  // encode_img: [B,3,S,S] or [B,n,3,S,S] -> Features (frames' tokens concatenated before the Q-Former).
+  Features encode_img(const torch::Tensor& image);
+  // encode_audio: [B,n,T,F] -> Features.
+  Features encode_audio(const torch::Tensor& audio);
+  // Modality dispatch of forward(): one random '%'-alternative of the task, then substring tests.
+  std::vector<Features> encode(const Batch& batch);
+
+  // Stage-1 LLaMA inputs for captions.
+  LlamaFeed caption_inputs(const Features& f, const std::vector<std::string>& texts) const;
+  // process_prompt_instruct: conversations with one <query> per feature -> left-padded pieces.
+  LlamaFeed process_prompt_instruct(const std::vector<Features>& feats,
+                                    const std::vector<std::string>& conversations) const;
+  // bos embedding prepended, its mask bit copied from column 0 (the original's quirk), target -100.
+  LlamaFeed prepend_bos(const LlamaFeed& p) const;
+
+  ChatBridgeOutput forward(const Batch& batch);
+
+  // Frozen parts stay in eval mode whatever train() is asked (the original's disabled_train).
+  void train(bool on = true) override;
+  // Seeds the task-alternative choice (python `random` in the original; seeded per rank there too).
+  void seed(uint64_t s) { task_rng_.seed(s); }
+
+  torch::Tensor embed_tokens(const torch::Tensor& ids) const;  // LLaMA input embeddings
+  const ChatBridgeConfig& config() const { return config_; }
+  const LlamaTokenizer& tokenizer() const { return *tokenizer_; }
+
+  VisionTransformer visual_encoder{nullptr};
+  LayerNormFp32 ln_vision{nullptr};
+  BEATs audio_encoder{nullptr};
+  LayerNormFp32 ln_audio{nullptr};
+  torch::nn::Linear audio_trans{nullptr};
+  cb::Qformer qformer{nullptr};  // registered as "Qformer"
+  torch::Tensor image_query_tokens, audio_query_tokens;  // [1,Nq,H]
+  LlamaForCausalLM llama_model{nullptr};
+  torch::nn::Linear llama_proj{nullptr};
+  torch::Tensor visual_temporal_pos_embeds, audio_temporal_pos_embeds;  // multi_sample only
+
+ private:
+  Features bridge(const torch::Tensor& encoder_tokens, const torch::Tensor& query_tokens);
+  torch::Tensor encode_frame(const torch::Tensor& frame);  // ln_vision(visual_encoder(x))
+  void apply_freezing();
+
+  ChatBridgeConfig config_;
+  std::shared_ptr<const LlamaTokenizer> tokenizer_;
+  std::mt19937_64 task_rng_{0};
+};
+TORCH_MODULE(ChatBridge);
+
+// Builds a ChatBridge from a resolved `model:` section: config, tokenizer, weights.
+ChatBridge build_chatbridge(const Config& model_cfg);
+
+// Names of the trainable parameters (requires_grad), in module order.
+std::vector<std::string> trainable_parameter_names(const torch::nn::Module& m);
+
+template <>
+struct FactoryOf<Kind::model> {
+  using type = std::function<ChatBridge(const Config& model_cfg)>;
+};
+
+}  // namespace cb
