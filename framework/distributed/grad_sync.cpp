@@ -145,10 +145,12 @@ void GradSync::finish() {
     if (!ready_[i]) mark_ready(i, kUnreached);
   launch_ready_buckets();
   // Which parameters some rank used: those that nobody used keep their .grad as it is.
-  auto used = torch::tensor(std::vector<int32_t>(used_.begin(), used_.end()), torch::kInt32);
+  auto used = torch::tensor(std::vector<int32_t>(used_.begin(), used_.end()), torch::kInt32)
+                  .to(buckets_.front().flat.device());  // NCCL reduces device tensors only
   auto used_wait = pg_->all_reduce_sum_async(used);
   for (auto& b : buckets_) b.wait();
   used_wait();
+  used = used.cpu();
   torch::NoGradGuard no_grad;
   const int32_t* any = used.data_ptr<int32_t>();
   for (size_t i = 0; i < params_.size(); ++i) {

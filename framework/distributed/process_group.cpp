@@ -6,6 +6,8 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <cstdlib>
+#include <cstring>
+#include <map>
 
 #include "framework/error.h"
 #include "framework/torch_compat.h"
@@ -26,6 +28,7 @@ namespace cb::dist {
 struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<compat::C10dBackend> backend;  // null when world size is 1
+  torch::Device device = torch::kCPU;               // of the helper tensors (NCCL reduces CUDA tensors only)
 };
 
 namespace {
@@ -93,6 +96,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(c10::intrusive_ptr<c10d::Stor
                                                    int local_rank, DistOptions opts) {
   opts.timeout = timeout_from_env(opts.timeout);
   auto impl = std::make_unique<Impl>();
+  impl->device = opts.device;
   std::string name = "none";
   if (world_size > 1) {
     if (!store) fail("distributed: world size {} needs a store", world_size);
@@ -107,6 +111,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(c10::intrusive_ptr<c10d::Stor
 std::shared_ptr<ProcessGroup> ProcessGroup::init(const DistEnv& env, DistOptions opts) {
   opts.timeout = timeout_from_env(opts.timeout);
   auto impl = std::make_unique<Impl>();
+  impl->device = opts.device;
   std::string name = "none";
   if (env.distributed()) {
     c10d::TCPStoreOptions so;
@@ -173,7 +178,7 @@ WaitFn ProcessGroup::all_reduce_sum_async(torch::Tensor& tensor) {
 
 double ProcessGroup::all_reduce_mean(double value) {
   if (!impl_->backend) return value;
-  auto t = torch::tensor({value}, torch::TensorOptions().dtype(torch::kFloat64).device(torch::kCPU));
+  auto t = torch::tensor({value}, torch::kFloat64).to(impl_->device);
   all_reduce_sum(t);
   return t.item<double>() / world_;
 }
@@ -181,20 +186,23 @@ double ProcessGroup::all_reduce_mean(double value) {
 std::vector<std::string> ProcessGroup::all_gather(const std::string& value) {
   if (!impl_->backend) return {value};
   // Gloo gathers equal shapes: sizes first, then the bytes padded to the longest.
-  std::vector<torch::Tensor> size_in{torch::tensor({static_cast<int64_t>(value.size())}, torch::kInt64)};
+  const auto dev = impl_->device;
+  std::vector<torch::Tensor> size_in{torch::tensor({static_cast<int64_t>(value.size())}, torch::kInt64).to(dev)};
   std::vector<std::vector<torch::Tensor>> size_out(1);
-  for (int r = 0; r < world_; ++r) size_out[0].push_back(torch::empty({1}, torch::kInt64));
+  for (int r = 0; r < world_; ++r) size_out[0].push_back(torch::empty({1}, torch::dtype(torch::kInt64).device(dev)));
   impl_->backend->allgather(size_out, size_in)->wait();
   int64_t longest = 1;
   for (const auto& s : size_out[0]) longest = std::max(longest, s.item<int64_t>());
-  std::vector<torch::Tensor> data_in{bytes_tensor(value, longest)};
+  std::vector<torch::Tensor> data_in{bytes_tensor(value, longest).to(dev)};
   std::vector<std::vector<torch::Tensor>> data_out(1);
-  for (int r = 0; r < world_; ++r) data_out[0].push_back(torch::empty({longest}, torch::kUInt8));
+  for (int r = 0; r < world_; ++r) data_out[0].push_back(torch::empty({longest}, torch::dtype(torch::kUInt8).device(dev)));
   impl_->backend->allgather(data_out, data_in)->wait();
   std::vector<std::string> out;
-  for (int r = 0; r < world_; ++r)
-    out.emplace_back(reinterpret_cast<const char*>(data_out[0][r].data_ptr<uint8_t>()),
+  for (int r = 0; r < world_; ++r) {
+    auto bytes = data_out[0][r].cpu();
+    out.emplace_back(reinterpret_cast<const char*>(bytes.data_ptr<uint8_t>()),
                      static_cast<size_t>(size_out[0][r].item<int64_t>()));
+  }
   return out;
 }
 
