@@ -6,16 +6,12 @@
 
 namespace cb {
 
-namespace {
-
-std::array<double, 3> triple(const Config& cfg, const char* key, const std::array<double, 3>& fallback) {
+std::array<double, 3> config_triple(const Config& cfg, const char* key, const std::array<double, 3>& fallback) {
   const auto v = cfg.get_optional<std::vector<double>>(key);
   if (!v) return fallback;
   if (v->size() != 3) fail("{}.{}: expected 3 values (one per RGB channel), got {}", cfg.path(), key, v->size());
   return {(*v)[0], (*v)[1], (*v)[2]};
 }
-
-}  // namespace
 
 torch::Tensor to_normalized_tensor(const torch::Tensor& rgb, const std::array<double, 3>& mean,
                                    const std::array<double, 3>& std) {
@@ -33,8 +29,8 @@ torch::Tensor BlipImageEvalProcessor::operator()(const torch::Tensor& rgb) const
 
 // from_config of the original: image_size 384 unless given; mean/std default to CLIP's.
 CB_REGISTER(processor, "blip_image_eval", [](const Config& cfg) {
-  BlipImageEvalProcessor p{cfg.get<int64_t>("image_size", 384), triple(cfg, "mean", kClipMean),
-                           triple(cfg, "std", kClipStd)};
+  BlipImageEvalProcessor p{cfg.get<int64_t>("image_size", 384), config_triple(cfg, "mean", kClipMean),
+                           config_triple(cfg, "std", kClipStd)};
   return Processor{.media = p};
 });
 

@@ -5,6 +5,8 @@
 #include <array>
 #include <cstdint>
 
+#include "framework/config.h"
+
 namespace cb {
 
 // CLIP normalisation constants, the default of every BLIP image processor.
@@ -23,5 +25,8 @@ struct BlipImageEvalProcessor {
 // per channel, in float32 like the original -> [3, H, W].
 torch::Tensor to_normalized_tensor(const torch::Tensor& rgb, const std::array<double, 3>& mean,
                                    const std::array<double, 3>& std);
+
+// A per-channel triple (mean/std) from `cfg.<key>`, `fallback` when absent; exactly 3 values.
+std::array<double, 3> config_triple(const Config& cfg, const char* key, const std::array<double, 3>& fallback);
 
 }  // namespace cb

@@ -1,0 +1,76 @@
+#include "datasets/media/valor_video.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "datasets/media/frame_sampling.h"
+#include "framework/error.h"
+
+namespace cb {
+
+namespace F = torch::nn::functional;
+
+torch::Tensor frames_to_pixels(const std::vector<torch::Tensor>& frames, const VideoMapperOptions& o) {
+  if (frames.empty()) fail("video: no frames to convert");
+  for (const auto& f : frames)
+    if (f.sizes() != frames[0].sizes())
+      fail("video: frames differ in size ({} vs {}); the original stacks them before resizing", c10::str(f.sizes()),
+           c10::str(frames[0].sizes()));
+  auto x = torch::stack(frames).permute({0, 3, 1, 2}).to(torch::kFloat32).div(255);  // ToTensor: [n, 3, H, W]
+  x = F::interpolate(x, F::InterpolateFuncOptions()
+                            .size(std::vector<int64_t>{o.resolution, o.resolution})
+                            .mode(torch::kBilinear)
+                            .align_corners(false));  // tensor Resize of the time: no antialias
+  auto mean = torch::tensor({o.mean[0], o.mean[1], o.mean[2]}, torch::kFloat32).view({1, 3, 1, 1});
+  auto std = torch::tensor({o.std[0], o.std[1], o.std[2]}, torch::kFloat32).view({1, 3, 1, 1});
+  return x.sub_(mean).div_(std).contiguous();  // [n, 3, S, S]
+}
+
+std::vector<std::filesystem::path> list_frames(const std::filesystem::path& dir) {
+  std::vector<std::filesystem::path> files;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    files.push_back(it->path());
+  if (ec) fail("video '{}': cannot list the frame directory: {}", dir.string(), ec.message());
+  // Python sorts str by code point, which is byte order for UTF-8 names.
+  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.filename().string() < b.filename().string(); });
+  if (files.empty()) fail("video '{}': the frame directory is empty", dir.string());
+  return files;
+}
+
+std::vector<std::filesystem::path> VideoMapper::pick_frames(const std::string& id, std::mt19937_64& rng) const {
+  std::error_code ec;
+  auto dir = root_ / id;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    std::string shard = id.substr(0, 2);
+    std::transform(shard.begin(), shard.end(), shard.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    dir = root_ / shard / id;
+    if (!std::filesystem::is_directory(dir, ec))
+      fail("video '{}': no frame directory {} or {}", id, (root_ / id).string(), dir.string());
+  }
+  const auto files = list_frames(dir);
+  std::vector<std::filesystem::path> picked;
+  for (const int64_t i : sample_indices(int64_t(files.size()), opts_.sample_num, opts_.training, rng))
+    picked.push_back(files[size_t(i)]);
+  return picked;
+}
+
+torch::Tensor VideoMapper::video(const std::string& id, ImageDecoder& decoder, std::mt19937_64& rng) const {
+  std::vector<torch::Tensor> frames;
+  for (const auto& file : pick_frames(id, rng)) frames.push_back(decoder.decode_file(file));
+  return frames_to_pixels(frames, opts_);
+}
+
+torch::Tensor VideoMapper::image(const std::string& id, ImageDecoder& decoder) const {
+  std::error_code ec;
+  auto path = (root_ / id).string();
+  if (!std::filesystem::exists(path, ec)) path += ".jpg";
+  if (!std::filesystem::exists(path, ec)) {
+    // Python's str.replace: every ".jpg" in the path.
+    for (size_t pos = 0; (pos = path.find(".jpg", pos)) != std::string::npos; pos += 5) path.replace(pos, 4, ".JPEG");
+  }
+  if (!std::filesystem::exists(path, ec)) fail("image '{}': not found under {}", id, root_.string());
+  return frames_to_pixels({decoder.decode_file(path)}, opts_);
+}
+
+}  // namespace cb

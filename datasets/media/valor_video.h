@@ -1,0 +1,48 @@
+// ChatBridge's visual input pipeline (valor `VideoMapper`, data_format 'frame', video_transforms
+// 'none'; pipeline.md §5.1-5.2): a video is a directory of frame images, sampled one per group
+// (middle frame in eval, random in training); an image is one file. Frames -> ToTensor -> Resize((S, S))
+// on the float tensor (bilinear, align_corners False, no antialias) -> Normalize -> [n, 3, S, S].
+#pragma once
+#include <torch/torch.h>
+
+#include <array>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "datasets/media/image_decode.h"
+#include "datasets/processors/image_processors.h"
+
+namespace cb {
+
+struct VideoMapperOptions {
+  int64_t resolution = 224;  // video_resolution
+  int64_t sample_num = 1;    // frames per video
+  std::array<double, 3> mean = kClipMean, std = kClipStd;  // from video_encoder_type (clip/evaclip -> CLIP)
+  bool training = false;     // random frame per group instead of the middle one
+};
+
+// Decoded RGB frames ([H, W, 3] uint8, all the same size) -> [n, 3, S, S] float32.
+torch::Tensor frames_to_pixels(const std::vector<torch::Tensor>& frames, const VideoMapperOptions& opts);
+
+// The frame files of a frame directory, sorted by name as the original's sorted(os.listdir(...)).
+std::vector<std::filesystem::path> list_frames(const std::filesystem::path& dir);
+
+class VideoMapper {
+ public:
+  VideoMapper(std::filesystem::path root, VideoMapperOptions opts) : root_(std::move(root)), opts_(opts) {}
+  // Frame directory <root>/<id> (fallback <root>/<id[:2] lower>/<id>) -> [sample_num, 3, S, S].
+  torch::Tensor video(const std::string& id, ImageDecoder& decoder, std::mt19937_64& rng) const;
+  // Image <root>/<id> (fallbacks <id>.jpg, then .jpg -> .JPEG) -> [1, 3, S, S].
+  torch::Tensor image(const std::string& id, ImageDecoder& decoder) const;
+  // The frame files `video` would read (`rng` only used in training).
+  std::vector<std::filesystem::path> pick_frames(const std::string& id, std::mt19937_64& rng) const;
+  const VideoMapperOptions& options() const { return opts_; }
+
+ private:
+  std::filesystem::path root_;
+  VideoMapperOptions opts_;
+};
+
+}  // namespace cb
