@@ -4,9 +4,9 @@
 #include <fstream>
 #include <optional>
 #include <memory>
-#include <mutex>
 #include <vector>
 
+#include "datasets/media/ffmpeg_io.h"
 #include "framework/error.h"
 
 extern "C" {
@@ -20,64 +20,10 @@ namespace cb {
 
 namespace {
 
-std::string av_error(int code) {
-  char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
-  av_strerror(code, buf, sizeof(buf));
-  return buf;
-}
+using ffmpeg::error_string;
 
-// In-memory input for libavformat: read and seek callbacks over a byte span.
-struct MemoryReader {
-  const uint8_t* data;
-  size_t size;
-  size_t pos = 0;
-
-  static int read(void* opaque, uint8_t* buf, int n) {
-    auto* r = static_cast<MemoryReader*>(opaque);
-    const size_t left = r->size - r->pos;
-    if (left == 0) return AVERROR_EOF;
-    const size_t k = std::min(left, size_t(n));
-    std::memcpy(buf, r->data + r->pos, k);
-    r->pos += k;
-    return int(k);
-  }
-  static int64_t seek(void* opaque, int64_t offset, int whence) {
-    auto* r = static_cast<MemoryReader*>(opaque);
-    if (whence & AVSEEK_SIZE) return int64_t(r->size);
-    int64_t base = 0;
-    switch (whence & ~AVSEEK_FORCE) {
-      case SEEK_SET: base = 0; break;
-      case SEEK_CUR: base = int64_t(r->pos); break;
-      case SEEK_END: base = int64_t(r->size); break;
-      default: return AVERROR(EINVAL);
-    }
-    const int64_t target = base + offset;
-    if (target < 0 || target > int64_t(r->size)) return AVERROR(EINVAL);
-    r->pos = size_t(target);
-    return target;
-  }
-};
-
-struct IoDeleter {
-  void operator()(AVIOContext* io) const {
-    av_freep(&io->buffer);  // FFmpeg may have replaced the buffer we gave it
-    avio_context_free(&io);
-  }
-};
-struct FormatDeleter {
-  void operator()(AVFormatContext* f) const { avformat_close_input(&f); }
-};
-struct CodecDeleter {
-  void operator()(AVCodecContext* c) const { avcodec_free_context(&c); }
-};
 struct SwrDeleter {
   void operator()(SwrContext* s) const { swr_free(&s); }
-};
-struct PacketDeleter {
-  void operator()(AVPacket* p) const { av_packet_free(&p); }
-};
-struct FrameDeleter {
-  void operator()(AVFrame* f) const { av_frame_free(&f); }
 };
 
 // The data size a RIFF/WAVE header declares, read straight from the bytes (FFmpeg quietly replaces a
@@ -102,25 +48,15 @@ std::optional<uint64_t> declared_wav_data_bytes(ReadAt read_at, uint64_t total) 
   return std::nullopt;
 }
 
-void quiet_ffmpeg() {
-  static std::once_flag once;
-  std::call_once(once, [] { av_log_set_level(AV_LOG_ERROR); });
-}
-
 // Decodes the best audio stream of an opened container into planar float, one vector per channel.
 DecodedAudio decode_opened(AVFormatContext* fmt, const std::string& name, std::optional<uint64_t> declared_wav_bytes) {
   int rc = avformat_find_stream_info(fmt, nullptr);
-  if (rc < 0) fail("audio '{}': cannot read stream info: {}", name, av_error(rc));
+  if (rc < 0) fail("audio '{}': cannot read stream info: {}", name, error_string(rc));
   const int index = av_find_best_stream(fmt, AVMEDIA_TYPE_AUDIO, -1, -1, nullptr, 0);
-  if (index < 0) fail("audio '{}': no audio stream in the file ({})", name, av_error(index));
+  if (index < 0) fail("audio '{}': no audio stream in the file ({})", name, error_string(index));
   AVStream* stream = fmt->streams[index];
 
-  const AVCodec* codec = avcodec_find_decoder(stream->codecpar->codec_id);
-  if (!codec) fail("audio '{}': no decoder for codec '{}'", name, avcodec_get_name(stream->codecpar->codec_id));
-  std::unique_ptr<AVCodecContext, CodecDeleter> dec(avcodec_alloc_context3(codec));
-  if (!dec) fail("audio '{}': out of memory", name);
-  if ((rc = avcodec_parameters_to_context(dec.get(), stream->codecpar)) < 0 || (rc = avcodec_open2(dec.get(), codec, nullptr)) < 0)
-    fail("audio '{}': cannot open the {} decoder: {}", name, codec->name, av_error(rc));
+  auto dec = ffmpeg::open_decoder(fmt, index, name, "audio");
   if (dec->sample_rate <= 0 || dec->ch_layout.nb_channels <= 0)
     fail("audio '{}': invalid stream ({} Hz, {} channels)", name, dec->sample_rate, dec->ch_layout.nb_channels);
 
@@ -133,7 +69,7 @@ DecodedAudio decode_opened(AVFormatContext* fmt, const std::string& name, std::o
   if (dec->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC)
     av_channel_layout_default(&layout, channels);
   else if ((rc = av_channel_layout_copy(&layout, &dec->ch_layout)) < 0)
-    fail("audio '{}': bad channel layout: {}", name, av_error(rc));
+    fail("audio '{}': bad channel layout: {}", name, error_string(rc));
 
   std::vector<std::vector<float>> planes(static_cast<size_t>(channels));
   std::unique_ptr<SwrContext, SwrDeleter> swr;
@@ -151,7 +87,7 @@ DecodedAudio decode_opened(AVFormatContext* fmt, const std::string& name, std::o
                                nullptr);
       swr.reset(s);
       if (rc < 0 || (rc = swr_init(swr.get())) < 0)
-        fail("audio '{}': cannot convert {} samples to float: {}", name, av_get_sample_fmt_name(format), av_error(rc));
+        fail("audio '{}': cannot convert {} samples to float: {}", name, av_get_sample_fmt_name(format), error_string(rc));
       swr_format = format;
     }
     const size_t n = size_t(frame->nb_samples);
@@ -161,31 +97,31 @@ DecodedAudio decode_opened(AVFormatContext* fmt, const std::string& name, std::o
     }
     const int got = swr_convert(swr.get(), out_ptrs.data(), int(n), const_cast<const uint8_t**>(frame->extended_data),
                                 frame->nb_samples);
-    if (got < 0) fail("audio '{}': sample conversion failed: {}", name, av_error(got));
+    if (got < 0) fail("audio '{}': sample conversion failed: {}", name, error_string(got));
     for (auto& p : planes) p.resize(p.size() - (n - size_t(got)));
   };
 
-  std::unique_ptr<AVPacket, PacketDeleter> packet(av_packet_alloc());
-  std::unique_ptr<AVFrame, FrameDeleter> frame(av_frame_alloc());
+  ffmpeg::PacketPtr packet(av_packet_alloc());
+  ffmpeg::FramePtr frame(av_frame_alloc());
   if (!packet || !frame) fail("audio '{}': out of memory", name);
   auto drain = [&] {
     while ((rc = avcodec_receive_frame(dec.get(), frame.get())) >= 0) {
       take_frame(frame.get());
       av_frame_unref(frame.get());
     }
-    if (rc != AVERROR(EAGAIN) && rc != AVERROR_EOF) fail("audio '{}': decoding failed: {}", name, av_error(rc));
+    if (rc != AVERROR(EAGAIN) && rc != AVERROR_EOF) fail("audio '{}': decoding failed: {}", name, error_string(rc));
   };
   while ((rc = av_read_frame(fmt, packet.get())) >= 0) {
     if (packet->stream_index == index) {
       const int sent = avcodec_send_packet(dec.get(), packet.get());
       av_packet_unref(packet.get());
-      if (sent < 0) fail("audio '{}': corrupt audio data: {}", name, av_error(sent));
+      if (sent < 0) fail("audio '{}': corrupt audio data: {}", name, error_string(sent));
       drain();
     } else {
       av_packet_unref(packet.get());
     }
   }
-  if (rc != AVERROR_EOF) fail("audio '{}': read error: {}", name, av_error(rc));
+  if (rc != AVERROR_EOF) fail("audio '{}': read error: {}", name, error_string(rc));
   avcodec_send_packet(dec.get(), nullptr);  // flush
   drain();
 
@@ -209,43 +145,19 @@ DecodedAudio decode_opened(AVFormatContext* fmt, const std::string& name, std::o
 }  // namespace
 
 DecodedAudio decode_audio_file(const std::filesystem::path& path) {
-  quiet_ffmpeg();
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) fail("audio '{}': no such file", path.string());
-  if (std::filesystem::file_size(path, ec) == 0) fail("audio '{}': the file is empty", path.string());
-  AVFormatContext* raw = nullptr;
-  const int rc = avformat_open_input(&raw, path.c_str(), nullptr, nullptr);
-  if (rc < 0) fail("audio '{}': not a readable audio file: {}", path.string(), av_error(rc));
-  std::unique_ptr<AVFormatContext, FormatDeleter> fmt(raw);
+  auto fmt = ffmpeg::Input::open_file(path, "audio");
   std::ifstream in(path, std::ios::binary);
   auto read_at = [&](uint64_t offset, uint8_t* dst, size_t n) {
     in.clear();
     in.seekg(std::streamoff(offset));
     return bool(in.read(reinterpret_cast<char*>(dst), std::streamsize(n)));
   };
+  std::error_code ec;
   return decode_opened(fmt.get(), path.string(), declared_wav_data_bytes(read_at, std::filesystem::file_size(path, ec)));
 }
 
 DecodedAudio decode_audio_bytes(const uint8_t* data, size_t size, const std::string& name) {
-  quiet_ffmpeg();
-  if (size == 0 || data == nullptr) fail("audio '{}': no bytes (empty input)", name);
-  MemoryReader reader{data, size};
-  constexpr int kBuffer = 1 << 16;
-  auto* buffer = static_cast<uint8_t*>(av_malloc(kBuffer));
-  if (!buffer) fail("audio '{}': out of memory", name);
-  std::unique_ptr<AVIOContext, IoDeleter> io(
-      avio_alloc_context(buffer, kBuffer, 0, &reader, &MemoryReader::read, nullptr, &MemoryReader::seek));
-  if (!io) {
-    av_free(buffer);
-    fail("audio '{}': out of memory", name);
-  }
-  AVFormatContext* raw = avformat_alloc_context();
-  if (!raw) fail("audio '{}': out of memory", name);
-  raw->pb = io.get();
-  raw->flags |= AVFMT_FLAG_CUSTOM_IO;
-  const int rc = avformat_open_input(&raw, nullptr, nullptr, nullptr);  // frees `raw` on failure
-  if (rc < 0) fail("audio '{}': not a readable audio file: {}", name, av_error(rc));
-  std::unique_ptr<AVFormatContext, FormatDeleter> fmt(raw);
+  auto fmt = ffmpeg::Input::open_bytes(data, size, name, "audio");
   auto read_at = [&](uint64_t offset, uint8_t* dst, size_t n) {
     if (offset > size || n > size - offset) return false;
     std::memcpy(dst, data + offset, n);

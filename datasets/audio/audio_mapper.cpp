@@ -5,22 +5,12 @@
 
 #include "datasets/audio/kaldi_fbank.h"
 #include "datasets/audio/resample.h"
+#include "datasets/media/frame_sampling.h"
 #include "framework/error.h"
 
 namespace cb {
 
 namespace {
-
-// The original's split(): pad a short list with its last element, then cut it into n nearly equal
-// consecutive groups (the first len % n groups one longer).
-std::vector<std::vector<int64_t>> split_groups(std::vector<int64_t> items, int64_t n) {
-  if (int64_t(items.size()) < n) items.resize(size_t(n), items.back());
-  const int64_t k = int64_t(items.size()) / n, m = int64_t(items.size()) % n;
-  std::vector<std::vector<int64_t>> groups;
-  for (int64_t i = 0; i < n; ++i)
-    groups.emplace_back(items.begin() + i * k + std::min(i, m), items.begin() + (i + 1) * k + std::min(i + 1, m));
-  return groups;
-}
 
 std::string replace_all(std::string s, const std::string& from, const std::string& to) {
   for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size()) s.replace(pos, from.size(), to);
@@ -50,17 +40,9 @@ torch::Tensor slice_fbank(const torch::Tensor& fbank, const AudioMapperOptions& 
   const int64_t pad = std::max(L * o.sample_num - T, L - T % L);
   fb = torch::constant_pad_nd(fb, {0, 0, 0, pad}, 0);  // padded rows are 0 after normalisation
 
-  std::vector<int64_t> slices(size_t(fb.size(0) / L));
-  for (size_t i = 0; i < slices.size(); ++i) slices[i] = int64_t(i);
   std::vector<torch::Tensor> out;
-  for (const auto& group : split_groups(slices, o.sample_num)) {
-    int64_t pick;
-    if (o.training)
-      pick = group[std::uniform_int_distribution<size_t>(0, group.size() - 1)(rng)];
-    else
-      pick = group[(group.size() + 1) / 2 - 1];  // the middle slice
+  for (const int64_t pick : sample_indices(fb.size(0) / L, o.sample_num, o.training, rng))
     out.push_back(fb.narrow(0, pick * L, L));
-  }
   return torch::stack(out);  // [n, L, bins]
 }
 
