@@ -1,0 +1,34 @@
+// Tiny media made at test time (no files committed): JPEG and PNG bytes through libjpeg/libpng,
+// MPEG-4 Part 2 in an MP4 container through libavcodec/libavformat.
+#pragma once
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <vector>
+
+namespace cb::test {
+
+// rgb [H, W, 3] (or gray [H, W, 1]) uint8 -> JPEG bytes (baseline, 4:2:0 for colour).
+std::vector<uint8_t> encode_jpeg(const torch::Tensor& image, int quality = 95);
+// PNG bytes of `samples` [H, W, C] (uint8, or int32 holding 16-bit values when bit_depth is 16) with
+// libpng colour type `color_type`; for palette images `samples` holds indices and `palette` RGB triples.
+std::vector<uint8_t> encode_png(const torch::Tensor& samples, int color_type, int bit_depth = 8,
+                                const std::vector<uint8_t>& palette = {});
+// A smooth moving test pattern: frame t of a video, [H, W, 3] uint8.
+torch::Tensor pattern_frame(int64_t t, int64_t height, int64_t width);
+// Encodes pattern frames 0..frames-1 as MPEG-4 (keyframe every `gop`) into an MP4 file at `path`;
+// `faststart` puts the index (moov) before the media data.
+void write_mp4(const std::filesystem::path& path, int64_t frames, int64_t height, int64_t width, int gop, int fps,
+               bool faststart = false);
+
+std::vector<uint8_t> read_bytes(const std::filesystem::path& path);
+void write_bytes(const std::filesystem::path& path, const uint8_t* data, size_t size);
+// A fresh empty directory under the system temp dir, removed by the destructor.
+struct TempDir {
+  TempDir();
+  ~TempDir();
+  std::filesystem::path path;
+};
+
+}  // namespace cb::test
