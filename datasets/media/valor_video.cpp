@@ -61,6 +61,14 @@ torch::Tensor VideoMapper::video(const std::string& id, ImageDecoder& decoder, s
   return frames_to_pixels(frames, opts_);
 }
 
+torch::Tensor VideoMapper::video_file(const std::filesystem::path& path, std::mt19937_64& rng) const {
+  auto reader = VideoReader::open_file(path);
+  const int64_t count = reader.frame_count();
+  if (count <= 0) fail("video '{}': no frames", path.string());
+  const auto frames = reader.frames(sample_indices(count, opts_.sample_num, opts_.training, rng));  // [n, H, W, 3]
+  return frames_to_pixels(frames.unbind(0), opts_);
+}
+
 torch::Tensor VideoMapper::image(const std::string& id, ImageDecoder& decoder) const {
   std::error_code ec;
   auto path = (root_ / id).string();

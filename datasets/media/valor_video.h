@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "datasets/media/image_decode.h"
+#include "datasets/media/video_decode.h"
 #include "datasets/processors/image_processors.h"
 
 namespace cb {
@@ -34,6 +35,9 @@ class VideoMapper {
   VideoMapper(std::filesystem::path root, VideoMapperOptions opts) : root_(std::move(root)), opts_(opts) {}
   // Frame directory <root>/<id> (fallback <root>/<id[:2] lower>/<id>) -> [sample_num, 3, S, S].
   torch::Tensor video(const std::string& id, ImageDecoder& decoder, std::mt19937_64& rng) const;
+  // A video file (data_format 'raw', decord in the original), decoded with FFmpeg: the frame indices are
+  // split into sample_num groups and sampled like the frames of a directory -> [sample_num, 3, S, S].
+  torch::Tensor video_file(const std::filesystem::path& path, std::mt19937_64& rng) const;
   // Image <root>/<id> (fallbacks <id>.jpg, then .jpg -> .JPEG) -> [1, 3, S, S].
   torch::Tensor image(const std::string& id, ImageDecoder& decoder) const;
   // The frame files `video` would read (`rng` only used in training).

@@ -179,6 +179,13 @@ TEST_CASE("video decode: frames by index with seeking equal sequential decoding,
   // The valor sampling of a decoded video: middle frame of each of the n groups.
   std::mt19937_64 rng(0);
   CHECK(cb::sample_indices(n, 4, false, rng) == std::vector<int64_t>{5, 17, 29, 41});
+  cb::VideoMapperOptions o;
+  o.resolution = 20;
+  o.sample_num = 4;
+  const auto pixels = cb::VideoMapper(tmp.path, o).video_file(file, rng);
+  CHECK(pixels.sizes() == torch::IntArrayRef{4, 3, 20, 20});
+  CHECK(torch::equal(pixels, cb::frames_to_pixels(
+                                 {sequential[5], sequential[17], sequential[29], sequential[41]}, o)));
 }
 
 TEST_CASE("video decode: truncated, random, empty and missing files throw cb::Error naming the file") {
