@@ -5,26 +5,11 @@
 #include "framework/checkpoint/load.h"
 #include "framework/checkpoint/torch_load.h"
 #include "framework/error.h"
+#include "framework/json_read.h"
 
 namespace cb {
 
 namespace {
-
-template <typename T>
-void read_key(const nlohmann::json& cfg, const char* key, T& out, const std::string& source) {
-  auto it = cfg.find(key);
-  if (it == cfg.end() || it->is_null()) return;
-  if constexpr (std::is_same_v<T, bool>) {
-    if (!it->is_boolean() && !it->is_number_integer()) fail("{}: '{}' must be a bool, got {}", source, key, it->dump());
-    out = it->is_boolean() ? it->template get<bool>() : it->template get<int64_t>() != 0;
-  } else if constexpr (std::is_same_v<T, std::string>) {
-    if (!it->is_string()) fail("{}: '{}' must be a string, got {}", source, key, it->dump());
-    out = it->template get<std::string>();
-  } else {
-    if (!it->is_number_integer()) fail("{}: '{}' must be an integer, got {}", source, key, it->dump());
-    out = it->template get<int64_t>();
-  }
-}
 
 // The original's `gelu` computes in fp32 and casts back; `relu` is plain.
 torch::Tensor activate(const std::string& name, const torch::Tensor& x) {
@@ -59,24 +44,24 @@ nlohmann::json cfg_to_json(const pickle::Value& dict, const std::string& source)
 BEATsConfig BEATsConfig::from_json(const nlohmann::json& cfg, const std::string& source) {
   if (!cfg.is_object()) fail("{}: the BEATs cfg must be a dict, got {}", source, cfg.dump());
   BEATsConfig c;
-  read_key(cfg, "input_patch_size", c.input_patch_size, source);
-  read_key(cfg, "embed_dim", c.embed_dim, source);
-  read_key(cfg, "conv_bias", c.conv_bias, source);
-  read_key(cfg, "encoder_layers", c.encoder_layers, source);
-  read_key(cfg, "encoder_embed_dim", c.encoder_embed_dim, source);
-  read_key(cfg, "encoder_ffn_embed_dim", c.encoder_ffn_embed_dim, source);
-  read_key(cfg, "encoder_attention_heads", c.encoder_attention_heads, source);
-  read_key(cfg, "activation_fn", c.activation_fn, source);
-  read_key(cfg, "layer_norm_first", c.layer_norm_first, source);
-  read_key(cfg, "deep_norm", c.deep_norm, source);
-  read_key(cfg, "conv_pos", c.conv_pos, source);
-  read_key(cfg, "conv_pos_groups", c.conv_pos_groups, source);
-  read_key(cfg, "relative_position_embedding", c.relative_position_embedding, source);
-  read_key(cfg, "num_buckets", c.num_buckets, source);
-  read_key(cfg, "max_distance", c.max_distance, source);
-  read_key(cfg, "gru_rel_pos", c.gru_rel_pos, source);
-  read_key(cfg, "finetuned_model", c.finetuned_model, source);
-  read_key(cfg, "predictor_class", c.predictor_class, source);
+  read_json_key(cfg, "input_patch_size", c.input_patch_size, source);
+  read_json_key(cfg, "embed_dim", c.embed_dim, source);
+  read_json_key(cfg, "conv_bias", c.conv_bias, source);
+  read_json_key(cfg, "encoder_layers", c.encoder_layers, source);
+  read_json_key(cfg, "encoder_embed_dim", c.encoder_embed_dim, source);
+  read_json_key(cfg, "encoder_ffn_embed_dim", c.encoder_ffn_embed_dim, source);
+  read_json_key(cfg, "encoder_attention_heads", c.encoder_attention_heads, source);
+  read_json_key(cfg, "activation_fn", c.activation_fn, source);
+  read_json_key(cfg, "layer_norm_first", c.layer_norm_first, source);
+  read_json_key(cfg, "deep_norm", c.deep_norm, source);
+  read_json_key(cfg, "conv_pos", c.conv_pos, source);
+  read_json_key(cfg, "conv_pos_groups", c.conv_pos_groups, source);
+  read_json_key(cfg, "relative_position_embedding", c.relative_position_embedding, source);
+  read_json_key(cfg, "num_buckets", c.num_buckets, source);
+  read_json_key(cfg, "max_distance", c.max_distance, source);
+  read_json_key(cfg, "gru_rel_pos", c.gru_rel_pos, source);
+  read_json_key(cfg, "finetuned_model", c.finetuned_model, source);
+  read_json_key(cfg, "predictor_class", c.predictor_class, source);
 
   if (c.input_patch_size <= 0) fail("{}: input_patch_size must be positive, got {}", source, c.input_patch_size);
   if (c.embed_dim <= 0 || c.encoder_embed_dim <= 0 || c.encoder_ffn_embed_dim <= 0 || c.encoder_layers <= 0)

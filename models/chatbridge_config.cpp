@@ -6,38 +6,14 @@
 
 #include "framework/config.h"
 #include "framework/error.h"
+#include "framework/json_read.h"
 
 namespace cb {
 namespace {
 
-template <typename T>
-void read(const nlohmann::json& j, const char* key, T& field, const std::string& source) {
-  if (!j.contains(key) || j.at(key).is_null()) return;
-  try {
-    field = j.at(key).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    fail("{}: key '{}' has the wrong type ({})", source, key, j.at(key).dump());
-  }
-}
-
-// tiny_dims.vit: the VisionTransformer constructor arguments the fixtures record.
-EvaVitConfig vit_from_json(const nlohmann::json& j, const std::string& source) {
-  EvaVitConfig v;
-  read(j, "img_size", v.img_size, source);
-  read(j, "patch_size", v.patch_size, source);
-  read(j, "embed_dim", v.embed_dim, source);
-  read(j, "depth", v.depth, source);
-  read(j, "num_heads", v.num_heads, source);
-  read(j, "mlp_ratio", v.mlp_ratio, source);
-  read(j, "qkv_bias", v.qkv_bias, source);
-  read(j, "drop_path_rate", v.drop_path_rate, source);
-  read(j, "use_checkpoint", v.use_grad_checkpoint, source);
-  return v;
-}
-
 double eps_of(const nlohmann::json& tiny, const char* key, double fallback, const std::string& source) {
   double eps = fallback;
-  if (tiny.contains(key)) read(tiny.at(key), "eps", eps, source + ": tiny_dims." + key);
+  if (tiny.contains(key)) read_json_key(tiny.at(key), "eps", eps, source + ": tiny_dims." + key);
   return eps;
 }
 
@@ -74,7 +50,7 @@ bool weights_named(const std::string& s) { return !s.empty() && s != "None"; }
 // Applies tiny_dims (if any) over the part configs; returns true if it described the LLaMA.
 bool apply_tiny_dims(ChatBridgeConfig& c, const nlohmann::json& tiny, const std::string& source) {
   const auto src = source + ": tiny_dims";
-  if (tiny.contains("vit")) c.vit = vit_from_json(tiny.at("vit"), src + ".vit");
+  if (tiny.contains("vit")) c.vit = EvaVitConfig::from_json(tiny.at("vit"), src + ".vit");
   c.ln_vision_eps = eps_of(tiny, "ln_vision", c.ln_vision_eps, source);
   if (tiny.contains("beats")) c.beats = BEATsConfig::from_json(tiny.at("beats"), src + ".beats");
   c.ln_audio_eps = eps_of(tiny, "ln_audio", c.ln_audio_eps, source);
@@ -109,24 +85,24 @@ int64_t ParamSpec::numel() const {
 
 ChatBridgeConfig ChatBridgeConfig::from_json(const nlohmann::json& j, const std::string& source) {
   ChatBridgeConfig c;
-  read(j, "stage", c.stage, source);
-  read(j, "image_size", c.image_size, source);
-  read(j, "num_query_token", c.num_query_token, source);
-  read(j, "max_txt_len", c.max_txt_len, source);
-  read(j, "end_sym", c.end_sym, source);
-  read(j, "vit_precision", c.vit_precision, source);
-  read(j, "freeze_vit", c.freeze_vit, source);
-  read(j, "freeze_beat", c.freeze_beat, source);
-  read(j, "freeze_qformer", c.freeze_qformer, source);
-  read(j, "drop", c.drop, source);
-  read(j, "multi_sample", c.multi_sample, source);
-  read(j, "num_frames", c.num_frames, source);
-  read(j, "num_audios", c.num_audios, source);
-  read(j, "prompt_template", c.prompt_template, source);
+  read_json_key(j, "stage", c.stage, source);
+  read_json_key(j, "image_size", c.image_size, source);
+  read_json_key(j, "num_query_token", c.num_query_token, source);
+  read_json_key(j, "max_txt_len", c.max_txt_len, source);
+  read_json_key(j, "end_sym", c.end_sym, source);
+  read_json_key(j, "vit_precision", c.vit_precision, source);
+  read_json_key(j, "freeze_vit", c.freeze_vit, source);
+  read_json_key(j, "freeze_beat", c.freeze_beat, source);
+  read_json_key(j, "freeze_qformer", c.freeze_qformer, source);
+  read_json_key(j, "drop", c.drop, source);
+  read_json_key(j, "multi_sample", c.multi_sample, source);
+  read_json_key(j, "num_frames", c.num_frames, source);
+  read_json_key(j, "num_audios", c.num_audios, source);
+  read_json_key(j, "prompt_template", c.prompt_template, source);
   double drop_path = 0;
   bool grad_ckpt = false;
-  read(j, "drop_path_rate", drop_path, source);
-  read(j, "use_grad_checkpoint", grad_ckpt, source);
+  read_json_key(j, "drop_path_rate", drop_path, source);
+  read_json_key(j, "use_grad_checkpoint", grad_ckpt, source);
   c.vit = EvaVitConfig::eva_vit_g(c.image_size, drop_path, grad_ckpt);
   c.beats = beats_iter3_plus_as2m();
   c.llama = vicuna_13b();

@@ -1,5 +1,9 @@
 #include "models/eva_vit.h"
 
+#include "framework/json_read.h"
+
+#include <regex>
+
 #include <cmath>
 
 #include "framework/activation_checkpoint.h"
@@ -11,6 +15,28 @@
 namespace cb {
 
 namespace F = torch::nn::functional;
+
+EvaVitConfig EvaVitConfig::from_json(const nlohmann::json& j, const std::string& source) {
+  EvaVitConfig c;
+  read_json_key(j, "img_size", c.img_size, source);
+  read_json_key(j, "patch_size", c.patch_size, source);
+  read_json_key(j, "embed_dim", c.embed_dim, source);
+  read_json_key(j, "depth", c.depth, source);
+  read_json_key(j, "num_heads", c.num_heads, source);
+  read_json_key(j, "mlp_ratio", c.mlp_ratio, source);
+  read_json_key(j, "qkv_bias", c.qkv_bias, source);
+  read_json_key(j, "drop_path_rate", c.drop_path_rate, source);
+  read_json_key(j, "use_checkpoint", c.use_grad_checkpoint, source);
+  std::string norm;
+  read_json_key(j, "norm_layer", norm, source);
+  if (!norm.empty()) {  // partial(nn.LayerNorm, eps=1e-6), recorded as "LayerNorm(eps=1e-6)"
+    std::smatch m;
+    if (!std::regex_search(norm, m, std::regex(R"(eps=([0-9.eE+-]+))")))
+      fail("{}: norm_layer '{}' names no eps", source, norm);
+    c.layer_norm_eps = std::stod(m[1]);
+  }
+  return c;
+}
 
 EvaVitConfig EvaVitConfig::eva_vit_g(int64_t img_size, double drop_path_rate, bool use_grad_checkpoint) {
   EvaVitConfig c;

@@ -5,6 +5,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
+
 #include <filesystem>
 #include <string>
 
@@ -26,6 +28,10 @@ struct EvaVitConfig {
   bool use_grad_checkpoint = false;  // activation checkpointing per block (training only)
 
   // ViT-g/14 as ChatBridge builds it: 39 of EVA-CLIP's 40 blocks, 1408 wide, 16 heads of 88.
+  // The VisionTransformer constructor arguments as a fixture/config records them (img_size,
+  // patch_size, embed_dim, depth, num_heads, mlp_ratio, qkv_bias, drop_path_rate, use_checkpoint,
+  // norm_layer "LayerNorm(eps=...)"); absent keys keep the ViT-g values.
+  static EvaVitConfig from_json(const nlohmann::json& j, const std::string& source = "ViT config");
   static EvaVitConfig eva_vit_g(int64_t img_size = 224, double drop_path_rate = 0.0, bool use_grad_checkpoint = false);
 
   int64_t grid() const { return img_size / patch_size; }  // patches per side

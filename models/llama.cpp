@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "framework/error.h"
+#include "framework/json_read.h"
 
 namespace cb {
 namespace F = torch::nn::functional;
@@ -16,51 +17,25 @@ namespace F = torch::nn::functional;
 
 namespace {
 
-int64_t int_key(const nlohmann::json& j, const char* key, const std::string& source) {
-  if (!j.contains(key)) fail("{}: missing key '{}'", source, key);
-  const auto& v = j.at(key);
-  if (!v.is_number_integer()) fail("{}: key '{}' must be an integer, got {}", source, key, v.dump());
-  return v.get<int64_t>();
-}
-
-double float_key(const nlohmann::json& j, const char* key, double fallback, const std::string& source) {
-  if (!j.contains(key) || j.at(key).is_null()) return fallback;
-  const auto& v = j.at(key);
-  if (!v.is_number()) fail("{}: key '{}' must be a number, got {}", source, key, v.dump());
-  return v.get<double>();
-}
-
 // Absent: keep the default; null: none; else an integer.
-void token_key(const nlohmann::json& j, const char* key, std::optional<int64_t>& out, const std::string& source) {
-  if (!j.contains(key)) return;
-  const auto& v = j.at(key);
-  if (v.is_null()) {
-    out.reset();
-    return;
-  }
-  if (!v.is_number_integer()) fail("{}: key '{}' must be an integer or null, got {}", source, key, v.dump());
-  out = v.get<int64_t>();
-}
-
 }  // namespace
 
 LlamaConfig LlamaConfig::from_json(const nlohmann::json& j, const std::string& source) {
   if (!j.is_object()) fail("{}: expected a JSON object", source);
   LlamaConfig c;
-  c.vocab_size = int_key(j, "vocab_size", source);
-  c.hidden_size = int_key(j, "hidden_size", source);
-  c.intermediate_size = int_key(j, "intermediate_size", source);
-  c.num_hidden_layers = int_key(j, "num_hidden_layers", source);
-  c.num_attention_heads = int_key(j, "num_attention_heads", source);
-  c.num_key_value_heads = j.contains("num_key_value_heads") && !j.at("num_key_value_heads").is_null()
-                              ? int_key(j, "num_key_value_heads", source)
-                              : c.num_attention_heads;
-  c.rms_norm_eps = float_key(j, "rms_norm_eps", c.rms_norm_eps, source);
-  if (j.contains("max_position_embeddings")) c.max_position_embeddings = int_key(j, "max_position_embeddings", source);
-  c.rope_theta = float_key(j, "rope_theta", c.rope_theta, source);
-  token_key(j, "pad_token_id", c.pad_token_id, source);
-  token_key(j, "bos_token_id", c.bos_token_id, source);
-  token_key(j, "eos_token_id", c.eos_token_id, source);
+  c.vocab_size = require_json_key<int64_t>(j, "vocab_size", source);
+  c.hidden_size = require_json_key<int64_t>(j, "hidden_size", source);
+  c.intermediate_size = require_json_key<int64_t>(j, "intermediate_size", source);
+  c.num_hidden_layers = require_json_key<int64_t>(j, "num_hidden_layers", source);
+  c.num_attention_heads = require_json_key<int64_t>(j, "num_attention_heads", source);
+  c.num_key_value_heads = c.num_attention_heads;
+  read_json_key(j, "num_key_value_heads", c.num_key_value_heads, source);
+  read_json_key(j, "rms_norm_eps", c.rms_norm_eps, source);
+  read_json_key(j, "max_position_embeddings", c.max_position_embeddings, source);
+  read_json_key(j, "rope_theta", c.rope_theta, source);
+  read_json_key(j, "pad_token_id", c.pad_token_id, source);
+  read_json_key(j, "bos_token_id", c.bos_token_id, source);
+  read_json_key(j, "eos_token_id", c.eos_token_id, source);
 
   if (j.contains("hidden_act") && j.at("hidden_act") != "silu")
     fail("{}: hidden_act {} is not supported (only \"silu\")", source, j.at("hidden_act").dump());

@@ -5,6 +5,7 @@
 
 #include "framework/checkpoint/load.h"
 #include "framework/error.h"
+#include "framework/json_read.h"
 #include "framework/logging.h"
 
 namespace cb {
@@ -13,23 +14,20 @@ namespace F = torch::nn::functional;
 
 BertConfig BertConfig::from_json(const nlohmann::json& j) {
   BertConfig c;
-  auto get = [&](const char* key, auto& field) {
-    if (j.contains(key) && !j.at(key).is_null()) field = j.at(key).get<std::decay_t<decltype(field)>>();
-  };
-  get("hidden_size", c.hidden_size);
-  get("num_hidden_layers", c.num_hidden_layers);
-  get("num_attention_heads", c.num_attention_heads);
-  get("intermediate_size", c.intermediate_size);
-  get("hidden_act", c.hidden_act);
-  get("hidden_dropout_prob", c.hidden_dropout_prob);
-  get("attention_probs_dropout_prob", c.attention_probs_dropout_prob);
-  get("max_position_embeddings", c.max_position_embeddings);
-  get("layer_norm_eps", c.layer_norm_eps);
-  get("initializer_range", c.initializer_range);
-  get("encoder_width", c.encoder_width);
-  get("add_cross_attention", c.add_cross_attention);
-  get("cross_attention_freq", c.cross_attention_freq);
-  get("query_length", c.query_length);
+  read_json_key(j, "hidden_size", c.hidden_size, "BERT config");
+  read_json_key(j, "num_hidden_layers", c.num_hidden_layers, "BERT config");
+  read_json_key(j, "num_attention_heads", c.num_attention_heads, "BERT config");
+  read_json_key(j, "intermediate_size", c.intermediate_size, "BERT config");
+  read_json_key(j, "hidden_act", c.hidden_act, "BERT config");
+  read_json_key(j, "hidden_dropout_prob", c.hidden_dropout_prob, "BERT config");
+  read_json_key(j, "attention_probs_dropout_prob", c.attention_probs_dropout_prob, "BERT config");
+  read_json_key(j, "max_position_embeddings", c.max_position_embeddings, "BERT config");
+  read_json_key(j, "layer_norm_eps", c.layer_norm_eps, "BERT config");
+  read_json_key(j, "initializer_range", c.initializer_range, "BERT config");
+  read_json_key(j, "encoder_width", c.encoder_width, "BERT config");
+  read_json_key(j, "add_cross_attention", c.add_cross_attention, "BERT config");
+  read_json_key(j, "cross_attention_freq", c.cross_attention_freq, "BERT config");
+  read_json_key(j, "query_length", c.query_length, "BERT config");
   if (c.hidden_act != "gelu") fail("BERT config: hidden_act '{}' is not supported (the Q-Former uses 'gelu')", c.hidden_act);
   if (c.hidden_size % c.num_attention_heads != 0)
     fail("BERT config: hidden_size {} is not a multiple of num_attention_heads {}", c.hidden_size,

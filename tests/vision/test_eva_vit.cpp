@@ -2,7 +2,6 @@
 // activation checkpointing and the fp32 LayerNorm.
 #include <catch2/catch.hpp>
 
-#include <regex>
 
 #include "framework/torch_compat.h"
 #include "models/eva_vit.h"
@@ -15,24 +14,7 @@ namespace tol = cb::test::tol;
 namespace {
 
 // config.vit of the fixture: the constructor arguments of VisionTransformer.
-cb::EvaVitConfig vit_config(const cb::test::Fixture& f) {
-  const auto& j = f.config().at("vit");
-  cb::EvaVitConfig c;
-  c.img_size = j.at("img_size");
-  c.patch_size = j.at("patch_size");
-  c.embed_dim = j.at("embed_dim");
-  c.depth = j.at("depth");
-  c.num_heads = j.at("num_heads");
-  c.mlp_ratio = j.at("mlp_ratio");
-  c.qkv_bias = j.at("qkv_bias");
-  c.drop_path_rate = j.at("drop_path_rate");
-  c.use_grad_checkpoint = j.at("use_checkpoint");
-  std::smatch m;
-  const std::string norm = j.at("norm_layer");
-  REQUIRE(std::regex_search(norm, m, std::regex(R"(eps=([0-9.eE+-]+))")));
-  c.layer_norm_eps = std::stod(m[1]);
-  return c;
-}
+cb::EvaVitConfig vit_config(const cb::test::Fixture& f) { return cb::EvaVitConfig::from_json(f.config().at("vit"), f.name()); }
 
 cb::VisionTransformer loaded_vit(const cb::test::Fixture& f) {
   cb::VisionTransformer vit(vit_config(f));
