@@ -203,8 +203,8 @@ class Node {
                  o_.nnodes * o_.nproc_per_node, fmt::join(o_.command, " "));
   }
 
-  // Reaps exited workers; returns the first failure's code.
-  std::optional<int> reap() {
+  // Reaps exited workers; returns the first failure's code. `stopping`: the exits were asked for.
+  std::optional<int> reap(bool stopping = false) {
     std::optional<int> failed;
     for (auto& w : workers_) {
       if (w.code) continue;
@@ -213,7 +213,8 @@ class Node {
       if (r != w.pid) continue;
       w.code = exit_code_of(status);
       if (*w.code != 0) {
-        spdlog::error("chatbridge-launch: local rank {} (pid {}) exited with code {}", w.local_rank, w.pid, *w.code);
+        spdlog::log(stopping ? spdlog::level::info : spdlog::level::err,
+                    "chatbridge-launch: local rank {} (pid {}) exited with code {}", w.local_rank, w.pid, *w.code);
         if (!failed) failed = w.code;
       }
     }
@@ -238,7 +239,7 @@ class Node {
         }
         break;
       }
-      reap();
+      reap(/*stopping=*/true);
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   }

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -34,7 +35,7 @@ struct TinyImpl : torch::nn::Module {
 };
 TORCH_MODULE(Tiny);
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   CLI::App app{"distributed test worker"};
   std::string out;
   int steps = 8, batch = 4, accum = 1, crash_step = -1, crash_rank = 1, exit_code = 0, exit_step = -1;
@@ -129,4 +130,13 @@ int main(int argc, char** argv) {
   }
   pg->barrier();
   return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {  // e.g. a peer vanished mid-collective: fail cleanly, no core dump
+    std::fprintf(stderr, "dist_worker: %s\n", e.what());
+    return 1;
+  }
 }
