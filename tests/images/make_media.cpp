@@ -135,7 +135,9 @@ void write_mp4(const std::filesystem::path& path, int64_t frames, int64_t height
     }
   };
   for (int64_t t = 0; t < frames; ++t) {
-    auto rgb = pattern_frame(t, height, width);
+    // swscale's SIMD reads up to 16 bytes past a row: give the source a spare row.
+    auto rgb = torch::zeros({height + 1, width, 3}, torch::kUInt8);
+    rgb.slice(0, 0, height).copy_(pattern_frame(t, height, width));
     const uint8_t* src[1] = {rgb.data_ptr<uint8_t>()};
     const int stride[1] = {int(width * 3)};
     check(av_frame_make_writable(frame), "writable");

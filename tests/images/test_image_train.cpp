@@ -20,7 +20,7 @@ torch::Tensor noise_image(int64_t h, int64_t w, int64_t seed) {
 
 }  // namespace
 
-TEST_CASE("RandomResizedCrop.get_params: boxes inside the image, area and ratio within range") {
+TEST_CASE("RandomResizedCrop.get_params: boxes inside the image + area and ratio within range") {
   std::mt19937_64 rng(3);
   for (int i = 0; i < 500; ++i) {
     const auto [top, left, h, w] = cb::random_resized_crop_params(120, 200, {0.5, 1.0}, {3.0 / 4, 4.0 / 3}, rng);
@@ -37,7 +37,7 @@ TEST_CASE("RandomResizedCrop.get_params: boxes inside the image, area and ratio 
   CHECK(box == std::array<int64_t, 4>{0, (1000 - 13) / 2, 10, 13});
 }
 
-TEST_CASE("RandomAugment: draws with replacement, p=0.5 per op, signed arguments, levels") {
+TEST_CASE("RandomAugment: draws with replacement + p=0.5 per op + signed arguments + levels") {
   cb::RandomAugment aug{2, 5, {"ShearX", "Rotate", "Identity"}};
   std::mt19937_64 rng(11);
   std::map<size_t, int> counts;
@@ -91,7 +91,7 @@ TEST_CASE("RandomAugment ops: hand-checked properties") {
   CHECK(torch::equal(cb::randaug::equalize(flat), flat));
 }
 
-TEST_CASE("blip_image_train: registered under the original name, seeded draws, shapes") {
+TEST_CASE("blip_image_train: registered under the original name + seeded draws + shapes") {
   auto p = cb::make_processor(yaml("name: blip_image_train\nimage_size: 24\nseed: 7\n"));
   REQUIRE(p.media);
   const auto img = noise_image(40, 60, 1);

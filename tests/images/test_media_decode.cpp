@@ -51,7 +51,7 @@ std::vector<uint8_t> random_bytes(size_t n, uint32_t seed) {
 
 }  // namespace
 
-TEST_CASE("image decode: JPEG colour and gray, PNG layouts converted like PIL convert('RGB')") {
+TEST_CASE("image decode: JPEG colour and gray + PNG layouts converted like PIL convert('RGB')") {
   cb::ImageDecoder d;
   const auto rgb = cb::test::pattern_frame(3, 40, 56);
   const auto colour = decode(d, encode_jpeg(rgb));
@@ -87,7 +87,7 @@ TEST_CASE("image decode: JPEG colour and gray, PNG layouts converted like PIL co
   CHECK(torch::equal(decode(d, encode_png(wide_rgb, PNG_COLOR_TYPE_RGB, 16)), rgb));
 }
 
-TEST_CASE("image decode: bad input throws cb::Error naming the file, and the decoder stays usable") {
+TEST_CASE("image decode: bad input throws cb::Error naming the file + the decoder stays usable") {
   cb::ImageDecoder d;
   const auto rgb = cb::test::pattern_frame(0, 32, 48);
   const auto jpeg = encode_jpeg(rgb), png = encode_png(rgb, PNG_COLOR_TYPE_RGB);
@@ -148,7 +148,7 @@ TEST_CASE("image decode: bad input throws cb::Error naming the file, and the dec
   CHECK(torch::equal(d.decode_file(tmp.path / "ok.png"), rgb));
 }
 
-TEST_CASE("video decode: frames by index with seeking equal sequential decoding, from file and memory") {
+TEST_CASE("video decode: frames by index with seeking equal sequential decoding + from file and memory") {
   cb::test::TempDir tmp;
   const int64_t n = 48, h = 48, w = 64;
   const auto file = tmp.path / "clip.mp4";
@@ -168,7 +168,7 @@ TEST_CASE("video decode: frames by index with seeking equal sequential decoding,
   const auto got = reader.frames(picks);
   for (size_t i = 0; i < picks.size(); ++i) CHECK(torch::equal(got[int64_t(i)], sequential[picks[i]]));
   CHECK(reader.frames({n - 1, 0}).size(0) == 2);
-  CHECK(reader.frames({4}, 24, 32).sizes() == torch::IntArrayRef{1, 24, 32, 3});
+  CHECK(reader.frames({4}, 23, 31).sizes() == torch::IntArrayRef{1, 23, 31, 3});
   CHECK_THROWS_WITH(reader.frames({n + 5}), Contains("clip.mp4") && Contains("frame"));
   CHECK_THROWS_AS(reader.frames({-1}), cb::Error);
 
@@ -188,7 +188,7 @@ TEST_CASE("video decode: frames by index with seeking equal sequential decoding,
                                  {sequential[5], sequential[17], sequential[29], sequential[41]}, o)));
 }
 
-TEST_CASE("video decode: truncated, random, empty and missing files throw cb::Error naming the file") {
+TEST_CASE("video decode: truncated + random + empty + missing files throw cb::Error naming the file") {
   cb::test::TempDir tmp;
   const auto file = tmp.path / "clip.mp4";
   cb::test::write_mp4(file, 24, 32, 32, 6, 12);
