@@ -101,6 +101,7 @@ constexpr Key kKeys[] = {
     // Added by this implementation.
     {"run.save_every_iters", E::integer},       // mid-epoch checkpoint period (0/absent: end of epoch only)
     {"run.keep_last_checkpoints", E::integer},  // delete older checkpoints beyond this many
+    {"run.max_bad_sample_fraction", E::number},  // stop when a dataset skips more than this fraction
 };
 
 bool matches(Expect e, const ConfigNode& n) {

@@ -1,0 +1,1 @@
+cb_add_test(test_valor_data LABELS unit SOURCES data/test_valor_data.cpp images/make_media.cpp LIBS cb_datasets)
