@@ -36,6 +36,25 @@ inline void set_cpu_autocast(bool enabled, at::ScalarType dtype) {
 #endif
 }
 
+// CUDA autocast (fp16 by default), same split as the CPU switches.
+inline void set_cuda_autocast(bool enabled) {
+#if CB_TORCH_AT_LEAST(2, 4)
+  at::autocast::set_autocast_enabled(at::kCUDA, enabled);
+#else
+  at::autocast::set_enabled(enabled);
+#endif
+}
+
+// Key of a parameter in torch::optim::Optimizer::state(): its TensorImpl, printed as a string in 1.13,
+// the pointer itself in 2.x.
+inline auto optimizer_state_key(const torch::Tensor& p) {
+#if CB_TORCH_AT_LEAST(2, 0)
+  return static_cast<void*>(p.unsafeGetTensorImpl());
+#else
+  return c10::guts::to_string(p.unsafeGetTensorImpl());
+#endif
+}
+
 inline bool cpu_autocast_enabled() {
 #if CB_TORCH_AT_LEAST(2, 4)
   return at::autocast::is_autocast_enabled(at::kCPU);

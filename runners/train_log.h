@@ -1,0 +1,38 @@
+// Progress reporting of the runner (pipeline.md §8.4, extended): one log line per log_freq
+// iterations with epoch, step, loss, lr, throughput, memory and ETA; the same values as one JSON line
+// in <output_dir>/metrics.jsonl; a progress bar on stderr only when it is a terminal. Rank 0 only.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+
+namespace cb {
+
+struct StepRecord {
+  int64_t epoch = 0, iter = 0, iters_per_epoch = 0;  // iter: 0-based within the epoch
+  int64_t step = 0, total_steps = 0;                 // global, 0-based
+  double loss = 0, lr = 0;
+  int64_t samples = 0, tokens = 0;  // in this iteration, summed over ranks
+};
+
+// Resident set size of this process in bytes (/proc/self/statm).
+int64_t resident_memory_bytes();
+
+class TrainLog {
+ public:
+  // Appends to metrics.jsonl when `metrics_dir` is non-empty (a resumed run continues the file).
+  TrainLog(const std::filesystem::path& metrics_dir, int64_t log_freq, bool main_rank);
+  void record(const StepRecord& r);  // call every iteration
+  void finish_bar();
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  int64_t log_freq_;
+  bool main_, bar_;
+  std::ofstream metrics_;
+  Clock::time_point start_, window_start_;
+  int64_t steps_done_ = 0, window_samples_ = 0, window_tokens_ = 0;
+};
+
+}  // namespace cb
