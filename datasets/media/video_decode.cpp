@@ -115,9 +115,10 @@ struct VideoReader::State {
     at_start = true;
   }
 
+  // Bicubic, the default flags of libavfilter's scale filter through which decord converts and resizes.
   void to_rgb(uint8_t* out, int64_t out_h, int64_t out_w) {
     sws.reset(sws_getCachedContext(sws.release(), frame->width, frame->height, AVPixelFormat(frame->format), int(out_w),
-                                   int(out_h), AV_PIX_FMT_RGB24, SWS_BILINEAR | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT,
+                                   int(out_h), AV_PIX_FMT_RGB24, SWS_BICUBIC,
                                    nullptr, nullptr, nullptr));
     if (!sws) {
       const char* format = av_get_pix_fmt_name(AVPixelFormat(frame->format));

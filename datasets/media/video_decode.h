@@ -34,8 +34,9 @@ class VideoReader {
   int64_t height() const;
 
   // Frames at `indices` (any order, repeats allowed) -> [n, H, W, 3] uint8 RGB, at (out_h, out_w)
-  // when both are > 0 (swscale bilinear), else at the native size. Throws when an index is negative
-  // or past the decodable end (e.g. a truncated file), naming the file.
+  // when both are > 0 (swscale bicubic, as decord's VideoReader(width, height)), else at the native
+  // size. Throws when an index is negative or past the decodable end (e.g. a truncated file), naming
+  // the file.
   torch::Tensor frames(const std::vector<int64_t>& indices, int64_t out_h = 0, int64_t out_w = 0);
 
  private:

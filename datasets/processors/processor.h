@@ -1,7 +1,8 @@
 // The registry kind `processor` (the original's @registry.register_processor classes, built from a
 // `{name: ..., <args>}` sub-config with `from_config`). A processor is one callable: text processors
 // map a string to a string, media processors map a tensor (what the original's __call__ receives,
-// e.g. an HWC uint8 RGB image) to a tensor. Exactly one of the two is set.
+// e.g. an HWC uint8 RGB image) to a tensor, file processors read a media file by path (the video
+// processors, whose originals take a path) into a tensor. Exactly one of the three is set.
 #pragma once
 #include <torch/torch.h>
 
@@ -17,6 +18,7 @@ namespace cb {
 struct Processor {
   std::function<std::string(std::string_view)> text;
   std::function<torch::Tensor(const torch::Tensor&)> media;
+  std::function<torch::Tensor(const std::string& path)> file;
 };
 
 template <>

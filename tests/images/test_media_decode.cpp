@@ -8,6 +8,8 @@
 #include "datasets/media/image_decode.h"
 #include "datasets/media/valor_video.h"
 #include "datasets/media/video_decode.h"
+#include "datasets/processors/alpro_video.h"
+#include "datasets/processors/processor.h"
 #include "framework/error.h"
 #include "tests/images/make_media.h"
 
@@ -186,6 +188,20 @@ TEST_CASE("video decode: frames by index with seeking equal sequential decoding 
   CHECK(pixels.sizes() == torch::IntArrayRef{4, 3, 20, 20});
   CHECK(torch::equal(pixels, cb::frames_to_pixels(
                                  {sequential[5], sequential[17], sequential[29], sequential[41]}, o)));
+
+  // alpro_video_eval (registered, reads a path): uniform indices, decoder-side resize, /255, Normalize.
+  CHECK(cb::uniform_frame_indices(n, 5) == std::vector<int64_t>{0, 9, 19, 28, 38});
+  CHECK(cb::uniform_frame_indices(10, 3) == std::vector<int64_t>{0, 3, 6});
+  CHECK(cb::uniform_frame_indices(5, 100) == std::vector<int64_t>{0, 1, 2, 3, 4});
+  auto alpro = cb::make_processor(cb::Config(cb::parse_yaml("name: alpro_video_eval\nimage_size: 16\nn_frms: 5\n", "p.yaml"), "p.yaml"));
+  REQUIRE(alpro.file);
+  const auto clip = alpro.file(file.string());
+  REQUIRE(clip.sizes() == torch::IntArrayRef{3, 5, 16, 16});
+  const auto small = cb::VideoReader::open_file(file).frames({0, 9, 19, 28, 38}, 16, 16);
+  const auto mean = torch::tensor({cb::kClipMean[0], cb::kClipMean[1], cb::kClipMean[2]}, torch::kFloat32).view({3, 1, 1, 1});
+  const auto std = torch::tensor({cb::kClipStd[0], cb::kClipStd[1], cb::kClipStd[2]}, torch::kFloat32).view({3, 1, 1, 1});
+  CHECK(torch::allclose(clip, (small.permute({3, 0, 1, 2}).to(torch::kFloat32) / 255 - mean) / std));
+  CHECK_THROWS_WITH(alpro.file((tmp.path / "missing.mp4").string()), Contains("missing.mp4"));
 }
 
 TEST_CASE("video decode: truncated + random + empty + missing files throw cb::Error naming the file") {
@@ -278,6 +294,11 @@ TEST_CASE("valor VideoMapper: frame directories and images") {
   CHECK(image.sizes() == torch::IntArrayRef{1, 3, 16, 16});
   CHECK_THROWS_WITH(mapper.image("nothing", decoder), Contains("nothing"));
   CHECK_THROWS_WITH(mapper.video("nothing", decoder, rng), Contains("nothing"));
+  // alpro_video_eval on a frame directory: the middle frame of each group, PIL bicubic resize.
+  cb::AlproVideoEvalProcessor alpro{12, 3};
+  const auto from_dir = alpro(tmp.path / "videos" / "ab" / "AbcClip");
+  CHECK(from_dir.sizes() == torch::IntArrayRef{3, 3, 12, 12});
+
   // A corrupt frame file fails with its name.
   cb::test::write_bytes(tmp.path / "videos" / "ab" / "AbcClip" / "img_0004.jpg", jpeg.data(), jpeg.size() / 3);
   o.sample_num = 3;
