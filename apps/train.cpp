@@ -1,12 +1,20 @@
 // chatbridge-train: train.py of the original.
-//   chatbridge-train --cfg-path train_configs/chatbridge_pretrain.yaml [--threads N] [--options k=v ...]
-// --options takes the rest of the command line, as there.
+//   chatbridge-train --cfg-path train_configs/chatbridge_pretrain.yaml [--threads N] [--resume auto|DIR]
+//                    [--dry-run] [--options k=v ...]
+// --options takes the rest of the command line, as there. Exit code 143 after a SIGTERM stop (saved).
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <filesystem>
+#include <map>
+#include <set>
 #include <iostream>
 #include <spdlog/spdlog.h>
 
 #include "framework/app_options.h"
+#include "framework/distributed/process_group.h"
+#include "models/chatbridge_config.h"
+#include "runners/runner_base.h"
+#include "runners/task.h"
 #include "framework/checkpoint/atomic_file.h"
 #include "framework/config.h"
 #include "framework/error.h"
@@ -39,6 +47,63 @@ void write_resolved_config(const cb::Config& cfg) {
   spdlog::info("resolved config written to {}", (dir / "config.yaml").string());
 }
 
+std::string human(int64_t n) {
+  if (n >= 1'000'000'000) return fmt::format("{:.1f}B", n / 1e9);
+  if (n >= 1'000'000) return fmt::format("{:.1f}M", n / 1e6);
+  if (n >= 1'000) return fmt::format("{:.1f}K", n / 1e3);
+  return std::to_string(n);
+}
+
+// The module tree and parameter counts of the configured model, from its description alone.
+void print_dry_run(const cb::Config& cfg) {
+  auto specs = cb::describe_parameters(cb::ChatBridgeConfig::from_config(cfg.sub("model")));
+  struct Group {
+    std::string name;
+    std::set<std::string> indices;  // repeated blocks (blocks.0, blocks.1, ...)
+    int64_t numel = 0;
+    bool trainable = false;
+  };
+  std::vector<Group> groups;
+  std::map<std::string, size_t> index;
+  std::vector<std::string> parts;
+  std::map<std::string, std::pair<int64_t, int64_t>> per_part;  // total, trainable
+  int64_t total = 0, trainable = 0;
+  for (const auto& s : specs) {
+    if (s.buffer) continue;
+    std::vector<std::string> c;
+    for (size_t a = 0, b; a <= s.name.size(); a = b + 1) {
+      b = s.name.find('.', a);
+      if (b == std::string::npos) b = s.name.size();
+      c.push_back(s.name.substr(a, b - a));
+    }
+    size_t k = 1;
+    while (k < c.size() && !std::all_of(c[k].begin(), c[k].end(), ::isdigit)) ++k;
+    std::string g = c[0];
+    for (size_t j = 1; j < std::min(k, c.size() - 1); ++j) g += "." + c[j];
+    if (!index.count(g)) index[g] = groups.size(), groups.push_back({g});
+    auto& grp = groups[index[g]];
+    if (k < c.size()) grp.indices.insert(c[k]);
+    grp.numel += s.numel();
+    grp.trainable |= s.trainable;
+    if (!per_part.count(c[0])) parts.push_back(c[0]);
+    per_part[c[0]].first += s.numel();
+    if (s.trainable) per_part[c[0]].second += s.numel(), trainable += s.numel();
+    total += s.numel();
+  }
+  std::cout << "module tree (parameters):\n";
+  for (const auto& g : groups)
+    std::cout << fmt::format("  {}{}  {}{}\n", g.name, g.indices.empty() ? "" : fmt::format(" x{}", g.indices.size()),
+                             human(g.numel), g.trainable ? "  (trainable)" : "");
+  const std::map<std::string, std::string> labels{
+      {"visual_encoder", "EVA-ViT-G"}, {"audio_encoder", "BEATs"}, {"Qformer", "Q-Former"}, {"llama_model", "LLaMA"}};
+  std::cout << "parameters per part:\n";
+  for (const auto& p : parts) {
+    auto l = labels.count(p) ? fmt::format(" ({})", labels.at(p)) : "";
+    std::cout << fmt::format("  {}{}: {} total, {} trainable\n", p, l, human(per_part[p].first), human(per_part[p].second));
+  }
+  std::cout << fmt::format("total: {} ({}), trainable: {} ({})\n", human(total), total, human(trainable), trainable);
+}
+
 int run(int argc, char** argv) {
   // Everything after --options belongs to it (argparse REMAINDER), values starting with '-' included.
   std::vector<std::string> options;
@@ -52,11 +117,14 @@ int run(int argc, char** argv) {
 
   CLI::App app{"ChatBridge training (stage 1 pre-training / stage 2 instruction tuning)"};
   std::string cfg_path;
-  bool list = false, print_config = false;
+  bool list = false, print_config = false, dry_run = false;
+  std::string resume;
   cb::AppOptions opts;
   app.add_option("--cfg-path", cfg_path, "experiment yaml (train_configs/..., instructiontuning_configs/...)");
   app.add_flag("--list", list, "print every registered model, dataset builder, processor, task, runner and lr scheduler");
   app.add_flag("--print-config", print_config, "print the resolved config as YAML and exit");
+  app.add_flag("--dry-run", dry_run, "print the module tree and parameter counts without building the model");
+  app.add_option("--resume", resume, "'auto' (latest complete checkpoint in run.output_dir) or a checkpoint directory");
   app.footer("--options KEY=VALUE ... | KEY VALUE ...   override config keys (the rest of the command line)");
   cb::add_app_options(app, opts);
   try {
@@ -77,12 +145,24 @@ int run(int argc, char** argv) {
 
   cb::apply_app_options(opts);
   cb::Config cfg = cb::resolve_config(cfg_path, options);
+  if (dry_run) {
+    print_dry_run(cfg);
+    return 0;
+  }
   spdlog::info("config:\n{}", cfg.to_yaml());
   if (cb::rank_from_env().rank == 0) write_resolved_config(cfg);
 
-  auto task = cfg.get<std::string>("run.task");
-  cb::registry::find_any(cb::Kind::task, task);
-  cb::fail("run.task '{}': the training loop is not part of this build", task);
+  auto env = cb::dist::dist_env_from_environment();
+  auto pg = cb::dist::ProcessGroup::init(env);
+  std::shared_ptr<const cb::Task> task = cb::make_task(cfg);
+  torch::manual_seed(cfg.get<int64_t>("run.seed"));  // same on every rank: randomly initialised parts agree
+  cb::RunnerInputs in{cfg, task, task->build_model(cfg), task->build_train_source(cfg, pg->rank(), pg->world_size()),
+                      pg, cb::resolve_resume(cfg, resume, env.restart_count)};
+  auto result = cb::make_runner(std::move(in))->train();
+  if (!result.losses.empty())
+    spdlog::info("done: {} steps, first loss {:.4f}, last loss {:.4f}", result.global_step, result.losses.front(),
+                 result.losses.back());
+  return result.interrupted ? 143 : 0;
 }
 
 }  // namespace
