@@ -1,0 +1,167 @@
+// The demo (demo.py) in a terminal or behind an HTTP server:
+//   chatbridge-chat --cfg-path eval_configs/chatbridge_eval.yaml [--options k=v ...]
+//   chatbridge-chat --cfg-path ... --serve [--host 127.0.0.1] [--port 8080]
+// Terminal commands: /image PATH, /audio PATH, /video PATH, /reset, /quit, /temperature X, /top-p X,
+// /beams N (1 only), /max-new-tokens N, /help; any other line is a question. --options takes the rest
+// of the command line, as in chatbridge-train.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "framework/app_options.h"
+#include "framework/config.h"
+#include "framework/error.h"
+#include "models/chat_session.h"
+#include "runners/chat/chat_media.h"
+#include "runners/chat/chat_server.h"
+
+namespace {
+
+constexpr const char* kHelp =
+    "commands: /image PATH | /audio PATH | /video PATH | /reset | /quit\n"
+    "          /temperature X | /top-p X | /beams N | /max-new-tokens N | /help\n"
+    "anything else is a question about the uploaded media.\n";
+
+template <typename T>
+T parse_number(const std::string& s, const char* what) {
+  T v{};
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size()) cb::fail("{}: '{}' is not a number", what, s);
+  return v;
+}
+
+// One terminal command; returns false on /quit.
+bool command(cb::ChatSession& chat, cb::ChatSettings& settings, const cb::ChatMediaOptions& media,
+             const std::string& name, const std::string& arg) {
+  auto need_arg = [&] {
+    if (arg.empty()) cb::fail("{} needs an argument (see /help)", name);
+  };
+  if (name == "/quit" || name == "/exit") return false;
+  if (name == "/help") {
+    std::cout << kHelp;
+  } else if (name == "/reset") {
+    chat.reset();
+    std::cout << "conversation cleared\n";
+  } else if (name == "/image") {
+    need_arg();
+    chat.upload_image(cb::image_from_bytes(cb::read_media_file(arg), arg, media));
+    std::cout << "image uploaded\n";
+  } else if (name == "/audio") {
+    need_arg();
+    chat.upload_audio(cb::audio_from_bytes(cb::read_media_file(arg), arg, media));
+    std::cout << "audio uploaded\n";
+  } else if (name == "/video") {
+    need_arg();
+    auto clip = cb::video_from_bytes(cb::read_media_file(arg), arg, media);
+    chat.upload_video(clip.frames, clip.fbank);
+    std::cout << (clip.fbank ? "video and its soundtrack uploaded\n" : "video uploaded (no soundtrack)\n");
+  } else if (name == "/temperature") {
+    need_arg();
+    const auto t = parse_number<double>(arg, "/temperature");
+    if (!(t > 0)) cb::fail("/temperature must be > 0");
+    settings.temperature = t;
+  } else if (name == "/top-p") {
+    need_arg();
+    const auto p = parse_number<double>(arg, "/top-p");
+    if (!(p > 0 && p <= 1)) cb::fail("/top-p must be in (0, 1]");
+    settings.top_p = p;
+  } else if (name == "/beams") {
+    need_arg();
+    if (parse_number<int64_t>(arg, "/beams") != 1) cb::fail("/beams: only 1 is supported (beam search is not implemented)");
+    settings.num_beams = 1;
+  } else if (name == "/max-new-tokens") {
+    need_arg();
+    const auto n = parse_number<int64_t>(arg, "/max-new-tokens");
+    if (n < 1 || n >= settings.max_length) cb::fail("/max-new-tokens must be in 1..{}", settings.max_length - 1);
+    settings.max_new_tokens = n;
+  } else {
+    cb::fail("unknown command {} (see /help)", name);
+  }
+  return true;
+}
+
+void terminal_chat(cb::ChatBridge model) {
+  const auto media = cb::ChatMediaOptions::for_model(model->config());
+  cb::ChatSession chat(std::move(model));
+  cb::ChatSettings settings;
+  std::cout << kHelp;
+  std::string line;
+  while (std::cout << "Human: " << std::flush, std::getline(std::cin, line)) {
+    line = cb::strip_whitespace(line);
+    if (line.empty()) continue;
+    try {
+      if (line.front() == '/') {
+        const auto space = line.find(' ');
+        const auto name = line.substr(0, space);
+        const auto arg = space == std::string::npos ? "" : cb::strip_whitespace(line.substr(space + 1));
+        if (!command(chat, settings, media, name, arg)) break;
+        continue;
+      }
+      chat.ask(line);
+      std::cout << "Assistant: " << std::flush;
+      chat.answer(settings, [](const std::string& delta) {
+        std::cout << delta << std::flush;
+        return false;
+      });
+      std::cout << "\n";
+    } catch (const cb::Error& e) {
+      std::cout << "error: " << e.what() << "\n";
+    }
+  }
+}
+
+int run(int argc, char** argv) {
+  std::vector<std::string> options;
+  int cli_argc = argc;
+  for (int i = 1; i < argc; ++i)
+    if (std::string_view(argv[i]) == "--options") {
+      options.assign(argv + i + 1, argv + argc);
+      cli_argc = i;
+      break;
+    }
+  CLI::App app{"ChatBridge chat: terminal conversation, or an HTTP server with a web page and an OpenAI-compatible API"};
+  std::string cfg_path;
+  bool serve = false;
+  cb::ChatServerOptions server;
+  cb::AppOptions opts;
+  app.add_option("--cfg-path", cfg_path, "eval yaml (eval_configs/chatbridge_eval.yaml)")->required();
+  app.add_flag("--serve", serve, "serve the web page and the API instead of the terminal chat");
+  app.add_option("--host", server.host, "address to listen on (--serve)")->capture_default_str();
+  app.add_option("--port", server.port, "port to listen on (--serve; 0 = any free port)")->capture_default_str();
+  app.footer("--options KEY=VALUE ... | KEY VALUE ...   override config keys (the rest of the command line)");
+  cb::add_app_options(app, opts);
+  try {
+    app.parse(cli_argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  cb::apply_app_options(opts);
+  auto model = cb::build_chatbridge(cb::resolve_config(cfg_path, options).sub("model"));
+  model->eval();
+  if (!serve) {
+    terminal_chat(std::move(model));
+    return 0;
+  }
+  server.media = cb::ChatMediaOptions::for_model(model->config());
+  cb::ChatServer s(std::move(model), server);
+  s.bind();
+  std::cout << "listening on http://" << server.host << ":" << s.port() << "/" << std::endl;
+  s.serve();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "chatbridge-chat: error: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,36 @@
+// The tiny ChatBridge of the chat tests: the golden chatbridge_stage2 case's config (tiny_dims) with
+// the fixture tokenizer and fresh weights, either straight from the JSON or through a yaml written at
+// test time (what `chatbridge-chat --cfg-path` reads).
+#pragma once
+#include <filesystem>
+#include <fstream>
+
+#include "framework/config.h"
+#include "models/chatbridge.h"
+#include "tests/support/golden.h"
+
+namespace cb::test {
+
+inline nlohmann::json tiny_chat_model_json() {
+  Fixture f("chatbridge_stage2");
+  auto cfg = f.config();
+  cfg["llama_tokenizer"] = (golden_dir() / "tokenizer.model").string();
+  cfg["vit_precision"] = "fp32";
+  cfg["ckpt"] = "None";
+  return cfg;
+}
+
+// Writes <dir>/tiny_chat.yaml (JSON is YAML) and returns its path.
+inline std::filesystem::path write_tiny_chat_yaml(const std::filesystem::path& dir) {
+  const auto path = dir / "tiny_chat.yaml";
+  std::ofstream(path) << nlohmann::json{{"model", tiny_chat_model_json()}, {"run", {{"task", "tri_pretrain"}}}}.dump(1);
+  return path;
+}
+
+inline ChatBridge tiny_chat_model(const std::filesystem::path& dir) {
+  auto model = build_chatbridge(resolve_config(write_tiny_chat_yaml(dir), {}).sub("model"));
+  model->eval();
+  return model;
+}
+
+}  // namespace cb::test
