@@ -11,6 +11,7 @@
 
 #include "datasets/processors/text_processors.h"
 #include "datasets/train_source.h"
+#include "datasets/webdataset/tar_shard.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -126,4 +127,19 @@ TEST_CASE("make-tiny-data is idempotent", "[data][tiny]") {
   const std::string cmd = fmt::format("python3 '{}' '{}' > /dev/null", (kSource / "scripts/make-tiny-data").string(), data.string());
   REQUIRE(std::system(cmd.c_str()) == 0);
   REQUIRE(fs::last_write_time(data / ".stamp") == stamp);
+}
+
+TEST_CASE("tiny dataset: the webdataset shard holds the image set", "[data][tiny]") {
+  auto images = captions("pretrain_image.json");
+  cb::WebdatasetShardReader reader(tiny_root() / "tiny_data/webdataset/images-00000.tar");
+  size_t n = 0;
+  while (auto s = reader.next()) {
+    ++n;
+    REQUIRE(s->members.size() == 2);
+    const auto& meta = s->members.at("json");
+    const json j = json::parse(meta.begin(), meta.end());
+    REQUIRE(images.at(j.at("key").get<std::string>()) == j.at("caption").get<std::string>());
+    REQUIRE(s->members.at("jpg").size() > 100);
+  }
+  REQUIRE(n == images.size());
 }
