@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
+
 #include "framework/checkpoint/load.h"
 #include "framework/config.h"
 #include "framework/error.h"
@@ -104,7 +106,10 @@ void ChatBridgeImpl::load_pretrained() {
     log_load(r, "llama_model", c.llama_model);
   }
   if (weights_named(c.ckpt)) {
-    auto r = load_state_dict(*this, load_state_dict_file(c.ckpt, "model"), false, c.ckpt);
+    // The original's checkpoint_*.pth ("model" entry) or a training checkpoint directory of ours.
+    auto ours = std::filesystem::path(c.ckpt) / "model.safetensors";
+    auto sd = std::filesystem::is_directory(c.ckpt) ? load_state_dict_file(ours) : load_state_dict_file(c.ckpt, "model");
+    auto r = load_state_dict(*this, sd, false, c.ckpt);
     log_load(r, "ChatBridge checkpoint", c.ckpt);
     for (const auto& k : r.unexpected) spdlog::warn("{}: unexpected key '{}' ignored", c.ckpt, k);
   }

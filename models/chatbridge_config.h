@@ -42,7 +42,7 @@ struct ChatBridgeConfig {
   std::string q_former_model; // BLIP-2 checkpoint: Q-Former, query_tokens, ln_vision
   std::string llama_model;    // Hugging Face LLaMA/Vicuna folder (config, weights, tokenizer)
   std::string llama_tokenizer;  // tokenizer.model or a folder holding it; default: llama_model
-  std::string ckpt;           // ChatBridge checkpoint loaded last, non-strictly
+  std::string ckpt;           // ChatBridge checkpoint loaded last, non-strictly (.pth or our checkpoint dir)
 
   // ---- the parts
   EvaVitConfig vit;
