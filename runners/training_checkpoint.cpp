@@ -109,7 +109,7 @@ fs::path save_training_checkpoint(const fs::path& output_dir, const CheckpointCo
     moments.insert(p.key() + ".exp_avg_sq", s.exp_avg_sq().cpu());
     steps[p.key()] = s.step();
   }
-  save_safetensors(tmp / "optimizer.safetensors", moments);
+  if (!moments.is_empty()) save_safetensors(tmp / "optimizer.safetensors", moments);  // none before a first step
   atomic_write_file(tmp / "optimizer.json", nlohmann::json{{"step", steps}}.dump());
   atomic_write_file(tmp / "state.json", c.state.to_json().dump());
   atomic_write_file(tmp / "config.yaml", c.config_yaml);
@@ -152,10 +152,11 @@ TrainingState load_training_checkpoint(const fs::path& dir, const StateDict& par
     fail("checkpoint '{}': {} parameters saved, the model trains {}", dir.string(), model.entries().size(),
          params.size());
 
-  SafetensorsFile moments(dir / "optimizer.safetensors");
   auto steps = read_json(dir / "optimizer.json").at("step");
   auto& st = optimizer.state();
   st.clear();
+  if (steps.empty()) return TrainingState::from_json(read_json(dir / "state.json"), (dir / "state.json").string());
+  SafetensorsFile moments(dir / "optimizer.safetensors");
   for (const auto& p : params) {
     if (!steps.contains(p.key())) continue;
     auto s = std::make_unique<torch::optim::AdamWParamState>();
