@@ -1,10 +1,11 @@
-// The tiny ChatBridge of the chat tests: the golden chatbridge_stage2 case's config (tiny_dims) with
-// the fixture tokenizer and fresh weights, either straight from the JSON or through a yaml written at
-// test time (what `chatbridge-chat --cfg-path` reads).
+// The tiny ChatBridge of the chat tests: the golden chatbridge_stage2 case's config (tiny_dims) and
+// tokenizer, built through a yaml written at test time (what `chatbridge-chat --cfg-path` reads),
+// then given the case's weights.
 #pragma once
 #include <filesystem>
 #include <fstream>
 
+#include "framework/checkpoint/state_dict.h"
 #include "framework/config.h"
 #include "models/chatbridge.h"
 #include "tests/support/golden.h"
@@ -29,6 +30,8 @@ inline std::filesystem::path write_tiny_chat_yaml(const std::filesystem::path& d
 
 inline ChatBridge tiny_chat_model(const std::filesystem::path& dir) {
   auto model = build_chatbridge(resolve_config(write_tiny_chat_yaml(dir), {}).sub("model"));
+  Fixture f("chatbridge_stage2");
+  load_state_dict(*model, f.weights(), /*strict=*/true, f.name());
   model->eval();
   return model;
 }
