@@ -3,6 +3,7 @@
 // (corrupt, empty, missing media; broken annotation lines) skipped and counted.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 
@@ -91,10 +92,11 @@ struct Sample {
 
   // A config for `groups`; extra run options appended.
   cb::Config config(const json& groups, const std::string& task = "tri_pretrain",
-                    std::vector<std::string> extra = {}) const {
+                    std::vector<std::string> extra = {}, const json& mix = json::object()) const {
     json opts = {{"video_resolution", kResolution}, {"video_encoder_type", "clip_vit"}, {"audio_encoder_type", "beat"},
                  {"gradient_accumulation_steps", 1}, {"dataset_mix_type", "random"}, {"audio_melbins", kMelbins},
                  {"audio_target_length", kTargetLength}, {"data_cfg", {{"train", groups}}}};
+    opts.update(mix);
     const fs::path path = root / fmt::format("opts{}.json", std::hash<std::string>()(opts.dump()));
     write_text(path, opts.dump());
     std::vector<std::string> options = {"run.task=" + task, "run.seed=7", "run.valor_data_opts_path=" + path.string(),
@@ -156,6 +158,38 @@ TEST_CASE("stage-1 loaders give the original's batches for images, videos and au
     }
   }
   REQUIRE(seen_kinds == std::set<std::string>{"img", "vid", "aud"});
+}
+
+TEST_CASE("mixing: weights, gradient_accumulation_steps and round-robin", "[data]") {
+  Sample s;
+  json groups = {s.group("ti", "imgs", "ann/images.json", {{"video", "images"}}, "image", 1, 0, 3),
+                 s.group("ta", "auds", "ann/audios.json", {{"audio", "audios"}}, "audio", 1, 0, 1),
+                 s.group("ti", "never", "ann/videos.json", {{"video", "videos"}}, "video", 1, 0, 0)};
+  auto tasks = [](cb::BatchSource& src, int n) {
+    std::string out;
+    for (int i = 0; i < n; ++i) {
+      cb::Batch b = src.next();
+      REQUIRE(b.ids[0].substr(0, 3) != "vid");  // weight 0: never drawn
+      out += b.task == "ti" ? 'i' : 'a';
+    }
+    return out;
+  };
+  // Weighted: about 3:1 over 200 draws (binomial sd ~6).
+  auto weighted = cb::build_train_source(s.config(groups), 0, 1);
+  const std::string w = tasks(*weighted, 200);
+  const auto images = std::count(w.begin(), w.end(), 'i');
+  REQUIRE(images > 120);
+  REQUIRE(images < 180);
+  // Accumulation: the loader only changes at multiples of 3 steps.
+  auto accum = cb::build_train_source(s.config(groups, "tri_pretrain", {}, {{"gradient_accumulation_steps", 3}}), 0, 1);
+  const std::string a = tasks(*accum, 60);
+  for (size_t i = 0; i < a.size(); ++i)
+    if (i % 3) REQUIRE(a[i] == a[i - 1]);
+  // Round-robin cycles the loaders in order, weights aside (the weight-0 loader is skipped here by
+  // leaving it out: the original would cycle through it too).
+  groups.erase(2);
+  auto rr = cb::build_train_source(s.config(groups, "tri_pretrain", {}, {{"dataset_mix_type", "round-robin"}}), 0, 1);
+  REQUIRE(tasks(*rr, 6) == "iaiaia");
 }
 
 TEST_CASE("stage-2 loaders build MULTIS conversations", "[data]") {
