@@ -143,7 +143,7 @@ struct PngReader {
   const uint8_t* data;
   size_t size;
   size_t pos = 0;
-  std::jmp_buf jump;
+  std::jmp_buf jump{};
   char message[kMessageSize] = {0};
   png_structp png = nullptr;
   png_infop info = nullptr;

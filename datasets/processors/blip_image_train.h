@@ -18,7 +18,7 @@ namespace cb {
 struct BlipImageTrainDraw {
   int64_t top = 0, left = 0, height = 0, width = 0;  // the crop box (RandomResizedCrop.get_params)
   bool hflip = false;
-  std::vector<AugmentOp> ops;  // the RandomAugment ops actually applied, in order
+  std::vector<AugmentOp> ops = {};  // the RandomAugment ops actually applied, in order
 };
 
 // torchvision RandomResizedCrop.get_params(img, scale, ratio) with `rng`: up to 10 tries of a random

@@ -16,9 +16,9 @@
 namespace cb {
 
 struct Processor {
-  std::function<std::string(std::string_view)> text;
-  std::function<torch::Tensor(const torch::Tensor&)> media;
-  std::function<torch::Tensor(const std::string& path)> file;
+  std::function<std::string(std::string_view)> text = {};
+  std::function<torch::Tensor(const torch::Tensor&)> media = {};
+  std::function<torch::Tensor(const std::string& path)> file = {};
 };
 
 template <>
