@@ -109,8 +109,9 @@ void terminal_chat(cb::ChatBridge model) {
         return false;
       });
       std::cout << "\n";
-    } catch (const cb::Error& e) {
-      std::cout << "error: " << e.what() << "\n";
+    } catch (const std::exception& e) {  // cb::Error, or a LibTorch error (its first line; the rest is a backtrace)
+      const std::string what = e.what();
+      std::cout << "\nerror: " << what.substr(0, what.find('\n')) << "\n";
     }
   }
 }
