@@ -125,13 +125,12 @@ torch::Tensor decode_jpeg(ImageDecoder::Jpeg& j, const uint8_t* data, size_t siz
   if (!j.read_pixels(raw.data_ptr<uint8_t>(), size_t(w * c))) fail("image '{}': corrupt JPEG: {}", name, j.err.message);
   if (c == 3) return raw;
   if (c == 1) return raw.expand({h, w, 3}).contiguous();
-  // CMYK: PIL reads Adobe files (inverted ink) as "CMYK;I".
-  const bool inverted = j.cinfo.saw_Adobe_marker;
+  // CMYK/YCCK: PIL always assumes Adobe's inverted ink ("CMYK;I"), marker or not.
   auto rgb = torch::empty({h, w, 3}, torch::kUInt8);
   const uint8_t* in = raw.data_ptr<uint8_t>();
   uint8_t* out = rgb.data_ptr<uint8_t>();
   for (int64_t p = 0; p < w * h; ++p, in += 4, out += 3) {
-    auto ink = [&](int i) { return inverted ? 255 - in[i] : int(in[i]); };
+    auto ink = [&](int i) { return 255 - int(in[i]); };
     for (int ch = 0; ch < 3; ++ch) out[ch] = cmyk_channel(ink(ch), ink(3));
   }
   return rgb;

@@ -26,7 +26,7 @@ std::vector<uint8_t> encode_jpeg(const torch::Tensor& image, int quality) {
   c.image_width = JDIMENSION(img.size(1));
   c.image_height = JDIMENSION(img.size(0));
   c.input_components = int(img.size(2));
-  c.in_color_space = img.size(2) == 3 ? JCS_RGB : JCS_GRAYSCALE;
+  c.in_color_space = img.size(2) == 4 ? JCS_CMYK : img.size(2) == 3 ? JCS_RGB : JCS_GRAYSCALE;
   jpeg_set_defaults(&c);
   jpeg_set_quality(&c, quality, TRUE);
   jpeg_start_compress(&c, TRUE);

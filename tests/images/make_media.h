@@ -9,7 +9,7 @@
 
 namespace cb::test {
 
-// rgb [H, W, 3] (or gray [H, W, 1]) uint8 -> JPEG bytes (baseline, 4:2:0 for colour).
+// rgb [H, W, 3] (gray [H, W, 1], CMYK [H, W, 4]) uint8 -> JPEG bytes (baseline, 4:2:0 for colour).
 std::vector<uint8_t> encode_jpeg(const torch::Tensor& image, int quality = 95);
 // PNG bytes of `samples` [H, W, C] (uint8, or int32 holding 16-bit values when bit_depth is 16) with
 // libpng colour type `color_type`; for palette images `samples` holds indices and `palette` RGB triples.

@@ -66,6 +66,14 @@ TEST_CASE("image decode: JPEG colour and gray + PNG layouts converted like PIL c
   CHECK(torch::equal(g.select(2, 0), g.select(2, 2)));
   CHECK(mean_abs_diff(g.select(2, 0), gray.squeeze(2)) < 3.0);
 
+  // CMYK: stored ink is read inverted as PIL does ("CMYK;I"), then PIL's cmyk2rgb.
+  auto cmyk = torch::empty({16, 16, 4}, torch::kUInt8);
+  cmyk.slice(0, 0, 8).fill_(255);  // inverted: no ink -> white
+  cmyk.slice(0, 8).fill_(0);       // inverted: full ink -> black
+  const auto from_cmyk = decode(d, encode_jpeg(cmyk, 100));
+  CHECK(from_cmyk.slice(0, 0, 8).min().item<int>() >= 253);
+  CHECK(from_cmyk.slice(0, 8).max().item<int>() <= 2);
+
   // PNG is lossless: exact.
   CHECK(torch::equal(decode(d, encode_png(rgb, PNG_COLOR_TYPE_RGB)), rgb));
   auto alpha = torch::full({40, 56, 1}, 7, torch::kUInt8);
