@@ -127,7 +127,7 @@ TEST_CASE("get_context_emb interleaves token embeddings and features, bos first,
   CHECK_THROWS_AS(get_context_emb(*model, prompt, feats, 10, 2000), Error);
 }
 
-TEST_CASE("ChatSession: upload, ask, streamed answer equals the stored answer; beams > 1 refused") {
+TEST_CASE("ChatSession: upload, ask, streamed answer equals the stored answer, beams > 1 refused") {
   test::TempDir dir;
   auto model = test::tiny_chat_model(dir.path);
   const int64_t s = model->config().image_size;
