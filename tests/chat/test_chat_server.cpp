@@ -176,6 +176,18 @@ TEST_CASE("chat server: health, models, page, completions (plain, streamed, conc
   INFO(ar->body);
   CHECK(ar->status == 200);
 
+  // A silent MP4 through the video_url extension (the onlyvideo template).
+  test::write_mp4(rs.dir.path / "clip.mp4", 8, 32, 32, 4, 8);
+  json video = {{"messages", json::array({{{"role", "user"},
+                                           {"content", json::array({{{"type", "video_url"},
+                                                                     {"video_url", {{"url", "data:video/mp4;base64," + base64(test::read_bytes(rs.dir.path / "clip.mp4"))}}}},
+                                                                    {{"type", "text"}, {"text", "What happens?"}}})}}})},
+                {"max_tokens", 4}, {"temperature", 0}};
+  auto vr = cli.Post("/v1/chat/completions", video.dump(), "application/json");
+  REQUIRE(vr);
+  INFO(vr->body);
+  CHECK(vr->status == 200);
+
   // Malformed requests.
   auto with_part = [](json part) {
     return json{{"messages", json::array({{{"role", "user"}, {"content", json::array({part, {{"type", "text"}, {"text", "hi"}}})}}})}}.dump();
