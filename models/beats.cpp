@@ -84,8 +84,11 @@ BEATsConfig BEATsConfig::from_json(const nlohmann::json& cfg, const std::string&
 
 WeightNormConv1dImpl::WeightNormConv1dImpl(int64_t channels, int64_t kernel_, int64_t groups_)
     : kernel(kernel_), groups(groups_) {
-  weight_g = register_parameter("weight_g", torch::ones({1, 1, kernel}));
-  weight_v = register_parameter("weight_v", torch::zeros({channels, channels / groups, kernel}));
+  // The original's init: v ~ N(0, sqrt(4 / (k·E))), then weight_norm sets g = ||v|| per tap, so a
+  // freshly built encoder is finite (zeros in v would make g·v/||v|| NaN).
+  auto v = torch::randn({channels, channels / groups, kernel}) * std::sqrt(4.0 / double(kernel * channels));
+  weight_g = register_parameter("weight_g", at::norm(v, 2, at::IntArrayRef{0, 1}, /*keepdim=*/true));
+  weight_v = register_parameter("weight_v", v);
   bias = register_parameter("bias", torch::zeros({channels}));
 }
 

@@ -106,3 +106,12 @@ TEST_CASE("beats loads Microsoft's checkpoint layout (cfg dict + model state dic
   CHECK(out.sizes() == torch::IntArrayRef({2, 8, c.encoder_embed_dim}));
   CHECK(torch::isfinite(out).all().item<bool>());
 }
+
+TEST_CASE("a freshly built BEATs (no checkpoint) gives finite outputs") {
+  cb::test::Fixture f("beats");
+  cb::BEATs model(cb::BEATsConfig::from_json(f.config().at("beats_cfg"), "beats fixture"));
+  model->eval();
+  torch::NoGradGuard no_grad;
+  auto out = model(f.get("input.fbank"));
+  CHECK(torch::isfinite(out).all().item<bool>());
+}
