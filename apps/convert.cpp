@@ -4,6 +4,7 @@
 //   chatbridge-convert blip2_pretrained.pth --entry model -o blip2.safetensors
 //   chatbridge-convert vicuna-7b/ --max-shard-size 5GB -o vicuna-7b-st/
 //   chatbridge-convert --inspect checkpoint_3.pth
+//   chatbridge-convert --chatbridge eval_configs/chatbridge_eval.yaml --max-shard-size 5GB -o chatbridge-st/
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
@@ -15,6 +16,8 @@
 #include "framework/checkpoint/safetensors.h"
 #include "framework/checkpoint/torch_load.h"
 #include "framework/checkpoint/zip_reader.h"
+#include "framework/config.h"
+#include "models/chatbridge.h"
 #include "framework/error.h"
 
 namespace {
@@ -60,9 +63,14 @@ int main(int argc, char** argv) {
   CLI::App app{"Convert torch.save checkpoints and Hugging Face directories to safetensors, or inspect them"};
   cb::AppOptions opts;
   cb::add_app_options(app, opts);
-  std::string input, output, entry, max_shard;
+  std::string input, output, entry, max_shard, chatbridge_cfg;
+  std::vector<std::string> overrides;
   bool inspect_only = false;
-  app.add_option("input", input, "a .pth/.pt/.bin/.safetensors file or a Hugging Face model directory")->required();
+  app.add_option("input", input, "a .pth/.pt/.bin/.safetensors file or a Hugging Face model directory");
+  app.add_option("--chatbridge", chatbridge_cfg,
+                 "instead of an input: assemble the ChatBridge a yaml describes from its parts (eva_vit_g.pth, "
+                 "BEATs checkpoint, BLIP-2, LLaMA folder, ckpt) and write its whole state dict");
+  app.add_option("--options", overrides, "with --chatbridge: key.path=value overrides, as chatbridge-train");
   app.add_option("-o,--output", output,
                  "output .safetensors file; with --max-shard-size, the output directory");
   app.add_option("--entry", entry, "the sub-dict of the checkpoint that holds the state dict, e.g. model");
@@ -72,12 +80,19 @@ int main(int argc, char** argv) {
   try {
     cb::apply_app_options(opts);
     if (inspect_only) {
+      if (input.empty()) cb::fail("--inspect needs an input");
       inspect(input, entry);
       return 0;
     }
     if (output.empty()) cb::fail("no output given (-o FILE, or -o DIR with --max-shard-size)");
-    const cb::StateDict sd = std::filesystem::is_directory(input) ? cb::load_hf_directory(input)
-                                                                  : cb::load_state_dict_file(input, entry);
+    if (input.empty() == chatbridge_cfg.empty()) cb::fail("give either an input checkpoint or --chatbridge CONFIG");
+    cb::StateDict sd;
+    if (!chatbridge_cfg.empty()) {
+      auto cfg = cb::resolve_config(chatbridge_cfg, overrides);
+      sd = cb::module_state_dict(*cb::build_chatbridge(cfg.sub("model")));
+    } else {
+      sd = std::filesystem::is_directory(input) ? cb::load_hf_directory(input) : cb::load_state_dict_file(input, entry);
+    }
     if (max_shard.empty()) {
       cb::save_safetensors(output, sd, {{"format", "pt"}});
       spdlog::info("wrote {} tensors to {}", sd.size(), output);

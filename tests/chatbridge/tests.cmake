@@ -1,3 +1,11 @@
 cb_add_test(test_chatbridge_golden LABELS golden SOURCES chatbridge/test_chatbridge_golden.cpp LIBS cb_models)
 cb_add_test(test_train_trajectory LABELS golden SOURCES chatbridge/test_train_trajectory.cpp LIBS cb_runners)
 cb_add_test(test_chatbridge LABELS unit SOURCES chatbridge/test_chatbridge.cpp LIBS cb_models)
+
+# chatbridge-convert --chatbridge: the tiny yaml's model assembled from its parts, written as one
+# safetensors file whose keys are ChatBridge's (checked by reading it back with --inspect).
+add_test(NAME "chatbridge-convert: --chatbridge writes the assembled model's state dict"
+         COMMAND sh -c "$<TARGET_FILE:chatbridge-convert> --threads 1 --chatbridge train_configs/tiny_pretrain.yaml -o ${CMAKE_BINARY_DIR}/tests/tiny_chatbridge.safetensors && $<TARGET_FILE:chatbridge-convert> --inspect ${CMAKE_BINARY_DIR}/tests/tiny_chatbridge.safetensors"
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties("chatbridge-convert: --chatbridge writes the assembled model's state dict" PROPERTIES LABELS unit
+                     PASS_REGULAR_EXPRESSION "Qformer\\.bert\\.encoder\\.layer\\.0\\.crossattention\\.self\\.key\\.weight.*llama_model\\.lm_head\\.weight.*llama_proj\\.weight")
