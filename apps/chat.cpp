@@ -117,14 +117,8 @@ void terminal_chat(cb::ChatBridge model) {
 }
 
 int run(int argc, char** argv) {
-  std::vector<std::string> options;
   int cli_argc = argc;
-  for (int i = 1; i < argc; ++i)
-    if (std::string_view(argv[i]) == "--options") {
-      options.assign(argv + i + 1, argv + argc);
-      cli_argc = i;
-      break;
-    }
+  const std::vector<std::string> options = cb::take_options_remainder(argc, argv, cli_argc);
   CLI::App app{"ChatBridge chat: terminal conversation, or an HTTP server with a web page and an OpenAI-compatible API"};
   std::string cfg_path;
   bool serve = false;

@@ -105,15 +105,8 @@ void print_dry_run(const cb::Config& cfg) {
 }
 
 int run(int argc, char** argv) {
-  // Everything after --options belongs to it (argparse REMAINDER), values starting with '-' included.
-  std::vector<std::string> options;
   int cli_argc = argc;
-  for (int i = 1; i < argc; ++i)
-    if (std::string_view(argv[i]) == "--options") {
-      options.assign(argv + i + 1, argv + argc);
-      cli_argc = i;
-      break;
-    }
+  const std::vector<std::string> options = cb::take_options_remainder(argc, argv, cli_argc);
 
   CLI::App app{"ChatBridge training (stage 1 pre-training / stage 2 instruction tuning)"};
   std::string cfg_path;

@@ -1,5 +1,7 @@
 #include "framework/app_options.h"
 
+#include <string_view>
+
 #include <CLI/CLI.hpp>
 #include <charconv>
 #include <cstdlib>
@@ -45,6 +47,16 @@ void apply_app_options(const AppOptions& opts) {
   auto r = rank_from_env();
   init_logging(r.rank, r.world_size, opts.log_level, opts.log_all_ranks);
   init_runtime(opts.threads);
+}
+
+std::vector<std::string> take_options_remainder(int argc, char** argv, int& cli_argc) {
+  cli_argc = argc;
+  for (int i = 1; i < argc; ++i)
+    if (std::string_view(argv[i]) == "--options") {
+      cli_argc = i;
+      return {argv + i + 1, argv + argc};
+    }
+  return {};
 }
 
 }  // namespace cb

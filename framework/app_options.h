@@ -7,6 +7,8 @@
 //   cb::apply_app_options(opts);   // logging (rank-aware) + LibTorch threads + BLAS report
 #pragma once
 #include <string>
+#include <vector>
+#include <string>
 
 namespace CLI {
 class App;
@@ -31,5 +33,9 @@ RankInfo rank_from_env();
 
 // init_logging(rank, world, level, all_ranks) then init_runtime(threads).
 void apply_app_options(const AppOptions& opts);
+
+// train.py's `--options` takes the rest of the command line (argparse REMAINDER), values starting
+// with '-' included: returns those tokens and sets `cli_argc` to the arguments before it.
+std::vector<std::string> take_options_remainder(int argc, char** argv, int& cli_argc);
 
 }  // namespace cb
