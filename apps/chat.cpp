@@ -152,11 +152,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "chatbridge-chat: error: " << e.what() << "\n";
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return cb::run_main("chatbridge-chat", run, argc, argv); }

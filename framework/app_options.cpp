@@ -1,5 +1,6 @@
 #include "framework/app_options.h"
 
+#include <iostream>
 #include <string_view>
 
 #include <CLI/CLI.hpp>
@@ -57,6 +58,15 @@ std::vector<std::string> take_options_remainder(int argc, char** argv, int& cli_
       return {argv + i + 1, argv + argc};
     }
   return {};
+}
+
+int run_main(const char* name, int (*run)(int, char**), int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << name << ": error: " << e.what() << "\n";
+    return 1;
+  }
 }
 
 }  // namespace cb

@@ -38,4 +38,7 @@ void apply_app_options(const AppOptions& opts);
 // with '-' included: returns those tokens and sets `cli_argc` to the arguments before it.
 std::vector<std::string> take_options_remainder(int argc, char** argv, int& cli_argc);
 
+// main() of an app: runs `run` and turns an escaping exception into "<name>: error: <what>", exit 1.
+int run_main(const char* name, int (*run)(int, char**), int argc, char** argv);
+
 }  // namespace cb
