@@ -61,9 +61,9 @@ struct Sample {
 };
 
 struct DatasetInfo {
-  std::string builder;  // registered name, e.g. "coco_caption"
-  std::string split;    // "train" | "val" | "test"
-  std::string kind;     // "caption" | "qa" | "dialogue"
+  std::string builder = {};  // registered name, e.g. "coco_caption"
+  std::string split = {};    // "train" | "val" | "test"
+  std::string kind = {};     // "caption" | "qa" | "dialogue"
   bool image = false, video = false, audio = false;  // modalities of every sample
   bool streaming = false;                            // webdataset shards: stream() only, size() == -1
   // The model's task tag for these modalities: "ti", "tv", "ta" or "tva".

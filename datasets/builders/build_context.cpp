@@ -1,0 +1,165 @@
+#include "datasets/builders/build_context.h"
+
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "framework/error.h"
+
+namespace cb {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+BuildContext::BuildContext(std::string builder, Config section, fs::path cache_root)
+    : builder_(std::move(builder)), section_(std::move(section)), cache_root_(std::move(cache_root)) {}
+
+std::string BuildContext::key(std::string_view sub) const {
+  const std::string base = section_.path().empty() ? "datasets." + builder_ : section_.path();
+  return sub.empty() ? base : base + "." + std::string(sub);
+}
+
+fs::path BuildContext::resolve(const std::string& path) const {
+  const fs::path p(path);
+  return p.is_absolute() ? p : cache_root_ / p;
+}
+
+std::vector<std::string> BuildContext::splits() const {
+  if (!section_.has("build_info.annotations")) fail("{}: missing", key("build_info.annotations"));
+  const Config ann = section_.sub("build_info.annotations");
+  std::vector<std::string> out;
+  for (const char* split : {"train", "val", "test"})
+    if (ann.has(split)) out.emplace_back(split);
+  return out;
+}
+
+std::vector<fs::path> BuildContext::annotation_files(const std::string& split) const {
+  const std::string k = "build_info.annotations." + split + ".storage";
+  const ConfigNode* n = section_.sub("build_info.annotations." + split).node().find("storage");
+  std::vector<std::string> paths;
+  if (n && n->type == ConfigNode::Type::list) paths = section_.get<std::vector<std::string>>(k);
+  else paths.push_back(section_.get<std::string>(k));
+  if (paths.empty()) fail("{}: an empty list", key(k));
+  std::vector<fs::path> out;
+  for (const auto& p : paths) out.push_back(resolve(p));
+  return out;
+}
+
+std::string BuildContext::data_type(const std::string& fallback) const {
+  return section_.get<std::string>("data_type", fallback);
+}
+
+fs::path BuildContext::media_root(const std::string& media) const {
+  const fs::path root = resolve(section_.get<std::string>("build_info." + media + ".storage"));
+  std::error_code ec;
+  if (!fs::exists(root, ec)) spdlog::warn("{}: storage path {} does not exist", key("build_info." + media), root.string());
+  return root;
+}
+
+std::string BuildContext::storage() const {
+  return resolve(section_.get<std::string>("build_info.storage")).string();
+}
+
+Processor BuildContext::processor(const std::string& which, bool train) const {
+  const std::string k = which + (train ? ".train" : ".eval");
+  if (!section_.has(k)) fail("{}: missing (the {} split needs it)", key(k), train ? "train" : "val/test");
+  try {
+    return make_processor(section_.sub(k));
+  } catch (const Error& e) {
+    fail("{}: {}", key(k), e.what());
+  }
+}
+
+std::function<std::string(std::string_view)> BuildContext::text_processor(bool train) const {
+  const std::string k = std::string("text_processor") + (train ? ".train" : ".eval");
+  if (!section_.has(k)) return [](std::string_view s) { return std::string(s); };
+  Processor p = make_processor(section_.sub(k));
+  if (!p.text) fail("{}: {} is not a text processor", key(k), section_.get<std::string>(k + ".name"));
+  return p.text;
+}
+
+json read_json_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("cannot open the annotation file {}", path.string());
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  try {
+    return json::parse(buffer.str());
+  } catch (const json::parse_error& e) {
+    fail("{} is not valid JSON: {}", path.string(), e.what());
+  }
+}
+
+std::vector<AnnotationRecord> read_records(const std::vector<fs::path>& files, std::vector<BadSample>& bad) {
+  std::vector<AnnotationRecord> out;
+  for (const fs::path& file : files) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) fail("cannot open the annotation file {}", file.string());
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    const std::string text = buffer.str();
+    const size_t first = text.find_first_not_of(" \t\r\n");
+    if (first != std::string::npos && text[first] == '[') {
+      json list;
+      try {
+        list = json::parse(text);
+      } catch (const json::parse_error& e) {
+        fail("{} is not valid JSON: {}", file.string(), e.what());
+      }
+      for (size_t i = 0; i < list.size(); ++i) out.push_back({std::move(list[i]), file.string(), fmt::format("record {}", i)});
+      continue;
+    }
+    std::istringstream lines(text);
+    std::string line;
+    for (size_t n = 1; std::getline(lines, line); ++n) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      try {
+        out.push_back({json::parse(line), file.string(), fmt::format("line {}", n)});
+      } catch (const json::parse_error&) {
+        bad.push_back({file.string(), fmt::format("line {}: not valid JSON", n)});
+      }
+    }
+  }
+  return out;
+}
+
+const json& field(const json& r, const char* key) {
+  if (!r.is_object()) throw BadRecord{"not a JSON object"};
+  auto it = r.find(key);
+  if (it == r.end() || it->is_null()) throw BadRecord{fmt::format("no '{}'", key)};
+  return *it;
+}
+
+std::string string_field(const json& r, const char* key) {
+  const json& v = field(r, key);
+  if (!v.is_string()) throw BadRecord{fmt::format("'{}' is not a string", key)};
+  return v.get<std::string>();
+}
+
+std::string id_field(const json& r, const char* key) {
+  const json& v = field(r, key);
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
+  throw BadRecord{fmt::format("'{}' is neither a string nor an integer", key)};
+}
+
+std::vector<std::string> strings_field(const json& r, const char* key) {
+  const json& v = field(r, key);
+  if (v.is_string()) return {v.get<std::string>()};
+  if (!v.is_array() || v.empty()) throw BadRecord{fmt::format("'{}' is neither a string nor a non-empty list", key)};
+  std::vector<std::string> out;
+  for (const json& s : v) {
+    if (!s.is_string()) throw BadRecord{fmt::format("'{}' holds a non-string", key)};
+    out.push_back(s.get<std::string>());
+  }
+  return out;
+}
+
+std::string replace_every(std::string s, std::string_view from, std::string_view to) {
+  if (from.empty()) return s;
+  for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size()) s.replace(pos, from.size(), to);
+  return s;
+}
+
+}  // namespace cb

@@ -1,0 +1,233 @@
+// Image-text pair builders of the original (image_text_pair_builder.py, cc_sbu_dataset.py,
+// laion_dataset.py):
+//   cc_sbu, laion: webdataset tar shards, build_info.storage a brace pattern ("…/{00000..01255}.tar"),
+//     read as wds.DataPipeline(ResampledShards -> tarfile_to_samples -> shuffle(1000) -> decode
+//     pilrgb -> to_tuple("jpg", "json") -> vis_processor, text_processor(json.caption)): an endless
+//     stream of {image, text_input}, train split only; unusable samples are skipped (the original's
+//     warn_and_continue) and reported.
+//   cc_sbu_align: MiniGPT-4's aligned set, build_info.storage a directory with filter_cap.json
+//     ({"annotations": [{image_id, caption}]}, or a bare list) and image/<image_id>.jpg; the caption is
+//     used as is (no text processor, as the original).
+#include <random>
+
+#include "datasets/builders/record_dataset.h"
+#include "datasets/media/image_decode.h"
+#include "datasets/webdataset/tar_shard.h"
+#include "framework/error.h"
+
+namespace cb {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+// braceexpand as webdataset uses it: "{a..b}" numeric ranges (zero-padded to the wider bound when
+// either bound has a leading zero) and "{x,y}" alternatives, expanded left to right.
+std::vector<std::string> expand_braces(const std::string& pattern) {
+  const size_t open = pattern.find('{');
+  if (open == std::string::npos) return {pattern};
+  const size_t close = pattern.find('}', open);
+  if (close == std::string::npos) fail("shard pattern '{}': unbalanced '{{'", pattern);
+  const std::string head = pattern.substr(0, open), body = pattern.substr(open + 1, close - open - 1);
+  std::vector<std::string> choices;
+  if (const size_t dots = body.find(".."); dots != std::string::npos) {
+    const std::string a = body.substr(0, dots), b = body.substr(dots + 2);
+    int64_t lo = 0, hi = 0;
+    try {
+      lo = std::stoll(a), hi = std::stoll(b);
+    } catch (const std::exception&) {
+      fail("shard pattern '{}': '{{{}}}' is not a numeric range", pattern, body);
+    }
+    const bool padded = (a.size() > 1 && a[0] == '0') || (b.size() > 1 && b[0] == '0');
+    const size_t width = padded ? std::max(a.size(), b.size()) : 0;
+    const int64_t step = lo <= hi ? 1 : -1;
+    for (int64_t v = lo;; v += step) {
+      std::string s = std::to_string(v);
+      if (s.size() < width) s.insert(0, width - s.size(), '0');
+      choices.push_back(std::move(s));
+      if (v == hi) break;
+    }
+  } else {
+    for (size_t start = 0;;) {
+      const size_t comma = body.find(',', start);
+      choices.push_back(body.substr(start, comma - start));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
+  std::vector<std::string> out;
+  for (const std::string& c : choices)
+    for (std::string& tail : expand_braces(pattern.substr(close + 1))) out.push_back(head + c + tail);
+  return out;
+}
+
+constexpr size_t kShuffleBuffer = 1000, kShuffleInitial = 100;  // wds.shuffle(1000) defaults
+
+class WebdatasetPairs;
+
+// ResampledShards + shuffle: shards drawn with replacement; raw samples pass through a shuffle buffer
+// and are decoded when they leave it.
+class WebdatasetStream : public SampleStream {
+ public:
+  WebdatasetStream(const WebdatasetPairs& ds, uint64_t seed) : ds_(ds), rng_(seed) {}
+  std::optional<Sample> next(std::vector<BadSample>& bad) override;
+
+ private:
+  WebdatasetSample pull(std::vector<BadSample>& bad);  // the next raw sample of some shard
+
+  const WebdatasetPairs& ds_;
+  std::mt19937_64 rng_;
+  std::unique_ptr<WebdatasetShardReader> reader_;
+  std::string shard_;
+  std::vector<std::pair<std::string, WebdatasetSample>> buffer_;  // (shard, sample)
+  ImageDecoder decoder_;
+};
+
+class WebdatasetPairs : public Dataset {
+ public:
+  WebdatasetPairs(DatasetInfo info, std::string pattern, Processor vis, std::function<std::string(std::string_view)> text)
+      : Dataset(std::move(info)), pattern_(std::move(pattern)), shards_(expand_braces(pattern_)), vis_(std::move(vis)),
+        text_(std::move(text)) {
+    if (!vis_.media) fail("{}: the vis_processor is not an image processor", name());
+  }
+  int64_t size() const override { return -1; }
+  Sample get(int64_t) const override { fail("{} streams tar shards ({}): read it with stream()", name(), pattern_); }
+  std::string describe(int64_t) const override { return pattern_; }
+  std::unique_ptr<SampleStream> stream(uint64_t seed) const override {
+    return std::make_unique<WebdatasetStream>(*this, seed);
+  }
+
+  const std::vector<std::string>& shards() const { return shards_; }
+  // decode pilrgb + to_tuple("jpg", "json") + processors; throws naming the problem.
+  Sample decode(const WebdatasetSample& raw, ImageDecoder& decoder) const {
+    const auto jpg = raw.members.find("jpg");
+    const auto js = raw.members.find("json");
+    if (jpg == raw.members.end()) fail("no .jpg member");
+    if (js == raw.members.end()) fail("no .json member");
+    json meta;
+    try {
+      meta = json::parse(js->second.begin(), js->second.end());
+    } catch (const json::parse_error& e) {
+      fail("{}.json is not valid JSON: {}", raw.key, e.what());
+    }
+    if (!meta.is_object() || !meta.contains("caption") || !meta["caption"].is_string())
+      fail("{}.json has no \"caption\" string", raw.key);
+    Sample s;
+    s.image = vis_.media(decoder.decode_bytes(jpg->second.data(), jpg->second.size(), raw.key + ".jpg"));
+    s.text_input = text_(meta["caption"].get<std::string>());
+    s.id = raw.key;
+    return s;
+  }
+
+ private:
+  std::string pattern_;
+  std::vector<std::string> shards_;
+  Processor vis_;
+  std::function<std::string(std::string_view)> text_;
+};
+
+WebdatasetSample WebdatasetStream::pull(std::vector<BadSample>& bad) {
+  // Every shard failing or empty would loop forever: give up after this many fruitless openings.
+  const size_t max_fruitless = 10 * ds_.shards().size() + 10;
+  for (size_t fruitless = 0; fruitless < max_fruitless;) {
+    if (!reader_) {
+      shard_ = ds_.shards()[std::uniform_int_distribution<size_t>(0, ds_.shards().size() - 1)(rng_)];
+      try {
+        reader_ = std::make_unique<WebdatasetShardReader>(shard_);
+      } catch (const std::exception& e) {
+        bad.push_back({shard_, e.what()});
+        ++fruitless;
+        continue;
+      }
+    }
+    try {
+      if (auto s = reader_->next()) return std::move(*s);
+      ++fruitless;  // an empty shard, or one read to its end: counts only until a sample comes
+    } catch (const std::exception& e) {
+      bad.push_back({shard_, e.what()});
+      ++fruitless;
+    }
+    reader_.reset();
+  }
+  fail("{}: no sample could be read from the shards of {} (see the skipped shards)", ds_.name(), ds_.describe(0));
+}
+
+std::optional<Sample> WebdatasetStream::next(std::vector<BadSample>& bad) {
+  for (;;) {
+    // webdataset's _shuffle: one sample in, a second while the buffer is not full, none out before
+    // `initial` samples are buffered.
+    const auto add = [&] {
+      auto raw = pull(bad);
+      buffer_.emplace_back(shard_, std::move(raw));
+    };
+    add();
+    if (buffer_.size() < kShuffleBuffer) add();
+    while (buffer_.size() < kShuffleInitial) add();
+    const size_t pick = std::uniform_int_distribution<size_t>(0, buffer_.size() - 1)(rng_);
+    std::swap(buffer_[pick], buffer_.back());
+    auto [shard, raw] = std::move(buffer_.back());
+    buffer_.pop_back();
+    try {
+      return ds_.decode(raw, decoder_);
+    } catch (const std::exception& e) {
+      bad.push_back({shard + ":" + raw.key, e.what()});
+    }
+  }
+}
+
+BuiltDatasets build_pairs(const std::string& builder, const Config& section, const fs::path& cache_root) {
+  BuildContext ctx(builder, section, cache_root);
+  DatasetInfo info{.builder = builder, .split = "train", .kind = "caption", .image = true, .streaming = true};
+  return {{"train", std::make_shared<WebdatasetPairs>(std::move(info), ctx.storage(), ctx.processor("vis_processor", true),
+                                                      ctx.text_processor(true))}};
+}
+
+// filter_cap.json: {"annotations": [...]} (MiniGPT-4's file) or a bare list.
+std::vector<AnnotationRecord> read_align(const fs::path& file) {
+  json doc = read_json_file(file);
+  if (doc.is_object() && doc.contains("annotations")) doc = std::move(doc["annotations"]);
+  if (!doc.is_array()) fail("{}: expected a list of records or {{\"annotations\": [...]}}", file.string());
+  std::vector<AnnotationRecord> out;
+  for (size_t i = 0; i < doc.size(); ++i) out.push_back({std::move(doc[i]), file.string(), fmt::format("record {}", i)});
+  return out;
+}
+
+BuiltDatasets build_align(const Config& section, const fs::path& cache_root) {
+  BuildContext ctx("cc_sbu_align", section, cache_root);
+  const fs::path root = ctx.storage();
+  std::vector<BadSample> malformed;
+  std::vector<Item> items;
+  int64_t instance = 0;
+  for (const AnnotationRecord& r : read_align(root / "filter_cap.json")) {
+    try {
+      Item it;
+      it.id = id_field(r.value, "image_id");
+      it.image = root / "image" / (it.id + ".jpg");
+      it.text_input = string_field(r.value, "caption");
+      it.instance_id = instance++;
+      items.push_back(std::move(it));
+    } catch (const BadRecord& bad) {
+      malformed.push_back({r.file, r.where + ": " + bad.reason});
+      ++instance;
+    }
+  }
+  DatasetInfo info{.builder = "cc_sbu_align", .split = "train", .kind = "caption", .image = true};
+  return {{"train", std::make_shared<RecordDataset>(std::move(info), std::move(items), ctx.processor("vis_processor", true),
+                                                    Processor{}, std::move(malformed))}};
+}
+
+}  // namespace
+
+CB_REGISTER(dataset_builder, "cc_sbu", [](const Config& section, const fs::path& cache_root) {
+  return build_pairs("cc_sbu", section, cache_root);
+});
+CB_REGISTER(dataset_builder, "laion", [](const Config& section, const fs::path& cache_root) {
+  return build_pairs("laion", section, cache_root);
+});
+CB_REGISTER(dataset_builder, "cc_sbu_align", build_align);
+
+CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "cc_sbu", "default", "datasets/builders/configs/cc_sbu/defaults.yaml");
+CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "laion", "default", "datasets/builders/configs/laion/defaults.yaml");
+CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "cc_sbu_align", "default", "datasets/builders/configs/cc_sbu/align.yaml");
+
+}  // namespace cb

@@ -1,0 +1,174 @@
+#include "datasets/builders/record_dataset.h"
+
+#include <algorithm>
+#include <map>
+
+#include "datasets/media/image_decode.h"
+#include "framework/error.h"
+
+namespace cb {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+ImageDecoder& thread_decoder() {
+  thread_local ImageDecoder decoder;
+  return decoder;
+}
+
+// Runs a media step; exceptions that do not name the file get it prepended.
+template <typename F>
+torch::Tensor load_media(const char* what, const fs::path& path, F&& f) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    const std::string msg = e.what();
+    if (msg.find(path.string()) != std::string::npos) throw;
+    fail("{} {}: {}", what, path.string(), msg.substr(0, msg.find('\n')));
+  }
+}
+
+void check_shape(const torch::Tensor& t, int64_t dim, const char* what, const fs::path& path) {
+  if (t.dim() != dim) fail("{} {}: the processor returned {} where {} dimensions were expected", what, path.string(), c10::str(t.sizes()), dim);
+}
+
+std::string media_key(const Item& it) {
+  return it.image.string() + '\n' + it.video.string() + '\n' + it.audio.string();
+}
+
+// Eval caption sets: one item per media, with the references of every record that names it.
+std::vector<Item> group_references(std::vector<Item> items) {
+  std::vector<Item> out;
+  std::map<std::string, size_t> seen;
+  for (Item& it : items) {
+    auto [pos, fresh] = seen.emplace(media_key(it), out.size());
+    if (fresh) out.push_back(std::move(it));
+    else {
+      auto& refs = out[pos->second].answers;
+      refs.insert(refs.end(), it.answers.begin(), it.answers.end());
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+RecordDataset::RecordDataset(DatasetInfo info, std::vector<Item> items, Processor vis, Processor aud,
+                             std::vector<BadSample> malformed)
+    : Dataset(std::move(info)), items_(std::move(items)), vis_(std::move(vis)), aud_(std::move(aud)) {
+  malformed_ = std::move(malformed);
+  const DatasetInfo& di = this->info();
+  if (di.image && !vis_.media && !vis_.file) fail("{}: the vis_processor is not an image processor", di.name());
+  if (di.video && !vis_.file) fail("{}: the vis_processor does not read video files (e.g. alpro_video_eval)", di.name());
+  if (di.audio && !aud_.file) fail("{}: the aud_processor does not read audio files (e.g. blip_audio_eval)", di.name());
+}
+
+Sample RecordDataset::get(int64_t i) const {
+  const Item& it = item(i);
+  Sample s;
+  if (!it.image.empty()) {
+    s.image = load_media("image", it.image, [&] {
+      return vis_.media ? vis_.media(thread_decoder().decode_file(it.image)) : vis_.file(it.image.string());
+    });
+    check_shape(s.image, 3, "image", it.image);
+  }
+  if (!it.video.empty()) {
+    // alpro layout [3,n,S,S] -> the model's frames-first [n,3,S,S].
+    s.image = load_media("video", it.video, [&] { return vis_.file(it.video.string()); });
+    check_shape(s.image, 4, "video", it.video);
+    s.image = s.image.permute({1, 0, 2, 3}).contiguous();
+  }
+  if (!it.audio.empty()) {
+    s.audio = load_media("audio", it.audio, [&] { return aud_.file(it.audio.string()); });
+    check_shape(s.audio, 3, "audio", it.audio);
+  }
+  s.text_input = it.text_input;
+  s.answers = it.answers;
+  s.weights = it.weights;
+  s.caption = it.caption;
+  s.id = it.id;
+  s.instance_id = it.instance_id;
+  return s;
+}
+
+std::string RecordDataset::describe(int64_t i) const {
+  const Item& it = item(i);
+  std::string out;
+  for (const fs::path* p : {&it.image, &it.video, &it.audio})
+    if (!p->empty()) out += (out.empty() ? "" : " + ") + p->string();
+  return out;
+}
+
+BuiltDatasets build_record_sets(const BuildContext& ctx, const RecordSetSpec& spec) {
+  const std::string data_type = ctx.data_type(spec.data_type);
+  if (data_type != "images" && data_type != "videos" && data_type != "audios")
+    fail("{}: '{}' is not one of images, videos, audios", ctx.key("data_type"), data_type);
+  BuiltDatasets out;
+  for (const std::string& split : ctx.splits()) {
+    const bool train = split == "train";
+    if (train && spec.eval_only) fail("{}: {} has no train dataset in the original", ctx.key("build_info.annotations.train"), ctx.builder());
+    if (!train && spec.train_only)
+      fail("{}: {} has no evaluation dataset in the original (train only)", ctx.key("build_info.annotations." + split), ctx.builder());
+
+    DatasetInfo info{.builder = ctx.builder(), .split = split, .kind = spec.kind};
+    info.image = data_type == "images";
+    info.video = data_type == "videos";
+    info.audio = data_type == "audios" || spec.audio;
+
+    SplitContext sc{.train = train, .text = ctx.text_processor(train)};
+    Processor vis, aud;
+    if (data_type != "audios") {
+      sc.vis_root = ctx.media_root(data_type);
+      vis = ctx.processor("vis_processor", train);
+    }
+    if (info.audio) {
+      sc.aud_root = ctx.media_root("audios");
+      aud = ctx.processor("aud_processor", train);
+    }
+
+    auto files = ctx.annotation_files(split);
+    if (!train && spec.eval_records_in_first_file) files.resize(1);
+    std::vector<BadSample> malformed;
+    const auto records = spec.read ? spec.read(files, malformed) : read_records(files, malformed);
+    std::vector<Item> items;
+    int64_t instance = 0;
+    for (const AnnotationRecord& r : records) {
+      try {
+        for (Item& it : spec.parse(r.value, sc)) {
+          it.instance_id = instance++;
+          if (it.id.empty()) it.id = std::to_string(it.instance_id);  // records without an id
+          items.push_back(std::move(it));
+        }
+      } catch (const BadRecord& bad) {
+        malformed.push_back({r.file, r.where + ": " + bad.reason});
+        ++instance;
+      }
+    }
+    if (!train && spec.group_eval_references) items = group_references(std::move(items));
+    out[split] = std::make_shared<RecordDataset>(std::move(info), std::move(items), std::move(vis), std::move(aud),
+                                                 std::move(malformed));
+  }
+  return out;
+}
+
+FactoryOf<Kind::dataset_builder>::type record_builder(std::string name, RecordSetSpec spec) {
+  return [name = std::move(name), spec = std::move(spec)](const Config& section, const fs::path& cache_root) {
+    return build_record_sets(BuildContext(name, section, cache_root), spec);
+  };
+}
+
+void weigh_answers(const std::vector<std::string>& answers, Item& item) {
+  // Summed in double as Python does, stored as float32 as torch.Tensor(weights) does.
+  std::vector<double> sums;
+  for (const std::string& a : answers) {
+    auto it = std::find(item.answers.begin(), item.answers.end(), a);
+    if (it == item.answers.end()) {
+      item.answers.push_back(a);
+      sums.push_back(1.0 / static_cast<double>(answers.size()));
+    } else sums[size_t(it - item.answers.begin())] += 1.0 / static_cast<double>(answers.size());
+  }
+  item.weights.assign(sums.begin(), sums.end());
+}
+
+}  // namespace cb
