@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "framework/error.h"
@@ -18,7 +20,7 @@ struct Resolved {
 
 Resolved resolve(const LlamaForCausalLM& model, const GenerateOptions& o) {
   if (o.num_beams < 1) fail("generate: num_beams must be >= 1, got {}", o.num_beams);
-  if (o.num_beams > 1) fail("generate: num_beams = {} (beam search) is not implemented; use num_beams = 1", o.num_beams);
+  if (o.num_beams > 1 && o.on_token) fail("generate: on_token streaming needs num_beams = 1, got {}", o.num_beams);
   if (o.max_new_tokens < 1) fail("generate: max_new_tokens must be >= 1, got {}", o.max_new_tokens);
   if (o.min_new_tokens < 0) fail("generate: min_new_tokens must be >= 0, got {}", o.min_new_tokens);
   if (o.repetition_penalty <= 0) fail("generate: repetition_penalty must be > 0, got {}", o.repetition_penalty);
@@ -67,8 +69,35 @@ bool row0_ends_with_stop(const torch::Tensor& ids, const std::vector<std::vector
   return false;
 }
 
-// The loop of HF 4.28 greedy_search / sample. `ids` [B,P] are the sequences so far (the bos
-// placeholder when `embeds` is defined), `mask` [B, len of what the model sees].
+// One forward of the decoding loop (HF prepare_inputs_for_generation + forward): the next-token
+// logits [N,V] fp32. `ids` [N,P+step] are the sequences so far (the bos placeholder first when
+// `embeds` is defined), `mask` [N, what the model sees].
+torch::Tensor next_logits(LlamaForCausalLM& model, const torch::Tensor& ids, const torch::Tensor& mask,
+                          const torch::Tensor& embeds, int64_t step, LlamaKVCache* cache) {
+  // Positions from the mask, masked positions set to 1.
+  auto pos = mask.cumsum(-1) - 1;
+  pos.masked_fill_(mask == 0, 1);
+  LlamaInputs in;
+  in.attention_mask = mask;
+  in.last_logits_only = true;
+  in.cache = cache;
+  if (cache && !cache->empty()) {  // only the newest token and its position
+    in.input_ids = ids.narrow(1, ids.size(1) - 1, 1);
+    in.position_ids = pos.narrow(1, pos.size(1) - 1, 1);
+  } else if (embeds.defined()) {
+    // Without a cache the generated ids are embedded after the prompt embeddings (the placeholder
+    // id is not part of what the model sees).
+    in.inputs_embeds = step == 0 ? embeds : torch::cat({embeds, model->embed(ids.narrow(1, 1, step))}, 1);
+    in.position_ids = pos;
+  } else {
+    in.input_ids = ids;
+    in.position_ids = pos;
+  }
+  return model->forward(in).logits.select(1, 0).to(torch::kFloat);
+}
+
+// The loop of HF 4.28 greedy_search / sample. `ids` [B,P] (the bos placeholder when `embeds` is
+// defined), `mask` [B, prompt length].
 GenerateResult decode(LlamaForCausalLM& model, torch::Tensor ids, torch::Tensor mask, const torch::Tensor& embeds,
                       const GenerateOptions& o, const Resolved& r) {
   torch::NoGradGuard no_grad;
@@ -79,27 +108,7 @@ GenerateResult decode(LlamaForCausalLM& model, torch::Tensor ids, torch::Tensor 
   GenerateResult result;
 
   for (int64_t step = 0; step < o.max_new_tokens; ++step) {
-    // prepare_inputs_for_generation: positions from the mask, masked positions set to 1.
-    auto pos = mask.cumsum(-1) - 1;
-    pos.masked_fill_(mask == 0, 1);
-    LlamaInputs in;
-    in.attention_mask = mask;
-    in.last_logits_only = true;
-    if (o.use_cache) in.cache = &cache;
-    if (!cache.empty()) {  // only the newest token and its position
-      in.input_ids = ids.narrow(1, ids.size(1) - 1, 1);
-      in.position_ids = pos.narrow(1, pos.size(1) - 1, 1);
-    } else if (embeds.defined()) {
-      // Without a cache the generated ids are embedded after the prompt embeddings (the placeholder
-      // id is not part of what the model sees).
-      in.inputs_embeds = step == 0 ? embeds : torch::cat({embeds, model->embed(ids.narrow(1, 1, step))}, 1);
-      in.position_ids = pos;
-    } else {
-      in.input_ids = ids;
-      in.position_ids = pos;
-    }
-    auto logits = model->forward(in).logits.select(1, 0).to(torch::kFloat);  // [B,V]
-
+    auto logits = next_logits(model, ids, mask, embeds, step, o.use_cache ? &cache : nullptr);  // [B,V]
     auto scores = process(logits, ids, prompt_len, o, r);
     torch::Tensor next;  // [B]
     if (o.do_sample) {
@@ -123,6 +132,181 @@ GenerateResult decode(LlamaForCausalLM& model, torch::Tensor ids, torch::Tensor 
   return result;
 }
 
+// HF 4.28 BeamHypotheses: the num_beams best finished sequences of one prompt, scored
+// sum_logprobs / len**length_penalty where len counts the whole row (prompt or bos placeholder
+// included, the final eos excluded).
+struct BeamHypotheses {
+  int64_t num_beams;
+  double length_penalty;
+  bool early_stopping;
+  std::vector<std::pair<double, std::vector<int64_t>>> beams;  // (score, ids) in insertion order
+  double worst_score = 1e9;
+
+  void add(std::vector<int64_t> hyp, double sum_logprobs) {
+    const double score = sum_logprobs / std::pow(static_cast<double>(hyp.size()), length_penalty);
+    if (static_cast<int64_t>(beams.size()) < num_beams || score > worst_score) {
+      beams.emplace_back(score, std::move(hyp));
+      if (static_cast<int64_t>(beams.size()) > num_beams) {
+        // Python sorts (score, index) pairs: the lowest score goes (the earliest among ties), the
+        // second lowest becomes the worst.
+        std::vector<std::pair<double, size_t>> order;
+        for (size_t i = 0; i < beams.size(); ++i) order.emplace_back(beams[i].first, i);
+        std::sort(order.begin(), order.end());
+        beams.erase(beams.begin() + static_cast<std::ptrdiff_t>(order[0].second));
+        worst_score = order[1].first;
+      } else {
+        worst_score = std::min(score, worst_score);
+      }
+    }
+  }
+
+  // early_stopping false: HF's heuristic, the best running beam finishing right now.
+  bool is_done(double best_sum_logprobs, int64_t cur_len) const {
+    if (static_cast<int64_t>(beams.size()) < num_beams) return false;
+    if (early_stopping) return true;
+    return worst_score >= best_sum_logprobs / std::pow(static_cast<double>(cur_len), length_penalty);
+  }
+
+  // Python's stable sort by score, then pop(): the best, the last added among ties.
+  const std::pair<double, std::vector<int64_t>>& best() const {
+    const auto* b = &beams.front();
+    for (const auto& h : beams)
+      if (h.first >= b->first) b = &h;
+    return *b;
+  }
+};
+
+std::vector<int64_t> row_ids(const torch::Tensor& ids_cpu, int64_t row) {
+  const auto* p = ids_cpu[row].data_ptr<int64_t>();
+  return {p, p + ids_cpu.size(1)};
+}
+
+// HF 4.28 beam_search (do_sample false) / beam_sample (do_sample true) with BeamSearchScorer,
+// one returned sequence per prompt. `ids` [B,P], `mask` [B,L], `embeds` [B,L,D] or undefined.
+GenerateResult beam_decode(LlamaForCausalLM& model, torch::Tensor ids, torch::Tensor mask, torch::Tensor embeds,
+                           const GenerateOptions& o, const Resolved& r) {
+  torch::NoGradGuard no_grad;
+  const auto B = ids.size(0), K = o.num_beams, prompt_len = ids.size(1);
+  const auto max_length = prompt_len + o.max_new_tokens;  // HF's max_length (MaxLengthCriteria)
+  const auto device = ids.device();
+  const auto opts = torch::dtype(torch::kLong).device(device);
+
+  // _expand_inputs_for_generation: every prompt row repeated num_beams times, beams adjacent.
+  ids = ids.repeat_interleave(K, 0);
+  mask = mask.repeat_interleave(K, 0);
+  if (embeds.defined()) embeds = embeds.repeat_interleave(K, 0);
+  // Beam search starts from one live beam per prompt (the copies at -1e9); beam sampling from all.
+  auto beam_scores = torch::zeros({B, K}, torch::dtype(torch::kFloat).device(device));
+  if (!o.do_sample) beam_scores.narrow(1, 1, K - 1).fill_(-1e9);
+  beam_scores = beam_scores.view({B * K});
+
+  std::vector<BeamHypotheses> hyps(B, BeamHypotheses{K, o.length_penalty, o.early_stopping, {}});
+  std::vector<char> done(B, 0);
+  LlamaKVCache cache;
+  GenerateResult result;
+
+  for (int64_t step = 0; step < o.max_new_tokens; ++step) {
+    auto logits = next_logits(model, ids, mask, embeds, step, o.use_cache ? &cache : nullptr);  // [BK,V]
+    const auto V = logits.size(1);
+    // Processors act on log-probabilities here (log_softmax first), unlike greedy/sample.
+    auto processed = process(logits.log_softmax(-1), ids, prompt_len, o, r);
+    auto scores = processed + beam_scores.unsqueeze(1);
+    // Beam sampling warps the running sums (HF applies the warpers after adding the beam scores).
+    if (o.do_sample) scores = apply_sampling_warpers(scores, o);
+    if (o.output_scores) result.scores.push_back(o.do_sample ? apply_sampling_warpers(processed, o) : processed);
+
+    auto flat = scores.view({B, K * V});
+    torch::Tensor top_scores, top_flat;  // [B,2K], best first
+    if (o.do_sample) {
+      auto picked = torch::multinomial(flat.softmax(-1), 2 * K);
+      auto [sorted, order] = flat.gather(1, picked).sort(-1, /*descending=*/true);
+      top_scores = sorted;
+      top_flat = picked.gather(1, order);
+    } else {
+      std::tie(top_scores, top_flat) = flat.topk(2 * K, 1, /*largest=*/true, /*sorted=*/true);
+    }
+    const auto cand_score = top_scores.cpu().contiguous();
+    const auto cand_beam = top_flat.div(V, "floor").cpu().contiguous();
+    const auto cand_token = top_flat.remainder(V).cpu().contiguous();
+    const auto* cs = cand_score.data_ptr<float>();
+    const auto* cb = cand_beam.data_ptr<int64_t>();
+    const auto* ct = cand_token.data_ptr<int64_t>();
+
+    // BeamSearchScorer.process: per prompt, the K best non-eos candidates continue; an eos candidate
+    // among the top K becomes a hypothesis (without the eos). A finished prompt's beams carry pad.
+    auto next_scores = torch::zeros({B, K}, torch::kFloat);
+    auto next_tokens = torch::zeros({B, K}, torch::kLong);
+    auto next_rows = torch::zeros({B, K}, torch::kLong);
+    auto* ns = next_scores.data_ptr<float>();
+    auto* nt = next_tokens.data_ptr<int64_t>();
+    auto* nr = next_rows.data_ptr<int64_t>();
+    torch::Tensor ids_cpu;
+    const auto cur_len = ids.size(1);
+    for (int64_t b = 0; b < B; ++b) {
+      if (done[b]) {
+        if (!r.pad) fail("generate: beam search needs a pad_token_id once a prompt is finished");
+        std::fill(nt + b * K, nt + (b + 1) * K, *r.pad);
+        continue;
+      }
+      int64_t filled = 0;
+      for (int64_t rank = 0; rank < 2 * K && filled < K; ++rank) {
+        const auto c = b * 2 * K + rank;
+        const auto row = b * K + cb[c];
+        if (r.eos && ct[c] == *r.eos) {
+          if (rank >= K) continue;
+          if (!ids_cpu.defined()) ids_cpu = ids.cpu().contiguous();
+          hyps[b].add(row_ids(ids_cpu, row), cs[c]);
+        } else {
+          ns[b * K + filled] = cs[c];
+          nt[b * K + filled] = ct[c];
+          nr[b * K + filled] = row;
+          ++filled;
+        }
+      }
+      if (filled < K)
+        fail("generate: beam search found {} continuations for {} beams (too few tokens can be sampled)", filled, K);
+      const double best = *std::max_element(cs + b * 2 * K, cs + (b + 1) * 2 * K);
+      done[b] = hyps[b].is_done(best, cur_len);
+    }
+
+    beam_scores = next_scores.view({B * K}).to(device);
+    const auto beam_idx = next_rows.view({B * K}).to(device);
+    ids = torch::cat({ids.index_select(0, beam_idx), next_tokens.view({B * K, 1}).to(device)}, 1);
+    // The mask is not reordered (as in HF): the beams of one prompt share it. Neither are the
+    // embeddings (the uncached path): they are equal within a prompt too.
+    mask = torch::cat({mask, torch::ones({B * K, 1}, opts)}, 1);
+    for (auto* kv : {&cache.keys, &cache.values})
+      for (auto& t : *kv) t = t.index_select(0, beam_idx);  // _reorder_cache
+
+    if (std::all_of(done.begin(), done.end(), [](char d) { return d != 0; })) break;
+    if (row0_ends_with_stop(ids, o.stop_sequences)) break;
+  }
+
+  // finalize: the open beams of unfinished prompts compete with the hypotheses; the best is
+  // returned, followed by eos when it is shorter than the longest (capped at max_length), then pad.
+  const auto ids_cpu = ids.cpu().contiguous();
+  const auto final_scores = beam_scores.cpu().contiguous();
+  for (int64_t b = 0; b < B; ++b) {
+    if (done[b]) continue;
+    for (int64_t k = 0; k < K; ++k) hyps[b].add(row_ids(ids_cpu, b * K + k), final_scores[b * K + k].item<float>());
+  }
+  int64_t longest = 0;
+  for (const auto& h : hyps) longest = std::max<int64_t>(longest, static_cast<int64_t>(h.best().second.size()));
+  const auto width = std::min(longest + 1, max_length);
+  auto sequences = torch::full({B, width}, r.pad.value_or(0), torch::kLong);
+  result.sequence_scores = torch::zeros({B}, torch::kFloat);
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& [score, hyp] = hyps[b].best();
+    const auto n = static_cast<int64_t>(hyp.size());
+    sequences[b].narrow(0, 0, n).copy_(torch::tensor(hyp, torch::kLong));
+    if (n < width && r.eos) sequences[b][n] = *r.eos;
+    result.sequence_scores[b] = score;
+  }
+  result.sequences = sequences.to(device);
+  result.sequence_scores = result.sequence_scores.to(device);
+  return result;
+}
+
 }  // namespace
 
 torch::Tensor apply_repetition_penalty(const torch::Tensor& scores, const torch::Tensor& ids, double penalty) {
@@ -134,8 +318,9 @@ torch::Tensor apply_repetition_penalty(const torch::Tensor& scores, const torch:
 torch::Tensor apply_sampling_warpers(const torch::Tensor& input, const GenerateOptions& o) {
   auto scores = input;
   if (o.temperature != 1.0) scores = scores / o.temperature;
+  const int64_t min_keep = o.num_beams > 1 ? 2 : 1;  // beams keep a non-eos continuation
   if (o.top_k != 0) {
-    auto k = std::min<int64_t>(o.top_k, scores.size(-1));
+    auto k = std::min<int64_t>(std::max(o.top_k, min_keep), scores.size(-1));
     auto kth = std::get<0>(scores.topk(k, -1)).narrow(-1, k - 1, 1);  // [B,1]
     scores = scores.masked_fill(scores < kth, kNegInf);
   }
@@ -143,7 +328,9 @@ torch::Tensor apply_sampling_warpers(const torch::Tensor& input, const GenerateO
     auto [sorted, index] = scores.sort(-1, /*descending=*/false);
     auto cumulative = sorted.softmax(-1).cumsum(-1);
     auto remove_sorted = cumulative <= (1 - o.top_p);
-    remove_sorted.narrow(-1, remove_sorted.size(-1) - 1, 1).fill_(false);  // best token kept (its cumsum is 1 > 1-top_p in HF; rounding may not)
+    // The best min_keep tokens stay (HF; also guards the best token against cumsum rounding below 1).
+    const auto keep = std::min(min_keep, remove_sorted.size(-1));
+    remove_sorted.narrow(-1, remove_sorted.size(-1) - keep, keep).fill_(false);
     auto remove = remove_sorted.scatter(1, index, remove_sorted);
     scores = scores.masked_fill(remove, kNegInf);
   }
@@ -167,6 +354,7 @@ GenerateResult generate(LlamaForCausalLM& model, const torch::Tensor& input_ids,
   } else {
     mask = torch::ones_like(ids);
   }
+  if (options.num_beams > 1) return beam_decode(model, ids, mask, torch::Tensor(), options, r);
   return decode(model, ids, mask, torch::Tensor(), options, r);
 }
 
@@ -190,6 +378,7 @@ GenerateResult generate_from_embeds(LlamaForCausalLM& model, const torch::Tensor
   }
   // HF 4.28 starts the returned sequences with a [B,1] bos placeholder that is never fed.
   auto ids = torch::full({B, 1}, r.bos, opts);
+  if (options.num_beams > 1) return beam_decode(model, ids, mask, embeds, options, r);
   return decode(model, ids, mask, embeds, options, r);
 }
 

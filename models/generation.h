@@ -1,5 +1,7 @@
 // Decoding with Hugging Face transformers 4.28 `generate` semantics for LlamaForCausalLM: greedy
-// search and multinomial sampling (num_beams = 1), with the logits processors/warpers in HF's order.
+// search and multinomial sampling (num_beams = 1), beam search and beam sampling (num_beams > 1,
+// BeamSearchScorer with one returned sequence per prompt), with the logits processors/warpers in
+// HF's order.
 #pragma once
 #include <torch/torch.h>
 
@@ -14,13 +16,14 @@ namespace cb {
 struct GenerateOptions {
   int64_t max_new_tokens = 20;         // Number of decoding steps at most.
   int64_t min_new_tokens = 0;          // eos is forbidden (logit -inf) until this many tokens were generated.
-  int64_t num_beams = 1;               // Only 1 is implemented (beam search raises).
+  int64_t num_beams = 1;               // > 1: beam search (do_sample false) or beam sampling (do_sample true).
   bool do_sample = false;              // false: argmax (greedy); true: temperature -> top-k -> top-p -> multinomial.
   double temperature = 1.0;            // Sampling only: logits are divided by it (must be > 0).
   int64_t top_k = 50;                  // Sampling only: keep the k best logits (0 = off); HF default 50.
   double top_p = 1.0;                  // Sampling only: keep the smallest top set with probability >= top_p (1 = off).
   double repetition_penalty = 1.0;     // Logits of every id already in the sequence: /p if > 0, *p if < 0 (1 = off).
-  double length_penalty = 1.0;         // Beam search only; no effect with num_beams 1 (as in HF).
+  double length_penalty = 1.0;         // Beam search only: a hypothesis scores sum_logprobs / length**length_penalty.
+  bool early_stopping = false;         // Beam search only: true ends a prompt once num_beams hypotheses finished.
   std::optional<int64_t> eos_token_id;  // Finishes a row; default: the model config's eos.
   std::optional<int64_t> pad_token_id;  // Fills finished rows; default: the model config's pad, else eos.
   std::optional<int64_t> bos_token_id;  // Placeholder first id when generating from embeddings; default: config bos.
@@ -30,7 +33,7 @@ struct GenerateOptions {
   bool use_cache = true;               // Reuse keys/values; false recomputes the whole sequence every step.
   bool output_scores = false;          // Return the processed scores [B,V] (fp32) of every step.
   // Called after every step with that step's ids [B] (finished rows already replaced by pad);
-  // returning true stops generation after this step.
+  // returning true stops generation after this step. num_beams 1 only (HF streams no beams either).
   std::function<bool(const torch::Tensor& tokens)> on_token;
 };
 
@@ -38,15 +41,17 @@ struct GenerateResult {
   // [B, prompt + steps]: the prompt ids (or the [B,1] bos placeholder when generating from
   // embeddings, as HF 4.28 does) followed by the generated ids.
   torch::Tensor sequences;
-  std::vector<torch::Tensor> scores;  // per step [B,V], when output_scores
+  std::vector<torch::Tensor> scores;  // per step [B,V] ([B*num_beams,V] for beams), when output_scores
+  torch::Tensor sequence_scores;      // beam search: [B] fp32, the returned hypotheses' length-penalised scores
 };
 
 // HF RepetitionPenaltyLogitsProcessor: scores [B,V] of every id in `ids` [B,T] become s/p (s > 0)
 // or s*p (s < 0).
 torch::Tensor apply_repetition_penalty(const torch::Tensor& scores, const torch::Tensor& ids, double penalty);
 
-// HF 4.28 sampling warpers in their order: temperature (if != 1), top-k (if != 0), top-p (if < 1;
-// the best token is always kept). Removed entries become -inf. scores [B,V].
+// HF 4.28 sampling warpers in their order: temperature (if != 1), top-k (if != 0), top-p (if < 1).
+// Removed entries become -inf. scores [B,V]. At least one token survives top-k/top-p, two when
+// num_beams > 1 (HF's min_tokens_to_keep).
 torch::Tensor apply_sampling_warpers(const torch::Tensor& scores, const GenerateOptions& options);
 
 // From token ids [B,L] with attention_mask [B,L] (undefined: ids != pad when the prompt contains the
