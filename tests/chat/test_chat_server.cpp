@@ -8,31 +8,15 @@
 #include <thread>
 
 #include "runners/chat/chat_server.h"
-#include "tests/chat/chat_fixture.h"
+#include "tests/chat/running_server.h"
 #include "tests/images/make_media.h"
 
 using namespace cb;
+using cb::test::base64;
+using cb::test::RunningServer;
 using json = nlohmann::json;
 
 namespace {
-
-std::string base64(const std::vector<uint8_t>& bytes) {
-  static const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    const uint32_t v = bytes[i] << 16 | bytes[i + 1] << 8 | bytes[i + 2];
-    for (int k = 3; k >= 0; --k) out += a[(v >> (6 * k)) & 63];
-  }
-  if (i < bytes.size()) {
-    const uint32_t v = bytes[i] << 16 | (i + 1 < bytes.size() ? bytes[i + 1] << 8 : 0);
-    out += a[(v >> 18) & 63];
-    out += a[(v >> 12) & 63];
-    out += i + 1 < bytes.size() ? a[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
 
 // A mono 16-bit PCM WAV of a 440 Hz tone.
 std::vector<uint8_t> wav_tone(int sample_rate, double seconds) {
@@ -47,33 +31,6 @@ std::vector<uint8_t> wav_tone(int sample_rate, double seconds) {
   for (uint32_t i = 0; i < n; ++i) put(static_cast<uint16_t>(static_cast<int16_t>(8000 * std::sin(2 * M_PI * 440 * i / sample_rate))), 2);
   return w;
 }
-
-struct RunningServer {
-  test::TempDir dir;
-  std::unique_ptr<ChatServer> server;
-  std::thread thread;
-  RunningServer() {
-    auto model = test::tiny_chat_model(dir.path);
-    ChatServerOptions o;
-    o.port = 0;
-    o.media = ChatMediaOptions::for_model(model->config());
-    o.media.audio.target_length = 256;  // a short clip is enough for the tiny BEATs
-    server = std::make_unique<ChatServer>(model, o);
-    server->bind();
-    thread = std::thread([this] { server->serve(); });
-    httplib::Client c("127.0.0.1", server->port());
-    for (int i = 0; i < 200 && !c.Get("/health"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ~RunningServer() {
-    server->stop();
-    thread.join();
-  }
-  httplib::Client client() const {
-    httplib::Client c("127.0.0.1", server->port());
-    c.set_read_timeout(300, 0);
-    return c;
-  }
-};
 
 json image_request(bool stream) {
   const auto png = test::encode_png(test::pattern_frame(0, 40, 48), 2 /*PNG_COLOR_TYPE_RGB*/);
