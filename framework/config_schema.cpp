@@ -102,6 +102,7 @@ constexpr Key kKeys[] = {
     {"run.save_every_iters", E::integer},       // mid-epoch checkpoint period (0/absent: end of epoch only)
     {"run.keep_last_checkpoints", E::integer},  // delete older checkpoints beyond this many
     {"run.max_bad_sample_fraction", E::number},  // stop when a dataset skips more than this fraction
+    {"run.pin_memory", E::boolean},  // LAVIS-style loaders: page-locked batches when CUDA is available (default true, as the original)
 };
 
 bool matches(Expect e, const ConfigNode& n) {
