@@ -138,7 +138,8 @@ struct SampleBatch {
 };
 
 // Stacks the media (all samples of a dataset share their shapes) and gathers the texts and ids.
-// pin_memory: page-locked tensors when CUDA is available (faster host-to-device copies), else ignored.
+// pin_memory: page-locked tensors when CUDA is available (faster, asynchronous host-to-device copies),
+// else ignored; callers pass run.pin_memory (default true: the original's DataLoaders pin).
 SampleBatch collate(std::vector<Sample> samples, const DatasetInfo& info, bool pin_memory = false);
 
 }  // namespace cb
