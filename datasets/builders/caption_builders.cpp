@@ -100,6 +100,17 @@ std::vector<Item> parse_av_caption(const json& r, const SplitContext& s) {
   return {it};
 }
 
+// vist_caption (VIST stories): {video_id, caption}; the "video" is the five images
+// <videos>/<video_id>/frame_0000.jpg .. frame_0004.jpg, each through the image vis_processor.
+std::vector<Item> parse_vist(const json& r, const SplitContext& s) {
+  Item it;
+  it.id = string_field(r, "video_id");
+  for (int i = 0; i < 5; ++i) it.frames.push_back(s.vis_root / it.id / fmt::format("frame_000{}.jpg", i));
+  if (s.train) it.text_input = s.text(string_field(r, "caption"));
+  else it.answers = references(r);
+  return {it};
+}
+
 RecordSetSpec caption_spec(std::string data_type, decltype(RecordSetSpec::parse) parse) {
   RecordSetSpec spec{.kind = "caption", .data_type = std::move(data_type), .parse = std::move(parse)};
   spec.group_eval_references = true;
@@ -124,6 +135,7 @@ CB_REGISTER(dataset_builder, "nocaps", record_builder("nocaps", nocaps_spec()));
 CB_REGISTER(dataset_builder, "msrvtt_caption", record_builder("msrvtt_caption", caption_spec("videos", parse_video_caption)));
 CB_REGISTER(dataset_builder, "msvd_caption", record_builder("msvd_caption", caption_spec("videos", parse_video_caption)));
 CB_REGISTER(dataset_builder, "vatex_caption", record_builder("vatex_caption", caption_spec("videos", parse_video_caption)));
+CB_REGISTER(dataset_builder, "vist_caption", record_builder("vist_caption", caption_spec("videos", parse_vist)));
 CB_REGISTER(dataset_builder, "audio_caption", record_builder("audio_caption", caption_spec("audios", parse_audio_caption)));
 CB_REGISTER(dataset_builder, "av_caption", record_builder("av_caption", av_spec()));
 
@@ -132,6 +144,7 @@ CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "nocaps", "default", "datasets/build
 CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "msrvtt_caption", "default", "datasets/builders/configs/msrvtt/defaults_cap.yaml");
 CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "msvd_caption", "default", "datasets/builders/configs/msvd/defaults_cap.yaml");
 CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "vatex_caption", "default", "datasets/builders/configs/vatex/defaults_cap.yaml");
+CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "vist_caption", "default", "datasets/builders/configs/vist/defaults_cap.yaml");
 CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "audio_caption", "default", "datasets/builders/configs/clotho/defaults_cap.yaml");
 CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "av_caption", "default", "datasets/builders/configs/valor/defaults_cap.yaml");
 

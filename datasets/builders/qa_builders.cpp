@@ -1,6 +1,6 @@
 // Question-answering builders of the original: image VQA (vqa_builder.py: coco_vqa, ok_vqa, aok_vqa,
 // gqa, vg_vqa), video QA (video_qa_builder.py: msrvtt_qa, msvd_qa) and audio-visual QA
-// (avqa_builder.py: music_qa). text_input is the processed question, id the question_id.
+// (avqa_builder.py: music_qa, mosei). text_input is the processed question, id the question_id.
 // Answers: the original's train sets weigh unique answers by frequency (VQAv2, OK-VQA, A-OKVQA) or
 // take the single answer with a fixed weight (GQA 1, Visual Genome 0.2); its eval sets carry none
 // (its evaluator read COCO-format files); here eval samples carry the record's answers when present
@@ -76,6 +76,22 @@ std::vector<Item> parse_music_qa(const json& r, const SplitContext& s) {
   return {it};
 }
 
+// mosei (CMU-MOSEI sentiment): {video_id, subtitle, sent}; <videos>/<video_id>.mp4 and
+// <audios>/<video_id>.wav, the subtitle as the question (unprocessed, as the original), the answer
+// "positive", "negative" or "neutral" by the sign of `sent`.
+std::vector<Item> parse_mosei(const json& r, const SplitContext& s) {
+  Item it;
+  it.id = id_field(r, "video_id");
+  it.video = s.vis_root / (it.id + ".mp4");
+  it.audio = s.aud_root / (it.id + ".wav");
+  it.text_input = string_field(r, "subtitle");
+  const json& sent = field(r, "sent");
+  if (!sent.is_number()) throw BadRecord{"'sent' is not a number"};
+  const double v = sent.get<double>();
+  it.answers = {v > 0 ? "positive" : v < 0 ? "negative" : "neutral"};
+  return {it};
+}
+
 RecordSetSpec image_vqa(decltype(RecordSetSpec::parse) parse, bool train_only = false) {
   RecordSetSpec spec{.kind = "qa", .data_type = "images", .parse = std::move(parse)};
   spec.eval_records_in_first_file = true;
@@ -83,6 +99,7 @@ RecordSetSpec image_vqa(decltype(RecordSetSpec::parse) parse, bool train_only = 
   return spec;
 }
 RecordSetSpec video_qa() { return {.kind = "qa", .data_type = "videos", .parse = parse_video_qa}; }
+RecordSetSpec mosei() { return {.kind = "qa", .data_type = "videos", .audio = true, .parse = parse_mosei}; }
 RecordSetSpec music_qa() { return {.kind = "qa", .data_type = "videos", .audio = true, .parse = parse_music_qa}; }
 
 }  // namespace
@@ -95,6 +112,7 @@ CB_REGISTER(dataset_builder, "vg_vqa", record_builder("vg_vqa", image_vqa(parse_
 CB_REGISTER(dataset_builder, "msrvtt_qa", record_builder("msrvtt_qa", video_qa()));
 CB_REGISTER(dataset_builder, "msvd_qa", record_builder("msvd_qa", video_qa()));
 CB_REGISTER(dataset_builder, "music_qa", record_builder("music_qa", music_qa()));
+CB_REGISTER(dataset_builder, "mosei", record_builder("mosei", mosei()));
 
 CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "coco_vqa", "default", "datasets/builders/configs/coco/defaults_vqa.yaml");
 CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "coco_vqa", "eval", "datasets/builders/configs/coco/eval_vqa.yaml");
@@ -107,5 +125,6 @@ CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "vg_vqa", "default", "datasets/build
 CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "msrvtt_qa", "default", "datasets/builders/configs/msrvtt/defaults_qa.yaml");
 CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "msvd_qa", "default", "datasets/builders/configs/msvd/defaults_qa.yaml");
 CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "music_qa", "default", "datasets/builders/configs/musicqa/defaults_qa.yaml");
+CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "mosei", "default", "datasets/builders/configs/mosei/defaults_qa.yaml");
 
 }  // namespace cb

@@ -34,7 +34,9 @@ void check_shape(const torch::Tensor& t, int64_t dim, const char* what, const fs
 }
 
 std::string media_key(const Item& it) {
-  return it.image.string() + '\n' + it.video.string() + '\n' + it.audio.string();
+  std::string key = it.image.string() + '\n' + it.video.string() + '\n' + it.audio.string();
+  for (const fs::path& f : it.frames) key += '\n' + f.string();
+  return key;
 }
 
 // Eval caption sets: one item per media, with the references of every record that names it.
@@ -60,7 +62,7 @@ RecordDataset::RecordDataset(DatasetInfo info, std::vector<Item> items, Processo
   malformed_ = std::move(malformed);
   const DatasetInfo& di = this->info();
   if (di.image && !vis_.media && !vis_.file) fail("{}: the vis_processor is not an image processor", di.name());
-  if (di.video && !vis_.file) fail("{}: the vis_processor does not read video files (e.g. alpro_video_eval)", di.name());
+  if (di.video && !vis_.file && !vis_.media) fail("{}: the vis_processor is not a video or image processor", di.name());
   if (di.audio && !aud_.file) fail("{}: the aud_processor does not read audio files (e.g. blip_audio_eval)", di.name());
 }
 
@@ -74,10 +76,20 @@ Sample RecordDataset::get(int64_t i) const {
     check_shape(s.image, 3, "image", it.image);
   }
   if (!it.video.empty()) {
+    if (!vis_.file) fail("{}: video files need a vis_processor that reads them (e.g. alpro_video_eval)", name());
     // alpro layout [3,n,S,S] -> the model's frames-first [n,3,S,S].
     s.image = load_media("video", it.video, [&] { return vis_.file(it.video.string()); });
     check_shape(s.image, 4, "video", it.video);
     s.image = s.image.permute({1, 0, 2, 3}).contiguous();
+  }
+  if (!it.frames.empty()) {
+    if (!vis_.media) fail("{}: frame files need an image vis_processor (e.g. blip_image_eval)", name());
+    std::vector<torch::Tensor> frames;
+    for (const fs::path& f : it.frames) {
+      frames.push_back(load_media("frame", f, [&] { return vis_.media(thread_decoder().decode_file(f)); }));
+      check_shape(frames.back(), 3, "frame", f);
+    }
+    s.image = torch::stack(frames);
   }
   if (!it.audio.empty()) {
     s.audio = load_media("audio", it.audio, [&] { return aud_.file(it.audio.string()); });
@@ -97,6 +109,7 @@ std::string RecordDataset::describe(int64_t i) const {
   std::string out;
   for (const fs::path* p : {&it.image, &it.video, &it.audio})
     if (!p->empty()) out += (out.empty() ? "" : " + ") + p->string();
+  if (!it.frames.empty()) out += (out.empty() ? "" : " + ") + it.frames.front().parent_path().string();
   return out;
 }
 

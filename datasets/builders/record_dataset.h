@@ -19,6 +19,7 @@ namespace cb {
 // One sample before its media are loaded.
 struct Item {
   std::filesystem::path image, video, audio;  // empty when the set has no such media
+  std::vector<std::filesystem::path> frames;  // a video given as image files (vist_caption)
   std::string text_input, caption, id;
   std::vector<std::string> answers;
   std::vector<float> weights;
@@ -28,8 +29,9 @@ struct Item {
 class RecordDataset : public Dataset {
  public:
   // vis: image sets take a media processor ([H,W,3] uint8 RGB -> [3,S,S]) or a file processor; video
-  // sets a file processor (alpro_video_eval layout [3,n,S,S], returned as [n,3,S,S]); aud: a file
-  // processor -> [n,T,F]. Unused ones may be empty.
+  // files a file processor (alpro_video_eval layout [3,n,S,S], returned as [n,3,S,S]), videos given
+  // as frame files a media processor (applied per frame, stacked [n,3,S,S]); aud: a file processor
+  // -> [n,T,F]. Unused ones may be empty.
   RecordDataset(DatasetInfo info, std::vector<Item> items, Processor vis, Processor aud, std::vector<BadSample> malformed);
 
   int64_t size() const override { return static_cast<int64_t>(items_.size()); }

@@ -138,7 +138,8 @@ TEST_CASE("builders: every original name is registered with a default yaml namin
   const std::vector<std::string> names = {"coco_caption", "nocaps",    "msrvtt_caption", "msvd_caption", "vatex_caption",
                                           "audio_caption", "av_caption", "msrvtt_qa",      "msvd_qa",      "coco_vqa",
                                           "ok_vqa",        "aok_vqa",   "gqa",            "vg_vqa",       "avsd_dialogue",
-                                          "music_qa",      "cc_sbu_align", "cc_sbu",      "laion"};
+                                          "music_qa",      "cc_sbu_align", "cc_sbu",      "laion",
+                                          "vist_caption",  "mosei"};
   for (const auto& n : names) {
     INFO(n);
     REQUIRE(cb::registry::contains(cb::Kind::dataset_builder, n));
@@ -700,4 +701,51 @@ datasets:
     vis_processor: {train: {name: blip_caption}}
 )"),
                     Contains("coco_caption/train"));
+}
+
+TEST_CASE("vist_caption: five image frames per story; mosei: sentiment answers", "[builders]") {
+  Media m;
+  for (int i = 0; i < 5; ++i) write_file(m.root / fmt::format("stories/s1/frame_000{}.jpg", i), jpeg(i));
+  for (int i = 0; i < 4; ++i) write_file(m.root / fmt::format("stories/s2/frame_000{}.jpg", i), jpeg(i));
+  m.annotations("vist.json", json::array({{{"video_id", "s1"}, {"caption", "a day at the park"}},
+                                          {{"video_id", "s2"}, {"caption", "missing a frame"}}}));
+  auto vist = build(m, "vist_caption", R"(
+datasets:
+  vist_caption:
+    build_info:
+      annotations: {test: {storage: ann/vist.json}}
+      videos: {storage: stories}
+)");
+  const cb::Dataset& test = *vist.at("test");
+  std::vector<cb::BadSample> bad;
+  auto s = all(test, bad);
+  REQUIRE(s.size() == 1);
+  CHECK(s[0].id == "s1");
+  CHECK(s[0].answers == std::vector<std::string>{"a day at the park"});
+  require_shape(s[0].image, {5, 3, kSize, kSize});
+  REQUIRE(bad.size() == 1);
+  CHECK_THAT(bad[0].reason, Contains("frame_0004.jpg"));
+
+  m.annotations("mosei.json", json::array({{{"video_id", "vid0"}, {"subtitle", "I Loved It"}, {"sent", 1.5}},
+                                           {{"video_id", "vid1"}, {"subtitle", "meh"}, {"sent", 0}},
+                                           {{"video_id", "vid1"}, {"subtitle", "bad"}, {"sent", -2}},
+                                           {{"video_id", "vid1"}, {"subtitle", "?"}, {"sent", "high"}}}));
+  auto mosei = build(m, "mosei", R"(
+datasets:
+  mosei:
+    build_info:
+      annotations: {test: {storage: ann/mosei.json}}
+      videos: {storage: videos}
+      audios: {storage: audios}
+)");
+  const cb::Dataset& mt = *mosei.at("test");
+  REQUIRE(mt.size() == 3);
+  REQUIRE(mt.malformed().size() == 1);
+  auto ms = all(mt, bad);
+  CHECK(ms[0].text_input == "I Loved It");
+  CHECK(ms[0].answers == std::vector<std::string>{"positive"});
+  CHECK(ms[1].answers == std::vector<std::string>{"neutral"});
+  CHECK(ms[2].answers == std::vector<std::string>{"negative"});
+  require_shape(ms[0].image, kVideo);
+  require_shape(ms[0].audio, kAudio);
 }
