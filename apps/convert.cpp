@@ -57,9 +57,7 @@ void inspect(const std::filesystem::path& input, const std::string& entry) {
               (unsigned long long)bytes);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   CLI::App app{"Convert torch.save checkpoints and Hugging Face directories to safetensors, or inspect them"};
   cb::AppOptions opts;
   cb::add_app_options(app, opts);
@@ -77,32 +75,31 @@ int main(int argc, char** argv) {
   app.add_option("--max-shard-size", max_shard, "write Hugging Face shards of at most this size, e.g. 5GB");
   app.add_flag("--inspect", inspect_only, "list tensor names, dtypes and shapes, and the totals");
   CLI11_PARSE(app, argc, argv);
-  try {
-    cb::apply_app_options(opts);
-    if (inspect_only) {
-      if (input.empty()) cb::fail("--inspect needs an input");
-      inspect(input, entry);
-      return 0;
-    }
-    if (output.empty()) cb::fail("no output given (-o FILE, or -o DIR with --max-shard-size)");
-    if (input.empty() == chatbridge_cfg.empty()) cb::fail("give either an input checkpoint or --chatbridge CONFIG");
-    cb::StateDict sd;
-    if (!chatbridge_cfg.empty()) {
-      auto cfg = cb::resolve_config(chatbridge_cfg, overrides);
-      sd = cb::module_state_dict(*cb::build_chatbridge(cfg.sub("model")));
-    } else {
-      sd = std::filesystem::is_directory(input) ? cb::load_hf_directory(input) : cb::load_state_dict_file(input, entry);
-    }
-    if (max_shard.empty()) {
-      cb::save_safetensors(output, sd, {{"format", "pt"}});
-      spdlog::info("wrote {} tensors to {}", sd.size(), output);
-    } else {
-      auto files = cb::save_safetensors_sharded(sd, output, cb::parse_byte_size(max_shard));
-      spdlog::info("wrote {} tensors to {} ({} files)", sd.size(), output, files.size());
-    }
+  cb::apply_app_options(opts);
+  if (inspect_only) {
+    if (input.empty()) cb::fail("--inspect needs an input");
+    inspect(input, entry);
     return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "chatbridge-convert: error: %s\n", e.what());
-    return 1;
   }
+  if (output.empty()) cb::fail("no output given (-o FILE, or -o DIR with --max-shard-size)");
+  if (input.empty() == chatbridge_cfg.empty()) cb::fail("give either an input checkpoint or --chatbridge CONFIG");
+  cb::StateDict sd;
+  if (!chatbridge_cfg.empty()) {
+    auto cfg = cb::resolve_config(chatbridge_cfg, overrides);
+    sd = cb::module_state_dict(*cb::build_chatbridge(cfg.sub("model")));
+  } else {
+    sd = std::filesystem::is_directory(input) ? cb::load_hf_directory(input) : cb::load_state_dict_file(input, entry);
+  }
+  if (max_shard.empty()) {
+    cb::save_safetensors(output, sd, {{"format", "pt"}});
+    spdlog::info("wrote {} tensors to {}", sd.size(), output);
+  } else {
+    auto files = cb::save_safetensors_sharded(sd, output, cb::parse_byte_size(max_shard));
+    spdlog::info("wrote {} tensors to {} ({} files)", sd.size(), output, files.size());
+  }
+  return 0;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return cb::run_main("chatbridge-convert", run, argc, argv); }
