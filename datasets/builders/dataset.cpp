@@ -14,13 +14,6 @@ namespace {
 
 constexpr int64_t kLoggedBadSamples = 20;  // then one warning per 100
 
-void report_bad(const std::string& dataset, BadSample b, std::vector<BadSample>& bad) {
-  bad.push_back(std::move(b));
-  const auto n = static_cast<int64_t>(bad.size());
-  if (n <= kLoggedBadSamples || n % 100 == 0)
-    spdlog::warn("{}: skipped {} ({}); {} skipped so far", dataset, bad.back().file, bad.back().reason, n);
-}
-
 // One pass over a map-style dataset in a seeded random order.
 class ShuffledPass : public SampleStream {
  public:
@@ -69,6 +62,12 @@ std::string DatasetInfo::task() const {
   return "ta";
 }
 
+void Dataset::report_bad(BadSample b, std::vector<BadSample>& bad) const {
+  const int64_t n = ++skipped_;
+  if (n <= kLoggedBadSamples || n % 100 == 0) spdlog::warn("{}: skipped {} ({}); {} skipped so far", name(), b.file, b.reason, n);
+  bad.push_back(std::move(b));
+}
+
 std::unique_ptr<SampleStream> Dataset::stream(uint64_t seed) const {
   return std::make_unique<ShuffledPass>(*this, seed);
 }
@@ -102,7 +101,7 @@ std::vector<Sample> load_samples(const Dataset& ds, const std::vector<int64_t>& 
     try {
       out.push_back(ds.get(i));
     } catch (const std::exception& e) {
-      report_bad(ds.name(), {ds.describe(i), e.what()}, bad);
+      ds.report_bad({ds.describe(i), e.what()}, bad);
     }
   }
   return out;

@@ -33,6 +33,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -98,11 +99,17 @@ class Dataset {
   // Annotation records dropped while building (malformed JSON line, missing field, ...).
   const std::vector<BadSample>& malformed() const { return malformed_; }
 
+  // A sample (or shard) that could not be used: appended to `bad`, counted, logged (the first 20,
+  // then every 100th). Used by load_samples and the streams.
+  void report_bad(BadSample b, std::vector<BadSample>& bad) const;
+  int64_t skipped() const { return skipped_.load(); }  // samples reported so far, all callers
+
  protected:
   std::vector<BadSample> malformed_;
 
  private:
   DatasetInfo info_;
+  mutable std::atomic<int64_t> skipped_{0};
 };
 
 // One builder's datasets by split ("train", "val", "test").

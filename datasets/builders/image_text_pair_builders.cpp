@@ -135,7 +135,7 @@ WebdatasetSample WebdatasetStream::pull(std::vector<BadSample>& bad) {
       try {
         reader_ = std::make_unique<WebdatasetShardReader>(shard_);
       } catch (const std::exception& e) {
-        bad.push_back({shard_, e.what()});
+        ds_.report_bad({shard_, e.what()}, bad);
         ++fruitless;
         continue;
       }
@@ -144,7 +144,7 @@ WebdatasetSample WebdatasetStream::pull(std::vector<BadSample>& bad) {
       if (auto s = reader_->next()) return std::move(*s);
       ++fruitless;  // an empty shard, or one read to its end: counts only until a sample comes
     } catch (const std::exception& e) {
-      bad.push_back({shard_, e.what()});
+      ds_.report_bad({shard_, e.what()}, bad);
       ++fruitless;
     }
     reader_.reset();
@@ -170,7 +170,7 @@ std::optional<Sample> WebdatasetStream::next(std::vector<BadSample>& bad) {
     try {
       return ds_.decode(raw, decoder_);
     } catch (const std::exception& e) {
-      bad.push_back({shard + ":" + raw.key, e.what()});
+      ds_.report_bad({shard + ":" + raw.key, e.what()}, bad);
     }
   }
 }

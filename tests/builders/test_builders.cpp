@@ -618,6 +618,7 @@ TEST_CASE("laion / cc_sbu: resampled tar shards, shuffled, bad samples and missi
       if (s->id == "a0") CHECK(s->text_input == "first image");
     }
     CHECK(ids == std::set<std::string>{"a0", "a1", "b0"});
+    CHECK(train.skipped() == static_cast<int64_t>(bad.size()));
     std::set<std::string> reasons;
     for (const auto& b : bad) {
       if (b.file.find("00002.tar") != std::string::npos) reasons.insert("missing shard");
@@ -674,6 +675,7 @@ datasets:
   while (stream->next(bad2)) ++n;
   CHECK(n == 1);
   CHECK(bad2.size() == 1);
+  CHECK(train.skipped() == 2);  // counted per dataset across callers
 
   CHECK_THROWS_WITH(build(m, "coco_caption", R"(
 datasets:
