@@ -1,0 +1,53 @@
+// `caption_eval` (LAVIS's captioning task): results {"image_id", "caption"}; metrics as COCOEvalCap
+// reports them on PTB-tokenised captions: Bleu_1..4, ROUGE_L, CIDEr (pycocoevalcap's Cider, which is
+// the CIDEr-D formula of the original's utils/cider), and LAVIS's agg_metrics = CIDEr + Bleu_4.
+// Defaults of LAVIS's caption task: 5 beams, max_len 30, min_len 1.
+#include "framework/metrics/bleu.h"
+#include "framework/metrics/cider.h"
+#include "framework/metrics/ptb_tokenizer.h"
+#include "framework/metrics/rouge.h"
+#include "runners/eval/eval_task.h"
+
+namespace cb {
+namespace {
+
+class CaptionEvalTask : public EvalTask {
+ public:
+  explicit CaptionEvalTask(const Config& cfg) : EvalTask(cfg, "caption_eval", "caption", 5, 30) {}
+
+  nlohmann::ordered_json record(const EvalItem& item) const override {
+    return {{"image_id", item.id}, {"caption", item.prediction}};
+  }
+
+  nlohmann::ordered_json metrics(const std::vector<EvalItem>& items) const override {
+    std::vector<std::vector<std::string>> refs;
+    std::vector<std::string> cands;
+    for (const auto& it : items) {
+      if (it.answers.empty()) fail("caption_eval: sample {} has no reference caption", it.id);
+      std::vector<std::string> r;
+      for (const auto& a : it.answers) r.push_back(metrics::ptb_tokenize(a));
+      refs.push_back(std::move(r));
+      cands.push_back(metrics::ptb_tokenize(it.prediction));
+    }
+    nlohmann::ordered_json m;
+    const auto bleu = metrics::bleu(refs, cands);
+    for (int k = 0; k < 4; ++k) m[fmt::format("Bleu_{}", k + 1)] = bleu.corpus[k];
+    m["ROUGE_L"] = metrics::rouge_l(refs, cands).score;
+    m["CIDEr"] = metrics::cider_d(refs, cands).score;
+    m["agg_metrics"] = m["CIDEr"].get<double>() + m["Bleu_4"].get<double>();
+    m["num_samples"] = items.size();
+    return m;
+  }
+
+ protected:
+  std::string default_prompt(const std::string& query, const std::string& modality) const override {
+    return fmt::format("###Human: Given following {}, describe the {} in one sentence.###Assistant:", query, modality);
+  }
+};
+
+}  // namespace
+
+CB_REGISTER(task, "caption_eval",
+            [](const Config& cfg) -> std::unique_ptr<Task> { return std::make_unique<CaptionEvalTask>(cfg); });
+
+}  // namespace cb
