@@ -95,6 +95,7 @@ class Dataset {
   // The media file(s) sample i reads, for reports.
   virtual std::string describe(int64_t i) const = 0;
   // Map-style: one pass in an order shuffled by `seed`. Streaming: the dataset's own (infinite) stream.
+  // The stream refers to this dataset, which must outlive it.
   virtual std::unique_ptr<SampleStream> stream(uint64_t seed) const;
   // Annotation records dropped while building (malformed JSON line, missing field, ...).
   const std::vector<BadSample>& malformed() const { return malformed_; }
