@@ -371,6 +371,48 @@ TEST_CASE("bad data is skipped and counted; too much of it stops with an error",
   REQUIRE_THROWS_WITH(cb::build_train_source(s.config(broken), 0, 1), Catch::Contains("broken.json"));
 }
 
+TEST_CASE("absurd image headers, broken MP4 files and a corrupt frame are skipped and counted", "[data]") {
+  Sample s(2);
+  const fs::path img = s.root / "images", vid = s.root / "mp4";
+  const auto png = cb::test::encode_png(cb::test::pattern_frame(0, 16, 16), 2);
+  write_file(img / "huge.png", cb::test::with_huge_png_header(png));
+  write_file(img / "huge.jpg", cb::test::with_huge_jpeg_header(cb::test::read_bytes(img / "img0.jpg")));
+  json images = json::array();
+  for (const char* id : {"img0", "huge.png", "huge.jpg", "img1"}) images.push_back({{"video_id", id}, {"caption", "c"}});
+  write_text(s.root / "ann/huge.json", images.dump());
+
+  fs::create_directories(vid);
+  cb::test::write_mp4(vid / "good.mp4", 8, 32, 32, 4, 8);
+  const auto mp4 = cb::test::read_bytes(vid / "good.mp4");
+  write_file(vid / "cut.mp4", std::vector<uint8_t>(mp4.begin(), mp4.begin() + mp4.size() / 2));
+  std::vector<uint8_t> noise(2000);
+  std::mt19937 gen(5);
+  for (auto& b : noise) b = static_cast<uint8_t>(gen());
+  write_file(vid / "noise.mp4", noise);
+  write_file(vid / "empty.mp4", {});
+  json clips = json::array();
+  for (const char* id : {"good.mp4", "cut.mp4", "noise.mp4", "empty.mp4", "missing.mp4"})
+    clips.push_back({{"video_id", id}, {"caption", "v"}});
+  write_text(s.root / "ann/clips.json", clips.dump());
+  write_file(s.root / "videos/vid1/img_0003.jpg", noise);  // one corrupt frame in a frame directory
+
+  json raw = s.group("tv", "clips", "ann/clips.json", {{"video", "mp4"}}, "video", 2, 1);
+  raw["data_format"] = "raw";
+  json groups = {s.group("ti", "huge", "ann/huge.json", {{"video", "images"}}, "image", 2, 1), raw,
+                 s.group("tv", "frames", "ann/videos.json", {{"video", "videos"}}, "video", 2, 1)};
+  auto source = cb::build_train_source(s.config(groups, "tri_pretrain", {"run.max_bad_sample_fraction=0.95"}), 0, 1);
+  for (int i = 0; i < 30; ++i) {
+    cb::Batch b = source->next();
+    REQUIRE(b.size() == 2);
+    for (const auto& id : b.ids) REQUIRE((id == "img0" || id == "img1" || id == "good.mp4" || id == "vid0" || id == "vid2"));
+  }
+  const json skipped = source->state().at("skipped");
+  INFO(skipped.dump());
+  REQUIRE(skipped.at("ti--huge/huge").at("bad").get<int64_t>() >= 2);
+  REQUIRE(skipped.at("tv--clips/clips").at("bad").get<int64_t>() >= 4);
+  REQUIRE(skipped.at("tv--frames/frames").at("bad").get<int64_t>() >= 1);
+}
+
 TEST_CASE("data options errors name the file and the key", "[data]") {
   Sample s;
   json g = s.group("ti", "imgs", "ann/images.json", {{"video", "images"}}, "image", 2, 0);

@@ -157,6 +157,39 @@ void write_mp4(const std::filesystem::path& path, int64_t frames, int64_t height
   avformat_free_context(fmt);
 }
 
+namespace {
+
+uint32_t crc32(const uint8_t* p, size_t n) {
+  uint32_t c = 0xFFFFFFFFu;
+  for (size_t i = 0; i < n; ++i) {
+    c ^= p[i];
+    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+  }
+  return ~c;
+}
+
+void put_be32(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = uint8_t(v >> (24 - 8 * i));
+}
+
+}  // namespace
+
+std::vector<uint8_t> with_huge_png_header(std::vector<uint8_t> png) {
+  if (png.size() < 33) throw std::runtime_error("not a PNG");
+  put_be32(png.data() + 16, 100000);
+  put_be32(png.data() + 20, 100000);
+  put_be32(png.data() + 29, crc32(png.data() + 12, 17));
+  return png;
+}
+
+std::vector<uint8_t> with_huge_jpeg_header(std::vector<uint8_t> jpeg) {
+  size_t sof = 2;
+  while (sof + 9 < jpeg.size() && !(jpeg[sof] == 0xFF && jpeg[sof + 1] == 0xC0)) ++sof;
+  if (sof + 9 >= jpeg.size()) throw std::runtime_error("no baseline SOF0 marker");
+  for (size_t i : {sof + 5, sof + 6, sof + 7, sof + 8}) jpeg[i] = 0xEA;
+  return jpeg;
+}
+
 std::vector<uint8_t> read_bytes(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};

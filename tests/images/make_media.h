@@ -22,6 +22,11 @@ torch::Tensor pattern_frame(int64_t t, int64_t height, int64_t width);
 void write_mp4(const std::filesystem::path& path, int64_t frames, int64_t height, int64_t width, int gop, int fps,
                bool faststart = false);
 
+// The same encoded image with a header that claims absurd dimensions: PNG IHDR 100000 x 100000 (CRC
+// recomputed, so only the size check can refuse it), JPEG SOF0 60138 x 60138.
+std::vector<uint8_t> with_huge_png_header(std::vector<uint8_t> png);
+std::vector<uint8_t> with_huge_jpeg_header(std::vector<uint8_t> jpeg);
+
 std::vector<uint8_t> read_bytes(const std::filesystem::path& path);
 void write_bytes(const std::filesystem::path& path, const uint8_t* data, size_t size);
 // A fresh empty directory under the system temp dir, removed by the destructor.

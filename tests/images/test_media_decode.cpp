@@ -31,19 +31,6 @@ double mean_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.to(torch::kFloat32) - b.to(torch::kFloat32)).abs().mean().item<double>();
 }
 
-uint32_t crc32(const uint8_t* p, size_t n) {
-  uint32_t c = 0xFFFFFFFFu;
-  for (size_t i = 0; i < n; ++i) {
-    c ^= p[i];
-    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
-  }
-  return ~c;
-}
-
-void put_be32(uint8_t* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = uint8_t(v >> (24 - 8 * i));
-}
-
 std::vector<uint8_t> random_bytes(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
   std::vector<uint8_t> v(n);
@@ -132,16 +119,8 @@ TEST_CASE("image decode: bad input throws cb::Error naming the file + the decode
   CHECK_THROWS_WITH(decode(d, {}, "empty.jpg"), Contains("empty.jpg") && Contains("empty"));
 
   // Absurd header dimensions: refused before any pixel buffer is allocated.
-  auto huge_png = png;
-  put_be32(huge_png.data() + 16, 100000);
-  put_be32(huge_png.data() + 20, 100000);
-  put_be32(huge_png.data() + 29, crc32(huge_png.data() + 12, 17));
-  CHECK_THROWS_WITH(decode(d, huge_png, "huge.png"), Contains("huge.png") && Contains("exceeds"));
-  auto huge_jpeg = jpeg;
-  size_t sof = 2;
-  while (sof + 9 < huge_jpeg.size() && !(huge_jpeg[sof] == 0xFF && huge_jpeg[sof + 1] == 0xC0)) ++sof;
-  REQUIRE(sof + 9 < huge_jpeg.size());
-  for (size_t i : {sof + 5, sof + 6, sof + 7, sof + 8}) huge_jpeg[i] = 0xEA;  // 60138 x 60138
+  CHECK_THROWS_WITH(decode(d, cb::test::with_huge_png_header(png), "huge.png"), Contains("huge.png") && Contains("exceeds"));
+  const auto huge_jpeg = cb::test::with_huge_jpeg_header(jpeg);
   CHECK_THROWS_WITH(decode(d, huge_jpeg, "huge.jpg"), Contains("huge.jpg") && Contains("exceeds"));
   cb::ImageDecoder small(100);
   CHECK_THROWS_WITH(decode(small, jpeg, "big.jpg"), Contains("exceeds"));
