@@ -24,17 +24,17 @@ void set_rng_state(const torch::Device& device, const torch::Tensor& state) {
 
 // The function and the RNG state at forward time, kept alive in the autograd context as a capsule.
 struct Recompute : torch::CustomClassHolder {
-  std::function<torch::Tensor(const torch::Tensor&)> fn;
+  std::function<torch::Tensor(const std::vector<torch::Tensor>&)> fn;
   torch::Tensor rng_state;
 };
 
 struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
   // Runs with grad mode off (autograd::Function does that), so no graph is kept for fn's insides.
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, at::TensorList inputs,
                                c10::intrusive_ptr<Recompute> recompute) {
-    recompute->rng_state = get_rng_state(x.device());
-    ctx->save_for_backward({x});
-    auto y = recompute->fn(x);
+    recompute->rng_state = get_rng_state(inputs.front().device());
+    ctx->save_for_backward(inputs.vec());
+    auto y = recompute->fn(inputs.vec());
     ctx->saved_data["recompute"] = c10::IValue::make_capsule(std::move(recompute));
     return y;
   }
@@ -43,29 +43,39 @@ struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
                                                  torch::autograd::variable_list grad_out) {
     auto capsule = ctx->saved_data["recompute"].toCapsule();
     auto* recompute = static_cast<Recompute*>(capsule.get());
-    auto x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
-    const auto device = x.device();
+    auto inputs = ctx->get_saved_variables();
+    for (auto& x : inputs)
+      if (x.defined()) x = x.detach().requires_grad_(x.requires_grad());
+    const auto device = inputs.front().device();
 
     auto rng_now = get_rng_state(device);
     set_rng_state(device, recompute->rng_state);
     torch::Tensor y;
     {
       torch::AutoGradMode enable(true);
-      y = recompute->fn(x);
+      y = recompute->fn(inputs);
     }
     set_rng_state(device, rng_now);
     // Re-entrant backward: parameters used by fn accumulate their .grad here.
     torch::autograd::backward({y}, {grad_out[0]});
-    return {x.grad(), torch::Tensor()};
+    torch::autograd::variable_list grads;
+    for (const auto& x : inputs) grads.push_back(x.defined() ? x.grad() : torch::Tensor());
+    grads.emplace_back();  // the capsule
+    return grads;
   }
 };
 
 }  // namespace
 
-torch::Tensor checkpoint(std::function<torch::Tensor(const torch::Tensor&)> fn, const torch::Tensor& x) {
+torch::Tensor checkpoint(std::function<torch::Tensor(const std::vector<torch::Tensor>&)> fn,
+                         const std::vector<torch::Tensor>& inputs) {
   auto recompute = c10::make_intrusive<Recompute>();
   recompute->fn = std::move(fn);
-  return CheckpointFunction::apply(x, std::move(recompute));
+  return CheckpointFunction::apply(at::TensorList(inputs), std::move(recompute));
+}
+
+torch::Tensor checkpoint(std::function<torch::Tensor(const torch::Tensor&)> fn, const torch::Tensor& x) {
+  return checkpoint([fn = std::move(fn)](const std::vector<torch::Tensor>& in) { return fn(in[0]); }, {x});
 }
 
 }  // namespace cb

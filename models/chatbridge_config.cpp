@@ -68,6 +68,16 @@ bool apply_tiny_dims(ChatBridgeConfig& c, const nlohmann::json& tiny, const std:
   return false;
 }
 
+// `use_grad_checkpoint` over whatever part configs tiny_dims gave: the ViT blocks (the original's
+// use) and the Q-Former layers (LAVIS's BertEncoder path, which the original's config leaves off; the
+// ViT is frozen, so the Q-Former is where checkpointing saves training memory). The numbers are the
+// same either way.
+void apply_grad_checkpoint(ChatBridgeConfig& c, bool on) {
+  if (!on) return;
+  c.vit.use_grad_checkpoint = true;
+  c.qformer.gradient_checkpointing = true;
+}
+
 // Blip2Base.init_Qformer on whatever BERT config we have: encoder width from the ViT, query count and
 // dropouts from the model keys.
 void finish_qformer(ChatBridgeConfig& c) {
@@ -107,6 +117,7 @@ ChatBridgeConfig ChatBridgeConfig::from_json(const nlohmann::json& j, const std:
   c.beats = beats_iter3_plus_as2m();
   c.llama = vicuna_13b();
   if (j.contains("tiny_dims")) c.llama_random_init = apply_tiny_dims(c, j.at("tiny_dims"), source);
+  apply_grad_checkpoint(c, grad_ckpt);
   if (c.vit.img_size != c.image_size)
     fail("{}: image_size {} differs from tiny_dims.vit.img_size {}", source, c.image_size, c.vit.img_size);
   finish_qformer(c);
@@ -151,6 +162,7 @@ ChatBridgeConfig ChatBridgeConfig::from_config(const Config& m) {
   } else if (weights_named(c.beats_ckpt)) {
     c.beats = read_beats_config(c.beats_ckpt);
   }
+  apply_grad_checkpoint(c, m.get<bool>("use_grad_checkpoint", false));
   c.llama_random_init = tiny_llama;
   if (!tiny_llama) {
     auto cfg_json = std::filesystem::path(c.llama_model) / "config.json";

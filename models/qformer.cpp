@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "framework/activation_checkpoint.h"
 #include "framework/checkpoint/load.h"
 #include "framework/error.h"
 #include "framework/json_read.h"
@@ -28,6 +29,7 @@ BertConfig BertConfig::from_json(const nlohmann::json& j) {
   read_json_key(j, "add_cross_attention", c.add_cross_attention, "BERT config");
   read_json_key(j, "cross_attention_freq", c.cross_attention_freq, "BERT config");
   read_json_key(j, "query_length", c.query_length, "BERT config");
+  read_json_key(j, "gradient_checkpointing", c.gradient_checkpointing, "BERT config");
   if (c.hidden_act != "gelu") fail("BERT config: hidden_act '{}' is not supported (the Q-Former uses 'gelu')", c.hidden_act);
   if (c.hidden_size % c.num_attention_heads != 0)
     fail("BERT config: hidden_size {} is not a multiple of num_attention_heads {}", c.hidden_size,
@@ -160,8 +162,15 @@ torch::Tensor QformerBertImpl::forward(const torch::Tensor& query_embeds, const 
   auto cross_mask = (1.0 - encoder_attention_mask.to(dtype).unsqueeze(1).unsqueeze(1)) * finfo_min(dtype);  // [B,1,1,K]
 
   auto h = embeddings(query_embeds);  // [B,Nq,H]
-  for (const auto& m : *encoder->layer)
-    h = m->as<QformerLayerImpl>()->forward(h, self_mask, encoder_hidden_states, cross_mask);
+  // As LAVIS: checkpointed layers only while training; every tensor the layer reads is an input of the
+  // checkpoint, so gradients reach the encoder states too (audio_trans, temporal embeddings).
+  const bool checkpointing = config.gradient_checkpointing && is_training() && torch::GradMode::is_enabled();
+  for (const auto& m : *encoder->layer) {
+    auto* layer = m->as<QformerLayerImpl>();
+    h = checkpointing ? checkpoint([layer](const std::vector<torch::Tensor>& in) { return layer->forward(in[0], in[1], in[2], in[3]); },
+                                   {h, self_mask, encoder_hidden_states, cross_mask})
+                      : layer->forward(h, self_mask, encoder_hidden_states, cross_mask);
+  }
   return h;
 }
 

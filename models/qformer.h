@@ -30,6 +30,8 @@ struct BertConfig {
   bool add_cross_attention = true;
   int64_t cross_attention_freq = 2;
   int64_t query_length = 32;
+  // LAVIS BertEncoder: activation checkpointing per layer while training (HF config key).
+  bool gradient_checkpointing = false;
 
   // A Hugging Face BERT config.json object; keys it lacks keep the defaults above (bert-base-uncased
   // plus the Q-Former fields as ChatBridge sets them).
