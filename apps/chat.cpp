@@ -1,6 +1,8 @@
 // The demo (demo.py) in a terminal or behind an HTTP server:
 //   chatbridge-chat --cfg-path eval_configs/chatbridge_eval.yaml [--options k=v ...]
 //   chatbridge-chat --cfg-path ... --serve [--host 127.0.0.1] [--port 8080]
+//   chatbridge-chat --cfg-path ... [--image F] [--audio F] [--video F] --ask "TEXT" [--greedy]
+//                   [--max-new-tokens N]      (one question, the answer on stdout, then exit)
 // Terminal commands: /image PATH, /audio PATH, /video PATH, /reset, /quit, /temperature X, /top-p X,
 // /beams N (1 only), /max-new-tokens N, /help; any other line is a question. --options takes the rest
 // of the command line, as in chatbridge-train.
@@ -116,6 +118,27 @@ void terminal_chat(cb::ChatBridge model) {
   }
 }
 
+// One-shot mode: the media uploaded in the order image, audio, video, one question, its answer.
+struct OneShot {
+  std::string image, audio, video, question;
+  bool greedy = false;
+  int64_t max_new_tokens = 0;  // 0: the demo's default
+};
+
+int one_shot(cb::ChatBridge model, const OneShot& q) {
+  const auto media = cb::ChatMediaOptions::for_model(model->config());
+  cb::ChatSession chat(std::move(model));
+  cb::ChatSettings settings;
+  settings.do_sample = !q.greedy;
+  if (q.max_new_tokens > 0) command(chat, settings, media, "/max-new-tokens", std::to_string(q.max_new_tokens));
+  if (!q.image.empty()) command(chat, settings, media, "/image", q.image);
+  if (!q.audio.empty()) command(chat, settings, media, "/audio", q.audio);
+  if (!q.video.empty()) command(chat, settings, media, "/video", q.video);
+  chat.ask(q.question);
+  std::cout << "Human: " << q.question << "\nAssistant: " << chat.answer(settings) << std::endl;
+  return 0;
+}
+
 int run(int argc, char** argv) {
   int cli_argc = argc;
   const std::vector<std::string> options = cb::take_options_remainder(argc, argv, cli_argc);
@@ -128,6 +151,13 @@ int run(int argc, char** argv) {
   app.add_flag("--serve", serve, "serve the web page and the API instead of the terminal chat");
   app.add_option("--host", server.host, "address to listen on (--serve)")->capture_default_str();
   app.add_option("--port", server.port, "port to listen on (--serve; 0 = any free port)")->capture_default_str();
+  OneShot q;
+  app.add_option("--ask", q.question, "one-shot: ask this question (after uploading --image/--audio/--video), print the answer, exit");
+  app.add_option("--image", q.image, "one-shot: image file to upload");
+  app.add_option("--audio", q.audio, "one-shot: audio file to upload");
+  app.add_option("--video", q.video, "one-shot: video file to upload");
+  app.add_flag("--greedy", q.greedy, "one-shot: greedy decoding instead of the demo's sampling");
+  app.add_option("--max-new-tokens", q.max_new_tokens, "one-shot: answer length limit (default: the demo's)");
   app.footer("--options KEY=VALUE ... | KEY VALUE ...   override config keys (the rest of the command line)");
   cb::add_app_options(app, opts);
   try {
@@ -135,9 +165,14 @@ int run(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  const bool one_shot_flags = !q.image.empty() || !q.audio.empty() || !q.video.empty() || q.greedy || q.max_new_tokens > 0;
+  if (one_shot_flags && q.question.empty())
+    cb::fail("--image/--audio/--video/--greedy/--max-new-tokens belong to the one-shot mode: add --ask TEXT");
+  if (!q.question.empty() && serve) cb::fail("--ask and --serve exclude each other");
   cb::apply_app_options(opts);
   auto model = cb::build_chatbridge(cb::resolve_config(cfg_path, options).sub("model"));
   model->eval();
+  if (!q.question.empty()) return one_shot(std::move(model), q);
   if (!serve) {
     terminal_chat(std::move(model));
     return 0;

@@ -139,6 +139,8 @@ int run(int argc, char** argv) {
   cb::apply_app_options(opts);
   cb::Config cfg = cb::resolve_config(cfg_path, options);
   if (dry_run) {
+    if (auto arch = cfg.get<std::string>("model.arch"); arch != "chatbridge")
+      cb::fail("--dry-run describes ChatBridge models; model.arch is '{}'", arch);
     print_dry_run(cfg);
     return 0;
   }

@@ -8,6 +8,7 @@
 #include "framework/config.h"
 #include "framework/error.h"
 #include "models/freeze.h"
+#include "models/model_factory.h"
 
 namespace cb {
 namespace {
@@ -327,7 +328,9 @@ ChatBridge build_chatbridge(const Config& model_cfg) {
   return model;
 }
 
-CB_REGISTER(model, "chatbridge", [](const Config& model_cfg) { return build_chatbridge(model_cfg); });
+CB_REGISTER(model, "chatbridge", [](const Config& model_cfg) -> std::shared_ptr<torch::nn::Module> {
+  return build_chatbridge(model_cfg).ptr();
+});
 // The original's PRETRAINED_MODEL_CONFIG_DICT.
 CB_REGISTER_DEFAULT_CONFIG(model, "chatbridge", "pretrain_vicuna", "models/configs/chatbridge.yaml");
 

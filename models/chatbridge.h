@@ -116,9 +116,4 @@ ChatBridge build_chatbridge(const Config& model_cfg);
 // Names of the trainable parameters (requires_grad), in module order.
 std::vector<std::string> trainable_parameter_names(const torch::nn::Module& m);
 
-template <>
-struct FactoryOf<Kind::model> {
-  using type = std::function<ChatBridge(const Config& model_cfg)>;
-};
-
 }  // namespace cb

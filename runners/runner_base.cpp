@@ -116,14 +116,13 @@ class RunnerBase : public Runner {
     for (; epoch < max_epoch; ++epoch, first_iter = 0) {
       in_.model->train();
       for (int64_t i = first_iter; i < ipe; ++i) {
-        in_.model->seed(task_rng_seed(seed_, rank, global));
         Batch batch = in_.source->next();
         double lr = sched->step(*opt, epoch, i);
         const bool step_now = (i + 1) % accum_ == 0;
         StepOutput out;
         {
           AutocastGuard ac(amp_, device_);
-          out = in_.task->train_step(in_.model, batch);
+          out = in_.task->train_step(*in_.model, batch, task_rng_seed(seed_, rank, global));
         }
         auto loss = scaler ? scaler->scale(out.loss) : out.loss;
         if (sync && !step_now) {
@@ -166,6 +165,8 @@ class RunnerBase : public Runner {
       if (ipe % accum_ != 0) save(epoch, ipe);  // the epoch end was not an optimiser step
     }
     log.finish_bar();
+    if (pg.is_main()) in_.task->finish(*in_.model, in_.cfg);
+    pg.barrier();
     result.global_step = global;
     return result;
   }

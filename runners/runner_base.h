@@ -6,8 +6,9 @@
 //
 // Beyond the original: checkpoints also mid-epoch (`run.save_every_iters`) with everything an exact
 // resume needs (training_checkpoint.h), `keep_last_checkpoints`, SIGTERM = save at the next optimiser
-// step and stop. The ChatBridge task-alternative RNG is reseeded from (seed, rank, step) every
-// iteration, so it needs no saved state.
+// step and stop. The model's own per-step RNG (ChatBridge's task alternatives) is reseeded from
+// (seed, rank, step) every iteration, so it needs no saved state. At the end of a completed run,
+// rank 0 lets the task export what later stages read (Task::finish).
 #pragma once
 #include <filesystem>
 #include <functional>
@@ -20,7 +21,6 @@
 #include "framework/config.h"
 #include "framework/distributed/process_group.h"
 #include "framework/registry.h"
-#include "models/chatbridge.h"
 #include "runners/task.h"
 
 namespace cb {
@@ -28,7 +28,7 @@ namespace cb {
 struct RunnerInputs {
   Config cfg;  // the resolved experiment config
   std::shared_ptr<const Task> task;
-  ChatBridge model{nullptr};
+  std::shared_ptr<torch::nn::Module> model;  // what the task trains (Task::build_model)
   std::unique_ptr<BatchSource> source;  // this rank's
   std::shared_ptr<dist::ProcessGroup> pg;
   std::optional<std::filesystem::path> resume;  // checkpoint directory to continue from

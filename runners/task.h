@@ -1,6 +1,7 @@
 // Tasks (pipeline.md §7): what a run trains and on what. A task builds the model from the registry
 // (`model.arch`), the training batch source, and turns one batch into a loss (BaseTask.train_step).
-// `tri_pretrain` (stage 1) and `tri_instruct` (stage 2) train alike; they differ only in their data.
+// `tri_pretrain` (stage 1) and `tri_instruct` (stage 2) train ChatBridge alike and differ only in
+// their data; `lm_pretrain` (stage 0 of the tiny main job) trains a LLaMA as a causal LM on text.
 #pragma once
 #include <torch/torch.h>
 
@@ -10,8 +11,8 @@
 #include "datasets/batch_source.h"
 #include "framework/batch.h"
 #include "framework/config.h"
+#include "framework/error.h"
 #include "framework/registry.h"
-#include "models/chatbridge.h"
 
 namespace cb {
 
@@ -26,11 +27,15 @@ class Task {
  public:
   virtual ~Task() = default;
   // registry model `model.arch`, built from the `model:` section.
-  virtual ChatBridge build_model(const Config& cfg) const;
+  virtual std::shared_ptr<torch::nn::Module> build_model(const Config& cfg) const;
   // This rank's share of the training data (infinite, resumable).
   virtual std::unique_ptr<BatchSource> build_train_source(const Config& cfg, int rank, int world_size) const = 0;
-  // model(samples)["loss"].
-  virtual StepOutput train_step(ChatBridge& model, const Batch& batch) const;
+  // The loss of one batch. `step_seed` seeds the model's own per-step randomness (ChatBridge's choice
+  // among '%'-alternative tasks); it depends only on (seed, rank, step), so resumed runs agree.
+  virtual StepOutput train_step(torch::nn::Module& model, const Batch& batch, uint64_t step_seed) const = 0;
+  // Rank 0, once training has run to its end (not after a SIGTERM stop): export whatever the task
+  // hands on to later stages. Nothing by default.
+  virtual void finish(const torch::nn::Module& model, const Config& cfg) const {}
 };
 
 template <>
@@ -40,5 +45,12 @@ struct FactoryOf<Kind::task> {
 
 // The task `run.task` names.
 std::unique_ptr<Task> make_task(const Config& cfg);
+
+// The model as the type a task trains; cb::Error naming `model.arch` when it is another model.
+template <typename Impl>
+Impl& model_as(torch::nn::Module& model, const char* task) {
+  if (auto* m = dynamic_cast<Impl*>(&model)) return *m;
+  fail("task '{}' cannot train the model '{}' (check model.arch)", task, model.name());
+}
 
 }  // namespace cb

@@ -44,7 +44,8 @@ void TrainLog::record(const StepRecord& r) {
                  static_cast<long long>(r.iter + 1), static_cast<long long>(r.iters_per_epoch), r.loss, eta);
     std::fflush(stderr);
   }
-  if ((r.step + 1) % log_freq_ != 0 && r.iter + 1 != r.iters_per_epoch) return;
+  // MetricLogger.log_every of the original: iterations 0, log_freq, 2*log_freq, ... and the last of the epoch.
+  if (r.iter % log_freq_ != 0 && r.iter + 1 != r.iters_per_epoch) return;
   double window = std::max(std::chrono::duration<double>(now - window_start_).count(), 1e-9);
   double sps = window_samples_ / window, tps = window_tokens_ / window;
   double rss_mb = resident_memory_bytes() / 1048576.0;

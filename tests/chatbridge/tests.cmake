@@ -3,9 +3,10 @@ cb_add_test(test_train_trajectory LABELS golden SOURCES chatbridge/test_train_tr
 cb_add_test(test_chatbridge LABELS unit SOURCES chatbridge/test_chatbridge.cpp LIBS cb_models)
 
 # chatbridge-convert --chatbridge: the tiny yaml's model assembled from its parts, written as one
-# safetensors file whose keys are ChatBridge's (checked by reading it back with --inspect).
+# safetensors file whose keys are ChatBridge's (checked by reading it back with --inspect). The yaml's
+# LLaMA (the quickstart's stage-0 export) is replaced by a fresh tiny one described in --options.
 add_test(NAME "chatbridge-convert: --chatbridge writes the assembled model's state dict"
-         COMMAND sh -c "$<TARGET_FILE:chatbridge-convert> --threads 1 --chatbridge train_configs/tiny_pretrain.yaml -o ${CMAKE_BINARY_DIR}/tests/tiny_chatbridge.safetensors && $<TARGET_FILE:chatbridge-convert> --inspect ${CMAKE_BINARY_DIR}/tests/tiny_chatbridge.safetensors"
+         COMMAND sh -c "$<TARGET_FILE:chatbridge-convert> --threads 1 --chatbridge train_configs/tiny_pretrain.yaml --options 'model.tiny_dims.llama_config={vocab_size: 1000, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2}' model.llama_tokenizer=tests/golden/tokenizer.model -o ${CMAKE_BINARY_DIR}/tests/tiny_chatbridge.safetensors && $<TARGET_FILE:chatbridge-convert> --inspect ${CMAKE_BINARY_DIR}/tests/tiny_chatbridge.safetensors"
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties("chatbridge-convert: --chatbridge writes the assembled model's state dict" PROPERTIES LABELS unit
                      PASS_REGULAR_EXPRESSION "Qformer\\.bert\\.encoder\\.layer\\.0\\.crossattention\\.self\\.key\\.weight.*llama_model\\.lm_head\\.weight.*llama_proj\\.weight")

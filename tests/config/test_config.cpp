@@ -113,7 +113,7 @@ TEST_CASE("model and datasets sections are resolved through the registry") {
   auto arch = write_yaml("arch.yaml", "model:\n  arch: mini_gpt4_tri\n  model_type: pretrain_vicuna\nrun:\n  task: x\n");
   CHECK_THROWS_WITH(cb::resolve_config(arch, {}),
                     Contains("model.arch in ") && Contains("arch.yaml (line 2): model 'mini_gpt4_tri' has no registered "
-                                                           "default config (known models: chatbridge)"));
+                                                           "default config (known models: chatbridge, llama_causal_lm)"));
   CHECK(cb::resolve_config(arch, {"model.arch=chatbridge"}).get<std::string>("model.arch") == "chatbridge");
   auto no_type = write_yaml("no_type.yaml", "model:\n  arch: chatbridge\nrun:\n  task: x\n");
   CHECK_THROWS_WITH(cb::resolve_config(no_type, {}), Contains("model.model_type: required key is missing"));

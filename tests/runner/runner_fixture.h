@@ -12,7 +12,7 @@
 #include "framework/config.h"
 #include "framework/config_node.h"
 #include "models/chatbridge.h"
-#include "runners/task.h"
+#include "runners/tasks/tri_tasks.h"
 #include "tests/support/golden.h"
 
 namespace cb::test {
@@ -53,7 +53,7 @@ inline ChatBridge tiny_chatbridge(uint64_t seed = 7) {
   return ChatBridge(cfg, LlamaTokenizer::load(golden_dir() / "tokenizer.model"));
 }
 
-class GeneratedTask : public Task {
+class GeneratedTask : public ChatBridgeTask {
  public:
   explicit GeneratedTask(int64_t batch) : batch_(batch) {}
   std::unique_ptr<BatchSource> build_train_source(const Config&, int rank, int world) const override {

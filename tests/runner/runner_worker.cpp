@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
     auto pg = cb::dist::ProcessGroup::init(env);
     auto cfg = cb::test::run_config(out);
     auto task = std::make_shared<cb::test::GeneratedTask>(batch);
-    cb::RunnerInputs in{cfg, task, cb::test::tiny_chatbridge(), task->build_train_source(cfg, pg->rank(), pg->world_size()),
+    cb::RunnerInputs in{cfg, task, cb::test::tiny_chatbridge().ptr(), task->build_train_source(cfg, pg->rank(), pg->world_size()),
                         pg, std::nullopt};
     auto r = cb::make_runner(std::move(in))->train();
     if (pg->rank() == 0) {

@@ -25,7 +25,7 @@ fs::path fresh(const std::string& name) {
 
 TrainResult run(const Config& cfg, int64_t batch, std::optional<fs::path> resume) {
   auto task = std::make_shared<GeneratedTask>(batch);
-  RunnerInputs in{cfg, task, tiny_chatbridge(), task->build_train_source(cfg, 0, 1),
+  RunnerInputs in{cfg, task, tiny_chatbridge().ptr(), task->build_train_source(cfg, 0, 1),
                   dist::ProcessGroup::init(dist::DistEnv{}), resume};
   return make_runner(std::move(in))->train();
 }

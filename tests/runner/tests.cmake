@@ -9,3 +9,10 @@ set_target_properties(cb_runner_test_worker PROPERTIES RUNTIME_OUTPUT_DIRECTORY 
 cb_add_test(test_runner_dist LABELS integration SOURCES runner/test_runner_dist.cpp distributed/process_util.cpp LIBS cb_framework)
 add_dependencies(test_runner_dist cb_runner_test_worker)
 target_compile_definitions(test_runner_dist PRIVATE CB_RUNNER_WORKER="$<TARGET_FILE:cb_runner_test_worker>")
+
+# The real trainer under chatbridge-launch: kill -9 of a worker, restart, same per-step losses.
+cb_add_test(test_trainer_restart LABELS integration SOURCES runner/test_trainer_restart.cpp distributed/process_util.cpp
+            LIBS cb_framework)
+add_dependencies(test_trainer_restart chatbridge-train chatbridge-launch)
+target_compile_definitions(test_trainer_restart PRIVATE CB_TRAIN="$<TARGET_FILE:chatbridge-train>"
+                                                        CB_LAUNCH="$<TARGET_FILE:chatbridge-launch>")

@@ -1,0 +1,143 @@
+#include "datasets/text/lm_corpus.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+
+#include "datasets/processors/text_processors.h"
+#include "datasets/valor/data_options.h"
+#include "datasets/valor/task_conversation.h"
+#include "framework/error.h"
+
+namespace cb {
+namespace {
+
+using nlohmann::json;
+
+// An annotation file: a JSON list of records, or JSON Lines (as the valor datasets read them).
+std::vector<json> read_records(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("cannot open the annotation file {}", path.string());
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const std::string text = buffer.str();
+  std::vector<json> out;
+  try {
+    const size_t first = text.find_first_not_of(" \t\r\n");
+    if (first != std::string::npos && text[first] == '[') return json::parse(text).get<std::vector<json>>();
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);)
+      if (line.find_first_not_of(" \t\r") != std::string::npos) out.push_back(json::parse(line));
+  } catch (const json::exception& e) {
+    fail("{}: not a JSON list or JSON Lines file: {}", path.string(), e.what());
+  }
+  return out;
+}
+
+void erase_all(std::string& s, const std::string& what) {
+  for (size_t pos = s.find(what); pos != std::string::npos; pos = s.find(what, pos)) s.erase(pos, what.size());
+}
+
+struct Item {
+  std::string id;
+  json record;
+  std::shared_ptr<const TaskConversation> conversation;  // null: a stage-1 caption
+};
+
+class LmCorpusSource : public BatchSource {
+ public:
+  LmCorpusSource(std::vector<Item> items, const LmCorpusOptions& o) : items_(std::move(items)), o_(o) {
+    per_epoch_ = static_cast<int64_t>(items_.size()) / (o_.batch_size * o_.world_size);
+    if (per_epoch_ < 1)
+      fail("lm corpus: {} texts are fewer than one batch of {} on each of {} ranks", items_.size(), o_.batch_size,
+           o_.world_size);
+    shuffle();
+  }
+
+  Batch next() override {
+    if (cursor_ == per_epoch_) ++epoch_, cursor_ = 0, shuffle();
+    Batch b;
+    b.task = "text";
+    const int64_t start = (cursor_ * o_.world_size + o_.rank) * o_.batch_size;
+    for (int64_t k = start; k < start + o_.batch_size; ++k) {
+      const size_t i = order_[k];
+      b.text_input.push_back(text(i));
+      b.ids.push_back(items_[i].id);
+    }
+    ++cursor_;
+    return b;
+  }
+
+  json state() const override { return {{"epoch", epoch_}, {"cursor", cursor_}}; }
+  void restore(const json& s) override {
+    epoch_ = s.at("epoch").get<int64_t>();
+    cursor_ = s.at("cursor").get<int64_t>();
+    shuffle();
+  }
+
+ private:
+  void shuffle() {
+    order_.resize(items_.size());
+    for (size_t i = 0; i < order_.size(); ++i) order_[i] = i;
+    std::mt19937_64 rng(static_cast<uint64_t>(o_.seed + epoch_));
+    std::shuffle(order_.begin(), order_.end(), rng);
+  }
+
+  std::string text(size_t i) const {
+    const Item& it = items_[i];
+    if (!it.conversation) {
+      const json& r = it.record;
+      return valor_pre_caption(r.contains("desc") ? r["desc"].get<std::string>() : r["caption"].get<std::string>()) +
+             o_.caption_end_sym;
+    }
+    std::mt19937_64 rng(static_cast<uint64_t>(o_.seed) * 1000003u + static_cast<uint64_t>(epoch_) * 7919u + i);
+    std::string s = it.conversation->build(it.record, rng);
+    erase_all(s, "<query>");
+    return s;
+  }
+
+  std::vector<Item> items_;
+  LmCorpusOptions o_;
+  int64_t per_epoch_ = 0, epoch_ = 0, cursor_ = 0;
+  std::vector<size_t> order_;
+};
+
+}  // namespace
+
+std::unique_ptr<BatchSource> make_lm_corpus_source(const LmCorpusOptions& o) {
+  std::optional<TaskPrompts> prompts;
+  std::vector<Item> items;
+  for (const auto& path : o.data_opts) {
+    const DataOptions opts = DataOptions::load(path);
+    for (const LoaderGroupSpec& group : opts.train) {
+      std::shared_ptr<const TaskConversation> conversation;
+      if (group.task.find('-') != std::string::npos) {  // a stage-2 task tag
+        if (!prompts) prompts = load_task_prompts(o.prompt_path.string());
+        conversation = std::make_shared<const TaskConversation>(group.task, *prompts, opts.zh);
+      }
+      for (const ValorDatasetSpec& ds : group.datasets) {
+        auto records = read_records(ds.txt);
+        int64_t used = 0;
+        for (size_t k = 0; k < records.size(); ++k) {
+          const json& r = records[k];
+          const bool ok = !r.is_object() ? false
+                          : conversation ? conversation->check(r).empty()
+                                         : (r.contains("desc") && r["desc"].is_string()) ||
+                                               (!r.contains("desc") && r.contains("caption") && r["caption"].is_string());
+          if (!ok) continue;
+          items.push_back({fmt::format("{}:{}", ds.txt.string(), k), r, conversation});
+          ++used;
+        }
+        spdlog::info("lm corpus: {} texts from {} ({}, task {})", used, ds.txt.string(), ds.name, group.task);
+      }
+    }
+  }
+  return std::make_unique<LmCorpusSource>(std::move(items), o);
+}
+
+}  // namespace cb

@@ -1,0 +1,32 @@
+// Text-only training data for a causal LM (task `lm_pretrain`): the texts the LLaMA will be fed in
+// ChatBridge's stages 1 and 2, read from the same data-options JSONs (run.valor_data_opts_path of
+// those stages) without their media:
+//   * a stage-1 group (task without '-': "ti", "ta", ...): pre_caption(caption) + caption_end_sym,
+//     the caption target ChatBridge appends after its query slots;
+//   * a stage-2 group ("ti-cap", "tva-conv", ...): the MULTIS conversation TASKDataset builds, with
+//     its <query> markers removed (template and QA choices drawn per epoch and sample).
+// Samples are shuffled per epoch (seed + epoch) and dealt to ranks in rank-major batches, so
+// (seed, rank, world size, state) fixes every batch and a restored state continues exactly.
+#pragma once
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "datasets/batch_source.h"
+
+namespace cb {
+
+struct LmCorpusOptions {
+  std::vector<std::filesystem::path> data_opts;  // valor data-options JSONs
+  std::filesystem::path prompt_path;             // task_prompt.json (stage-2 cap/qa/ocr groups need it)
+  std::string caption_end_sym = "\n";            // ChatBridge's stage-1 end_sym
+  int64_t batch_size = 8;                        // per rank
+  int64_t seed = 42;
+  int rank = 0, world_size = 1;
+};
+
+// Batches with `text_input` (one text per sample) and `ids` ("<annotation file>:<record>").
+std::unique_ptr<BatchSource> make_lm_corpus_source(const LmCorpusOptions& opts);
+
+}  // namespace cb

@@ -1,0 +1,81 @@
+// `lm_pretrain`: causal-LM training of a LLaMA (model `llama_causal_lm`) on text — stage 0 of the
+// tiny main job. ChatBridge freezes its LLaMA, so the tiny runs need a LLaMA that has already seen
+// the kind of text it will be asked to produce; this task trains one on the captions and
+// conversations of the stage-1/2 data and exports it as a Hugging Face directory for `llama_model`.
+//
+//   run:
+//     task: lm_pretrain
+//     lm_data_opts_paths: [train_configs/tiny_pretrain_data.json, ...]   valor data-options JSONs
+//     prompt_path: instructiontuning_configs/task_prompt.json           stage-2 instruction templates
+//     batch_size_train: 8                                                texts per rank and step
+//     caption_end_sym: "\n"                                              after stage-1 captions
+//     export_dir: <output_dir>/llama                                     the Hugging Face directory
+//
+// Loss: mean next-token cross-entropy over [bos] + tokens (right padding ignored), HF's shift.
+#include <spdlog/spdlog.h>
+
+#include "datasets/text/lm_corpus.h"
+#include "models/llama_causal_lm.h"
+#include "models/tokenizer.h"
+#include "runners/task.h"
+
+namespace cb {
+namespace {
+
+constexpr int64_t kIgnore = -100;
+
+std::filesystem::path tokenizer_path(const Config& cfg) {
+  auto p = cfg.get<std::string>("model.llama_tokenizer", cfg.get<std::string>("model.llama_model", ""));
+  if (p.empty()) fail("model.llama_tokenizer / model.llama_model: lm_pretrain needs a tokenizer");
+  return p;
+}
+
+class LmPretrainTask : public Task {
+ public:
+  explicit LmPretrainTask(const Config& cfg)
+      : tokenizer_path_(tokenizer_path(cfg)),
+        tokenizer_(LlamaTokenizer::load(tokenizer_path_)),
+        max_len_(cfg.get<int64_t>("model.max_txt_len", 128)) {}
+
+  std::unique_ptr<BatchSource> build_train_source(const Config& cfg, int rank, int world_size) const override {
+    LmCorpusOptions o;
+    for (const auto& p : cfg.get<std::vector<std::string>>("run.lm_data_opts_paths")) o.data_opts.emplace_back(p);
+    o.prompt_path = cfg.get<std::string>("run.prompt_path", "");
+    o.caption_end_sym = cfg.get<std::string>("run.caption_end_sym", "\n");
+    o.batch_size = cfg.get<int64_t>("run.batch_size_train");
+    o.seed = cfg.get<int64_t>("run.seed");
+    o.rank = rank;
+    o.world_size = world_size;
+    return make_lm_corpus_source(o);
+  }
+
+  StepOutput train_step(torch::nn::Module& model, const Batch& batch, uint64_t) const override {
+    auto& lm = model_as<LlamaForCausalLMImpl>(model, "lm_pretrain");
+    auto tokens = tokenizer_.encode_batch(batch.text_input, /*add_bos=*/true, max_len_);
+    LlamaInputs in;
+    in.input_ids = tokens.input_ids.to(lm.device());
+    in.attention_mask = tokens.attention_mask.to(lm.device());
+    in.labels = in.input_ids.masked_fill(in.attention_mask == 0, kIgnore);
+    return {lm.forward(in).loss, tokens.attention_mask.sum().item<int64_t>()};
+  }
+
+  void finish(const torch::nn::Module& model, const Config& cfg) const override {
+    const auto* lm = dynamic_cast<const LlamaForCausalLMImpl*>(&model);
+    if (!lm) fail("lm_pretrain: the trained model is not a LLaMA (model.arch)");
+    const std::filesystem::path out = cfg.get<std::string>("run.output_dir");
+    save_llama_hf(*lm, tokenizer_path_, cfg.get<std::string>("run.export_dir", (out / "llama").string()));
+  }
+
+ private:
+  std::filesystem::path tokenizer_path_;
+  LlamaTokenizer tokenizer_;
+  int64_t max_len_;
+};
+
+}  // namespace
+
+CB_REGISTER(task, "lm_pretrain", [](const Config& cfg) -> std::unique_ptr<Task> {
+  return std::make_unique<LmPretrainTask>(cfg);
+});
+
+}  // namespace cb
