@@ -1,0 +1,101 @@
+#include "bench/decode_bench.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "bench/timing.h"
+
+namespace cb::bench {
+
+torch::Tensor decode_prompt_ids(int64_t batch_size, int64_t prompt_len) {
+  auto i = torch::arange(prompt_len, torch::kLong);
+  return (3 + (17 * i + 5).remainder(997)).unsqueeze(0).expand({batch_size, prompt_len}).contiguous();
+}
+
+LlamaForCausalLM build_decode_model(const Workload& w) {
+  const auto cfg = w.model_config(1);
+  torch::manual_seed(w.seed);
+  LlamaForCausalLM model(cfg.llama);
+  model->eval();
+  return model;
+}
+
+DecodeRun greedy_decode(LlamaForCausalLM& model, const torch::Tensor& prompt_ids, int64_t new_tokens) {
+  torch::NoGradGuard no_grad;
+  using clock = std::chrono::steady_clock;
+  const int64_t B = prompt_ids.size(0), P = prompt_ids.size(1);
+  const auto long_opts = torch::dtype(torch::kLong);
+  DecodeRun run;
+  LlamaKVCache cache;
+
+  const double c0 = process_cpu_seconds();
+  const auto t0 = clock::now();
+  LlamaInputs prefill;
+  prefill.inputs_embeds = model->embed(prompt_ids);  // generate(inputs_embeds=...) as ChatBridge calls it
+  prefill.attention_mask = torch::ones({B, P}, long_opts);
+  prefill.position_ids = torch::arange(P, long_opts).unsqueeze(0).expand({B, P});
+  prefill.cache = &cache;
+  auto logits = model->forward(prefill).logits;  // [B,P,V]
+  auto next = logits.select(1, P - 1).argmax(-1);  // [B]
+  const auto t1 = clock::now();
+  const double c1 = process_cpu_seconds();
+  run.prefill_logits_shape = logits.sizes().vec();
+
+  auto ids = torch::cat({prompt_ids, next.unsqueeze(1)}, 1);
+  auto mask = torch::ones({B, P + 1}, long_opts);
+  for (int64_t step = 1; step < new_tokens + 1; ++step) {
+    const int64_t len = ids.size(1);
+    LlamaInputs in;
+    in.input_ids = next.unsqueeze(1);  // [B,1]
+    in.attention_mask = mask;          // [B, cached + 1]
+    in.position_ids = torch::full({B, 1}, len - 1, long_opts);
+    in.cache = &cache;
+    next = model->forward(in).logits.select(1, 0).argmax(-1);
+    ids = torch::cat({ids, next.unsqueeze(1)}, 1);
+    mask = torch::cat({mask, torch::ones({B, 1}, long_opts)}, 1);
+    if (step == 1) run.step_input_shape = in.input_ids.sizes().vec();
+  }
+  const auto t2 = clock::now();
+  const double c2 = process_cpu_seconds();
+  run.prefill_cpu_s = c1 - c0;
+  run.decode_cpu_s = c2 - c1;
+  run.prefill_s = std::chrono::duration<double>(t1 - t0).count();
+  run.decode_s = std::chrono::duration<double>(t2 - t1).count();
+  run.sequences = ids;
+  run.final_cache_length = cache.length();
+  return run;
+}
+
+nlohmann::json run_decode(const Workload& w) {
+  const auto& d = w.decode;
+  spdlog::info("decode: building the LLaMA");
+  auto model = build_decode_model(w);
+  const auto prompt = decode_prompt_ids(d.batch_size, d.prompt_len);
+  spdlog::info("decode: {} warm-up + {} timed generations, prompt {}x{}, {} new tokens", d.warmup_runs, d.runs,
+               d.batch_size, d.prompt_len, d.new_tokens);
+  for (int64_t i = 0; i < d.warmup_runs; ++i) greedy_decode(model, prompt, d.new_tokens);
+  Timings prefill, decode;
+  DecodeRun last;
+  for (int64_t i = 0; i < d.runs; ++i) {
+    last = greedy_decode(model, prompt, d.new_tokens);
+    prefill.seconds.push_back(last.prefill_s);
+    prefill.cpu_seconds.push_back(last.prefill_cpu_s);
+    decode.seconds.push_back(last.decode_s);
+    decode.cpu_seconds.push_back(last.decode_cpu_s);
+  }
+  // The generated tokens of a run (also shows that every run decoded the same thing).
+  auto generated = last.sequences.narrow(1, d.prompt_len, d.new_tokens + 1)[0];
+  return {{"prefill", prefill.to_json()},
+          {"decode", decode.to_json()},
+          {"prompt_shape", prompt.sizes().vec()},
+          {"prefill_logits_shape", last.prefill_logits_shape},
+          {"step_input_shape", last.step_input_shape},
+          {"new_tokens", d.new_tokens},
+          {"final_cache_length", last.final_cache_length},
+          {"generated_row0", std::vector<int64_t>(generated.data_ptr<int64_t>(),
+                                                  generated.data_ptr<int64_t>() + generated.numel())},
+          {"peak_rss_mb_after", peak_rss_mb()}};
+}
+
+}  // namespace cb::bench

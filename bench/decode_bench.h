@@ -1,0 +1,34 @@
+// Greedy decoding benchmark (shared/bench/README.md (c)): the workload's LLaMA with random fp32
+// weights; prefill over a fixed prompt fed as embeddings (all positions' logits, as HF computes
+// them), then exactly `new_tokens` single-position steps against the KV cache, argmax each, no EOS.
+#pragma once
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include "bench/workload.h"
+#include "models/llama.h"
+
+namespace cb::bench {
+
+// The prompt ids [B, P]: p_i = 3 + (17·i + 5) mod 997 on every row.
+torch::Tensor decode_prompt_ids(int64_t batch_size, int64_t prompt_len);
+
+struct DecodeRun {
+  double prefill_s = 0, decode_s = 0;
+  double prefill_cpu_s = 0, decode_cpu_s = 0;  // process CPU time of the same spans
+  torch::Tensor sequences;               // [B, P + new_tokens] ids (prompt then generated)
+  std::vector<int64_t> prefill_logits_shape;  // [B, P, V]
+  std::vector<int64_t> step_input_shape;      // [B, 1]
+  int64_t final_cache_length = 0;             // P + new_tokens - 1 keys after the last step
+};
+
+// One generation, clocking the prefill and the incremental steps separately.
+DecodeRun greedy_decode(LlamaForCausalLM& model, const torch::Tensor& prompt_ids, int64_t new_tokens);
+
+// The LLaMA of the workload, seeded; eval mode.
+LlamaForCausalLM build_decode_model(const Workload& w);
+
+nlohmann::json run_decode(const Workload& w);
+
+}  // namespace cb::bench

@@ -1,0 +1,55 @@
+#include "bench/run.h"
+
+#include "bench/data_bench.h"
+#include "bench/decode_bench.h"
+#include "bench/timing.h"
+#include "bench/train_bench.h"
+#include "framework/error.h"
+#include "framework/torch_compat.h"
+
+namespace cb::bench {
+
+nlohmann::json run_benchmark(const Workload& w, const BenchOptions& opts) {
+  const auto& part = opts.part;
+  const bool all = part == "all";
+  if (!all && part != "train1" && part != "train2" && part != "decode" && part != "data")
+    fail("unknown benchmark '{}' (train1, train2, decode, data, all)", part);
+
+  nlohmann::json out = {{"workload", w.name}, {"workload_file", w.file.string()}, {"part", part}};
+  nlohmann::json detail;
+  for (int stage : {1, 2}) {
+    const std::string name = "train" + std::to_string(stage);
+    if (!all && part != name) continue;
+    auto j = run_train(w, stage, w.tokenizer_path(opts.tokenizer), opts.peak_flops);
+    out[name + "_step_s"] = j["timing"]["median"];
+    out[name + "_step_s_min"] = j["timing"]["min"];
+    if (j.contains("mfu")) out[name + "_mfu"] = j["mfu"];
+    detail[name] = std::move(j);
+  }
+  if (all || part == "decode") {
+    auto j = run_decode(w);
+    const double tokens = double(w.decode.batch_size * w.decode.new_tokens);
+    out["decode_tok_s"] = tokens / j["decode"]["median"].get<double>();
+    out["decode_tok_s_best"] = tokens / j["decode"]["min"].get<double>();
+    out["prefill_s"] = j["prefill"]["median"];
+    out["prefill_s_min"] = j["prefill"]["min"];
+    detail["decode"] = std::move(j);
+  }
+  if (all || part == "data") {
+    auto j = run_data(w, opts.work_dir.empty() ? default_work_dir() : opts.work_dir);
+    for (const char* k : {"image", "audio", "video", "valor_image"}) {
+      out[std::string("data_") + k + "_per_s"] = j[k]["per_s"];
+      out[std::string("data_") + k + "_per_s_best"] = j[k]["per_s_best"];
+    }
+    detail["data"] = std::move(j);
+  }
+  out["peak_rss_mb"] = peak_rss_mb();
+  out["torch_version"] = compat::torch_version();
+  out["threads"] = opts.threads;
+  out["machine"] = machine_info();
+  if (out["machine"].contains("commit")) out["commit"] = out["machine"]["commit"];
+  out["detail"] = std::move(detail);
+  return out;
+}
+
+}  // namespace cb::bench
