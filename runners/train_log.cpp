@@ -33,6 +33,8 @@ void TrainLog::record(const StepRecord& r) {
   ++steps_done_;
   window_samples_ += r.samples;
   window_tokens_ += r.tokens;
+  window_loss_ += r.loss;
+  ++window_steps_;
   auto now = Clock::now();
   double per_step = std::chrono::duration<double>(now - start_).count() / steps_done_;
   double eta = per_step * static_cast<double>(r.total_steps - r.step - 1);
@@ -49,18 +51,21 @@ void TrainLog::record(const StepRecord& r) {
   double window = std::max(std::chrono::duration<double>(now - window_start_).count(), 1e-9);
   double sps = window_samples_ / window, tps = window_tokens_ / window;
   double rss_mb = resident_memory_bytes() / 1048576.0;
+  // One step's loss depends on which dataset the mixture drew; the window mean shows the trend.
+  const double loss_avg = window_loss_ / static_cast<double>(window_steps_);
   if (bar_) std::fputc('\n', stderr);
-  spdlog::info("Train: epoch [{}] [{}/{}] step {} loss {:.4f} lr {:.6f} samples/s {:.2f} tokens/s {:.1f} mem {:.0f} MB eta {:.0f}s",
-               r.epoch, r.iter + 1, r.iters_per_epoch, r.step + 1, r.loss, r.lr, sps, tps, rss_mb, eta);
+  spdlog::info("Train: epoch [{}] [{}/{}] step {} loss {:.4f} (avg {:.4f}) lr {:.6f} samples/s {:.2f} tokens/s {:.1f} mem {:.0f} MB eta {:.0f}s",
+               r.epoch, r.iter + 1, r.iters_per_epoch, r.step + 1, r.loss, loss_avg, r.lr, sps, tps, rss_mb, eta);
   if (metrics_.is_open()) {
     nlohmann::json j{{"epoch", r.epoch},   {"iter", r.iter},   {"step", r.step},         {"loss", r.loss},
-                     {"lr", r.lr},         {"samples_per_s", sps}, {"tokens_per_s", tps}, {"rss_mb", rss_mb},
+                     {"loss_avg", loss_avg}, {"lr", r.lr},         {"samples_per_s", sps}, {"tokens_per_s", tps}, {"rss_mb", rss_mb},
                      {"eta_s", eta}};
     metrics_ << j.dump() << "\n";
     metrics_.flush();
   }
   window_start_ = now;
-  window_samples_ = window_tokens_ = 0;
+  window_samples_ = window_tokens_ = window_steps_ = 0;
+  window_loss_ = 0;
 }
 
 void TrainLog::finish_bar() {

@@ -1,6 +1,7 @@
 // Progress reporting of the runner (pipeline.md §8.4, extended): one log line per log_freq
-// iterations with epoch, step, loss, lr, throughput, memory and ETA; the same values as one JSON line
-// in <output_dir>/metrics.jsonl; a progress bar on stderr only when it is a terminal. Rank 0 only.
+// iterations with epoch, step, loss (that step's and the mean since the last line), lr, throughput,
+// memory and ETA; the same values as one JSON line in <output_dir>/metrics.jsonl; a progress bar on
+// stderr only when it is a terminal. Rank 0 only.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -32,7 +33,8 @@ class TrainLog {
   bool main_, bar_;
   std::ofstream metrics_;
   Clock::time_point start_, window_start_;
-  int64_t steps_done_ = 0, window_samples_ = 0, window_tokens_ = 0;
+  int64_t steps_done_ = 0, window_samples_ = 0, window_tokens_ = 0, window_steps_ = 0;
+  double window_loss_ = 0;  // sum of the losses since the last logged line
 };
 
 }  // namespace cb
