@@ -8,6 +8,7 @@
 
 #include "framework/error.h"
 #include "framework/json_read.h"
+#include "framework/torch_compat.h"
 
 namespace cb {
 namespace F = torch::nn::functional;
@@ -96,6 +97,19 @@ torch::Tensor rotate_half(const torch::Tensor& x) {  // [..., Dh] -> cat(-x2, x1
 
 torch::nn::Linear linear(int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); }
 
+// lin(x) for LLaMA's bias-free projections. Decoding one token is a product with a single row, and
+// LibTorch 1.13's linear reads the weight of such a product at ~10 GB/s where at::mv reaches 40+ GB/s
+// (shared/bench/README.md): single rows go through mv. Autocast and mixed dtypes keep linear's casts.
+torch::Tensor project(torch::nn::Linear& lin, const torch::Tensor& x) {
+  const auto& w = lin->weight;
+  if (x.numel() != x.size(-1) || !x.device().is_cpu() || x.scalar_type() != w.scalar_type() ||
+      compat::cpu_autocast_enabled())
+    return lin(x);
+  auto sizes = x.sizes().vec();
+  sizes.back() = w.size(0);
+  return at::mv(w, x.reshape({-1})).view(sizes);
+}
+
 }  // namespace
 
 LlamaRMSNormImpl::LlamaRMSNormImpl(int64_t dim, double eps) : eps(eps) {
@@ -131,9 +145,9 @@ LlamaAttentionImpl::LlamaAttentionImpl(const LlamaConfig& c)
 torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                           const torch::Tensor& mask, torch::Tensor* past_k, torch::Tensor* past_v) {
   const auto B = x.size(0), L = x.size(1);
-  auto q = q_proj(x).view({B, L, num_heads, head_dim}).transpose(1, 2);     // [B,H,L,Dh]
-  auto k = k_proj(x).view({B, L, num_kv_heads, head_dim}).transpose(1, 2);  // [B,Hkv,L,Dh]
-  auto v = v_proj(x).view({B, L, num_kv_heads, head_dim}).transpose(1, 2);
+  auto q = project(q_proj, x).view({B, L, num_heads, head_dim}).transpose(1, 2);     // [B,H,L,Dh]
+  auto k = project(k_proj, x).view({B, L, num_kv_heads, head_dim}).transpose(1, 2);  // [B,Hkv,L,Dh]
+  auto v = project(v_proj, x).view({B, L, num_kv_heads, head_dim}).transpose(1, 2);
   q = q * cos + rotate_half(q) * sin;
   k = k * cos + rotate_half(k) * sin;
   if (past_k) {
@@ -156,7 +170,7 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
   }
   auto p = torch::softmax(s, -1, torch::kFloat).to(q.scalar_type());
   auto o = torch::matmul(p, v).transpose(1, 2).reshape({B, L, num_heads * head_dim});  // [B,L,D]
-  return o_proj(o);
+  return project(o_proj, o);
 }
 
 LlamaMLPImpl::LlamaMLPImpl(const LlamaConfig& c) {
@@ -165,7 +179,9 @@ LlamaMLPImpl::LlamaMLPImpl(const LlamaConfig& c) {
   down_proj = register_module("down_proj", linear(c.intermediate_size, c.hidden_size));
 }
 
-torch::Tensor LlamaMLPImpl::forward(const torch::Tensor& x) { return down_proj(F::silu(gate_proj(x)) * up_proj(x)); }
+torch::Tensor LlamaMLPImpl::forward(const torch::Tensor& x) {
+  return project(down_proj, F::silu(project(gate_proj, x)) * project(up_proj, x));
+}
 
 LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const LlamaConfig& c) {
   self_attn = register_module("self_attn", LlamaAttention(c));
@@ -271,7 +287,7 @@ LlamaOutput LlamaForCausalLMImpl::forward(const LlamaInputs& in) {
     h = h.narrow(1, h.size(1) - 1, 1);
   }
   LlamaOutput out;
-  out.logits = lm_head(h);
+  out.logits = project(lm_head, h);
   if (in.labels.defined()) {
     const auto V = out.logits.size(-1);
     if (in.labels.sizes() != out.logits.sizes().slice(0, 2))
