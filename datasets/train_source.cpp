@@ -53,6 +53,7 @@ std::unique_ptr<BatchSource> build_train_source(const Config& cfg, int rank, int
   mo.accum_steps = opts.gradient_accumulation_steps;
   mo.round_robin = opts.dataset_mix_type != "random";
   mo.max_bad_fraction = cfg.get<double>("run.max_bad_sample_fraction", 0.1);
+  mo.pin_memory = cfg.get<bool>("run.pin_memory", true);
   return std::make_unique<MetaLoader>(std::move(loaders), mo);
 }
 

@@ -131,8 +131,9 @@ torch::Tensor ChatBridgeImpl::encode_frame(const torch::Tensor& frame) {
   // A frozen ViT's output is a constant of the step: no autograd graph through it.
   std::optional<torch::NoGradGuard> no_grad;
   if (config_.freeze_vit) no_grad.emplace();
-  auto dtype = visual_encoder->patch_embed->proj->weight.scalar_type();
-  return ln_vision(visual_encoder(frame.to(dtype)));  // [B,1+P,Dv]
+  const auto& w = visual_encoder->patch_embed->proj->weight;
+  // Non-blocking: a batch pinned by the loader (run.pin_memory) is copied to the GPU asynchronously.
+  return ln_vision(visual_encoder(frame.to(w.device(), w.scalar_type(), /*non_blocking=*/true)));  // [B,1+P,Dv]
 }
 
 Features ChatBridgeImpl::encode_img(const torch::Tensor& image) {
@@ -170,7 +171,7 @@ Features ChatBridgeImpl::encode_audio(const torch::Tensor& audio) {
     {
       std::optional<torch::NoGradGuard> no_grad;
       if (config_.freeze_beat) no_grad.emplace();
-      a = ln_audio(audio_encoder(audio.select(1, i)));  // [B,L,Da]
+      a = ln_audio(audio_encoder(audio.select(1, i).to(audio_trans->weight.device(), /*non_blocking=*/true)));  // [B,L,Da]
     }
     a = audio_trans(a);  // [B,L,Dv]
     if (config_.multi_sample) a = a + audio_temporal_pos_embeds.select(1, i);

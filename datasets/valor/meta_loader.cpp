@@ -183,6 +183,10 @@ MetaLoader::Result MetaLoader::run(const Job& job) const {
   try {
     if (!images.empty()) r.batch.image = torch::stack(images);  // [B, n, 3, S, S]
     if (!audios.empty()) r.batch.audio = torch::stack(audios);  // [B, n, T, F]
+    if (opts_.pin_memory && torch::cuda::is_available()) {
+      if (r.batch.image.defined()) r.batch.image = r.batch.image.pin_memory();
+      if (r.batch.audio.defined()) r.batch.audio = r.batch.audio.pin_memory();
+    }
   } catch (const c10::Error& e) {
     fail("loader {}: samples of one batch have different shapes (all frames of a video must share one size): {}",
          l.name, e.what_without_backtrace());

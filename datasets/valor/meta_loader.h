@@ -47,6 +47,9 @@ struct MetaLoaderOptions {
   int64_t accum_steps = 1;   // gradient_accumulation_steps
   bool round_robin = false;  // dataset_mix_type accum / round-robin
   double max_bad_fraction = 0.1;
+  // Page-locked batches (run.pin_memory), built by the worker threads so that the host-to-device copy
+  // can be asynchronous; only when CUDA is available, as DataLoader's pin_memory.
+  bool pin_memory = false;
 };
 
 class MetaLoader : public BatchSource {
