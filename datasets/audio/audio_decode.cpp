@@ -1,5 +1,6 @@
 #include "datasets/audio/audio_decode.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <optional>
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "datasets/media/ffmpeg_io.h"
+#include "datasets/media/image_decode.h"
 #include "framework/error.h"
 
 extern "C" {
@@ -142,9 +144,67 @@ DecodedAudio decode_opened(AVFormatContext* fmt, const std::string& name, std::o
   return {out, dec->sample_rate};
 }
 
+// Little-endian PCM or IEEE-float WAV read directly: opening a container through libavformat (format
+// probing, stream info) costs more than decoding a clip of a few seconds. The samples are scaled as
+// FFmpeg + swresample scale them (u8 (x-128)/128, s16 x/2^15, s24 x/2^23, s32 x/2^31, floats as
+// they are), so both paths give the same numbers. nullopt for anything else (other codecs, streaming
+// placeholders, odd headers): FFmpeg decides about those.
+std::optional<DecodedAudio> decode_plain_wav(const uint8_t* d, size_t n, const std::string& name) {
+  auto u16 = [&](size_t p) { return uint32_t(d[p]) | uint32_t(d[p + 1]) << 8; };
+  auto u32 = [&](size_t p) { return u16(p) | u16(p + 2) << 16; };
+  if (n < 12 || std::memcmp(d, "RIFF", 4) != 0 || std::memcmp(d + 8, "WAVE", 4) != 0) return std::nullopt;
+  uint32_t format = 0, channels = 0, rate = 0, block = 0, bits = 0;
+  bool have_fmt = false;
+  size_t pos = 12;
+  for (int chunks = 0; chunks < 1024 && pos + 8 <= n; ++chunks) {
+    const uint32_t size = u32(pos + 4);
+    const size_t body = pos + 8;
+    if (std::memcmp(d + pos, "fmt ", 4) == 0) {
+      if (size < 16 || size > n - body) return std::nullopt;
+      format = u16(body), channels = u16(body + 2), rate = u32(body + 4), block = u16(body + 12), bits = u16(body + 14);
+      if (format == 0xFFFE && size >= 26) format = u16(body + 24);  // WAVE_FORMAT_EXTENSIBLE: the sub-format
+      have_fmt = true;
+    } else if (std::memcmp(d + pos, "data", 4) == 0) {
+      const bool pcm = format == 1 && (bits == 8 || bits == 16 || bits == 24 || bits == 32);
+      const bool ieee = format == 3 && (bits == 32 || bits == 64);
+      if (!have_fmt || !(pcm || ieee) || channels == 0 || rate == 0 || block != channels * bits / 8 || size == 0 ||
+          size == 0xFFFFFFFFu)
+        return std::nullopt;
+      const size_t avail = n - body, frames = std::min<size_t>(size, avail) / block;
+      if (frames == 0) fail("audio '{}': the file holds no audio samples", name);
+      if (size > avail)
+        fail("audio '{}': truncated WAV: the header declares {} samples per channel, the file holds {}", name,
+             size / block, frames);
+      auto out = torch::empty({int64_t(channels), int64_t(frames)}, torch::kFloat);
+      float* o = out.data_ptr<float>();
+      const uint8_t* p = d + body;
+      const size_t width = bits / 8;
+      for (size_t f = 0; f < frames; ++f) {
+        for (size_t c = 0; c < channels; ++c, p += width) {
+          float v;
+          if (ieee && bits == 32) std::memcpy(&v, p, 4);
+          else if (ieee) { double x; std::memcpy(&x, p, 8); v = float(x); }
+          else if (bits == 8) v = float(int(p[0]) - 128) / 128.0f;
+          else if (bits == 16) v = float(int16_t(uint16_t(p[0] | p[1] << 8))) / 32768.0f;
+          else if (bits == 24) v = float(int32_t(uint32_t(p[0]) << 8 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 24) >> 8) / 8388608.0f;
+          else v = float(int32_t(uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24)) / 2147483648.0f;
+          o[c * frames + f] = v;
+        }
+      }
+      return DecodedAudio{out, int64_t(rate)};
+    }
+    pos = body + uint64_t(size) + (size & 1);
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 DecodedAudio decode_audio_file(const std::filesystem::path& path) {
+  std::vector<uint8_t> bytes;
+  read_file_bytes(path, bytes, "audio");
+  if (bytes.empty()) fail("audio '{}': the file is empty", path.string());
+  if (auto wav = decode_plain_wav(bytes.data(), bytes.size(), path.string())) return std::move(*wav);
   auto fmt = ffmpeg::Input::open_file(path, "audio");
   std::ifstream in(path, std::ios::binary);
   auto read_at = [&](uint64_t offset, uint8_t* dst, size_t n) {
@@ -157,6 +217,8 @@ DecodedAudio decode_audio_file(const std::filesystem::path& path) {
 }
 
 DecodedAudio decode_audio_bytes(const uint8_t* data, size_t size, const std::string& name) {
+  if (data && size > 0)
+    if (auto wav = decode_plain_wav(data, size, name)) return std::move(*wav);
   auto fmt = ffmpeg::Input::open_bytes(data, size, name, "audio");
   auto read_at = [&](uint64_t offset, uint8_t* dst, size_t n) {
     if (offset > size || n > size - offset) return false;
