@@ -170,7 +170,12 @@ int run(int argc, char** argv) {
     cb::fail("--image/--audio/--video/--greedy/--max-new-tokens belong to the one-shot mode: add --ask TEXT");
   if (!q.question.empty() && serve) cb::fail("--ask and --serve exclude each other");
   cb::apply_app_options(opts);
-  auto model = cb::build_chatbridge(cb::resolve_config(cfg_path, options).sub("model"));
+  const cb::Config cfg = cb::resolve_config(cfg_path, options);
+  // As chatbridge-train and chatbridge-eval: a tiny model's randomly initialised frozen encoders are in
+  // no checkpoint and come out as they were in training only from the same seed (LibTorch's default
+  // generator starts from a random seed).
+  torch::manual_seed(cfg.get<int64_t>("run.seed", 42));
+  auto model = cb::build_chatbridge(cfg.sub("model"));
   model->eval();
   if (!q.question.empty()) return one_shot(std::move(model), q);
   if (!serve) {
