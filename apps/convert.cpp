@@ -86,6 +86,7 @@ int run(int argc, char** argv) {
   cb::StateDict sd;
   if (!chatbridge_cfg.empty()) {
     auto cfg = cb::resolve_config(chatbridge_cfg, overrides);
+    torch::manual_seed(cfg.get<int64_t>("run.seed", 42));  // randomly initialised parts as in training
     sd = cb::module_state_dict(*cb::build_chatbridge(cfg.sub("model")));
   } else {
     sd = std::filesystem::is_directory(input) ? cb::load_hf_directory(input) : cb::load_state_dict_file(input, entry);
