@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
 #include <optional>
 #include <memory>
 #include <vector>
@@ -28,26 +27,39 @@ struct SwrDeleter {
   void operator()(SwrContext* s) const { swr_free(&s); }
 };
 
-// The data size a RIFF/WAVE header declares, read straight from the bytes (FFmpeg quietly replaces a
-// too-large size with what the file holds). nullopt when not RIFF/WAVE, no data chunk is found, or
-// the size is a streaming placeholder (0 or 0xFFFFFFFF).
-template <typename ReadAt>  // bool read_at(uint64_t offset, uint8_t* dst, size_t n)
-std::optional<uint64_t> declared_wav_data_bytes(ReadAt read_at, uint64_t total) {
-  uint8_t head[12];
-  if (total < 12 || !read_at(0, head, 12) || std::memcmp(head, "RIFF", 4) != 0 || std::memcmp(head + 8, "WAVE", 4) != 0)
-    return std::nullopt;
-  uint64_t pos = 12;
-  for (int chunks = 0; chunks < 1024 && pos + 8 <= total; ++chunks) {
-    uint8_t chunk[8];
-    if (!read_at(pos, chunk, 8)) return std::nullopt;
-    const uint32_t size = uint32_t(chunk[4]) | uint32_t(chunk[5]) << 8 | uint32_t(chunk[6]) << 16 | uint32_t(chunk[7]) << 24;
-    if (std::memcmp(chunk, "data", 4) == 0) {
-      if (size == 0 || size == 0xFFFFFFFFu) return std::nullopt;
-      return size;
+uint32_t le16(const uint8_t* p) { return uint32_t(p[0]) | uint32_t(p[1]) << 8; }
+uint32_t le32(const uint8_t* p) { return le16(p) | le16(p + 2) << 16; }
+
+// Where a RIFF/WAVE file's chunks are, as its header says: the last "fmt " chunk before the first
+// "data" chunk, and that data chunk (sizes as declared, not checked against the file).
+struct WavChunks {
+  size_t fmt = 0, data = 0;  // offsets of the chunk bodies; 0: absent
+  uint32_t fmt_size = 0, data_size = 0;
+};
+
+std::optional<WavChunks> wav_chunks(const uint8_t* d, size_t n) {
+  if (n < 12 || std::memcmp(d, "RIFF", 4) != 0 || std::memcmp(d + 8, "WAVE", 4) != 0) return std::nullopt;
+  WavChunks c;
+  size_t pos = 12;
+  for (int chunks = 0; chunks < 1024 && pos + 8 <= n; ++chunks) {
+    const uint32_t size = le32(d + pos + 4);
+    if (std::memcmp(d + pos, "fmt ", 4) == 0) c.fmt = pos + 8, c.fmt_size = size;
+    if (std::memcmp(d + pos, "data", 4) == 0) {
+      c.data = pos + 8, c.data_size = size;
+      break;
     }
     pos += 8 + uint64_t(size) + (size & 1);
   }
-  return std::nullopt;
+  return c;
+}
+
+// The data size a RIFF/WAVE header declares (FFmpeg quietly replaces a too-large size with what the
+// file holds). nullopt when not RIFF/WAVE, no data chunk is found, or the size is a streaming
+// placeholder (0 or 0xFFFFFFFF).
+std::optional<uint64_t> declared_wav_data_bytes(const uint8_t* d, size_t n) {
+  const auto c = wav_chunks(d, n);
+  if (!c || c->data == 0 || c->data_size == 0 || c->data_size == 0xFFFFFFFFu) return std::nullopt;
+  return c->data_size;
 }
 
 // Decodes the best audio stream of an opened container into planar float, one vector per channel.
@@ -150,52 +162,40 @@ DecodedAudio decode_opened(AVFormatContext* fmt, const std::string& name, std::o
 // they are), so both paths give the same numbers. nullopt for anything else (other codecs, streaming
 // placeholders, odd headers): FFmpeg decides about those.
 std::optional<DecodedAudio> decode_plain_wav(const uint8_t* d, size_t n, const std::string& name) {
-  auto u16 = [&](size_t p) { return uint32_t(d[p]) | uint32_t(d[p + 1]) << 8; };
-  auto u32 = [&](size_t p) { return u16(p) | u16(p + 2) << 16; };
-  if (n < 12 || std::memcmp(d, "RIFF", 4) != 0 || std::memcmp(d + 8, "WAVE", 4) != 0) return std::nullopt;
-  uint32_t format = 0, channels = 0, rate = 0, block = 0, bits = 0;
-  bool have_fmt = false;
-  size_t pos = 12;
-  for (int chunks = 0; chunks < 1024 && pos + 8 <= n; ++chunks) {
-    const uint32_t size = u32(pos + 4);
-    const size_t body = pos + 8;
-    if (std::memcmp(d + pos, "fmt ", 4) == 0) {
-      if (size < 16 || size > n - body) return std::nullopt;
-      format = u16(body), channels = u16(body + 2), rate = u32(body + 4), block = u16(body + 12), bits = u16(body + 14);
-      if (format == 0xFFFE && size >= 26) format = u16(body + 24);  // WAVE_FORMAT_EXTENSIBLE: the sub-format
-      have_fmt = true;
-    } else if (std::memcmp(d + pos, "data", 4) == 0) {
-      const bool pcm = format == 1 && (bits == 8 || bits == 16 || bits == 24 || bits == 32);
-      const bool ieee = format == 3 && (bits == 32 || bits == 64);
-      if (!have_fmt || !(pcm || ieee) || channels == 0 || rate == 0 || block != channels * bits / 8 || size == 0 ||
-          size == 0xFFFFFFFFu)
-        return std::nullopt;
-      const size_t avail = n - body, frames = std::min<size_t>(size, avail) / block;
-      if (frames == 0) fail("audio '{}': the file holds no audio samples", name);
-      if (size > avail)
-        fail("audio '{}': truncated WAV: the header declares {} samples per channel, the file holds {}", name,
-             size / block, frames);
-      auto out = torch::empty({int64_t(channels), int64_t(frames)}, torch::kFloat);
-      float* o = out.data_ptr<float>();
-      const uint8_t* p = d + body;
-      const size_t width = bits / 8;
-      for (size_t f = 0; f < frames; ++f) {
-        for (size_t c = 0; c < channels; ++c, p += width) {
-          float v;
-          if (ieee && bits == 32) std::memcpy(&v, p, 4);
-          else if (ieee) { double x; std::memcpy(&x, p, 8); v = float(x); }
-          else if (bits == 8) v = float(int(p[0]) - 128) / 128.0f;
-          else if (bits == 16) v = float(int16_t(uint16_t(p[0] | p[1] << 8))) / 32768.0f;
-          else if (bits == 24) v = float(int32_t(uint32_t(p[0]) << 8 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 24) >> 8) / 8388608.0f;
-          else v = float(int32_t(uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24)) / 2147483648.0f;
-          o[c * frames + f] = v;
-        }
-      }
-      return DecodedAudio{out, int64_t(rate)};
+  const auto c = wav_chunks(d, n);
+  if (!c || c->fmt == 0 || c->data == 0 || c->fmt_size < 16 || c->fmt_size > n - c->fmt) return std::nullopt;
+  const uint8_t* f = d + c->fmt;
+  uint32_t format = le16(f);
+  const uint32_t channels = le16(f + 2), rate = le32(f + 4), block = le16(f + 12), bits = le16(f + 14);
+  if (format == 0xFFFE && c->fmt_size >= 26) format = le16(f + 24);  // WAVE_FORMAT_EXTENSIBLE: the sub-format
+  const bool pcm = format == 1 && (bits == 8 || bits == 16 || bits == 24 || bits == 32);
+  const bool ieee = format == 3 && (bits == 32 || bits == 64);
+  const uint32_t size = c->data_size;
+  if (!(pcm || ieee) || channels == 0 || rate == 0 || block != channels * bits / 8 || size == 0 || size == 0xFFFFFFFFu)
+    return std::nullopt;
+  const size_t body = c->data;
+  const size_t avail = n - body, frames = std::min<size_t>(size, avail) / block;
+  if (frames == 0) fail("audio '{}': the file holds no audio samples", name);
+  if (size > avail)
+    fail("audio '{}': truncated WAV: the header declares {} samples per channel, the file holds {}", name,
+         size / block, frames);
+  auto out = torch::empty({int64_t(channels), int64_t(frames)}, torch::kFloat);
+  float* o = out.data_ptr<float>();
+  const uint8_t* p = d + body;
+  const size_t width = bits / 8;
+  for (size_t frame = 0; frame < frames; ++frame) {
+    for (size_t ch = 0; ch < channels; ++ch, p += width) {
+      float v;
+      if (ieee && bits == 32) std::memcpy(&v, p, 4);
+      else if (ieee) { double x; std::memcpy(&x, p, 8); v = float(x); }
+      else if (bits == 8) v = float(int(p[0]) - 128) / 128.0f;
+      else if (bits == 16) v = float(int16_t(uint16_t(le16(p)))) / 32768.0f;
+      else if (bits == 24) v = float(int32_t(uint32_t(p[0]) << 8 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 24) >> 8) / 8388608.0f;
+      else v = float(int32_t(le32(p))) / 2147483648.0f;
+      o[ch * frames + frame] = v;
     }
-    pos = body + uint64_t(size) + (size & 1);
   }
-  return std::nullopt;
+  return DecodedAudio{out, int64_t(rate)};
 }
 
 }  // namespace
@@ -204,28 +204,14 @@ DecodedAudio decode_audio_file(const std::filesystem::path& path) {
   std::vector<uint8_t> bytes;
   read_file_bytes(path, bytes, "audio");
   if (bytes.empty()) fail("audio '{}': the file is empty", path.string());
-  if (auto wav = decode_plain_wav(bytes.data(), bytes.size(), path.string())) return std::move(*wav);
-  auto fmt = ffmpeg::Input::open_file(path, "audio");
-  std::ifstream in(path, std::ios::binary);
-  auto read_at = [&](uint64_t offset, uint8_t* dst, size_t n) {
-    in.clear();
-    in.seekg(std::streamoff(offset));
-    return bool(in.read(reinterpret_cast<char*>(dst), std::streamsize(n)));
-  };
-  std::error_code ec;
-  return decode_opened(fmt.get(), path.string(), declared_wav_data_bytes(read_at, std::filesystem::file_size(path, ec)));
+  return decode_audio_bytes(bytes.data(), bytes.size(), path.string());
 }
 
 DecodedAudio decode_audio_bytes(const uint8_t* data, size_t size, const std::string& name) {
   if (data && size > 0)
     if (auto wav = decode_plain_wav(data, size, name)) return std::move(*wav);
   auto fmt = ffmpeg::Input::open_bytes(data, size, name, "audio");
-  auto read_at = [&](uint64_t offset, uint8_t* dst, size_t n) {
-    if (offset > size || n > size - offset) return false;
-    std::memcpy(dst, data + offset, n);
-    return true;
-  };
-  return decode_opened(fmt.get(), name, declared_wav_data_bytes(read_at, size));
+  return decode_opened(fmt.get(), name, declared_wav_data_bytes(data, size));
 }
 
 }  // namespace cb
