@@ -5,10 +5,7 @@
 //   chatbridge-bench decode --workload ../shared/bench/medium.json --threads 2
 #include <CLI/CLI.hpp>
 
-#include <unistd.h>
-
 #include <cstdio>
-#include <cstdlib>
 
 #include "bench/run.h"
 #include "framework/app_options.h"
@@ -46,13 +43,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  // OpenMP threads that spin between parallel regions lose their time slices on a loaded machine
-  // (measured on 2 busy cores: small train1 step 0.77 s spinning vs 0.057 s passive). libgomp reads
-  // OMP_WAIT_POLICY when it loads, before main: set it (unless the caller chose) and restart once.
-  if (!std::getenv("OMP_WAIT_POLICY")) {
-    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-    execv("/proc/self/exe", argv);  // returns only on failure: then run with the default policy
-  }
-  return cb::run_main("chatbridge-bench", run, argc, argv);
-}
+int main(int argc, char** argv) { return cb::run_main("chatbridge-bench", run, argc, argv); }

@@ -22,7 +22,7 @@ LlamaForCausalLM build_decode_model(const Workload& w) {
 }
 
 DecodeRun greedy_decode(LlamaForCausalLM& model, const torch::Tensor& prompt_ids, int64_t new_tokens) {
-  torch::NoGradGuard no_grad;
+  c10::InferenceMode inference;  // as generate() runs
   using clock = std::chrono::steady_clock;
   const int64_t B = prompt_ids.size(0), P = prompt_ids.size(1);
   const auto long_opts = torch::dtype(torch::kLong);

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+
 #include "bench/timing.h"
 #include "framework/error.h"
 #include "runners/optim.h"
@@ -35,10 +37,19 @@ TrainBench::TrainBench(const Workload& w, int stage_, const std::filesystem::pat
 }
 
 double TrainBench::step() {
+  using clock = std::chrono::steady_clock;
+  auto seconds = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
+  const auto t0 = clock::now();
   auto loss = model->forward(batch).loss;
+  const auto t1 = clock::now();
   loss.backward();
+  const auto t2 = clock::now();
   optimizer->step();
   zero_grad_keep(*optimizer);
+  const auto t3 = clock::now();
+  forward_s.push_back(seconds(t0, t1));
+  backward_s.push_back(seconds(t1, t2));
+  optimizer_s.push_back(seconds(t2, t3));
   return loss.item<double>();
 }
 
@@ -93,6 +104,13 @@ nlohmann::json run_train(const Workload& w, int stage, const std::filesystem::pa
   auto t = time_repeats(tw.warmup_steps, tw.steps, [&] { losses.push_back(bench.step()); });
   for (double l : losses)
     if (!std::isfinite(l)) fail("{}: non-finite loss {} (degenerate random weights?)", name, l);
+  // Phase medians over the timed steps (the warm-up steps come first in the vectors).
+  auto phase = [&](const std::vector<double>& v) {
+    return Timings{std::vector<double>(v.end() - tw.steps, v.end()), {}}.median();
+  };
+  const nlohmann::json phases = {{"forward_s", phase(bench.forward_s)},
+                                 {"backward_s", phase(bench.backward_s)},
+                                 {"optimizer_s", phase(bench.optimizer_s)}};
   int64_t trainable = 0;
   for (const auto& p : bench.model->parameters())
     if (p.requires_grad()) trainable += p.numel();
@@ -100,6 +118,7 @@ nlohmann::json run_train(const Workload& w, int stage, const std::filesystem::pa
                       {"image_shape", bench.batch.image.sizes().vec()},
                       {"llama_input_shape", shape},
                       {"losses", losses},
+                      {"phase_median", phases},
                       {"trainable_params", trainable},
                       {"model_flops_per_step", flops},
                       {"model_flops_per_s", flops / t.median()},

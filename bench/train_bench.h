@@ -18,6 +18,8 @@ struct TrainBench {
   ChatBridge model{nullptr};
   Batch batch;
   std::unique_ptr<torch::optim::AdamW> optimizer;
+  // Wall seconds of each phase of every step() so far: where a step's time goes.
+  std::vector<double> forward_s, backward_s, optimizer_s;
 
   // Builds the model (seeded by the workload), the batch and the optimizer.
   TrainBench(const Workload& w, int stage, const std::filesystem::path& tokenizer);

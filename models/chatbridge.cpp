@@ -309,6 +309,7 @@ ChatBridgeOutput ChatBridgeImpl::forward(const Batch& batch) {
   in.inputs_embeds = out.llama.inputs_embeds;
   in.attention_mask = out.llama.attention_mask;
   in.labels = out.llama.targets;
+  in.loss_only = true;
   out.loss = llama_model->forward(in).loss;
   return out;
 }

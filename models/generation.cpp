@@ -100,7 +100,7 @@ torch::Tensor next_logits(LlamaForCausalLM& model, const torch::Tensor& ids, con
 // defined), `mask` [B, prompt length].
 GenerateResult decode(LlamaForCausalLM& model, torch::Tensor ids, torch::Tensor mask, const torch::Tensor& embeds,
                       const GenerateOptions& o, const Resolved& r) {
-  torch::NoGradGuard no_grad;
+  c10::InferenceMode inference;  // no autograd bookkeeping at all: cheaper per op than NoGradGuard
   const auto B = ids.size(0), prompt_len = ids.size(1);
   const auto opts = torch::dtype(torch::kLong).device(ids.device());
   auto unfinished = torch::ones({B}, opts);
@@ -185,7 +185,7 @@ std::vector<int64_t> row_ids(const torch::Tensor& ids_cpu, int64_t row) {
 // one returned sequence per prompt. `ids` [B,P], `mask` [B,L], `embeds` [B,L,D] or undefined.
 GenerateResult beam_decode(LlamaForCausalLM& model, torch::Tensor ids, torch::Tensor mask, torch::Tensor embeds,
                            const GenerateOptions& o, const Resolved& r) {
-  torch::NoGradGuard no_grad;
+  c10::InferenceMode inference;
   const auto B = ids.size(0), K = o.num_beams, prompt_len = ids.size(1);
   const auto max_length = prompt_len + o.max_new_tokens;  // HF's max_length (MaxLengthCriteria)
   const auto device = ids.device();

@@ -223,6 +223,7 @@ std::pair<torch::Tensor, torch::Tensor> LlamaModelImpl::rope_at(const torch::Ten
                                                                 torch::Dtype dtype) {
   const auto device = position_ids.device();
   if (!rope_cos_.defined() || rope_cos_.size(0) < seq_len || rope_cos_.device() != device) {
+    c10::InferenceMode normal_tensors(false);  // a cache made while generating also serves training
     auto t = torch::arange(std::max(config.max_position_embeddings, seq_len), torch::kFloat);
     auto freqs = torch::outer(t, rope_inv_freq(config.head_dim(), config.rope_theta));  // [T,Dh/2]
     auto emb = torch::cat({freqs, freqs}, -1);                                          // [T,Dh]
@@ -261,7 +262,9 @@ torch::Tensor LlamaModelImpl::forward(const LlamaInputs& in) {
     fail("LlamaModel: attention_mask must be [{}, {}] (cached + new tokens), got {}", B, past + L,
          fmt::join(attention_mask.sizes(), "x"));
 
-  auto mask = llama_decoder_mask(attention_mask, L, dtype);  // [B,1,L,past+L]
+  // One new position with nothing padded attends to everything: no mask (a decode step's common case).
+  const bool no_mask = L == 1 && attention_mask.min().item<int64_t>() == 1;
+  auto mask = no_mask ? torch::Tensor() : llama_decoder_mask(attention_mask, L, dtype);  // [B,1,L,past+L]
   auto [cos, sin] = rope_at(position_ids, past + L, dtype);  // [B,1,L,Dh]
   if (in.cache && in.cache->empty()) {
     in.cache->keys.resize(layers->size());
@@ -281,6 +284,8 @@ LlamaForCausalLMImpl::LlamaForCausalLMImpl(const LlamaConfig& c) {
 }
 
 LlamaOutput LlamaForCausalLMImpl::forward(const LlamaInputs& in) {
+  const auto& first = in.input_ids.defined() ? in.input_ids : in.inputs_embeds;
+  if (in.loss_only && first.defined() && first.dim() >= 2 && first.size(1) >= 2) return loss_from_supervised_rows(in);
   auto h = model(in);  // [B,L,D]
   if (in.last_logits_only) {
     if (in.labels.defined()) fail("LlamaForCausalLM: labels need the logits of every position");
@@ -298,6 +303,30 @@ LlamaOutput LlamaForCausalLMImpl::forward(const LlamaInputs& in) {
     auto shift_labels = in.labels.narrow(1, 1, in.labels.size(1) - 1).reshape({-1});
     out.loss = F::cross_entropy(shift_logits, shift_labels, F::CrossEntropyFuncOptions().ignore_index(-100));
   }
+  return out;
+}
+
+LlamaOutput LlamaForCausalLMImpl::loss_from_supervised_rows(const LlamaInputs& in) {
+  if (!in.labels.defined()) fail("LlamaForCausalLM: loss_only needs labels");
+  if (in.cache) fail("LlamaForCausalLM: loss_only runs without a KV cache");
+  const auto& first = in.input_ids.defined() ? in.input_ids : in.inputs_embeds;
+  const int64_t B = first.size(0), L = first.size(1);
+  if (in.labels.sizes() != torch::IntArrayRef({B, L}))
+    fail("LlamaForCausalLM: labels must be [{}, {}], got {}", B, L, fmt::join(in.labels.sizes(), "x"));
+  // Causal attention: positions 0..L-2 do not see position L-1, so dropping it changes nothing else.
+  LlamaInputs head = in;
+  auto drop_last = [L](const torch::Tensor& t) { return t.defined() ? t.narrow(1, 0, L - 1) : t; };
+  head.input_ids = drop_last(in.input_ids);
+  head.inputs_embeds = drop_last(in.inputs_embeds);
+  head.attention_mask = drop_last(in.attention_mask);
+  head.position_ids = drop_last(in.position_ids);
+  auto h = model(head);  // [B,L-1,D]
+  auto targets = in.labels.narrow(1, 1, L - 1).reshape({-1});         // [B·(L-1)]
+  auto rows = targets.ne(-100).nonzero().view({-1});                   // supervised rows
+  auto logits = project(lm_head, h.reshape({-1, h.size(2)}).index_select(0, rows));  // [K,V]
+  LlamaOutput out;
+  // Mean over the supervised rows, as cross_entropy(ignore_index=-100) over every row; fp32 as above.
+  out.loss = F::cross_entropy(logits.to(torch::kFloat), targets.index_select(0, rows));
   return out;
 }
 

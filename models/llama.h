@@ -106,6 +106,10 @@ struct LlamaInputs {
   torch::Tensor labels;          // [B,L] int64, -100 ignored; gives `loss`
   LlamaKVCache* cache = nullptr;  // read, then extended in place with this call's keys/values
   bool last_logits_only = false;  // lm_head on the last position only (decoding)
+  // Training: only `loss` is wanted. The last position predicts nothing and unsupervised positions
+  // need no logits, so the decoder runs on L-1 positions and lm_head on the supervised rows alone
+  // (the loss of the full forward; `logits` stays undefined).
+  bool loss_only = false;
 };
 
 struct LlamaOutput {
@@ -149,6 +153,9 @@ struct LlamaForCausalLMImpl : torch::nn::Module {
 
   LlamaModel model{nullptr};
   torch::nn::Linear lm_head{nullptr};
+
+ private:
+  LlamaOutput loss_from_supervised_rows(const LlamaInputs& in);  // forward with loss_only
 };
 TORCH_MODULE(LlamaForCausalLM);
 

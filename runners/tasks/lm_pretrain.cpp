@@ -56,6 +56,7 @@ class LmPretrainTask : public Task {
     in.input_ids = tokens.input_ids.to(lm.device());
     in.attention_mask = tokens.attention_mask.to(lm.device());
     in.labels = in.input_ids.masked_fill(in.attention_mask == 0, kIgnore);
+    in.loss_only = true;
     return {lm.forward(in).loss, tokens.attention_mask.sum().item<int64_t>()};
   }
 

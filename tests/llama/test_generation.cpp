@@ -143,6 +143,35 @@ TEST_CASE("LLaMA grouped-query attention equals multi-head attention with repeat
   cb::test::check_close(a, b, {1e-5, 1e-5}, "GQA vs repeated-head MHA");
 }
 
+TEST_CASE("LLaMA loss_only: the full forward's loss and gradients from L-1 positions and the supervised rows") {
+  auto model = random_model();
+  const int64_t B = 3, L = 9, D = 16;
+  torch::manual_seed(11);
+  auto embeds = torch::randn({B, L, D});
+  auto mask = torch::ones({B, L}, torch::kLong);
+  mask.index_put_({2, torch::indexing::Slice(0, 3)}, 0);  // a left-padded row
+  auto labels = torch::randint(3, 40, {B, L}, torch::kLong);
+  labels.index_put_({torch::indexing::Slice(), torch::indexing::Slice(0, 4)}, -100);  // an unsupervised prompt
+  labels.index_put_({1, 6}, -100);
+  auto run = [&](bool loss_only) {
+    auto x = embeds.clone().requires_grad_(true);
+    cb::LlamaInputs in;
+    in.inputs_embeds = x;
+    in.attention_mask = mask;
+    in.labels = labels;
+    in.loss_only = loss_only;
+    auto out = model->forward(in);
+    CHECK(out.logits.defined() != loss_only);
+    out.loss.backward();
+    return std::pair{out.loss.detach(), x.grad()};
+  };
+  auto [full_loss, full_grad] = run(false);
+  auto [loss, grad] = run(true);
+  cb::test::check_close(loss, full_loss, {1e-6, 1e-6}, "loss_only loss");
+  cb::test::check_close(grad, full_grad, {1e-6, 1e-6}, "loss_only input gradients");
+  CHECK(grad.select(1, L - 1).abs().max().item<float>() == 0.0f);  // the last position predicts nothing
+}
+
 TEST_CASE("repetition penalty divides positive and multiplies negative logits of seen ids") {
   auto scores = row({2.0f, -1.0f, 0.5f, 3.0f});
   auto ids = torch::tensor({0, 1, 1}, torch::kLong).unsqueeze(0);
