@@ -2,8 +2,22 @@
 
 #include <spdlog/spdlog.h>
 
+#include <ATen/Parallel.h>
+
+#include <malloc.h>
+
+#include <atomic>
+#include <condition_variable>
 #include <cstdlib>
+#include <exception>
+#include <memory>
+#include <mutex>
 #include <random>
+#include <thread>
+
+#if AT_PARALLEL_OPENMP
+#include <omp.h>
+#endif
 
 #include "bench/timing.h"
 #include "datasets/audio/audio_mapper.h"
@@ -36,6 +50,103 @@ void require_file(const fs::path& p, const std::string& package) {
 void require_ffmpeg() {
   if (std::system("command -v ffmpeg >/dev/null 2>&1") != 0)
     fail("ffmpeg is not on PATH: install the Debian package 'ffmpeg' (scripts/setup --with-tiny-data installs it)");
+}
+
+// What each of the training loader's worker threads owns: a decoder and its own RNG stream.
+struct Worker {
+  ImageDecoder decoder;
+  std::mt19937_64 rng;
+  explicit Worker(uint64_t seed) : rng(seed) {}
+};
+
+// Processes item i of a pass with the given worker's state.
+using ItemFn = std::function<torch::Tensor(int64_t, Worker&)>;
+
+// Runs the calling thread's LibTorch ops on one thread: a worker already owns one of the cores, and
+// at::set_num_threads would also resize the process-wide pools the serial passes use.
+void single_threaded_ops() {
+#if AT_PARALLEL_OPENMP
+  at::internal::lazy_init_num_threads();  // else the first parallel op would restore the global count
+  omp_set_num_threads(1);
+#endif
+}
+
+// `threads` persistent worker threads (worker t seeded seed + 1 + t; the serial passes use their own
+// state, seeded seed), as the loader's: per-thread caches (resampling kernels, fbank constants) and
+// OpenMP set-up are built once, not per pass. In a pass each takes the next item index until done.
+class WorkerPool {
+ public:
+  WorkerPool(uint64_t seed, int64_t threads) : serial_(seed) {
+    for (int64_t t = 0; t < std::max<int64_t>(threads, 1); ++t) workers_.push_back(std::make_unique<Worker>(seed + 1 + t));
+    for (size_t t = 0; t < workers_.size(); ++t) threads_.emplace_back([this, t] { loop(*workers_[t]); });
+  }
+  ~WorkerPool() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& th : threads_) th.join();
+  }
+  Worker& serial() { return serial_; }
+  int64_t size() const { return int64_t(workers_.size()); }
+
+  // Items [0, items) over the workers; rethrows the first error after every worker has stopped.
+  void run(int64_t items, const ItemFn& item) {
+    std::unique_lock lock(mutex_);
+    item_ = &item;
+    items_ = items;
+    next_ = 0;
+    busy_ = workers_.size();
+    error_ = nullptr;
+    ++pass_;
+    wake_.notify_all();
+    done_.wait(lock, [&] { return busy_ == 0; });
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void loop(Worker& w) {
+    single_threaded_ops();
+    for (uint64_t seen = 0;;) {
+      {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [&] { return stop_ || pass_ != seen; });
+        if (stop_) return;
+        seen = pass_;
+      }
+      try {
+        for (int64_t i; (i = next_++) < items_;) (*item_)(i, w);
+      } catch (...) {
+        std::lock_guard lock(mutex_);
+        if (!error_) error_ = std::current_exception();
+        next_ = items_;  // the others stop after their current item
+      }
+      std::lock_guard lock(mutex_);
+      if (--busy_ == 0) done_.notify_one();
+    }
+  }
+
+  Worker serial_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::thread> threads_;
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  const ItemFn* item_ = nullptr;
+  int64_t items_ = 0;
+  std::atomic<int64_t> next_{0};
+  size_t busy_ = 0;
+  uint64_t pass_ = 0;
+  bool stop_ = false;
+  std::exception_ptr error_;
+};
+
+// Every item allocates and frees buffers of several MB (decoded images, float copies); with glibc's
+// defaults each comes from a fresh mmap and returns with munmap, so every item pays page faults on
+// zeroed pages and, with worker threads, TLB shootdowns. Keep them in the heap for reuse instead.
+void keep_freed_memory() {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
 }
 
 // Timed passes of `items_per_pass` items; rates from the median and the min pass time.
@@ -99,55 +210,51 @@ nlohmann::json run_data(const Workload& w, const fs::path& work_dir) {
   const auto& d = w.data;
   const auto cfg = w.model_config(1);
   const auto media = prepare_media(w, work_dir);
-  std::mt19937_64 rng(w.seed);
-  ImageDecoder decoder;
-  nlohmann::json out = {{"work_dir", work_dir.string()}};
+  keep_freed_memory();
+  WorkerPool pool(w.seed, w.threads);
+  nlohmann::json out = {{"work_dir", work_dir.string()}, {"workers", w.threads}};
 
-  auto passes = [&](const char* name, int64_t n_passes, int64_t items, const std::function<void()>& pass) {
-    spdlog::info("data {}: {} warm-up + {} timed passes of {} items", name, d.warmup_passes, n_passes, items);
-    out[name] = rate_json(time_repeats(d.warmup_passes, n_passes, pass), items);
+  // Serial passes first (their last item gives the output shape), then the same passes over the pool.
+  auto passes = [&](const char* name, int64_t n_passes, int64_t items, const ItemFn& item) {
+    spdlog::info("data {}: {} warm-up + {} timed passes of {} items, serial then over {} workers", name,
+                 d.warmup_passes, n_passes, items, pool.size());
+    torch::Tensor last;
+    out[name] = rate_json(time_repeats(d.warmup_passes, n_passes, [&] {
+                            for (int64_t i = 0; i < items; ++i) last = item(i, pool.serial());
+                          }), items);
+    out[name]["output_shape"] = last.sizes().vec();
+    out[name]["parallel"] = rate_json(time_repeats(d.warmup_passes, n_passes, [&] { pool.run(items, item); }), items);
   };
 
   // (1) BlipImageTrainProcessor from JPEG.
   BlipImageTrainProcessor blip;
   blip.image_size = d.image_size;
-  std::vector<int64_t> image_out;
-  passes("image", d.image_passes, d.image_repeat * int64_t(media.images.size()), [&] {
-    for (int64_t r = 0; r < d.image_repeat; ++r)
-      for (const auto& name : media.images) image_out = blip(decoder.decode_file(media.images_dir / name), rng).sizes().vec();
+  const auto n_images = int64_t(media.images.size());
+  passes("image", d.image_passes, d.image_repeat * n_images, [&](int64_t i, Worker& wk) {
+    return blip(wk.decoder.decode_file(media.images_dir / media.images[size_t(i % n_images)]), wk.rng);
   });
-  out["image"]["output_shape"] = image_out;
 
   // (2) valor AudioMapper, BEATs settings.
   AudioMapper audio(media.audio_dir, AudioMapperOptions{.melbins = d.audio_melbins,
                                                         .target_length = d.audio_target_length,
                                                         .sample_num = cfg.num_audios,
                                                         .training = false});
-  std::vector<int64_t> audio_out;
-  passes("audio", d.audio_passes, d.audio_repeat * int64_t(media.wavs.size()), [&] {
-    for (int64_t r = 0; r < d.audio_repeat; ++r)
-      for (const auto& wav : media.wavs) audio_out = audio(wav, rng).sizes().vec();
-  });
-  out["audio"]["output_shape"] = audio_out;
+  const auto n_wavs = int64_t(media.wavs.size());
+  passes("audio", d.audio_passes, d.audio_repeat * n_wavs,
+         [&](int64_t i, Worker& wk) { return audio(media.wavs[size_t(i % n_wavs)], wk.rng); });
 
   // (3) valor VideoMapper on a frame directory.
   VideoMapper video(media.videos_dir, VideoMapperOptions{.resolution = d.video_resolution,
                                                          .sample_num = cfg.num_frames,
                                                          .training = false});
-  std::vector<int64_t> video_out;
-  passes("video", d.video_passes, d.video_repeat, [&] {
-    for (int64_t r = 0; r < d.video_repeat; ++r) video_out = video.video(media.clip_id, decoder, rng).sizes().vec();
-  });
-  out["video"]["output_shape"] = video_out;
+  passes("video", d.video_passes, d.video_repeat,
+         [&](int64_t, Worker& wk) { return video.video(media.clip_id, wk.decoder, wk.rng); });
 
   // (4) valor VideoMapper image path.
   VideoMapper valor_image(media.images_dir, VideoMapperOptions{.resolution = d.valor_image_resolution, .sample_num = 1});
-  std::vector<int64_t> valor_out;
-  passes("valor_image", d.valor_image_passes, d.valor_image_repeat * int64_t(media.images.size()), [&] {
-    for (int64_t r = 0; r < d.valor_image_repeat; ++r)
-      for (const auto& name : media.images) valor_out = valor_image.image(name, decoder).sizes().vec();
+  passes("valor_image", d.valor_image_passes, d.valor_image_repeat * n_images, [&](int64_t i, Worker& wk) {
+    return valor_image.image(media.images[size_t(i % n_images)], wk.decoder);
   });
-  out["valor_image"]["output_shape"] = valor_out;
   return out;
 }
 

@@ -1,6 +1,9 @@
 // Data pipeline benchmark (shared/bench/README.md (d)): the media are generated from Debian packages
 // (python3-skimage photos, alsa-utils WAVs) with ffmpeg into a scratch directory, then each pipeline
-// processes its list `*_repeat` times per timed pass.
+// processes its list `*_repeat` times per timed pass. Each pipeline is timed twice: serially on the
+// calling thread (LibTorch intra-op threads = `threads`; what the original's benchmark does; reported
+// as data_*_per_s) and over `threads` worker threads with single-threaded ops, each with its own
+// decoder and RNG as the training loader's workers (data_*_per_s_parallel).
 #pragma once
 #include <filesystem>
 #include <nlohmann/json.hpp>

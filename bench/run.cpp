@@ -40,6 +40,9 @@ nlohmann::json run_benchmark(const Workload& w, const BenchOptions& opts) {
     for (const char* k : {"image", "audio", "video", "valor_image"}) {
       out[std::string("data_") + k + "_per_s"] = j[k]["per_s"];
       out[std::string("data_") + k + "_per_s_best"] = j[k]["per_s_best"];
+      // The same items spread over `threads` worker threads, as the training loader runs them.
+      out[std::string("data_") + k + "_per_s_parallel"] = j[k]["parallel"]["per_s"];
+      out[std::string("data_") + k + "_per_s_parallel_best"] = j[k]["parallel"]["per_s_best"];
     }
     detail["data"] = std::move(j);
   }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
 
 #include "datasets/audio/kaldi_fbank.h"
 #include "datasets/audio/resample.h"
@@ -21,7 +22,11 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
 
 torch::Tensor resample_to_16k(const DecodedAudio& audio) {
   if (audio.sample_rate == kBeatsSampleRate) return audio.samples;
-  return Resampler(audio.sample_rate, kBeatsSampleRate)(audio.samples);
+  // Building the kernel costs more than applying it to a short clip: one per rate and thread.
+  thread_local std::map<int64_t, Resampler> resamplers;
+  auto it = resamplers.find(audio.sample_rate);
+  if (it == resamplers.end()) it = resamplers.emplace(audio.sample_rate, Resampler(audio.sample_rate, kBeatsSampleRate)).first;
+  return it->second(audio.samples);
 }
 
 torch::Tensor beats_fbank(const torch::Tensor& waveform_16k, int64_t melbins) {

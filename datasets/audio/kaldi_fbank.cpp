@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <limits>
+#include <map>
+#include <tuple>
 
 #include "framework/error.h"
 
@@ -42,6 +44,29 @@ torch::Tensor kaldi_mel_banks(int64_t num_mel_bins, int64_t padded_window_size, 
   return torch::max(torch::zeros({1}), torch::min(up_slope, down_slope));
 }
 
+namespace {
+
+// What every clip of one configuration shares: built once per configuration and thread, since for
+// a short clip they cost more than the transform itself.
+struct FbankConstants {
+  torch::Tensor povey;    // [W]
+  torch::Tensor banks_t;  // [padded/2 + 1, bins], the Nyquist bin weighted 0
+};
+
+const FbankConstants& fbank_constants(int64_t window_size, int64_t padded, const FbankOptions& o) {
+  thread_local std::map<std::tuple<int64_t, int64_t, int64_t, double>, FbankConstants> cache;
+  const auto key = std::make_tuple(window_size, padded, o.num_mel_bins, o.sample_frequency);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  FbankConstants c;
+  c.povey = torch::hann_window(window_size, /*periodic=*/false, torch::kFloat).pow(0.85);
+  auto banks = kaldi_mel_banks(o.num_mel_bins, padded, o.sample_frequency, 20.0, 0.0);
+  c.banks_t = torch::constant_pad_nd(banks, {0, 1}, 0).t();
+  return cache.emplace(key, std::move(c)).first->second;
+}
+
+}  // namespace
+
 torch::Tensor kaldi_fbank(const torch::Tensor& waveform, const FbankOptions& o) {
   if (waveform.dim() != 2) fail("fbank: expected a waveform [channels, samples], got {}", fmt::join(waveform.sizes(), "x"));
   const int64_t channel = std::max<int64_t>(o.channel, 0);
@@ -62,14 +87,12 @@ torch::Tensor kaldi_fbank(const torch::Tensor& waveform, const FbankOptions& o) 
   x = x - x.mean(1).unsqueeze(1);                                      // remove DC offset
   auto previous = torch::cat({x.narrow(1, 0, 1), x.narrow(1, 0, window_size - 1)}, 1);  // replicate-pad left
   x = x - 0.97 * previous;                                                                // pre-emphasis
-  auto povey = torch::hann_window(window_size, /*periodic=*/false, torch::kFloat).pow(0.85);
-  x = x * povey.unsqueeze(0);
+  const auto& consts = fbank_constants(window_size, padded, o);
+  x = x * consts.povey.unsqueeze(0);
   x = torch::constant_pad_nd(x, {0, padded - window_size}, 0);  // [m,padded]
 
   auto spectrum = torch::fft::rfft(x).abs().pow(2.0);  // [m,padded/2+1]
-  auto banks = kaldi_mel_banks(o.num_mel_bins, padded, o.sample_frequency, 20.0, 0.0);
-  banks = torch::constant_pad_nd(banks, {0, 1}, 0);  // the Nyquist bin gets weight 0
-  auto mel = torch::mm(spectrum, banks.t());         // [m,bins]
+  auto mel = torch::mm(spectrum, consts.banks_t);  // [m,bins]
   const auto eps = torch::tensor(std::numeric_limits<float>::epsilon());
   return torch::max(mel, eps).log();
 }

@@ -16,14 +16,19 @@ torch::Tensor frames_to_pixels(const std::vector<torch::Tensor>& frames, const V
     if (f.sizes() != frames[0].sizes())
       fail("video: frames differ in size ({} vs {}); the original stacks them before resizing", c10::str(f.sizes()),
            c10::str(frames[0].sizes()));
-  auto x = torch::stack(frames).permute({0, 3, 1, 2}).to(torch::kFloat32).div(255);  // ToTensor: [n, 3, H, W]
+  // ToTensor: [n, 3, H, W]. Each frame is converted and transposed by one copy and scaled in place,
+  // the same values as stack -> permute -> float -> /255 without three full-size temporaries.
+  const auto& f0 = frames[0];
+  auto x = torch::empty({int64_t(frames.size()), f0.size(2), f0.size(0), f0.size(1)}, torch::kFloat32);
+  for (size_t i = 0; i < frames.size(); ++i) x[int64_t(i)].copy_(frames[i].permute({2, 0, 1}));
+  x.div_(255);
   x = F::interpolate(x, F::InterpolateFuncOptions()
                             .size(std::vector<int64_t>{o.resolution, o.resolution})
                             .mode(torch::kBilinear)
                             .align_corners(false));  // tensor Resize of the time: no antialias
   auto mean = torch::tensor({o.mean[0], o.mean[1], o.mean[2]}, torch::kFloat32).view({1, 3, 1, 1});
   auto std = torch::tensor({o.std[0], o.std[1], o.std[2]}, torch::kFloat32).view({1, 3, 1, 1});
-  return x.sub_(mean).div_(std).contiguous();  // [n, 3, S, S]
+  return x.sub_(mean).div_(std);  // [n, 3, S, S], contiguous
 }
 
 std::vector<std::filesystem::path> list_frames(const std::filesystem::path& dir) {
