@@ -2,10 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <ATen/Parallel.h>
-
-#include <malloc.h>
-
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
@@ -15,16 +11,13 @@
 #include <random>
 #include <thread>
 
-#if AT_PARALLEL_OPENMP
-#include <omp.h>
-#endif
-
 #include "bench/timing.h"
 #include "datasets/audio/audio_mapper.h"
 #include "datasets/media/image_decode.h"
 #include "datasets/media/valor_video.h"
 #include "datasets/processors/blip_image_train.h"
 #include "framework/error.h"
+#include "framework/runtime.h"
 
 namespace cb::bench {
 namespace fs = std::filesystem;
@@ -61,15 +54,6 @@ struct Worker {
 
 // Processes item i of a pass with the given worker's state.
 using ItemFn = std::function<torch::Tensor(int64_t, Worker&)>;
-
-// Runs the calling thread's LibTorch ops on one thread: a worker already owns one of the cores, and
-// at::set_num_threads would also resize the process-wide pools the serial passes use.
-void single_threaded_ops() {
-#if AT_PARALLEL_OPENMP
-  at::internal::lazy_init_num_threads();  // else the first parallel op would restore the global count
-  omp_set_num_threads(1);
-#endif
-}
 
 // `threads` persistent worker threads (worker t seeded seed + 1 + t; the serial passes use their own
 // state, seeded seed), as the loader's: per-thread caches (resampling kernels, fbank constants) and
@@ -141,14 +125,6 @@ class WorkerPool {
   std::exception_ptr error_;
 };
 
-// Every item allocates and frees buffers of several MB (decoded images, float copies); with glibc's
-// defaults each comes from a fresh mmap and returns with munmap, so every item pays page faults on
-// zeroed pages and, with worker threads, TLB shootdowns. Keep them in the heap for reuse instead.
-void keep_freed_memory() {
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
-}
-
 // Timed passes of `items_per_pass` items; rates from the median and the min pass time.
 nlohmann::json rate_json(const Timings& t, int64_t items_per_pass) {
   auto j = t.to_json();
@@ -211,8 +187,8 @@ nlohmann::json run_data(const Workload& w, const fs::path& work_dir) {
   const auto cfg = w.model_config(1);
   const auto media = prepare_media(w, work_dir);
   keep_freed_memory();
-  WorkerPool pool(w.seed, w.threads);
-  nlohmann::json out = {{"work_dir", work_dir.string()}, {"workers", w.threads}};
+  WorkerPool pool(w.seed, at::get_num_threads());  // the configured threads (--threads or the workload's)
+  nlohmann::json out = {{"work_dir", work_dir.string()}, {"workers", pool.size()}};
 
   // Serial passes first (their last item gives the output shape), then the same passes over the pool.
   auto passes = [&](const char* name, int64_t n_passes, int64_t items, const ItemFn& item) {

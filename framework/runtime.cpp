@@ -1,6 +1,8 @@
 #include "framework/runtime.h"
 
+#include <ATen/Parallel.h>
 #include <dlfcn.h>
+#include <malloc.h>
 #include <sched.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
@@ -8,6 +10,10 @@
 #include <thread>
 
 #include "framework/torch_compat.h"
+
+#if AT_PARALLEL_OPENMP
+#include <omp.h>
+#endif
 
 namespace cb {
 
@@ -34,8 +40,21 @@ std::string blas_backend() {
   return "reference BLAS at " + where;
 }
 
+void single_threaded_ops() {
+#if AT_PARALLEL_OPENMP
+  at::internal::lazy_init_num_threads();  // else the first parallel op would restore the global count
+  omp_set_num_threads(1);
+#endif
+}
+
+void keep_freed_memory() {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+}
+
 void init_runtime(int threads) {
   int n = configure_threads(threads);
+  keep_freed_memory();
   auto blas = blas_backend();
   spdlog::info("LibTorch {} | intra-op threads {} | BLAS: {}", compat::torch_version(), n, blas);
   if (blas.rfind("reference", 0) == 0)

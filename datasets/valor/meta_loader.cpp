@@ -7,6 +7,7 @@
 
 #include "datasets/valor/distributed_sampler.h"
 #include "framework/error.h"
+#include "framework/runtime.h"
 
 namespace cb {
 namespace {
@@ -91,6 +92,7 @@ MetaLoader::~MetaLoader() {
 }
 
 void MetaLoader::worker_loop() {
+  single_threaded_ops();
   for (;;) {
     std::packaged_task<Result()> task;
     {
