@@ -28,6 +28,8 @@ int run(int argc, char** argv) {
     sub->add_option("--tokenizer", opts.tokenizer, "tokenizer.model (default: the workload's, found upward)");
     sub->add_option("--work-dir", opts.work_dir, "scratch directory for the generated media (reused)");
     sub->add_option("--peak-flops", peak_flops, "device peak FLOP/s: the train benches then print MFU");
+    sub->add_option("--profile-ops", opts.profile_top,
+                    "train parts: after timing, profile the steps op by op and list the N ops with most self time");
     sub->add_option("--log-level", log_level, "trace, debug, info, warn, error");
   }
   CLI11_PARSE(app, argc, argv);

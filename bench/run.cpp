@@ -20,7 +20,7 @@ nlohmann::json run_benchmark(const Workload& w, const BenchOptions& opts) {
   for (int stage : {1, 2}) {
     const std::string name = "train" + std::to_string(stage);
     if (!all && part != name) continue;
-    auto j = run_train(w, stage, w.tokenizer_path(opts.tokenizer), opts.peak_flops);
+    auto j = run_train(w, stage, w.tokenizer_path(opts.tokenizer), opts.peak_flops, opts.profile_top);
     out[name + "_step_s"] = j["timing"]["median"];
     out[name + "_step_s_min"] = j["timing"]["min"];
     if (j.contains("mfu")) out[name + "_mfu"] = j["mfu"];

@@ -17,6 +17,7 @@ struct BenchOptions {
   std::filesystem::path work_dir;    // media scratch directory; empty: default_work_dir()
   std::optional<double> peak_flops;  // FLOP/s of the device, for MFU
   int threads = 0;                   // as configured (reported)
+  int profile_top = 0;               // > 0: train parts add an op profile of this many ops
 };
 
 nlohmann::json run_benchmark(const Workload& w, const BenchOptions& opts);

@@ -6,6 +6,7 @@
 
 #include "bench/timing.h"
 #include "framework/error.h"
+#include "framework/op_profile.h"
 #include "runners/optim.h"
 
 namespace cb::bench {
@@ -92,7 +93,7 @@ double TrainBench::model_flops_per_step() {
 }
 
 nlohmann::json run_train(const Workload& w, int stage, const std::filesystem::path& tokenizer,
-                         std::optional<double> peak_flops) {
+                         std::optional<double> peak_flops, int profile_top) {
   const auto& tw = work_of(w, stage);
   const std::string name = "train" + std::to_string(stage);
   spdlog::info("{}: building the stage-{} model", name, stage);
@@ -124,6 +125,12 @@ nlohmann::json run_train(const Workload& w, int stage, const std::filesystem::pa
                       {"model_flops_per_s", flops / t.median()},
                       {"peak_rss_mb_after", peak_rss_mb()}};
   if (peak_flops) j["mfu"] = flops / t.median() / *peak_flops;
+  if (profile_top > 0) {
+    OpProfile profile;
+    for (int i = 0; i < tw.steps; ++i) bench.step();
+    j["op_profile"] = profile.to_json(size_t(profile_top));
+    j["op_profile_steps"] = tw.steps;
+  }
   return j;
 }
 

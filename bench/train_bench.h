@@ -34,8 +34,9 @@ struct TrainBench {
 };
 
 // Times `w.train<stage>` and returns its JSON detail (timings, shapes, loss, FLOPs, MFU when
-// `peak_flops` is given).
+// `peak_flops` is given). With `profile_top` > 0, `steps` more untimed steps then run under an
+// OpProfile and `op_profile` lists the ops with the most self time.
 nlohmann::json run_train(const Workload& w, int stage, const std::filesystem::path& tokenizer,
-                         std::optional<double> peak_flops);
+                         std::optional<double> peak_flops, int profile_top = 0);
 
 }  // namespace cb::bench

@@ -15,6 +15,33 @@ struct AdamWSettings {
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
 };
 
+// torch.optim.AdamW's update, element for element the same, run over a few long flat buffers instead of
+// tensor by tensor: the parameters, their gradients and both moments live in four flat buffers (the
+// parameters keep their own tensors and shapes, now backed by the buffer), and a step updates each run of
+// consecutive parameters that have a gradient and the same step count with 9 ops. Tensor by tensor that
+// is 9 ops and ~7 scalar conversions per parameter: ~10 % of a small train step. A parameter, gradient
+// or moment that something else replaced (a checkpoint load, model.to(), a first gradient) is copied
+// back into its slot at the next step. amsgrad and parameters of mixed dtype/device use AdamW::step.
+class FlatAdamW : public torch::optim::AdamW {
+ public:
+  FlatAdamW(std::vector<torch::Tensor> params, torch::optim::AdamWOptions options);
+  torch::Tensor step(LossClosure closure = nullptr) override;
+  // zero_grad_keep in one op over the flat gradient buffer. Returns false when not flat.
+  bool zero_flat_grads();
+
+ private:
+  struct Slots {
+    torch::Tensor param, grad, exp_avg, exp_avg_sq;  // aliases of the flat buffers, shaped as the parameter
+  };
+  // Points every parameter (and each defined gradient and moment) at its slot of the flat buffers.
+  void place_in_slots();
+
+  std::vector<int64_t> offsets_;  // of each parameter in the flat buffers (group 0 order), then the total
+  std::vector<Slots> slots_;
+  torch::Tensor params_, grads_, exp_avg_, exp_avg_sq_;
+  bool flat_ = false;  // false: one dtype/device is not shared, fall back to AdamW::step
+};
+
 // Only parameters that require grad are handed over: frozen ones never receive a gradient, so the
 // original's AdamW skips them anyway.
 std::unique_ptr<torch::optim::AdamW> make_adamw(const torch::nn::Module& model, const AdamWSettings& s);

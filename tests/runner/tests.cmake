@@ -16,3 +16,4 @@ cb_add_test(test_trainer_restart LABELS integration SOURCES runner/test_trainer_
 add_dependencies(test_trainer_restart chatbridge-train chatbridge-launch)
 target_compile_definitions(test_trainer_restart PRIVATE CB_TRAIN="$<TARGET_FILE:chatbridge-train>"
                                                         CB_LAUNCH="$<TARGET_FILE:chatbridge-launch>")
+cb_add_test(test_flat_adamw LABELS unit SOURCES runner/test_flat_adamw.cpp LIBS cb_runners)
