@@ -163,11 +163,7 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
     v = v.repeat_interleave(num_heads / num_kv_heads, 1);
   }
   auto s = torch::matmul(q, k.transpose(2, 3)) / std::sqrt(static_cast<double>(head_dim));  // [B,H,L,T]
-  if (mask.defined()) {
-    // The clamp turns the -inf of doubly masked entries back into finfo.min, so fully masked query
-    // rows (left padding) attend uniformly to all keys, as in the original.
-    s = (s + mask).clamp_min(finfo_min(s.scalar_type()));
-  }
+  if (mask.defined()) s = s + mask;  // the mask is >= finfo.min: see llama_decoder_mask
   auto p = torch::softmax(s, -1, torch::kFloat).to(q.scalar_type());
   auto o = torch::matmul(p, v).transpose(1, 2).reshape({B, L, num_heads * head_dim});  // [B,L,D]
   return project(o_proj, o);
@@ -203,13 +199,18 @@ torch::Tensor llama_decoder_mask(const torch::Tensor& attention_mask, int64_t L,
   const auto B = attention_mask.size(0), T = attention_mask.size(1), past = T - L;
   const double mn = finfo_min(dtype);
   auto opts = torch::TensorOptions().dtype(dtype).device(attention_mask.device());
-  auto mask = torch::zeros({B, 1, L, T}, opts).masked_fill((attention_mask != 1).view({B, 1, 1, T}), mn);
+  torch::Tensor causal;
   if (L > 1) {
     auto i = torch::arange(L, opts.dtype(torch::kLong)).view({L, 1});
     auto j = torch::arange(T, opts.dtype(torch::kLong)).view({1, T});
-    mask = mask + torch::zeros({L, T}, opts).masked_fill(j > i + past, mn);  // min + min = -inf, as in HF
+    causal = torch::zeros({L, T}, opts).masked_fill(j > i + past, mn).view({1, 1, L, T});
   }
-  return mask;
+  if (attention_mask.min().item<int64_t>() == 1) return causal.defined() ? causal : torch::zeros({1, 1, L, T}, opts);
+  auto mask = torch::zeros({B, 1, L, T}, opts).masked_fill((attention_mask != 1).view({B, 1, 1, T}), mn);
+  // HF adds both (min + min = -inf) and clamps scores + mask at finfo.min in every layer, so that fully
+  // masked rows (left padding) attend uniformly. Clamping the mask once gives the same scores (|s| is far
+  // below min's ulp) and the same gradients (those entries get zero probability or no upstream gradient).
+  return causal.defined() ? (mask + causal).clamp_min_(mn) : mask;
 }
 
 LlamaModelImpl::LlamaModelImpl(const LlamaConfig& c) : config(c) {

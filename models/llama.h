@@ -118,8 +118,9 @@ struct LlamaOutput {
 };
 
 // Additive decoder mask of HF 4.28 (`_prepare_decoder_attention_mask`): finfo(dtype).min above the
-// causal diagonal (only when L > 1) plus finfo.min where attention_mask != 1; the sum of both
-// overflows to -inf. attention_mask [B,T] with T = past+L -> [B,1,L,T].
+// causal diagonal (only when L > 1) and where attention_mask != 1, clamped at finfo.min where both
+// apply (HF clamps the masked scores instead; same result). attention_mask [B,T] with T = past+L ->
+// [B,1,L,T], or [1,1,L,T] when nothing is padded.
 torch::Tensor llama_decoder_mask(const torch::Tensor& attention_mask, int64_t L, torch::Dtype dtype);
 
 struct LlamaModelImpl : torch::nn::Module {
