@@ -78,10 +78,12 @@ FlatAdamW::FlatAdamW(std::vector<torch::Tensor> params, torch::optim::AdamWOptio
   }
   offsets_.push_back(total);
   const auto opts = ps.front().options().requires_grad(false);
+  // Uninitialised: a slot is written when its tensor first arrives, so the pages of what is not in use
+  // yet (gradients before the first backward, moments before the first step) are not resident.
   params_ = torch::empty({total}, opts);
-  grads_ = torch::zeros({total}, opts);
-  exp_avg_ = torch::zeros({total}, opts);
-  exp_avg_sq_ = torch::zeros({total}, opts);
+  grads_ = torch::empty({total}, opts);
+  exp_avg_ = torch::empty({total}, opts);
+  exp_avg_sq_ = torch::empty({total}, opts);
   for (size_t i = 0; i < ps.size(); ++i) {
     const auto sizes = ps[i].sizes();
     slots_.push_back({alias(params_, offsets_[i], sizes), alias(grads_, offsets_[i], sizes),
@@ -126,13 +128,13 @@ torch::Tensor FlatAdamW::step(LossClosure closure) {
   const auto& o = static_cast<const torch::optim::AdamWOptions&>(param_groups().front().options());
   const double lr = o.lr(), beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
   // A parameter's first gradient creates its state with step 0 and zero moments (as AdamW does).
-  for (auto& p : ps) {
-    if (!p.grad().defined() || state().count(compat::optimizer_state_key(p))) continue;
+  for (size_t i = 0; i < ps.size(); ++i) {
+    if (!ps[i].grad().defined() || state().count(compat::optimizer_state_key(ps[i]))) continue;
     auto s = std::make_unique<torch::optim::AdamWParamState>();
     s->step(0);
-    s->exp_avg(torch::zeros_like(p));
-    s->exp_avg_sq(torch::zeros_like(p));
-    state()[compat::optimizer_state_key(p)] = std::move(s);
+    s->exp_avg(slots_[i].exp_avg.zero_());
+    s->exp_avg_sq(slots_[i].exp_avg_sq.zero_());
+    state()[compat::optimizer_state_key(ps[i])] = std::move(s);
   }
   place_in_slots();
   // Runs [begin, end) of consecutive parameters with a gradient and the same step count.
