@@ -5,6 +5,7 @@
 #include <atomic>
 #include <spdlog/spdlog.h>
 
+#include "framework/device_prefetch.h"
 #include "framework/distributed/grad_sync.h"
 #include "framework/error.h"
 #include "runners/autocast.h"
@@ -94,8 +95,13 @@ class RunnerBase : public Runner {
     int64_t global = start.global_step, epoch = start.epoch, first_iter = start.iter;
     if (first_iter >= ipe) ++epoch, first_iter = 0;
 
+    // On a GPU the next batch is fetched and copied while the current step runs; a checkpoint then
+    // records the loader as it was before that fetch, so that a resume trains that batch.
+    DevicePrefetcher prefetch(device_);
+    nlohmann::json loader_before_prefetch;
     auto save = [&](int64_t e, int64_t iters_done) {
-      nlohmann::json mine{{"loader", in_.source->state()}, {"torch_rng", torch_cpu_rng_state()}};
+      nlohmann::json mine{{"loader", prefetch.active() ? loader_before_prefetch : in_.source->state()},
+                          {"torch_rng", torch_cpu_rng_state()}};
       auto all = pg.all_gather_json(mine);
       if (pg.is_main()) {
         CheckpointContents c;
@@ -116,7 +122,15 @@ class RunnerBase : public Runner {
     for (; epoch < max_epoch; ++epoch, first_iter = 0) {
       in_.model->train();
       for (int64_t i = first_iter; i < ipe; ++i) {
-        Batch batch = in_.source->next();
+        Batch batch;
+        if (prefetch.active()) {
+          if (!prefetch.holds_batch()) prefetch.put(in_.source->next());  // the first step
+          batch = prefetch.take();
+          loader_before_prefetch = in_.source->state();
+          if (epoch + 1 < max_epoch || i + 1 < ipe) prefetch.put(in_.source->next());
+        } else {
+          batch = in_.source->next();
+        }
         double lr = sched->step(*opt, epoch, i);
         const bool step_now = (i + 1) % accum_ == 0;
         StepOutput out;
