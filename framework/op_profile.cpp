@@ -38,7 +38,7 @@ void on_exit(const at::RecordFunction& fn, at::ObserverContext*) {
   if (!t_stack.empty()) t_stack.back().children_s += total;
   std::lock_guard lock(g_mutex);
   auto it = g_stats.find(std::string_view(fn.name()));
-  if (it == g_stats.end()) it = g_stats.emplace(fn.name(), OpStat{fn.name()}).first;
+  if (it == g_stats.end()) it = g_stats.emplace(fn.name(), OpStat{fn.name(), 0, 0.0, {}}).first;
   it->second.calls += 1;
   it->second.self_s += total - f.children_s;
   it->second.callers[t_stack.empty() ? "<top>" : t_stack.back().name] += 1;
