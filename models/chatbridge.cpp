@@ -219,28 +219,26 @@ LlamaFeed ChatBridgeImpl::process_prompt_instruct(const std::vector<Features>& f
   const auto long_opts = torch::dtype(torch::kLong).device(dev);
   const int64_t B = int64_t(conversations.size()), K = int64_t(feats.size());
 
-  // Every position is a row of one pool: [all text tokens | feature k's B*Nq_k rows, k = 0.. | a zero
-  // row for padding]. The text of all conversations is embedded in one lookup and the inputs gathered
+  // Every position is a row of one pool: [a zero row for padding | feature k's B*Nq_k rows, k = 0.. |
+  // all text tokens]. The text of all conversations is embedded in one lookup and the inputs gathered
   // by one index_select: the same values (and gradients into the features) as embedding and
   // concatenating piece by piece, in a dozen ops instead of a few hundred.
-  std::vector<int64_t> text_ids, text_targets;
-  std::vector<std::vector<int64_t>> rows(static_cast<size_t>(B)), row_targets(static_cast<size_t>(B));
-  // Feature rows are numbered after the text rows, whose count is known only at the end: until then
-  // they carry kFeatureRow + their offset among the feature rows.
-  constexpr int64_t kFeatureRow = int64_t(1) << 40;
+  constexpr int64_t kPadRow = 0;
   std::vector<int64_t> feature_start(static_cast<size_t>(K));
-  int64_t n_feature_rows = 0;
+  int64_t first_text_row = kPadRow + 1;
   for (int64_t k = 0; k < K; ++k) {
-    feature_start[size_t(k)] = n_feature_rows;
-    n_feature_rows += B * feats[size_t(k)].embeds.size(1);
+    feature_start[size_t(k)] = first_text_row;
+    first_text_row += B * feats[size_t(k)].embeds.size(1);
   }
+  std::vector<int64_t> text_ids;
+  std::vector<std::vector<int64_t>> rows(static_cast<size_t>(B)), row_targets(static_cast<size_t>(B));
   for (int64_t b = 0; b < B; ++b) {
     auto& r = rows[size_t(b)];
     auto& tr = row_targets[size_t(b)];
     // Each piece is tokenised on its own (its own dummy-prefix '▁'), as the original.
     auto piece = [&](const std::string& text, bool target) {
       for (int64_t id : tok.encode(text, false)) {
-        r.push_back(int64_t(text_ids.size()));
+        r.push_back(first_text_row + int64_t(text_ids.size()));
         tr.push_back(target ? id : kIgnore);
         text_ids.push_back(id);
       }
@@ -253,7 +251,7 @@ LlamaFeed ChatBridgeImpl::process_prompt_instruct(const std::vector<Features>& f
       piece(parts[size_t(k)], false);
       const int64_t nq = feats[size_t(k)].embeds.size(1);
       for (int64_t j = 0; j < nq; ++j) {
-        r.push_back(kFeatureRow + feature_start[size_t(k)] + b * nq + j);
+        r.push_back(feature_start[size_t(k)] + b * nq + j);
         tr.push_back(kIgnore);
       }
     }
@@ -281,7 +279,6 @@ LlamaFeed ChatBridgeImpl::process_prompt_instruct(const std::vector<Features>& f
     }
   }
 
-  const int64_t n_text = int64_t(text_ids.size()), pad_row = n_text + n_feature_rows;
   int64_t longest = 0;
   for (const auto& r : rows) longest = std::max(longest, int64_t(r.size()));
   // LEFT padding (the original flips, right-pads, flips back): embeds 0, mask 0, targets -100.
@@ -290,19 +287,21 @@ LlamaFeed ChatBridgeImpl::process_prompt_instruct(const std::vector<Features>& f
   targets.reserve(size_t(B * longest));
   for (int64_t b = 0; b < B; ++b) {
     const auto& r = rows[size_t(b)];
-    index.insert(index.end(), size_t(longest) - r.size(), pad_row);
+    index.insert(index.end(), size_t(longest) - r.size(), kPadRow);
     targets.insert(targets.end(), size_t(longest) - r.size(), kIgnore);
-    for (int64_t row : r) index.push_back(row >= kFeatureRow ? n_text + (row - kFeatureRow) : row);
+    index.insert(index.end(), r.begin(), r.end());
     targets.insert(targets.end(), row_targets[size_t(b)].begin(), row_targets[size_t(b)].end());
   }
 
-  std::vector<torch::Tensor> embeds{embed_tokens(torch::tensor(text_ids, long_opts))}, masks{torch::ones({n_text}, long_opts)};
+  const auto text_embeds = embed_tokens(torch::tensor(text_ids, long_opts));  // [n_text, D]
+  std::vector<torch::Tensor> embeds{torch::zeros({1, text_embeds.size(1)}, text_embeds.options())},
+      masks{torch::zeros({1}, long_opts)};
   for (const auto& f : feats) {
     embeds.push_back(f.embeds.to(dtype).reshape({-1, f.embeds.size(2)}));
     masks.push_back(f.atts.reshape({-1}).to(torch::kLong));
   }
-  embeds.push_back(torch::zeros({1, embeds[0].size(1)}, embeds[0].options()));
-  masks.push_back(torch::zeros({1}, long_opts));
+  embeds.push_back(text_embeds);
+  masks.push_back(torch::ones({text_embeds.size(0)}, long_opts));
   const auto at = torch::tensor(index, long_opts);
   LlamaFeed out;
   out.inputs_embeds = torch::cat(embeds).index_select(0, at).view({B, longest, -1});
