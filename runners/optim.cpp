@@ -127,33 +127,29 @@ torch::Tensor FlatAdamW::step(LossClosure closure) {
   auto& ps = param_groups().front().params();
   const auto& o = static_cast<const torch::optim::AdamWOptions&>(param_groups().front().options());
   const double lr = o.lr(), beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
-  // A parameter's first gradient creates its state with step 0 and zero moments (as AdamW does).
+  // A parameter's first gradient creates its state with step 0 and zero moments (as AdamW does);
+  // parameters without a gradient are skipped (null).
+  std::vector<torch::optim::AdamWParamState*> states(ps.size(), nullptr);
   for (size_t i = 0; i < ps.size(); ++i) {
-    if (!ps[i].grad().defined() || state().count(compat::optimizer_state_key(ps[i]))) continue;
-    auto s = std::make_unique<torch::optim::AdamWParamState>();
-    s->step(0);
-    s->exp_avg(slots_[i].exp_avg.zero_());
-    s->exp_avg_sq(slots_[i].exp_avg_sq.zero_());
-    state()[compat::optimizer_state_key(ps[i])] = std::move(s);
+    if (!ps[i].grad().defined()) continue;
+    auto& s = state()[compat::optimizer_state_key(ps[i])];
+    if (!s) {
+      auto fresh = std::make_unique<torch::optim::AdamWParamState>();
+      fresh->step(0);
+      fresh->exp_avg(slots_[i].exp_avg.zero_());
+      fresh->exp_avg_sq(slots_[i].exp_avg_sq.zero_());
+      s = std::move(fresh);
+    }
+    states[i] = static_cast<torch::optim::AdamWParamState*>(s.get());
   }
   place_in_slots();
   // Runs [begin, end) of consecutive parameters with a gradient and the same step count.
-  auto state_of = [&](size_t i) -> torch::optim::AdamWParamState* {
-    if (!ps[i].grad().defined()) return nullptr;
-    return static_cast<torch::optim::AdamWParamState*>(state().at(compat::optimizer_state_key(ps[i])).get());
-  };
-  for (size_t begin = 0; begin < ps.size();) {
-    auto* first = state_of(begin);
-    if (!first) {
-      ++begin;
-      continue;
-    }
-    size_t end = begin + 1;
-    for (auto* s = end < ps.size() ? state_of(end) : nullptr; s && s->step() == first->step();
-         s = ++end < ps.size() ? state_of(end) : nullptr) {
-    }
-    const int64_t step = first->step() + 1;
-    for (size_t i = begin; i < end; ++i) state_of(i)->step(step);
+  for (size_t begin = 0, end; begin < ps.size(); begin = end) {
+    end = begin + 1;
+    if (!states[begin]) continue;
+    while (end < ps.size() && states[end] && states[end]->step() == states[begin]->step()) ++end;
+    const int64_t step = states[begin]->step() + 1;
+    for (size_t i = begin; i < end; ++i) states[i]->step(step);
     const int64_t off = offsets_[begin], n = offsets_[end] - off;
     const double bias_correction1 = 1 - std::pow(beta1, double(step)), bias_correction2 = 1 - std::pow(beta2, double(step));
     const double decay = 1 - lr * o.weight_decay(), step_size = lr / bias_correction1;
@@ -165,7 +161,6 @@ torch::Tensor FlatAdamW::step(LossClosure closure) {
       float *p = params_.data_ptr<float>() + off, *m = exp_avg_.data_ptr<float>() + off;
       float *v = exp_avg_sq_.data_ptr<float>() + off, *g = grads_.data_ptr<float>() + off;
       at::parallel_for(0, n, 1 << 14, [&](int64_t b, int64_t e) { adamw_update(p + b, g + b, m + b, v + b, e - b, c); });
-      begin = end;
       continue;
     }
     auto p = params_.narrow(0, off, n), g = grads_.narrow(0, off, n);
@@ -175,7 +170,6 @@ torch::Tensor FlatAdamW::step(LossClosure closure) {
     v.mul_(beta2).addcmul_(g, g, 1 - beta2);
     auto denom = (v.sqrt() / std::sqrt(bias_correction2)).add_(o.eps());
     p.addcdiv_(m, denom, -step_size);
-    begin = end;
   }
   return loss;
 }

@@ -18,8 +18,9 @@ struct AdamWSettings {
 // torch.optim.AdamW's update, element for element the same, run over a few long flat buffers instead of
 // tensor by tensor: the parameters, their gradients and both moments live in four flat buffers (the
 // parameters keep their own tensors and shapes, now backed by the buffer), and a step updates each run of
-// consecutive parameters that have a gradient and the same step count with 9 ops. Tensor by tensor that
-// is 9 ops and ~7 scalar conversions per parameter: ~10 % of a small train step. A parameter, gradient
+// consecutive parameters that have a gradient and the same step count at once: one fused pass on fp32
+// CPU buffers, AdamW's 9 tensor ops elsewhere. Tensor by tensor that is 9 ops and ~7 scalar conversions
+// per parameter: ~10 % of a small train step. A parameter, gradient
 // or moment that something else replaced (a checkpoint load, model.to(), a first gradient) is copied
 // back into its slot at the next step. amsgrad and parameters of mixed dtype/device use AdamW::step.
 class FlatAdamW : public torch::optim::AdamW {
