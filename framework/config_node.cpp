@@ -189,7 +189,39 @@ std::string ConfigNode::describe() const {
   }
 }
 
+namespace {
+
+// yaml-cpp (0.7) folds a quoted scalar that spans lines differently from PyYAML, which OmegaConf and the
+// original use: `end_sym: '<newline><newline>    '` (how PyYAML writes "\n") reads as "" instead of
+// "\n". Such values are refused with the line to rewrite rather than silently changed.
+void refuse_multiline_quoted(const std::string& text, const std::string& source) {
+  std::istringstream lines(text);
+  std::string line;
+  for (int n = 1; std::getline(lines, line); ++n) {
+    size_t i = line.find_first_not_of(" \t");
+    if (i == std::string::npos || line[i] == '#') continue;
+    if (line.compare(i, 2, "- ") == 0) i = line.find_first_not_of(" \t", i + 2);
+    const size_t colon = line.find(": ", i);
+    if (i == std::string::npos || colon == std::string::npos || line.find_first_of("'\"#", i) < colon) continue;
+    const size_t v = line.find_first_not_of(" \t", colon + 1);
+    if (v == std::string::npos || (line[v] != '\'' && line[v] != '"')) continue;
+    const char q = line[v];
+    bool closed = false;
+    for (size_t k = v + 1; k < line.size() && !closed; ++k) {
+      if (q == '"' && line[k] == '\\') ++k;                                         // "\x" escape
+      else if (q == '\'' && line[k] == '\'' && k + 1 < line.size() && line[k + 1] == '\'') ++k;  // '' escape
+      else closed = line[k] == q;
+    }
+    if (!closed)
+      fail("{} (line {}): a quoted string continues on the next line, which yaml-cpp reads differently from PyYAML "
+           "(a '\\n' written over two lines becomes ''): write it on one line with escapes, e.g. \"\\n\"", source, n);
+  }
+}
+
+}  // namespace
+
 ConfigNode parse_yaml(const std::string& text, const std::string& source) {
+  refuse_multiline_quoted(text, source);
   YAML::Node y;
   try {
     y = YAML::Load(text);

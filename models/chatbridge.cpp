@@ -2,12 +2,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "framework/checkpoint/load.h"
 #include "framework/config.h"
 #include "framework/error.h"
 #include "models/freeze.h"
+#include "models/instruct_prompt.h"
 #include "models/model_factory.h"
 
 namespace cb {
@@ -18,18 +20,6 @@ constexpr int64_t kIgnore = -100;
 bool weights_named(const std::string& s) { return !s.empty() && s != "None"; }
 
 bool contains(const std::string& s, const char* what) { return s.find(what) != std::string::npos; }
-
-// Python str.split(sep) for a non-empty separator.
-std::vector<std::string> split(const std::string& s, const std::string& sep) {
-  std::vector<std::string> out;
-  size_t start = 0, at;
-  while ((at = s.find(sep, start)) != std::string::npos) {
-    out.push_back(s.substr(start, at - start));
-    start = at + sep.size();
-  }
-  out.push_back(s.substr(start));
-  return out;
-}
 
 void log_load(const LoadReport& r, const std::string& what, const std::string& source) {
   spdlog::info("{}: loaded {} tensors from {} ({} model keys not in the file, {} file keys unused)", what, r.loaded,
@@ -181,7 +171,7 @@ Features ChatBridgeImpl::encode_audio(const torch::Tensor& audio) {
 }
 
 std::vector<Features> ChatBridgeImpl::encode(const Batch& batch) {
-  auto alternatives = split(batch.task, "%");
+  auto alternatives = split_on(batch.task, "%");
   const auto& task = alternatives[std::uniform_int_distribution<size_t>(0, alternatives.size() - 1)(task_rng_)];
   const bool img = batch.image.defined(), aud = batch.audio.defined();
   // First match wins, by substring, as the original routes.
@@ -212,7 +202,7 @@ LlamaFeed ChatBridgeImpl::caption_inputs(const Features& f, const std::vector<st
 }
 
 LlamaFeed ChatBridgeImpl::process_prompt_instruct(const std::vector<Features>& feats,
-                                                  const std::vector<std::string>& conversations) const {
+                                                  const std::vector<std::string>& conversations, int64_t max_len) const {
   const auto& tok = *tokenizer_;
   const auto dev = feats.at(0).embeds.device();
   const auto dtype = llama_model->dtype();
@@ -243,39 +233,27 @@ LlamaFeed ChatBridgeImpl::process_prompt_instruct(const std::vector<Features>& f
         text_ids.push_back(id);
       }
     };
-    auto parts = split(conversations[size_t(b)], "<query>");
-    if (parts.size() != feats.size() + 1)
-      fail("conversation {} has {} <query> markers for {} features: '{}'", b, parts.size() - 1, feats.size(),
-           conversations[size_t(b)]);
-    for (int64_t k = 0; k < K; ++k) {
-      piece(parts[size_t(k)], false);
+    const auto pieces = split_instruct_prompt(conversations[size_t(b)]);
+    const auto slots = std::count_if(pieces.begin(), pieces.end(), [](const auto& p) { return p.kind == PromptPiece::Kind::query; });
+    if (slots != K)
+      fail("conversation {} has {} <query> markers for {} features: '{}'", b, slots, K, conversations[size_t(b)]);
+    int64_t k = 0;
+    for (const auto& p : pieces) {
+      if (p.kind != PromptPiece::Kind::query) {
+        piece(p.text, p.kind == PromptPiece::Kind::answer);
+        continue;
+      }
       const int64_t nq = feats[size_t(k)].embeds.size(1);
       for (int64_t j = 0; j < nq; ++j) {
         r.push_back(feature_start[size_t(k)] + b * nq + j);
         tr.push_back(kIgnore);
       }
+      ++k;
     }
-    std::string rest = parts.back();
-    static const std::string kAssistant = "###Assistant:", kSep = "###";
-    while (rest.find(kAssistant) != std::string::npos) {
-      size_t j = rest.find(kAssistant) + kAssistant.size();
-      std::string prompt = rest.substr(0, j);
-      rest = rest.substr(j);
-      if (rest.find(kSep) == std::string::npos) {  // unanswered final turn
-        piece(prompt, false);
-        break;
-      }
-      size_t end = rest.find(kSep) + kSep.size();
-      std::string answer = rest.substr(0, end);  // up to and including the next "###"
-      rest = rest.substr(end);
-      piece(prompt, false);
-      piece(answer, true);
-    }
-    if (!rest.empty()) piece(rest, false);
     // Per-conversation truncation after concatenation: the feature slots count.
-    if (int64_t(r.size()) > config_.max_txt_len) {
-      r.resize(size_t(config_.max_txt_len));
-      tr.resize(size_t(config_.max_txt_len));
+    if (int64_t(r.size()) > max_len) {
+      r.resize(size_t(max_len));
+      tr.resize(size_t(max_len));
     }
   }
 
@@ -310,6 +288,11 @@ LlamaFeed ChatBridgeImpl::process_prompt_instruct(const std::vector<Features>& f
   return out;
 }
 
+LlamaFeed ChatBridgeImpl::instruct_inputs(const std::vector<Features>& feats,
+                                          const std::vector<std::string>& conversations, int64_t max_len) const {
+  return prepend_bos(process_prompt_instruct(feats, conversations, max_len));
+}
+
 LlamaFeed ChatBridgeImpl::prepend_bos(const LlamaFeed& p) const {
   const int64_t B = p.inputs_embeds.size(0);
   const auto& tok = *tokenizer_;
@@ -330,8 +313,8 @@ ChatBridgeOutput ChatBridgeImpl::forward(const Batch& batch) {
     out.llama = caption_inputs(out.features.front(), batch.text_input);  // only the first feature
   } else {
     if (batch.conversation.empty()) fail("stage {} needs conversations", config_.stage);
-    out.prompt = process_prompt_instruct(out.features, batch.conversation);
-    out.llama = prepend_bos(*out.prompt);
+    out.prompt = process_prompt_instruct(out.features, batch.conversation, config_.max_txt_len);
+    out.llama = prepend_bos(*out.prompt);  // = instruct_inputs, keeping the intermediate for the golden check
   }
   LlamaInputs in;
   in.inputs_embeds = out.llama.inputs_embeds;

@@ -10,6 +10,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <limits>
 #include <memory>
 #include <optional>
 #include <random>
@@ -71,9 +72,14 @@ struct ChatBridgeImpl : torch::nn::Module {
 
   // Stage-1 LLaMA inputs for captions.
   LlamaFeed caption_inputs(const Features& f, const std::vector<std::string>& texts) const;
-  // process_prompt_instruct: conversations with one <query> per feature -> left-padded pieces.
-  LlamaFeed process_prompt_instruct(const std::vector<Features>& feats,
-                                    const std::vector<std::string>& conversations) const;
+  // process_prompt_instruct: conversations with one <query> per feature -> left-padded pieces, each
+  // row cut after `max_len` positions (training: max_txt_len; inference prompts are never cut).
+  LlamaFeed process_prompt_instruct(const std::vector<Features>& feats, const std::vector<std::string>& conversations,
+                                    int64_t max_len) const;
+  // What the LLaMA is fed for conversations, in training (forward), evaluation and chat alike:
+  // prepend_bos(process_prompt_instruct(...)). One path, so what training taught is what inference asks.
+  LlamaFeed instruct_inputs(const std::vector<Features>& feats, const std::vector<std::string>& conversations,
+                            int64_t max_len = std::numeric_limits<int64_t>::max()) const;
   // bos embedding prepended, its mask bit copied from column 0 (the original's quirk), target -100.
   LlamaFeed prepend_bos(const LlamaFeed& p) const;
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "framework/error.h"
+#include "models/instruct_prompt.h"
 
 namespace cb {
 
@@ -45,41 +46,22 @@ void Conversation::ask(const std::string& text) {
   }
 }
 
-namespace {
-
-std::vector<std::string> split_all(const std::string& s, const std::string& delim) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  for (size_t pos; (pos = s.find(delim, start)) != std::string::npos; start = pos + delim.size())
-    out.push_back(s.substr(start, pos - start));
-  out.push_back(s.substr(start));
-  return out;
-}
-
-}  // namespace
-
 torch::Tensor get_context_emb(const ChatBridgeImpl& model, const std::string& prompt,
                               const std::vector<Features>& features, int64_t max_new_tokens, int64_t max_length) {
-  const auto segments = split_all(prompt, kImageSlot);
-  if (segments.size() != features.size() + 1)
-    fail("get_context_emb: the prompt has {} <ImageHere> slots but {} feature blocks were given",
-         segments.size() - 1, features.size());
-  torch::NoGradGuard no_grad;
-  const auto device = model.llama_proj->weight.device();
-  std::vector<torch::Tensor> parts;
-  for (size_t i = 0; i < segments.size(); ++i) {
-    auto ids = model.tokenizer().encode(segments[i], /*add_bos=*/i == 0);
-    auto t = torch::tensor(ids, torch::kLong).to(device).unsqueeze(0);  // [1,n]
-    auto emb = model.embed_tokens(t);                                     // [1,n,D]
-    parts.push_back(emb);
-    if (i < features.size()) {
-      const auto& f = features[i].embeds;  // [1,Nq,D]
-      if (f.dim() != 3 || f.size(0) != 1 || f.size(2) != emb.size(2))
-        fail("get_context_emb: feature block {} has shape {}, expected [1, Nq, {}]", i, c10::str(f.sizes()), emb.size(2));
-      parts.push_back(f.to(emb.dtype()));
-    }
+  const auto slots = split_on(prompt, kImageSlot);
+  if (slots.size() != features.size() + 1)
+    fail("get_context_emb: the prompt has {} <ImageHere> slots but {} feature blocks were given", slots.size() - 1,
+         features.size());
+  std::string conversation = slots[0];
+  for (size_t i = 1; i < slots.size(); ++i) conversation += "<query>" + slots[i];
+  for (size_t i = 0; i < features.size(); ++i) {
+    const auto& f = features[i].embeds;
+    const int64_t d = model.config().llama.hidden_size;
+    if (f.dim() != 3 || f.size(0) != 1 || f.size(2) != d)
+      fail("get_context_emb: feature block {} has shape {}, expected [1, Nq, {}]", i, c10::str(f.sizes()), d);
   }
-  auto embs = torch::cat(parts, 1);  // [1,L,D]
+  torch::NoGradGuard no_grad;
+  const auto embs = model.instruct_inputs(features, {conversation}).inputs_embeds;  // [1,L,D]
   const int64_t begin = std::max<int64_t>(0, embs.size(1) + max_new_tokens - max_length);
   return embs.slice(1, begin);
 }

@@ -45,9 +45,11 @@ struct Conversation {
   void upload(UploadKind kind) { append_message(roles.first, upload_message(kind)); }
 };
 
-// get_context_emb: the prompt split on <ImageHere> (segments = features + 1), segment 0 tokenised
-// with bos, the others without, embeddings interleaved with the features ([1,Nq,D] each) -> [1,L,D];
-// then the left cut begin = max(0, L + max_new_tokens - max_length) (may drop bos).
+// get_context_emb: the prompt's <ImageHere> slots become <query> markers and the LLaMA inputs are
+// built by the model's instruct_inputs, the path training and evaluation take (bos, then each piece
+// tokenised on its own, features in their slots) -> [1,L,D]; then the demo's left cut
+// begin = max(0, L + max_new_tokens - max_length) (may drop bos). For a one-turn prompt the tokens are
+// the original demo's; in later turns the answers are their own pieces, as in training.
 torch::Tensor get_context_emb(const ChatBridgeImpl& model, const std::string& prompt,
                               const std::vector<Features>& features, int64_t max_new_tokens, int64_t max_length);
 

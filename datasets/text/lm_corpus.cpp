@@ -39,10 +39,6 @@ std::vector<json> read_records(const std::filesystem::path& path) {
   return out;
 }
 
-void erase_all(std::string& s, const std::string& what) {
-  for (size_t pos = s.find(what); pos != std::string::npos; pos = s.find(what, pos)) s.erase(pos, what.size());
-}
-
 struct Item {
   std::string id;
   json record;
@@ -96,9 +92,7 @@ class LmCorpusSource : public BatchSource {
              o_.caption_end_sym;
     }
     std::mt19937_64 rng(static_cast<uint64_t>(o_.seed) * 1000003u + static_cast<uint64_t>(epoch_) * 7919u + i);
-    std::string s = it.conversation->build(it.record, rng);
-    erase_all(s, "<query>");
-    return s;
+    return it.conversation->build(it.record, rng);  // <query> markers kept: the task tokenises by piece
   }
 
   std::vector<Item> items_;

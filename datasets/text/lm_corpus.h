@@ -4,7 +4,8 @@
 //   * a stage-1 group (task without '-': "ti", "ta", ...): pre_caption(caption) + caption_end_sym,
 //     the caption target ChatBridge appends after its query slots;
 //   * a stage-2 group ("ti-cap", "tva-conv", ...): the MULTIS conversation TASKDataset builds, with
-//     its <query> markers removed (template and QA choices drawn per epoch and sample).
+//     its <query> markers kept (template and QA choices drawn per epoch and sample); lm_pretrain
+//     tokenises it piece by piece as ChatBridge does and drops the feature slots.
 // Samples are shuffled per epoch (seed + epoch) and dealt to ranks in rank-major batches, so
 // (seed, rank, world size, state) fixes every batch and a restored state continues exactly.
 #pragma once

@@ -49,9 +49,10 @@ std::vector<std::string> predict(ChatBridgeImpl& model, const EvalTask& task, co
   if (b.batch.audio.defined()) b.batch.audio = b.batch.audio.to(device, torch::kFloat);
   std::vector<std::string> prompts;
   for (size_t i = 0; i < samples.size(); ++i) prompts.push_back(task.prompt(info, samples[i].text_input, samples[i].caption));
-  const auto feed = model.prepend_bos(model.process_prompt_instruct(encode(model, info, b.batch), prompts));
+  const auto feed = model.instruct_inputs(encode(model, info, b.batch), prompts);
 
   const auto& tok = model.tokenizer();
+  const auto& end_sym = model.config().end_sym;
   auto options = task.generate_options();
   options.eos_token_id = tok.eos_id();
   const auto out = generate_from_embeds(model.llama_model, feed.inputs_embeds, feed.attention_mask, options);
@@ -62,7 +63,12 @@ std::vector<std::string> predict(ChatBridgeImpl& model, const EvalTask& task, co
     const auto* p = seqs[r].data_ptr<int64_t>();
     std::vector<int64_t> ids(p + 1, p + seqs.size(1));
     ids.erase(std::find(ids.begin(), ids.end(), tok.eos_id()), ids.end());
-    texts.push_back(postprocess_answer(tok, ids));
+    // The answer ends where training ended it: at the model's end_sym ("###" after stage 2; the
+    // caption end of stage 1, which the LLaMA learned to write but not to follow with eos).
+    spdlog::debug("{}: generated {}", samples[static_cast<size_t>(r)].id, nlohmann::json(tok.decode(ids)).dump());
+    auto text = postprocess_answer(tok, ids);
+    if (!end_sym.empty()) text = strip_whitespace(text.substr(0, text.find(end_sym)));
+    texts.push_back(std::move(text));
   }
   return texts;
 }

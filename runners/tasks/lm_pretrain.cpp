@@ -11,10 +11,14 @@
 //     caption_end_sym: "\n"                                              after stage-1 captions
 //     export_dir: <output_dir>/llama                                     the Hugging Face directory
 //
-// Loss: mean next-token cross-entropy over [bos] + tokens (right padding ignored), HF's shift.
+// Loss: mean next-token cross-entropy over [bos] + tokens (right padding ignored), HF's shift. A
+// conversation is tokenised piece by piece (models/instruct_prompt.h) as ChatBridge feeds it later.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "datasets/text/lm_corpus.h"
+#include "models/instruct_prompt.h"
 #include "models/llama_causal_lm.h"
 #include "models/tokenizer.h"
 #include "runners/task.h"
@@ -51,13 +55,33 @@ class LmPretrainTask : public Task {
 
   StepOutput train_step(torch::nn::Module& model, const Batch& batch, uint64_t) const override {
     auto& lm = model_as<LlamaForCausalLMImpl>(model, "lm_pretrain");
-    auto tokens = tokenizer_.encode_batch(batch.text_input, /*add_bos=*/true, max_len_);
+    // [bos] + each piece tokenised on its own, as stages 1/2 and inference feed the frozen LLaMA
+    // (feature slots dropped); right padding with pad ids, masked.
+    const int64_t B = batch.size();
+    std::vector<std::vector<int64_t>> rows(static_cast<size_t>(B));
+    int64_t longest = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      auto& r = rows[size_t(b)];
+      r.push_back(tokenizer_.bos_id());
+      for (const auto& piece : split_instruct_prompt(batch.text_input[size_t(b)]))
+        for (int64_t id : tokenizer_.encode(piece.text, false)) r.push_back(id);
+      if (int64_t(r.size()) > max_len_) r.resize(size_t(max_len_));
+      longest = std::max<int64_t>(longest, int64_t(r.size()));
+    }
+    auto ids = torch::full({B, longest}, tokenizer_.pad_id(), torch::kLong);
+    auto mask = torch::zeros({B, longest}, torch::kLong);
+    for (int64_t b = 0; b < B; ++b) {
+      const auto& r = rows[size_t(b)];
+      const auto n = int64_t(r.size());
+      ids[b].narrow(0, 0, n).copy_(torch::tensor(r, torch::kLong));
+      mask[b].narrow(0, 0, n).fill_(1);
+    }
     LlamaInputs in;
-    in.input_ids = tokens.input_ids.to(lm.device());
-    in.attention_mask = tokens.attention_mask.to(lm.device());
+    in.input_ids = ids.to(lm.device());
+    in.attention_mask = mask.to(lm.device());
     in.labels = in.input_ids.masked_fill(in.attention_mask == 0, kIgnore);
     in.loss_only = true;
-    return {lm.forward(in).loss, tokens.attention_mask.sum().item<int64_t>()};
+    return {lm.forward(in).loss, mask.sum().item<int64_t>()};
   }
 
   void finish(const torch::nn::Module& model, const Config& cfg) const override {

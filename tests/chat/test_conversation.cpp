@@ -127,6 +127,39 @@ TEST_CASE("get_context_emb interleaves token embeddings and features, bos first,
   CHECK_THROWS_AS(get_context_emb(*model, prompt, feats, 10, 2000), Error);
 }
 
+TEST_CASE("training, evaluation and chat feed the LLaMA the same prompt: same pieces, tokens and feature rows") {
+  test::TempDir dir;
+  auto model = test::tiny_chat_model(dir.path);
+  const int64_t s = model->config().image_size;
+  torch::NoGradGuard no_grad;
+  model->eval();
+  const auto image = torch::randn({1, 3, s, s});
+  const std::vector<Features> feats{model->encode_img(image)};
+  // Training: a stage-2 conversation as TaskConversation builds it (template, instruction, answer).
+  const std::string instruction = "Describe the image briefly.";
+  const std::string prompt = "###Human: Given following image: <query>.###Human: " + instruction + "###Assistant:";
+  const auto train = model->instruct_inputs(feats, {prompt + "a tabby cat\n###"}, model->config().max_txt_len);
+  // Evaluation: the same prompt without the answer (chatbridge-eval's run.prompt).
+  const auto eval = model->instruct_inputs(feats, {prompt});
+  // Chat: the demo's conversation after an image upload and the same question.
+  Conversation c;
+  c.upload(UploadKind::image);
+  c.ask(instruction);
+  c.append_message(c.roles.second, std::nullopt);
+  const auto chat = get_context_emb(*model, c.get_prompt(), feats, 10, 2000);
+
+  const int64_t L = eval.inputs_embeds.size(1);
+  REQUIRE(chat.sizes() == eval.inputs_embeds.sizes());
+  CHECK(torch::equal(chat, eval.inputs_embeds));
+  REQUIRE(train.inputs_embeds.size(1) > L);
+  CHECK(torch::equal(train.inputs_embeds.slice(1, 0, L), eval.inputs_embeds));
+  CHECK(torch::equal(train.attention_mask.slice(1, 0, L), eval.attention_mask));
+  // The first answer token follows the prompt exactly where generation starts, and is a target.
+  const auto answer = model->tokenizer().encode("a tabby cat\n###", false);
+  CHECK(train.targets[0][L].item<int64_t>() == answer.front());
+  CHECK((train.targets.slice(1, 0, L) == -100).all().item<bool>());
+}
+
 TEST_CASE("ChatSession: upload, ask, streamed answer equals the stored answer, beams > 1 refused") {
   test::TempDir dir;
   auto model = test::tiny_chat_model(dir.path);
