@@ -157,9 +157,12 @@ void pairing_and_gradients(cb::ChatBridgeImpl& model, const cb::Config& cfg, int
         const auto last = at[-1][0].item<int64_t>();
         ++ends;
         ends_right += pred[b][last].item<int64_t>() == target[b][last].item<int64_t>();
-        // Greedy decoding from the same inputs up to the first target, as inference runs it.
+        // Greedy decoding from the inputs before the first target, as inference runs it: does it write
+        // the first answer (and its end)?
         const auto first = at[0][0].item<int64_t>() + 1;  // inputs [0, first) predict targets[first]
-        const auto want = feed.targets[b].slice(0, first, last + 2);  // the targets, then whatever follows
+        int64_t end = first;  // the first answer: up to the next unsupervised position
+        while (end < feed.targets.size(1) && feed.targets[b][end].item<int64_t>() != -100) ++end;
+        const auto want = feed.targets[b].slice(0, first, end);
         cb::GenerateOptions g;
         g.max_new_tokens = want.size(0) + 3;  // room to run past the end, as inference does
         const auto got = cb::generate_from_embeds(model.llama_model, feed.inputs_embeds[b].slice(0, 0, first).unsqueeze(0),
@@ -185,7 +188,7 @@ void pairing_and_gradients(cb::ChatBridgeImpl& model, const cb::Config& cfg, int
                              l.second / count[t]);
   std::cout << fmt::format("teacher-forced argmax: {} of {} target tokens right; {} of {} rows' last target right\n",
                            tokens_right, tokens, ends_right, ends)
-            << fmt::format("greedy decoding from the training prompt: {} of {} rows reproduce their targets\n", decoded_right, decoded);
+            << fmt::format("greedy decoding from the training prompt: {} of {} rows write their first answer\n", decoded_right, decoded);
   std::map<std::string, double> sq;
   for (const auto& p : model.named_parameters(true))
     if (p.value().requires_grad())

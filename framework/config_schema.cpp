@@ -106,6 +106,7 @@ constexpr Key kKeys[] = {
     {"run.pin_memory", E::boolean},  // LAVIS-style loaders: page-locked batches when CUDA is available (default true, as the original)
     {"run.lm_data_opts_paths", E::list},  // lm_pretrain: data-options JSONs whose texts make the corpus
     {"run.caption_end_sym", E::string},   // lm_pretrain: appended to stage-1 captions
+    {"run.lm_fill_query_slots", E::boolean},  // lm_pretrain: query slots hold their media's caption text
     {"run.export_dir", E::string},        // lm_pretrain: the Hugging Face directory written at the end
     // Evaluation tasks (caption_eval, vqa_eval; LAVIS's task keys).
     {"run.prompt", E::string},              // prompt with <query> per feature block, <question>, <caption>

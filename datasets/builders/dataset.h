@@ -20,8 +20,9 @@
 // Samples by kind (what the original's __getitem__ returns, in one struct):
 //   caption  train: text_input = processed caption, id = image/video id, one sample per record.
 //            eval:  one sample per image/video; answers = ALL its reference captions (raw), for CIDEr.
-//   qa       text_input = processed question; answers/weights = the answer list (train: unique answers
-//            weighted by frequency as the original); id = question_id.
+//   qa       text_input = processed question; train: answers/weights = the unique answers weighted by
+//            frequency as the original; eval: answers = every human answer, repeats kept (VQAEval's
+//            input), no weights; id = question_id.
 //   dialogue text_input = "###Human: q###Assistant: a..." history ending in "###Human: q###Assistant:",
 //            answers = {the reference answer}, caption in `caption`; id = image_id (the video).
 // Media: image [3,S,S]; video frames [n,3,S,S]; audio fbank slices [n,T,F]; undefined when absent.

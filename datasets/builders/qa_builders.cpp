@@ -3,8 +3,9 @@
 // (avqa_builder.py: music_qa, mosei). text_input is the processed question, id the question_id.
 // Answers: the original's train sets weigh unique answers by frequency (VQAv2, OK-VQA, A-OKVQA) or
 // take the single answer with a fixed weight (GQA 1, Visual Genome 0.2); its eval sets carry none
-// (its evaluator read COCO-format files); here eval samples carry the record's answers when present
-// so that the harness can score them.
+// (its evaluator read COCO-format files); here eval samples carry the record's answers when present,
+// every human answer with its repeats, as VQAEval scores them (a unique list would score an answer all
+// annotators gave as 0).
 #include "datasets/builders/record_dataset.h"
 
 namespace cb {
@@ -23,14 +24,16 @@ Item image_question(const json& r, const SplitContext& s) {
 // coco_vqa, ok_vqa: {image, question, answer [list], question_id}.
 std::vector<Item> parse_vqa(const json& r, const SplitContext& s) {
   Item it = image_question(r, s);
-  if (s.train || r.contains("answer")) weigh_answers(strings_field(r, "answer"), it);
+  if (s.train) weigh_answers(strings_field(r, "answer"), it);
+  else if (r.contains("answer")) it.answers = strings_field(r, "answer");
   return {it};
 }
 
 // aok_vqa: {image, question, question_id, direct_answers [list], choices, correct_choice_idx}.
 std::vector<Item> parse_aokvqa(const json& r, const SplitContext& s) {
   Item it = image_question(r, s);
-  if (s.train || r.contains("direct_answers")) weigh_answers(strings_field(r, "direct_answers"), it);
+  if (s.train) weigh_answers(strings_field(r, "direct_answers"), it);
+  else if (r.contains("direct_answers")) it.answers = strings_field(r, "direct_answers");
   return {it};
 }
 

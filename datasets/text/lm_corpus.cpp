@@ -43,7 +43,28 @@ struct Item {
   std::string id;
   json record;
   std::shared_ptr<const TaskConversation> conversation;  // null: a stage-1 caption
+  std::vector<std::string> slots;  // fill_query_slots: the text for each <query> slot, in order
 };
+
+// The media id of a record without its extension ("astronaut.jpg" and "astronaut" name one photo).
+std::string media_stem(const json& r) {
+  for (const char* key : {"video_id", "image_id"})
+    if (r.contains(key) && r[key].is_string()) return std::filesystem::path(r[key].get<std::string>()).stem().string();
+  return "";
+}
+
+std::string caption_of(const json& r) {
+  return valor_pre_caption(r.contains("desc") ? r["desc"].get<std::string>() : r["caption"].get<std::string>());
+}
+
+// Each <query> marker replaced by its slot text (dropped where there is none).
+std::string fill_slots(const std::string& conversation, const std::vector<std::string>& slots) {
+  std::string out;
+  size_t start = 0, k = 0;
+  for (size_t at; (at = conversation.find("<query>", start)) != std::string::npos; start = at + 7, ++k)
+    out += conversation.substr(start, at - start) + (k < slots.size() ? slots[k] : "");
+  return out + conversation.substr(start);
+}
 
 class LmCorpusSource : public BatchSource {
  public:
@@ -86,13 +107,12 @@ class LmCorpusSource : public BatchSource {
 
   std::string text(size_t i) const {
     const Item& it = items_[i];
-    if (!it.conversation) {
-      const json& r = it.record;
-      return valor_pre_caption(r.contains("desc") ? r["desc"].get<std::string>() : r["caption"].get<std::string>()) +
-             o_.caption_end_sym;
-    }
+    if (!it.conversation)  // stage 1 feeds [bos, query slots, caption + end]
+      return (it.slots.empty() ? "" : it.slots[0] + " ") + caption_of(it.record) + o_.caption_end_sym;
     std::mt19937_64 rng(static_cast<uint64_t>(o_.seed) * 1000003u + static_cast<uint64_t>(epoch_) * 7919u + i);
-    return it.conversation->build(it.record, rng);  // <query> markers kept: the task tokenises by piece
+    const auto conversation = it.conversation->build(it.record, rng);
+    // Unfilled, the <query> markers stay: the task tokenises by piece and drops the slots.
+    return o_.fill_query_slots ? fill_slots(conversation, it.slots) : conversation;
   }
 
   std::vector<Item> items_;
@@ -106,6 +126,9 @@ class LmCorpusSource : public BatchSource {
 std::unique_ptr<BatchSource> make_lm_corpus_source(const LmCorpusOptions& o) {
   std::optional<TaskPrompts> prompts;
   std::vector<Item> items;
+  // fill_query_slots: the stage-1 caption of every (modality, media id), from the stage-1 groups.
+  std::map<std::pair<std::string, std::string>, std::string> captions;
+  std::vector<std::vector<std::string>> slot_kinds;  // per item: the modality of each <query> slot
   for (const auto& path : o.data_opts) {
     const DataOptions opts = DataOptions::load(path);
     for (const LoaderGroupSpec& group : opts.train) {
@@ -115,6 +138,10 @@ std::unique_ptr<BatchSource> make_lm_corpus_source(const LmCorpusOptions& o) {
         conversation = std::make_shared<const TaskConversation>(group.task, *prompts, opts.zh);
       }
       for (const ValorDatasetSpec& ds : group.datasets) {
+        // The slots of a record: its visual item (image or video), then its audio, as the model encodes.
+        std::vector<std::string> kinds;
+        if (ds.video) kinds.push_back(ds.datatype == "image" ? "image" : "video");
+        if (ds.audio) kinds.push_back("audio");
         auto records = read_records(ds.txt);
         int64_t used = 0;
         for (size_t k = 0; k < records.size(); ++k) {
@@ -124,12 +151,25 @@ std::unique_ptr<BatchSource> make_lm_corpus_source(const LmCorpusOptions& o) {
                                          : (r.contains("desc") && r["desc"].is_string()) ||
                                                (!r.contains("desc") && r.contains("caption") && r["caption"].is_string());
           if (!ok) continue;
-          items.push_back({fmt::format("{}:{}", ds.txt.string(), k), r, conversation});
+          if (!conversation) captions[{kinds.front(), media_stem(r)}] = caption_of(r);
+          items.push_back({fmt::format("{}:{}", ds.txt.string(), k), r, conversation, {}});
+          slot_kinds.push_back(kinds);
           ++used;
         }
         spdlog::info("lm corpus: {} texts from {} ({}, task {})", used, ds.txt.string(), ds.name, group.task);
       }
     }
+  }
+  if (o.fill_query_slots) {
+    int64_t filled = 0, slots = 0;
+    for (size_t i = 0; i < items.size(); ++i)
+      for (const auto& kind : slot_kinds[i]) {
+        const auto it = captions.find({kind, media_stem(items[i].record)});
+        items[i].slots.push_back(it == captions.end() ? "" : it->second);
+        ++slots;
+        filled += it != captions.end();
+      }
+    spdlog::info("lm corpus: {} of {} query slots hold their media's stage-1 caption", filled, slots);
   }
   return std::make_unique<LmCorpusSource>(std::move(items), o);
 }

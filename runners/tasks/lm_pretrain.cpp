@@ -9,6 +9,7 @@
 //     prompt_path: instructiontuning_configs/task_prompt.json           stage-2 instruction templates
 //     batch_size_train: 8                                                texts per rank and step
 //     caption_end_sym: "\n"                                              after stage-1 captions
+//     lm_fill_query_slots: false                                       slots hold their media's caption text (lm_corpus.h)
 //     export_dir: <output_dir>/llama                                     the Hugging Face directory
 //
 // Loss: mean next-token cross-entropy over [bos] + tokens (right padding ignored), HF's shift. A
@@ -46,6 +47,7 @@ class LmPretrainTask : public Task {
     for (const auto& p : cfg.get<std::vector<std::string>>("run.lm_data_opts_paths")) o.data_opts.emplace_back(p);
     o.prompt_path = cfg.get<std::string>("run.prompt_path", "");
     o.caption_end_sym = cfg.get<std::string>("run.caption_end_sym", "\n");
+    o.fill_query_slots = cfg.get<bool>("run.lm_fill_query_slots", false);
     o.batch_size = cfg.get<int64_t>("run.batch_size_train");
     o.seed = cfg.get<int64_t>("run.seed");
     o.rank = rank;

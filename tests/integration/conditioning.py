@@ -113,7 +113,7 @@ def eval_split(name, ckpt, builder, annotation, storage_key, storage, prompt="<q
         "model": {"arch": "chatbridge", "model_type": "pretrain_vicuna"},
         "datasets": {builder: {"build_info": {"annotations": {"train": None, "val": {"storage": annotation}, "test": None},
                                               storage_key: {"storage": storage}}}},
-        "run": {"task": "caption_eval", "prompt": prompt, "num_beams": 1, "max_len": 30, "min_len": 1,
+        "run": {"task": "caption_eval", "prompt": prompt, "num_beams": 1, "max_len": 48, "min_len": 1,
                 "valid_splits": [], "test_splits": ["val"], "batch_size_eval": 4, "evaluate": True,
                 "seed": ARGS.seed, "output_dir": out, "device": "cpu"},
     }
@@ -181,7 +181,7 @@ def images():
         log = os.path.join(ARGS.work, f"chat_{key}.log")
         run([binary("chat"), "--threads", str(ARGS.threads), "--cfg-path",
              os.path.join(SOURCE, "instructiontuning_configs/tiny_instructtuning.yaml"), "--image",
-             os.path.join(tiny_data(), "images", key + ".jpg"), "--ask", question, "--greedy", "--max-new-tokens", "29",
+             os.path.join(tiny_data(), "images", key + ".jpg"), "--ask", question, "--greedy", "--max-new-tokens", "47",
              "--options", f"model.llama_model={llama()}", f"model.ckpt={ckpt}", f"run.seed={ARGS.seed}"], log)
         answer = [l for l in open(log) if l.startswith("Assistant: ")][-1][len("Assistant: "):].strip()
         print(f"  chat {key}: {answer!r} / eval: {through_eval[key]!r}")
