@@ -107,8 +107,7 @@ class LmCorpusSource : public BatchSource {
 
   std::string text(size_t i) const {
     const Item& it = items_[i];
-    if (!it.conversation)  // stage 1 feeds [bos, query slots, caption + end]
-      return (it.slots.empty() ? "" : it.slots[0] + " ") + caption_of(it.record) + o_.caption_end_sym;
+    if (!it.conversation) return caption_of(it.record) + o_.caption_end_sym;
     std::mt19937_64 rng(static_cast<uint64_t>(o_.seed) * 1000003u + static_cast<uint64_t>(epoch_) * 7919u + i);
     const auto conversation = it.conversation->build(it.record, rng);
     // Unfilled, the <query> markers stay: the task tokenises by piece and drops the slots.
@@ -142,6 +141,7 @@ std::unique_ptr<BatchSource> make_lm_corpus_source(const LmCorpusOptions& o) {
         std::vector<std::string> kinds;
         if (ds.video) kinds.push_back(ds.datatype == "image" ? "image" : "video");
         if (ds.audio) kinds.push_back("audio");
+        const std::vector<std::string> slots_of_record = conversation ? kinds : std::vector<std::string>{};
         auto records = read_records(ds.txt);
         int64_t used = 0;
         for (size_t k = 0; k < records.size(); ++k) {
@@ -153,7 +153,7 @@ std::unique_ptr<BatchSource> make_lm_corpus_source(const LmCorpusOptions& o) {
           if (!ok) continue;
           if (!conversation) captions[{kinds.front(), media_stem(r)}] = caption_of(r);
           items.push_back({fmt::format("{}:{}", ds.txt.string(), k), r, conversation, {}});
-          slot_kinds.push_back(kinds);
+          slot_kinds.push_back(slots_of_record);
           ++used;
         }
         spdlog::info("lm corpus: {} texts from {} ({}, task {})", used, ds.txt.string(), ds.name, group.task);

@@ -22,11 +22,12 @@ struct LmCorpusOptions {
   std::vector<std::filesystem::path> data_opts;  // valor data-options JSONs
   std::filesystem::path prompt_path;             // task_prompt.json (stage-2 cap/qa/ocr groups need it)
   std::string caption_end_sym = "\n";            // ChatBridge's stage-1 end_sym
-  // Each place where ChatBridge will put query features (the <query> markers of a conversation, the
-  // slot before a stage-1 caption) holds the stage-1 caption of that media item instead, as text: the
-  // language model learns to read what sits in those slots. A tiny LLaMA learns no such reading from
-  // text alone (a real Vicuna brings it), and the bridge can only make it answer from the media if it
-  // does. Items without a stage-1 caption leave their slots empty.
+  // Each <query> marker of a conversation (where ChatBridge will put an item's features) holds the
+  // stage-1 caption of that media item instead, as text: the language model learns to read what sits
+  // in those slots. A tiny LLaMA learns no such reading from text alone (a real Vicuna brings it), and
+  // the bridge can only make it answer from the media if it does. Stage-1 captions stay as they are
+  // (their slot comes first and leads straight into the caption: filling it taught the LLaMA to say
+  // everything twice). Slots of items without a stage-1 caption stay empty.
   bool fill_query_slots = false;
   int64_t batch_size = 8;                        // per rank
   int64_t seed = 42;

@@ -1,6 +1,7 @@
 // The lm_pretrain text source (datasets/text/lm_corpus.h): stage-1 captions as ChatBridge's caption
-// targets, stage-2 conversations without their <query> markers, malformed records left out, ranks
-// disjoint within an epoch, a restored state continuing with the same batches.
+// targets, stage-2 conversations with their <query> markers (or, filled, their media's caption),
+// malformed records left out, ranks disjoint within an epoch, a restored state continuing with the
+// same batches.
 #include <catch2/catch.hpp>
 
 #include <fstream>
@@ -18,7 +19,8 @@ namespace {
 
 void write(const fs::path& p, const json& j) { std::ofstream(p) << j.dump(); }
 
-// 10 captions (one record malformed) and 4 conversations; the data-options JSON naming both.
+// 10 captions (one record malformed) and 4 conversations (two about captioned items); the data-options
+// JSON naming both.
 struct Corpus {
   cb::test::TempDir dir;
   fs::path opts = dir.path / "data.json";
@@ -27,7 +29,7 @@ struct Corpus {
     for (int i = 0; i < 10; ++i) caps.push_back({{"video_id", std::to_string(i)}, {"caption", "A Dog/" + std::to_string(i) + "  runs."}});
     caps.push_back({{"video_id", "bad"}, {"caption", 7}});
     for (int i = 0; i < 4; ++i)
-      convs.push_back({{"video_id", "v" + std::to_string(i)},
+      convs.push_back({{"video_id", i < 2 ? std::to_string(i + 1) + ".jpg" : "v" + std::to_string(i)},
                        {"conversations", {{{"from", "human"}, {"value", "<image>\nWhat is it?"}},
                                           {{"from", "gpt"}, {"value", "Thing " + std::to_string(i) + "."}}}}});
     write(dir.path / "caps.json", caps);
@@ -96,4 +98,26 @@ TEST_CASE("lm corpus: ranks see disjoint texts per epoch and a restored state co
 TEST_CASE("lm corpus: fewer texts than one batch per rank is an error", "[data]") {
   Corpus c;
   REQUIRE_THROWS_AS(cb::make_lm_corpus_source(c.options(0, 2, 8)), cb::Error);
+}
+
+TEST_CASE("lm corpus: filled query slots hold the stage-1 caption of the same media item", "[data]") {
+  Corpus c;
+  auto o = c.options(0, 1, 14);
+  o.fill_query_slots = true;
+  auto b = cb::make_lm_corpus_source(o)->next();
+  int with_caption = 0, empty = 0;
+  for (const auto& t : b.text_input) {
+    CHECK(t.find("<query>") == std::string::npos);
+    if (t.find("###Assistant:Thing") == std::string::npos) {
+      CHECK(t.find("###") == std::string::npos);  // stage-1 captions stay plain
+      continue;
+    }
+    const bool one = t.find("Thing 0.") != std::string::npos, two = t.find("Thing 1.") != std::string::npos;
+    if (one) CHECK(t.find("Given following image: a dog 1 runs..") != std::string::npos);  // "1.jpg" is item "1"
+    if (two) CHECK(t.find("Given following image: a dog 2 runs..") != std::string::npos);
+    if (one || two) ++with_caption;
+    else if (t.find("Given following image: .") != std::string::npos) ++empty;  // no stage-1 caption: empty
+  }
+  CHECK(with_caption == 2);
+  CHECK(empty == 2);
 }

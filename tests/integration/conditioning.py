@@ -158,7 +158,7 @@ def check(condition, message):
 def images():
     ann = os.path.join(tiny_data(), "annotations")
     refs = references(IMAGES, "image_id")
-    ckpt = train_stage1("images", ("ti", "image"), ARGS.steps)
+    ckpt = train_stage1("images", ("ti", "image"), ARGS.steps or 600)
     first = eval_split("images_eval", ckpt, "coco_caption", os.path.join(ann, IMAGES), "images", tiny_data())
     right = score(first, refs, "true pairs")
     check(right >= 10, f"stage 1 on images captions {right} of 12 training images with their own caption (>= 10)")
@@ -192,7 +192,7 @@ def images():
     deranged = [{"video_id": r["image_id"], "caption": recs[(i + 1) % len(recs)]["caption"][0]} for i, r in enumerate(recs)]
     deranged_file = os.path.join(ARGS.work, "images_deranged.json")
     json.dump(deranged, open(deranged_file, "w"))
-    ckpt = train_stage1("images_deranged", ("ti", "image"), ARGS.steps, annotation=deranged_file)
+    ckpt = train_stage1("images_deranged", ("ti", "image"), ARGS.steps or 600, annotation=deranged_file)
     preds = eval_split("images_deranged_eval", ckpt, "coco_caption", os.path.join(ann, IMAGES), "images", tiny_data())
     wrong = score(preds, refs, "deranged run vs true captions")
     learned = score(preds, {d["video_id"]: d["caption"] for d in deranged}, "deranged run vs its training captions")
@@ -202,7 +202,7 @@ def images():
 
 def audio():
     ann = os.path.join(tiny_data(), "annotations")
-    ckpt = train_stage1("audio", ("ta", "audio"), ARGS.steps)
+    ckpt = train_stage1("audio", ("ta", "audio"), ARGS.steps or 1200)
     preds = eval_split("audio_eval", ckpt, "audio_caption", os.path.join(ann, AUDIOS), "audios",
                        os.path.join(tiny_data(), "audios"))
     right = score(preds, references(AUDIOS, "audio"), "audio")
@@ -211,7 +211,7 @@ def audio():
 
 def videos():
     ann = os.path.join(tiny_data(), "annotations")
-    ckpt = train_stage1("videos", ("ti", "video"), ARGS.steps)
+    ckpt = train_stage1("videos", ("ti", "video"), ARGS.steps or 600)
     preds = eval_split("videos_eval", ckpt, "msrvtt_caption", os.path.join(ann, VIDEOS), "videos",
                        os.path.join(tiny_data(), "videos"))
     right = score(preds, references(VIDEOS, "image_id"), "video")
@@ -225,7 +225,7 @@ def main():
     p.add_argument("--bin", required=True)
     p.add_argument("--work", required=True)
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--steps", type=int, default=0, help="stage-1 steps (0: 600 for images and videos, 1200 for audio)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=0, help="per-group batch size of the stage-1 runs (0: the config's)")
     p.add_argument("--train-options", nargs="*", default=[], help="more --options for the stage-1 runs")
