@@ -10,3 +10,7 @@ foreach(phase images audio videos)
   set_tests_properties("conditioning: stage 1 on ${phase} follows the media" PROPERTIES LABELS integration
                        FIXTURES_REQUIRED cb_cond_lm)
 endforeach()
+# Another seed: other random frozen encoders, Q-Former initialisation and data order.
+add_test(NAME "conditioning: stage 1 on images follows the media (seed 7)" COMMAND ${CB_COND} --seed 7 images)
+set_tests_properties("conditioning: stage 1 on images follows the media (seed 7)" PROPERTIES LABELS integration
+                     FIXTURES_REQUIRED cb_cond_lm)
