@@ -19,6 +19,7 @@
 #include "framework/config.h"
 #include "framework/error.h"
 #include "framework/registry.h"
+#include "framework/text/python_str.h"
 
 namespace {
 
@@ -70,12 +71,7 @@ void print_dry_run(const cb::Config& cfg) {
   int64_t total = 0, trainable = 0;
   for (const auto& s : specs) {
     if (s.buffer) continue;
-    std::vector<std::string> c;
-    for (size_t a = 0, b; a <= s.name.size(); a = b + 1) {
-      b = s.name.find('.', a);
-      if (b == std::string::npos) b = s.name.size();
-      c.push_back(s.name.substr(a, b - a));
-    }
+    const auto c = cb::pystr::split(s.name, ".");
     size_t k = 1;
     while (k < c.size() && !std::all_of(c[k].begin(), c[k].end(), ::isdigit)) ++k;
     std::string g = c[0];

@@ -5,23 +5,12 @@
 #include "framework/config_schema.h"
 #include "framework/error.h"
 #include "framework/registry.h"
+#include "framework/text/python_str.h"
 
 namespace cb {
 namespace {
 
 using T = ConfigNode::Type;
-
-std::vector<std::string> split_key(std::string_view key) {
-  std::vector<std::string> parts;
-  size_t start = 0;
-  while (true) {
-    size_t dot = key.find('.', start);
-    parts.emplace_back(key.substr(start, dot - start));
-    if (dot == std::string_view::npos) break;
-    start = dot + 1;
-  }
-  return parts;
-}
 
 [[noreturn]] void wrong_type(const std::string& key, const ConfigNode& n, std::string_view expected) {
   fail("{} in {}: expected {}, got {}", key, n.where(), expected, n.describe());
@@ -103,7 +92,7 @@ nlohmann::ordered_json node_to_json(const ConfigNode& n) {
 // Sets `value` at a dotted key, creating mappings on the way (OmegaConf.update).
 void set_dotted(ConfigNode& root, const std::string& key, const ConfigNode& value, const std::string& token) {
   ConfigNode* n = &root;
-  for (const auto& part : split_key(key)) {
+  for (const auto& part : pystr::split(key, ".")) {
     if (part.empty()) fail("--options '{}': empty key component in '{}'", token, key);
     if (!n->is_map()) {
       if (!n->is_null()) fail("--options '{}': '{}' goes through a value that is not a mapping", token, key);
@@ -133,7 +122,7 @@ std::string Config::full(std::string_view key) const {
 
 const ConfigNode* Config::lookup(std::string_view key) const {
   const ConfigNode* n = node_;
-  for (const auto& part : split_key(key)) {
+  for (const auto& part : pystr::split(key, ".")) {
     if (!n->is_map()) return nullptr;
     n = n->find(part);
     if (!n) return nullptr;

@@ -8,6 +8,7 @@
 #include "framework/checkpoint/load.h"
 #include "framework/config.h"
 #include "framework/error.h"
+#include "framework/text/python_str.h"
 #include "models/freeze.h"
 #include "models/instruct_prompt.h"
 #include "models/model_factory.h"
@@ -171,7 +172,7 @@ Features ChatBridgeImpl::encode_audio(const torch::Tensor& audio) {
 }
 
 std::vector<Features> ChatBridgeImpl::encode(const Batch& batch) {
-  auto alternatives = split_on(batch.task, "%");
+  auto alternatives = pystr::split(batch.task, "%");
   const auto& task = alternatives[std::uniform_int_distribution<size_t>(0, alternatives.size() - 1)(task_rng_)];
   const bool img = batch.image.defined(), aud = batch.audio.defined();
   // First match wins, by substring, as the original routes.

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "framework/error.h"
-#include "models/instruct_prompt.h"
+#include "framework/text/python_str.h"
 
 namespace cb {
 
@@ -48,7 +48,7 @@ void Conversation::ask(const std::string& text) {
 
 torch::Tensor get_context_emb(const ChatBridgeImpl& model, const std::string& prompt,
                               const std::vector<Features>& features, int64_t max_new_tokens, int64_t max_length) {
-  const auto slots = split_on(prompt, kImageSlot);
+  const auto slots = pystr::split(prompt, kImageSlot);
   if (slots.size() != features.size() + 1)
     fail("get_context_emb: the prompt has {} <ImageHere> slots but {} feature blocks were given", slots.size() - 1,
          features.size());

@@ -1,22 +1,13 @@
 #include "models/instruct_prompt.h"
 
-namespace cb {
+#include "framework/text/python_str.h"
 
-std::vector<std::string> split_on(const std::string& s, const std::string& sep) {
-  std::vector<std::string> out;
-  size_t start = 0, at;
-  while ((at = s.find(sep, start)) != std::string::npos) {
-    out.push_back(s.substr(start, at - start));
-    start = at + sep.size();
-  }
-  out.push_back(s.substr(start));
-  return out;
-}
+namespace cb {
 
 std::vector<PromptPiece> split_instruct_prompt(const std::string& conversation) {
   using Kind = PromptPiece::Kind;
   std::vector<PromptPiece> pieces;
-  const auto parts = split_on(conversation, "<query>");
+  const auto parts = pystr::split(conversation, "<query>");
   for (size_t k = 0; k + 1 < parts.size(); ++k) {
     pieces.push_back({Kind::text, parts[k]});
     pieces.push_back({Kind::query, {}});

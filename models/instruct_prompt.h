@@ -20,7 +20,4 @@ struct PromptPiece {
 // The pieces of `conversation`, in order; empty text pieces are kept (they tokenise to nothing).
 std::vector<PromptPiece> split_instruct_prompt(const std::string& conversation);
 
-// Python str.split(sep) for a non-empty separator.
-std::vector<std::string> split_on(const std::string& s, const std::string& sep);
-
 }  // namespace cb

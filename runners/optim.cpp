@@ -32,9 +32,12 @@ struct AdamWStep {
 // m = m*b1 + (1-b1)*g; v = v*b2 + (1-b2)*g*g; p += -step_size * m / (sqrt(v)/sqrt(bc2) + eps).
 // The tensor-op version reads and writes ~25 arrays and allocates two temporaries; this reads 4 and
 // writes 3. Written with intrinsics: std::sqrt's errno keeps the compiler from vectorising the loop.
+// The moments are fused multiply-adds as in the AVX2 loop: an element must round the same whether it
+// falls in the vector loop or in a tail (which elements are tails depends on how parameters group
+// by step count, which differs after a resume), or a resumed run drifts from an uninterrupted one.
 inline void adamw_element(float& p, float g, float& m, float& v, const AdamWStep& c) {
-  m = m * c.beta1 + c.one_minus_beta1 * g;
-  v = v * c.beta2 + c.one_minus_beta2 * g * g;
+  m = std::fma(c.one_minus_beta1, g, m * c.beta1);
+  v = std::fma(c.one_minus_beta2 * g, g, v * c.beta2);
   p = p * c.decay + c.neg_step_size * m / (std::sqrt(v) / c.sqrt_bias_correction2 + c.eps);
 }
 

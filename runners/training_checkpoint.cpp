@@ -164,6 +164,10 @@ TrainingState load_training_checkpoint(const fs::path& dir, const StateDict& par
     s->exp_avg(moments.tensor(p.key() + ".exp_avg").to(p.value().device()).clone());
     s->exp_avg_sq(moments.tensor(p.key() + ".exp_avg_sq").to(p.value().device()).clone());
     st[compat::optimizer_state_key(p.value())] = std::move(s);
+    // In the run that saved this, a parameter that once had a gradient keeps a zeroed one (zero_grad
+    // zeroes, it does not unset), so AdamW steps it (decay, momentum) even when a batch leaves it
+    // unused; without it a resumed run would skip such parameters and drift from an uninterrupted one.
+    if (!p.value().grad().defined()) p.value().mutable_grad() = torch::zeros_like(p.value());
   }
   return TrainingState::from_json(read_json(dir / "state.json"), (dir / "state.json").string());
 }

@@ -150,4 +150,13 @@ std::vector<std::string> split_whitespace(std::string_view s) {
   return words;
 }
 
+std::vector<std::string> split(std::string_view s, std::string_view sep) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (size_t at; (at = s.find(sep, start)) != std::string_view::npos; start = at + sep.size())
+    out.emplace_back(s.substr(start, at - start));
+  out.emplace_back(s.substr(start));
+  return out;
+}
+
 }  // namespace cb::pystr

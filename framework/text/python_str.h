@@ -22,4 +22,7 @@ std::u32string lower(std::u32string_view s);
 // str.split() without arguments: split on runs of whitespace, no empty items.
 std::vector<std::string> split_whitespace(std::string_view s);
 
+// str.split(sep) for a non-empty separator: every piece, empty ones included.
+std::vector<std::string> split(std::string_view s, std::string_view sep);
+
 }  // namespace cb::pystr

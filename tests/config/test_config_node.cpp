@@ -59,6 +59,18 @@ TEST_CASE("YAML errors name the file and line") {
   CHECK_THROWS_WITH(cb::load_yaml_file("/nonexistent/x.yaml", "x.yaml"), Catch::Contains("x.yaml: cannot open"));
 }
 
+TEST_CASE("quoted strings over several lines are refused (yaml-cpp folds them unlike PyYAML)") {
+  // PyYAML writes "\n" as '<newline><newline>    '; yaml-cpp would read it as "".
+  CHECK_THROWS_WITH(cb::parse_yaml("model:\n  end_sym: '\n\n    '\n  x: 1\n", "t.yaml"),
+                    Catch::Contains("t.yaml (line 2): a quoted string continues on the next line"));
+  CHECK_THROWS_WITH(cb::parse_yaml("- k: \"a\n  b\"\n", "t.yaml"), Catch::Contains("t.yaml (line 1)"));
+  // One-line quoted values, escapes and quotes inside other quotes or comments stay accepted.
+  const auto ok = cb::parse_yaml("a: \"\\n\"\nb: 'it''s'\nc: \"say \\\"hi\\\"\"\nd: x  # it's fine\n'e': 'v'\n", "t.yaml");
+  CHECK(ok.entries.at(0).second.string == "\n");
+  CHECK(ok.entries.at(1).second.string == "it's");
+  CHECK(ok.entries.at(2).second.string == "say \"hi\"");
+}
+
 TEST_CASE("merge: mappings merge key by key, everything else is replaced") {
   auto dst = cb::parse_yaml("a: {x: 1, y: [1, 2]}\nb: 1\n", "base.yaml");
   auto src = cb::parse_yaml("a: {y: [3], z: s}\nb: {c: 2}\n", "user.yaml");

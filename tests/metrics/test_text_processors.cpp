@@ -76,10 +76,13 @@ TEST_CASE("text processors: edge cases") {
   CHECK_THROWS_AS(cb::valor_pre_caption("\xff"), cb::Error);
 }
 
-TEST_CASE("python_str: split_whitespace and lower") {
+TEST_CASE("python_str: split_whitespace, split and lower") {
   using V = std::vector<std::string>;
   CHECK(cb::pystr::split_whitespace("  a\tb\u3000c\n") == V{"a", "b", "c"});
   CHECK(cb::pystr::split_whitespace("").empty());
+  CHECK(cb::pystr::split("a.b..c", ".") == V{"a", "b", "", "c"});  // str.split(sep) keeps empty pieces
+  CHECK(cb::pystr::split("x<q>", "<q>") == V{"x", ""});
+  CHECK(cb::pystr::split("", "%") == V{""});
   CHECK(cb::pystr::encode_utf8(cb::pystr::lower(cb::pystr::decode_utf8("ÀÖØÞĀĲŸΣДЀ"))) == "àöøþāĳÿσдѐ");
 }
 
