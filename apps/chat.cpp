@@ -158,13 +158,7 @@ int run(int argc, char** argv) {
   app.add_option("--video", q.video, "one-shot: video file to upload");
   app.add_flag("--greedy", q.greedy, "one-shot: greedy decoding instead of the demo's sampling");
   app.add_option("--max-new-tokens", q.max_new_tokens, "one-shot: answer length limit (default: the demo's)");
-  app.footer("--options KEY=VALUE ... | KEY VALUE ...   override config keys (the rest of the command line)");
-  cb::add_app_options(app, opts);
-  try {
-    app.parse(cli_argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  if (const auto exit_code = cb::parse_config_app(app, opts, cli_argc, argv)) return *exit_code;
   const bool one_shot_flags = !q.image.empty() || !q.audio.empty() || !q.video.empty() || q.greedy || q.max_new_tokens > 0;
   if (one_shot_flags && q.question.empty())
     cb::fail("--image/--audio/--video/--greedy/--max-new-tokens belong to the one-shot mode: add --ask TEXT");

@@ -47,13 +47,7 @@ int run(int argc, char** argv) {
   app.add_option("--cfg-path", cfg_path, "evaluation yaml (eval_configs/...)")->required();
   app.add_option("--model-cfg", model_cfg, "take the model section from this experiment yaml (e.g. the training yaml)");
   app.add_flag("--print-config", print_config, "print the resolved config as YAML and exit");
-  app.footer("--options KEY=VALUE ... | KEY VALUE ...   override config keys (the rest of the command line)");
-  cb::add_app_options(app, opts);
-  try {
-    app.parse(cli_argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  if (const auto exit_code = cb::parse_config_app(app, opts, cli_argc, argv)) return *exit_code;
 
   const cb::Config cfg = cb::resolve_config(cfg_path, with_model_section(model_cfg, options));
   if (print_config) {

@@ -209,13 +209,7 @@ int run(int argc, char** argv) {
   app.add_option("--image", images, "an image file (repeat the option for several)");
   app.add_option("--audio", audios, "an audio file (repeat the option for several)");
   app.add_option("--batches", batches, "training batches for the pairing and gradient checks (0: skip)")->capture_default_str();
-  app.footer("--options KEY=VALUE ... | KEY VALUE ...   override config keys (the rest of the command line)");
-  cb::add_app_options(app, opts);
-  try {
-    app.parse(cli_argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  if (const auto exit_code = cb::parse_config_app(app, opts, cli_argc, argv)) return *exit_code;
   cb::apply_app_options(opts);
   const cb::Config cfg = cb::resolve_config(cfg_path, options);
   torch::manual_seed(cfg.get<int64_t>("run.seed", 42));

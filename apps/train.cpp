@@ -114,13 +114,7 @@ int run(int argc, char** argv) {
   app.add_flag("--print-config", print_config, "print the resolved config as YAML and exit");
   app.add_flag("--dry-run", dry_run, "print the module tree and parameter counts without building the model");
   app.add_option("--resume", resume, "'auto' (latest complete checkpoint in run.output_dir) or a checkpoint directory");
-  app.footer("--options KEY=VALUE ... | KEY VALUE ...   override config keys (the rest of the command line)");
-  cb::add_app_options(app, opts);
-  try {
-    app.parse(cli_argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  if (const auto exit_code = cb::parse_config_app(app, opts, cli_argc, argv)) return *exit_code;
 
   if (list) {
     print_registry();

@@ -36,6 +36,17 @@ void add_app_options(CLI::App& app, AppOptions& opts) {
   app.add_flag("--log-all-ranks", opts.log_all_ranks, "ranks > 0 log at --log-level too (default: warnings only)");
 }
 
+std::optional<int> parse_config_app(CLI::App& app, AppOptions& opts, int cli_argc, char** argv) {
+  app.footer("--options KEY=VALUE ... | KEY VALUE ...   override config keys (the rest of the command line)");
+  add_app_options(app, opts);
+  try {
+    app.parse(cli_argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return std::nullopt;
+}
+
 RankInfo rank_from_env() {
   RankInfo r;
   r.world_size = env_int("WORLD_SIZE", 1, 1);

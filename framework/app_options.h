@@ -6,9 +6,9 @@
 //   CLI11_PARSE(app, argc, argv);
 //   cb::apply_app_options(opts);   // logging (rank-aware) + LibTorch threads + BLAS report
 #pragma once
+#include <optional>
 #include <string>
 #include <vector>
-#include <string>
 
 namespace CLI {
 class App;
@@ -37,6 +37,11 @@ void apply_app_options(const AppOptions& opts);
 // train.py's `--options` takes the rest of the command line (argparse REMAINDER), values starting
 // with '-' included: returns those tokens and sets `cli_argc` to the arguments before it.
 std::vector<std::string> take_options_remainder(int argc, char** argv, int& cli_argc);
+
+// An app configured by a yaml and `--options` (train, eval, chat, probe): the `--options` footer, the
+// shared options, then CLI11's parse of the first `cli_argc` arguments. Returns the exit code when the
+// program is to stop here (--help, a parse error), nullopt when it goes on.
+std::optional<int> parse_config_app(CLI::App& app, AppOptions& opts, int cli_argc, char** argv);
 
 // main() of an app: runs `run` and turns an escaping exception into "<name>: error: <what>", exit 1.
 int run_main(const char* name, int (*run)(int, char**), int argc, char** argv);
