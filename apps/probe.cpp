@@ -123,6 +123,52 @@ std::string part_of(const std::string& name) {
   return dot == std::string::npos ? name : name.substr(0, dot);
 }
 
+// Teacher forcing against greedy decoding on one training batch.
+struct DecodeStats {
+  int64_t tokens = 0, tokens_right = 0;    // target tokens, and those the teacher-forced argmax predicts
+  int64_t ends = 0, ends_right = 0;        // each row's last target (where the text ends)
+  int64_t decoded = 0, decoded_right = 0;  // rows whose greedy decoding writes the first answer
+};
+
+void check_decoding(cb::ChatBridgeImpl& model, const cb::Batch& batch, uint64_t step_seed, DecodeStats& st) {
+  torch::NoGradGuard no_grad;
+  model.seed(step_seed);
+  const auto feed = model.forward(batch).llama;
+  cb::LlamaInputs in;
+  in.inputs_embeds = feed.inputs_embeds;
+  in.attention_mask = feed.attention_mask;
+  const auto pred = model.llama_model->forward(in).logits.slice(1, 0, -1).argmax(-1);  // [B,L-1]
+  const auto target = feed.targets.slice(1, 1);                                      // [B,L-1]
+  const auto supervised = target != -100;
+  st.tokens += supervised.sum().item<int64_t>();
+  st.tokens_right += (supervised & (pred == target)).sum().item<int64_t>();
+  for (int64_t b = 0; b < target.size(0); ++b) {
+    const auto at = supervised[b].nonzero();
+    if (at.numel() == 0) continue;
+    const auto last = at[-1][0].item<int64_t>();
+    ++st.ends;
+    st.ends_right += pred[b][last].item<int64_t>() == target[b][last].item<int64_t>();
+    // Greedy decoding from the inputs before the first target, as inference runs it: does it write the
+    // first answer and stop where it ends?
+    const auto first = at[0][0].item<int64_t>() + 1;  // inputs [0, first) predict targets[first]
+    int64_t end = first;                               // the first answer: up to the next unsupervised position
+    while (end < feed.targets.size(1) && feed.targets[b][end].item<int64_t>() != -100) ++end;
+    const auto want = feed.targets[b].slice(0, first, end);
+    cb::GenerateOptions g;
+    g.max_new_tokens = want.size(0) + 3;  // room to run past the end, as inference does
+    const auto prompt = feed.inputs_embeds[b].slice(0, 0, first).unsqueeze(0);
+    const auto got = cb::generate_from_embeds(model.llama_model, prompt,
+                                              feed.attention_mask[b].slice(0, 0, first).unsqueeze(0), g)
+                         .sequences[0]
+                         .slice(0, 1);  // after the placeholder id
+    ++st.decoded;
+    const bool same = got.size(0) >= want.size(0) && torch::equal(got.slice(0, 0, want.size(0)), want);
+    st.decoded_right += same;
+    if (!same && st.decoded - st.decoded_right <= 3)
+      std::cout << fmt::format("  greedy {} | targets {}\n", text_of(model, got), text_of(model, want));
+  }
+}
+
 void pairing_and_gradients(cb::ChatBridgeImpl& model, const cb::Config& cfg, int64_t batches) {
   const auto task = cb::make_task(cfg);
   const auto source = task->build_train_source(cfg, 0, 1);
@@ -130,65 +176,32 @@ void pairing_and_gradients(cb::ChatBridgeImpl& model, const cb::Config& cfg, int
   model.zero_grad();
   std::map<std::string, std::pair<double, double>> loss_by_task;  // task -> (true, rolled) sums
   std::map<std::string, int64_t> count;
-  int64_t tokens = 0, tokens_right = 0, ends = 0, ends_right = 0, decoded = 0, decoded_right = 0;
-  int64_t shown = 0;
+  DecodeStats st;
+  int64_t samples = 0;
   for (int64_t i = 0; i < batches; ++i) {
     const auto batch = source->next();
-    const auto out = task->train_step(model, batch, static_cast<uint64_t>(i));
+    const auto seed = static_cast<uint64_t>(i);
+    const auto out = task->train_step(model, batch, seed);
     out.loss.backward();
-    double other;
-    {
-      torch::NoGradGuard no_grad;
-      other = task->train_step(model, rolled(batch), static_cast<uint64_t>(i)).loss.item<double>();
-      // Teacher-forced argmax against the targets, and at each row's last target (the text's end).
-      model.seed(static_cast<uint64_t>(i));
-      const auto feed = model.forward(batch).llama;
-      cb::LlamaInputs in;
-      in.inputs_embeds = feed.inputs_embeds;
-      in.attention_mask = feed.attention_mask;
-      const auto pred = model.llama_model->forward(in).logits.slice(1, 0, -1).argmax(-1);  // [B,L-1]
-      const auto target = feed.targets.slice(1, 1);                                      // [B,L-1]
-      const auto supervised = target != -100;
-      tokens += supervised.sum().item<int64_t>();
-      tokens_right += (supervised & (pred == target)).sum().item<int64_t>();
-      for (int64_t b = 0; b < target.size(0); ++b) {
-        const auto at = supervised[b].nonzero();
-        if (at.numel() == 0) continue;
-        const auto last = at[-1][0].item<int64_t>();
-        ++ends;
-        ends_right += pred[b][last].item<int64_t>() == target[b][last].item<int64_t>();
-        // Greedy decoding from the inputs before the first target, as inference runs it: does it write
-        // the first answer (and its end)?
-        const auto first = at[0][0].item<int64_t>() + 1;  // inputs [0, first) predict targets[first]
-        int64_t end = first;  // the first answer: up to the next unsupervised position
-        while (end < feed.targets.size(1) && feed.targets[b][end].item<int64_t>() != -100) ++end;
-        const auto want = feed.targets[b].slice(0, first, end);
-        cb::GenerateOptions g;
-        g.max_new_tokens = want.size(0) + 3;  // room to run past the end, as inference does
-        const auto got = cb::generate_from_embeds(model.llama_model, feed.inputs_embeds[b].slice(0, 0, first).unsqueeze(0),
-                                                  feed.attention_mask[b].slice(0, 0, first).unsqueeze(0), g)
-                             .sequences[0].slice(0, 1);
-        ++decoded;
-        const bool same = got.size(0) >= want.size(0) && torch::equal(got.slice(0, 0, want.size(0)), want);
-        decoded_right += same;
-        if (!same && decoded - decoded_right <= 3)
-          std::cout << fmt::format("  greedy {} | targets {}\n", text_of(model, got), text_of(model, want));
-      }
-    }
     auto& l = loss_by_task[batch.task];
     l.first += out.loss.item<double>();
-    l.second += other;
+    {
+      torch::NoGradGuard no_grad;
+      l.second += task->train_step(model, rolled(batch), seed).loss.item<double>();
+    }
     ++count[batch.task];
-    shown += batch.size();
+    samples += batch.size();
+    check_decoding(model, batch, seed, st);
   }
-  std::cout << fmt::format("pairing: mean loss over {} batches ({} samples), true pairs vs texts rolled inside the batch\n",
-                           batches, shown);
+  std::cout << fmt::format("pairing: mean loss over {} batches ({} samples), true pairs vs texts rolled in the batch\n",
+                           batches, samples);
   for (const auto& [t, l] : loss_by_task)
     std::cout << fmt::format("  task {:<10} {} batches: true {:.4f}, rolled {:.4f}\n", t, count[t], l.first / count[t],
                              l.second / count[t]);
   std::cout << fmt::format("teacher-forced argmax: {} of {} target tokens right; {} of {} rows' last target right\n",
-                           tokens_right, tokens, ends_right, ends)
-            << fmt::format("greedy decoding from the training prompt: {} of {} rows write their first answer\n", decoded_right, decoded);
+                           st.tokens_right, st.tokens, st.ends_right, st.ends)
+            << fmt::format("greedy decoding from the training prompt: {} of {} rows write their first answer\n",
+                           st.decoded_right, st.decoded);
   std::map<std::string, double> sq;
   for (const auto& p : model.named_parameters(true))
     if (p.value().requires_grad())
