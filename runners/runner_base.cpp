@@ -51,6 +51,9 @@ class RunnerBase : public Runner {
     keep_last_ = static_cast<int>(run.get<int64_t>("keep_last_checkpoints", 0));
     amp_ = run.get<bool>("amp", false);
     seed_ = run.get<int64_t>("seed");
+    if (!run.get<std::string>("wandb_key", "").empty())  // the original's configs set it; say it does nothing here
+      spdlog::warn("run.wandb_key is set but Weights & Biases logging is not implemented: the training record is "
+                   "{}/metrics.jsonl", run.get<std::string>("output_dir"));
     output_dir_ = run.get<std::string>("output_dir");
     lr_sched_ = run.get<std::string>("lr_sched");
     adamw_.lr = sched_cfg_.init_lr;
