@@ -9,8 +9,8 @@ real binaries (chatbridge-train, chatbridge-eval, chatbridge-chat), seeded:
            (each image with another image's caption) writes almost none of the true captions and
            mostly the captions it was trained on; chat and eval answer alike for the same checkpoint,
            image and prompt
-  audio    stage 1 on the 13 clips: >= 10 of 13 own captions
-  videos   stage 1 on the 5 clips: >= 4 of 5 own captions
+  audio    the same on the 13 clips (>= 10 right), without the chat check
+  videos   the same on the 5 clips (>= 4 right), without the chat check
 
 Single process, seeded (--seed; ctest runs images with seeds 42 and 7). The thresholds leave room for
 one or two near-identical items (the spoken "front left" / "rear left" clips); a model that ignores
@@ -150,38 +150,69 @@ def score(predictions, references, label):
     return right
 
 
-def references(annotation, id_key):
-    recs = json.load(open(os.path.join(tiny_data(), "annotations", annotation)))
-    return {r[id_key]: r["caption"][0] for r in recs}
-
-
 def check(condition, message):
     if not condition:
         sys.exit("conditioning: FAILED: " + message)
     print("conditioning: ok: " + message)
 
 
-def images():
-    ann = os.path.join(tiny_data(), "annotations")
-    refs = references(IMAGES, "image_id")
-    ckpt = train_stage1("images", ("ti", "image"), ARGS.steps or 600)
-    first = eval_split("images_eval", ckpt, "coco_caption", os.path.join(ann, IMAGES), "images", tiny_data())
-    right = score(first, refs, "true pairs")
-    check(right >= 10, f"stage 1 on images captions {right} of 12 training images with their own caption (>= 10)")
+# modality -> (the stage-1 group kept, eval builder, eval annotation, storage key, storage under tiny_data,
+#              the eval id of a record, its valor id (what training reads), stage-1 steps, items right at least)
+MODALITIES = {
+    "images": (("ti", "image"), "coco_caption", IMAGES, "images", "", lambda r: r["image_id"], lambda r: r["image_id"],
+               600, 10),
+    "audio": (("ta", "audio"), "audio_caption", AUDIOS, "audios", "audios", lambda r: r["audio"],
+              lambda r: os.path.splitext(r["audio"])[0], 1200, 10),
+    "videos": (("ti", "video"), "msrvtt_caption", VIDEOS, "videos", "videos", lambda r: r["image_id"],
+               lambda r: r["image_id"], 600, 4),
+}
 
-    # The same images in reverse order: the caption must follow the image.
-    recs = json.load(open(os.path.join(ann, IMAGES)))
-    reversed_file = os.path.join(ARGS.work, f"images_reversed-seed{ARGS.seed}.json")
+
+def follows_media(label):
+    """Stage 1 on one modality's items: each item's greedy caption is its own; the same items listed in
+    reverse order keep their captions; a run trained on deranged pairs writes the deranged captions.
+    Returns the true run's checkpoint."""
+    keep, builder, annotation, storage_key, storage, eval_id, valor_id, steps, minimum = MODALITIES[label]
+    storage = os.path.join(tiny_data(), storage)
+    recs = json.load(open(os.path.join(tiny_data(), "annotations", annotation)))
+    refs = {eval_id(r): r["caption"][0] for r in recs}
+    ckpt = train_stage1(label, keep, ARGS.steps or steps)
+    first = eval_split(label + "_eval", ckpt, builder, os.path.join(tiny_data(), "annotations", annotation),
+                       storage_key, storage)
+    right = score(first, refs, label)
+    check(right >= minimum, f"stage 1 on {label} captions {right} of {len(recs)} items with their own caption (>= {minimum})")
+
+    # The same items in reverse order: the caption follows the item, not its position.
+    reversed_file = os.path.join(ARGS.work, f"{label}_reversed-seed{ARGS.seed}.json")
     json.dump(recs[::-1], open(reversed_file, "w"))
-    again = eval_split("images_eval_reversed", ckpt, "coco_caption", reversed_file, "images", tiny_data())
+    again = eval_split(label + "_eval_reversed", ckpt, builder, reversed_file, storage_key, storage)
     same = sum(normalise(again[k]) == normalise(first[k]) for k in first)
-    check(same == len(first), f"listed in reverse order, {same} of {len(first)} images get the caption they got before")
+    check(same == len(first), f"{label} listed in reverse order: {same} of {len(first)} get the caption they got before")
 
+    # Deranged pairs: every item trained with the next item's caption.
+    deranged = {eval_id(r): recs[(i + 1) % len(recs)]["caption"][0] for i, r in enumerate(recs)}
+    deranged_file = os.path.join(ARGS.work, f"{label}_deranged-seed{ARGS.seed}.json")
+    json.dump([{"video_id": valor_id(r), "caption": deranged[eval_id(r)]} for r in recs], open(deranged_file, "w"))
+    other = train_stage1(label + "_deranged", keep, ARGS.steps or steps, annotation=deranged_file)
+    preds = eval_split(label + "_deranged_eval", other, builder, os.path.join(tiny_data(), "annotations", annotation),
+                       storage_key, storage)
+    wrong = score(preds, refs, "deranged run vs true captions")
+    learned = score(preds, deranged, "deranged run vs its training captions")
+    most_wrong = max(1, len(recs) // 6)
+    check(wrong <= most_wrong and learned >= minimum,
+          f"{label} trained on deranged pairs: {wrong} true captions (<= {most_wrong}), {learned} of its own training "
+          f"captions (>= {minimum})")
+    return ckpt
+
+
+def images():
+    ckpt = follows_media("images")
     # Chat and eval agree: the stage-2 template through chatbridge-chat and chatbridge-eval.
     question = "Describe the image briefly."
     prompt = f"###Human: Given following image: <query>.###Human: {question}###Assistant:"
-    through_eval = eval_split("images_eval_chat_prompt", ckpt, "coco_caption", os.path.join(ann, IMAGES), "images",
-                              tiny_data(), prompt=prompt, model_cfg="instructiontuning_configs/tiny_instructtuning.yaml")
+    through_eval = eval_split("images_eval_chat_prompt", ckpt, "coco_caption",
+                              os.path.join(tiny_data(), "annotations", IMAGES), "images", tiny_data(), prompt=prompt,
+                              model_cfg="instructiontuning_configs/tiny_instructtuning.yaml")
     agree = 0
     for key in ("chelsea", "rocket", "coins"):
         log = os.path.join(ARGS.work, f"chat_{key}-seed{ARGS.seed}.log")
@@ -193,37 +224,6 @@ def images():
         print(f"  chat {key}: {answer!r} / eval: {through_eval[key]!r}")
         agree += answer == through_eval[key]
     check(agree == 3, f"chatbridge-chat and chatbridge-eval give the same answer for {agree} of 3 images")
-
-    # Deranged pairs: every image trained with the next image's caption.
-    deranged = [{"video_id": r["image_id"], "caption": recs[(i + 1) % len(recs)]["caption"][0]} for i, r in enumerate(recs)]
-    deranged_file = os.path.join(ARGS.work, f"images_deranged-seed{ARGS.seed}.json")
-    json.dump(deranged, open(deranged_file, "w"))
-    ckpt = train_stage1("images_deranged", ("ti", "image"), ARGS.steps or 600, annotation=deranged_file)
-    preds = eval_split("images_deranged_eval", ckpt, "coco_caption", os.path.join(ann, IMAGES), "images", tiny_data())
-    wrong = score(preds, refs, "deranged run vs true captions")
-    learned = score(preds, {d["video_id"]: d["caption"] for d in deranged}, "deranged run vs its training captions")
-    check(wrong <= 2 and learned >= 10,
-          f"trained on deranged pairs: {wrong} true captions (<= 2), {learned} of its own training captions (>= 10)")
-
-
-def one_modality(label, keep, builder, annotation, storage_key, storage, id_key, steps, minimum):
-    """Stage 1 on one modality's items, then each item's greedy caption against its own."""
-    ckpt = train_stage1(label, keep, ARGS.steps or steps)
-    preds = eval_split(label + "_eval", ckpt, builder, os.path.join(tiny_data(), "annotations", annotation),
-                       storage_key, storage)
-    right = score(preds, references(annotation, id_key), label)
-    check(right >= minimum,
-          f"stage 1 on {label} captions {right} of {len(preds)} items with their own caption (>= {minimum})")
-
-
-def audio():
-    one_modality("audio", ("ta", "audio"), "audio_caption", AUDIOS, "audios", os.path.join(tiny_data(), "audios"),
-                 "audio", 1200, 10)
-
-
-def videos():
-    one_modality("videos", ("ti", "video"), "msrvtt_caption", VIDEOS, "videos", os.path.join(tiny_data(), "videos"),
-                 "image_id", 600, 4)
 
 
 def main():
@@ -239,7 +239,8 @@ def main():
     p.add_argument("--train-options", nargs="*", default=[], help="more --options for the stage-1 runs")
     ARGS = p.parse_args()
     ARGS.work, ARGS.bin = os.path.abspath(ARGS.work), os.path.abspath(ARGS.bin)
-    {"stage0": stage0, "images": images, "audio": audio, "videos": videos}[ARGS.phase]()
+    {"stage0": stage0, "images": images, "audio": lambda: follows_media("audio"),
+     "videos": lambda: follows_media("videos")}[ARGS.phase]()
 
 
 if __name__ == "__main__":
