@@ -1,4 +1,4 @@
-// chatbridge-eval: the evaluation run of the LAVIS-style harness (pipeline.md §10; the original's
+// chatbridge-eval: the evaluation run of the LAVIS-style harness (LAVIS's evaluate.py; the original's
 // evaluate.py did not ship).
 //   chatbridge-eval --cfg-path eval_configs/tiny_caption_eval.yaml [--model-cfg TRAIN_YAML]
 //                   [--threads N] [--options k=v ...]

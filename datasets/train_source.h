@@ -1,5 +1,5 @@
 // The training data of a run, as the runner sees it: the original's valor meta loader
-// (custom_datasets/valor_data, pipeline.md §4) built from the experiment config.
+// (custom_datasets/valor_data, chatbridge/tasks/valor_train_utils.py) built from the experiment config.
 //
 //   run.task                 tri_pretrain -> stage-1 VALORDataset loaders (captions, task "ti"/"ta"/...)
 //                            tri_instruct -> stage-2 TASKDataset loaders (MULTIS conversations)

@@ -1,4 +1,4 @@
-// Experiment configuration, resolved as the original's Config (LAVIS/OmegaConf, pipeline.md §3):
+// Experiment configuration, resolved as the original's Config (LAVIS/OmegaConf, chatbridge/common/config.py):
 //
 //   cb::Config cfg = cb::resolve_config("train_configs/chatbridge_pretrain.yaml", {"run.init_lr=3e-5"});
 //   double lr   = cfg.get<double>("run.init_lr");                 // required
@@ -59,7 +59,7 @@ class Config {
 // '='; values typed as YAML (OmegaConf.from_dotlist). A `key` token without '=' sets null, as there.
 ConfigNode options_to_node(const std::vector<std::string>& options);
 
-// The original's merge (pipeline.md §3.2): {"run": yaml.run}, then the model's default yaml for
+// The original's merge (Config.build_config): {"run": yaml.run}, then the model's default yaml for
 // model.model_type with the yaml's model section over it, then each dataset builder's default yaml
 // with the yaml's datasets.<name> over it, then --options over everything; checked against the schema.
 Config resolve_config(const std::filesystem::path& cfg_path, const std::vector<std::string>& options);

@@ -1,5 +1,6 @@
-// Every config key the pipeline reads (the original's run keys, pipeline.md §3.3; model keys,
-// architecture.md §8; plus keys this implementation adds), with the type its value must have.
+// Every config key the pipeline reads (the original's run keys, read across its runner and tasks;
+// model keys, ChatBridge.from_config in chatbridge/models/chatbridge.py; plus keys this
+// implementation adds), with the type its value must have.
 // A resolved config is checked against it: unknown keys fail with a "did you mean", wrong types fail
 // naming file, key and expected type. null is accepted everywhere (it means "absent").
 // To read a new key, add it to the table in config_schema.cpp.

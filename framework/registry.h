@@ -1,5 +1,5 @@
 // Name -> factory registries, one per kind, filled at static-initialisation time by the file that
-// implements the class (like the original's @registry.register_* decorators, pipeline.md §2).
+// implements the class (like the original's @registry.register_* decorators, chatbridge/common/registry.py).
 //
 // Register with the ORIGINAL name, next to the class:
 //

@@ -1,7 +1,7 @@
 // BEATs audio encoder (chatbridge/models/beats/{BEATs,backbone}.py) as ChatBridge runs it:
 // patch-embedded log-mel fbank -> post-LN / deep-norm transformer with a convolutional position
 // embedding and a gated, bucketed relative position bias. Parameter names are the original's.
-// Spec: architecture.md §2; golden case `beats`.
+// The original: chatbridge/models/beats/; golden case `beats`.
 #pragma once
 #include <torch/torch.h>
 

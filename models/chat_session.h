@@ -15,7 +15,7 @@
 
 namespace cb {
 
-// The demo's generate call (architecture.md §6.4); defaults are the gradio handler's.
+// The demo's generate call (Chat.answer in chatbridge/conversation/conversation.py); defaults are the gradio handler's.
 struct ChatSettings {
   int64_t max_new_tokens = 300;
   int64_t max_length = 2000;   // only for the left cut of the prompt

@@ -3,7 +3,7 @@
 // whose outputs `llama_proj` maps into a frozen LLaMA's embedding space. Module names are the
 // original's, so state dicts and ChatBridge checkpoints load without renaming.
 //
-// Training losses (architecture.md §5):
+// Training losses (ChatBridge.forward in chatbridge/models/chatbridge.py):
 //  * stage 1: [bos, Nq feature slots, caption + end_sym]; targets are the caption ids.
 //  * stage 2/3: conversations with `<query>` markers; every answer after "###Assistant:" up to and
 //    including the next "###" is a target; pieces are tokenised one by one; left padding.

@@ -17,7 +17,7 @@ double eps_of(const nlohmann::json& tiny, const char* key, double fallback, cons
   return eps;
 }
 
-// The BEATs_iter3_plus_AS2M cfg (architecture.md §2.1), used when no checkpoint is named.
+// The BEATs_iter3_plus_AS2M cfg (the BEATs checkpoint's own cfg), used when no checkpoint is named.
 BEATsConfig beats_iter3_plus_as2m() {
   BEATsConfig b;
   b.input_patch_size = 16;
@@ -34,7 +34,7 @@ BEATsConfig beats_iter3_plus_as2m() {
   return b;
 }
 
-// Vicuna-13B's config.json values (architecture.md §4.1).
+// Vicuna-13B's config.json values (vicuna-13b/config.json).
 LlamaConfig vicuna_13b() {
   LlamaConfig l;
   l.vocab_size = 32000;

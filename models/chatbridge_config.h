@@ -1,4 +1,4 @@
-// What a ChatBridge is made of: the `model:` keys of the original (architecture.md §8) plus the
+// What a ChatBridge is made of: the `model:` keys of the original (ChatBridge.from_config) plus the
 // configs of its four parts and where their weights come from.
 //
 // Two ways to fill it:

@@ -1,4 +1,4 @@
-// The demo's conversation (chatbridge/conversation/conversation.py, architecture.md §6.2-6.4):
+// The demo's conversation (chatbridge/conversation/conversation.py and demo.py):
 // the "###"-separated Human/Assistant template, the upload messages that place `<ImageHere>` feature
 // slots, the prompt embedding (get_context_emb) and the post-processing of a generated answer.
 #pragma once

@@ -1,4 +1,4 @@
-// torch.cuda.amp.GradScaler for fp16 training on CUDA (pipeline.md §8.1): the loss is multiplied by
+// torch.cuda.amp.GradScaler for fp16 training on CUDA (RunnerBase.scaler in runners/runner_base.py): the loss is multiplied by
 // `scale` before backward; before the optimiser step the gradients are divided back and checked, a
 // step with an inf/nan gradient is skipped and the scale halved; after 2000 good steps it doubles.
 #pragma once

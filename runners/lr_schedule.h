@@ -15,7 +15,7 @@
 
 namespace cb {
 
-// The `run:` values the runner hands to the scheduler (pipeline.md §8.1).
+// The `run:` values the runner hands to the scheduler (RunnerBase.lr_scheduler in runners/runner_base.py).
 struct LrScheduleConfig {
   double init_lr = 0;
   double min_lr = 0;

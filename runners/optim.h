@@ -1,4 +1,4 @@
-// The optimiser as the original runner builds it (pipeline.md §8.1): torch.optim.AdamW over
+// The optimiser as the original runner builds it (RunnerBase.optimizer in runners/runner_base.py): torch.optim.AdamW over
 // model.parameters() in ONE param group — weight decay applies to every trainable tensor, biases,
 // norms and query tokens included — with betas (0.9, 0.999) and eps 1e-8.
 #pragma once

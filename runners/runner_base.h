@@ -1,4 +1,4 @@
-// The training runner (RunnerBase of the original, pipeline.md §8): `run.max_epoch` virtual epochs of
+// The training runner (RunnerBase of the original, runners/runner_base.py): `run.max_epoch` virtual epochs of
 // `run.iters_per_epoch` iterations over an infinite batch source; the LR schedule set before every
 // iteration; the loss (not divided) back-propagated every iteration and AdamW stepped every
 // `accum_grad_iters`; AMP; data parallelism over a c10d group (initial trainable parameters broadcast

@@ -1,4 +1,4 @@
-// Tasks (pipeline.md §7): what a run trains and on what. A task builds the model from the registry
+// Tasks (the original's chatbridge/tasks/): what a run trains and on what. A task builds the model from the registry
 // (`model.arch`), the training batch source, and turns one batch into a loss (BaseTask.train_step).
 // `tri_pretrain` (stage 1) and `tri_instruct` (stage 2) train ChatBridge alike and differ only in
 // their data; `lm_pretrain` (stage 0 of the tiny main job) trains a LLaMA as a causal LM on text.

@@ -1,4 +1,4 @@
-// Progress reporting of the runner (pipeline.md §8.4, extended): one log line per log_freq
+// Progress reporting of the runner (runners/runner_base.py and its MetricLogger, extended): one log line per log_freq
 // iterations with epoch, step, loss (that step's and the mean since the last line), lr, throughput,
 // memory and ETA; the same values as one JSON line in <output_dir>/metrics.jsonl; a progress bar on
 // stderr only when it is a terminal. Rank 0 only.

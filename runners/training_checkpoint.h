@@ -1,4 +1,4 @@
-// Training checkpoints for exact resume (pipeline.md §8.5, extended): one directory per save,
+// Training checkpoints for exact resume (RunnerBase._save_checkpoint / _load_checkpoint, extended): one directory per save,
 //
 //   <output_dir>/checkpoints/step_<global step, 9 digits>/
 //     model.safetensors       trainable parameters under the original key names

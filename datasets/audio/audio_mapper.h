@@ -1,5 +1,5 @@
-// ChatBridge's audio input pipeline (valor `AudioMapper`, audio_encoder_type 'beat'; pipeline.md
-// §5.3): decode -> resample to 16 kHz -> kaldi fbank of x·2^15 -> (x − mean)/(2·std) -> zero-pad
+// ChatBridge's audio input pipeline (valor `AudioMapper` in custom_datasets/valor_data, audio_encoder_type
+// 'beat'): decode -> resample to 16 kHz -> kaldi fbank of x·2^15 -> (x − mean)/(2·std) -> zero-pad
 // -> one target_length-frame slice per group -> [sample_num, target_length, melbins]. Also
 // BEATs.preprocess (128-bin fbank of 16 kHz waveforms), defined by the original but unused.
 #pragma once

@@ -1,4 +1,4 @@
-// The LAVIS-style datasets of the original (chatbridge/datasets/builders, pipeline.md §6): a builder,
+// The LAVIS-style datasets of the original (chatbridge/datasets/builders): a builder,
 // registered under the original name (Kind::dataset_builder), turns its `datasets.<name>` config
 // section into one dataset per split present in `build_info.annotations` (train/val/test):
 //

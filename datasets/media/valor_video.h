@@ -1,5 +1,5 @@
 // ChatBridge's visual input pipeline (valor `VideoMapper`, data_format 'frame', video_transforms
-// 'none'; pipeline.md §5.1-5.2): a video is a directory of frame images, sampled one per group
+// 'none'; custom_datasets/valor_data): a video is a directory of frame images, sampled one per group
 // (middle frame in eval, random in training); an image is one file. Frames -> ToTensor -> Resize((S, S))
 // on the float tensor (bilinear, align_corners False, no antialias) -> Normalize -> [n, 3, S, S].
 // Frames are decoded to RGB: the original opens them without convert('RGB'), so a grayscale frame

@@ -1,4 +1,4 @@
-// The valor data-options JSON (`run.valor_data_opts_path`, pipeline.md §4.1): which datasets make up
+// The valor data-options JSON (`run.valor_data_opts_path`, e.g. the original's train_configs/*.json): which datasets make up
 // the training mixture, their task tags, mixing weights, global batch sizes and media settings.
 #pragma once
 #include <cstdint>

@@ -1,4 +1,4 @@
-// The valor MetaLoader (custom_datasets/valor_data/loader.py, pipeline.md §4.2) as a cb::BatchSource:
+// The valor MetaLoader (custom_datasets/valor_data/loader.py) as a cb::BatchSource:
 // an infinite mixture of loaders, one loader per step (chosen with probability weight/Σweights, kept
 // for accum_steps steps, or cycled for round-robin), each loader a DistributedSampler over its
 // concatenated datasets with drop_last batches. One epoch counter is shared by all loaders, as in the

@@ -1,5 +1,5 @@
 // Stage-2 (MULTIS instruction tuning) conversation strings, as the original's TASKDataset builds them
-// (custom_datasets/valor_data/data_task.py, pipeline.md §4.4): a modality prefix with <query>
+// (custom_datasets/valor_data/data_task.py): a modality prefix with <query>
 // placeholders, then either one instruction/answer turn (cap, qa, ocr, det, rea tasks) or up to 8
 // LLaVA-format turns (conv tasks).
 #pragma once

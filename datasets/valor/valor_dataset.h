@@ -1,6 +1,6 @@
 // One dataset of the valor pipeline: the original's VALORDataset (stage 1: a cleaned caption per
 // sample) and TASKDataset (stage 2: a MULTIS conversation per sample) share annotation loading and
-// media mapping; only the text differs (pipeline.md §4.3-4.4).
+// media mapping; only the text differs (custom_datasets/valor_data/data.py, data_task.py).
 //
 // Annotation file: a JSON list of records (as the original), or JSON Lines (one record per line).
 // Malformed records (not an object, no id, no usable text) are dropped at load time and reported by

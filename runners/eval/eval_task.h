@@ -1,4 +1,4 @@
-// Evaluation tasks of chatbridge-eval (LAVIS caption/vqa tasks; pipeline.md §10): the prompt protocol
+// Evaluation tasks of chatbridge-eval (LAVIS caption/vqa tasks: lavis/tasks/captioning.py, vqa.py): the prompt protocol
 // of the intended zero-shot harness and the metrics of a split. Registered as tasks (`run.task`),
 // they build the model like the training tasks but do not train.
 //

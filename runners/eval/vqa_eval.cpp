@@ -40,7 +40,7 @@ class VqaEvalTask : public EvalTask {
 
  protected:
   std::string default_prompt(const std::string& query, const std::string& modality) const override {
-    // pipeline.md §10's prompt (its double space included).
+    // The original's VQA evaluation prompt (its double space included).
     return fmt::format(
         "###Human: Given following {},  Answer the following question with a one-word answer based on the content "
         "of the given {}, <question>###Assistant:",

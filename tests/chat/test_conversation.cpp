@@ -1,5 +1,5 @@
-// The demo's conversation template, prompt embedding and answer post-processing (architecture.md
-// §6.2-6.4), and ChatSession on the tiny model.
+// The demo's conversation template, prompt embedding and answer post-processing (the original's
+// chatbridge/conversation/conversation.py), and ChatSession on the tiny model.
 #include <catch2/catch.hpp>
 
 #include "framework/error.h"

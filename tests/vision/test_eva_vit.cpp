@@ -92,7 +92,7 @@ TEST_CASE("eva_vit: the ViT-g config matches create_eva_vit_g") {
   CHECK(c.grid() == 16);
   CHECK(c.num_patches() + 1 == 257);
   CHECK(c.embed_dim / c.num_heads == 88);
-  CHECK(c.mlp_hidden() == 6144);  // int(1408 * 4.3637) = int(6144.09); architecture.md says 6143
+  CHECK(c.mlp_hidden() == 6144);  // int(1408 * 4.3637) = int(6144.09); not 6143
   CHECK(c.depth == 39);
   CHECK(c.layer_norm_eps == 1e-6);
 }
