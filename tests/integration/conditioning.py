@@ -81,8 +81,6 @@ def data_options(template, name, keep, annotation=None):
                     d[key] = os.path.join(ARGS.work, d[key])
             if annotation:
                 d["txt"] = annotation
-        if ARGS.batch_size:
-            g["batch_size"] = ARGS.batch_size
         groups.append(g)
     opts["data_cfg"]["train"] = groups
     path = os.path.join(ARGS.work, name)
@@ -99,8 +97,7 @@ def train_stage1(name, keep, steps, annotation=None):
     run([binary("train"), "--threads", str(ARGS.threads), "--cfg-path",
          os.path.join(SOURCE, "train_configs/tiny_pretrain.yaml"), "--options", f"run.output_dir={out}",
          f"run.seed={ARGS.seed}", f"run.valor_data_opts_path={opts}", f"model.llama_model={llama()}",
-         "run.max_epoch=1", f"run.iters_per_epoch={steps}", f"run.save_every_iters={steps}", "run.distributed=false",
-         *ARGS.train_options],
+         "run.max_epoch=1", f"run.iters_per_epoch={steps}", f"run.save_every_iters={steps}", "run.distributed=false"],
         os.path.join(ARGS.work, name + ".log"))
     ckpts = sorted(d for d in os.listdir(os.path.join(out, "checkpoints")) if d.startswith("step_"))
     return os.path.join(out, "checkpoints", ckpts[-1])
@@ -235,8 +232,6 @@ def main():
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--steps", type=int, default=0, help="stage-1 steps (0: 600 for images and videos, 1200 for audio)")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=0, help="per-group batch size of the stage-1 runs (0: the config's)")
-    p.add_argument("--train-options", nargs="*", default=[], help="more --options for the stage-1 runs")
     ARGS = p.parse_args()
     ARGS.work, ARGS.bin = os.path.abspath(ARGS.work), os.path.abspath(ARGS.bin)
     {"stage0": stage0, "images": images, "audio": lambda: follows_media("audio"),
