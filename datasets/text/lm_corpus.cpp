@@ -151,7 +151,7 @@ std::unique_ptr<BatchSource> make_lm_corpus_source(const LmCorpusOptions& o) {
                                          : (r.contains("desc") && r["desc"].is_string()) ||
                                                (!r.contains("desc") && r.contains("caption") && r["caption"].is_string());
           if (!ok) continue;
-          if (!conversation) captions[{kinds.front(), media_stem(r)}] = caption_of(r);
+          if (!conversation && !kinds.empty()) captions[{kinds.front(), media_stem(r)}] = caption_of(r);
           items.push_back({fmt::format("{}:{}", ds.txt.string(), k), r, conversation, {}});
           slot_kinds.push_back(slots_of_record);
           ++used;
