@@ -6,8 +6,8 @@
 // Terminal commands: /image PATH, /audio PATH, /video PATH, /reset, /quit, /temperature X, /top-p X,
 // /beams N (1 only), /max-new-tokens N, /help; any other line is a question. --options takes the rest
 // of the command line, as in chatbridge-train.
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <charconv>
 #include <cstdio>
@@ -18,9 +18,9 @@
 #include "framework/app_options.h"
 #include "framework/config.h"
 #include "framework/error.h"
-#include "models/chat_session.h"
-#include "runners/chat/chat_media.h"
-#include "runners/chat/chat_server.h"
+#include "runners/serve/chat_media.h"
+#include "runners/serve/chat_server.h"
+#include "runners/serve/chat_session.h"
 
 namespace {
 
@@ -74,7 +74,8 @@ bool command(cb::ChatSession& chat, cb::ChatSettings& settings, const cb::ChatMe
     settings.top_p = p;
   } else if (name == "/beams") {
     need_arg();
-    if (parse_number<int64_t>(arg, "/beams") != 1) cb::fail("/beams: only 1 is supported (beam search is not implemented)");
+    if (parse_number<int64_t>(arg, "/beams") != 1)
+      cb::fail("/beams: only 1 is supported (beam search is not implemented)");
     settings.num_beams = 1;
   } else if (name == "/max-new-tokens") {
     need_arg();
@@ -142,7 +143,8 @@ int one_shot(cb::ChatBridge model, const OneShot& q) {
 int run(int argc, char** argv) {
   int cli_argc = argc;
   const std::vector<std::string> options = cb::take_options_remainder(argc, argv, cli_argc);
-  CLI::App app{"ChatBridge chat: terminal conversation, or an HTTP server with a web page and an OpenAI-compatible API"};
+  CLI::App app{
+      "ChatBridge chat: terminal conversation, or an HTTP server with a web page and an OpenAI-compatible API"};
   std::string cfg_path;
   bool serve = false;
   cb::ChatServerOptions server;
@@ -152,14 +154,16 @@ int run(int argc, char** argv) {
   app.add_option("--host", server.host, "address to listen on (--serve)")->capture_default_str();
   app.add_option("--port", server.port, "port to listen on (--serve; 0 = any free port)")->capture_default_str();
   OneShot q;
-  app.add_option("--ask", q.question, "one-shot: ask this question (after uploading --image/--audio/--video), print the answer, exit");
+  app.add_option("--ask", q.question,
+                 "one-shot: ask this question (after uploading --image/--audio/--video), print the answer, exit");
   app.add_option("--image", q.image, "one-shot: image file to upload");
   app.add_option("--audio", q.audio, "one-shot: audio file to upload");
   app.add_option("--video", q.video, "one-shot: video file to upload");
   app.add_flag("--greedy", q.greedy, "one-shot: greedy decoding instead of the demo's sampling");
   app.add_option("--max-new-tokens", q.max_new_tokens, "one-shot: answer length limit (default: the demo's)");
   if (const auto exit_code = cb::parse_config_app(app, opts, cli_argc, argv)) return *exit_code;
-  const bool one_shot_flags = !q.image.empty() || !q.audio.empty() || !q.video.empty() || q.greedy || q.max_new_tokens > 0;
+  const bool one_shot_flags =
+      !q.image.empty() || !q.audio.empty() || !q.video.empty() || q.greedy || q.max_new_tokens > 0;
   if (one_shot_flags && q.question.empty())
     cb::fail("--image/--audio/--video/--greedy/--max-new-tokens belong to the one-shot mode: add --ask TEXT");
   if (!q.question.empty() && serve) cb::fail("--ask and --serve exclude each other");

@@ -5,8 +5,8 @@
 //   chatbridge-convert vicuna-7b/ --max-shard-size 5GB -o vicuna-7b-st/
 //   chatbridge-convert --inspect checkpoint_3.pth
 //   chatbridge-convert --chatbridge eval_configs/chatbridge_eval.yaml --max-shard-size 5GB -o chatbridge-st/
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 
@@ -17,8 +17,8 @@
 #include "framework/checkpoint/torch_load.h"
 #include "framework/checkpoint/zip_reader.h"
 #include "framework/config.h"
-#include "models/chatbridge.h"
 #include "framework/error.h"
+#include "models/chatbridge.h"
 
 namespace {
 
@@ -69,8 +69,7 @@ int run(int argc, char** argv) {
                  "instead of an input: assemble the ChatBridge a yaml describes from its parts (eva_vit_g.pth, "
                  "BEATs checkpoint, BLIP-2, LLaMA folder, ckpt) and write its whole state dict");
   app.add_option("--options", overrides, "with --chatbridge: key.path=value overrides, as chatbridge-train");
-  app.add_option("-o,--output", output,
-                 "output .safetensors file; with --max-shard-size, the output directory");
+  app.add_option("-o,--output", output, "output .safetensors file; with --max-shard-size, the output directory");
   app.add_option("--entry", entry, "the sub-dict of the checkpoint that holds the state dict, e.g. model");
   app.add_option("--max-shard-size", max_shard, "write Hugging Face shards of at most this size, e.g. 5GB");
   app.add_flag("--inspect", inspect_only, "list tensor names, dtypes and shapes, and the totals");

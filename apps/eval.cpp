@@ -7,8 +7,8 @@
 // section from another experiment yaml (typically the training yaml of the checkpoint: the same
 // architecture), before --options (e.g. model.ckpt=CHECKPOINT_DIR). Launch with chatbridge-launch for
 // several ranks; rank 0 writes the results and metrics (runners/eval/evaluate.h).
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <iostream>
 
@@ -77,7 +77,8 @@ int run(int argc, char** argv) {
   for (const auto& [name, by_split] : datasets) {
     for (const auto& split : splits) {
       auto it = by_split.find(split);
-      if (it == by_split.end()) cb::fail("datasets.{}: no '{}' split (run.test_splits) in build_info.annotations", name, split);
+      if (it == by_split.end())
+        cb::fail("datasets.{}: no '{}' split (run.test_splits) in build_info.annotations", name, split);
       so.prefix = datasets.size() > 1 ? name + "_" + split : split;
       cb::evaluate_split(model, *task, *it->second, *pg, so);
     }

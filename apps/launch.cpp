@@ -1,9 +1,10 @@
 // chatbridge-launch: torchrun-compatible launcher (see framework/distributed/launcher.h for the
 // worker contract). Example, two nodes with two workers each:
-//   node 0: chatbridge-launch --nnodes 2 --node-rank 0 --nproc-per-node 2 --master-addr 10.0.0.1 chatbridge-train --cfg-path x.yaml
-//   node 1: chatbridge-launch --nnodes 2 --node-rank 1 --nproc-per-node 2 --master-addr 10.0.0.1 chatbridge-train --cfg-path x.yaml
-#include <CLI/CLI.hpp>
+//   node 0: chatbridge-launch --nnodes 2 --node-rank 0 --nproc-per-node 2 --master-addr 10.0.0.1 chatbridge-train
+//   --cfg-path x.yaml node 1: chatbridge-launch --nnodes 2 --node-rank 1 --nproc-per-node 2 --master-addr 10.0.0.1
+//   chatbridge-train --cfg-path x.yaml
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "framework/app_options.h"
 #include "framework/distributed/launcher.h"
@@ -24,7 +25,8 @@ int parse_nnodes(const std::string& s) {
       if (used == colon) {
         int hi = std::stoi(s.substr(colon + 1), &used);
         if (used == s.size() - colon - 1) {
-          if (lo != hi) spdlog::warn("chatbridge-launch: --nnodes {}: membership is fixed, waiting for {} nodes", s, hi);
+          if (lo != hi)
+            spdlog::warn("chatbridge-launch: --nnodes {}: membership is fixed, waiting for {} nodes", s, hi);
           return hi;
         }
       }
@@ -75,7 +77,8 @@ int main(int argc, char** argv) {
     if (!rdzv_endpoint.empty()) {
       auto colon = rdzv_endpoint.rfind(':');
       o.master_addr = rdzv_endpoint.substr(0, colon);
-      o.master_port = colon == std::string::npos ? 29400 : static_cast<uint16_t>(std::stoi(rdzv_endpoint.substr(colon + 1)));
+      o.master_port =
+          colon == std::string::npos ? 29400 : static_cast<uint16_t>(std::stoi(rdzv_endpoint.substr(colon + 1)));
     }
     if (standalone) {
       if (o.nnodes != 1) cb::fail("--standalone: needs --nnodes 1, got {}", o.nnodes);

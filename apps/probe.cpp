@@ -15,8 +15,8 @@
 //   * gradient reach: the gradient norm of every trainable part after those batches' backward.
 //   chatbridge-probe --cfg-path train_configs/tiny_pretrain.yaml --image a.jpg --image b.jpg
 //                    [--audio x.wav ...] [--batches N] --options model.ckpt=... model.llama_model=...
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -32,8 +32,8 @@
 #include "framework/error.h"
 #include "models/chatbridge.h"
 #include "models/generation.h"
-#include "runners/chat/chat_media.h"
-#include "runners/task.h"
+#include "runners/serve/chat_media.h"
+#include "runners/train/task.h"
 
 namespace {
 
@@ -63,7 +63,7 @@ void image_spread(cb::ChatBridgeImpl& model, const std::vector<std::string>& fil
   double enc_pre = 0, proj_pre = 0;
   for (const auto& f : files) {
     const auto rgb = decoder.decode_file(f);
-    const auto eval_px = eval_proc(rgb).unsqueeze(0);                // [1,3,S,S] chat / eval
+    const auto eval_px = eval_proc(rgb).unsqueeze(0);               // [1,3,S,S] chat / eval
     const auto train_px = cb::frames_to_pixels({rgb}, train_proc);  // [1,3,S,S] valor training
     auto encoded = [&](const torch::Tensor& px) { return model.ln_vision(model.visual_encoder(px)); };  // [1,1+P,Dv]
     const auto e_eval = encoded(eval_px), e_train = encoded(train_px);
@@ -75,8 +75,9 @@ void image_spread(cb::ChatBridgeImpl& model, const std::vector<std::string>& fil
   }
   std::cout << fmt::format("images ({}): between different images: ln_vision {:.4f}, llama_proj {:.4f}\n", files.size(),
                            mean_pairwise(enc), mean_pairwise(proj))
-            << fmt::format("images: same image, training vs inference preprocessing: ln_vision {:.4f}, llama_proj {:.4f}\n",
-                           enc_pre, proj_pre);
+            << fmt::format(
+                   "images: same image, training vs inference preprocessing: ln_vision {:.4f}, llama_proj {:.4f}\n",
+                   enc_pre, proj_pre);
 }
 
 void audio_spread(cb::ChatBridgeImpl& model, const std::vector<std::string>& files, const cb::ChatMediaOptions& media) {
@@ -88,12 +89,13 @@ void audio_spread(cb::ChatBridgeImpl& model, const std::vector<std::string>& fil
   double fbank_pre = 0, proj_pre = 0;
   for (const auto& f : files) {
     const auto fbank = cb::audio_from_bytes(cb::read_media_file(f), f, media).unsqueeze(0);  // [1,n,T,F] chat / eval
-    const std::filesystem::path path(f);                                                    // valor training
+    const std::filesystem::path path(f);                                                     // valor training
     const auto train_fbank = cb::AudioMapper(path.parent_path(), train_opts)(path.stem().string(), rng).unsqueeze(0);
     enc.push_back(model.ln_audio(model.audio_encoder(fbank.select(1, 0))));  // [1,L,Da]
-    proj.push_back(model.encode_audio(fbank).embeds);                         // [1,Nq,D]
+    proj.push_back(model.encode_audio(fbank).embeds);                        // [1,Nq,D]
     fbank_pre += relative_distance(fbank, train_fbank) / static_cast<double>(files.size());
-    proj_pre += relative_distance(proj.back(), model.encode_audio(train_fbank).embeds) / static_cast<double>(files.size());
+    proj_pre +=
+        relative_distance(proj.back(), model.encode_audio(train_fbank).embeds) / static_cast<double>(files.size());
   }
   std::cout << fmt::format("audio ({}): between different clips: ln_audio {:.4f}, llama_proj {:.4f}\n", files.size(),
                            mean_pairwise(enc), mean_pairwise(proj))
@@ -138,7 +140,7 @@ void check_decoding(cb::ChatBridgeImpl& model, const cb::Batch& batch, uint64_t 
   in.inputs_embeds = feed.inputs_embeds;
   in.attention_mask = feed.attention_mask;
   const auto pred = model.llama_model->forward(in).logits.slice(1, 0, -1).argmax(-1);  // [B,L-1]
-  const auto target = feed.targets.slice(1, 1);                                      // [B,L-1]
+  const auto target = feed.targets.slice(1, 1);                                        // [B,L-1]
   const auto supervised = target != -100;
   st.tokens += supervised.sum().item<int64_t>();
   st.tokens_right += (supervised & (pred == target)).sum().item<int64_t>();
@@ -151,16 +153,16 @@ void check_decoding(cb::ChatBridgeImpl& model, const cb::Batch& batch, uint64_t 
     // Greedy decoding from the inputs before the first target, as inference runs it: does it write the
     // first answer and stop where it ends?
     const auto first = at[0][0].item<int64_t>() + 1;  // inputs [0, first) predict targets[first]
-    int64_t end = first;                               // the first answer: up to the next unsupervised position
+    int64_t end = first;                              // the first answer: up to the next unsupervised position
     while (end < feed.targets.size(1) && feed.targets[b][end].item<int64_t>() != -100) ++end;
     const auto want = feed.targets[b].slice(0, first, end);
     cb::GenerateOptions g;
     g.max_new_tokens = want.size(0) + 3;  // room to run past the end, as inference does
     const auto prompt = feed.inputs_embeds[b].slice(0, 0, first).unsqueeze(0);
-    const auto got = cb::generate_from_embeds(model.llama_model, prompt,
-                                              feed.attention_mask[b].slice(0, 0, first).unsqueeze(0), g)
-                         .sequences[0]
-                         .slice(0, 1);  // after the placeholder id
+    const auto got =
+        cb::generate_from_embeds(model.llama_model, prompt, feed.attention_mask[b].slice(0, 0, first).unsqueeze(0), g)
+            .sequences[0]
+            .slice(0, 1);  // after the placeholder id
     ++st.decoded;
     const bool same = got.size(0) >= want.size(0) && torch::equal(got.slice(0, 0, want.size(0)), want);
     st.decoded_right += same;
@@ -221,7 +223,8 @@ int run(int argc, char** argv) {
   app.add_option("--cfg-path", cfg_path, "training yaml of the model (its data feeds the pairing check)")->required();
   app.add_option("--image", images, "an image file (repeat the option for several)");
   app.add_option("--audio", audios, "an audio file (repeat the option for several)");
-  app.add_option("--batches", batches, "training batches for the pairing and gradient checks (0: skip)")->capture_default_str();
+  app.add_option("--batches", batches, "training batches for the pairing and gradient checks (0: skip)")
+      ->capture_default_str();
   if (const auto exit_code = cb::parse_config_app(app, opts, cli_argc, argv)) return *exit_code;
   cb::apply_app_options(opts);
   const cb::Config cfg = cb::resolve_config(cfg_path, options);

@@ -2,24 +2,24 @@
 //   chatbridge-train --cfg-path train_configs/chatbridge_pretrain.yaml [--threads N] [--resume auto|DIR]
 //                    [--dry-run] [--options k=v ...]
 // --options takes the rest of the command line, as there. Exit code 143 after a SIGTERM stop (saved).
+#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <filesystem>
+#include <iostream>
 #include <map>
 #include <set>
-#include <iostream>
-#include <spdlog/spdlog.h>
 
 #include "framework/app_options.h"
-#include "framework/distributed/process_group.h"
-#include "models/chatbridge_config.h"
-#include "runners/runner_base.h"
-#include "runners/task.h"
 #include "framework/checkpoint/atomic_file.h"
 #include "framework/config.h"
+#include "framework/distributed/process_group.h"
 #include "framework/error.h"
 #include "framework/registry.h"
 #include "framework/text/python_str.h"
+#include "models/chatbridge_config.h"
+#include "runners/train/runner_base.h"
+#include "runners/train/task.h"
 
 namespace {
 
@@ -95,7 +95,8 @@ void print_dry_run(const cb::Config& cfg) {
   std::cout << "parameters per part:\n";
   for (const auto& p : parts) {
     auto l = labels.count(p) ? fmt::format(" ({})", labels.at(p)) : "";
-    std::cout << fmt::format("  {}{}: {} total, {} trainable\n", p, l, human(per_part[p].first), human(per_part[p].second));
+    std::cout << fmt::format("  {}{}: {} total, {} trainable\n", p, l, human(per_part[p].first),
+                             human(per_part[p].second));
   }
   std::cout << fmt::format("total: {} ({}), trainable: {} ({})\n", human(total), total, human(trainable), trainable);
 }
@@ -110,7 +111,8 @@ int run(int argc, char** argv) {
   std::string resume;
   cb::AppOptions opts;
   app.add_option("--cfg-path", cfg_path, "experiment yaml (train_configs/..., instructiontuning_configs/...)");
-  app.add_flag("--list", list, "print every registered model, dataset builder, processor, task, runner and lr scheduler");
+  app.add_flag("--list", list,
+               "print every registered model, dataset builder, processor, task, runner and lr scheduler");
   app.add_flag("--print-config", print_config, "print the resolved config as YAML and exit");
   app.add_flag("--dry-run", dry_run, "print the module tree and parameter counts without building the model");
   app.add_option("--resume", resume, "'auto' (latest complete checkpoint in run.output_dir) or a checkpoint directory");
@@ -141,8 +143,12 @@ int run(int argc, char** argv) {
   auto pg = cb::dist::ProcessGroup::init(env);
   std::shared_ptr<const cb::Task> task = cb::make_task(cfg);
   torch::manual_seed(cfg.get<int64_t>("run.seed"));  // same on every rank: randomly initialised parts agree
-  cb::RunnerInputs in{cfg, task, task->build_model(cfg), task->build_train_source(cfg, pg->rank(), pg->world_size()),
-                      pg, cb::resolve_resume(cfg, resume, env.restart_count)};
+  cb::RunnerInputs in{cfg,
+                      task,
+                      task->build_model(cfg),
+                      task->build_train_source(cfg, pg->rank(), pg->world_size()),
+                      pg,
+                      cb::resolve_resume(cfg, resume, env.restart_count)};
   auto result = cb::make_runner(std::move(in))->train();
   if (!result.losses.empty())
     spdlog::info("done: {} steps, first loss {:.4f}, last loss {:.4f}", result.global_step, result.losses.front(),

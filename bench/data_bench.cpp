@@ -61,7 +61,8 @@ using ItemFn = std::function<torch::Tensor(int64_t, Worker&)>;
 class WorkerPool {
  public:
   WorkerPool(uint64_t seed, int64_t threads) : serial_(seed) {
-    for (int64_t t = 0; t < std::max<int64_t>(threads, 1); ++t) workers_.push_back(std::make_unique<Worker>(seed + 1 + t));
+    for (int64_t t = 0; t < std::max<int64_t>(threads, 1); ++t)
+      workers_.push_back(std::make_unique<Worker>(seed + 1 + t));
     for (size_t t = 0; t < workers_.size(); ++t) threads_.emplace_back([this, t] { loop(*workers_[t]); });
   }
   ~WorkerPool() {
@@ -195,9 +196,11 @@ nlohmann::json run_data(const Workload& w, const fs::path& work_dir) {
     spdlog::info("data {}: {} warm-up + {} timed passes of {} items, serial then over {} workers", name,
                  d.warmup_passes, n_passes, items, pool.size());
     torch::Tensor last;
-    out[name] = rate_json(time_repeats(d.warmup_passes, n_passes, [&] {
-                            for (int64_t i = 0; i < items; ++i) last = item(i, pool.serial());
-                          }), items);
+    out[name] = rate_json(time_repeats(d.warmup_passes, n_passes,
+                                       [&] {
+                                         for (int64_t i = 0; i < items; ++i) last = item(i, pool.serial());
+                                       }),
+                          items);
     out[name]["output_shape"] = last.sizes().vec();
     out[name]["parallel"] = rate_json(time_repeats(d.warmup_passes, n_passes, [&] { pool.run(items, item); }), items);
   };
@@ -220,17 +223,17 @@ nlohmann::json run_data(const Workload& w, const fs::path& work_dir) {
          [&](int64_t i, Worker& wk) { return audio(media.wavs[size_t(i % n_wavs)], wk.rng); });
 
   // (3) valor VideoMapper on a frame directory.
-  VideoMapper video(media.videos_dir, VideoMapperOptions{.resolution = d.video_resolution,
-                                                         .sample_num = cfg.num_frames,
-                                                         .training = false});
+  VideoMapper video(
+      media.videos_dir,
+      VideoMapperOptions{.resolution = d.video_resolution, .sample_num = cfg.num_frames, .training = false});
   passes("video", d.video_passes, d.video_repeat,
          [&](int64_t, Worker& wk) { return video.video(media.clip_id, wk.decoder, wk.rng); });
 
   // (4) valor VideoMapper image path.
-  VideoMapper valor_image(media.images_dir, VideoMapperOptions{.resolution = d.valor_image_resolution, .sample_num = 1});
-  passes("valor_image", d.valor_image_passes, d.valor_image_repeat * n_images, [&](int64_t i, Worker& wk) {
-    return valor_image.image(media.images[size_t(i % n_images)], wk.decoder);
-  });
+  VideoMapper valor_image(media.images_dir,
+                          VideoMapperOptions{.resolution = d.valor_image_resolution, .sample_num = 1});
+  passes("valor_image", d.valor_image_passes, d.valor_image_repeat * n_images,
+         [&](int64_t i, Worker& wk) { return valor_image.image(media.images[size_t(i % n_images)], wk.decoder); });
   return out;
 }
 

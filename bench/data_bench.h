@@ -15,12 +15,12 @@
 namespace cb::bench {
 
 struct BenchMedia {
-  std::filesystem::path images_dir;            // WORK/images
-  std::vector<std::string> images;             // file names in pass order
-  std::filesystem::path audio_dir;             // the ALSA directory
+  std::filesystem::path images_dir;  // WORK/images
+  std::vector<std::string> images;   // file names in pass order
+  std::filesystem::path audio_dir;   // the ALSA directory
   std::vector<std::string> wavs;
-  std::filesystem::path videos_dir;            // WORK/videos
-  std::string clip_id;                         // a directory of frames under videos_dir
+  std::filesystem::path videos_dir;  // WORK/videos
+  std::string clip_id;               // a directory of frames under videos_dir
 };
 
 // Creates what is missing under `work_dir` (reuses files already there). Fails naming the Debian

@@ -36,7 +36,7 @@ DecodeRun greedy_decode(LlamaForCausalLM& model, const torch::Tensor& prompt_ids
   prefill.attention_mask = torch::ones({B, P}, long_opts);
   prefill.position_ids = torch::arange(P, long_opts).unsqueeze(0).expand({B, P});
   prefill.cache = &cache;
-  auto logits = model->forward(prefill).logits;  // [B,P,V]
+  auto logits = model->forward(prefill).logits;    // [B,P,V]
   auto next = logits.select(1, P - 1).argmax(-1);  // [B]
   const auto t1 = clock::now();
   const double c1 = process_cpu_seconds();
@@ -93,8 +93,8 @@ nlohmann::json run_decode(const Workload& w) {
           {"step_input_shape", last.step_input_shape},
           {"new_tokens", d.new_tokens},
           {"final_cache_length", last.final_cache_length},
-          {"generated_row0", std::vector<int64_t>(generated.data_ptr<int64_t>(),
-                                                  generated.data_ptr<int64_t>() + generated.numel())},
+          {"generated_row0",
+           std::vector<int64_t>(generated.data_ptr<int64_t>(), generated.data_ptr<int64_t>() + generated.numel())},
           {"peak_rss_mb_after", peak_rss_mb()}};
 }
 

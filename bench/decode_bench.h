@@ -17,10 +17,10 @@ torch::Tensor decode_prompt_ids(int64_t batch_size, int64_t prompt_len);
 struct DecodeRun {
   double prefill_s = 0, decode_s = 0;
   double prefill_cpu_s = 0, decode_cpu_s = 0;  // process CPU time of the same spans
-  torch::Tensor sequences;               // [B, P + new_tokens] ids (prompt then generated)
-  std::vector<int64_t> prefill_logits_shape;  // [B, P, V]
-  std::vector<int64_t> step_input_shape;      // [B, 1]
-  int64_t final_cache_length = 0;             // P + new_tokens - 1 keys after the last step
+  torch::Tensor sequences;                     // [B, P + new_tokens] ids (prompt then generated)
+  std::vector<int64_t> prefill_logits_shape;   // [B, P, V]
+  std::vector<int64_t> step_input_shape;       // [B, 1]
+  int64_t final_cache_length = 0;              // P + new_tokens - 1 keys after the last step
 };
 
 // One generation, clocking the prefill and the incremental steps separately.

@@ -7,7 +7,7 @@
 #include "bench/timing.h"
 #include "framework/error.h"
 #include "framework/op_profile.h"
-#include "runners/optim.h"
+#include "runners/train/optim.h"
 
 namespace cb::bench {
 namespace {
@@ -81,13 +81,13 @@ double TrainBench::model_flops_per_step() {
       qf_kv += 2 * mm(B * K, Dk, H);
     }
   }
-  const double Dl = double(c.llama.hidden_size), Il = double(c.llama.intermediate_size),
-               V = double(c.llama.vocab_size);
+  const double Dl = double(c.llama.hidden_size), Il = double(c.llama.intermediate_size), V = double(c.llama.vocab_size);
   const double proj = mm(B * Nq, H, Dl);
   // Frozen LLaMA on [B, L].
   const auto shape = llama_input_shape();
   const double L = double(shape[1]);
-  double llama = double(c.llama.num_hidden_layers) * (4 * mm(B * L, Dl, Dl) + 2 * mm(B * L, Dl, L) + 3 * mm(B * L, Dl, Il));
+  double llama =
+      double(c.llama.num_hidden_layers) * (4 * mm(B * L, Dl, Dl) + 2 * mm(B * L, Dl, L) + 3 * mm(B * L, Dl, Il));
   llama += mm(B * L, Dl, V);
   return vit + 3 * (qf_train + proj) + 2 * qf_kv + 2 * llama;
 }
@@ -101,7 +101,8 @@ nlohmann::json run_train(const Workload& w, int stage, const std::filesystem::pa
   const auto shape = bench.llama_input_shape();
   const double flops = bench.model_flops_per_step();
   std::vector<double> losses;
-  spdlog::info("{}: {} warm-up + {} timed steps, LLaMA input {}x{}", name, tw.warmup_steps, tw.steps, shape[0], shape[1]);
+  spdlog::info("{}: {} warm-up + {} timed steps, LLaMA input {}x{}", name, tw.warmup_steps, tw.steps, shape[0],
+               shape[1]);
   auto t = time_repeats(tw.warmup_steps, tw.steps, [&] { losses.push_back(bench.step()); });
   for (double l : losses)
     if (!std::isfinite(l)) fail("{}: non-finite loss {} (degenerate random weights?)", name, l);

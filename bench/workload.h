@@ -23,7 +23,7 @@ struct DecodeWork {
 struct DataWork {
   int64_t image_size = 224;
   std::vector<std::string> shipped_jpegs, converted_pngs;  // skimage file names, in pass order
-  std::vector<std::string> wavs;                          // ALSA file names, in pass order
+  std::vector<std::string> wavs;                           // ALSA file names, in pass order
   int64_t audio_melbins = 64, audio_target_length = 1024;
   std::string video_source_png, video_clip_id;
   int64_t video_frames = 0, video_w = 0, video_h = 0, video_resolution = 224;

@@ -41,9 +41,10 @@ std::unique_ptr<BatchSource> build_train_source(const Config& cfg, int rank, int
       total += l.datasets.back()->size();
     }
     // `steps` is the sampling weight; `epoch` gives int(len(dataset) // global batch * epoch).
-    l.weight = group.steps ? *group.steps : static_cast<int64_t>(static_cast<double>(total / group.batch_size) * *group.epoch);
-    spdlog::info("loader {}: {} samples, weight {}, batch {} per rank, {} workers", l.name, total, l.weight, l.batch_size,
-                 l.n_workers);
+    l.weight =
+        group.steps ? *group.steps : static_cast<int64_t>(static_cast<double>(total / group.batch_size) * *group.epoch);
+    spdlog::info("loader {}: {} samples, weight {}, batch {} per rank, {} workers", l.name, total, l.weight,
+                 l.batch_size, l.n_workers);
     loaders.push_back(std::move(l));
   }
   MetaLoaderOptions mo;

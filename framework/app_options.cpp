@@ -20,7 +20,8 @@ int env_int(const char* name, int fallback, int min) {
   if (!s || !*s) return fallback;
   int v = 0;
   auto [end, ec] = std::from_chars(s, s + std::strlen(s), v);
-  if (ec != std::errc() || *end || v < min) fail("environment variable {}='{}': expected an integer >= {}", name, s, min);
+  if (ec != std::errc() || *end || v < min)
+    fail("environment variable {}='{}': expected an integer >= {}", name, s, min);
   return v;
 }
 

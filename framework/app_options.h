@@ -17,9 +17,9 @@ class App;
 namespace cb {
 
 struct AppOptions {
-  int threads = 0;                  // --threads: LibTorch intra-op threads, 0 = the cores available
-  std::string log_level = "info";   // --log-level: trace, debug, info, warn, error, critical, off
-  bool log_all_ranks = false;       // --log-all-ranks: ranks > 0 log at --log-level too (default: warn+)
+  int threads = 0;                 // --threads: LibTorch intra-op threads, 0 = the cores available
+  std::string log_level = "info";  // --log-level: trace, debug, info, warn, error, critical, off
+  bool log_all_ranks = false;      // --log-all-ranks: ranks > 0 log at --log-level too (default: warn+)
 };
 
 void add_app_options(CLI::App& app, AppOptions& opts);

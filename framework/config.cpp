@@ -155,9 +155,9 @@ std::optional<V> Config::get_optional(std::string_view key) const {
   return decode<V>(*n, full(key));
 }
 
-#define CB_CONFIG_INSTANTIATE(V)                                   \
-  template V Config::get<V>(std::string_view) const;               \
-  template V Config::get<V>(std::string_view, V) const;            \
+#define CB_CONFIG_INSTANTIATE(V) \
+  template V Config::get<V>(std::string_view) const; \
+  template V Config::get<V>(std::string_view, V) const; \
   template std::optional<V> Config::get_optional<V>(std::string_view) const;
 CB_CONFIG_INSTANTIATE(bool)
 CB_CONFIG_INSTANTIATE(int)
@@ -250,7 +250,8 @@ Config resolve_config(const std::filesystem::path& cfg_path, const std::vector<s
   } catch (const Error& e) {
     auto known = registry::names_with_default_config(Kind::model);
     bool known_arch = std::find(known.begin(), known.end(), arch) != known.end();
-    fail("{} in {}: {}", known_arch ? "model.model_type" : "model.arch", known_arch ? type_where : arch_where, e.what());
+    fail("{} in {}: {}", known_arch ? "model.model_type" : "model.arch", known_arch ? type_where : arch_where,
+         e.what());
   }
   ConfigNode base = load_yaml_file(base_path, std::filesystem::relative(base_path, registry::resource_root()).string());
   ConfigNode over = ConfigNode::mapping(name);
@@ -262,15 +263,16 @@ Config resolve_config(const std::filesystem::path& cfg_path, const std::vector<s
   if (const ConfigNode* datasets = file.find("datasets"); datasets && !datasets->is_null()) {
     if (!datasets->is_map()) wrong_type("datasets", *datasets, "a mapping");
     for (const auto& [ds, section] : datasets->entries) {
-      auto ds_type = Config(section.is_map() ? section : ConfigNode::mapping(), name)
-                         .get<std::string>("type", "default");
+      auto ds_type =
+          Config(section.is_map() ? section : ConfigNode::mapping(), name).get<std::string>("type", "default");
       std::filesystem::path ds_path;
       try {
         ds_path = registry::default_config(Kind::dataset_builder, ds, ds_type);
       } catch (const Error& e) {
         fail("datasets.{} in {}: {}", ds, section.where(), e.what());
       }
-      ConfigNode ds_cfg = load_yaml_file(ds_path, std::filesystem::relative(ds_path, registry::resource_root()).string());
+      ConfigNode ds_cfg =
+          load_yaml_file(ds_path, std::filesystem::relative(ds_path, registry::resource_root()).string());
       ConfigNode ds_over = ConfigNode::mapping(name);
       ds_over.child("datasets").type = T::map;
       ds_over.child("datasets").child(ds) = section;

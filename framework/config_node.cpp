@@ -21,9 +21,8 @@ const std::regex kNull(R"(~|null|Null|NULL|)");
 const std::regex kBool(R"(yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)");
 const std::regex kTrue(R"(yes|Yes|YES|true|True|TRUE|on|On|ON)");
 const std::regex kInt(R"([-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)");
-const std::regex kFloat(
-    R"([-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+))"
-    R"(|\.[0-9_]+(?:[eE][-+][0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))");
+const std::regex kFloat(R"([-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+))"
+                        R"(|\.[0-9_]+(?:[eE][-+][0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))");
 
 std::string without_underscores(std::string s) {
   std::erase(s, '_');
@@ -208,13 +207,15 @@ void refuse_multiline_quoted(const std::string& text, const std::string& source)
     const char q = line[v];
     bool closed = false;
     for (size_t k = v + 1; k < line.size() && !closed; ++k) {
-      if (q == '"' && line[k] == '\\') ++k;                                         // "\x" escape
+      if (q == '"' && line[k] == '\\') ++k;                                                      // "\x" escape
       else if (q == '\'' && line[k] == '\'' && k + 1 < line.size() && line[k + 1] == '\'') ++k;  // '' escape
       else closed = line[k] == q;
     }
     if (!closed)
-      fail("{} (line {}): a quoted string continues on the next line, which yaml-cpp reads differently from PyYAML "
-           "(a '\\n' written over two lines becomes ''): write it on one line with escapes, e.g. \"\\n\"", source, n);
+      fail(
+          "{} (line {}): a quoted string continues on the next line, which yaml-cpp reads differently from PyYAML "
+          "(a '\\n' written over two lines becomes ''): write it on one line with escapes, e.g. \"\\n\"",
+          source, n);
   }
 }
 

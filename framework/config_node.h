@@ -23,7 +23,7 @@ struct ConfigNode {
   int64_t integer = 0;
   double floating = 0;
   std::string string;
-  std::vector<ConfigNode> items;                          // list
+  std::vector<ConfigNode> items;                            // list
   std::vector<std::pair<std::string, ConfigNode>> entries;  // map, in file order
 
   std::string source;  // file the value came from, or "--options"

@@ -54,8 +54,8 @@ constexpr Key kKeys[] = {
     {"model.llama_tokenizer", E::string},  // tokenizer.model or its folder (default: llama_model)
     {"model.num_frames", E::integer},      // temporal embedding slots (a constructor argument there)
     {"model.num_audios", E::integer},
-    {"model.tiny_dims", E::any},           // part configs of a small model (the golden fixtures' layout)
-    {"model.llama_config", E::any},        // llama_causal_lm: config.json keys of a fresh LLaMA
+    {"model.tiny_dims", E::any},     // part configs of a small model (the golden fixtures' layout)
+    {"model.llama_config", E::any},  // llama_causal_lm: config.json keys of a fresh LLaMA
 
     // run: (train.py, RunnerBase, tasks, schedulers)
     {"run.task", E::string},
@@ -100,19 +100,20 @@ constexpr Key kKeys[] = {
     {"run.wandb_key", E::string},
     {"run.gt_file", E::string},
     // Added by this implementation.
-    {"run.save_every_iters", E::integer},       // mid-epoch checkpoint period (0/absent: end of epoch only)
-    {"run.keep_last_checkpoints", E::integer},  // delete older checkpoints beyond this many
+    {"run.save_every_iters", E::integer},        // mid-epoch checkpoint period (0/absent: end of epoch only)
+    {"run.keep_last_checkpoints", E::integer},   // delete older checkpoints beyond this many
     {"run.max_bad_sample_fraction", E::number},  // stop when a dataset skips more than this fraction
-    {"run.pin_memory", E::boolean},  // LAVIS-style loaders: page-locked batches when CUDA is available (default true, as the original)
-    {"run.lm_data_opts_paths", E::list},  // lm_pretrain: data-options JSONs whose texts make the corpus
-    {"run.caption_end_sym", E::string},   // lm_pretrain: appended to stage-1 captions
+    {"run.pin_memory",
+     E::boolean},  // LAVIS-style loaders: page-locked batches when CUDA is available (default true, as the original)
+    {"run.lm_data_opts_paths", E::list},      // lm_pretrain: data-options JSONs whose texts make the corpus
+    {"run.caption_end_sym", E::string},       // lm_pretrain: appended to stage-1 captions
     {"run.lm_fill_query_slots", E::boolean},  // lm_pretrain: query slots hold their media's caption text
-    {"run.export_dir", E::string},        // lm_pretrain: the Hugging Face directory written at the end
+    {"run.export_dir", E::string},            // lm_pretrain: the Hugging Face directory written at the end
     // Evaluation tasks (caption_eval, vqa_eval; LAVIS's task keys).
-    {"run.prompt", E::string},              // prompt with <query> per feature block, <question>, <caption>
+    {"run.prompt", E::string},  // prompt with <query> per feature block, <question>, <caption>
     {"run.num_beams", E::integer},
-    {"run.max_len", E::integer},            // HF max_length: counts the one placeholder id
-    {"run.min_len", E::integer},            // HF min_length: likewise
+    {"run.max_len", E::integer},  // HF max_length: counts the one placeholder id
+    {"run.min_len", E::integer},  // HF min_length: likewise
     {"run.length_penalty", E::number},
     {"run.repetition_penalty", E::number},
 };

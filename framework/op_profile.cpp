@@ -82,8 +82,11 @@ nlohmann::json OpProfile::to_json(size_t top) const {
     std::sort(by_calls.rbegin(), by_calls.rend());
     nlohmann::json callers = nlohmann::json::object();
     for (size_t k = 0; k < std::min<size_t>(3, by_calls.size()); ++k) callers[by_calls[k].second] = by_calls[k].first;
-    j.push_back({{"name", all[i].name}, {"calls", all[i].calls}, {"self_s", all[i].self_s},
-                 {"share", total > 0 ? all[i].self_s / total : 0.0}, {"callers", callers}});
+    j.push_back({{"name", all[i].name},
+                 {"calls", all[i].calls},
+                 {"self_s", all[i].self_s},
+                 {"share", total > 0 ? all[i].self_s / total : 0.0},
+                 {"callers", callers}});
   }
   return j;
 }

@@ -91,8 +91,8 @@ std::filesystem::path default_config(Kind kind, std::string_view name, std::stri
   auto it = m.find(name);
   if (it == m.end()) {
     auto known = names_with_default_config(kind);
-    fail("{} '{}' has no registered default config{} (known {}s: {})", kind_name(kind), name,
-         did_you_mean(name, known), kind_name(kind), listing(known));
+    fail("{} '{}' has no registered default config{} (known {}s: {})", kind_name(kind), name, did_you_mean(name, known),
+         kind_name(kind), listing(known));
   }
   auto t = it->second.find(std::string(type));
   if (t == it->second.end()) {

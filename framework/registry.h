@@ -32,8 +32,8 @@
 namespace cb {
 
 enum class Kind { model, dataset_builder, processor, task, runner, lr_scheduler };
-inline constexpr Kind kAllKinds[] = {Kind::model,     Kind::dataset_builder, Kind::processor,
-                                     Kind::task,      Kind::runner,          Kind::lr_scheduler};
+inline constexpr Kind kAllKinds[] = {Kind::model, Kind::dataset_builder, Kind::processor,
+                                     Kind::task,  Kind::runner,          Kind::lr_scheduler};
 std::string_view kind_name(Kind kind);  // "model", "dataset builder", "processor", ...
 
 template <Kind K>
@@ -71,9 +71,9 @@ const typename FactoryOf<K>::type& get(std::string_view name) {
 
 #define CB_REGISTRY_CAT2(a, b) a##b
 #define CB_REGISTRY_CAT(a, b) CB_REGISTRY_CAT2(a, b)
-#define CB_REGISTER(kind, name, ...)                                  \
+#define CB_REGISTER(kind, name, ...) \
   [[maybe_unused]] static const bool CB_REGISTRY_CAT(cb_registered_, __COUNTER__) = \
       ::cb::registry::add<::cb::Kind::kind>(name, __VA_ARGS__)
-#define CB_REGISTER_DEFAULT_CONFIG(kind, name, type, path)                                  \
-  [[maybe_unused]] static const bool CB_REGISTRY_CAT(cb_registered_, __COUNTER__) =          \
+#define CB_REGISTER_DEFAULT_CONFIG(kind, name, type, path) \
+  [[maybe_unused]] static const bool CB_REGISTRY_CAT(cb_registered_, __COUNTER__) = \
       (::cb::registry::add_default_config(::cb::Kind::kind, name, type, path), true)

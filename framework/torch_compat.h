@@ -1,9 +1,9 @@
 // Every difference between LibTorch 1.13 (Debian 12) and 2.x (Debian trixie: 2.6) lives here.
 // Callers use cb::compat::* and never test TORCH_VERSION themselves.
 #pragma once
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 #include <torch/version.h>
-#include <ATen/autocast_mode.h>
 
 #define CB_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
@@ -68,8 +68,8 @@ inline bool cpu_autocast_enabled() {
 inline torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                const torch::Tensor& mask, double scale) {
 #if CB_TORCH_AT_LEAST(2, 1)
-  return at::scaled_dot_product_attention(q, k, v, mask.defined() ? c10::optional<at::Tensor>(mask) : c10::nullopt,
-                                          0.0, false, scale);
+  return at::scaled_dot_product_attention(q, k, v, mask.defined() ? c10::optional<at::Tensor>(mask) : c10::nullopt, 0.0,
+                                          false, scale);
 #else
   auto s = torch::matmul(q * scale, k.transpose(-2, -1));
   if (mask.defined()) s = s + mask;

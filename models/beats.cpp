@@ -72,8 +72,8 @@ BEATsConfig BEATsConfig::from_json(const nlohmann::json& cfg, const std::string&
   if (c.activation_fn != "gelu" && c.activation_fn != "relu")
     fail("{}: activation_fn '{}' is not supported (gelu, relu)", source, c.activation_fn);
   if (c.conv_pos <= 0 || c.conv_pos_groups <= 0 || c.encoder_embed_dim % c.conv_pos_groups != 0)
-    fail("{}: conv_pos {} / conv_pos_groups {} do not fit encoder_embed_dim {}", source, c.conv_pos,
-         c.conv_pos_groups, c.encoder_embed_dim);
+    fail("{}: conv_pos {} / conv_pos_groups {} do not fit encoder_embed_dim {}", source, c.conv_pos, c.conv_pos_groups,
+         c.encoder_embed_dim);
   if (c.relative_position_embedding && (c.num_buckets < 4 || c.max_distance <= c.num_buckets / 4))
     fail("{}: num_buckets {} / max_distance {} are not a usable bucket table", source, c.num_buckets, c.max_distance);
   if (c.deep_norm && c.layer_norm_first) fail("{}: deep_norm and layer_norm_first exclude each other", source);
@@ -149,7 +149,7 @@ std::pair<torch::Tensor, torch::Tensor> BEATsAttentionImpl::forward(const torch:
   };
   q = heads_first(q), k = heads_first(k), v = heads_first(v);
 
-  auto scores = torch::bmm(q, k.transpose(1, 2));                             // [B*H,L,L]
+  auto scores = torch::bmm(q, k.transpose(1, 2));  // [B*H,L,L]
   scores = (scores - std::get<0>(scores.max(-1, /*keepdim=*/true))) * alpha;
 
   if (pos_bias.defined()) {
@@ -165,7 +165,7 @@ std::pair<torch::Tensor, torch::Tensor> BEATsAttentionImpl::forward(const torch:
     scores = scores + rel.view(scores.sizes());
   }
   auto probs = torch::softmax(scores, -1).to(scores.scalar_type());
-  auto out = torch::bmm(probs, v);                                          // [B*H,L,d]
+  auto out = torch::bmm(probs, v);  // [B*H,L,d]
   out = out.view({B, heads, L, head_dim}).permute({0, 2, 1, 3}).reshape({B, L, E});
   return {out_proj(out), pos_bias};
 }
@@ -227,10 +227,10 @@ torch::Tensor BEATsEncoderImpl::forward(torch::Tensor x) {
 BEATsImpl::BEATsImpl(BEATsConfig c) : cfg(std::move(c)) {
   if (cfg.embed_dim != cfg.encoder_embed_dim)
     post_extract_proj = register_module("post_extract_proj", torch::nn::Linear(cfg.embed_dim, cfg.encoder_embed_dim));
-  patch_embedding = register_module(
-      "patch_embedding", torch::nn::Conv2d(torch::nn::Conv2dOptions(1, cfg.embed_dim, cfg.input_patch_size)
-                                               .stride(cfg.input_patch_size)
-                                               .bias(cfg.conv_bias)));
+  patch_embedding = register_module("patch_embedding",
+                                    torch::nn::Conv2d(torch::nn::Conv2dOptions(1, cfg.embed_dim, cfg.input_patch_size)
+                                                          .stride(cfg.input_patch_size)
+                                                          .bias(cfg.conv_bias)));
   encoder = register_module("encoder", BEATsEncoder(cfg));
   layer_norm = register_module("layer_norm", make_layer_norm(cfg.embed_dim));
   if (cfg.finetuned_model)
@@ -241,7 +241,7 @@ torch::Tensor BEATsImpl::forward(const torch::Tensor& fbank) {
   if (fbank.dim() != 3 || fbank.size(1) < cfg.input_patch_size || fbank.size(2) < cfg.input_patch_size)
     fail("BEATs: expected a fbank [B, T, F] with T, F >= the patch size {}, got {}", cfg.input_patch_size,
          fmt::join(fbank.sizes(), "x"));
-  auto x = patch_embedding(fbank.unsqueeze(1));           // [B,C,T/p,F/p]
+  auto x = patch_embedding(fbank.unsqueeze(1));               // [B,C,T/p,F/p]
   x = x.reshape({x.size(0), x.size(1), -1}).transpose(1, 2);  // [B,N,C], frequency fastest
   x = layer_norm(x);
   if (post_extract_proj) x = post_extract_proj(x);  // [B,N,E]

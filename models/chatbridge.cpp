@@ -80,7 +80,8 @@ void ChatBridgeImpl::train(bool on) {
 
 void ChatBridgeImpl::load_pretrained() {
   const auto& c = config_;
-  if (weights_named(c.vit_ckpt)) log_load(load_eva_vit_checkpoint(visual_encoder, c.vit_ckpt), "visual_encoder", c.vit_ckpt);
+  if (weights_named(c.vit_ckpt))
+    log_load(load_eva_vit_checkpoint(visual_encoder, c.vit_ckpt), "visual_encoder", c.vit_ckpt);
   apply_vit_precision(visual_encoder, c.vit_precision, image_query_tokens.device());
   if (weights_named(c.beats_ckpt)) {
     load_beats_state_dict(audio_encoder, load_state_dict_file(c.beats_ckpt, "model"), c.beats_ckpt);
@@ -94,13 +95,15 @@ void ChatBridgeImpl::load_pretrained() {
     if (!weights_named(c.llama_model)) fail("model.llama_model: no LLaMA folder given");
     auto r = load_state_dict(*llama_model, load_hf_directory(c.llama_model), false, c.llama_model);
     for (const auto& k : r.missing)  // inv_freq is recomputed; every weight must be there
-      if (k.find("rotary_emb.inv_freq") == std::string::npos) fail("{}: LLaMA weight '{}' is missing", c.llama_model, k);
+      if (k.find("rotary_emb.inv_freq") == std::string::npos)
+        fail("{}: LLaMA weight '{}' is missing", c.llama_model, k);
     log_load(r, "llama_model", c.llama_model);
   }
   if (weights_named(c.ckpt)) {
     // The original's checkpoint_*.pth ("model" entry) or a training checkpoint directory of ours.
     auto ours = std::filesystem::path(c.ckpt) / "model.safetensors";
-    auto sd = std::filesystem::is_directory(c.ckpt) ? load_state_dict_file(ours) : load_state_dict_file(c.ckpt, "model");
+    auto sd =
+        std::filesystem::is_directory(c.ckpt) ? load_state_dict_file(ours) : load_state_dict_file(c.ckpt, "model");
     auto r = load_state_dict(*this, sd, false, c.ckpt);
     log_load(r, "ChatBridge checkpoint", c.ckpt);
     for (const auto& k : r.unexpected) spdlog::warn("{}: unexpected key '{}' ignored", c.ckpt, k);
@@ -111,10 +114,10 @@ torch::Tensor ChatBridgeImpl::embed_tokens(const torch::Tensor& ids) const { ret
 
 Features ChatBridgeImpl::bridge(const torch::Tensor& encoder_tokens, const torch::Tensor& query_tokens) {
   const int64_t B = encoder_tokens.size(0);
-  auto E = encoder_tokens.to(torch::kFloat);                                    // [B,K,Dv]
+  auto E = encoder_tokens.to(torch::kFloat);                                            // [B,K,Dv]
   auto M = torch::ones({B, E.size(1)}, torch::dtype(torch::kLong).device(E.device()));  // always all ones
-  auto h = qformer(query_tokens.expand({B, -1, -1}), E, M);                    // [B,Nq,H]
-  auto embeds = llama_proj(h);                                                  // [B,Nq,D_l]
+  auto h = qformer(query_tokens.expand({B, -1, -1}), E, M);                             // [B,Nq,H]
+  auto embeds = llama_proj(h);                                                          // [B,Nq,D_l]
   return {embeds, torch::ones({B, embeds.size(1)}, torch::dtype(torch::kLong).device(embeds.device()))};
 }
 
@@ -144,7 +147,7 @@ Features ChatBridgeImpl::encode_img(const torch::Tensor& image) {
   }
   std::vector<torch::Tensor> tokens;
   for (int64_t t = 0; t < n; ++t) {
-    auto e = encode_frame(x.select(1, t));                           // [B,1+P,Dv]
+    auto e = encode_frame(x.select(1, t));                                      // [B,1+P,Dv]
     if (config_.multi_sample) e = e + visual_temporal_pos_embeds.select(1, t);  // [1,1,Dv] after ln_vision
     tokens.push_back(e);
   }
@@ -162,7 +165,8 @@ Features ChatBridgeImpl::encode_audio(const torch::Tensor& audio) {
     {
       std::optional<torch::NoGradGuard> no_grad;
       if (config_.freeze_beat) no_grad.emplace();
-      a = ln_audio(audio_encoder(audio.select(1, i).to(audio_trans->weight.device(), /*non_blocking=*/true)));  // [B,L,Da]
+      a = ln_audio(
+          audio_encoder(audio.select(1, i).to(audio_trans->weight.device(), /*non_blocking=*/true)));  // [B,L,Da]
     }
     a = audio_trans(a);  // [B,L,Dv]
     if (config_.multi_sample) a = a + audio_temporal_pos_embeds.select(1, i);
@@ -176,7 +180,8 @@ std::vector<Features> ChatBridgeImpl::encode(const Batch& batch) {
   const auto& task = alternatives[std::uniform_int_distribution<size_t>(0, alternatives.size() - 1)(task_rng_)];
   const bool img = batch.image.defined(), aud = batch.audio.defined();
   // First match wins, by substring, as the original routes.
-  if ((contains(task, "tia") || contains(task, "tva")) && img && aud) return {encode_img(batch.image), encode_audio(batch.audio)};
+  if ((contains(task, "tia") || contains(task, "tva")) && img && aud)
+    return {encode_img(batch.image), encode_audio(batch.audio)};
   if (contains(task, "ta") && aud) return {encode_audio(batch.audio)};
   if ((contains(task, "ti") || contains(task, "tv")) && img) return {encode_img(batch.image)};
   fail("task '{}' selects no modality for this batch (image {}, audio {})", task, img ? "given" : "absent",
@@ -203,7 +208,8 @@ LlamaFeed ChatBridgeImpl::caption_inputs(const Features& f, const std::vector<st
 }
 
 LlamaFeed ChatBridgeImpl::process_prompt_instruct(const std::vector<Features>& feats,
-                                                  const std::vector<std::string>& conversations, int64_t max_len) const {
+                                                  const std::vector<std::string>& conversations,
+                                                  int64_t max_len) const {
   const auto& tok = *tokenizer_;
   const auto dev = feats.at(0).embeds.device();
   const auto dtype = llama_model->dtype();
@@ -235,7 +241,8 @@ LlamaFeed ChatBridgeImpl::process_prompt_instruct(const std::vector<Features>& f
       }
     };
     const auto pieces = split_instruct_prompt(conversations[size_t(b)]);
-    const auto slots = std::count_if(pieces.begin(), pieces.end(), [](const auto& p) { return p.kind == PromptPiece::Kind::query; });
+    const auto slots =
+        std::count_if(pieces.begin(), pieces.end(), [](const auto& p) { return p.kind == PromptPiece::Kind::query; });
     if (slots != K)
       fail("conversation {} has {} <query> markers for {} features: '{}'", b, slots, K, conversations[size_t(b)]);
     int64_t k = 0;
@@ -336,8 +343,9 @@ std::vector<std::string> trainable_parameter_names(const torch::nn::Module& m) {
 ChatBridge build_chatbridge(const Config& model_cfg) {
   auto c = ChatBridgeConfig::from_config(model_cfg);
   if (model_cfg.get<bool>("low_resource", false))  // the original loads the LLaMA in 8 bits (on device_8bit)
-    spdlog::warn("model.low_resource is True but 8-bit loading is not implemented: the LLaMA is loaded "
-                 "unquantised (model.device_8bit is not used either)");
+    spdlog::warn(
+        "model.low_resource is True but 8-bit loading is not implemented: the LLaMA is loaded "
+        "unquantised (model.device_8bit is not used either)");
   auto tok_path = c.llama_tokenizer.empty() ? c.llama_model : c.llama_tokenizer;
   if (tok_path.empty()) fail("model.llama_tokenizer / model.llama_model: no tokenizer given");
   ChatBridge model(c, LlamaTokenizer::load(tok_path));

@@ -32,7 +32,6 @@ namespace cb {
 
 class Config;
 
-
 // Q-Former output in LLaMA space and its attention bits.
 struct Features {
   torch::Tensor embeds;  // [B,Nq,D_l]
@@ -47,7 +46,7 @@ struct LlamaFeed {
 };
 
 struct ChatBridgeOutput {
-  torch::Tensor loss;            // 0-dim fp32
+  torch::Tensor loss;  // 0-dim fp32
   std::vector<Features> features;
   std::optional<LlamaFeed> prompt;  // stage 2/3: process_prompt_instruct's result (before bos)
   LlamaFeed llama;                  // the LLaMA's inputs
@@ -99,7 +98,7 @@ struct ChatBridgeImpl : torch::nn::Module {
   BEATs audio_encoder{nullptr};
   LayerNormFp32 ln_audio{nullptr};
   torch::nn::Linear audio_trans{nullptr};
-  cb::Qformer qformer{nullptr};  // registered as "Qformer"
+  cb::Qformer qformer{nullptr};                          // registered as "Qformer"
   torch::Tensor image_query_tokens, audio_query_tokens;  // [1,Nq,H]
   LlamaForCausalLM llama_model{nullptr};
   torch::nn::Linear llama_proj{nullptr};

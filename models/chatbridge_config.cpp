@@ -166,10 +166,8 @@ ChatBridgeConfig ChatBridgeConfig::from_config(const Config& m) {
   c.llama_random_init = tiny_llama;
   if (!tiny_llama) {
     auto cfg_json = std::filesystem::path(c.llama_model) / "config.json";
-    if (std::filesystem::exists(cfg_json))
-      c.llama = LlamaConfig::from_file(cfg_json);
-    else
-      spdlog::warn("model.llama_model: {} not found; describing Vicuna-13B's architecture", cfg_json.string());
+    if (std::filesystem::exists(cfg_json)) c.llama = LlamaConfig::from_file(cfg_json);
+    else spdlog::warn("model.llama_model: {} not found; describing Vicuna-13B's architecture", cfg_json.string());
   }
   finish_qformer(c);
   return c;

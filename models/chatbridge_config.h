@@ -24,25 +24,25 @@ class Config;
 
 struct ChatBridgeConfig {
   // ---- the original's model keys (defaults of ChatBridge.from_config)
-  int64_t stage = 1;                    // 1 caption loss; 2/3 conversation loss; 4 forces `drop`
-  int64_t image_size = 224;             // ViT input side
-  int64_t num_query_token = 32;         // Nq for both query-token sets
-  int64_t max_txt_len = 32;             // stage 1: caption tokens; stage 2: positions per conversation
-  std::string end_sym = "\n";           // appended to stage-1 captions
-  std::string vit_precision = "fp16";   // fp16 (CUDA), bf16, fp32
+  int64_t stage = 1;                   // 1 caption loss; 2/3 conversation loss; 4 forces `drop`
+  int64_t image_size = 224;            // ViT input side
+  int64_t num_query_token = 32;        // Nq for both query-token sets
+  int64_t max_txt_len = 32;            // stage 1: caption tokens; stage 2: positions per conversation
+  std::string end_sym = "\n";          // appended to stage-1 captions
+  std::string vit_precision = "fp16";  // fp16 (CUDA), bf16, fp32
   bool freeze_vit = true, freeze_beat = true, freeze_qformer = true;
-  bool drop = false;                    // BERT dropouts 0.1 in the Q-Former
-  bool multi_sample = false;            // temporal embeddings for frames / audio slices
+  bool drop = false;                       // BERT dropouts 0.1 in the Q-Former
+  bool multi_sample = false;               // temporal embeddings for frames / audio slices
   int64_t num_frames = 4, num_audios = 2;  // temporal slots (constructor arguments in the original)
-  std::string prompt_template;          // stored, unused by training (as the original)
+  std::string prompt_template;             // stored, unused by training (as the original)
 
   // ---- weights (empty / "None" = keep the fresh initialisation)
-  std::string vit_ckpt;       // LAVIS eva_vit_g.pth (the original downloads it; new key)
-  std::string beats_ckpt;     // BEATs_iter3_plus_AS2M.pt (hard-coded path in the original; new key)
-  std::string q_former_model; // BLIP-2 checkpoint: Q-Former, query_tokens, ln_vision
-  std::string llama_model;    // Hugging Face LLaMA/Vicuna folder (config, weights, tokenizer)
+  std::string vit_ckpt;         // LAVIS eva_vit_g.pth (the original downloads it; new key)
+  std::string beats_ckpt;       // BEATs_iter3_plus_AS2M.pt (hard-coded path in the original; new key)
+  std::string q_former_model;   // BLIP-2 checkpoint: Q-Former, query_tokens, ln_vision
+  std::string llama_model;      // Hugging Face LLaMA/Vicuna folder (config, weights, tokenizer)
   std::string llama_tokenizer;  // tokenizer.model or a folder holding it; default: llama_model
-  std::string ckpt;           // ChatBridge checkpoint loaded last, non-strictly (.pth or our checkpoint dir)
+  std::string ckpt;             // ChatBridge checkpoint loaded last, non-strictly (.pth or our checkpoint dir)
 
   // ---- the parts
   EvaVitConfig vit;

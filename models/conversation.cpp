@@ -18,17 +18,13 @@ std::string upload_message(UploadKind kind) {
   fail("upload_message: unknown upload kind");
 }
 
-int64_t upload_slots(UploadKind kind) {
-  return (kind == UploadKind::video || kind == UploadKind::imageaudio) ? 2 : 1;
-}
+int64_t upload_slots(UploadKind kind) { return (kind == UploadKind::video || kind == UploadKind::imageaudio) ? 2 : 1; }
 
 std::string Conversation::get_prompt() const {
   std::string ret = system + sep;
   for (const auto& [role, msg] : messages) {
-    if (msg && !msg->empty())
-      ret += role + ": " + *msg + sep;
-    else
-      ret += role + ":";
+    if (msg && !msg->empty()) ret += role + ": " + *msg + sep;
+    else ret += role + ":";
   }
   return ret;
 }

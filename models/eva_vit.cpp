@@ -81,9 +81,9 @@ torch::Tensor EvaAttentionImpl::forward(const torch::Tensor& x) {
   const int64_t B = x.size(0), N = x.size(1);
   torch::Tensor bias;  // k has no bias: (q_bias, 0, v_bias)
   if (q_bias.defined()) bias = torch::cat({q_bias, torch::zeros_like(v_bias), v_bias});
-  auto qkv_out = F::linear(x, qkv->weight, bias);                             // [B,N,3*H*d]
+  auto qkv_out = F::linear(x, qkv->weight, bias);                                   // [B,N,3*H*d]
   auto parts = qkv_out.reshape({B, N, 3, num_heads, -1}).permute({2, 0, 3, 1, 4});  // [3,B,H,N,d]
-  auto out = compat::attention(parts[0], parts[1], parts[2], {}, scale);           // [B,H,N,d]
+  auto out = compat::attention(parts[0], parts[1], parts[2], {}, scale);            // [B,H,N,d]
   return proj(out.transpose(1, 2).reshape({B, N, -1}));
 }
 
@@ -147,7 +147,7 @@ VisionTransformerImpl::VisionTransformerImpl(const EvaVitConfig& c) : config(c) 
 }
 
 torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& image) {
-  auto x = patch_embed(image);                                                  // [B,g*g,D]
+  auto x = patch_embed(image);                                    // [B,g*g,D]
   x = torch::cat({cls_token.expand({x.size(0), -1, -1}), x}, 1);  // [B,1+g*g,D] (cat promotes, as under autocast)
   x = x + pos_embed;
   const bool checkpointing = config.use_grad_checkpoint && torch::GradMode::is_enabled();
@@ -161,27 +161,27 @@ torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& image) {
 
 torch::Tensor interpolate_pos_embed(const torch::Tensor& ckpt_pos_embed, int64_t grid) {
   if (ckpt_pos_embed.dim() != 3 || ckpt_pos_embed.size(0) != 1)
-    fail("interpolate_pos_embed: pos_embed has shape {}, expected [1, 1+g*g, D]", fmt::join(ckpt_pos_embed.sizes(), "x"));
+    fail("interpolate_pos_embed: pos_embed has shape {}, expected [1, 1+g*g, D]",
+         fmt::join(ckpt_pos_embed.sizes(), "x"));
   auto pe = ckpt_pos_embed.to(torch::kFloat);
   const int64_t D = pe.size(2);
   const auto orig = static_cast<int64_t>(std::sqrt(static_cast<double>(pe.size(1) - 1)));  // int(n ** 0.5)
   if (orig == grid) return pe;
   spdlog::info("EVA ViT: position embedding interpolated from {}x{} to {}x{}", orig, orig, grid, grid);
-  auto cls = pe.slice(1, 0, 1);                                                          // [1,1,D]
-  auto tokens = pe.slice(1, 1).reshape({-1, orig, orig, D}).permute({0, 3, 1, 2});       // [1,D,g0,g0]
-  tokens = F::interpolate(tokens, F::InterpolateFuncOptions()
-                                      .size(std::vector<int64_t>{grid, grid})
-                                      .mode(torch::kBicubic)
-                                      .align_corners(false));
-  tokens = tokens.permute({0, 2, 3, 1}).flatten(1, 2);                                  // [1,g*g,D]
+  auto cls = pe.slice(1, 0, 1);                                                     // [1,1,D]
+  auto tokens = pe.slice(1, 1).reshape({-1, orig, orig, D}).permute({0, 3, 1, 2});  // [1,D,g0,g0]
+  tokens = F::interpolate(
+      tokens,
+      F::InterpolateFuncOptions().size(std::vector<int64_t>{grid, grid}).mode(torch::kBicubic).align_corners(false));
+  tokens = tokens.permute({0, 2, 3, 1}).flatten(1, 2);  // [1,g*g,D]
   return torch::cat({cls, tokens}, 1);
 }
 
 LoadReport load_eva_vit_state_dict(VisionTransformer& model, const StateDict& sd, const std::string& source) {
   StateDict adjusted;
   for (const auto& kv : sd)
-    adjusted.insert(kv.key(), kv.key() == "pos_embed" ? interpolate_pos_embed(kv.value(), model->config.grid())
-                                                      : kv.value());
+    adjusted.insert(kv.key(),
+                    kv.key() == "pos_embed" ? interpolate_pos_embed(kv.value(), model->config.grid()) : kv.value());
   auto report = load_state_dict(*model, adjusted, /*strict=*/false, source);
   spdlog::info("EVA ViT: loaded {} tensors from {} ({} missing, {} ignored)", report.loaded, source,
                report.missing.size(), report.unexpected.size());

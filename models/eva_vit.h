@@ -36,7 +36,9 @@ struct EvaVitConfig {
 
   int64_t grid() const { return img_size / patch_size; }  // patches per side
   int64_t num_patches() const { return grid() * grid(); }
-  int64_t mlp_hidden() const { return static_cast<int64_t>(static_cast<double>(embed_dim) * mlp_ratio); }  // int(), as Python
+  int64_t mlp_hidden() const {
+    return static_cast<int64_t>(static_cast<double>(embed_dim) * mlp_ratio);
+  }  // int(), as Python
 };
 
 struct PatchEmbedImpl : torch::nn::Module {

@@ -14,24 +14,24 @@
 namespace cb {
 
 struct GenerateOptions {
-  int64_t max_new_tokens = 20;         // Number of decoding steps at most.
-  int64_t min_new_tokens = 0;          // eos is forbidden (logit -inf) until this many tokens were generated.
-  int64_t num_beams = 1;               // > 1: beam search (do_sample false) or beam sampling (do_sample true).
-  bool do_sample = false;              // false: argmax (greedy); true: temperature -> top-k -> top-p -> multinomial.
-  double temperature = 1.0;            // Sampling only: logits are divided by it (must be > 0).
-  int64_t top_k = 50;                  // Sampling only: keep the k best logits (0 = off); HF default 50.
-  double top_p = 1.0;                  // Sampling only: keep the smallest top set with probability >= top_p (1 = off).
-  double repetition_penalty = 1.0;     // Logits of every id already in the sequence: /p if > 0, *p if < 0 (1 = off).
-  double length_penalty = 1.0;         // Beam search only: a hypothesis scores sum_logprobs / length**length_penalty.
-  bool early_stopping = false;         // Beam search only: true ends a prompt once num_beams hypotheses finished.
+  int64_t max_new_tokens = 20;          // Number of decoding steps at most.
+  int64_t min_new_tokens = 0;           // eos is forbidden (logit -inf) until this many tokens were generated.
+  int64_t num_beams = 1;                // > 1: beam search (do_sample false) or beam sampling (do_sample true).
+  bool do_sample = false;               // false: argmax (greedy); true: temperature -> top-k -> top-p -> multinomial.
+  double temperature = 1.0;             // Sampling only: logits are divided by it (must be > 0).
+  int64_t top_k = 50;                   // Sampling only: keep the k best logits (0 = off); HF default 50.
+  double top_p = 1.0;                   // Sampling only: keep the smallest top set with probability >= top_p (1 = off).
+  double repetition_penalty = 1.0;      // Logits of every id already in the sequence: /p if > 0, *p if < 0 (1 = off).
+  double length_penalty = 1.0;          // Beam search only: a hypothesis scores sum_logprobs / length**length_penalty.
+  bool early_stopping = false;          // Beam search only: true ends a prompt once num_beams hypotheses finished.
   std::optional<int64_t> eos_token_id;  // Finishes a row; default: the model config's eos.
   std::optional<int64_t> pad_token_id;  // Fills finished rows; default: the model config's pad, else eos.
   std::optional<int64_t> bos_token_id;  // Placeholder first id when generating from embeddings; default: config bos.
   // Generation stops when row 0 ends with one of these id sequences (ChatBridge's StoppingCriteriaSub,
   // which only looks at row 0; the demo decodes one conversation at a time).
   std::vector<std::vector<int64_t>> stop_sequences;
-  bool use_cache = true;               // Reuse keys/values; false recomputes the whole sequence every step.
-  bool output_scores = false;          // Return the processed scores [B,V] (fp32) of every step.
+  bool use_cache = true;       // Reuse keys/values; false recomputes the whole sequence every step.
+  bool output_scores = false;  // Return the processed scores [B,V] (fp32) of every step.
   // Called after every step with that step's ids [B] (finished rows already replaced by pad);
   // returning true stops generation after this step. num_beams 1 only (HF streams no beams either).
   std::function<bool(const torch::Tensor& tokens)> on_token;

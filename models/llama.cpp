@@ -95,7 +95,9 @@ torch::Tensor rotate_half(const torch::Tensor& x) {  // [..., Dh] -> cat(-x2, x1
   return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
-torch::nn::Linear linear(int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); }
+torch::nn::Linear linear(int64_t in, int64_t out) {
+  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false));
+}
 
 // lin(x) for LLaMA's bias-free projections. Decoding one token is a product with a single row, and
 // LibTorch 1.13's linear reads the weight of such a product at ~10 GB/s where at::mv reaches 40+ GB/s
@@ -250,15 +252,15 @@ torch::Tensor LlamaModelImpl::forward(const LlamaInputs& in) {
   const int64_t past = in.cache ? in.cache->length() : 0;
 
   // Quirk of the original: positions are arange(past, past+L) for every row, whatever the padding.
-  auto position_ids = in.position_ids.defined()
-                          ? in.position_ids
-                          : torch::arange(past, past + L, torch::dtype(torch::kLong).device(h.device()))
-                                .unsqueeze(0)
-                                .expand({B, L});
+  auto position_ids =
+      in.position_ids.defined()
+          ? in.position_ids
+          : torch::arange(past, past + L, torch::dtype(torch::kLong).device(h.device())).unsqueeze(0).expand({B, L});
   if (position_ids.sizes() != torch::IntArrayRef({B, L}))
     fail("LlamaModel: position_ids must be [{}, {}], got {}", B, L, fmt::join(position_ids.sizes(), "x"));
-  auto attention_mask =
-      in.attention_mask.defined() ? in.attention_mask : torch::ones({B, past + L}, torch::dtype(torch::kLong).device(h.device()));
+  auto attention_mask = in.attention_mask.defined()
+                            ? in.attention_mask
+                            : torch::ones({B, past + L}, torch::dtype(torch::kLong).device(h.device()));
   if (attention_mask.sizes() != torch::IntArrayRef({B, past + L}))
     fail("LlamaModel: attention_mask must be [{}, {}] (cached + new tokens), got {}", B, past + L,
          fmt::join(attention_mask.sizes(), "x"));
@@ -266,7 +268,7 @@ torch::Tensor LlamaModelImpl::forward(const LlamaInputs& in) {
   // One new position with nothing padded attends to everything: no mask (a decode step's common case).
   const bool no_mask = L == 1 && attention_mask.min().item<int64_t>() == 1;
   auto mask = no_mask ? torch::Tensor() : llama_decoder_mask(attention_mask, L, dtype);  // [B,1,L,past+L]
-  auto [cos, sin] = rope_at(position_ids, past + L, dtype);  // [B,1,L,Dh]
+  auto [cos, sin] = rope_at(position_ids, past + L, dtype);                              // [B,1,L,Dh]
   if (in.cache && in.cache->empty()) {
     in.cache->keys.resize(layers->size());
     in.cache->values.resize(layers->size());
@@ -321,9 +323,9 @@ LlamaOutput LlamaForCausalLMImpl::loss_from_supervised_rows(const LlamaInputs& i
   head.inputs_embeds = drop_last(in.inputs_embeds);
   head.attention_mask = drop_last(in.attention_mask);
   head.position_ids = drop_last(in.position_ids);
-  auto h = model(head);  // [B,L-1,D]
-  auto targets = in.labels.narrow(1, 1, L - 1).reshape({-1});         // [B·(L-1)]
-  auto rows = targets.ne(-100).nonzero().view({-1});                   // supervised rows
+  auto h = model(head);                                                              // [B,L-1,D]
+  auto targets = in.labels.narrow(1, 1, L - 1).reshape({-1});                        // [B·(L-1)]
+  auto rows = targets.ne(-100).nonzero().view({-1});                                 // supervised rows
   auto logits = project(lm_head, h.reshape({-1, h.size(2)}).index_select(0, rows));  // [K,V]
   LlamaOutput out;
   // Mean over the supervised rows, as cross_entropy(ignore_index=-100) over every row; fp32 as above.

@@ -99,11 +99,11 @@ TORCH_MODULE(LlamaDecoderLayer);
 
 // What one forward consumes. Exactly one of input_ids / inputs_embeds.
 struct LlamaInputs {
-  torch::Tensor input_ids;       // [B,L] int64
-  torch::Tensor inputs_embeds;   // [B,L,D] (cast to the compute dtype)
-  torch::Tensor attention_mask;  // [B,past+L], 1 = attend; undefined = all ones
-  torch::Tensor position_ids;    // [B,L]; undefined = arange(past, past+L) for every row (NOT from the mask)
-  torch::Tensor labels;          // [B,L] int64, -100 ignored; gives `loss`
+  torch::Tensor input_ids;        // [B,L] int64
+  torch::Tensor inputs_embeds;    // [B,L,D] (cast to the compute dtype)
+  torch::Tensor attention_mask;   // [B,past+L], 1 = attend; undefined = all ones
+  torch::Tensor position_ids;     // [B,L]; undefined = arange(past, past+L) for every row (NOT from the mask)
+  torch::Tensor labels;           // [B,L] int64, -100 ignored; gives `loss`
   LlamaKVCache* cache = nullptr;  // read, then extended in place with this call's keys/values
   bool last_logits_only = false;  // lm_head on the last position only (decoding)
   // Training: only `loss` is wanted. The last position predicts nothing and unsupervised positions
@@ -148,7 +148,7 @@ struct LlamaForCausalLMImpl : torch::nn::Module {
   explicit LlamaForCausalLMImpl(const LlamaConfig& c);
   LlamaOutput forward(const LlamaInputs& in);
   torch::Tensor embed(const torch::Tensor& input_ids) const;  // embed_tokens(ids)
-  torch::Dtype dtype() const;                             // compute dtype (= weight dtype)
+  torch::Dtype dtype() const;                                 // compute dtype (= weight dtype)
   torch::Device device() const;
   const LlamaConfig& config() const { return model->config; }
 

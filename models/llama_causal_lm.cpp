@@ -72,7 +72,9 @@ nlohmann::json llama_hf_config_json(const LlamaConfig& c, torch::Dtype dtype) {
           {"bos_token_id", id(c.bos_token_id)},
           {"eos_token_id", id(c.eos_token_id)},
           {"tie_word_embeddings", false},
-          {"torch_dtype", dtype == torch::kFloat16 ? "float16" : dtype == torch::kBFloat16 ? "bfloat16" : "float32"},
+          {"torch_dtype", dtype == torch::kFloat16    ? "float16"
+                          : dtype == torch::kBFloat16 ? "bfloat16"
+                                                      : "float32"},
           {"use_cache", true}};
 }
 

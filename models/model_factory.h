@@ -1,6 +1,6 @@
 // The signature of the model registry (`model.arch`, the original's registry.get_model_class): a
 // factory from the resolved `model:` section to a module. Each task knows the model type it trains
-// (runners/task.h model_as) — ChatBridge for tri_pretrain/tri_instruct, LlamaForCausalLM for lm_pretrain.
+// (runners/train/task.h model_as) — ChatBridge for tri_pretrain/tri_instruct, LlamaForCausalLM for lm_pretrain.
 #pragma once
 #include <torch/torch.h>
 

@@ -30,7 +30,8 @@ BertConfig BertConfig::from_json(const nlohmann::json& j) {
   read_json_key(j, "cross_attention_freq", c.cross_attention_freq, "BERT config");
   read_json_key(j, "query_length", c.query_length, "BERT config");
   read_json_key(j, "gradient_checkpointing", c.gradient_checkpointing, "BERT config");
-  if (c.hidden_act != "gelu") fail("BERT config: hidden_act '{}' is not supported (the Q-Former uses 'gelu')", c.hidden_act);
+  if (c.hidden_act != "gelu")
+    fail("BERT config: hidden_act '{}' is not supported (the Q-Former uses 'gelu')", c.hidden_act);
   if (c.hidden_size % c.num_attention_heads != 0)
     fail("BERT config: hidden_size {} is not a multiple of num_attention_heads {}", c.hidden_size,
          c.num_attention_heads);
@@ -57,7 +58,8 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& c, int64_t kv_wid
   dropout = register_module("dropout", torch::nn::Dropout(c.attention_probs_dropout_prob));
 }
 
-torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& h, const torch::Tensor& kv, const torch::Tensor& mask) {
+torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& h, const torch::Tensor& kv,
+                                             const torch::Tensor& mask) {
   const int64_t B = h.size(0);
   auto heads = [&](const torch::Tensor& t) { return t.view({B, -1, num_heads, head_dim}).permute({0, 2, 1, 3}); };
   auto q = heads(query(h)), k = heads(key(kv)), v = heads(value(kv));  // [B,heads,L,d]
@@ -70,8 +72,8 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& h, const torch
 
 BertResidualOutputImpl::BertResidualOutputImpl(const BertConfig& c, int64_t in_features) {
   dense = register_module("dense", torch::nn::Linear(in_features, c.hidden_size));
-  LayerNorm = register_module(
-      "LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)));
+  LayerNorm = register_module("LayerNorm",
+                              torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)));
   dropout = register_module("dropout", torch::nn::Dropout(c.hidden_dropout_prob));
 }
 
@@ -104,14 +106,14 @@ QformerLayerImpl::QformerLayerImpl(const BertConfig& c, int64_t index) {
 
 torch::Tensor QformerLayerImpl::forward(const torch::Tensor& h, const torch::Tensor& self_mask,
                                         const torch::Tensor& encoder, const torch::Tensor& encoder_mask) {
-  auto x = attention(h, h, self_mask);                       // [B,Nq,H]
+  auto x = attention(h, h, self_mask);  // [B,Nq,H]
   if (crossattention) x = crossattention(x, encoder, encoder_mask);
   return output_query(intermediate_query(x), x);
 }
 
 QformerEmbeddingsImpl::QformerEmbeddingsImpl(const BertConfig& c) {
-  LayerNorm = register_module(
-      "LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)));
+  LayerNorm = register_module("LayerNorm",
+                              torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)));
   dropout = register_module("dropout", torch::nn::Dropout(c.hidden_dropout_prob));
   position_ids = register_buffer("position_ids", torch::arange(c.max_position_embeddings, torch::kLong).unsqueeze(0));
 }
@@ -158,7 +160,7 @@ torch::Tensor QformerBertImpl::forward(const torch::Tensor& query_embeds, const 
   // The masks are built in the dtype of the module's parameters (`self.dtype` in the original).
   const auto dtype = embeddings->LayerNorm->weight.scalar_type();
   const auto opts = query_embeds.options().dtype(dtype);
-  auto self_mask = (1.0 - torch::ones({B, 1, 1, Nq}, opts)) * -10000.0;                       // all queries visible
+  auto self_mask = (1.0 - torch::ones({B, 1, 1, Nq}, opts)) * -10000.0;  // all queries visible
   auto cross_mask = (1.0 - encoder_attention_mask.to(dtype).unsqueeze(1).unsqueeze(1)) * finfo_min(dtype);  // [B,1,1,K]
 
   auto h = embeddings(query_embeds);  // [B,Nq,H]
@@ -167,9 +169,11 @@ torch::Tensor QformerBertImpl::forward(const torch::Tensor& query_embeds, const 
   const bool checkpointing = config.gradient_checkpointing && is_training() && torch::GradMode::is_enabled();
   for (const auto& m : *encoder->layer) {
     auto* layer = m->as<QformerLayerImpl>();
-    h = checkpointing ? checkpoint([layer](const std::vector<torch::Tensor>& in) { return layer->forward(in[0], in[1], in[2], in[3]); },
-                                   {h, self_mask, encoder_hidden_states, cross_mask})
-                      : layer->forward(h, self_mask, encoder_hidden_states, cross_mask);
+    h = checkpointing
+            ? checkpoint(
+                  [layer](const std::vector<torch::Tensor>& in) { return layer->forward(in[0], in[1], in[2], in[3]); },
+                  {h, self_mask, encoder_hidden_states, cross_mask})
+            : layer->forward(h, self_mask, encoder_hidden_states, cross_mask);
   }
   return h;
 }

@@ -9,7 +9,7 @@
 namespace cb {
 namespace {
 
-constexpr std::string_view kSpaceSymbol = "\xE2\x96\x81";  // U+2581 '▁'
+constexpr std::string_view kSpaceSymbol = "\xE2\x96\x81";      // U+2581 '▁'
 constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";  // U+FFFD
 
 // sentencepiece's UTF-8 decoder (string_util::DecodeUTF8): the code point and its byte length, or
@@ -52,8 +52,8 @@ SentencePieceBpe::SentencePieceBpe(SentencePieceModel model) : model_(std::move(
   using T = SentencePieceModel::PieceType;
   const auto& src = model_.source;
   if (model_.trainer_spec.model_type != SentencePieceModel::ModelType::Bpe)
-    fail("{}: sentencepiece model_type {} is not supported: only BPE models (LLaMA/Vicuna) are implemented",
-         src, to_string(model_.trainer_spec.model_type));
+    fail("{}: sentencepiece model_type {} is not supported: only BPE models (LLaMA/Vicuna) are implemented", src,
+         to_string(model_.trainer_spec.model_type));
   for (const auto* spec : {&model_.normalizer_spec, &model_.denormalizer_spec})
     if (!spec->precompiled_charsmap.empty())
       fail("{}: sentencepiece normalization rule '{}' (precompiled charsmap) is not supported; only identity", src,
@@ -147,7 +147,9 @@ std::vector<std::pair<std::string_view, int>> SentencePieceBpe::merge(std::strin
     int left, right;
     size_t size;  // byte length of the merged piece; a mismatch marks the entry stale
   };
-  auto lower = [](const Pair& a, const Pair& b) { return a.score < b.score || (a.score == b.score && a.left > b.left); };
+  auto lower = [](const Pair& a, const Pair& b) {
+    return a.score < b.score || (a.score == b.score && a.left > b.left);
+  };
   std::priority_queue<Pair, std::vector<Pair>, decltype(lower)> agenda(lower);
   std::vector<Symbol> symbols;
   // merged UNUSED piece → the two symbols it came from, to split it again afterwards

@@ -13,7 +13,12 @@ namespace {
 
 // Protobuf wire format (https://protobuf.dev/programming-guides/encoding/): a message is a sequence
 // of (tag varint = field << 3 | wire type, value). Every read checks the remaining length.
-enum WireType { kVarint = 0, kFixed64 = 1, kLengthDelimited = 2, kFixed32 = 5 };  // groups (3, 4) are unused by sentencepiece
+enum WireType {
+  kVarint = 0,
+  kFixed64 = 1,
+  kLengthDelimited = 2,
+  kFixed32 = 5
+};  // groups (3, 4) are unused by sentencepiece
 
 class WireReader {
  public:
@@ -78,9 +83,15 @@ class WireReader {
   void skip(int wire_type) {
     switch (wire_type) {
       case kVarint: varint(); break;
-      case kFixed64: need(8, "truncated fixed64"); pos_ += 8; break;
+      case kFixed64:
+        need(8, "truncated fixed64");
+        pos_ += 8;
+        break;
       case kLengthDelimited: bytes(); break;
-      case kFixed32: need(4, "truncated fixed32"); pos_ += 4; break;
+      case kFixed32:
+        need(4, "truncated fixed32");
+        pos_ += 4;
+        break;
       default: corrupt(pos_, fmt::format("unsupported wire type {}", wire_type));
     }
   }
@@ -106,8 +117,14 @@ SentencePieceModel::Piece read_piece(WireReader r) {
   while (!r.done()) {
     auto [field, wt] = r.tag();
     switch (field) {
-      case 1: r.expect(wt, kLengthDelimited, "SentencePiece.piece"); p.piece = std::string(r.bytes()); break;
-      case 2: r.expect(wt, kFixed32, "SentencePiece.score"); p.score = r.fixed32_float(); break;
+      case 1:
+        r.expect(wt, kLengthDelimited, "SentencePiece.piece");
+        p.piece = std::string(r.bytes());
+        break;
+      case 2:
+        r.expect(wt, kFixed32, "SentencePiece.score");
+        p.score = r.fixed32_float();
+        break;
       case 3: {
         r.expect(wt, kVarint, "SentencePiece.type");
         const int32_t t = r.int32();
@@ -171,17 +188,26 @@ SentencePieceModel::NormalizerSpec read_normalizer_spec(WireReader r) {
   while (!r.done()) {
     auto [field, wt] = r.tag();
     switch (field) {
-      case 1: r.expect(wt, kLengthDelimited, "NormalizerSpec.name"); s.name = std::string(r.bytes()); break;
+      case 1:
+        r.expect(wt, kLengthDelimited, "NormalizerSpec.name");
+        s.name = std::string(r.bytes());
+        break;
       case 2:
         r.expect(wt, kLengthDelimited, "NormalizerSpec.precompiled_charsmap");
         s.precompiled_charsmap = std::string(r.bytes());
         break;
-      case 3: r.expect(wt, kVarint, "NormalizerSpec.add_dummy_prefix"); s.add_dummy_prefix = r.boolean(); break;
+      case 3:
+        r.expect(wt, kVarint, "NormalizerSpec.add_dummy_prefix");
+        s.add_dummy_prefix = r.boolean();
+        break;
       case 4:
         r.expect(wt, kVarint, "NormalizerSpec.remove_extra_whitespaces");
         s.remove_extra_whitespaces = r.boolean();
         break;
-      case 5: r.expect(wt, kVarint, "NormalizerSpec.escape_whitespaces"); s.escape_whitespaces = r.boolean(); break;
+      case 5:
+        r.expect(wt, kVarint, "NormalizerSpec.escape_whitespaces");
+        s.escape_whitespaces = r.boolean();
+        break;
       default: r.skip(wt);
     }
   }
@@ -225,7 +251,8 @@ void validate(const SentencePieceModel& m) {
       byte_seen[b] = true;
     }
   }
-  if (unk_count != 1) fail("{}: sentencepiece model must define exactly one unknown piece, found {}", m.source, unk_count);
+  if (unk_count != 1)
+    fail("{}: sentencepiece model must define exactly one unknown piece, found {}", m.source, unk_count);
   if (m.trainer_spec.byte_fallback)
     for (int b = 0; b < 256; ++b)
       if (!byte_seen[b]) fail("{}: byte_fallback is set but byte piece <0x{:02X}> is missing", m.source, b);
@@ -250,8 +277,14 @@ SentencePieceModel SentencePieceModel::parse(std::string_view bytes, const std::
   while (!r.done()) {
     auto [field, wt] = r.tag();
     switch (field) {
-      case 1: r.expect(wt, kLengthDelimited, "ModelProto.pieces"); m.pieces.push_back(read_piece(r.message())); break;
-      case 2: r.expect(wt, kLengthDelimited, "ModelProto.trainer_spec"); m.trainer_spec = read_trainer_spec(r.message()); break;
+      case 1:
+        r.expect(wt, kLengthDelimited, "ModelProto.pieces");
+        m.pieces.push_back(read_piece(r.message()));
+        break;
+      case 2:
+        r.expect(wt, kLengthDelimited, "ModelProto.trainer_spec");
+        m.trainer_spec = read_trainer_spec(r.message());
+        break;
       case 3:
         r.expect(wt, kLengthDelimited, "ModelProto.normalizer_spec");
         m.normalizer_spec = read_normalizer_spec(r.message());

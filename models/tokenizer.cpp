@@ -97,11 +97,12 @@ LlamaTokenizer::LlamaTokenizer(SentencePieceModel model, std::vector<std::string
   bos_id_ = special(spec.bos_id, "bos");
   eos_id_ = special(spec.eos_id, "eos");
   // LlamaTokenizer wraps unk/bos/eos in AddedToken(lstrip=False, rstrip=False): split out, no stripping.
-  for (int64_t id : {unk_id_, bos_id_, eos_id_}) no_split_.push_back({sp_.id_to_piece(static_cast<int>(id)), id, false});
+  for (int64_t id : {unk_id_, bos_id_, eos_id_})
+    no_split_.push_back({sp_.id_to_piece(static_cast<int>(id)), id, false});
   for (size_t i = 0; i < added_.size(); ++i)
     no_split_.push_back({added_[i], sp_.size() + static_cast<int64_t>(i), true});
-  spdlog::debug("LLaMA tokenizer {}: {} pieces + {} added tokens, unk {} bos {} eos {}", src, sp_.size(),
-                added_.size(), unk_id_, bos_id_, eos_id_);
+  spdlog::debug("LLaMA tokenizer {}: {} pieces + {} added tokens, unk {} bos {} eos {}", src, sp_.size(), added_.size(),
+                unk_id_, bos_id_, eos_id_);
 }
 
 std::vector<LlamaTokenizer::Chunk> LlamaTokenizer::split(std::string_view text) const {

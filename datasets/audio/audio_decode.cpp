@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "datasets/media/ffmpeg_io.h"
@@ -80,8 +80,7 @@ DecodedAudio decode_opened(AVFormatContext* fmt, const std::string& name, std::o
     ~Layout() { av_channel_layout_uninit(&l); }
   } owned;
   AVChannelLayout& layout = owned.l;
-  if (dec->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC)
-    av_channel_layout_default(&layout, channels);
+  if (dec->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC) av_channel_layout_default(&layout, channels);
   else if ((rc = av_channel_layout_copy(&layout, &dec->ch_layout)) < 0)
     fail("audio '{}': bad channel layout: {}", name, error_string(rc));
 
@@ -101,7 +100,8 @@ DecodedAudio decode_opened(AVFormatContext* fmt, const std::string& name, std::o
                                nullptr);
       swr.reset(s);
       if (rc < 0 || (rc = swr_init(swr.get())) < 0)
-        fail("audio '{}': cannot convert {} samples to float: {}", name, av_get_sample_fmt_name(format), error_string(rc));
+        fail("audio '{}': cannot convert {} samples to float: {}", name, av_get_sample_fmt_name(format),
+             error_string(rc));
       swr_format = format;
     }
     const size_t n = size_t(frame->nb_samples);
@@ -152,7 +152,8 @@ DecodedAudio decode_opened(AVFormatContext* fmt, const std::string& name, std::o
   }
 
   auto out = torch::empty({channels, samples}, torch::kFloat);
-  for (int c = 0; c < channels; ++c) std::memcpy(out[c].data_ptr<float>(), planes[c].data(), size_t(samples) * sizeof(float));
+  for (int c = 0; c < channels; ++c)
+    std::memcpy(out[c].data_ptr<float>(), planes[c].data(), size_t(samples) * sizeof(float));
   return {out, dec->sample_rate};
 }
 
@@ -177,8 +178,8 @@ std::optional<DecodedAudio> decode_plain_wav(const uint8_t* d, size_t n, const s
   const size_t avail = n - body, frames = std::min<size_t>(size, avail) / block;
   if (frames == 0) fail("audio '{}': the file holds no audio samples", name);
   if (size > avail)
-    fail("audio '{}': truncated WAV: the header declares {} samples per channel, the file holds {}", name,
-         size / block, frames);
+    fail("audio '{}': truncated WAV: the header declares {} samples per channel, the file holds {}", name, size / block,
+         frames);
   auto out = torch::empty({int64_t(channels), int64_t(frames)}, torch::kFloat);
   float* o = out.data_ptr<float>();
   const uint8_t* p = d + body;
@@ -187,10 +188,14 @@ std::optional<DecodedAudio> decode_plain_wav(const uint8_t* d, size_t n, const s
     for (size_t ch = 0; ch < channels; ++ch, p += width) {
       float v;
       if (ieee && bits == 32) std::memcpy(&v, p, 4);
-      else if (ieee) { double x; std::memcpy(&x, p, 8); v = float(x); }
-      else if (bits == 8) v = float(int(p[0]) - 128) / 128.0f;
+      else if (ieee) {
+        double x;
+        std::memcpy(&x, p, 8);
+        v = float(x);
+      } else if (bits == 8) v = float(int(p[0]) - 128) / 128.0f;
       else if (bits == 16) v = float(int16_t(uint16_t(le16(p)))) / 32768.0f;
-      else if (bits == 24) v = float(int32_t(uint32_t(p[0]) << 8 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 24) >> 8) / 8388608.0f;
+      else if (bits == 24)
+        v = float(int32_t(uint32_t(p[0]) << 8 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 24) >> 8) / 8388608.0f;
       else v = float(int32_t(le32(p))) / 2147483648.0f;
       o[ch * frames + frame] = v;
     }

@@ -14,7 +14,8 @@ namespace cb {
 namespace {
 
 std::string replace_all(std::string s, const std::string& from, const std::string& to) {
-  for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size()) s.replace(pos, from.size(), to);
+  for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size())
+    s.replace(pos, from.size(), to);
   return s;
 }
 
@@ -25,7 +26,8 @@ torch::Tensor resample_to_16k(const DecodedAudio& audio) {
   // Building the kernel costs more than applying it to a short clip: one per rate and thread.
   thread_local std::map<int64_t, Resampler> resamplers;
   auto it = resamplers.find(audio.sample_rate);
-  if (it == resamplers.end()) it = resamplers.emplace(audio.sample_rate, Resampler(audio.sample_rate, kBeatsSampleRate)).first;
+  if (it == resamplers.end())
+    it = resamplers.emplace(audio.sample_rate, Resampler(audio.sample_rate, kBeatsSampleRate)).first;
   return it->second(audio.samples);
 }
 
@@ -37,7 +39,8 @@ torch::Tensor beats_fbank(const torch::Tensor& waveform_16k, int64_t melbins) {
 }
 
 torch::Tensor slice_fbank(const torch::Tensor& fbank, const AudioMapperOptions& o, std::mt19937_64& rng) {
-  if (fbank.dim() != 2 || fbank.size(0) == 0) fail("audio: expected a fbank [frames, bins], got {}", fmt::join(fbank.sizes(), "x"));
+  if (fbank.dim() != 2 || fbank.size(0) == 0)
+    fail("audio: expected a fbank [frames, bins], got {}", fmt::join(fbank.sizes(), "x"));
   if (o.target_length <= 0 || o.sample_num <= 0) fail("audio: target_length and sample_num must be positive");
   auto fb = (fbank - o.mean) / (o.std * 2);
   const int64_t T = fb.size(0), L = o.target_length;
@@ -52,9 +55,11 @@ torch::Tensor slice_fbank(const torch::Tensor& fbank, const AudioMapperOptions& 
 }
 
 torch::Tensor beats_preprocess(const torch::Tensor& waveforms, int64_t num_mel_bins, double mean, double std) {
-  if (waveforms.dim() != 2) fail("BEATs preprocess: expected waveforms [B, samples], got {}", fmt::join(waveforms.sizes(), "x"));
+  if (waveforms.dim() != 2)
+    fail("BEATs preprocess: expected waveforms [B, samples], got {}", fmt::join(waveforms.sizes(), "x"));
   std::vector<torch::Tensor> fbanks;
-  for (int64_t b = 0; b < waveforms.size(0); ++b) fbanks.push_back(beats_fbank(waveforms[b].unsqueeze(0), num_mel_bins));
+  for (int64_t b = 0; b < waveforms.size(0); ++b)
+    fbanks.push_back(beats_fbank(waveforms[b].unsqueeze(0), num_mel_bins));
   return (torch::stack(fbanks) - mean) / (2 * std);
 }
 

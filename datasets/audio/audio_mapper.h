@@ -15,11 +15,11 @@
 namespace cb {
 
 struct AudioMapperOptions {
-  int64_t melbins = 64;           // audio_melbins
-  int64_t target_length = 1024;   // audio_target_length (frames per slice)
-  int64_t sample_num = 1;         // slices per clip
+  int64_t melbins = 64;                   // audio_melbins
+  int64_t target_length = 1024;           // audio_target_length (frames per slice)
+  int64_t sample_num = 1;                 // slices per clip
   double mean = 15.41663, std = 6.55582;  // BEATs fbank statistics
-  bool training = false;          // random slice per group instead of the middle one
+  bool training = false;                  // random slice per group instead of the middle one
 };
 
 constexpr int64_t kBeatsSampleRate = 16000;

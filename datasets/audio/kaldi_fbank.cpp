@@ -68,7 +68,8 @@ const FbankConstants& fbank_constants(int64_t window_size, int64_t padded, const
 }  // namespace
 
 torch::Tensor kaldi_fbank(const torch::Tensor& waveform, const FbankOptions& o) {
-  if (waveform.dim() != 2) fail("fbank: expected a waveform [channels, samples], got {}", fmt::join(waveform.sizes(), "x"));
+  if (waveform.dim() != 2)
+    fail("fbank: expected a waveform [channels, samples], got {}", fmt::join(waveform.sizes(), "x"));
   const int64_t channel = std::max<int64_t>(o.channel, 0);
   if (channel >= waveform.size(0)) fail("fbank: channel {} requested, the waveform has {}", channel, waveform.size(0));
   auto wave = waveform[channel].to(torch::kFloat).contiguous();  // [S]
@@ -83,16 +84,16 @@ torch::Tensor kaldi_fbank(const torch::Tensor& waveform, const FbankOptions& o) 
 
   // snip_edges: only whole windows.
   const int64_t frames = 1 + (wave.size(0) - window_size) / window_shift;
-  auto x = wave.as_strided({frames, window_size}, {window_shift, 1});  // [m,W]
-  x = x - x.mean(1).unsqueeze(1);                                      // remove DC offset
+  auto x = wave.as_strided({frames, window_size}, {window_shift, 1});                   // [m,W]
+  x = x - x.mean(1).unsqueeze(1);                                                       // remove DC offset
   auto previous = torch::cat({x.narrow(1, 0, 1), x.narrow(1, 0, window_size - 1)}, 1);  // replicate-pad left
-  x = x - 0.97 * previous;                                                                // pre-emphasis
+  x = x - 0.97 * previous;                                                              // pre-emphasis
   const auto& consts = fbank_constants(window_size, padded, o);
   x = x * consts.povey.unsqueeze(0);
   x = torch::constant_pad_nd(x, {0, padded - window_size}, 0);  // [m,padded]
 
   auto spectrum = torch::fft::rfft(x).abs().pow(2.0);  // [m,padded/2+1]
-  auto mel = torch::mm(spectrum, consts.banks_t);  // [m,bins]
+  auto mel = torch::mm(spectrum, consts.banks_t);      // [m,bins]
   const auto eps = torch::tensor(std::numeric_limits<float>::epsilon());
   return torch::max(mel, eps).log();
 }

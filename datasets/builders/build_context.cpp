@@ -53,13 +53,12 @@ std::string BuildContext::data_type(const std::string& fallback) const {
 fs::path BuildContext::media_root(const std::string& media) const {
   const fs::path root = resolve(section_.get<std::string>("build_info." + media + ".storage"));
   std::error_code ec;
-  if (!fs::exists(root, ec)) spdlog::warn("{}: storage path {} does not exist", key("build_info." + media), root.string());
+  if (!fs::exists(root, ec))
+    spdlog::warn("{}: storage path {} does not exist", key("build_info." + media), root.string());
   return root;
 }
 
-std::string BuildContext::storage() const {
-  return resolve(section_.get<std::string>("build_info.storage")).string();
-}
+std::string BuildContext::storage() const { return resolve(section_.get<std::string>("build_info.storage")).string(); }
 
 Processor BuildContext::processor(const std::string& which, bool train) const {
   const std::string k = which + (train ? ".train" : ".eval");
@@ -107,7 +106,8 @@ std::vector<AnnotationRecord> read_records(const std::vector<fs::path>& files, s
       } catch (const json::parse_error& e) {
         fail("{} is not valid JSON: {}", file.string(), e.what());
       }
-      for (size_t i = 0; i < list.size(); ++i) out.push_back({std::move(list[i]), file.string(), fmt::format("record {}", i)});
+      for (size_t i = 0; i < list.size(); ++i)
+        out.push_back({std::move(list[i]), file.string(), fmt::format("record {}", i)});
       continue;
     }
     std::istringstream lines(text);
@@ -158,7 +158,8 @@ std::vector<std::string> strings_field(const json& r, const char* key) {
 
 std::string replace_every(std::string s, std::string_view from, std::string_view to) {
   if (from.empty()) return s;
-  for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size()) s.replace(pos, from.size(), to);
+  for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size())
+    s.replace(pos, from.size(), to);
   return s;
 }
 

@@ -65,7 +65,8 @@ class BuildContext {
 nlohmann::json read_json_file(const std::filesystem::path& path);
 // The records of annotation files, concatenated: each file a JSON list (the original's json.load), or
 // JSON Lines (one record per line; a line that is not JSON is skipped into `bad`).
-std::vector<AnnotationRecord> read_records(const std::vector<std::filesystem::path>& files, std::vector<BadSample>& bad);
+std::vector<AnnotationRecord> read_records(const std::vector<std::filesystem::path>& files,
+                                           std::vector<BadSample>& bad);
 
 // Field accessors for parse functions; they throw BadRecord naming the field.
 const nlohmann::json& field(const nlohmann::json& r, const char* key);

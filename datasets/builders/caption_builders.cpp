@@ -132,20 +132,31 @@ RecordSetSpec av_spec() {
 
 CB_REGISTER(dataset_builder, "coco_caption", record_builder("coco_caption", caption_spec("images", parse_coco)));
 CB_REGISTER(dataset_builder, "nocaps", record_builder("nocaps", nocaps_spec()));
-CB_REGISTER(dataset_builder, "msrvtt_caption", record_builder("msrvtt_caption", caption_spec("videos", parse_video_caption)));
-CB_REGISTER(dataset_builder, "msvd_caption", record_builder("msvd_caption", caption_spec("videos", parse_video_caption)));
-CB_REGISTER(dataset_builder, "vatex_caption", record_builder("vatex_caption", caption_spec("videos", parse_video_caption)));
+CB_REGISTER(dataset_builder, "msrvtt_caption",
+            record_builder("msrvtt_caption", caption_spec("videos", parse_video_caption)));
+CB_REGISTER(dataset_builder, "msvd_caption",
+            record_builder("msvd_caption", caption_spec("videos", parse_video_caption)));
+CB_REGISTER(dataset_builder, "vatex_caption",
+            record_builder("vatex_caption", caption_spec("videos", parse_video_caption)));
 CB_REGISTER(dataset_builder, "vist_caption", record_builder("vist_caption", caption_spec("videos", parse_vist)));
-CB_REGISTER(dataset_builder, "audio_caption", record_builder("audio_caption", caption_spec("audios", parse_audio_caption)));
+CB_REGISTER(dataset_builder, "audio_caption",
+            record_builder("audio_caption", caption_spec("audios", parse_audio_caption)));
 CB_REGISTER(dataset_builder, "av_caption", record_builder("av_caption", av_spec()));
 
-CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "coco_caption", "default", "datasets/builders/configs/coco/defaults_cap.yaml");
+CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "coco_caption", "default",
+                           "datasets/builders/configs/coco/defaults_cap.yaml");
 CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "nocaps", "default", "datasets/builders/configs/nocaps/defaults.yaml");
-CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "msrvtt_caption", "default", "datasets/builders/configs/msrvtt/defaults_cap.yaml");
-CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "msvd_caption", "default", "datasets/builders/configs/msvd/defaults_cap.yaml");
-CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "vatex_caption", "default", "datasets/builders/configs/vatex/defaults_cap.yaml");
-CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "vist_caption", "default", "datasets/builders/configs/vist/defaults_cap.yaml");
-CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "audio_caption", "default", "datasets/builders/configs/clotho/defaults_cap.yaml");
-CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "av_caption", "default", "datasets/builders/configs/valor/defaults_cap.yaml");
+CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "msrvtt_caption", "default",
+                           "datasets/builders/configs/msrvtt/defaults_cap.yaml");
+CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "msvd_caption", "default",
+                           "datasets/builders/configs/msvd/defaults_cap.yaml");
+CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "vatex_caption", "default",
+                           "datasets/builders/configs/vatex/defaults_cap.yaml");
+CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "vist_caption", "default",
+                           "datasets/builders/configs/vist/defaults_cap.yaml");
+CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "audio_caption", "default",
+                           "datasets/builders/configs/clotho/defaults_cap.yaml");
+CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "av_caption", "default",
+                           "datasets/builders/configs/valor/defaults_cap.yaml");
 
 }  // namespace cb

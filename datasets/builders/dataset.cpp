@@ -64,7 +64,8 @@ std::string DatasetInfo::task() const {
 
 void Dataset::report_bad(BadSample b, std::vector<BadSample>& bad) const {
   const int64_t n = ++skipped_;
-  if (n <= kLoggedBadSamples || n % 100 == 0) spdlog::warn("{}: skipped {} ({}); {} skipped so far", name(), b.file, b.reason, n);
+  if (n <= kLoggedBadSamples || n % 100 == 0)
+    spdlog::warn("{}: skipped {} ({}); {} skipped so far", name(), b.file, b.reason, n);
   bad.push_back(std::move(b));
 }
 
@@ -88,8 +89,9 @@ std::map<std::string, BuiltDatasets> build_datasets(const Config& cfg, const std
   for (const std::string& name : datasets.keys()) {
     out[name] = build_dataset(name, datasets.sub(name), cache_root);
     for (const auto& [split, ds] : out[name])
-      spdlog::info("dataset {}: {} samples{}", ds->name(), ds->size() < 0 ? std::string("streamed") : std::to_string(ds->size()),
-                   ds->malformed().empty() ? "" : fmt::format(", {} malformed records skipped", ds->malformed().size()));
+      spdlog::info(
+          "dataset {}: {} samples{}", ds->name(), ds->size() < 0 ? std::string("streamed") : std::to_string(ds->size()),
+          ds->malformed().empty() ? "" : fmt::format(", {} malformed records skipped", ds->malformed().size()));
   }
   return out;
 }

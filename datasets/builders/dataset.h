@@ -44,16 +44,16 @@
 #include <string>
 #include <vector>
 
+#include "datasets/valor/valor_dataset.h"  // cb::BadSample {file, reason}
 #include "framework/batch.h"
 #include "framework/config.h"
 #include "framework/registry.h"
-#include "datasets/valor/valor_dataset.h"  // cb::BadSample {file, reason}
 
 namespace cb {
 
 struct Sample {
-  torch::Tensor image;  // [3,S,S] image, or [n,3,S,S] video frames; undefined when the set has neither
-  torch::Tensor audio;  // [n,T,F] normalised fbank slices; undefined when the set has no audio
+  torch::Tensor image;               // [3,S,S] image, or [n,3,S,S] video frames; undefined when the set has neither
+  torch::Tensor audio;               // [n,T,F] normalised fbank slices; undefined when the set has no audio
   std::string text_input;            // caption (train) or question / dialogue history (eval)
   std::vector<std::string> answers;  // reference captions (caption eval) or answers (qa, dialogue)
   std::vector<float> weights;        // answer weights (qa; empty otherwise)
@@ -63,9 +63,9 @@ struct Sample {
 };
 
 struct DatasetInfo {
-  std::string builder = {};  // registered name, e.g. "coco_caption"
-  std::string split = {};    // "train" | "val" | "test"
-  std::string kind = {};     // "caption" | "qa" | "dialogue"
+  std::string builder = {};                          // registered name, e.g. "coco_caption"
+  std::string split = {};                            // "train" | "val" | "test"
+  std::string kind = {};                             // "caption" | "qa" | "dialogue"
   bool image = false, video = false, audio = false;  // modalities of every sample
   bool streaming = false;                            // webdataset shards: stream() only, size() == -1
   // The model's task tag for these modalities: "ti", "tv", "ta" or "tva".

@@ -59,6 +59,7 @@ RecordSetSpec avsd() {
 }  // namespace
 
 CB_REGISTER(dataset_builder, "avsd_dialogue", record_builder("avsd_dialogue", avsd()));
-CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "avsd_dialogue", "default", "datasets/builders/configs/avsd/defaults_dial.yaml");
+CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "avsd_dialogue", "default",
+                           "datasets/builders/configs/avsd/defaults_dial.yaml");
 
 }  // namespace cb

@@ -85,8 +85,12 @@ class WebdatasetStream : public SampleStream {
 
 class WebdatasetPairs : public Dataset {
  public:
-  WebdatasetPairs(DatasetInfo info, std::string pattern, Processor vis, std::function<std::string(std::string_view)> text)
-      : Dataset(std::move(info)), pattern_(std::move(pattern)), shards_(expand_braces(pattern_)), vis_(std::move(vis)),
+  WebdatasetPairs(DatasetInfo info, std::string pattern, Processor vis,
+                  std::function<std::string(std::string_view)> text)
+      : Dataset(std::move(info)),
+        pattern_(std::move(pattern)),
+        shards_(expand_braces(pattern_)),
+        vis_(std::move(vis)),
         text_(std::move(text)) {
     if (!vis_.media) fail("{}: the vis_processor is not an image processor", name());
   }
@@ -178,8 +182,8 @@ std::optional<Sample> WebdatasetStream::next(std::vector<BadSample>& bad) {
 BuiltDatasets build_pairs(const std::string& builder, const Config& section, const fs::path& cache_root) {
   BuildContext ctx(builder, section, cache_root);
   DatasetInfo info{.builder = builder, .split = "train", .kind = "caption", .image = true, .streaming = true};
-  return {{"train", std::make_shared<WebdatasetPairs>(std::move(info), ctx.storage(), ctx.processor("vis_processor", true),
-                                                      ctx.text_processor(true))}};
+  return {{"train", std::make_shared<WebdatasetPairs>(std::move(info), ctx.storage(),
+                                                      ctx.processor("vis_processor", true), ctx.text_processor(true))}};
 }
 
 // filter_cap.json: {"annotations": [...]} (MiniGPT-4's file) or a bare list.
@@ -188,7 +192,8 @@ std::vector<AnnotationRecord> read_align(const fs::path& file) {
   if (doc.is_object() && doc.contains("annotations")) doc = std::move(doc["annotations"]);
   if (!doc.is_array()) fail("{}: expected a list of records or {{\"annotations\": [...]}}", file.string());
   std::vector<AnnotationRecord> out;
-  for (size_t i = 0; i < doc.size(); ++i) out.push_back({std::move(doc[i]), file.string(), fmt::format("record {}", i)});
+  for (size_t i = 0; i < doc.size(); ++i)
+    out.push_back({std::move(doc[i]), file.string(), fmt::format("record {}", i)});
   return out;
 }
 
@@ -212,8 +217,9 @@ BuiltDatasets build_align(const Config& section, const fs::path& cache_root) {
     }
   }
   DatasetInfo info{.builder = "cc_sbu_align", .split = "train", .kind = "caption", .image = true};
-  return {{"train", std::make_shared<RecordDataset>(std::move(info), std::move(items), ctx.processor("vis_processor", true),
-                                                    Processor{}, std::move(malformed))}};
+  return {
+      {"train", std::make_shared<RecordDataset>(std::move(info), std::move(items), ctx.processor("vis_processor", true),
+                                                Processor{}, std::move(malformed))}};
 }
 
 }  // namespace

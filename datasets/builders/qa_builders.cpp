@@ -123,11 +123,14 @@ CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "ok_vqa", "default", "datasets/build
 CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "aok_vqa", "default", "datasets/builders/configs/aokvqa/defaults.yaml");
 CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "gqa", "default", "datasets/builders/configs/gqa/defaults.yaml");
 CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "gqa", "balanced_val", "datasets/builders/configs/gqa/balanced_val.yaml");
-CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "gqa", "balanced_testdev", "datasets/builders/configs/gqa/balanced_testdev.yaml");
+CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "gqa", "balanced_testdev",
+                           "datasets/builders/configs/gqa/balanced_testdev.yaml");
 CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "vg_vqa", "default", "datasets/builders/configs/vg/defaults_vqa.yaml");
-CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "msrvtt_qa", "default", "datasets/builders/configs/msrvtt/defaults_qa.yaml");
+CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "msrvtt_qa", "default",
+                           "datasets/builders/configs/msrvtt/defaults_qa.yaml");
 CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "msvd_qa", "default", "datasets/builders/configs/msvd/defaults_qa.yaml");
-CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "music_qa", "default", "datasets/builders/configs/musicqa/defaults_qa.yaml");
+CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "music_qa", "default",
+                           "datasets/builders/configs/musicqa/defaults_qa.yaml");
 CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "mosei", "default", "datasets/builders/configs/mosei/defaults_qa.yaml");
 
 }  // namespace cb

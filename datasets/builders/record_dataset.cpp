@@ -30,7 +30,9 @@ torch::Tensor load_media(const char* what, const fs::path& path, F&& f) {
 }
 
 void check_shape(const torch::Tensor& t, int64_t dim, const char* what, const fs::path& path) {
-  if (t.dim() != dim) fail("{} {}: the processor returned {} where {} dimensions were expected", what, path.string(), c10::str(t.sizes()), dim);
+  if (t.dim() != dim)
+    fail("{} {}: the processor returned {} where {} dimensions were expected", what, path.string(), c10::str(t.sizes()),
+         dim);
 }
 
 std::string media_key(const Item& it) {
@@ -120,9 +122,11 @@ BuiltDatasets build_record_sets(const BuildContext& ctx, const RecordSetSpec& sp
   BuiltDatasets out;
   for (const std::string& split : ctx.splits()) {
     const bool train = split == "train";
-    if (train && spec.eval_only) fail("{}: {} has no train dataset in the original", ctx.key("build_info.annotations.train"), ctx.builder());
+    if (train && spec.eval_only)
+      fail("{}: {} has no train dataset in the original", ctx.key("build_info.annotations.train"), ctx.builder());
     if (!train && spec.train_only)
-      fail("{}: {} has no evaluation dataset in the original (train only)", ctx.key("build_info.annotations." + split), ctx.builder());
+      fail("{}: {} has no evaluation dataset in the original (train only)", ctx.key("build_info.annotations." + split),
+           ctx.builder());
 
     DatasetInfo info{.builder = ctx.builder(), .split = split, .kind = spec.kind};
     info.image = data_type == "images";

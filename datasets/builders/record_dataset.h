@@ -32,7 +32,8 @@ class RecordDataset : public Dataset {
   // files a file processor (alpro_video_eval layout [3,n,S,S], returned as [n,3,S,S]), videos given
   // as frame files a media processor (applied per frame, stacked [n,3,S,S]); aud: a file processor
   // -> [n,T,F]. Unused ones may be empty.
-  RecordDataset(DatasetInfo info, std::vector<Item> items, Processor vis, Processor aud, std::vector<BadSample> malformed);
+  RecordDataset(DatasetInfo info, std::vector<Item> items, Processor vis, Processor aud,
+                std::vector<BadSample> malformed);
 
   int64_t size() const override { return static_cast<int64_t>(items_.size()); }
   Sample get(int64_t i) const override;
@@ -58,7 +59,8 @@ struct RecordSetSpec {
   // One annotation record -> its items (usually one); throws BadRecord when the record is unusable.
   std::function<std::vector<Item>(const nlohmann::json& record, const SplitContext& split)> parse = {};
   // Annotation files -> records; default read_records (a JSON list or JSON Lines per file).
-  std::function<std::vector<AnnotationRecord>(const std::vector<std::filesystem::path>&, std::vector<BadSample>&)> read = {};
+  std::function<std::vector<AnnotationRecord>(const std::vector<std::filesystem::path>&, std::vector<BadSample>&)>
+      read = {};
   // Eval splits: only the first storage file holds the records (VQA: the others are answer lists
   // and COCO-format question/annotation files for the official evaluator).
   bool eval_records_in_first_file = false;

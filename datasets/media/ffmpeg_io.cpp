@@ -104,7 +104,8 @@ CodecPtr open_decoder(AVFormatContext* fmt, int index, const std::string& name, 
   CodecPtr dec(avcodec_alloc_context3(codec));
   if (!dec) fail("{} '{}': out of memory", what, name);
   int rc;
-  if ((rc = avcodec_parameters_to_context(dec.get(), stream->codecpar)) < 0 || (rc = avcodec_open2(dec.get(), codec, nullptr)) < 0)
+  if ((rc = avcodec_parameters_to_context(dec.get(), stream->codecpar)) < 0 ||
+      (rc = avcodec_open2(dec.get(), codec, nullptr)) < 0)
     fail("{} '{}': cannot open the {} decoder: {}", what, name, codec->name, error_string(rc));
   return dec;
 }

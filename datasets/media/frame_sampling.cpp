@@ -8,7 +8,8 @@
 namespace cb {
 
 std::vector<std::vector<int64_t>> split_groups(std::vector<int64_t> items, int64_t n) {
-  if (items.empty() || n <= 0) fail("split: need a non-empty list and a positive group count (got {} items, n={})", items.size(), n);
+  if (items.empty() || n <= 0)
+    fail("split: need a non-empty list and a positive group count (got {} items, n={})", items.size(), n);
   if (int64_t(items.size()) < n) items.resize(size_t(n), items.back());
   const int64_t k = int64_t(items.size()) / n, m = int64_t(items.size()) % n;
   std::vector<std::vector<int64_t>> groups;

@@ -38,7 +38,8 @@ std::vector<std::filesystem::path> list_frames(const std::filesystem::path& dir)
     files.push_back(it->path());
   if (ec) fail("video '{}': cannot list the frame directory: {}", dir.string(), ec.message());
   // Python sorts str by code point, which is byte order for UTF-8 names.
-  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.filename().string() < b.filename().string(); });
+  std::sort(files.begin(), files.end(),
+            [](const auto& a, const auto& b) { return a.filename().string() < b.filename().string(); });
   if (files.empty()) fail("video '{}': the frame directory is empty", dir.string());
   return files;
 }

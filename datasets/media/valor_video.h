@@ -20,10 +20,10 @@
 namespace cb {
 
 struct VideoMapperOptions {
-  int64_t resolution = 224;  // video_resolution
-  int64_t sample_num = 1;    // frames per video
+  int64_t resolution = 224;                                // video_resolution
+  int64_t sample_num = 1;                                  // frames per video
   std::array<double, 3> mean = kClipMean, std = kClipStd;  // from video_encoder_type (clip/evaclip -> CLIP)
-  bool training = false;     // random frame per group instead of the middle one
+  bool training = false;                                   // random frame per group instead of the middle one
 };
 
 // Decoded RGB frames ([H, W, 3] uint8, all the same size) -> [n, 3, S, S] float32.

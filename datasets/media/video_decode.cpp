@@ -44,7 +44,8 @@ struct VideoReader::State {
   std::string read_error;  // why the demuxer stopped early, if it did
   int64_t counted = -1;    // frame count found by decoding everything
 
-  explicit State(ffmpeg::Input in, std::string n, int64_t max_px) : name(std::move(n)), input(std::move(in)), max_pixels(max_px) {
+  explicit State(ffmpeg::Input in, std::string n, int64_t max_px)
+      : name(std::move(n)), input(std::move(in)), max_pixels(max_px) {
     if (!packet || !frame) fail("video '{}': out of memory", name);
     AVFormatContext* fmt = input.get();
     int rc = avformat_find_stream_info(fmt, nullptr);
@@ -77,7 +78,8 @@ struct VideoReader::State {
       int rc = avcodec_receive_frame(dec.get(), frame.get());
       if (rc >= 0) {
         if (int64_t(frame->width) * frame->height > max_pixels)
-          fail("video '{}': a {}x{} frame exceeds the pixel limit of {}", name, frame->width, frame->height, max_pixels);
+          fail("video '{}': a {}x{} frame exceeds the pixel limit of {}", name, frame->width, frame->height,
+               max_pixels);
         cursor = std::max(index_of_frame(), cursor + (at_start ? 0 : 1));
         at_start = false;
         return true;
@@ -118,8 +120,7 @@ struct VideoReader::State {
   // Bicubic, the default flags of libavfilter's scale filter through which decord converts and resizes.
   void to_rgb(uint8_t* out, int64_t out_h, int64_t out_w) {
     sws.reset(sws_getCachedContext(sws.release(), frame->width, frame->height, AVPixelFormat(frame->format), int(out_w),
-                                   int(out_h), AV_PIX_FMT_RGB24, SWS_BICUBIC,
-                                   nullptr, nullptr, nullptr));
+                                   int(out_h), AV_PIX_FMT_RGB24, SWS_BICUBIC, nullptr, nullptr, nullptr));
     if (!sws) {
       const char* format = av_get_pix_fmt_name(AVPixelFormat(frame->format));
       fail("video '{}': cannot convert {} frames to RGB", name, format ? format : "unknown-format");

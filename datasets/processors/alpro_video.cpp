@@ -30,7 +30,8 @@ torch::Tensor AlproVideoEvalProcessor::operator()(const std::filesystem::path& p
     std::mt19937_64 unused;  // eval picks are deterministic
     ImageDecoder decoder;
     std::vector<torch::Tensor> picked;
-    for (const int64_t i : sample_indices(int64_t(files.size()), std::min<int64_t>(n_frms, int64_t(files.size())), false, unused))
+    for (const int64_t i :
+         sample_indices(int64_t(files.size()), std::min<int64_t>(n_frms, int64_t(files.size())), false, unused))
       picked.push_back(pil_resize_bicubic(decoder.decode_file(files[size_t(i)]), image_size, image_size));
     frames = torch::stack(picked);
   } else {

@@ -41,10 +41,8 @@ std::array<int64_t, 4> random_resized_crop_params(int64_t height, int64_t width,
   // Fallback: the central crop with the aspect ratio clamped into [ratio[0], ratio[1]].
   const double in_ratio = double(width) / double(height);
   int64_t w = width, h = height;
-  if (in_ratio < ratio[0])
-    h = py_round(double(w) / ratio[0]);
-  else if (in_ratio > ratio[1])
-    w = py_round(double(h) * ratio[1]);
+  if (in_ratio < ratio[0]) h = py_round(double(w) / ratio[0]);
+  else if (in_ratio > ratio[1]) w = py_round(double(h) * ratio[1]);
   return {(height - h) / 2, (width - w) / 2, h, w};
 }
 

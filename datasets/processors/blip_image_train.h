@@ -31,8 +31,10 @@ struct BlipImageTrainProcessor {
   int64_t image_size = 384;
   double min_scale = 0.5, max_scale = 1.0;
   std::array<double, 3> mean = kClipMean, std = kClipStd;
-  RandomAugment augment{2, 5, {"Identity", "AutoContrast", "Brightness", "Sharpness", "Equalize", "ShearX", "ShearY",
-                               "TranslateX", "TranslateY", "Rotate"}};
+  RandomAugment augment{2,
+                        5,
+                        {"Identity", "AutoContrast", "Brightness", "Sharpness", "Equalize", "ShearX", "ShearY",
+                         "TranslateX", "TranslateY", "Rotate"}};
 
   // The draws of one call for an image of height x width, in the original's order.
   BlipImageTrainDraw draw(int64_t height, int64_t width, std::mt19937_64& rng) const;

@@ -141,7 +141,7 @@ torch::Tensor pil_resize_bicubic(const torch::Tensor& image, int64_t out_h, int6
   auto img = image.contiguous();
   const int64_t h = img.size(0), w = img.size(1), c = img.size(2);
   // PIL skips a pass whose size does not change; horizontal first, then vertical.
-  if (w != out_w) img = resample_columns(img, out_w);                              // [h, out_w, c]
+  if (w != out_w) img = resample_columns(img, out_w);  // [h, out_w, c]
   if (h != out_h) img = resample_rows(img.view({h, out_w * c}), out_h).view({out_h, out_w, c});
   return w != out_w || h != out_h ? img : img.clone();
 }

@@ -141,7 +141,8 @@ torch::Tensor warp_affine(const torch::Tensor& img, const std::array<double, 6>&
         auto at = [&](int64_t px, int64_t py) -> int32_t {
           return px >= 0 && py >= 0 && px < W && py < H ? in[py * stride + px * 3 + c] : fill[size_t(c)];
         };
-        const int32_t sum = at(sx, sy) * w[0] + at(sx + 1, sy) * w[1] + at(sx, sy + 1) * w[2] + at(sx + 1, sy + 1) * w[3];
+        const int32_t sum =
+            at(sx, sy) * w[0] + at(sx + 1, sy) * w[1] + at(sx, sy + 1) * w[2] + at(sx + 1, sy + 1) * w[3];
         o[c] = uint8_t(std::clamp((sum + (1 << (kCoefBits - 1))) >> kCoefBits, 0, 255));
       }
     }
@@ -256,8 +257,7 @@ torch::Tensor sharpness(const torch::Tensor& img, double factor) {
       for (int c = 0; c < 3; ++c) {
         const int64_t i = y * stride + x * 3 + c;
         const float d = degenerate(y, x, c);
-        if (factor == 0.0)
-          o[i] = uint8_t(d);
+        if (factor == 0.0) o[i] = uint8_t(d);
         else if (y == 0 || x == 0 || y == H - 1 || x == W - 1)  // the border keeps the input
           o[i] = in[i];
         else  // float32 blend, then astype(uint8)
@@ -267,10 +267,9 @@ torch::Tensor sharpness(const torch::Tensor& img, double factor) {
 }
 
 const std::vector<std::string>& op_names() {
-  static const std::vector<std::string> names{"Identity", "AutoContrast", "Equalize",   "Rotate",
-                                              "Solarize", "Color",        "Contrast",   "Brightness",
-                                              "Sharpness", "ShearX",      "TranslateX", "TranslateY",
-                                              "Posterize", "ShearY"};
+  static const std::vector<std::string> names{"Identity",   "AutoContrast", "Equalize",   "Rotate",    "Solarize",
+                                              "Color",      "Contrast",     "Brightness", "Sharpness", "ShearX",
+                                              "TranslateX", "TranslateY",   "Posterize",  "ShearY"};
   return names;
 }
 
@@ -303,7 +302,8 @@ AugmentOp RandomAugment::op_at_level(const std::string& name, int64_t level, boo
   AugmentOp op{name};
   if (name == "Rotate") op.value = sign * l * 30;
   else if (name == "Solarize") op.value = double(int64_t(l * 256));
-  else if (name == "Color" || name == "Contrast" || name == "Brightness" || name == "Sharpness") op.value = l * 1.8 + 0.1;
+  else if (name == "Color" || name == "Contrast" || name == "Brightness" || name == "Sharpness")
+    op.value = l * 1.8 + 0.1;
   else if (name == "ShearX" || name == "ShearY") op.value = sign * l * 0.3;
   else if (name == "TranslateX" || name == "TranslateY") op.value = sign * l * kTranslateConst;
   else if (name == "Posterize") op.value = double(int64_t(l * 4));

@@ -47,10 +47,8 @@ Text rstrip(const Text& s, std::u32string_view chars) {
 Text truncate_words(const Text& s, int64_t max_words) {
   std::vector<Text> words(1);
   for (char32_t c : s) {
-    if (c == U' ')
-      words.emplace_back();
-    else
-      words.back().push_back(c);
+    if (c == U' ') words.emplace_back();
+    else words.back().push_back(c);
   }
   const auto n = int64_t(words.size());
   if (n <= max_words) return s;
@@ -105,8 +103,7 @@ std::string valor_pre_caption(std::string_view caption, std::optional<int64_t> m
 
 // from_config of the originals: prompt "" and max_words 50 unless given.
 CB_REGISTER(processor, "blip_caption", [](const Config& cfg) {
-  return Processor{.text = BlipCaptionProcessor{cfg.get<std::string>("prompt", ""),
-                                                cfg.get<int64_t>("max_words", 50)}};
+  return Processor{.text = BlipCaptionProcessor{cfg.get<std::string>("prompt", ""), cfg.get<int64_t>("max_words", 50)}};
 });
 CB_REGISTER(processor, "blip_question", [](const Config& cfg) {
   return Processor{.text = BlipQuestionProcessor{cfg.get<int64_t>("max_words", 50)}};

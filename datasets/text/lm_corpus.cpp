@@ -43,7 +43,7 @@ struct Item {
   std::string id;
   json record;
   std::shared_ptr<const TaskConversation> conversation;  // null: a stage-1 caption
-  std::vector<std::string> slots;  // fill_query_slots: the text for each <query> slot, in order
+  std::vector<std::string> slots;                        // fill_query_slots: the text for each <query> slot, in order
 };
 
 // The media id of a record without its extension ("astronaut.jpg" and "astronaut" name one photo).
@@ -147,9 +147,10 @@ std::unique_ptr<BatchSource> make_lm_corpus_source(const LmCorpusOptions& o) {
         for (size_t k = 0; k < records.size(); ++k) {
           const json& r = records[k];
           const bool ok = !r.is_object() ? false
-                          : conversation ? conversation->check(r).empty()
-                                         : (r.contains("desc") && r["desc"].is_string()) ||
-                                               (!r.contains("desc") && r.contains("caption") && r["caption"].is_string());
+                          : conversation
+                              ? conversation->check(r).empty()
+                              : (r.contains("desc") && r["desc"].is_string()) ||
+                                    (!r.contains("desc") && r.contains("caption") && r["caption"].is_string());
           if (!ok) continue;
           if (!conversation && !kinds.empty()) captions[{kinds.front(), media_stem(r)}] = caption_of(r);
           items.push_back({fmt::format("{}:{}", ds.txt.string(), k), r, conversation, {}});

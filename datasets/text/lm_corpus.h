@@ -29,7 +29,7 @@ struct LmCorpusOptions {
   // (their slot comes first and leads straight into the caption: filling it taught the LLaMA to say
   // everything twice). Slots of items without a stage-1 caption stay empty.
   bool fill_query_slots = false;
-  int64_t batch_size = 8;                        // per rank
+  int64_t batch_size = 8;  // per rank
   int64_t seed = 42;
   int rank = 0, world_size = 1;
 };

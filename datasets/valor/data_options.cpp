@@ -53,7 +53,8 @@ LoaderGroupSpec parse_group(const json& j, const std::string& where) {
   g.task = required<std::string>(j, "task", where);
   const json& ds = j.contains("datasets") ? j.at("datasets") : json();
   if (!ds.is_array() || ds.empty()) fail("{}: 'datasets' must be a non-empty list", where);
-  for (size_t i = 0; i < ds.size(); ++i) g.datasets.push_back(parse_dataset(ds[i], fmt::format("{}.datasets[{}]", where, i)));
+  for (size_t i = 0; i < ds.size(); ++i)
+    g.datasets.push_back(parse_dataset(ds[i], fmt::format("{}.datasets[{}]", where, i)));
   // The original reads data_format with getattr(..., 'kvreader'): absent means the internal KV store.
   g.data_format = optional_or<std::string>(j, "data_format", "kvreader", where);
   bool has_video = false, has_audio = false;
@@ -99,7 +100,8 @@ DataOptions DataOptions::load(const std::filesystem::path& path) {
   o.video_encoder_type = optional_or<std::string>(j, "video_encoder_type", "", where);
   o.audio_encoder_type = optional_or<std::string>(j, "audio_encoder_type", "beat", where);
   if (o.audio_encoder_type != "beat")
-    fail("{}: audio_encoder_type '{}' is not supported (only 'beat', what ChatBridge uses)", where, o.audio_encoder_type);
+    fail("{}: audio_encoder_type '{}' is not supported (only 'beat', what ChatBridge uses)", where,
+         o.audio_encoder_type);
   o.gradient_accumulation_steps = optional_or<int64_t>(j, "gradient_accumulation_steps", 1, where);
   o.dataset_mix_type = optional_or<std::string>(j, "dataset_mix_type", "random", where);
   if (o.dataset_mix_type != "random" && o.dataset_mix_type != "accum" && o.dataset_mix_type != "round-robin")
@@ -112,7 +114,8 @@ DataOptions DataOptions::load(const std::filesystem::path& path) {
   o.audio_target_length = optional_or<int64_t>(j, "audio_target_length", 1024, where);
   o.zh = optional_or<bool>(j, "zh", false, where);
   const json* train = nullptr;
-  if (j.contains("data_cfg") && j["data_cfg"].is_object() && j["data_cfg"].contains("train")) train = &j["data_cfg"]["train"];
+  if (j.contains("data_cfg") && j["data_cfg"].is_object() && j["data_cfg"].contains("train"))
+    train = &j["data_cfg"]["train"];
   if (!train || !train->is_array() || train->empty()) fail("{}: data_cfg.train must be a non-empty list", where);
   for (size_t i = 0; i < train->size(); ++i)
     o.train.push_back(parse_group((*train)[i], fmt::format("{}: data_cfg.train[{}]", where, i)));

@@ -1,5 +1,5 @@
-// The valor data-options JSON (`run.valor_data_opts_path`, e.g. the original's train_configs/*.json): which datasets make up
-// the training mixture, their task tags, mixing weights, global batch sizes and media settings.
+// The valor data-options JSON (`run.valor_data_opts_path`, e.g. the original's train_configs/*.json): which datasets
+// make up the training mixture, their task tags, mixing weights, global batch sizes and media settings.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -24,8 +24,8 @@ struct ValorDatasetSpec {
 // One entry of `data_cfg.train`: its datasets are concatenated into one loader.
 struct LoaderGroupSpec {
   std::vector<ValorDatasetSpec> datasets;
-  std::string task;             // "ti", "ta", "ti-cap", "tva-conv", ...
-  std::string data_format;      // frame | raw (kvreader, the original's default, is ByteDance-internal)
+  std::string task;         // "ti", "ta", "ti-cap", "tva-conv", ...
+  std::string data_format;  // frame | raw (kvreader, the original's default, is ByteDance-internal)
   int64_t video_sample_num = 1;
   int64_t audio_sample_num = 1;
   std::optional<int64_t> steps;  // sampling weight

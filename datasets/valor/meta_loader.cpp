@@ -39,7 +39,8 @@ std::string counter_key(const SubLoader& l, const ValorDataset& d) { return l.na
 
 }  // namespace
 
-MetaLoader::MetaLoader(std::vector<SubLoader> loaders, MetaLoaderOptions opts) : loaders_(std::move(loaders)), opts_(opts) {
+MetaLoader::MetaLoader(std::vector<SubLoader> loaders, MetaLoaderOptions opts)
+    : loaders_(std::move(loaders)), opts_(opts) {
   if (loaders_.empty()) fail("valor data: no loaders");
   if (opts_.accum_steps < 1) fail("valor data: gradient_accumulation_steps must be >= 1");
   size_t workers = 0;
@@ -49,8 +50,8 @@ MetaLoader::MetaLoader(std::vector<SubLoader> loaders, MetaLoaderOptions opts) :
     for (const auto& d : l.datasets) {
       if (d->has_video() != l.datasets[0]->has_video() || d->has_audio() != l.datasets[0]->has_audio() ||
           d->frames() != l.datasets[0]->frames())
-        fail("loader {}: datasets {} and {} give different media and cannot share a batch", l.name, l.datasets[0]->name(),
-             d->name());
+        fail("loader {}: datasets {} and {} give different media and cannot share a batch", l.name,
+             l.datasets[0]->name(), d->name());
       const std::string key = counter_key(l, *d);
       // Malformed annotation records count as tried-and-skipped samples.
       Counter& c = counters_[key];
@@ -235,9 +236,10 @@ void MetaLoader::account(const Result& r) {
   for (const auto& [key, c] : counters_) {
     const int64_t min_tries = std::min(kMinTriesForFraction, dataset_sizes_.at(key));
     if (c.tried >= min_tries && static_cast<double>(c.bad) > opts_.max_bad_fraction * static_cast<double>(c.tried))
-      fail("{}: {} of {} samples tried were bad, more than run.max_bad_sample_fraction = {} (see the warnings above "
-           "for files and reasons)",
-           key, c.bad, c.tried, opts_.max_bad_fraction);
+      fail(
+          "{}: {} of {} samples tried were bad, more than run.max_bad_sample_fraction = {} (see the warnings above "
+          "for files and reasons)",
+          key, c.bad, c.tried, opts_.max_bad_fraction);
   }
 }
 
@@ -298,7 +300,8 @@ void MetaLoader::restore(const nlohmann::json& s) {
       fail("data loader state: per-loader lists do not match the {} loaders", loaders_.size());
     std::map<std::string, Counter> counters = counters_;
     if (s.contains("skipped"))
-      for (const auto& [key, c] : s["skipped"].items()) counters[key] = {c.at("tried").get<int64_t>(), c.at("bad").get<int64_t>()};
+      for (const auto& [key, c] : s["skipped"].items())
+        counters[key] = {c.at("tried").get<int64_t>(), c.at("bad").get<int64_t>()};
     drain();
     planned_ = consumed_ = std::move(p);
     counters_ = std::move(counters);

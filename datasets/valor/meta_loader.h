@@ -71,7 +71,7 @@ class MetaLoader : public BatchSource {
   // Where the mixture stands: which batch comes next from which loader.
   struct Position {
     uint64_t step = 0;
-    int64_t epoch = 0;  // the shared counter
+    int64_t epoch = 0;   // the shared counter
     size_t current = 0;  // loader of the running accumulation window
     std::mt19937_64 mix_rng;
     std::vector<int64_t> sampler_epoch, batch;

@@ -58,7 +58,8 @@ TaskConversation::TaskConversation(std::string task, const TaskPrompts& prompts,
   else if (contains(task_, "tv-")) prefix_ = zh ? "给定视频：<query>。" : "###Human: Given following video: <query>.";
   else if (contains(task_, "ta-")) prefix_ = zh ? "给定音频：<query>。" : "###Human: Given following audio: <query>.";
   else if (contains(task_, "tva-"))
-    prefix_ = zh ? "给定视频：<query>。" : "###Human: Given following video: <query> and its background audio: <query>.";
+    prefix_ =
+        zh ? "给定视频：<query>。" : "###Human: Given following video: <query> and its background audio: <query>.";
   else fail("task '{}': a stage-2 task must contain ti-, tv-, ta- or tva-", task_);
 
   if (contains(task_, "cap")) kind_ = Kind::cap;
@@ -70,7 +71,8 @@ TaskConversation::TaskConversation(std::string task, const TaskPrompts& prompts,
 
   if (kind_ == Kind::cap || kind_ == Kind::qa || kind_ == Kind::ocr) {
     auto it = prompts.find(task_);
-    if (it == prompts.end() || it->second.empty()) fail("task '{}' needs instruction templates in the task prompt file", task_);
+    if (it == prompts.end() || it->second.empty())
+      fail("task '{}' needs instruction templates in the task prompt file", task_);
     prompts_ = it->second;
   }
 }
@@ -85,7 +87,8 @@ std::string TaskConversation::check(const json& r) const {
       if (!r.contains("question") || !r.contains("answer")) return "no question/answer";
       const json &q = r["question"], &a = r["answer"];
       if (q.is_string() && a.is_string()) return "";
-      if (is_string_or_string_list(q) && is_string_or_string_list(a) && q.is_array() && a.is_array() && a.size() >= q.size())
+      if (is_string_or_string_list(q) && is_string_or_string_list(a) && q.is_array() && a.is_array() &&
+          a.size() >= q.size())
         return "";
       return "question/answer must be strings or parallel lists of strings";
     }

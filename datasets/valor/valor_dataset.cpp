@@ -108,8 +108,9 @@ ValorSample ValorDataset::load(int64_t i, std::mt19937_64& rng, ImageDecoder& de
     s.audio = (*audio_)(r.id, rng);
   }
   if (conversation_) s.text = conversation_->build(r.fields, rng);
-  else s.text = valor_pre_caption(r.fields.contains("desc") ? r.fields["desc"].get<std::string>()
-                                                            : r.fields["caption"].get<std::string>());
+  else
+    s.text = valor_pre_caption(r.fields.contains("desc") ? r.fields["desc"].get<std::string>()
+                                                         : r.fields["caption"].get<std::string>());
   return s;
 }
 

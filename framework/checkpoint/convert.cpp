@@ -16,9 +16,14 @@ uint64_t parse_byte_size(const std::string& text) {
   const uint64_t n = std::stoull(text.substr(0, end));
   std::string unit;
   for (char c : text.substr(end)) unit += char(std::toupper(static_cast<unsigned char>(c)));
-  const std::pair<const char*, uint64_t> units[] = {{"", 1},         {"B", 1},          {"KB", 1000},
-                                                    {"MB", 1000000}, {"GB", 1000000000}, {"KIB", 1ull << 10},
-                                                    {"MIB", 1ull << 20}, {"GIB", 1ull << 30}};
+  const std::pair<const char*, uint64_t> units[] = {{"", 1},
+                                                    {"B", 1},
+                                                    {"KB", 1000},
+                                                    {"MB", 1000000},
+                                                    {"GB", 1000000000},
+                                                    {"KIB", 1ull << 10},
+                                                    {"MIB", 1ull << 20},
+                                                    {"GIB", 1ull << 30}};
   for (const auto& [name, scale] : units)
     if (unit == name) return n * scale;
   fail("'{}' is not a byte size: unknown unit '{}' (use B, KB, MB, GB, KiB, MiB or GiB)", text, text.substr(end));

@@ -38,8 +38,7 @@ StateDict to_state_dict(const TorchObject& obj, const std::string& entry, const 
         if (k->kind == Kind::Str && is_state_dict(x)) candidates.push_back(k->s);
     fail("{}: {} is a {} but not a state dict (str -> tensor){}", label,
          entry.empty() ? std::string("the checkpoint root") : "entry '" + entry + "'", kind_name(node->kind),
-         candidates.empty() ? std::string()
-                            : fmt::format("; state dicts inside it: {}", fmt::join(candidates, ", ")));
+         candidates.empty() ? std::string() : fmt::format("; state dicts inside it: {}", fmt::join(candidates, ", ")));
   }
   StateDict sd;
   for (const auto& [k, x] : node->entries) sd.insert(k->s, x->tensor.detach());
@@ -86,7 +85,8 @@ StateDict load_sharded(const std::filesystem::path& index_path) {
     }
   }
   if (index.contains("metadata") && index["metadata"].is_object() && index["metadata"].contains("total_size") &&
-      index["metadata"]["total_size"].is_number_unsigned() && index["metadata"]["total_size"].get<uint64_t>() != total_bytes)
+      index["metadata"]["total_size"].is_number_unsigned() &&
+      index["metadata"]["total_size"].get<uint64_t>() != total_bytes)
     spdlog::warn("{}: metadata.total_size is {} but the tensors hold {} bytes", label,
                  index["metadata"]["total_size"].get<uint64_t>(), total_bytes);
   return sd;
@@ -110,9 +110,11 @@ StateDict load_state_dict_file(const std::filesystem::path& path, const std::str
 StateDict load_hf_directory(const std::filesystem::path& dir) {
   if (!std::filesystem::is_directory(dir)) fail("{}: not a directory", dir.string());
   // The order Hugging Face prefers: safetensors before .bin, an index before a single file.
-  if (std::filesystem::exists(dir / "model.safetensors.index.json")) return load_sharded(dir / "model.safetensors.index.json");
+  if (std::filesystem::exists(dir / "model.safetensors.index.json"))
+    return load_sharded(dir / "model.safetensors.index.json");
   if (std::filesystem::exists(dir / "model.safetensors")) return load_state_dict_file(dir / "model.safetensors");
-  if (std::filesystem::exists(dir / "pytorch_model.bin.index.json")) return load_sharded(dir / "pytorch_model.bin.index.json");
+  if (std::filesystem::exists(dir / "pytorch_model.bin.index.json"))
+    return load_sharded(dir / "pytorch_model.bin.index.json");
   if (std::filesystem::exists(dir / "pytorch_model.bin")) return load_state_dict_file(dir / "pytorch_model.bin");
   fail("{}: no model.safetensors(.index.json) or pytorch_model.bin(.index.json) in this directory", dir.string());
 }

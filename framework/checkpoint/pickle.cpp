@@ -12,8 +12,8 @@ namespace {
 // The globals torch.save puts into state dicts, optimizer states and LAVIS/HF checkpoints.
 bool is_storage_class(const std::string& g) {
   static const std::array<const char*, 10> names = {
-      "torch.FloatStorage", "torch.HalfStorage", "torch.BFloat16Storage", "torch.DoubleStorage", "torch.LongStorage",
-      "torch.IntStorage",   "torch.ShortStorage", "torch.CharStorage",    "torch.ByteStorage",   "torch.BoolStorage"};
+      "torch.FloatStorage", "torch.HalfStorage",  "torch.BFloat16Storage", "torch.DoubleStorage", "torch.LongStorage",
+      "torch.IntStorage",   "torch.ShortStorage", "torch.CharStorage",     "torch.ByteStorage",   "torch.BoolStorage"};
   for (const char* n : names)
     if (g == n) return true;
   return false;
@@ -141,10 +141,8 @@ class Unpickler {
   void set_item(Value* dict, Value* key, Value* value) {
     if (dict->kind != Kind::Dict) error("SETITEM on a {}", kind_name(dict->kind));
     auto [it, fresh] = dict->index.emplace(hash_key(key), dict->entries.size());
-    if (fresh)
-      dict->entries.emplace_back(key, value);
-    else
-      dict->entries[it->second].second = value;
+    if (fresh) dict->entries.emplace_back(key, value);
+    else dict->entries[it->second].second = value;
   }
   Value* global(const std::string& module, const std::string& name) {
     std::string g = module + "." + name;
@@ -195,7 +193,8 @@ Value* Unpickler::long_int(uint64_t len) {
 
 Value* Unpickler::reduce(Value* callable, Value* args) {
   if (callable->kind != Kind::Global) error("REDUCE of a {} (not a global)", kind_name(callable->kind));
-  if (args->kind != Kind::Tuple) error("REDUCE of '{}' with {} arguments (not a tuple)", callable->s, kind_name(args->kind));
+  if (args->kind != Kind::Tuple)
+    error("REDUCE of '{}' with {} arguments (not a tuple)", callable->s, kind_name(args->kind));
   const std::string& g = callable->s;
   if (g == "collections.OrderedDict") {
     if (!args->items.empty()) error("collections.OrderedDict called with arguments");
@@ -244,10 +243,10 @@ Value* Unpickler::run() {
         break;
       }
       case 'J': push(make_int(int32_t(uint32_t(le(4))))); break;  // BININT
-      case 'K': push(make_int(int64_t(le(1)))); break;             // BININT1
-      case 'M': push(make_int(int64_t(le(2)))); break;             // BININT2
-      case 0x8a: push(long_int(le(1))); break;                     // LONG1
-      case 0x8b: {                                                 // LONG4
+      case 'K': push(make_int(int64_t(le(1)))); break;            // BININT1
+      case 'M': push(make_int(int64_t(le(2)))); break;            // BININT2
+      case 0x8a: push(long_int(le(1))); break;                    // LONG1
+      case 0x8b: {                                                // LONG4
         int32_t len = int32_t(uint32_t(le(4)));
         if (len < 0) error("LONG4 with negative length");
         push(long_int(uint64_t(len)));
@@ -322,12 +321,12 @@ Value* Unpickler::run() {
         for (size_t j = 0; j < items.size(); j += 2) set_item(dict, items[j], items[j + 1]);
         break;
       }
-      case 'q': memo_put(le(1)); break;               // BINPUT
-      case 'r': memo_put(le(4)); break;               // LONG_BINPUT
-      case 0x94: memo_put(memo_.size()); break;       // MEMOIZE
-      case 'h': push(memo_get(le(1))); break;         // BINGET
-      case 'j': push(memo_get(le(4))); break;         // LONG_BINGET
-      case 'c': {                                     // GLOBAL
+      case 'q': memo_put(le(1)); break;          // BINPUT
+      case 'r': memo_put(le(4)); break;          // LONG_BINPUT
+      case 0x94: memo_put(memo_.size()); break;  // MEMOIZE
+      case 'h': push(memo_get(le(1))); break;    // BINGET
+      case 'j': push(memo_get(le(4))); break;    // LONG_BINGET
+      case 'c': {                                // GLOBAL
         std::string module = line();
         std::string name = line();
         push(global(module, name));

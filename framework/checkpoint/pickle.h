@@ -25,14 +25,14 @@ struct Value {
   bool b = false;
   int64_t i = 0;
   double f = 0;
-  std::string s;                              // Str, Bytes, Global ("module.name"), BigInt (LE two's complement)
-  std::vector<Value*> items;                  // List, Tuple
+  std::string s;                                   // Str, Bytes, Global ("module.name"), BigInt (LE two's complement)
+  std::vector<Value*> items;                       // List, Tuple
   std::vector<std::pair<Value*, Value*>> entries;  // Dict, in insertion order
   std::unordered_map<std::string, size_t> index;   // Dict: hashable key -> position in entries
-  bool ordered = false;                       // Dict built as collections.OrderedDict
-  Value* state = nullptr;                     // what BUILD set (e.g. a state dict's _metadata), else null
-  torch::Tensor tensor;                       // Tensor; Storage: a flat 1-d tensor over the whole storage
-  bool is_parameter = false;                  // Tensor rebuilt as torch.nn.Parameter
+  bool ordered = false;                            // Dict built as collections.OrderedDict
+  Value* state = nullptr;                          // what BUILD set (e.g. a state dict's _metadata), else null
+  torch::Tensor tensor;                            // Tensor; Storage: a flat 1-d tensor over the whole storage
+  bool is_parameter = false;                       // Tensor rebuilt as torch.nn.Parameter
 
   bool is_dict() const { return kind == Kind::Dict; }
   const Value* get(const std::string& key) const;  // Dict entry with that str key, or null

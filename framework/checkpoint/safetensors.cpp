@@ -120,7 +120,8 @@ torch::Tensor SafetensorsFile::tensor(const std::string& name) const {
   if (reinterpret_cast<uintptr_t>(ptr) % c10::elementSize(e.dtype) != 0)
     return torch::from_blob(ptr, e.shape, opts).clone();  // unaligned: copy once
   auto keep = file_;
-  return torch::from_blob(ptr, e.shape, [keep](void*) {}, opts);
+  return torch::from_blob(
+      ptr, e.shape, [keep](void*) {}, opts);
 }
 
 StateDict SafetensorsFile::tensors() const {

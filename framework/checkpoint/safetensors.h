@@ -1,6 +1,6 @@
 // safetensors: u64 LE header length, JSON header {name: {dtype, shape, data_offsets}, __metadata__},
-// raw LE data. Entries are listed in data order. Reading maps the file; tensors alias the mapping (zero-copy) when their offset is
-// aligned for their dtype, otherwise they are copied.
+// raw LE data. Entries are listed in data order. Reading maps the file; tensors alias the mapping (zero-copy) when
+// their offset is aligned for their dtype, otherwise they are copied.
 #pragma once
 #include <torch/torch.h>
 

@@ -14,12 +14,17 @@ using pickle::Kind;
 using pickle::Value;
 
 torch::ScalarType storage_dtype(const std::string& cls) {
-  static const std::array<std::pair<const char*, torch::ScalarType>, 10> table = {{
-      {"torch.FloatStorage", torch::kFloat32}, {"torch.HalfStorage", torch::kFloat16},
-      {"torch.BFloat16Storage", torch::kBFloat16}, {"torch.DoubleStorage", torch::kFloat64},
-      {"torch.LongStorage", torch::kInt64}, {"torch.IntStorage", torch::kInt32},
-      {"torch.ShortStorage", torch::kInt16}, {"torch.CharStorage", torch::kInt8},
-      {"torch.ByteStorage", torch::kUInt8}, {"torch.BoolStorage", torch::kBool}}};
+  static const std::array<std::pair<const char*, torch::ScalarType>, 10> table = {
+      {{"torch.FloatStorage", torch::kFloat32},
+       {"torch.HalfStorage", torch::kFloat16},
+       {"torch.BFloat16Storage", torch::kBFloat16},
+       {"torch.DoubleStorage", torch::kFloat64},
+       {"torch.LongStorage", torch::kInt64},
+       {"torch.IntStorage", torch::kInt32},
+       {"torch.ShortStorage", torch::kInt16},
+       {"torch.CharStorage", torch::kInt8},
+       {"torch.ByteStorage", torch::kUInt8},
+       {"torch.BoolStorage", torch::kBool}}};
   for (const auto& [name, t] : table)
     if (cls == name) return t;
   fail("'{}' is not a storage type", cls);
@@ -34,7 +39,8 @@ torch::Tensor storage_over(const std::shared_ptr<const MappedFile>& file, const 
   auto* p = const_cast<uint8_t*>(ptr);
   if (reinterpret_cast<uintptr_t>(p) % c10::elementSize(dtype) != 0) return torch::from_blob(p, {numel}, opts).clone();
   auto keep = file;
-  return torch::from_blob(p, {numel}, [keep](void*) {}, opts);
+  return torch::from_blob(
+      p, {numel}, [keep](void*) {}, opts);
 }
 
 int64_t as_int(const Value* v, const std::string& label, const char* what) {
@@ -51,9 +57,11 @@ std::vector<int64_t> int_tuple(const Value* v, const std::string& label, const c
 
 // torch._utils._rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
 Value* rebuild_tensor(pickle::Arena& arena, const Value& args, const std::string& label) {
-  if (args.items.size() < 6 || args.items.size() > 7) fail("{}: _rebuild_tensor_v2 with {} arguments", label, args.items.size());
+  if (args.items.size() < 6 || args.items.size() > 7)
+    fail("{}: _rebuild_tensor_v2 with {} arguments", label, args.items.size());
   const Value* storage = args.items[0];
-  if (storage->kind != Kind::Storage) fail("{}: _rebuild_tensor_v2 of a {}, not a storage", label, kind_name(storage->kind));
+  if (storage->kind != Kind::Storage)
+    fail("{}: _rebuild_tensor_v2 of a {}, not a storage", label, kind_name(storage->kind));
   const int64_t offset = as_int(args.items[1], label, "tensor storage offset");
   const auto sizes = int_tuple(args.items[2], label, "tensor size");
   const auto strides = int_tuple(args.items[3], label, "tensor stride");
@@ -63,7 +71,8 @@ Value* rebuild_tensor(pickle::Arena& arena, const Value& args, const std::string
   const int64_t numel = storage->i;
   if (sizes.size() != strides.size() || sizes.size() > 64)
     fail("{}: tensor over storage '{}' has {} sizes and {} strides", label, storage->s, sizes.size(), strides.size());
-  if (offset < 0 || offset > numel) fail("{}: tensor offset {} outside storage '{}' of {} elements", label, offset, storage->s, numel);
+  if (offset < 0 || offset > numel)
+    fail("{}: tensor offset {} outside storage '{}' of {} elements", label, offset, storage->s, numel);
   bool empty = false;
   for (size_t d = 0; d < sizes.size(); ++d) {
     if (sizes[d] < 0 || strides[d] < 0 || sizes[d] > (int64_t(1) << 48) || strides[d] > (int64_t(1) << 48))
@@ -82,7 +91,8 @@ Value* rebuild_tensor(pickle::Arena& arena, const Value& args, const std::string
   const auto& flat = storage->tensor;
   t->tensor = torch::empty({0}, flat.options()).set_(flat.storage(), flat.storage_offset() + offset, sizes, strides);
   if (requires_grad) {
-    if (!t->tensor.is_floating_point()) fail("{}: a {} tensor cannot require grad", label, c10::toString(flat.scalar_type()));
+    if (!t->tensor.is_floating_point())
+      fail("{}: a {} tensor cannot require grad", label, c10::toString(flat.scalar_type()));
     t->tensor.requires_grad_(true);
   }
   return t;
@@ -90,7 +100,8 @@ Value* rebuild_tensor(pickle::Arena& arena, const Value& args, const std::string
 
 // torch._utils._rebuild_parameter(data, requires_grad, backward_hooks) and ..._with_state(..., state)
 Value* rebuild_parameter(pickle::Arena& arena, const Value& args, bool with_state, const std::string& label) {
-  if (args.items.size() != (with_state ? 4u : 3u)) fail("{}: _rebuild_parameter with {} arguments", label, args.items.size());
+  if (args.items.size() != (with_state ? 4u : 3u))
+    fail("{}: _rebuild_parameter with {} arguments", label, args.items.size());
   const Value* data = args.items[0];
   if (data->kind != Kind::Tensor) fail("{}: Parameter of a {}, not a tensor", label, kind_name(data->kind));
   if (args.items[1]->kind != Kind::Bool) fail("{}: Parameter requires_grad is not a bool", label);
@@ -100,7 +111,8 @@ Value* rebuild_parameter(pickle::Arena& arena, const Value& args, bool with_stat
   if (!data->tensor.defined()) return p;
   p->tensor = data->tensor.detach();
   if (args.items[1]->b) {
-    if (!p->tensor.is_floating_point()) fail("{}: a {} Parameter cannot require grad", label, c10::toString(p->tensor.scalar_type()));
+    if (!p->tensor.is_floating_point())
+      fail("{}: a {} Parameter cannot require grad", label, c10::toString(p->tensor.scalar_type()));
     p->tensor.requires_grad_(true);
   }
   return p;
@@ -184,8 +196,10 @@ TorchObject load_legacy(const std::shared_ptr<const MappedFile>& file) {
     for (int j = 0; j < 8; ++j) count |= uint64_t(d[pos + j]) << (8 * j);
     pos += 8;
     const size_t elem = c10::elementSize(dtype);
-    if (count != uint64_t(numel)) fail("{}: storage '{}' holds {} elements, its tensors expect {}", path, k->s, count, numel);
-    if (count > (n - pos) / elem) fail("{}: truncated: storage '{}' needs {} bytes, {} left", path, k->s, count * elem, n - pos);
+    if (count != uint64_t(numel))
+      fail("{}: storage '{}' holds {} elements, its tensors expect {}", path, k->s, count, numel);
+    if (count > (n - pos) / elem)
+      fail("{}: truncated: storage '{}' needs {} bytes, {} left", path, k->s, count * elem, n - pos);
     storages[k->s] = storage_over(file, d + pos, numel, dtype);
     pos += size_t(count * elem);
   }

@@ -65,9 +65,10 @@ void ZipReader::parse() {
     cd_limit = z;
   }
   if (!inside(cd_offset, cd_size, cd_limit))
-    fail("{}: corrupt zip central directory: it claims bytes [{}, +{}) but the archive has {} before its end record "
-         "(truncated?)",
-         label_, cd_offset, cd_size, cd_limit);
+    fail(
+        "{}: corrupt zip central directory: it claims bytes [{}, +{}) but the archive has {} before its end record "
+        "(truncated?)",
+        label_, cd_offset, cd_size, cd_limit);
   if (count > cd_size / kCentralSize)
     fail("{}: corrupt zip central directory: {} entries cannot fit in {} bytes", label_, count, cd_size);
 

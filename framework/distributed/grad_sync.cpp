@@ -90,8 +90,10 @@ void GradSync::on_grad_ready(size_t i) {
     // Reached after all: a re-entrant backward (activation checkpointing) hides parameters from prepare().
     auto bi = slot_[i].first;
     if (bi < next_bucket_)
-      fail("GradSync: parameter '{}' got a gradient after prepare() found it unreachable and its bucket was already "
-           "reduced (re-entrant checkpointing?); use backward()/finish() without prepare()", names_[i]);
+      fail(
+          "GradSync: parameter '{}' got a gradient after prepare() found it unreachable and its bucket was already "
+          "reduced (re-entrant checkpointing?); use backward()/finish() without prepare()",
+          names_[i]);
     ++buckets_[bi].pending;
   }
   mark_ready(i);
@@ -107,8 +109,7 @@ void GradSync::mark_ready(size_t i, char how) {
   torch::NoGradGuard no_grad;
   if (g.defined())  // pre-divided as DDP does, so the sum is the mean
     torch::mul_out(view, g.reshape({-1}), 1.0 / pg_->world_size());
-  else
-    view.zero_();
+  else view.zero_();
   --b.pending;
 }
 
@@ -158,10 +159,8 @@ void GradSync::finish() {
     auto [bi, e] = slot_[i];
     auto avg = buckets_[bi].flat.narrow(0, buckets_[bi].offsets[e], params_[i].numel()).view(params_[i].sizes());
     auto& g = params_[i].mutable_grad();
-    if (g.defined())
-      g.copy_(avg);
-    else
-      g = avg.clone();
+    if (g.defined()) g.copy_(avg);
+    else g = avg.clone();
   }
   reset_step();
 }

@@ -31,8 +31,8 @@
 namespace cb::dist {
 
 struct GradSyncOptions {
-  size_t bucket_cap_bytes = 25u << 20;      // DDP's bucket_cap_mb=25
-  size_t first_bucket_cap_bytes = 1u << 20; // DDP's _DEFAULT_FIRST_BUCKET_BYTES: the first bucket starts early
+  size_t bucket_cap_bytes = 25u << 20;       // DDP's bucket_cap_mb=25
+  size_t first_bucket_cap_bytes = 1u << 20;  // DDP's _DEFAULT_FIRST_BUCKET_BYTES: the first bucket starts early
 };
 
 class GradSync {
@@ -77,16 +77,16 @@ class GradSync {
     WaitFn wait;
   };
   enum : char { kNotReady = 0, kFromHook = 1, kUnreached = 2 };  // ready_ values
-  void on_grad_ready(size_t i);                   // autograd hook
-  void mark_ready(size_t i, char how = kFromHook);  // callers hold mu_
-  void launch_ready_buckets();             // callers hold mu_
+  void on_grad_ready(size_t i);                                  // autograd hook
+  void mark_ready(size_t i, char how = kFromHook);               // callers hold mu_
+  void launch_ready_buckets();                                   // callers hold mu_
   void reset_step();
 
   std::vector<std::string> names_;
   std::vector<torch::Tensor> params_;
   std::shared_ptr<ProcessGroup> pg_;
   std::vector<Bucket> buckets_;
-  std::vector<std::pair<size_t, size_t>> slot_;   // param -> (bucket, entry)
+  std::vector<std::pair<size_t, size_t>> slot_;                       // param -> (bucket, entry)
   std::vector<std::shared_ptr<torch::autograd::Node>> accumulators_;  // kept alive: they carry the hooks
   std::vector<uintptr_t> hook_keys_;
   std::vector<char> ready_, used_;

@@ -7,8 +7,8 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <unistd.h>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <cerrno>
 #include <cstring>
@@ -53,7 +53,8 @@ std::string find_program(const std::string& name) {
   for (size_t start = 0; start <= dirs.size();) {
     size_t end = dirs.find(':', start);
     if (end == std::string::npos) end = dirs.size();
-    auto candidate = std::filesystem::path(dirs.substr(start, end - start).empty() ? "." : dirs.substr(start, end - start)) / name;
+    auto candidate =
+        std::filesystem::path(dirs.substr(start, end - start).empty() ? "." : dirs.substr(start, end - start)) / name;
     if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
     start = end + 1;
   }

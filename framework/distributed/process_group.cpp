@@ -45,8 +45,8 @@ std::chrono::milliseconds timeout_from_env(std::chrono::milliseconds fallback) {
 bool is_loopback(const std::string& addr) { return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1"; }
 
 c10::intrusive_ptr<compat::C10dBackend> make_backend(const c10::intrusive_ptr<c10d::Store>& store, int rank, int world,
-                                                      const DistOptions& opts, const std::string& master_addr,
-                                                      std::string& name) {
+                                                     const DistOptions& opts, const std::string& master_addr,
+                                                     std::string& name) {
   std::string want = opts.backend;
   if (want == "auto") want = opts.device.is_cuda() ? "nccl" : "gloo";
   if (want == "nccl") {
@@ -68,8 +68,7 @@ c10::intrusive_ptr<compat::C10dBackend> make_backend(const c10::intrusive_ptr<c1
     o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
   else if (is_loopback(master_addr))  // a single-machine job: the host name may not resolve in containers
     o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
-  else
-    o->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+  else o->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
   name = "gloo";
   return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, o);
 #else
@@ -195,7 +194,8 @@ std::vector<std::string> ProcessGroup::all_gather(const std::string& value) {
   for (const auto& s : size_out[0]) longest = std::max(longest, s.item<int64_t>());
   std::vector<torch::Tensor> data_in{bytes_tensor(value, longest).to(dev)};
   std::vector<std::vector<torch::Tensor>> data_out(1);
-  for (int r = 0; r < world_; ++r) data_out[0].push_back(torch::empty({longest}, torch::dtype(torch::kUInt8).device(dev)));
+  for (int r = 0; r < world_; ++r)
+    data_out[0].push_back(torch::empty({longest}, torch::dtype(torch::kUInt8).device(dev)));
   impl_->backend->allgather(data_out, data_in)->wait();
   std::vector<std::string> out;
   for (int r = 0; r < world_; ++r) {

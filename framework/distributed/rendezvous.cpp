@@ -73,8 +73,10 @@ DistEnv dist_env_from_environment() {
     e.rank = static_cast<int>(env_int("RANK", 0, 0, e.world_size - 1));
     e.local_world_size = static_cast<int>(env_int("LOCAL_WORLD_SIZE", e.world_size, 1, e.world_size));
     e.local_rank = static_cast<int>(env_int("LOCAL_RANK", e.rank % e.local_world_size, 0, e.local_world_size - 1));
-    if (e.world_size > 1 && !env("MASTER_ADDR")) fail("environment: WORLD_SIZE={} but MASTER_ADDR is not set", e.world_size);
-    if (e.world_size > 1 && !env("MASTER_PORT")) fail("environment: WORLD_SIZE={} but MASTER_PORT is not set", e.world_size);
+    if (e.world_size > 1 && !env("MASTER_ADDR"))
+      fail("environment: WORLD_SIZE={} but MASTER_ADDR is not set", e.world_size);
+    if (e.world_size > 1 && !env("MASTER_PORT"))
+      fail("environment: WORLD_SIZE={} but MASTER_PORT is not set", e.world_size);
     e.master_addr = env("MASTER_ADDR").value_or(e.master_addr);
   } else if (env("SLURM_PROCID")) {
     e.source = "slurm";

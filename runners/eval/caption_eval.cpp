@@ -2,11 +2,11 @@
 // reports them on PTB-tokenised captions: Bleu_1..4, ROUGE_L, CIDEr (pycocoevalcap's Cider, which is
 // the CIDEr-D formula of the original's utils/cider), and LAVIS's agg_metrics = CIDEr + Bleu_4.
 // Defaults of LAVIS's caption task: 5 beams, max_len 30, min_len 1.
-#include "framework/metrics/bleu.h"
-#include "framework/metrics/cider.h"
-#include "framework/metrics/ptb_tokenizer.h"
-#include "framework/metrics/rouge.h"
 #include "runners/eval/eval_task.h"
+#include "runners/eval/metrics/bleu.h"
+#include "runners/eval/metrics/cider.h"
+#include "runners/eval/metrics/ptb_tokenizer.h"
+#include "runners/eval/metrics/rouge.h"
 
 namespace cb {
 namespace {

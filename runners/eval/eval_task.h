@@ -17,7 +17,7 @@
 
 #include "datasets/builders/dataset.h"
 #include "models/generation.h"
-#include "runners/task.h"
+#include "runners/train/task.h"
 
 namespace cb {
 

@@ -48,7 +48,8 @@ std::vector<std::string> predict(ChatBridgeImpl& model, const EvalTask& task, co
   if (b.batch.image.defined()) b.batch.image = b.batch.image.to(device, torch::kFloat);
   if (b.batch.audio.defined()) b.batch.audio = b.batch.audio.to(device, torch::kFloat);
   std::vector<std::string> prompts;
-  for (size_t i = 0; i < samples.size(); ++i) prompts.push_back(task.prompt(info, samples[i].text_input, samples[i].caption));
+  for (size_t i = 0; i < samples.size(); ++i)
+    prompts.push_back(task.prompt(info, samples[i].text_input, samples[i].caption));
   const auto feed = model.instruct_inputs(encode(model, info, b.batch), prompts);
 
   const auto& tok = model.tokenizer();
@@ -78,7 +79,8 @@ std::optional<nlohmann::ordered_json> evaluate_split(ChatBridgeImpl& model, cons
   const auto& info = ds.info();
   if (info.streaming) fail("{}: a streaming (webdataset) set cannot be evaluated", info.name());
   if (info.kind != task.kind())
-    fail("{}: run.task '{}' evaluates '{}' datasets, this one is '{}'", info.name(), task.name(), task.kind(), info.kind);
+    fail("{}: run.task '{}' evaluates '{}' datasets, this one is '{}'", info.name(), task.name(), task.kind(),
+         info.kind);
   if (opts.batch_size < 1) fail("run.batch_size_eval must be at least 1, got {}", opts.batch_size);
 
   // This rank's indices: rank, rank + W, ... (a DistributedSampler without its padding duplicates).
@@ -138,7 +140,8 @@ std::optional<nlohmann::ordered_json> evaluate_split(ChatBridgeImpl& model, cons
   const auto metrics_file = opts.output_dir / (opts.prefix + "_metrics.json");
   std::error_code ec;
   std::filesystem::create_directories(result_file.parent_path(), ec);
-  if (ec) fail("run.output_dir '{}': cannot create the directory: {}", result_file.parent_path().string(), ec.message());
+  if (ec)
+    fail("run.output_dir '{}': cannot create the directory: {}", result_file.parent_path().string(), ec.message());
   atomic_write_file(result_file, results.dump(1) + "\n");
   atomic_write_file(metrics_file, metrics.dump(1) + "\n");
   spdlog::info("{}: {} results -> {}; metrics -> {}: {}", info.name(), items.size(), result_file.string(),

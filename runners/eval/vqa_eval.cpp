@@ -6,8 +6,8 @@
 #include <cmath>
 #include <numeric>
 
-#include "framework/metrics/vqa_accuracy.h"
 #include "runners/eval/eval_task.h"
+#include "runners/eval/metrics/vqa_accuracy.h"
 
 namespace cb {
 namespace {
@@ -50,6 +50,7 @@ class VqaEvalTask : public EvalTask {
 
 }  // namespace
 
-CB_REGISTER(task, "vqa_eval", [](const Config& cfg) -> std::unique_ptr<Task> { return std::make_unique<VqaEvalTask>(cfg); });
+CB_REGISTER(task, "vqa_eval",
+            [](const Config& cfg) -> std::unique_ptr<Task> { return std::make_unique<VqaEvalTask>(cfg); });
 
 }  // namespace cb

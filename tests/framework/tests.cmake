@@ -1,2 +1,2 @@
-cb_add_test(test_safetensors LABELS unit SOURCES framework/test_safetensors.cpp)
 cb_add_test(test_device_prefetch LABELS unit SOURCES framework/test_device_prefetch.cpp)
+cb_add_test(test_activation_checkpoint LABELS unit SOURCES framework/test_activation_checkpoint.cpp LIBS cb_models)

@@ -20,13 +20,13 @@ class Fixture {
   explicit Fixture(const std::string& case_name);  // <dir>/<case>.safetensors (+ <case>.json)
 
   bool has(const std::string& name) const { return file_.contains(name); }
-  torch::Tensor get(const std::string& name) const;           // a CPU tensor you may modify
-  std::vector<std::string> names(const std::string& prefix) const;  // tensor names starting with prefix
-  StateDict weights() const;                                   // every non-input./output. tensor
-  const nlohmann::json& config() const { return config_; }    // metadata "config"
-  nlohmann::json meta(const std::string& key) const;           // a metadata entry, parsed as JSON
-  const nlohmann::json& sidecar() const { return sidecar_; }  // <case>.json ({} if absent)
-  std::vector<std::string> strings(const std::string& prefix) const;         // <prefix>_utf8 + _offsets
+  torch::Tensor get(const std::string& name) const;                           // a CPU tensor you may modify
+  std::vector<std::string> names(const std::string& prefix) const;            // tensor names starting with prefix
+  StateDict weights() const;                                                  // every non-input./output. tensor
+  const nlohmann::json& config() const { return config_; }                    // metadata "config"
+  nlohmann::json meta(const std::string& key) const;                          // a metadata entry, parsed as JSON
+  const nlohmann::json& sidecar() const { return sidecar_; }                  // <case>.json ({} if absent)
+  std::vector<std::string> strings(const std::string& prefix) const;          // <prefix>_utf8 + _offsets
   std::vector<std::vector<int64_t>> ragged(const std::string& prefix) const;  // <prefix> + _offsets
   const std::string& name() const { return name_; }
 
@@ -40,8 +40,8 @@ struct Tol {
   double rtol, atol;
 };
 namespace tol {  // tests/golden/README.md, "Tolerances"
-constexpr Tol module{1e-4, 1e-5}, loss{1e-5, 1e-5}, fbank{1e-4, 1e-3}, fbank_norm{1e-4, 1e-5},
-    image{1e-5, 1e-5}, traj_loss{1e-5, 1e-4}, traj_param{1e-4, 2e-5}, lr{1e-6, 0}, cider{1e-6, 0};
+constexpr Tol module{1e-4, 1e-5}, loss{1e-5, 1e-5}, fbank{1e-4, 1e-3}, fbank_norm{1e-4, 1e-5}, image{1e-5, 1e-5},
+    traj_loss{1e-5, 1e-4}, traj_param{1e-4, 2e-5}, lr{1e-6, 0}, cider{1e-6, 0};
 }
 
 // Checks max|out-ref| <= atol + rtol*max|ref| (shapes must match) and prints the measured error as

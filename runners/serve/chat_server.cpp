@@ -1,0 +1,483 @@
+#include "runners/serve/chat_server.h"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "framework/error.h"
+
+namespace cb {
+
+namespace {
+
+using json = nlohmann::json;
+
+// A client mistake: answered 4xx with an OpenAI-style error body.
+struct RequestError {
+  int status;
+  std::string message;
+};
+
+[[noreturn]] void bad_request(std::string message) { throw RequestError{400, std::move(message)}; }
+
+void send_error(httplib::Response& res, int status, const std::string& message) {
+  const char* type = status == 413   ? "request_too_large"
+                     : status == 404 ? "not_found_error"
+                     : status < 500  ? "invalid_request_error"
+                                     : "server_error";
+  res.status = status;
+  res.set_content(json{{"error", {{"message", message}, {"type", type}}}}.dump(), "application/json");
+}
+
+// Strict base64 (RFC 4648, padding optional, no whitespace).
+std::vector<uint8_t> decode_base64(std::string_view s, const std::string& what) {
+  static const auto table = [] {
+    std::array<int8_t, 256> t{};
+    t.fill(-1);
+    const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (int i = 0; i < 64; ++i) t[static_cast<uint8_t>(a[i])] = static_cast<int8_t>(i);
+    return t;
+  }();
+  while (!s.empty() && s.back() == '=') s.remove_suffix(1);
+  if (s.size() % 4 == 1) bad_request(what + ": invalid base64 length");
+  std::vector<uint8_t> out;
+  out.reserve(s.size() * 3 / 4);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (const char c : s) {
+    const int v = table[static_cast<uint8_t>(c)];
+    if (v < 0) bad_request(what + ": invalid base64 character");
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<uint8_t>((acc >> bits) & 0xFF));
+    }
+  }
+  if (out.empty()) bad_request(what + ": empty data");
+  return out;
+}
+
+// "data:<mime>;base64,<payload>" -> bytes. Anything else (paths, file://, http://) is refused.
+std::vector<uint8_t> decode_data_url(const std::string& url, const std::string& what) {
+  if (!url.starts_with("data:"))
+    bad_request(what + ": only data: URLs with base64 content are accepted (files and remote URLs are never opened)");
+  const auto comma = url.find(',');
+  if (comma == std::string::npos || !std::string_view(url).substr(0, comma).ends_with(";base64"))
+    bad_request(what + ": expected a data URL of the form data:<type>;base64,<data>");
+  return decode_base64(std::string_view(url).substr(comma + 1), what);
+}
+
+const json& member(const json& obj, const char* key, json::value_t type, const std::string& where) {
+  const auto it = obj.find(key);
+  if (it == obj.end()) bad_request(where + ": missing '" + key + "'");
+  const bool ok = type == json::value_t::number_float ? it->is_number() : it->type() == type;
+  if (!ok) bad_request(where + "." + key + ": wrong type (" + std::string(it->type_name()) + ")");
+  return *it;
+}
+
+template <typename T>
+std::optional<T> optional_number(const json& obj, const char* key) {
+  const auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return std::nullopt;
+  if constexpr (std::is_integral_v<T>) {
+    if (!it->is_number_integer()) bad_request(std::string(key) + ": expected an integer");
+  } else {
+    if (!it->is_number()) bad_request(std::string(key) + ": expected a number");
+  }
+  return it->get<T>();
+}
+
+// One decoded content part of a user message.
+struct MediaPart {
+  enum Kind { image, audio, video } kind;
+  torch::Tensor tensor;                // pixels [3,S,S] / fbank [1,T,F] / frames [n,3,S,S]
+  std::optional<torch::Tensor> fbank;  // video soundtrack
+};
+
+struct ParsedMessage {
+  std::string role;
+  std::string text;
+  std::vector<MediaPart> media;
+};
+
+struct ParsedRequest {
+  std::vector<ParsedMessage> messages;
+  ChatSettings settings;
+  bool stream = false;
+};
+
+MediaPart decode_part_media(const json& part, const std::string& type, const std::string& where,
+                            const ChatMediaOptions& media) {
+  try {
+    if (type == "image_url") {
+      const auto& iu = part.at("image_url");
+      const std::string url = iu.is_string()
+                                  ? iu.get<std::string>()
+                                  : member(iu, "url", json::value_t::string, where + ".image_url").get<std::string>();
+      return {MediaPart::image, image_from_bytes(decode_data_url(url, where + ".image_url"), where, media), {}};
+    }
+    if (type == "video_url") {
+      const auto& vu = part.at("video_url");
+      const std::string url = vu.is_string()
+                                  ? vu.get<std::string>()
+                                  : member(vu, "url", json::value_t::string, where + ".video_url").get<std::string>();
+      auto clip = video_from_bytes(decode_data_url(url, where + ".video_url"), where, media);
+      return {MediaPart::video, clip.frames, clip.fbank};
+    }
+    const auto& ia = member(part, "input_audio", json::value_t::object, where);
+    const auto& data = member(ia, "data", json::value_t::string, where + ".input_audio");
+    if (ia.contains("format")) {
+      const auto& f = member(ia, "format", json::value_t::string, where + ".input_audio");
+      static const std::vector<std::string> formats{"wav", "mp3", "flac", "ogg", "m4a", "webm"};
+      if (std::find(formats.begin(), formats.end(), f.get<std::string>()) == formats.end())
+        bad_request(where + ".input_audio.format: unsupported '" + f.get<std::string>() +
+                    "' (wav, mp3, flac, ogg, m4a, webm)");
+    }
+    return {MediaPart::audio,
+            audio_from_bytes(decode_base64(data.get<std::string>(), where + ".input_audio.data"), where, media),
+            {}};
+  } catch (const Error& e) {  // undecodable media
+    bad_request(where + ": " + e.what());
+  } catch (const json::exception& e) {
+    bad_request(where + ": " + e.what());
+  }
+}
+
+ParsedRequest parse_request(const std::string& body, const ChatSettings& defaults, const ChatMediaOptions& media) {
+  json j;
+  try {
+    j = json::parse(body);
+  } catch (const json::parse_error& e) {
+    bad_request(std::string("malformed JSON: ") + e.what());
+  }
+  if (!j.is_object()) bad_request("the request body must be a JSON object");
+  ParsedRequest r;
+  r.settings = defaults;
+  if (auto v = optional_number<double>(j, "temperature")) {
+    if (*v < 0 || *v > 2) bad_request("temperature: expected 0..2");
+    r.settings.do_sample = *v > 0;  // OpenAI's temperature 0 = greedy
+    if (*v > 0) r.settings.temperature = *v;
+  }
+  if (auto v = optional_number<double>(j, "top_p")) {
+    if (!(*v > 0 && *v <= 1)) bad_request("top_p: expected (0, 1]");
+    r.settings.top_p = *v;
+  }
+  for (const char* key : {"max_tokens", "max_completion_tokens"})
+    if (auto v = optional_number<int64_t>(j, key)) {
+      if (*v < 1 || *v > r.settings.max_length)
+        bad_request(std::string(key) + ": expected 1.." + std::to_string(r.settings.max_length));
+      r.settings.max_new_tokens = *v;
+    }
+  if (auto v = optional_number<int64_t>(j, "seed")) r.settings.seed = static_cast<uint64_t>(*v);
+  if (auto v = optional_number<int64_t>(j, "n"); v && *v != 1) bad_request("n: only 1 is supported");
+  if (j.contains("stream") && !j["stream"].is_null()) {
+    if (!j["stream"].is_boolean()) bad_request("stream: expected a boolean");
+    r.stream = j["stream"].get<bool>();
+  }
+  if (j.contains("stop") && !j["stop"].is_null()) {
+    const auto& s = j["stop"];
+    if (s.is_string()) {
+      r.settings.stop.push_back(s.get<std::string>());
+    } else if (s.is_array() && s.size() <= 4) {
+      for (const auto& x : s) {
+        if (!x.is_string()) bad_request("stop: expected a string or up to 4 strings");
+        r.settings.stop.push_back(x.get<std::string>());
+      }
+    } else {
+      bad_request("stop: expected a string or up to 4 strings");
+    }
+  }
+  const auto& messages = member(j, "messages", json::value_t::array, "request");
+  if (messages.empty()) bad_request("messages: empty");
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const std::string where = "messages[" + std::to_string(i) + "]";
+    const auto& m = messages[i];
+    if (!m.is_object()) bad_request(where + ": expected an object");
+    ParsedMessage pm;
+    pm.role = member(m, "role", json::value_t::string, where).get<std::string>();
+    if (pm.role != "system" && pm.role != "user" && pm.role != "assistant")
+      bad_request(where + ".role: expected system, user or assistant");
+    const auto it = m.find("content");
+    if (it == m.end()) bad_request(where + ": missing 'content'");
+    if (it->is_string()) {
+      pm.text = it->get<std::string>();
+    } else if (it->is_array()) {
+      std::vector<std::string> texts;
+      for (size_t k = 0; k < it->size(); ++k) {
+        const std::string pw = where + ".content[" + std::to_string(k) + "]";
+        const auto& part = (*it)[k];
+        if (!part.is_object()) bad_request(pw + ": expected an object");
+        const auto type = member(part, "type", json::value_t::string, pw).get<std::string>();
+        if (type == "text") {
+          texts.push_back(member(part, "text", json::value_t::string, pw).get<std::string>());
+        } else if (type == "image_url" || type == "input_audio" || type == "video_url") {
+          if (pm.role != "user") bad_request(pw + ": media are only accepted in user messages");
+          if (type != "input_audio" && !part.contains(type)) bad_request(pw + ": missing '" + type + "'");
+          pm.media.push_back(decode_part_media(part, type, pw, media));
+        } else {
+          bad_request(pw + ".type: unsupported '" + type + "' (text, image_url, input_audio, video_url)");
+        }
+      }
+      for (size_t k = 0; k < texts.size(); ++k) pm.text += (k ? "\n" : "") + texts[k];
+    } else {
+      bad_request(where + ".content: expected a string or an array of parts");
+    }
+    r.messages.push_back(std::move(pm));
+  }
+  if (r.messages.back().role != "user") bad_request("the last message must be a user message");
+  return r;
+}
+
+// Replays a request's messages into a fresh conversation (the demo's uploads and asks).
+void build_conversation(ChatSession& chat, const ParsedRequest& r) {
+  for (const auto& m : r.messages) {
+    if (m.role == "system") {
+      chat.conversation().system = m.text;
+    } else if (m.role == "assistant") {
+      chat.add_answer(m.text);
+    } else {
+      const bool image_audio =
+          m.media.size() == 2 && m.media[0].kind == MediaPart::image && m.media[1].kind == MediaPart::audio;
+      if (image_audio) {
+        chat.upload_image_audio(m.media[0].tensor, m.media[1].tensor);
+      } else {
+        for (const auto& p : m.media) {
+          if (p.kind == MediaPart::image) chat.upload_image(p.tensor);
+          if (p.kind == MediaPart::audio) chat.upload_audio(p.tensor);
+          if (p.kind == MediaPart::video) chat.upload_video(p.tensor, p.fbank);
+        }
+      }
+      if (!m.text.empty()) chat.ask(m.text);
+    }
+  }
+}
+
+// The single thread that runs the model; jobs run in submission order.
+class ModelWorker {
+ public:
+  ModelWorker() : thread_([this] { run(); }) {}
+  ~ModelWorker() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  void submit(std::function<void()> job) {
+    {
+      std::lock_guard lock(mu_);
+      jobs_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void run() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+// Server-sent events handed from the worker to the connection thread.
+struct EventChannel {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::string> events;
+  bool done = false;
+  std::atomic<bool> cancelled{false};
+  void push(std::string e, bool last = false) {
+    {
+      std::lock_guard lock(mu);
+      events.push_back(std::move(e));
+      done = done || last;
+    }
+    cv.notify_one();
+  }
+};
+
+int64_t unix_time() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+struct ChatServer::Impl {
+  ChatBridge model{nullptr};
+  ChatServerOptions opts;
+  httplib::Server server;
+  std::atomic<int64_t> next_id{1};
+  int bound_port = -1;
+  ModelWorker worker;  // declared last: joined first, before the model goes
+
+  std::string completion_id() { return "chatcmpl-" + std::to_string(next_id++); }
+
+  json chunk(const std::string& id, int64_t created, json delta, const json& finish) const {
+    return {{"id", id},
+            {"object", "chat.completion.chunk"},
+            {"created", created},
+            {"model", opts.model_name},
+            {"choices", json::array({{{"index", 0}, {"delta", std::move(delta)}, {"finish_reason", finish}}})}};
+  }
+
+  void completions(const httplib::Request& req, httplib::Response& res) {
+    auto parsed = std::make_shared<ParsedRequest>(parse_request(req.body, opts.defaults, opts.media));
+    const auto id = completion_id();
+    const auto created = unix_time();
+    if (!parsed->stream) {
+      std::packaged_task<json()> task([this, parsed, id, created] {
+        ChatSession chat(model);
+        build_conversation(chat, *parsed);
+        const auto text = chat.answer(parsed->settings);
+        const auto& st = chat.last_stats();
+        return json{{"id", id},
+                    {"object", "chat.completion"},
+                    {"created", created},
+                    {"model", opts.model_name},
+                    {"choices", json::array({{{"index", 0},
+                                              {"message", {{"role", "assistant"}, {"content", text}}},
+                                              {"finish_reason", st.hit_token_limit ? "length" : "stop"}}})},
+                    {"usage",
+                     {{"prompt_tokens", st.prompt_positions},
+                      {"completion_tokens", st.generated_tokens},
+                      {"total_tokens", st.prompt_positions + st.generated_tokens}}}};
+      });
+      auto result = task.get_future();
+      worker.submit([&task] { task(); });
+      try {
+        res.set_content(result.get().dump(), "application/json");
+      } catch (const Error& e) {
+        send_error(res, 400, e.what());
+      }
+      return;
+    }
+    auto ch = std::make_shared<EventChannel>();
+    worker.submit([this, parsed, ch, id, created] {
+      auto event = [](const json& j) { return "data: " + j.dump() + "\n\n"; };
+      try {
+        ChatSession chat(model);
+        build_conversation(chat, *parsed);
+        ch->push(event(chunk(id, created, {{"role", "assistant"}, {"content", ""}}, nullptr)));
+        chat.answer(parsed->settings, [&](const std::string& delta) {
+          ch->push(event(chunk(id, created, {{"content", delta}}, nullptr)));
+          return ch->cancelled.load();
+        });
+        ch->push(event(chunk(id, created, json::object(), chat.last_stats().hit_token_limit ? "length" : "stop")));
+      } catch (const std::exception& e) {
+        spdlog::warn("{}: {}", id, e.what());
+        ch->push(event(json{{"error", {{"message", e.what()}, {"type", "server_error"}}}}));
+      }
+      ch->push("data: [DONE]\n\n", /*last=*/true);
+    });
+    res.set_header("Cache-Control", "no-cache");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [ch](size_t, httplib::DataSink& sink) {
+          std::unique_lock lock(ch->mu);
+          ch->cv.wait(lock, [&] { return !ch->events.empty() || ch->done; });
+          while (!ch->events.empty()) {
+            auto e = std::move(ch->events.front());
+            ch->events.pop_front();
+            if (!sink.write(e.data(), e.size())) {
+              ch->cancelled = true;
+              return false;
+            }
+          }
+          if (ch->done) sink.done();
+          return true;
+        },
+        [ch](bool success) {
+          if (!success) ch->cancelled = true;
+        });
+  }
+
+  void routes() {
+    server.set_payload_max_length(opts.max_body_bytes);
+    server.Get("/", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(chat_page_html(), "text/html; charset=utf-8");
+    });
+    server.Get("/health", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(R"({"status":"ok"})", "application/json");
+    });
+    server.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+      json m{{"id", opts.model_name}, {"object", "model"}, {"created", 0}, {"owned_by", "chatbridge"}};
+      res.set_content(json{{"object", "list"}, {"data", json::array({m})}}.dump(), "application/json");
+    });
+    server.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+      try {
+        completions(req, res);
+      } catch (const RequestError& e) {
+        send_error(res, e.status, e.message);
+      }
+    });
+    server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+      std::string msg = "internal error";
+      try {
+        std::rethrow_exception(ep);
+      } catch (const std::exception& e) {
+        msg = e.what();
+      } catch (...) {
+      }
+      spdlog::error("request failed: {}", msg);
+      send_error(res, 500, msg);
+    });
+    server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+      if (!res.body.empty()) return;
+      send_error(res, res.status,
+                 res.status == 413   ? "request body too large"
+                 : res.status == 404 ? "no such endpoint: " + req.path
+                                     : "HTTP error " + std::to_string(res.status));
+    });
+  }
+};
+
+ChatServer::ChatServer(ChatBridge model, ChatServerOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->model = std::move(model);
+  impl_->model->eval();
+  impl_->opts = std::move(options);
+  impl_->routes();
+}
+
+ChatServer::~ChatServer() = default;
+
+void ChatServer::bind() {
+  auto& s = impl_->server;
+  const auto& o = impl_->opts;
+  impl_->bound_port = o.port == 0 ? s.bind_to_any_port(o.host) : (s.bind_to_port(o.host, o.port) ? o.port : -1);
+  if (impl_->bound_port < 0) fail("chat server: cannot listen on {}:{}", o.host, o.port);
+}
+
+int ChatServer::port() const { return impl_->bound_port; }
+
+void ChatServer::serve() {
+  spdlog::info("chat server on http://{}:{}/", impl_->opts.host, impl_->bound_port);
+  impl_->server.listen_after_bind();
+}
+
+void ChatServer::stop() { impl_->server.stop(); }
+
+}  // namespace cb

@@ -1,0 +1,165 @@
+#include "runners/serve/chat_session.h"
+
+#include <algorithm>
+
+#include "framework/error.h"
+#include "models/generation.h"
+
+namespace cb {
+
+namespace {
+
+// Cuts `text` at the first occurrence of any of `stops`.
+std::string cut_at_stops(std::string text, const std::vector<std::string>& stops) {
+  for (const auto& s : stops)
+    if (!s.empty()) text = text.substr(0, text.find(s));
+  return text;
+}
+
+// Length of the longest suffix of `text` that is a proper prefix of `stop`.
+size_t partial_stop_suffix(const std::string& text, const std::string& stop) {
+  for (size_t n = std::min(text.size(), stop.size() - 1); n > 0; --n)
+    if (text.compare(text.size() - n, n, stop, 0, n) == 0) return n;
+  return 0;
+}
+
+// Bytes of an unfinished UTF-8 sequence at the end of `text` (0 when it ends on a whole character).
+size_t unfinished_utf8(const std::string& text) {
+  for (size_t back = 1; back <= std::min<size_t>(3, text.size()); ++back) {
+    const auto c = static_cast<unsigned char>(text[text.size() - back]);
+    if ((c & 0xC0) == 0x80) continue;  // continuation byte
+    const size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    return need > back ? back : 0;
+  }
+  return 0;
+}
+
+std::vector<std::string> all_stops(const ChatSettings& s) {
+  std::vector<std::string> stops{"###"};
+  for (const auto& x : s.stop)
+    if (!x.empty()) stops.push_back(x);
+  return stops;
+}
+
+}  // namespace
+
+std::string visible_answer(const std::string& raw_decoded, const std::vector<std::string>& stops) {
+  std::string text = cut_at_stops(raw_decoded, stops);
+  const auto a = text.rfind("Assistant:");
+  if (a != std::string::npos) text = text.substr(a + std::string_view("Assistant:").size());
+  text.erase(0, std::min(text.size(), text.find_first_not_of(" \t\n\r\v\f")));
+  size_t hold = 0;
+  for (const auto& s : stops) hold = std::max(hold, partial_stop_suffix(text, s));
+  text.resize(text.size() - hold);
+  static const std::string replacement = "\xEF\xBF\xBD";  // a byte-fallback piece still missing its partners
+  while (text.ends_with(replacement)) text.resize(text.size() - replacement.size());
+  text.resize(text.size() - unfinished_utf8(text));
+  const auto last = text.find_last_not_of(" \t\n\r\v\f");
+  text.resize(last == std::string::npos ? 0 : last + 1);
+  return text;
+}
+
+ChatSession::ChatSession(ChatBridge model) : model_(std::move(model)) { model_->eval(); }
+
+torch::Tensor ChatSession::to_model(const torch::Tensor& t) const {
+  return t.to(model_->llama_proj->weight.device(), torch::kFloat);
+}
+
+void ChatSession::upload_image(const torch::Tensor& pixels) {
+  if (!(pixels.dim() == 3 || (pixels.dim() == 4 && pixels.size(0) == 1)))
+    fail("upload_image: expected pixels [3,S,S] or [1,3,S,S], got {}", c10::str(pixels.sizes()));
+  torch::NoGradGuard no_grad;
+  features_.push_back(model_->encode_img(to_model(pixels.dim() == 3 ? pixels.unsqueeze(0) : pixels)));
+  conv_.upload(UploadKind::image);
+}
+
+void ChatSession::upload_audio(const torch::Tensor& fbank) {
+  if (fbank.dim() != 3) fail("upload_audio: expected an fbank [n,T,F], got {}", c10::str(fbank.sizes()));
+  torch::NoGradGuard no_grad;
+  features_.push_back(model_->encode_audio(to_model(fbank.unsqueeze(0))));
+  conv_.upload(UploadKind::audio);
+}
+
+void ChatSession::upload_video(const torch::Tensor& frames, const std::optional<torch::Tensor>& fbank) {
+  if (frames.dim() != 4) fail("upload_video: expected frames [n,3,S,S], got {}", c10::str(frames.sizes()));
+  if (fbank && fbank->dim() != 3) fail("upload_video: expected an fbank [n,T,F], got {}", c10::str(fbank->sizes()));
+  torch::NoGradGuard no_grad;
+  features_.push_back(model_->encode_img(to_model(frames.unsqueeze(0))));
+  if (fbank) features_.push_back(model_->encode_audio(to_model(fbank->unsqueeze(0))));
+  conv_.upload(fbank ? UploadKind::video : UploadKind::onlyvideo);
+}
+
+void ChatSession::upload_image_audio(const torch::Tensor& pixels, const torch::Tensor& fbank) {
+  if (pixels.dim() != 3) fail("upload_image_audio: expected pixels [3,S,S], got {}", c10::str(pixels.sizes()));
+  if (fbank.dim() != 3) fail("upload_image_audio: expected an fbank [n,T,F], got {}", c10::str(fbank.sizes()));
+  torch::NoGradGuard no_grad;
+  features_.push_back(model_->encode_img(to_model(pixels.unsqueeze(0))));
+  features_.push_back(model_->encode_audio(to_model(fbank.unsqueeze(0))));
+  conv_.upload(UploadKind::imageaudio);
+}
+
+void ChatSession::reset() {
+  conv_.messages.clear();
+  features_.clear();
+}
+
+std::string ChatSession::answer(const ChatSettings& s, const TextCallback& on_text) {
+  if (s.num_beams != 1) fail("num_beams {}: only 1 is supported (beam search is not implemented)", s.num_beams);
+  if (s.max_new_tokens < 1) fail("max_new_tokens must be at least 1, got {}", s.max_new_tokens);
+  if (s.do_sample && !(s.temperature > 0)) fail("temperature must be > 0, got {}", s.temperature);
+  if (!(s.top_p > 0 && s.top_p <= 1)) fail("top_p must be in (0, 1], got {}", s.top_p);
+
+  conv_.append_message(conv_.roles.second, std::nullopt);
+  try {
+    torch::NoGradGuard no_grad;
+    const auto& tok = model_->tokenizer();
+    auto embs = get_context_emb(*model_, conv_.get_prompt(), features_, s.max_new_tokens, s.max_length);
+
+    GenerateOptions o;
+    o.max_new_tokens = s.max_new_tokens;
+    o.num_beams = 1;
+    o.do_sample = s.do_sample;
+    o.temperature = s.temperature;
+    o.top_p = s.top_p;
+    o.top_k = s.top_k;
+    o.repetition_penalty = s.repetition_penalty;
+    o.stop_sequences = stop_sequences_for(tok);
+    const auto stops = all_stops(s);
+    std::vector<int64_t> generated;
+    std::string shown;
+    bool stopped = false;  // a stop string appeared or the caller asked to stop
+    o.on_token = [&](const torch::Tensor& next) {
+      generated.push_back(next[0].item<int64_t>());
+      const auto raw = tok.decode(generated);
+      bool stop =
+          std::any_of(stops.begin(), stops.end(), [&](const auto& x) { return raw.find(x) != std::string::npos; });
+      if (on_text) {
+        const auto vis = visible_answer(raw, stops);
+        if (vis.size() > shown.size() && vis.starts_with(shown)) {
+          stop = on_text(vis.substr(shown.size())) || stop;
+          shown = vis;
+        }
+      }
+      stopped = stop;
+      return stop;
+    };
+    if (s.seed) torch::manual_seed(*s.seed);
+    auto out = generate_from_embeds(model_->llama_model, embs, torch::Tensor(), o);
+    auto seq = out.sequences[0].to(torch::kCPU).contiguous();
+    std::vector<int64_t> ids(seq.data_ptr<int64_t>(), seq.data_ptr<int64_t>() + seq.numel());
+    stats_.prompt_positions = embs.size(1);
+    stats_.generated_tokens = static_cast<int64_t>(generated.size());
+    const bool eos = !generated.empty() && generated.back() == tok.eos_id();
+    stats_.hit_token_limit = stats_.generated_tokens >= s.max_new_tokens && !eos && !stopped;
+    auto text = strip_whitespace(cut_at_stops(postprocess_answer(tok, ids), stops));
+    // The streamed pieces end where the final text does; send what was held back (or diverged).
+    if (on_text && text.size() > shown.size() && text.starts_with(shown)) on_text(text.substr(shown.size()));
+    conv_.messages.back().second = text;
+    return text;
+  } catch (...) {
+    conv_.messages.pop_back();
+    throw;
+  }
+}
+
+}  // namespace cb

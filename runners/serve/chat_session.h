@@ -1,0 +1,80 @@
+// One conversation with a ChatBridge (the demo's Chat + its gradio state): uploaded media become
+// feature blocks and upload messages, questions become Human turns, and answer() generates with the
+// demo's settings, streaming the visible text as it grows.
+#pragma once
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/chatbridge.h"
+#include "models/conversation.h"
+
+namespace cb {
+
+// The demo's generate call (Chat.answer in chatbridge/conversation/conversation.py); defaults are the gradio handler's.
+struct ChatSettings {
+  int64_t max_new_tokens = 300;
+  int64_t max_length = 2000;  // only for the left cut of the prompt
+  int64_t num_beams = 1;      // only 1 (beam search is not implemented)
+  bool do_sample = true;
+  double temperature = 1.0;
+  double top_p = 0.9;
+  int64_t top_k = 50;  // transformers' GenerationConfig default, not passed by the demo
+  double repetition_penalty = 1.0;
+  std::vector<std::string> stop;  // extra stop strings besides "###"
+  std::optional<uint64_t> seed;   // seeds LibTorch's generator before sampling
+};
+
+// Streamed text: each call gets the next piece of the answer; returning true stops generation.
+using TextCallback = std::function<bool(const std::string& delta)>;
+
+// Token counts of the last answer (for API usage reports).
+struct AnswerStats {
+  int64_t prompt_positions = 0;  // context length after the left cut
+  int64_t generated_tokens = 0;
+  bool hit_token_limit = false;  // max_new_tokens reached without a stop
+};
+
+class ChatSession {
+ public:
+  explicit ChatSession(ChatBridge model);
+
+  // Media already preprocessed: image [3,S,S] or [1,3,S,S]; video frames [n,3,S,S]; audio fbank
+  // [n,T,F]. Each adds its features and the upload message of its kind.
+  void upload_image(const torch::Tensor& pixels);
+  void upload_audio(const torch::Tensor& fbank);
+  // With a soundtrack: the demo's "video" template; without: "onlyvideo".
+  void upload_video(const torch::Tensor& frames, const std::optional<torch::Tensor>& fbank);
+  void upload_image_audio(const torch::Tensor& pixels, const torch::Tensor& fbank);
+
+  void ask(const std::string& text) { conv_.ask(text); }
+  void add_answer(const std::string& text) { conv_.append_message(conv_.roles.second, text); }
+  // Generates the pending Assistant turn, stores and returns the post-processed answer.
+  std::string answer(const ChatSettings& settings, const TextCallback& on_text = nullptr);
+  void reset();
+
+  Conversation& conversation() { return conv_; }
+  const Conversation& conversation() const { return conv_; }
+  const std::vector<Features>& features() const { return features_; }
+  const AnswerStats& last_stats() const { return stats_; }
+  ChatBridgeImpl& model() { return *model_; }
+
+ private:
+  torch::Tensor to_model(const torch::Tensor& t) const;
+
+  ChatBridge model_;
+  Conversation conv_;
+  std::vector<Features> features_;
+  AnswerStats stats_;
+};
+
+// The prefix of a growing answer that can be shown now: the post-processed text with a trailing
+// part that may still turn into a stop string ('#'s, a prefix of a stop), trailing whitespace (strip)
+// and an unfinished UTF-8 character held back.
+std::string visible_answer(const std::string& raw_decoded, const std::vector<std::string>& stops);
+
+}  // namespace cb

@@ -1,2 +1,0 @@
-cb_add_test(test_builders LABELS unit SOURCES builders/test_builders.cpp images/make_media.cpp LIBS cb_datasets)
-cb_add_test(test_tiny_eval_data LABELS integration SOURCES builders/test_tiny_eval.cpp LIBS cb_models cb_datasets)

@@ -1,8 +1,0 @@
-add_library(cb_ckpt_expect STATIC checkpoint/expect.cpp)
-chatbridge_target(cb_ckpt_expect)
-target_link_libraries(cb_ckpt_expect PUBLIC cb_test_support)
-cb_add_test(test_ckpt_golden LABELS golden SOURCES checkpoint/test_ckpt_golden.cpp LIBS cb_ckpt_expect)
-cb_add_test(test_ckpt_unit LABELS unit SOURCES checkpoint/test_ckpt_unit.cpp LIBS cb_ckpt_expect)
-cb_add_test(test_ckpt_convert LABELS golden SOURCES checkpoint/test_ckpt_convert.cpp LIBS cb_ckpt_expect)
-add_dependencies(test_ckpt_convert chatbridge-convert)
-target_compile_definitions(test_ckpt_convert PRIVATE CHATBRIDGE_CONVERT_BIN="$<TARGET_FILE:chatbridge-convert>")

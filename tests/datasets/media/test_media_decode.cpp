@@ -1,0 +1,298 @@
+// Unit tests of image and video decoding: formats PIL reads, and every kind of bad input (truncated,
+// random, empty, absurd dimensions) -> cb::Error naming the file, never a crash.
+#include <catch2/catch.hpp>
+
+#include <random>
+
+#include "datasets/media/frame_sampling.h"
+#include "datasets/media/image_decode.h"
+#include "datasets/media/valor_video.h"
+#include "datasets/media/video_decode.h"
+#include "datasets/processors/alpro_video.h"
+#include "datasets/processors/processor.h"
+#include "framework/error.h"
+#include "tests/support/make_media.h"
+
+extern "C" {
+#include <png.h>
+}
+
+namespace {
+
+using Catch::Matchers::Contains;
+using cb::test::encode_jpeg;
+using cb::test::encode_png;
+
+torch::Tensor decode(cb::ImageDecoder& d, const std::vector<uint8_t>& bytes, const std::string& name = "mem.img") {
+  return d.decode_bytes(bytes.data(), bytes.size(), name);
+}
+
+double mean_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.to(torch::kFloat32) - b.to(torch::kFloat32)).abs().mean().item<double>();
+}
+
+std::vector<uint8_t> random_bytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> v(n);
+  for (auto& b : v) b = uint8_t(rng());
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("image decode: JPEG colour and gray + PNG layouts converted like PIL convert('RGB')") {
+  cb::ImageDecoder d;
+  const auto rgb = cb::test::pattern_frame(3, 40, 56);
+  const auto colour = decode(d, encode_jpeg(rgb));
+  REQUIRE(colour.sizes() == rgb.sizes());
+  CHECK(mean_abs_diff(colour, rgb) < 4.0);
+
+  const auto gray = rgb.select(2, 1).unsqueeze(2).contiguous();
+  const auto g = decode(d, encode_jpeg(gray));
+  REQUIRE(g.sizes() == torch::IntArrayRef{40, 56, 3});
+  CHECK(torch::equal(g.select(2, 0), g.select(2, 2)));
+  CHECK(mean_abs_diff(g.select(2, 0), gray.squeeze(2)) < 3.0);
+
+  // CMYK: stored ink is read inverted as PIL does ("CMYK;I"), then PIL's cmyk2rgb.
+  auto cmyk = torch::empty({16, 16, 4}, torch::kUInt8);
+  cmyk.slice(0, 0, 8).fill_(255);  // inverted: no ink -> white
+  cmyk.slice(0, 8).fill_(0);       // inverted: full ink -> black
+  const auto from_cmyk = decode(d, encode_jpeg(cmyk, 100));
+  CHECK(from_cmyk.slice(0, 0, 8).min().item<int>() >= 253);
+  CHECK(from_cmyk.slice(0, 8).max().item<int>() <= 2);
+
+  // PNG is lossless: exact.
+  CHECK(torch::equal(decode(d, encode_png(rgb, PNG_COLOR_TYPE_RGB)), rgb));
+  auto alpha = torch::full({40, 56, 1}, 7, torch::kUInt8);
+  CHECK(torch::equal(decode(d, encode_png(torch::cat({rgb, alpha}, 2), PNG_COLOR_TYPE_RGB_ALPHA)), rgb));
+  CHECK(torch::equal(decode(d, encode_png(gray, PNG_COLOR_TYPE_GRAY)), gray.expand({40, 56, 3})));
+  CHECK(torch::equal(decode(d, encode_png(torch::cat({gray, alpha}, 2), PNG_COLOR_TYPE_GRAY_ALPHA)),
+                     gray.expand({40, 56, 3})));
+  // Palette: indices into RGB triples.
+  const std::vector<uint8_t> palette{10, 20, 30, 200, 100, 0, 1, 2, 3};
+  auto indices = torch::randint(0, 3, {5, 6, 1}, torch::kInt64).to(torch::kUInt8);
+  auto expected = torch::tensor(palette).view({3, 3}).index({indices.squeeze(2).to(torch::kLong)});
+  CHECK(torch::equal(decode(d, encode_png(indices, PNG_COLOR_TYPE_PALETTE, 8, palette)), expected));
+  // 1-bit gray expands to 0/255 (PIL mode "1").
+  auto bits = torch::randint(0, 2, {4, 9, 1}, torch::kInt64).to(torch::kUInt8);
+  CHECK(torch::equal(decode(d, encode_png(bits, PNG_COLOR_TYPE_GRAY, 1)), (bits * 255).expand({4, 9, 3})));
+  // 16-bit: RGB keeps the high byte; plain gray is clipped at 255 as PIL's I -> L conversion does.
+  auto wide = torch::tensor({0, 200, 255, 256, 65535, 300}, torch::kInt32).view({1, 6, 1});
+  auto clipped = torch::tensor({0, 200, 255, 255, 255, 255}, torch::kUInt8).view({1, 6, 1}).expand({1, 6, 3});
+  CHECK(torch::equal(decode(d, encode_png(wide, PNG_COLOR_TYPE_GRAY, 16)), clipped));
+  auto wide_rgb = (rgb.to(torch::kInt32) * 256 + 77);
+  CHECK(torch::equal(decode(d, encode_png(wide_rgb, PNG_COLOR_TYPE_RGB, 16)), rgb));
+}
+
+TEST_CASE("image decode: bad input throws cb::Error naming the file + the decoder stays usable") {
+  cb::ImageDecoder d;
+  const auto rgb = cb::test::pattern_frame(0, 32, 48);
+  const auto jpeg = encode_jpeg(rgb), png = encode_png(rgb, PNG_COLOR_TYPE_RGB);
+
+  std::vector<uint8_t> cut(jpeg.begin(), jpeg.begin() + std::ptrdiff_t(jpeg.size() / 2));
+  CHECK_THROWS_WITH(decode(d, cut, "cut.jpg"), Contains("cut.jpg") && Contains("truncated"));
+  cut.assign(png.begin(), png.begin() + std::ptrdiff_t(png.size() / 2));
+  CHECK_THROWS_WITH(decode(d, cut, "cut.png"), Contains("cut.png") && Contains("PNG"));
+  cut.assign(png.begin(), png.begin() + 20);  // inside IHDR
+  CHECK_THROWS_AS(decode(d, cut, "head.png"), cb::Error);
+  cut.assign(jpeg.begin(), jpeg.begin() + 3);  // the signature only
+  CHECK_THROWS_AS(decode(d, cut, "sig.jpg"), cb::Error);
+
+  CHECK_THROWS_WITH(decode(d, random_bytes(4096, 1), "noise.bin"),
+                    Contains("noise.bin") && Contains("not a JPEG or PNG"));
+  for (uint32_t seed = 2; seed < 12; ++seed) {  // valid signatures followed by garbage
+    auto junk = random_bytes(2048, seed);
+    std::copy(jpeg.begin(), jpeg.begin() + 3, junk.begin());
+    CHECK_THROWS_AS(decode(d, junk, "junk.jpg"), cb::Error);
+    std::copy(png.begin(), png.begin() + 8, junk.begin());
+    CHECK_THROWS_AS(decode(d, junk, "junk.png"), cb::Error);
+  }
+  // Garbage inside the entropy-coded data of a JPEG must not crash either (it may decode).
+  for (uint32_t seed = 20; seed < 30; ++seed) {
+    auto damaged = jpeg;
+    auto noise = random_bytes(64, seed);
+    std::copy(noise.begin(), noise.end(), damaged.begin() + std::ptrdiff_t(damaged.size() / 2));
+    try {
+      CHECK(decode(d, damaged).sizes() == rgb.sizes());
+    } catch (const cb::Error&) {
+    }
+  }
+  CHECK_THROWS_WITH(decode(d, {}, "empty.jpg"), Contains("empty.jpg") && Contains("empty"));
+
+  // Absurd header dimensions: refused before any pixel buffer is allocated.
+  CHECK_THROWS_WITH(decode(d, cb::test::with_huge_png_header(png), "huge.png"),
+                    Contains("huge.png") && Contains("exceeds"));
+  const auto huge_jpeg = cb::test::with_huge_jpeg_header(jpeg);
+  CHECK_THROWS_WITH(decode(d, huge_jpeg, "huge.jpg"), Contains("huge.jpg") && Contains("exceeds"));
+  cb::ImageDecoder small(100);
+  CHECK_THROWS_WITH(decode(small, jpeg, "big.jpg"), Contains("exceeds"));
+
+  // After all those failures the same decoder still decodes.
+  CHECK(torch::equal(decode(d, jpeg), cb::ImageDecoder().decode_bytes(jpeg.data(), jpeg.size(), "fresh")));
+
+  // Files: missing, zero-length, and a good one.
+  cb::test::TempDir tmp;
+  CHECK_THROWS_WITH(d.decode_file(tmp.path / "missing.jpg"), Contains("missing.jpg") && Contains("no such file"));
+  cb::test::write_bytes(tmp.path / "zero.jpg", nullptr, 0);
+  CHECK_THROWS_WITH(d.decode_file(tmp.path / "zero.jpg"), Contains("zero.jpg") && Contains("empty"));
+  cb::test::write_bytes(tmp.path / "ok.png", png.data(), png.size());
+  CHECK(torch::equal(d.decode_file(tmp.path / "ok.png"), rgb));
+}
+
+TEST_CASE("video decode: frames by index with seeking equal sequential decoding + from file and memory") {
+  cb::test::TempDir tmp;
+  const int64_t n = 48, h = 48, w = 64;
+  const auto file = tmp.path / "clip.mp4";
+  cb::test::write_mp4(file, n, h, w, /*gop=*/6, /*fps=*/12);
+  auto reader = cb::VideoReader::open_file(file);
+  CHECK(reader.frame_count() == n);
+  CHECK(reader.fps() == Approx(12));
+  CHECK(reader.width() == w);
+  CHECK(reader.height() == h);
+  std::vector<int64_t> all(n);
+  for (int64_t i = 0; i < n; ++i) all[size_t(i)] = i;
+  const auto sequential = cb::VideoReader::open_file(file).frames(all);
+  REQUIRE(sequential.sizes() == torch::IntArrayRef{n, h, w, 3});
+  for (int64_t t : {0, 17, 47}) CHECK(mean_abs_diff(sequential[t], cb::test::pattern_frame(t, h, w)) < 12.0);
+  // Far ahead (seek forward), backwards (seek back), repeats and any order.
+  const std::vector<int64_t> picks{45, 2, 40, 2, 13};
+  const auto got = reader.frames(picks);
+  for (size_t i = 0; i < picks.size(); ++i) CHECK(torch::equal(got[int64_t(i)], sequential[picks[i]]));
+  CHECK(reader.frames({n - 1, 0}).size(0) == 2);
+  CHECK(reader.frames({4}, 23, 31).sizes() == torch::IntArrayRef{1, 23, 31, 3});
+  CHECK_THROWS_WITH(reader.frames({n + 5}), Contains("clip.mp4") && Contains("frame"));
+  CHECK_THROWS_AS(reader.frames({-1}), cb::Error);
+
+  const auto bytes = cb::test::read_bytes(file);
+  auto mem = cb::VideoReader::open_bytes(bytes.data(), bytes.size(), "clip(mem)");
+  CHECK(torch::equal(mem.frames({30, 5}), torch::stack({sequential[30], sequential[5]})));
+
+  // The valor sampling of a decoded video: middle frame of each of the n groups.
+  std::mt19937_64 rng(0);
+  CHECK(cb::sample_indices(n, 4, false, rng) == std::vector<int64_t>{5, 17, 29, 41});
+  cb::VideoMapperOptions o;
+  o.resolution = 20;
+  o.sample_num = 4;
+  const auto pixels = cb::VideoMapper(tmp.path, o).video_file(file, rng);
+  CHECK(pixels.sizes() == torch::IntArrayRef{4, 3, 20, 20});
+  CHECK(torch::equal(pixels, cb::frames_to_pixels({sequential[5], sequential[17], sequential[29], sequential[41]}, o)));
+
+  // alpro_video_eval (registered, reads a path): uniform indices, decoder-side resize, /255, Normalize.
+  CHECK(cb::uniform_frame_indices(n, 5) == std::vector<int64_t>{0, 9, 19, 28, 38});
+  CHECK(cb::uniform_frame_indices(10, 3) == std::vector<int64_t>{0, 3, 6});
+  CHECK(cb::uniform_frame_indices(5, 100) == std::vector<int64_t>{0, 1, 2, 3, 4});
+  auto alpro = cb::make_processor(
+      cb::Config(cb::parse_yaml("name: alpro_video_eval\nimage_size: 16\nn_frms: 5\n", "p.yaml"), "p.yaml"));
+  REQUIRE(alpro.file);
+  const auto clip = alpro.file(file.string());
+  REQUIRE(clip.sizes() == torch::IntArrayRef{3, 5, 16, 16});
+  const auto small = cb::VideoReader::open_file(file).frames({0, 9, 19, 28, 38}, 16, 16);
+  const auto mean =
+      torch::tensor({cb::kClipMean[0], cb::kClipMean[1], cb::kClipMean[2]}, torch::kFloat32).view({3, 1, 1, 1});
+  const auto std =
+      torch::tensor({cb::kClipStd[0], cb::kClipStd[1], cb::kClipStd[2]}, torch::kFloat32).view({3, 1, 1, 1});
+  CHECK(torch::allclose(clip, (small.permute({3, 0, 1, 2}).to(torch::kFloat32) / 255 - mean) / std));
+  CHECK_THROWS_WITH(alpro.file((tmp.path / "missing.mp4").string()), Contains("missing.mp4"));
+}
+
+TEST_CASE("video decode: truncated + random + empty + missing files throw cb::Error naming the file") {
+  cb::test::TempDir tmp;
+  const auto file = tmp.path / "clip.mp4";
+  cb::test::write_mp4(file, 24, 32, 32, 6, 12);
+  const auto bytes = cb::test::read_bytes(file);
+  auto open_and_read_all = [](const uint8_t* data, size_t size, const std::string& name) {
+    auto r = cb::VideoReader::open_bytes(data, size, name);
+    const int64_t count = r.frame_count();
+    std::vector<int64_t> all(size_t(std::max<int64_t>(count, 1)));
+    for (size_t i = 0; i < all.size(); ++i) all[i] = int64_t(i);
+    return r.frames(all);
+  };
+  REQUIRE(open_and_read_all(bytes.data(), bytes.size(), "whole.mp4").size(0) == 24);
+  // Cut at several points: header only, middle of the media data, just before the end.
+  for (double frac : {0.02, 0.3, 0.6, 0.95}) {
+    const auto size = size_t(double(bytes.size()) * frac);
+    CHECK_THROWS_WITH(open_and_read_all(bytes.data(), size, "cut.mp4"), Contains("cut.mp4"));
+  }
+  // With the index first, a cut inside the media data opens fine and fails on the missing frames.
+  cb::test::write_mp4(tmp.path / "fast.mp4", 24, 32, 32, 6, 12, /*faststart=*/true);
+  const auto fast = cb::test::read_bytes(tmp.path / "fast.mp4");
+  REQUIRE(open_and_read_all(fast.data(), fast.size(), "fast.mp4").size(0) == 24);
+  auto cut = cb::VideoReader::open_bytes(fast.data(), fast.size() * 6 / 10, "fastcut.mp4");
+  CHECK(cut.frame_count() == 24);
+  CHECK(cut.frames({1}).size(0) == 1);
+  CHECK_THROWS_WITH(cut.frames({23}), Contains("fastcut.mp4") && Contains("could be decoded"));
+  const auto noise = random_bytes(8192, 7);
+  CHECK_THROWS_WITH(open_and_read_all(noise.data(), noise.size(), "noise.mp4"), Contains("noise.mp4"));
+  CHECK_THROWS_WITH(open_and_read_all(bytes.data(), 0, "empty.mp4"), Contains("empty.mp4"));
+  CHECK_THROWS_WITH(cb::VideoReader::open_file(tmp.path / "none.mp4"),
+                    Contains("none.mp4") && Contains("no such file"));
+  cb::test::write_bytes(tmp.path / "zero.mp4", nullptr, 0);
+  CHECK_THROWS_WITH(cb::VideoReader::open_file(tmp.path / "zero.mp4"), Contains("zero.mp4") && Contains("empty"));
+  // An image is not a video stream we can sample from... but a JPEG is a one-frame "video" to FFmpeg;
+  // a PNG file read as video must at least not crash.
+  const auto png = encode_png(cb::test::pattern_frame(0, 8, 8), PNG_COLOR_TYPE_RGB);
+  try {
+    CHECK(open_and_read_all(png.data(), png.size(), "image.png").size(0) >= 1);
+  } catch (const cb::Error&) {
+  }
+}
+
+TEST_CASE("valor VideoMapper: frame directories and images") {
+  cb::test::TempDir tmp;
+  const int64_t frames = 7;
+  std::vector<torch::Tensor> source;
+  std::filesystem::create_directories(tmp.path / "videos" / "ab" / "AbcClip");
+  for (int64_t k = 0; k < frames; ++k) {
+    source.push_back(cb::test::pattern_frame(k, 30, 40));
+    const auto jpeg = encode_jpeg(source.back());
+    char name[32];
+    std::snprintf(name, sizeof(name), "img_%04lld.jpg", (long long)(k + 1));
+    cb::test::write_bytes(tmp.path / "videos" / "ab" / "AbcClip" / name, jpeg.data(), jpeg.size());
+  }
+  cb::VideoMapperOptions o;
+  o.resolution = 16;
+  o.sample_num = 3;
+  cb::VideoMapper mapper(tmp.path / "videos", o);
+  cb::ImageDecoder decoder;
+  std::mt19937_64 rng(1);
+  // <root>/<id> is missing, so <root>/<id[:2].lower()>/<id> is used; groups {0,1,2} {3,4} {5,6}.
+  const auto picked = mapper.pick_frames("AbcClip", rng);
+  REQUIRE(picked.size() == 3);
+  CHECK(picked[0].filename() == "img_0002.jpg");
+  CHECK(picked[1].filename() == "img_0004.jpg");
+  CHECK(picked[2].filename() == "img_0006.jpg");
+  const auto pixels = mapper.video("AbcClip", decoder, rng);
+  CHECK(pixels.sizes() == torch::IntArrayRef{3, 3, 16, 16});
+  CHECK(torch::equal(pixels[1], cb::frames_to_pixels({decoder.decode_file(picked[1])}, o)[0]));
+
+  // Training: one random member per group.
+  o.training = true;
+  cb::VideoMapper train(tmp.path / "videos", o);
+  for (int trial = 0; trial < 20; ++trial) {
+    const auto p = train.pick_frames("AbcClip", rng);
+    CHECK(p[0].filename() <= "img_0003.jpg");
+    CHECK((p[1].filename() == "img_0004.jpg" || p[1].filename() == "img_0005.jpg"));
+    CHECK(p[2].filename() >= "img_0006.jpg");
+  }
+  // More frames requested than exist: the last frame repeats.
+  o.training = false;
+  o.sample_num = 9;
+  CHECK(cb::VideoMapper(tmp.path / "videos", o).pick_frames("AbcClip", rng).back().filename() == "img_0007.jpg");
+
+  // Images: <id>, then <id>.jpg, then .jpg -> .JPEG.
+  const auto jpeg = encode_jpeg(source[0]);
+  cb::test::write_bytes(tmp.path / "videos" / "photo.JPEG", jpeg.data(), jpeg.size());
+  const auto image = mapper.image("photo", decoder);
+  CHECK(image.sizes() == torch::IntArrayRef{1, 3, 16, 16});
+  CHECK_THROWS_WITH(mapper.image("nothing", decoder), Contains("nothing"));
+  CHECK_THROWS_WITH(mapper.video("nothing", decoder, rng), Contains("nothing"));
+  // alpro_video_eval on a frame directory: the middle frame of each group, PIL bicubic resize.
+  cb::AlproVideoEvalProcessor alpro{12, 3};
+  const auto from_dir = alpro(tmp.path / "videos" / "ab" / "AbcClip");
+  CHECK(from_dir.sizes() == torch::IntArrayRef{3, 3, 12, 12});
+
+  // A corrupt frame file fails with its name.
+  cb::test::write_bytes(tmp.path / "videos" / "ab" / "AbcClip" / "img_0004.jpg", jpeg.data(), jpeg.size() / 3);
+  o.sample_num = 3;
+  CHECK_THROWS_WITH(cb::VideoMapper(tmp.path / "videos", o).video("AbcClip", decoder, rng), Contains("img_0004.jpg"));
+}

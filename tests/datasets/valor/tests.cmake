@@ -1,0 +1,1 @@
+cb_add_test(test_valor_data LABELS unit SOURCES datasets/valor/test_valor_data.cpp support/make_media.cpp LIBS cb_datasets)

@@ -1,0 +1,47 @@
+// Registry: duplicate and unknown names, and registrations made inside a layer library (linked
+// whole-archive) being visible from an executable that never references them.
+#include <catch2/catch.hpp>
+
+#include "framework/did_you_mean.h"
+#include "framework/error.h"
+#include "framework/registry.h"
+
+using Catch::Contains;
+namespace registry = cb::registry;
+
+TEST_CASE("a default config registered inside cb_models is visible from the test executable") {
+  auto names = registry::names_with_default_config(cb::Kind::model);
+  CHECK(std::find(names.begin(), names.end(), "chatbridge") != names.end());
+  auto path = registry::default_config(cb::Kind::model, "chatbridge", "pretrain_vicuna");
+  CHECK(path.is_absolute());
+  CHECK(std::filesystem::exists(path));
+}
+
+TEST_CASE("registering a name twice throws") {
+  registry::add_any(cb::Kind::processor, "test_only_twice", std::any(1));
+  CHECK_THROWS_WITH(registry::add_any(cb::Kind::processor, "test_only_twice", std::any(2)),
+                    Contains("processor 'test_only_twice' is registered twice"));
+  CHECK(std::any_cast<int>(registry::find_any(cb::Kind::processor, "test_only_twice")) == 1);
+  CHECK_THROWS_WITH(registry::add_default_config(cb::Kind::model, "chatbridge", "pretrain_vicuna", "x.yaml"),
+                    Contains("default config for type 'pretrain_vicuna' is registered twice"));
+}
+
+TEST_CASE("an unknown name lists the registered names of its kind, with a did-you-mean") {
+  registry::add_any(cb::Kind::runner, "test_only_runner_base", std::any(std::string("r")));
+  CHECK(registry::contains(cb::Kind::runner, "test_only_runner_base"));
+  CHECK_FALSE(registry::contains(cb::Kind::task, "test_only_runner_base"));
+  CHECK_THROWS_WITH(
+      registry::find_any(cb::Kind::runner, "test_only_runer_base"),
+      Contains("runner 'test_only_runer_base' is not registered (did you mean 'test_only_runner_base'?)") &&
+          Contains("registered runners: ") && Contains("test_only_runner_base"));
+  CHECK_THROWS_WITH(registry::find_any(cb::Kind::lr_scheduler, "zzz_nothing_like_it"),
+                    Contains("lr scheduler 'zzz_nothing_like_it' is not registered (registered lr schedulers:") &&
+                        !Contains("did you mean"));
+}
+
+TEST_CASE("did_you_mean picks the closest name within reach") {
+  CHECK(cb::edit_distance("kitten", "sitting") == 3);
+  CHECK(cb::edit_distance("", "abc") == 3);
+  CHECK(cb::did_you_mean("init_lrr", {"min_lr", "init_lr", "warmup_lr"}) == " (did you mean 'init_lr'?)");
+  CHECK(cb::did_you_mean("completely_different", {"init_lr", "seed"}).empty());
+}

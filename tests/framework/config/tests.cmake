@@ -1,0 +1,30 @@
+cb_add_test(test_config LABELS unit
+            SOURCES framework/config/test_config_node.cpp framework/config/test_config.cpp
+                    framework/config/test_registry.cpp framework/config/test_app_options.cpp
+            LIBS cb_models)
+
+# chatbridge-train end to end: the shipped config resolves and prints; without --print-config the run
+# writes the resolved config to run.output_dir, then stops with an error naming the placeholder LLaMA
+# folder of the shipped yaml; --dry-run describes the full-size model without allocating it.
+add_test(NAME "chatbridge-train: --print-config"
+         COMMAND chatbridge-train --cfg-path ${CMAKE_SOURCE_DIR}/train_configs/chatbridge_pretrain.yaml --print-config
+                 --options run.init_lr 3e-5)
+set_tests_properties("chatbridge-train: --print-config" PROPERTIES LABELS unit
+                     PASS_REGULAR_EXPRESSION "init_lr: 3e-05")
+add_test(NAME "chatbridge-train: --list"
+         COMMAND chatbridge-train --list)
+set_tests_properties("chatbridge-train: --list" PROPERTIES LABELS unit
+                     PASS_REGULAR_EXPRESSION "chatbridge[^\n]*\\(default configs: pretrain_vicuna\\)")
+add_test(NAME "chatbridge-train: unknown option key"
+         COMMAND chatbridge-train --cfg-path ${CMAKE_SOURCE_DIR}/train_configs/chatbridge_pretrain.yaml --print-config
+                 --options run.init_lrr=1)
+set_tests_properties("chatbridge-train: unknown option key" PROPERTIES LABELS unit WILL_FAIL TRUE)
+add_test(NAME "chatbridge-train: writes config, names the missing LLaMA folder"
+         COMMAND chatbridge-train --threads 1 --cfg-path ${CMAKE_SOURCE_DIR}/train_configs/chatbridge_pretrain.yaml
+                 --options run.output_dir=${CMAKE_BINARY_DIR}/tests/chatbridge-train-out)
+set_tests_properties("chatbridge-train: writes config, names the missing LLaMA folder" PROPERTIES LABELS unit
+                     PASS_REGULAR_EXPRESSION "resolved config written to .*error: /PATH/TO/vicuna-13b")
+add_test(NAME "chatbridge-train: --dry-run of the full-size model"
+         COMMAND chatbridge-train --cfg-path ${CMAKE_SOURCE_DIR}/train_configs/chatbridge_pretrain.yaml --dry-run)
+set_tests_properties("chatbridge-train: --dry-run of the full-size model" PROPERTIES LABELS unit
+                     PASS_REGULAR_EXPRESSION "visual_encoder \\(EVA-ViT-G\\): 985\\.9M total.*Qformer \\(Q-Former\\): 105\\.1M total.*llama_model \\(LLaMA\\): 13\\.0B total")

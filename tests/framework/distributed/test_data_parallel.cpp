@@ -1,0 +1,169 @@
+// Integration: data-parallel equivalence, multi-node launch, restarts, exit codes and signals, with real
+// processes (tests/framework/distributed/dist_worker.cpp) talking over loopback TCP. Each test picks its own ports.
+#include <signal.h>
+#include <unistd.h>
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "framework/checkpoint/safetensors.h"
+#include "framework/distributed/launcher.h"
+#include "process_util.h"
+
+namespace fs = std::filesystem;
+using cb::test::fresh_dir;
+using cb::test::read_losses;
+using cb::test::spawn;
+using cb::test::wait_exit;
+
+namespace {
+
+const std::string kWorker = CB_DIST_WORKER;
+const std::string kLaunch = CB_LAUNCH;
+
+// `world` worker processes started directly with the torchrun variables (no launcher).
+void run_direct(const fs::path& out, int world, std::vector<std::string> args) {
+  auto port = std::to_string(cb::dist::free_tcp_port());
+  std::vector<pid_t> pids;
+  for (int r = 0; r < world; ++r) {
+    std::vector<std::string> argv = {kWorker, "--out", out.string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    pids.push_back(spawn(argv,
+                         {{"RANK", std::to_string(r)},
+                          {"WORLD_SIZE", std::to_string(world)},
+                          {"LOCAL_RANK", std::to_string(r)},
+                          {"LOCAL_WORLD_SIZE", std::to_string(world)},
+                          {"MASTER_ADDR", "127.0.0.1"},
+                          {"MASTER_PORT", port}},
+                         out / "log.txt"));
+  }
+  for (pid_t p : pids) REQUIRE(wait_exit(p) == 0);
+}
+
+std::vector<std::string> launch_argv(const std::string& port, std::vector<std::string> opts, const fs::path& out,
+                                     std::vector<std::string> worker_args) {
+  std::vector<std::string> argv = {kLaunch, "--master-addr",      "127.0.0.1", "--master-port",
+                                   port,    "--monitor-interval", "0.05"};
+  argv.insert(argv.end(), opts.begin(), opts.end());
+  argv.insert(argv.end(), {kWorker, "--out", out.string()});
+  argv.insert(argv.end(), worker_args.begin(), worker_args.end());
+  return argv;
+}
+
+void require_close(const std::vector<double>& a, const std::vector<double>& b, double tol, const std::string& what) {
+  REQUIRE(a.size() == b.size());
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
+  std::cout << "[dist] " << what << ": max_err=" << m << " bound=" << tol << "\n";
+  for (size_t i = 0; i < a.size(); ++i) {
+    INFO("step " << i << ": " << a[i] << " vs " << b[i]);
+    REQUIRE(std::abs(a[i] - b[i]) <= tol);
+  }
+}
+
+double max_param_diff(const fs::path& a, const fs::path& b, const std::string& what) {
+  cb::SafetensorsFile fa(a / "final.safetensors"), fb(b / "final.safetensors");
+  double m = 0;
+  for (const auto& e : fa.entries())
+    m = std::max(m, (fa.tensor(e.name) - fb.tensor(e.name)).abs().max().item<double>());
+  std::cout << "[dist] " << what << " final parameters: max_err=" << m << " bound=1e-05\n";
+  return m;
+}
+
+bool exists_attempt(const fs::path& out, int attempt, int rank) {
+  return fs::exists(out / ("attempt_" + std::to_string(attempt) + "_rank" + std::to_string(rank)));
+}
+
+}  // namespace
+
+TEST_CASE("2 ranks with batch b train as 1 rank with batch 2b", "[distributed]") {
+  auto one = fresh_dir("eq_one"), two = fresh_dir("eq_two"), two_acc = fresh_dir("eq_two_accum");
+  run_direct(one, 1, {"--batch", "8"});
+  run_direct(two, 2, {"--batch", "4"});
+  run_direct(two_acc, 2, {"--batch", "4", "--accum", "2"});
+  auto ref = read_losses(one / "losses.txt");
+  REQUIRE(ref.size() == 8);
+  REQUIRE(ref.back() < ref.front());  // it trains
+  require_close(read_losses(two / "losses.txt"), ref, 1e-5, "2 ranks vs 1 rank losses");
+  require_close(read_losses(two_acc / "losses.txt"), ref, 1e-5, "2 ranks x 2 micro-steps vs 1 rank losses");
+  CHECK(max_param_diff(one, two, "2 ranks vs 1 rank") <= 1e-5);
+  CHECK(max_param_diff(one, two_acc, "2 ranks x 2 micro-steps vs 1 rank") <= 1e-5);
+  for (const auto& d : {one, two, two_acc}) fs::remove_all(d);
+}
+
+TEST_CASE("2 nodes x 2 processes through chatbridge-launch", "[distributed]") {
+  auto one = fresh_dir("nodes_one"), four = fresh_dir("nodes_four");
+  run_direct(one, 1, {"--batch", "8"});
+  auto port = std::to_string(cb::dist::free_tcp_port());
+  std::vector<pid_t> nodes;
+  for (int n = 0; n < 2; ++n)
+    nodes.push_back(
+        spawn(launch_argv(port, {"--nnodes", "2", "--node-rank", std::to_string(n), "--nproc-per-node", "2"}, four,
+                          {"--batch", "2"}),
+              {}, four / ("launcher" + std::to_string(n) + ".txt")));
+  for (pid_t p : nodes) REQUIRE(wait_exit(p) == 0);
+  require_close(read_losses(four / "losses.txt"), read_losses(one / "losses.txt"), 1e-5, "2x2 ranks vs 1 rank losses");
+  CHECK(max_param_diff(one, four, "2x2 ranks vs 1 rank") <= 1e-5);
+  auto gathered = nlohmann::json::parse(std::ifstream(four / "gathered.json"));
+  REQUIRE(gathered.size() == 4);
+  for (int r = 0; r < 4; ++r) CHECK(gathered[r]["rank"] == r);
+  for (const auto& d : {one, four}) fs::remove_all(d);
+}
+
+TEST_CASE("kill -9 of a worker: the launcher restarts the job and the losses match an uninterrupted run",
+          "[distributed]") {
+  auto clean = fresh_dir("kill_clean"), killed = fresh_dir("kill_killed");
+  auto args = std::vector<std::string>{"--batch", "4", "--steps", "10"};
+  REQUIRE(
+      wait_exit(spawn(launch_argv(std::to_string(cb::dist::free_tcp_port()), {"--nproc-per-node", "2"}, clean, args),
+                      {}, clean / "launcher.txt")) == 0);
+  auto crash = args;
+  crash.insert(crash.end(), {"--crash-step", "5", "--crash-rank", "1"});
+  REQUIRE(wait_exit(spawn(launch_argv(std::to_string(cb::dist::free_tcp_port()),
+                                      {"--nproc-per-node", "2", "--max-restarts", "2"}, killed, crash),
+                          {}, killed / "launcher.txt")) == 0);
+  CHECK(exists_attempt(killed, 1, 0));   // restarted once ...
+  CHECK(!exists_attempt(killed, 2, 0));  // ... and only once
+  auto a = read_losses(clean / "losses.txt"), b = read_losses(killed / "losses.txt");
+  REQUIRE(a.size() == 10);
+  require_close(b, a, 0.0, "restarted vs uninterrupted losses");  // same arithmetic, same order: identical
+  for (const auto& d : {clean, killed}) fs::remove_all(d);
+}
+
+TEST_CASE("a worker exiting with code 3: the launcher exits 3 after its restarts", "[distributed]") {
+  auto out = fresh_dir("exit3");
+  int code = wait_exit(
+      spawn(launch_argv(std::to_string(cb::dist::free_tcp_port()), {"--nproc-per-node", "2", "--max-restarts", "1"},
+                        out, {"--exit-code", "3", "--exit-step", "2"}),
+            {}, out / "launcher.txt"));
+  CHECK(code == 3);
+  CHECK(exists_attempt(out, 0, 1));
+  CHECK(exists_attempt(out, 1, 1));
+  CHECK(!exists_attempt(out, 2, 1));
+  fs::remove_all(out);
+}
+
+TEST_CASE("SIGTERM to the launcher stops every worker", "[distributed]") {
+  auto out = fresh_dir("sigterm");
+  pid_t launcher = spawn(
+      launch_argv(std::to_string(cb::dist::free_tcp_port()), {"--nproc-per-node", "2"}, out, {"--wait-for-signal"}), {},
+      out / "launcher.txt");
+  // Wait (bounded, not timed) until both workers have joined the group and written their pids.
+  for (int i = 0; i < 1200 && !(fs::exists(out / "pid_0") && fs::exists(out / "pid_1")); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  REQUIRE(fs::exists(out / "pid_0"));
+  REQUIRE(fs::exists(out / "pid_1"));
+  std::vector<pid_t> workers;
+  for (int r = 0; r < 2; ++r) {
+    std::ifstream in(out / ("pid_" + std::to_string(r)));
+    pid_t p = 0;
+    in >> p;
+    workers.push_back(p);
+  }
+  REQUIRE(::kill(launcher, SIGTERM) == 0);
+  CHECK(wait_exit(launcher) == 128 + SIGTERM);
+  for (pid_t p : workers) CHECK((::kill(p, 0) == -1 && errno == ESRCH));
+  fs::remove_all(out);
+}

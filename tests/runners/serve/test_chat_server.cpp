@@ -1,0 +1,233 @@
+// chatbridge-chat --serve on the tiny model, driven by a real HTTP client: health, models, the page,
+// non-streaming and streaming completions with an image data URL, concurrent requests, then 200
+// malformed requests that must all be answered 4xx with a JSON error while the server keeps serving.
+#include <httplib.h>
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "runners/serve/chat_server.h"
+#include "tests/runners/serve/running_server.h"
+#include "tests/support/make_media.h"
+
+using namespace cb;
+using cb::test::base64;
+using cb::test::RunningServer;
+using json = nlohmann::json;
+
+namespace {
+
+// A mono 16-bit PCM WAV of a 440 Hz tone.
+std::vector<uint8_t> wav_tone(int sample_rate, double seconds) {
+  const uint32_t n = static_cast<uint32_t>(sample_rate * seconds), data = n * 2;
+  std::vector<uint8_t> w;
+  auto put = [&](uint32_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) w.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  };
+  auto tag = [&](const char* t) { w.insert(w.end(), t, t + 4); };
+  tag("RIFF"), put(36 + data, 4), tag("WAVE"), tag("fmt "), put(16, 4), put(1, 2), put(1, 2);
+  put(sample_rate, 4), put(sample_rate * 2, 4), put(2, 2), put(16, 2), tag("data"), put(data, 4);
+  for (uint32_t i = 0; i < n; ++i)
+    put(static_cast<uint16_t>(static_cast<int16_t>(8000 * std::sin(2 * M_PI * 440 * i / sample_rate))), 2);
+  return w;
+}
+
+json image_request(bool stream) {
+  const auto png = test::encode_png(test::pattern_frame(0, 40, 48), 2 /*PNG_COLOR_TYPE_RGB*/);
+  return {{"model", "chatbridge"},
+          {"messages",
+           json::array({{{"role", "user"},
+                         {"content", json::array({{{"type", "image_url"},
+                                                   {"image_url", {{"url", "data:image/png;base64," + base64(png)}}}},
+                                                  {{"type", "text"}, {"text", "What is in the image?"}}})}}})},
+          {"temperature", 0},
+          {"max_tokens", 8},
+          {"stream", stream}};
+}
+
+// The content of a streamed answer, checking the SSE framing on the way.
+std::string streamed_content(const std::string& body) {
+  std::string content;
+  size_t pos = 0;
+  bool done = false, first = true;
+  std::string finish;
+  while (pos < body.size()) {
+    const auto end = body.find("\n\n", pos);
+    REQUIRE(end != std::string::npos);
+    const auto ev = body.substr(pos, end - pos);
+    pos = end + 2;
+    REQUIRE(ev.rfind("data: ", 0) == 0);
+    REQUIRE(!done);
+    if (ev == "data: [DONE]") {
+      done = true;
+      continue;
+    }
+    const auto j = json::parse(ev.substr(6));
+    REQUIRE(j.at("object") == "chat.completion.chunk");
+    const auto& ch = j.at("choices").at(0);
+    if (first) CHECK(ch.at("delta").at("role") == "assistant");
+    first = false;
+    if (ch.at("delta").contains("content")) content += ch.at("delta").at("content").get<std::string>();
+    if (!ch.at("finish_reason").is_null()) finish = ch.at("finish_reason");
+  }
+  CHECK(done);
+  CHECK((finish == "stop" || finish == "length"));
+  return content;
+}
+
+}  // namespace
+
+TEST_CASE("chat server: health, models, page, completions (plain, streamed, concurrent), 200 bad requests") {
+  RunningServer rs;
+  auto cli = rs.client();
+
+  auto health = cli.Get("/health");
+  REQUIRE(health);
+  CHECK(health->status == 200);
+  CHECK(json::parse(health->body).at("status") == "ok");
+  auto models = cli.Get("/v1/models");
+  REQUIRE(models);
+  CHECK(json::parse(models->body).at("data").at(0).at("id") == "chatbridge");
+  auto page = cli.Get("/");
+  REQUIRE(page);
+  CHECK(page->body.find("/v1/chat/completions") != std::string::npos);
+
+  auto plain = cli.Post("/v1/chat/completions", image_request(false).dump(), "application/json");
+  REQUIRE(plain);
+  INFO(plain->body);
+  REQUIRE(plain->status == 200);
+  const auto pj = json::parse(plain->body);
+  CHECK(pj.at("object") == "chat.completion");
+  const auto answer = pj.at("choices").at(0).at("message").at("content").get<std::string>();
+  CHECK(pj.at("usage").at("completion_tokens").get<int64_t>() >= 1);
+  CHECK(pj.at("usage").at("completion_tokens").get<int64_t>() <= 8);
+
+  auto streamed = cli.Post("/v1/chat/completions", image_request(true).dump(), "application/json");
+  REQUIRE(streamed);
+  REQUIRE(streamed->status == 200);
+  CHECK(streamed->get_header_value("Content-Type").rfind("text/event-stream", 0) == 0);
+  CHECK(streamed_content(streamed->body) == answer);  // greedy: the same answer either way
+
+  // Requests from several connections at once run one after the other on the model worker.
+  std::vector<std::string> answers(3);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < answers.size(); ++i)
+    threads.emplace_back([&, i] {
+      auto c = rs.client();
+      auto r = c.Post("/v1/chat/completions", image_request(i % 2 == 1).dump(), "application/json");
+      if (r && r->status == 200)
+        answers[i] = i % 2 ? streamed_content(r->body)
+                           : json::parse(r->body)["choices"][0]["message"]["content"].get<std::string>();
+      else answers[i] = "<failed>";
+    });
+  for (auto& t : threads) t.join();
+  for (const auto& a : answers) CHECK(a == answer);
+
+  // Audio through input_audio.
+  json audio = {
+      {"messages",
+       json::array(
+           {{{"role", "user"},
+             {"content", json::array({{{"type", "input_audio"},
+                                       {"input_audio", {{"data", base64(wav_tone(16000, 1.0))}, {"format", "wav"}}}},
+                                      {{"type", "text"}, {"text", "What do you hear?"}}})}}})},
+      {"max_tokens", 4},
+      {"seed", 3}};
+  auto ar = cli.Post("/v1/chat/completions", audio.dump(), "application/json");
+  REQUIRE(ar);
+  INFO(ar->body);
+  CHECK(ar->status == 200);
+
+  // A silent MP4 through the video_url extension (the onlyvideo template).
+  test::write_mp4(rs.dir.path / "clip.mp4", 8, 32, 32, 4, 8);
+  json video = {
+      {"messages",
+       json::array(
+           {{{"role", "user"},
+             {"content",
+              json::array({{{"type", "video_url"},
+                            {"video_url",
+                             {{"url", "data:video/mp4;base64," + base64(test::read_bytes(rs.dir.path / "clip.mp4"))}}}},
+                           {{"type", "text"}, {"text", "What happens?"}}})}}})},
+      {"max_tokens", 4},
+      {"temperature", 0}};
+  auto vr = cli.Post("/v1/chat/completions", video.dump(), "application/json");
+  REQUIRE(vr);
+  INFO(vr->body);
+  CHECK(vr->status == 200);
+
+  // Malformed requests.
+  auto with_part = [](json part) {
+    return json{{"messages", json::array({{{"role", "user"},
+                                           {"content", json::array({part, {{"type", "text"}, {"text", "hi"}}})}}})}}
+        .dump();
+  };
+  auto image_url = [&](const std::string& url) {
+    return with_part({{"type", "image_url"}, {"image_url", {{"url", url}}}});
+  };
+  const std::string hello = base64(std::vector<uint8_t>{'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd'});
+  const std::vector<std::string> bad{
+      "{",
+      "not json",
+      "[1,2,3]",
+      "",
+      R"({"messages": "hello"})",
+      R"({"messages": []})",
+      R"({"messages": [{"role": 1, "content": "x"}]})",
+      R"({"messages": [{"role": "wizard", "content": "x"}]})",
+      R"({"messages": [{"role": "user"}]})",
+      R"({"messages": [{"role": "user", "content": 5}]})",
+      R"({"messages": [{"role": "user", "content": [5]}]})",
+      R"({"messages": [{"role": "user", "content": [{"type": "hologram"}]}]})",
+      R"({"messages": [{"role": "user", "content": [{"type": "text", "text": 3}]}]})",
+      R"({"messages": [{"role": "assistant", "content": "last"}]})",
+      R"({"messages": [{"role": "user", "content": "x"}], "temperature": "hot"})",
+      R"({"messages": [{"role": "user", "content": "x"}], "top_p": 2})",
+      R"({"messages": [{"role": "user", "content": "x"}], "max_tokens": 1.5})",
+      R"({"messages": [{"role": "user", "content": "x"}], "max_tokens": -4})",
+      R"({"messages": [{"role": "user", "content": "x"}], "stream": "yes"})",
+      R"({"messages": [{"role": "user", "content": "x"}], "stop": 5})",
+      R"({"messages": [{"role": "user", "content": "x"}], "seed": "s"})",
+      R"({"messages": [{"role": "user", "content": "x"}], "n": 2})",
+      image_url("data:image/png;base64,@@@@"),
+      image_url("data:image/png;base64,"),
+      image_url("data:image/png," + hello),
+      image_url("data:image/png;base64," + hello),
+      image_url("data:image/jpeg;base64,/9j/4AAQSkZJRgABAQ"),
+      image_url("file:///etc/passwd"),
+      image_url("/etc/passwd"),
+      image_url("http://127.0.0.1/x.png"),
+      with_part({{"type", "image_url"}, {"image_url", 7}}),
+      with_part({{"type", "image_url"}}),
+      with_part({{"type", "input_audio"}, {"input_audio", {{"data", "!!"}, {"format", "wav"}}}}),
+      with_part({{"type", "input_audio"}, {"input_audio", {{"data", hello}, {"format", "wav"}}}}),
+      with_part({{"type", "input_audio"}, {"input_audio", {{"data", hello}, {"format", "exe"}}}}),
+      with_part({{"type", "input_audio"}, {"input_audio", {{"data", 1}}}}),
+      with_part({{"type", "video_url"}, {"video_url", {{"url", "data:video/mp4;base64," + hello}}}}),
+      with_part({{"type", "video_url"}, {"video_url", {{"url", "file:///dev/zero"}}}}),
+  };
+  int answered = 0;
+  for (int i = 0; i < 200; ++i) {
+    const bool huge = i % 50 == 49;  // over the 32 MB limit
+    const std::string body = huge ? std::string(33u << 20, 'x') : bad[static_cast<size_t>(i) % bad.size()];
+    auto r = cli.Post("/v1/chat/completions", body, "application/json");
+    INFO("request " << i << ": " << body.substr(0, 120));
+    REQUIRE(r);
+    CHECK(r->status >= 400);
+    CHECK(r->status < 500);
+    json e;
+    REQUIRE_NOTHROW(e = json::parse(r->body));
+    CHECK(e.at("error").at("message").is_string());
+    CHECK(e.at("error").at("type").is_string());
+    ++answered;
+  }
+  CHECK(answered == 200);
+  auto after = cli.Get("/health");
+  REQUIRE(after);
+  CHECK(after->status == 200);
+  auto missing = cli.Get("/v1/nothing");
+  REQUIRE(missing);
+  CHECK(missing->status == 404);
+  CHECK(json::parse(missing->body).contains("error"));
+}

@@ -1,0 +1,200 @@
+// The demo's conversation template, prompt embedding and answer post-processing (the original's
+// chatbridge/conversation/conversation.py), and ChatSession on the tiny model.
+#include <catch2/catch.hpp>
+
+#include "framework/error.h"
+#include "models/conversation.h"
+#include "runners/serve/chat_session.h"
+#include "tests/runners/serve/chat_fixture.h"
+#include "tests/support/make_media.h"
+
+using namespace cb;
+
+TEST_CASE("first-turn prompts of every upload type are the demo's strings") {
+  const std::vector<std::pair<UploadKind, std::string>> cases{
+      {UploadKind::image, "###Human: Given following image: <ImageHere>.###Human: What is it?###Assistant:"},
+      {UploadKind::audio, "###Human: Given the following audio: <ImageHere>.###Human: What is it?###Assistant:"},
+      {UploadKind::video,
+       "###Human: Given following video: <ImageHere> and its background audio: <ImageHere>.###Human: What is "
+       "it?###Assistant:"},
+      {UploadKind::onlyvideo, "###Human: Given following video: <ImageHere>.###Human: What is it?###Assistant:"},
+      {UploadKind::imageaudio,
+       "###Human: Given following image: <ImageHere> and audio: <ImageHere>.###Human: What is it?###Assistant:"},
+  };
+  for (const auto& [kind, expected] : cases) {
+    Conversation c;
+    c.upload(kind);
+    c.ask("What is it?");
+    c.append_message(c.roles.second, std::nullopt);
+    CHECK(c.get_prompt() == expected);
+    const auto slots = std::count(expected.begin(), expected.end(), '<');
+    CHECK(upload_slots(kind) == slots);
+  }
+}
+
+TEST_CASE("later turns: stored answers after ': ', empty messages as pending turns, system first") {
+  Conversation c;
+  c.system = "Sys";
+  c.upload(UploadKind::image);
+  c.ask("Q1");
+  c.append_message("Assistant", "A1");
+  c.ask("Q2");
+  c.append_message("Assistant", "");
+  CHECK(c.get_prompt() ==
+        "Sys###Human: Given following image: <ImageHere>.###Human: Q1###Assistant: A1###Human: Q2###Assistant:");
+}
+
+TEST_CASE("ask joins the previous Human message only when it ends with </Img>") {
+  Conversation c;
+  c.append_message("Human", "<Img><ImageHere></Img>");
+  c.ask("Describe.");
+  REQUIRE(c.messages.size() == 1);
+  CHECK(*c.messages[0].second == "<Img><ImageHere></Img> Describe.");
+  c.append_message("Assistant", "x");
+  c.ask("More.");
+  CHECK(c.messages.size() == 3);
+}
+
+TEST_CASE("post-processing drops a leading 0 then 1, cuts at ### and after the last Assistant:") {
+  const auto tok = LlamaTokenizer::load(test::golden_dir() / "tokenizer.model");
+  auto ids = [&](std::vector<int64_t> head, const std::string& text) {
+    auto t = tok.encode(text, false);
+    head.insert(head.end(), t.begin(), t.end());
+    return head;
+  };
+  CHECK(postprocess_answer(tok, ids({0, 1}, " the cat sat###Human: more")) == "the cat sat");
+  CHECK(postprocess_answer(tok, ids({1}, "hello Assistant: the dog ###")) == "the dog");
+  CHECK(postprocess_answer(tok, ids({}, "plain text")) == "plain text");
+  // Only ONE leading 0 and one leading 1 are dropped, in that order.
+  const auto a = postprocess_answer(tok, ids({1, 0}, "x"));
+  CHECK(a == strip_whitespace(tok.decode(ids({0}, "x"))));
+}
+
+TEST_CASE("stop sequences come from the loaded tokenizer and match '###' however it is glued") {
+  const auto tok = LlamaTokenizer::load(test::golden_dir() / "tokenizer.model");
+  const auto stops = stop_sequences_for(tok);
+  REQUIRE(!stops.empty());
+  for (const auto& s : stops) CHECK(tok.decode(s).find("###") != std::string::npos);
+  for (const std::string text : {"###", "the end ###", "word###"}) {
+    const auto enc = tok.encode(text, false);
+    const bool matched = std::any_of(stops.begin(), stops.end(), [&](const auto& s) {
+      return enc.size() >= s.size() &&
+             std::equal(s.begin(), s.end(), enc.end() - static_cast<std::ptrdiff_t>(s.size()));
+    });
+    CHECK(matched);
+  }
+}
+
+TEST_CASE("visible_answer holds back a possible stop start, whitespace and unfinished UTF-8") {
+  const std::vector<std::string> stops{"###", "END"};
+  CHECK(visible_answer(" Hello ##", stops) == "Hello");
+  CHECK(visible_answer("Hello ### more", stops) == "Hello");
+  CHECK(visible_answer("Hello E", stops) == "Hello");
+  CHECK(visible_answer("x Assistant: y", stops) == "y");
+  CHECK(visible_answer("caf\xC3", stops) == "caf");
+  CHECK(visible_answer("caf\xC3\xA9", stops) == "caf\xC3\xA9");
+}
+
+TEST_CASE("get_context_emb interleaves token embeddings and features, bos first, and cuts from the left") {
+  test::TempDir dir;
+  auto model = test::tiny_chat_model(dir.path);
+  const auto& tok = model->tokenizer();
+  const int64_t nq = model->config().num_query_token, d = model->config().llama.hidden_size;
+  Conversation c;
+  c.upload(UploadKind::video);
+  c.ask("What happens?");
+  c.append_message("Assistant", std::nullopt);
+  const auto prompt = c.get_prompt();
+  std::vector<Features> feats{{torch::randn({1, nq, d}), torch::ones({1, nq}, torch::kLong)},
+                              {torch::randn({1, nq, d}), torch::ones({1, nq}, torch::kLong)}};
+  const auto seg0 = tok.encode("###Human: Given following video: ", true);
+  const auto seg1 = tok.encode(" and its background audio: ", false);
+  const auto seg2 = tok.encode(".###Human: What happens?###Assistant:", false);
+  const int64_t L = int64_t(seg0.size() + seg1.size() + seg2.size()) + 2 * nq;
+  auto embs = get_context_emb(*model, prompt, feats, 10, 2000);
+  REQUIRE(embs.sizes() == torch::IntArrayRef({1, L, d}));
+  CHECK(seg0.front() == tok.bos_id());
+  auto expect0 = model->embed_tokens(torch::tensor(seg0).unsqueeze(0));
+  CHECK(torch::equal(embs.slice(1, 0, int64_t(seg0.size())), expect0));
+  CHECK(torch::equal(embs.slice(1, int64_t(seg0.size()), int64_t(seg0.size()) + nq), feats[0].embeds));
+  const int64_t f1 = int64_t(seg0.size() + seg1.size()) + nq;
+  CHECK(torch::equal(embs.slice(1, f1, f1 + nq), feats[1].embeds));
+
+  // Left cut: keep max_length - max_new_tokens positions, the tail.
+  const int64_t max_new = 7, max_length = L - 5 + max_new;
+  auto cut = get_context_emb(*model, prompt, feats, max_new, max_length);
+  REQUIRE(cut.size(1) == L - 5);
+  CHECK(torch::equal(cut, embs.slice(1, 5)));
+
+  feats.pop_back();
+  CHECK_THROWS_AS(get_context_emb(*model, prompt, feats, 10, 2000), Error);
+}
+
+TEST_CASE("training, evaluation and chat feed the LLaMA the same prompt: same pieces, tokens and feature rows") {
+  test::TempDir dir;
+  auto model = test::tiny_chat_model(dir.path);
+  const int64_t s = model->config().image_size;
+  torch::NoGradGuard no_grad;
+  model->eval();
+  const auto image = torch::randn({1, 3, s, s});
+  const std::vector<Features> feats{model->encode_img(image)};
+  // Training: a stage-2 conversation as TaskConversation builds it (template, instruction, answer).
+  const std::string instruction = "Describe the image briefly.";
+  const std::string prompt = "###Human: Given following image: <query>.###Human: " + instruction + "###Assistant:";
+  const auto train = model->instruct_inputs(feats, {prompt + "a tabby cat\n###"}, model->config().max_txt_len);
+  // Evaluation: the same prompt without the answer (chatbridge-eval's run.prompt).
+  const auto eval = model->instruct_inputs(feats, {prompt});
+  // Chat: the demo's conversation after an image upload and the same question.
+  Conversation c;
+  c.upload(UploadKind::image);
+  c.ask(instruction);
+  c.append_message(c.roles.second, std::nullopt);
+  const auto chat = get_context_emb(*model, c.get_prompt(), feats, 10, 2000);
+
+  const int64_t L = eval.inputs_embeds.size(1);
+  REQUIRE(chat.sizes() == eval.inputs_embeds.sizes());
+  CHECK(torch::equal(chat, eval.inputs_embeds));
+  REQUIRE(train.inputs_embeds.size(1) > L);
+  CHECK(torch::equal(train.inputs_embeds.slice(1, 0, L), eval.inputs_embeds));
+  CHECK(torch::equal(train.attention_mask.slice(1, 0, L), eval.attention_mask));
+  // The first answer token follows the prompt exactly where generation starts, and is a target.
+  const auto answer = model->tokenizer().encode("a tabby cat\n###", false);
+  CHECK(train.targets[0][L].item<int64_t>() == answer.front());
+  CHECK((train.targets.slice(1, 0, L) == -100).all().item<bool>());
+}
+
+TEST_CASE("ChatSession: upload, ask, streamed answer equals the stored answer, beams > 1 refused") {
+  test::TempDir dir;
+  auto model = test::tiny_chat_model(dir.path);
+  const int64_t s = model->config().image_size;
+  ChatSession chat(model);
+  chat.upload_image(torch::randn({3, s, s}));
+  chat.ask("What is in the image?");
+  ChatSettings settings;
+  settings.do_sample = false;
+  settings.max_new_tokens = 12;
+  std::string streamed;
+  const auto answer = chat.answer(settings, [&](const std::string& d) {
+    streamed += d;
+    return false;
+  });
+  CHECK(streamed == answer);
+  REQUIRE(chat.conversation().messages.size() == 3);
+  CHECK(chat.conversation().messages.back().first == "Assistant");
+  CHECK(chat.conversation().messages.back().second.value_or("<none>") == answer);
+  CHECK(chat.last_stats().generated_tokens >= 1);
+  CHECK(chat.last_stats().generated_tokens <= settings.max_new_tokens);
+
+  // Same settings, same context: greedy decoding repeats itself.
+  chat.conversation().messages.pop_back();
+  CHECK(chat.answer(settings) == answer);
+
+  settings.num_beams = 2;
+  const auto before = chat.conversation().messages.size();
+  CHECK_THROWS_AS(chat.answer(settings), Error);
+  CHECK(chat.conversation().messages.size() == before);
+
+  chat.reset();
+  CHECK(chat.conversation().messages.empty());
+  CHECK(chat.features().empty());
+}

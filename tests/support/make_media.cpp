@@ -1,0 +1,213 @@
+#include "tests/support/make_media.h"
+
+#include <fstream>
+#include <random>
+#include <stdexcept>
+
+extern "C" {
+#include <jpeglib.h>
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libswscale/swscale.h>
+#include <png.h>
+}
+
+namespace cb::test {
+
+std::vector<uint8_t> encode_jpeg(const torch::Tensor& image, int quality) {
+  auto img = image.contiguous();
+  jpeg_compress_struct c{};
+  jpeg_error_mgr err{};
+  c.err = jpeg_std_error(&err);
+  jpeg_create_compress(&c);
+  unsigned char* out = nullptr;
+  unsigned long size = 0;
+  jpeg_mem_dest(&c, &out, &size);
+  c.image_width = JDIMENSION(img.size(1));
+  c.image_height = JDIMENSION(img.size(0));
+  c.input_components = int(img.size(2));
+  c.in_color_space = img.size(2) == 4 ? JCS_CMYK : img.size(2) == 3 ? JCS_RGB : JCS_GRAYSCALE;
+  jpeg_set_defaults(&c);
+  jpeg_set_quality(&c, quality, TRUE);
+  jpeg_start_compress(&c, TRUE);
+  while (c.next_scanline < c.image_height) {
+    JSAMPROW row = img.data_ptr<uint8_t>() + int64_t(c.next_scanline) * img.size(1) * img.size(2);
+    jpeg_write_scanlines(&c, &row, 1);
+  }
+  jpeg_finish_compress(&c);
+  jpeg_destroy_compress(&c);
+  std::vector<uint8_t> bytes(out, out + size);
+  free(out);
+  return bytes;
+}
+
+std::vector<uint8_t> encode_png(const torch::Tensor& samples, int color_type, int bit_depth,
+                                const std::vector<uint8_t>& palette) {
+  std::vector<uint8_t> bytes;
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+  png_infop info = png_create_info_struct(png);
+  png_set_write_fn(
+      png, &bytes,
+      [](png_structp p, png_bytep d, png_size_t n) {
+        auto* v = static_cast<std::vector<uint8_t>*>(png_get_io_ptr(p));
+        v->insert(v->end(), d, d + n);
+      },
+      nullptr);
+  const auto h = png_uint_32(samples.size(0)), w = png_uint_32(samples.size(1));
+  const int channels = int(samples.size(2));
+  png_set_IHDR(png, info, w, h, bit_depth, color_type, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+               PNG_FILTER_TYPE_DEFAULT);
+  std::vector<png_color> pal;
+  for (size_t i = 0; i + 2 < palette.size(); i += 3) pal.push_back({palette[i], palette[i + 1], palette[i + 2]});
+  if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_PLTE(png, info, pal.data(), int(pal.size()));
+  png_write_info(png, info);
+  if (bit_depth < 8) png_set_packing(png);
+  auto s = samples.to(torch::kInt32).contiguous();
+  const int bytes_per = bit_depth == 16 ? 2 : 1;
+  std::vector<uint8_t> row(size_t(w) * size_t(channels) * size_t(bytes_per));
+  for (png_uint_32 y = 0; y < h; ++y) {
+    const int32_t* in = s.data_ptr<int32_t>() + int64_t(y) * w * channels;
+    for (size_t i = 0; i < size_t(w) * size_t(channels); ++i) {
+      if (bytes_per == 2) {
+        row[2 * i] = uint8_t(in[i] >> 8);
+        row[2 * i + 1] = uint8_t(in[i] & 0xFF);
+      } else {
+        row[i] = uint8_t(in[i]);
+      }
+    }
+    png_write_row(png, row.data());
+  }
+  png_write_end(png, nullptr);
+  png_destroy_write_struct(&png, &info);
+  return bytes;
+}
+
+torch::Tensor pattern_frame(int64_t t, int64_t height, int64_t width) {
+  auto y = torch::arange(height, torch::kFloat32).view({height, 1, 1});
+  auto x = torch::arange(width, torch::kFloat32).view({1, width, 1});
+  auto c = torch::tensor({0.0f, 1.0f, 2.0f}).view({1, 1, 3});
+  auto v = 128 + 100 * torch::sin((x + 3 * t) / 9.0 + c) * torch::cos((y - 2 * t) / 11.0 - c);
+  return v.clamp(0, 255).to(torch::kUInt8);
+}
+
+void write_mp4(const std::filesystem::path& path, int64_t frames, int64_t height, int64_t width, int gop, int fps,
+               bool faststart) {
+  auto check = [](int rc, const char* what) {
+    if (rc < 0) throw std::runtime_error(std::string("write_mp4: ") + what);
+  };
+  AVFormatContext* fmt = nullptr;
+  check(avformat_alloc_output_context2(&fmt, nullptr, "mp4", path.c_str()), "output context");
+  const AVCodec* codec = avcodec_find_encoder(AV_CODEC_ID_MPEG4);
+  if (!codec) throw std::runtime_error("write_mp4: no MPEG-4 encoder");
+  AVStream* st = avformat_new_stream(fmt, nullptr);
+  AVCodecContext* enc = avcodec_alloc_context3(codec);
+  enc->width = int(width);
+  enc->height = int(height);
+  enc->pix_fmt = AV_PIX_FMT_YUV420P;
+  enc->time_base = AVRational{1, fps};
+  enc->framerate = AVRational{fps, 1};
+  enc->gop_size = gop;
+  enc->max_b_frames = 0;
+  enc->bit_rate = 2000000;
+  if (fmt->oformat->flags & AVFMT_GLOBALHEADER) enc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+  check(avcodec_open2(enc, codec, nullptr), "open encoder");
+  check(avcodec_parameters_from_context(st->codecpar, enc), "parameters");
+  st->time_base = enc->time_base;
+  check(avio_open(&fmt->pb, path.c_str(), AVIO_FLAG_WRITE), "open file");
+  AVDictionary* options = nullptr;
+  if (faststart) av_dict_set(&options, "movflags", "+faststart", 0);
+  const int header = avformat_write_header(fmt, &options);
+  av_dict_free(&options);
+  check(header, "header");
+  SwsContext* sws = sws_getContext(int(width), int(height), AV_PIX_FMT_RGB24, int(width), int(height),
+                                   AV_PIX_FMT_YUV420P, SWS_BILINEAR, nullptr, nullptr, nullptr);
+  AVFrame* frame = av_frame_alloc();
+  frame->format = enc->pix_fmt;
+  frame->width = enc->width;
+  frame->height = enc->height;
+  check(av_frame_get_buffer(frame, 0), "frame buffer");
+  AVPacket* pkt = av_packet_alloc();
+  auto drain = [&] {
+    while (avcodec_receive_packet(enc, pkt) >= 0) {
+      av_packet_rescale_ts(pkt, enc->time_base, st->time_base);
+      pkt->stream_index = st->index;
+      check(av_interleaved_write_frame(fmt, pkt), "write packet");
+    }
+  };
+  for (int64_t t = 0; t < frames; ++t) {
+    // swscale's SIMD reads up to 16 bytes past a row: give the source a spare row.
+    auto rgb = torch::zeros({height + 1, width, 3}, torch::kUInt8);
+    rgb.slice(0, 0, height).copy_(pattern_frame(t, height, width));
+    const uint8_t* src[1] = {rgb.data_ptr<uint8_t>()};
+    const int stride[1] = {int(width * 3)};
+    check(av_frame_make_writable(frame), "writable");
+    sws_scale(sws, src, stride, 0, int(height), frame->data, frame->linesize);
+    frame->pts = t;
+    check(avcodec_send_frame(enc, frame), "encode");
+    drain();
+  }
+  avcodec_send_frame(enc, nullptr);
+  drain();
+  check(av_write_trailer(fmt), "trailer");
+  avio_closep(&fmt->pb);
+  av_packet_free(&pkt);
+  av_frame_free(&frame);
+  sws_freeContext(sws);
+  avcodec_free_context(&enc);
+  avformat_free_context(fmt);
+}
+
+namespace {
+
+uint32_t crc32(const uint8_t* p, size_t n) {
+  uint32_t c = 0xFFFFFFFFu;
+  for (size_t i = 0; i < n; ++i) {
+    c ^= p[i];
+    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+  }
+  return ~c;
+}
+
+void put_be32(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = uint8_t(v >> (24 - 8 * i));
+}
+
+}  // namespace
+
+std::vector<uint8_t> with_huge_png_header(std::vector<uint8_t> png) {
+  if (png.size() < 33) throw std::runtime_error("not a PNG");
+  put_be32(png.data() + 16, 100000);
+  put_be32(png.data() + 20, 100000);
+  put_be32(png.data() + 29, crc32(png.data() + 12, 17));
+  return png;
+}
+
+std::vector<uint8_t> with_huge_jpeg_header(std::vector<uint8_t> jpeg) {
+  size_t sof = 2;
+  while (sof + 9 < jpeg.size() && !(jpeg[sof] == 0xFF && jpeg[sof + 1] == 0xC0)) ++sof;
+  if (sof + 9 >= jpeg.size()) throw std::runtime_error("no baseline SOF0 marker");
+  for (size_t i : {sof + 5, sof + 6, sof + 7, sof + 8}) jpeg[i] = 0xEA;
+  return jpeg;
+}
+
+std::vector<uint8_t> read_bytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_bytes(const std::filesystem::path& path, const uint8_t* data, size_t size) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(data), std::streamsize(size));
+}
+
+TempDir::TempDir() {
+  std::random_device rd;
+  path = std::filesystem::temp_directory_path() / ("cb-images-" + std::to_string(rd()) + std::to_string(rd()));
+  std::filesystem::create_directories(path);
+}
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+}
+
+}  // namespace cb::test
