@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Side-by-side ratios of chatbridge-bench against another implementation of the same workloads
-(shared/bench/README.md, "Comparing"): every part in a fresh process, the two sides alternating
+(docs/benchmarks.md, "Side by side"): every part in a fresh process, the two sides alternating
 (which goes first flips every round), the median of the per-round ratios reported.
 
-    bench/compare.py --workload ../shared/bench/small.json --rounds 3 \\
+    bench/compare.py --workload tests/bench/small.json --rounds 3 \\
         --other 'python3 bench_original.py --workload {workload} --only {part}'
 
 `--other` is a command template whose {part} / {workload} are filled in; it must print one JSON
-object with the keys of shared/bench/README.md ("Output of a benchmark run"). Ratios are > 1 when
+object with the keys of docs/benchmarks.md ("Output"). Ratios are > 1 when
 chatbridge-bench is faster: other_time / cpp_time for the *_s times, cpp_rate / other_rate for the
 rates, and cpp / other for peak RSS (< 1 = C++ uses less).
 """

@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
-"""Same-machine Python anchor for `chatbridge-bench decode` (shared/bench/README.md, part (c)).
+"""Same-machine Python anchor for `chatbridge-bench decode` (docs/benchmarks.md, decode).
 
-The original's figures in shared/bench/README.md were measured on another machine (AVX-512); ratios
-only mean something side by side. transformers is not packaged for Debian 12, so this script
+The original's published figures were measured on another machine (AVX-512); ratios only mean
+something side by side. transformers is not packaged for Debian 12, so this script
 restates, in plain PyTorch (Debian's python3-torch 1.13.1, the original's version), the tensor ops
 transformers 4.28's LlamaForCausalLM runs when ChatBridge generates from inputs_embeds: nn.Linear
 projections, RMSNorm in fp32, rotary embeddings gathered by position ids, the expanded causal mask,
 fp32 softmax, the KV cache grown by torch.cat, logits over every prompt position. Same workload,
 same protocol (warm-up runs, timed runs, medians), one JSON object on stdout.
 
-    python3 bench/python/decode_reference.py ../shared/bench/medium.json
+    python3 bench/python/decode_reference.py tests/bench/small.json
 """
 import json
 import math
