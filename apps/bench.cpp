@@ -1,8 +1,8 @@
-// chatbridge-bench: the benchmark workloads of shared/bench (train1, train2, decode, data, all),
+// chatbridge-bench: the benchmarks of docs/benchmarks.md (train1, train2, decode, data, all) on a workload file,
 // printed as one JSON object on stdout (logs go to stderr).
 //
-//   chatbridge-bench all --workload ../shared/bench/small.json
-//   chatbridge-bench decode --workload ../shared/bench/medium.json --threads 2
+//   chatbridge-bench all --workload tests/bench/small.json --tokenizer tests/golden/tokenizer.model
+//   chatbridge-bench decode --workload WORKLOAD.json --threads 2    (a workload of your own, same format)
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -15,7 +15,7 @@
 namespace {
 
 int run(int argc, char** argv) {
-  CLI::App app{"ChatBridge benchmarks (shared/bench/README.md): prints one JSON object"};
+  CLI::App app{"ChatBridge benchmarks (docs/benchmarks.md): prints one JSON object"};
   std::string workload_file, log_level = "warn";
   int threads = 0;
   double peak_flops = 0;
@@ -23,7 +23,9 @@ int run(int argc, char** argv) {
   app.require_subcommand(1);
   for (const char* part : {"train1", "train2", "decode", "data", "all"}) {
     auto* sub = app.add_subcommand(part, std::string("run the ") + part + " benchmark(s)");
-    sub->add_option("--workload", workload_file, "workload JSON (shared/bench/small.json, medium.json)")->required();
+    sub->add_option("--workload", workload_file,
+                    "workload JSON (e.g. tests/bench/small.json; format: docs/benchmarks.md)")
+        ->required();
     sub->add_option("--threads", threads, "intra-op and BLAS threads (default: the workload's)");
     sub->add_option("--tokenizer", opts.tokenizer, "tokenizer.model (default: the workload's, found upward)");
     sub->add_option("--work-dir", opts.work_dir, "scratch directory for the generated media (reused)");

@@ -1,4 +1,4 @@
-// Data pipeline benchmark (shared/bench/README.md (d)): the media are generated from Debian packages
+// Data pipeline benchmark (docs/benchmarks.md, data): the media are generated from Debian packages
 // (python3-skimage photos, alsa-utils WAVs) with ffmpeg into a scratch directory, then each pipeline
 // processes its list `*_repeat` times per timed pass. Each pipeline is timed twice: serially on the
 // calling thread (LibTorch intra-op threads = `threads`; what the original's benchmark does; reported

@@ -1,4 +1,4 @@
-// Greedy decoding benchmark (shared/bench/README.md (c)): the workload's LLaMA with random fp32
+// Greedy decoding benchmark (docs/benchmarks.md, decode): the workload's LLaMA with random fp32
 // weights; prefill over a fixed prompt fed as embeddings (all positions' logits, as HF computes
 // them), then exactly `new_tokens` single-position steps against the KV cache, argmax each, no EOS.
 #pragma once

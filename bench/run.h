@@ -1,5 +1,5 @@
 // What `chatbridge-bench <part>` runs and the one JSON object it prints: the headline keys of
-// shared/bench/README.md (medians, *_min for times, *_best for rates, peak RSS, context) and a
+// docs/benchmarks.md (medians, *_min for times, *_best for rates, peak RSS, context) and a
 // `detail` section with every repeat and the shapes run.
 #pragma once
 #include <filesystem>

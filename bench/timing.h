@@ -1,4 +1,4 @@
-// The timing protocol of shared/bench/README.md: untimed warm-ups, then repeats each clocked on its
+// The timing protocol of docs/benchmarks.md: untimed warm-ups, then repeats each clocked on its
 // own with steady_clock; the median is the headline, the min the best. Plus the run's context
 // (peak RSS, machine, LibTorch, BLAS, commit).
 #pragma once

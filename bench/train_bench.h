@@ -1,5 +1,5 @@
-// Stage-1 / stage-2 train step benchmark (shared/bench/README.md (a), (b)): a ChatBridge built from the
-// workload's config with random fp32 weights, one fixed image batch, and steps of
+// Stage-1 / stage-2 train step benchmark (docs/benchmarks.md, train1 and train2): a ChatBridge built
+// from the workload's config with random fp32 weights, one fixed image batch, and steps of
 // forward + backward + AdamW + zero_grad (in place, torch 1.13 semantics).
 #pragma once
 #include <torch/torch.h>

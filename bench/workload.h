@@ -1,6 +1,6 @@
-// A benchmark workload file (shared/bench/small.json, medium.json): the stage-1 model config, the
+// A benchmark workload file (tests/bench/small.json, or your own): the stage-1 model config, the
 // stage-2 overrides, the training texts, where the media come from, and what to time
-// (shared/bench/README.md defines every quantity).
+// (docs/benchmarks.md defines every quantity).
 #pragma once
 #include <nlohmann/json.hpp>
 

@@ -101,7 +101,7 @@ torch::nn::Linear linear(int64_t in, int64_t out) {
 
 // lin(x) for LLaMA's bias-free projections. Decoding one token is a product with a single row, and
 // LibTorch 1.13's linear reads the weight of such a product at ~10 GB/s where at::mv reaches 40+ GB/s
-// (shared/bench/README.md): single rows go through mv. Autocast and mixed dtypes keep linear's casts.
+// (docs/benchmarks.md, decode): single rows go through mv. Autocast and mixed dtypes keep linear's casts.
 torch::Tensor project(torch::nn::Linear& lin, const torch::Tensor& x) {
   const auto& w = lin->weight;
   if (x.numel() != x.size(-1) || !x.device().is_cpu() || x.scalar_type() != w.scalar_type() ||

@@ -1,6 +1,6 @@
-// chatbridge-bench's set-up on shared/bench/small.json: the workload is read as the README defines
-// it, and the train/decode benches build the inputs the README requires (LLaMA inputs B x 41 and
-// B x 97 for small). tests/bench/small.json is a copy of shared/bench/small.json.
+// chatbridge-bench's set-up on the small workload (tests/bench/small.json): the workload is read as
+// docs/benchmarks.md defines it, and the train/decode benches build the inputs it requires (LLaMA
+// inputs B x 41 and B x 97 for small).
 #include <catch2/catch.hpp>
 
 #include <filesystem>
