@@ -38,7 +38,7 @@ struct Workload {
   std::string name;
   nlohmann::json config;         // stage-1 model config (golden fixture layout)
   nlohmann::json config_stage2;  // keys that differ for stage 2
-  std::string tokenizer;         // relative to the directory that holds `shared/`
+  std::string tokenizer;         // relative to some directory above the workload file (tokenizer_path)
   std::vector<std::string> stage1_captions, stage2_conversations;
   std::filesystem::path skimage_dir, alsa_dir;
   std::string skimage_package, alsa_package;
