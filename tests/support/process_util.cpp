@@ -1,4 +1,4 @@
-#include "process_util.h"
+#include "tests/support/process_util.h"
 
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -42,6 +42,12 @@ int wait_exit(pid_t pid) {
   int status = 0;
   if (::waitpid(pid, &status, 0) != pid) throw std::runtime_error("waitpid failed");
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::map<std::string, std::string> torchrun_env(int rank, int world, const std::string& port) {
+  return {{"RANK", std::to_string(rank)},       {"WORLD_SIZE", std::to_string(world)},
+          {"LOCAL_RANK", std::to_string(rank)}, {"LOCAL_WORLD_SIZE", std::to_string(world)},
+          {"MASTER_ADDR", "127.0.0.1"},         {"MASTER_PORT", port}};
 }
 
 std::filesystem::path fresh_dir(const std::string& name) {

@@ -10,12 +10,13 @@
 
 #include "framework/checkpoint/safetensors.h"
 #include "framework/distributed/launcher.h"
-#include "process_util.h"
+#include "tests/support/process_util.h"
 
 namespace fs = std::filesystem;
 using cb::test::fresh_dir;
 using cb::test::read_losses;
 using cb::test::spawn;
+using cb::test::torchrun_env;
 using cb::test::wait_exit;
 
 namespace {
@@ -30,14 +31,7 @@ void run_direct(const fs::path& out, int world, std::vector<std::string> args) {
   for (int r = 0; r < world; ++r) {
     std::vector<std::string> argv = {kWorker, "--out", out.string()};
     argv.insert(argv.end(), args.begin(), args.end());
-    pids.push_back(spawn(argv,
-                         {{"RANK", std::to_string(r)},
-                          {"WORLD_SIZE", std::to_string(world)},
-                          {"LOCAL_RANK", std::to_string(r)},
-                          {"LOCAL_WORLD_SIZE", std::to_string(world)},
-                          {"MASTER_ADDR", "127.0.0.1"},
-                          {"MASTER_PORT", port}},
-                         out / "log.txt"));
+    pids.push_back(spawn(argv, torchrun_env(r, world, port), out / "log.txt"));
   }
   for (pid_t p : pids) REQUIRE(wait_exit(p) == 0);
 }
