@@ -8,6 +8,7 @@
 #include "datasets/valor/distributed_sampler.h"
 #include "framework/error.h"
 #include "framework/runtime.h"
+#include "framework/splitmix64.h"
 
 namespace cb {
 namespace {
@@ -15,19 +16,6 @@ namespace {
 constexpr int kMaxAttemptsPerSample = 64;  // consecutive replacements before giving up on a batch
 constexpr int64_t kMinTriesForFraction = 100;
 constexpr int64_t kLoggedBadSamples = 10;  // then one warning per 100
-
-uint64_t splitmix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-uint64_t mix_seed(std::initializer_list<int64_t> parts) {
-  uint64_t h = 0;
-  for (int64_t p : parts) h = splitmix(h ^ static_cast<uint64_t>(p));
-  return h;
-}
 
 std::string rng_to_string(const std::mt19937_64& rng) {
   std::ostringstream s;
@@ -80,31 +68,7 @@ MetaLoader::MetaLoader(std::vector<SubLoader> loaders, MetaLoaderOptions opts)
   // One shared pool sized by the largest n_workers; two batches in flight per worker, as DataLoader's
   // default prefetch_factor.
   depth_ = 2 * workers;
-  for (size_t i = 0; i < workers; ++i) workers_.emplace_back([this] { worker_loop(); });
-}
-
-MetaLoader::~MetaLoader() {
-  {
-    std::lock_guard lock(queue_mutex_);
-    stopping_ = true;
-  }
-  queue_cv_.notify_all();
-  for (auto& t : workers_) t.join();
-}
-
-void MetaLoader::worker_loop() {
-  single_threaded_ops();
-  for (;;) {
-    std::packaged_task<Result()> task;
-    {
-      std::unique_lock lock(queue_mutex_);
-      queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (stopping_) return;
-      task = std::move(queue_.front());
-      queue_.pop_front();
-    }
-    task();
-  }
+  if (workers > 0) workers_ = std::make_unique<WorkerPool>(workers, single_threaded_ops);
 }
 
 int64_t MetaLoader::batches_per_epoch(size_t loader) const {
@@ -148,7 +112,7 @@ std::shared_ptr<const std::vector<int64_t>> MetaLoader::indices(size_t loader, i
   return order;
 }
 
-MetaLoader::Result MetaLoader::run(const Job& job) const {
+MetaLoader::Result MetaLoader::load_batch(const Job& job) const {
   thread_local ImageDecoder decoder;
   const SubLoader& l = loaders_[job.loader];
   const auto order = indices(job.loader, job.sampler_epoch);
@@ -162,7 +126,8 @@ MetaLoader::Result MetaLoader::run(const Job& job) const {
     while (index >= l.datasets[d]->size()) index -= l.datasets[d++]->size();
     const ValorDataset& ds = *l.datasets[d];
     const std::string key = counter_key(l, ds);
-    std::mt19937_64 rng(mix_seed({opts_.seed, opts_.rank, static_cast<int64_t>(job.loader), job.sampler_epoch, p}));
+    std::mt19937_64 rng(
+        splitmix64_combine({opts_.seed, opts_.rank, static_cast<int64_t>(job.loader), job.sampler_epoch, p}));
     for (int attempt = 0;; ++attempt) {
       ++r.tried[key];
       try {
@@ -199,23 +164,14 @@ MetaLoader::Result MetaLoader::run(const Job& job) const {
 
 void MetaLoader::fill() {
   while (pending_.size() < depth_) {
-    Job job = advance(planned_);
-    std::packaged_task<Result()> task([this, job] { return run(job); });
-    Pending p{task.get_future(), planned_};
-    {
-      std::lock_guard lock(queue_mutex_);
-      queue_.push_back(std::move(task));
-    }
-    queue_cv_.notify_one();
-    pending_.push_back(std::move(p));
+    const Job job = advance(planned_);
+    pending_.push_back({workers_->submit([this, job] { return load_batch(job); }), planned_});
   }
 }
 
 void MetaLoader::drain() {
-  {
-    std::lock_guard lock(queue_mutex_);
-    queue_.clear();  // not started: their futures report broken promises, which are ignored here
-  }
+  // Jobs not started report broken promises, ignored here like the errors of the others.
+  if (workers_) workers_->cancel_queued();
   for (auto& p : pending_) {
     try {
       p.result.get();
@@ -225,7 +181,7 @@ void MetaLoader::drain() {
   pending_.clear();
 }
 
-void MetaLoader::account(const Result& r) {
+void MetaLoader::update_skip_counters(const Result& r) {
   for (const auto& [key, n] : r.tried) counters_[key].tried += n;
   for (const Bad& b : r.bad) {
     Counter& c = counters_[b.dataset];
@@ -248,7 +204,7 @@ Batch MetaLoader::next() {
   Position after;
   if (depth_ == 0) {
     after = consumed_;
-    r = run(advance(after));
+    r = load_batch(advance(after));
   } else {
     fill();
     Pending p = std::move(pending_.front());
@@ -257,7 +213,7 @@ Batch MetaLoader::next() {
     r = p.result.get();
   }
   consumed_ = std::move(after);
-  account(r);
+  update_skip_counters(r);
   if (depth_ > 0) fill();
   return std::move(r.batch);
 }

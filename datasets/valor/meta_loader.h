@@ -14,20 +14,18 @@
 // the original), and counted with its file and reason; next() throws cb::Error once a dataset's
 // skipped fraction exceeds max_bad_fraction (judged after min(100, dataset size) tries).
 #pragma once
-#include <condition_variable>
 #include <deque>
-#include <functional>
 #include <future>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "datasets/batch_source.h"
 #include "datasets/valor/valor_dataset.h"
+#include "framework/worker_pool.h"
 
 namespace cb {
 
@@ -55,7 +53,6 @@ struct MetaLoaderOptions {
 class MetaLoader : public BatchSource {
  public:
   MetaLoader(std::vector<SubLoader> loaders, MetaLoaderOptions opts);
-  ~MetaLoader() override;
 
   Batch next() override;
   nlohmann::json state() const override;
@@ -94,13 +91,14 @@ class MetaLoader : public BatchSource {
   };
 
   Job advance(Position& p) const;
-  Result run(const Job& job) const;
+  // Loads the job's samples (replacing the unloadable ones) and collates them; any thread.
+  Result load_batch(const Job& job) const;
   std::shared_ptr<const std::vector<int64_t>> indices(size_t loader, int64_t epoch) const;
   int64_t batches_per_epoch(size_t loader) const;
   void fill();
   void drain();
-  void account(const Result& r);
-  void worker_loop();
+  // Adds a batch's tried and skipped samples to the counters; throws once a dataset skips too many.
+  void update_skip_counters(const Result& r);
 
   std::vector<SubLoader> loaders_;
   MetaLoaderOptions opts_;
@@ -114,13 +112,10 @@ class MetaLoader : public BatchSource {
   mutable std::mutex cache_mutex_;
   mutable std::vector<std::map<int64_t, std::shared_ptr<const std::vector<int64_t>>>> cache_;
 
-  // Worker threads (none when every loader has n_workers 0: batches are then built in next()).
+  // Batches in flight and the threads that build them (none when every loader has n_workers 0:
+  // batches are then built in next()). Declared last: stopped before the members its jobs read.
   size_t depth_ = 0;
-  std::vector<std::thread> workers_;
-  std::mutex queue_mutex_;
-  std::condition_variable queue_cv_;
-  std::deque<std::packaged_task<Result()>> queue_;
-  bool stopping_ = false;
+  std::unique_ptr<WorkerPool> workers_;
 };
 
 }  // namespace cb

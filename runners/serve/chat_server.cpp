@@ -7,13 +7,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
-#include <functional>
-#include <future>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "framework/error.h"
+#include "framework/worker_pool.h"
 
 namespace cb {
 
@@ -262,47 +260,6 @@ void build_conversation(ChatSession& chat, const ParsedRequest& r) {
   }
 }
 
-// The single thread that runs the model; jobs run in submission order.
-class ModelWorker {
- public:
-  ModelWorker() : thread_([this] { run(); }) {}
-  ~ModelWorker() {
-    {
-      std::lock_guard lock(mu_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-  void submit(std::function<void()> job) {
-    {
-      std::lock_guard lock(mu_);
-      jobs_.push_back(std::move(job));
-    }
-    cv_.notify_one();
-  }
-
- private:
-  void run() {
-    for (;;) {
-      std::function<void()> job;
-      {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
-        if (jobs_.empty()) return;
-        job = std::move(jobs_.front());
-        jobs_.pop_front();
-      }
-      job();
-    }
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> jobs_;
-  bool stopping_ = false;
-  std::thread thread_;
-};
-
 // Server-sent events handed from the worker to the connection thread.
 struct EventChannel {
   std::mutex mu;
@@ -332,7 +289,9 @@ struct ChatServer::Impl {
   httplib::Server server;
   std::atomic<int64_t> next_id{1};
   int bound_port = -1;
-  ModelWorker worker;  // declared last: joined first, before the model goes
+  // The single thread that runs the model, requests in arrival order. Declared last: joined first, before
+  // the model goes (serve() has returned by then, so no request waits on it).
+  WorkerPool worker{1};
 
   std::string completion_id() { return "chatcmpl-" + std::to_string(next_id++); }
 
@@ -349,7 +308,7 @@ struct ChatServer::Impl {
     const auto id = completion_id();
     const auto created = unix_time();
     if (!parsed->stream) {
-      std::packaged_task<json()> task([this, parsed, id, created] {
+      auto result = worker.submit([this, parsed, id, created] {
         ChatSession chat(model);
         build_conversation(chat, *parsed);
         const auto text = chat.answer(parsed->settings);
@@ -366,8 +325,6 @@ struct ChatServer::Impl {
                       {"completion_tokens", st.generated_tokens},
                       {"total_tokens", st.prompt_positions + st.generated_tokens}}}};
       });
-      auto result = task.get_future();
-      worker.submit([&task] { task(); });
       try {
         res.set_content(result.get().dump(), "application/json");
       } catch (const Error& e) {

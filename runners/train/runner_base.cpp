@@ -8,6 +8,7 @@
 #include "framework/device_prefetch.h"
 #include "framework/distributed/grad_sync.h"
 #include "framework/error.h"
+#include "framework/splitmix64.h"
 #include "runners/train/autocast.h"
 #include "runners/train/grad_scaler.h"
 #include "runners/train/lr_schedule.h"
@@ -205,12 +206,9 @@ class RunnerBase : public Runner {
 }  // namespace
 
 uint64_t task_rng_seed(int64_t seed, int rank, int64_t global_step) {
-  // splitmix64 of the three, so neighbouring steps and ranks get unrelated streams
-  uint64_t z = static_cast<uint64_t>(seed) * 0x9E3779B97F4A7C15ull +
-               static_cast<uint64_t>(rank) * 0xBF58476D1CE4E5B9ull + static_cast<uint64_t>(global_step);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
+  // splitmix64's mix of the three, so neighbouring steps and ranks get unrelated streams
+  return splitmix64_mix(static_cast<uint64_t>(seed) * kSplitmix64Gamma + static_cast<uint64_t>(rank) * kSplitmix64Mul1 +
+                        static_cast<uint64_t>(global_step));
 }
 
 std::unique_ptr<Runner> make_runner(RunnerInputs in) {
