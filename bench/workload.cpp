@@ -1,8 +1,7 @@
 #include "bench/workload.h"
 
-#include <fstream>
-
 #include "framework/error.h"
+#include "framework/json_file.h"
 #include "framework/json_read.h"
 
 namespace cb::bench {
@@ -36,15 +35,7 @@ TrainWork train_work(const nlohmann::json& j, const std::string& source) {
 }  // namespace
 
 Workload Workload::load(const std::filesystem::path& file) {
-  std::ifstream in(file);
-  if (!in) fail("{}: cannot open the workload file", file.string());
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: invalid JSON: {}", file.string(), e.what());
-  }
-  return from_json(j, file);
+  return from_json(read_json_file(file, "workload file"), file);
 }
 
 Workload Workload::from_json(const nlohmann::json& j, const std::filesystem::path& file) {

@@ -3,10 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <cmath>
-#include <fstream>
 #include <limits>
 
 #include "framework/error.h"
+#include "framework/json_file.h"
 #include "framework/json_read.h"
 #include "framework/torch_compat.h"
 
@@ -15,11 +15,6 @@ namespace F = torch::nn::functional;
 
 // ---------------------------------------------------------------------------------------------
 // Config
-
-namespace {
-
-// Absent: keep the default; null: none; else an integer.
-}  // namespace
 
 LlamaConfig LlamaConfig::from_json(const nlohmann::json& j, const std::string& source) {
   if (!j.is_object()) fail("{}: expected a JSON object", source);
@@ -58,15 +53,7 @@ LlamaConfig LlamaConfig::from_json(const nlohmann::json& j, const std::string& s
 }
 
 LlamaConfig LlamaConfig::from_file(const std::filesystem::path& config_json) {
-  std::ifstream f(config_json);
-  if (!f) fail("{}: cannot open", config_json.string());
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(f);
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: invalid JSON: {}", config_json.string(), e.what());
-  }
-  return from_json(j, config_json.string());
+  return from_json(read_json_file(config_json, "LLaMA config"), config_json.string());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,10 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "framework/error.h"
+#include "framework/json_file.h"
 #include "framework/text/python_str.h"
 
 namespace cb {
@@ -48,10 +48,8 @@ std::string_view rstrip(std::string_view s) {
 
 // added_tokens.json: {"token": id, ...} with ids continuing the sentencepiece vocabulary.
 std::vector<std::string> read_added_tokens(const std::filesystem::path& file, int64_t base) {
-  std::ifstream in(file);
-  if (!in) fail("{}: cannot open", file.string());
-  auto j = nlohmann::json::parse(in, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) fail("{}: not a JSON object of token → id", file.string());
+  const auto j = read_json_file(file, "added tokens file");
+  if (!j.is_object()) fail("{}: not a JSON object of token → id", file.string());
   std::vector<std::pair<int64_t, std::string>> by_id;
   for (auto& [token, id] : j.items()) {
     if (!id.is_number_integer()) fail("{}: id of added token '{}' is not an integer", file.string(), token);

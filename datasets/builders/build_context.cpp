@@ -2,10 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "framework/error.h"
+#include "framework/json_file.h"
 
 namespace cb {
 
@@ -78,48 +76,13 @@ std::function<std::string(std::string_view)> BuildContext::text_processor(bool t
   return p.text;
 }
 
-json read_json_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot open the annotation file {}", path.string());
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  try {
-    return json::parse(buffer.str());
-  } catch (const json::parse_error& e) {
-    fail("{} is not valid JSON: {}", path.string(), e.what());
-  }
-}
-
 std::vector<AnnotationRecord> read_records(const std::vector<fs::path>& files, std::vector<BadSample>& bad) {
   std::vector<AnnotationRecord> out;
   for (const fs::path& file : files) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) fail("cannot open the annotation file {}", file.string());
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    const std::string text = buffer.str();
-    const size_t first = text.find_first_not_of(" \t\r\n");
-    if (first != std::string::npos && text[first] == '[') {
-      json list;
-      try {
-        list = json::parse(text);
-      } catch (const json::parse_error& e) {
-        fail("{} is not valid JSON: {}", file.string(), e.what());
-      }
-      for (size_t i = 0; i < list.size(); ++i)
-        out.push_back({std::move(list[i]), file.string(), fmt::format("record {}", i)});
-      continue;
-    }
-    std::istringstream lines(text);
-    std::string line;
-    for (size_t n = 1; std::getline(lines, line); ++n) {
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      try {
-        out.push_back({json::parse(line), file.string(), fmt::format("line {}", n)});
-      } catch (const json::parse_error&) {
-        bad.push_back({file.string(), fmt::format("line {}: not valid JSON", n)});
-      }
-    }
+    std::vector<std::string> bad_lines;
+    for (auto& r : read_json_records(file, "annotation file", bad_lines))
+      out.push_back({std::move(r.value), file.string(), std::move(r.where)});
+    for (auto& why : bad_lines) bad.push_back({file.string(), std::move(why)});
   }
   return out;
 }

@@ -61,8 +61,6 @@ class BuildContext {
   std::filesystem::path cache_root_;
 };
 
-// A JSON file parsed whole; cb::Error naming the file when it cannot be read or is not valid JSON.
-nlohmann::json read_json_file(const std::filesystem::path& path);
 // The records of annotation files, concatenated: each file a JSON list (the original's json.load), or
 // JSON Lines (one record per line; a line that is not JSON is skipped into `bad`).
 std::vector<AnnotationRecord> read_records(const std::vector<std::filesystem::path>& files,

@@ -6,6 +6,7 @@
 // GPT dialogue model with token ids; this yields the same history strings as its eval set).
 #include "datasets/builders/record_dataset.h"
 #include "framework/error.h"
+#include "framework/json_file.h"
 
 namespace cb {
 namespace {
@@ -16,7 +17,7 @@ namespace fs = std::filesystem;
 std::vector<AnnotationRecord> read_dialogs(const std::vector<fs::path>& files, std::vector<BadSample>&) {
   std::vector<AnnotationRecord> out;
   for (const fs::path& file : files) {
-    json doc = read_json_file(file);
+    json doc = read_json_file(file, "annotation file");
     if (!doc.is_object() || !doc.contains("dialogs") || !doc["dialogs"].is_array())
       fail("{}: expected an object with a \"dialogs\" list (the AVSD annotation format)", file.string());
     auto& dialogs = doc["dialogs"];

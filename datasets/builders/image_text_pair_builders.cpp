@@ -14,6 +14,7 @@
 #include "datasets/media/image_decode.h"
 #include "datasets/webdataset/tar_shard.h"
 #include "framework/error.h"
+#include "framework/json_file.h"
 
 namespace cb {
 namespace {
@@ -188,7 +189,7 @@ BuiltDatasets build_pairs(const std::string& builder, const Config& section, con
 
 // filter_cap.json: {"annotations": [...]} (MiniGPT-4's file) or a bare list.
 std::vector<AnnotationRecord> read_align(const fs::path& file) {
-  json doc = read_json_file(file);
+  json doc = read_json_file(file, "annotation file");
   if (doc.is_object() && doc.contains("annotations")) doc = std::move(doc["annotations"]);
   if (!doc.is_array()) fail("{}: expected a list of records or {{\"annotations\": [...]}}", file.string());
   std::vector<AnnotationRecord> out;

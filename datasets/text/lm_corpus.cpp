@@ -3,16 +3,15 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <sstream>
 
 #include "datasets/processors/text_processors.h"
 #include "datasets/valor/data_options.h"
 #include "datasets/valor/task_conversation.h"
 #include "framework/error.h"
+#include "framework/json_file.h"
 
 namespace cb {
 namespace {
@@ -21,21 +20,10 @@ using nlohmann::json;
 
 // An annotation file: a JSON list of records, or JSON Lines (as the valor datasets read them).
 std::vector<json> read_records(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot open the annotation file {}", path.string());
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  const std::string text = buffer.str();
+  std::vector<std::string> bad_lines;
   std::vector<json> out;
-  try {
-    const size_t first = text.find_first_not_of(" \t\r\n");
-    if (first != std::string::npos && text[first] == '[') return json::parse(text).get<std::vector<json>>();
-    std::istringstream lines(text);
-    for (std::string line; std::getline(lines, line);)
-      if (line.find_first_not_of(" \t\r") != std::string::npos) out.push_back(json::parse(line));
-  } catch (const json::exception& e) {
-    fail("{}: not a JSON list or JSON Lines file: {}", path.string(), e.what());
-  }
+  for (auto& r : read_json_records(path, "annotation file", bad_lines)) out.push_back(std::move(r.value));
+  if (!bad_lines.empty()) fail("{}: not a JSON list or JSON Lines file: {}", path.string(), bad_lines.front());
   return out;
 }
 

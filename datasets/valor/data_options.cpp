@@ -1,10 +1,10 @@
 #include "datasets/valor/data_options.h"
 
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "datasets/processors/image_processors.h"
 #include "framework/error.h"
+#include "framework/json_file.h"
 
 namespace cb {
 namespace {
@@ -85,14 +85,7 @@ std::string LoaderGroupSpec::name() const {
 }
 
 DataOptions DataOptions::load(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) fail("cannot open the data options file {}", path.string());
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::parse_error& e) {
-    fail("{}: invalid JSON: {}", path.string(), e.what());
-  }
+  const json j = read_json_file(path, "data options file");
   const std::string where = path.string();
   DataOptions o;
   o.source = path;

@@ -1,10 +1,8 @@
 #include "datasets/valor/valor_dataset.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "datasets/processors/text_processors.h"
 #include "framework/error.h"
+#include "framework/json_file.h"
 
 namespace cb {
 namespace {
@@ -34,33 +32,9 @@ ValorDataset::ValorDataset(const ValorDatasetSpec& spec, const LoaderGroupSpec& 
   if (spec.video) video_.emplace(*spec.video, opts.video_options(group, spec));
   if (spec.audio) audio_.emplace(*spec.audio, opts.audio_options(group));
 
-  std::ifstream in(txt_, std::ios::binary);
-  if (!in) fail("dataset '{}': cannot open the annotation file {}", name_, txt_.string());
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  const std::string text = buffer.str();
-  const size_t first = text.find_first_not_of(" \t\r\n");
-  std::vector<std::pair<json, std::string>> raw;  // (record, where)
-  if (first != std::string::npos && text[first] == '[') {
-    json list;
-    try {
-      list = json::parse(text);
-    } catch (const json::parse_error& e) {
-      fail("dataset '{}': {} is not valid JSON: {}", name_, txt_.string(), e.what());
-    }
-    for (size_t i = 0; i < list.size(); ++i) raw.emplace_back(std::move(list[i]), fmt::format("record {}", i));
-  } else {
-    std::istringstream lines(text);
-    std::string line;
-    for (size_t n = 1; std::getline(lines, line); ++n) {
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      try {
-        raw.emplace_back(json::parse(line), fmt::format("line {}", n));
-      } catch (const json::parse_error&) {
-        malformed_.push_back({txt_.string(), fmt::format("line {}: not valid JSON", n)});
-      }
-    }
-  }
+  std::vector<std::string> bad_lines;
+  auto raw = read_json_records(txt_, fmt::format("annotation file of dataset '{}'", name_), bad_lines);
+  for (auto& why : bad_lines) malformed_.push_back({txt_.string(), std::move(why)});
   for (auto& [r, where] : raw) {
     std::string id;
     if (std::string why = check(r, id); !why.empty()) {

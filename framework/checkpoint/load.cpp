@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -11,6 +10,7 @@
 #include "framework/checkpoint/torch_load.h"
 #include "framework/checkpoint/zip_reader.h"
 #include "framework/error.h"
+#include "framework/json_file.h"
 
 namespace cb {
 namespace {
@@ -45,17 +45,9 @@ StateDict to_state_dict(const TorchObject& obj, const std::string& entry, const 
   return sd;
 }
 
-nlohmann::json read_json(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) fail("{}: cannot open", path.string());
-  auto j = nlohmann::json::parse(in, nullptr, false);
-  if (j.is_discarded()) fail("{}: not valid JSON", path.string());
-  return j;
-}
-
 StateDict load_sharded(const std::filesystem::path& index_path) {
   const std::string label = index_path.string();
-  auto index = read_json(index_path);
+  auto index = read_json_file(index_path, "sharded checkpoint index");
   if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
     fail("{}: no weight_map object", label);
   std::map<std::string, std::vector<std::string>> by_shard;  // shard file -> its keys

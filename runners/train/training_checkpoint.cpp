@@ -7,13 +7,13 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <algorithm>
-#include <fstream>
 #include <mutex>
 #include <unordered_set>
 
 #include "framework/checkpoint/atomic_file.h"
 #include "framework/checkpoint/safetensors.h"
 #include "framework/error.h"
+#include "framework/json_file.h"
 #include "framework/torch_compat.h"
 
 namespace cb {
@@ -29,16 +29,6 @@ void fsync_dir(const fs::path& dir) {
   if (fd < 0) fail("checkpoint directory '{}': cannot open to sync", dir.string());
   ::fsync(fd);
   ::close(fd);
-}
-
-nlohmann::json read_json(const fs::path& p) {
-  std::ifstream in(p);
-  if (!in) fail("checkpoint file '{}': cannot open", p.string());
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const std::exception& e) {
-    fail("checkpoint file '{}': invalid JSON: {}", p.string(), e.what());
-  }
 }
 
 // Complete checkpoints under output_dir/checkpoints, oldest first.
@@ -152,10 +142,12 @@ TrainingState load_training_checkpoint(const fs::path& dir, const StateDict& par
     fail("checkpoint '{}': {} parameters saved, the model trains {}", dir.string(), model.entries().size(),
          params.size());
 
-  auto steps = read_json(dir / "optimizer.json").at("step");
+  auto steps = read_json_file(dir / "optimizer.json", "checkpoint file").at("step");
   auto& st = optimizer.state();
   st.clear();
-  if (steps.empty()) return TrainingState::from_json(read_json(dir / "state.json"), (dir / "state.json").string());
+  if (steps.empty())
+    return TrainingState::from_json(read_json_file(dir / "state.json", "checkpoint file"),
+                                    (dir / "state.json").string());
   SafetensorsFile moments(dir / "optimizer.safetensors");
   for (const auto& p : params) {
     if (!steps.contains(p.key())) continue;
@@ -169,7 +161,7 @@ TrainingState load_training_checkpoint(const fs::path& dir, const StateDict& par
     // unused; without it a resumed run would skip such parameters and drift from an uninterrupted one.
     if (!p.value().grad().defined()) p.value().mutable_grad() = torch::zeros_like(p.value());
   }
-  return TrainingState::from_json(read_json(dir / "state.json"), (dir / "state.json").string());
+  return TrainingState::from_json(read_json_file(dir / "state.json", "checkpoint file"), (dir / "state.json").string());
 }
 
 std::vector<uint8_t> torch_cpu_rng_state() {
