@@ -10,7 +10,7 @@
 namespace cb {
 namespace {
 
-using T = ConfigNode::Type;
+using Type = ConfigNode::Type;
 
 [[noreturn]] void wrong_type(const std::string& key, const ConfigNode& n, std::string_view expected) {
   fail("{} in {}: expected {}, got {}", key, n.where(), expected, n.describe());
@@ -21,12 +21,12 @@ V decode(const ConfigNode& n, const std::string& key);
 
 template <>
 bool decode<bool>(const ConfigNode& n, const std::string& key) {
-  if (n.type != T::boolean) wrong_type(key, n, "a boolean");
+  if (n.type != Type::boolean) wrong_type(key, n, "a boolean");
   return n.boolean;
 }
 template <>
 int64_t decode<int64_t>(const ConfigNode& n, const std::string& key) {
-  if (n.type != T::integer) wrong_type(key, n, "an integer");
+  if (n.type != Type::integer) wrong_type(key, n, "an integer");
   return n.integer;
 }
 template <>
@@ -38,19 +38,19 @@ int decode<int>(const ConfigNode& n, const std::string& key) {
 }
 template <>
 double decode<double>(const ConfigNode& n, const std::string& key) {
-  if (n.type == T::integer) return double(n.integer);
-  if (n.type != T::floating) wrong_type(key, n, "a number");
+  if (n.type == Type::integer) return double(n.integer);
+  if (n.type != Type::floating) wrong_type(key, n, "a number");
   return n.floating;
 }
 template <>
 std::string decode<std::string>(const ConfigNode& n, const std::string& key) {
-  if (n.type != T::string) wrong_type(key, n, "a string");
+  if (n.type != Type::string) wrong_type(key, n, "a string");
   return n.string;
 }
 
 template <typename E>
 std::vector<E> decode_list(const ConfigNode& n, const std::string& key) {
-  if (n.type != T::list) wrong_type(key, n, "a list");
+  if (n.type != Type::list) wrong_type(key, n, "a list");
   std::vector<E> out;
   for (size_t i = 0; i < n.items.size(); ++i) out.push_back(decode<E>(n.items[i], fmt::format("{}[{}]", key, i)));
   return out;
@@ -70,17 +70,17 @@ std::vector<std::string> decode<std::vector<std::string>>(const ConfigNode& n, c
 
 nlohmann::ordered_json node_to_json(const ConfigNode& n) {
   switch (n.type) {
-    case T::null: return nullptr;
-    case T::boolean: return n.boolean;
-    case T::integer: return n.integer;
-    case T::floating: return n.floating;
-    case T::string: return n.string;
-    case T::list: {
+    case Type::null: return nullptr;
+    case Type::boolean: return n.boolean;
+    case Type::integer: return n.integer;
+    case Type::floating: return n.floating;
+    case Type::string: return n.string;
+    case Type::list: {
       auto a = nlohmann::ordered_json::array();
       for (const auto& c : n.items) a.push_back(node_to_json(c));
       return a;
     }
-    case T::map: {
+    case Type::map: {
       auto o = nlohmann::ordered_json::object();
       for (const auto& [k, v] : n.entries) o[k] = node_to_json(v);
       return o;
@@ -96,7 +96,7 @@ void set_dotted(ConfigNode& root, const std::string& key, const ConfigNode& valu
     if (part.empty()) fail("--options '{}': empty key component in '{}'", token, key);
     if (!n->is_map()) {
       if (!n->is_null()) fail("--options '{}': '{}' goes through a value that is not a mapping", token, key);
-      n->type = T::map, n->source = "--options";
+      n->type = Type::map, n->source = "--options";
     }
     n = &n->child(part);
   }
@@ -238,12 +238,13 @@ Config resolve_config(const std::filesystem::path& cfg_path, const std::vector<s
   // model.arch / model.model_type given in --options pick the class and base yaml (the original reads
   // them from the yaml only: its lookup of "model.model_type" in the options never matched).
   Config file_cfg(file, name), user_cfg(user, "--options");
-  auto pick = [&](const char* key) -> std::pair<std::string, std::string> {
+  auto pick = [&](const std::string& field) -> std::pair<std::string, std::string> {
+    const std::string key = "model." + field;
     const Config& from = user_cfg.has(key) ? user_cfg : file_cfg;
-    return {from.get<std::string>(key), from.node().find("model")->find(std::string(key).substr(6))->where()};
+    return {from.get<std::string>(key), from.node().find("model")->find(field)->where()};
   };
-  auto [arch, arch_where] = pick("model.arch");
-  auto [type, type_where] = pick("model.model_type");
+  auto [arch, arch_where] = pick("arch");
+  auto [type, type_where] = pick("model_type");
   std::filesystem::path base_path;
   try {
     base_path = registry::default_config(Kind::model, arch, type);
@@ -274,7 +275,7 @@ Config resolve_config(const std::filesystem::path& cfg_path, const std::vector<s
       ConfigNode ds_cfg =
           load_yaml_file(ds_path, std::filesystem::relative(ds_path, registry::resource_root()).string());
       ConfigNode ds_over = ConfigNode::mapping(name);
-      ds_over.child("datasets").type = T::map;
+      ds_over.child("datasets").type = Type::map;
       ds_over.child("datasets").child(ds) = section;
       merge_into(ds_cfg, ds_over);
       merge_into(resolved, ds_cfg);

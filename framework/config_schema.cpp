@@ -119,14 +119,14 @@ constexpr Key kKeys[] = {
 };
 
 bool matches(Expect e, const ConfigNode& n) {
-  using T = ConfigNode::Type;
+  using Type = ConfigNode::Type;
   switch (e) {
-    case Expect::boolean: return n.type == T::boolean;
-    case Expect::integer: return n.type == T::integer;
-    case Expect::number: return n.type == T::integer || n.type == T::floating;
-    case Expect::string: return n.type == T::string;
-    case Expect::list: return n.type == T::list;
-    case Expect::mapping: return n.type == T::map;
+    case Expect::boolean: return n.type == Type::boolean;
+    case Expect::integer: return n.type == Type::integer;
+    case Expect::number: return n.type == Type::integer || n.type == Type::floating;
+    case Expect::string: return n.type == Type::string;
+    case Expect::list: return n.type == Type::list;
+    case Expect::mapping: return n.type == Type::map;
     case Expect::any: return true;
   }
   return false;

@@ -228,9 +228,9 @@ GenerateResult beam_decode(LlamaForCausalLM& model, torch::Tensor ids, torch::Te
     const auto cand_score = top_scores.cpu().contiguous();
     const auto cand_beam = top_flat.div(V, "floor").cpu().contiguous();
     const auto cand_token = top_flat.remainder(V).cpu().contiguous();
-    const auto* cs = cand_score.data_ptr<float>();
-    const auto* cb = cand_beam.data_ptr<int64_t>();
-    const auto* ct = cand_token.data_ptr<int64_t>();
+    const auto* score_of = cand_score.data_ptr<float>();
+    const auto* beam_of = cand_beam.data_ptr<int64_t>();
+    const auto* token_of = cand_token.data_ptr<int64_t>();
 
     // BeamSearchScorer.process: per prompt, the K best non-eos candidates continue; an eos candidate
     // among the top K becomes a hypothesis (without the eos). A finished prompt's beams carry pad.
@@ -251,21 +251,21 @@ GenerateResult beam_decode(LlamaForCausalLM& model, torch::Tensor ids, torch::Te
       int64_t filled = 0;
       for (int64_t rank = 0; rank < 2 * K && filled < K; ++rank) {
         const auto c = b * 2 * K + rank;
-        const auto row = b * K + cb[c];
-        if (r.eos && ct[c] == *r.eos) {
+        const auto row = b * K + beam_of[c];
+        if (r.eos && token_of[c] == *r.eos) {
           if (rank >= K) continue;
           if (!ids_cpu.defined()) ids_cpu = ids.cpu().contiguous();
-          hyps[b].add(row_ids(ids_cpu, row), cs[c]);
+          hyps[b].add(row_ids(ids_cpu, row), score_of[c]);
         } else {
-          ns[b * K + filled] = cs[c];
-          nt[b * K + filled] = ct[c];
+          ns[b * K + filled] = score_of[c];
+          nt[b * K + filled] = token_of[c];
           nr[b * K + filled] = row;
           ++filled;
         }
       }
       if (filled < K)
         fail("generate: beam search found {} continuations for {} beams (too few tokens can be sampled)", filled, K);
-      const double best = *std::max_element(cs + b * 2 * K, cs + (b + 1) * 2 * K);
+      const double best = *std::max_element(score_of + b * 2 * K, score_of + (b + 1) * 2 * K);
       done[b] = hyps[b].is_done(best, cur_len);
     }
 

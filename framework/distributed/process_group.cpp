@@ -45,15 +45,13 @@ std::chrono::milliseconds timeout_from_env(std::chrono::milliseconds fallback) {
 bool is_loopback(const std::string& addr) { return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1"; }
 
 c10::intrusive_ptr<compat::C10dBackend> make_backend(const c10::intrusive_ptr<c10d::Store>& store, int rank, int world,
-                                                     const DistOptions& opts, const std::string& master_addr,
-                                                     std::string& name) {
+                                                     const DistOptions& opts, const std::string& master_addr) {
   std::string want = opts.backend;
   if (want == "auto") want = opts.device.is_cuda() ? "nccl" : "gloo";
   if (want == "nccl") {
 #ifdef USE_C10D_NCCL
     auto o = c10d::ProcessGroupNCCL::Options::create();
     o->timeout = opts.timeout;
-    name = "nccl";
     return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, world, o);
 #else
     if (opts.backend == "nccl") fail("distributed backend 'nccl': this LibTorch was built without NCCL");
@@ -69,7 +67,6 @@ c10::intrusive_ptr<compat::C10dBackend> make_backend(const c10::intrusive_ptr<c1
   else if (is_loopback(master_addr))  // a single-machine job: the host name may not resolve in containers
     o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
   else o->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
-  name = "gloo";
   return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, o);
 #else
   fail("distributed backend 'gloo': built without the Gloo headers (install libgloo-dev and rebuild)");
@@ -96,22 +93,18 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(c10::intrusive_ptr<c10d::Stor
   opts.timeout = timeout_from_env(opts.timeout);
   auto impl = std::make_unique<Impl>();
   impl->device = opts.device;
-  std::string name = "none";
   if (world_size > 1) {
     if (!store) fail("distributed: world size {} needs a store", world_size);
-    impl->backend = make_backend(store, rank, world_size, opts, "127.0.0.1", name);
+    impl->backend = make_backend(store, rank, world_size, opts, "127.0.0.1");
   }
   impl->store = std::move(store);
-  std::shared_ptr<ProcessGroup> pg(new ProcessGroup(std::move(impl), rank, world_size, local_rank, opts.timeout));
-  pg->backend_name_ = name;
-  return pg;
+  return std::shared_ptr<ProcessGroup>(new ProcessGroup(std::move(impl), rank, world_size, local_rank, opts.timeout));
 }
 
 std::shared_ptr<ProcessGroup> ProcessGroup::init(const DistEnv& env, DistOptions opts) {
   opts.timeout = timeout_from_env(opts.timeout);
   auto impl = std::make_unique<Impl>();
   impl->device = opts.device;
-  std::string name = "none";
   if (env.distributed()) {
     c10d::TCPStoreOptions so;
     so.port = env.master_port;
@@ -130,16 +123,14 @@ std::shared_ptr<ProcessGroup> ProcessGroup::init(const DistEnv& env, DistOptions
     }
     if (env.use_agent_store)
       store = c10::make_intrusive<c10d::PrefixStore>("/worker/attempt_" + std::to_string(env.restart_count), store);
-    impl->backend = make_backend(store, env.rank, env.world_size, opts, env.master_addr, name);
+    impl->backend = make_backend(store, env.rank, env.world_size, opts, env.master_addr);
     impl->store = std::move(store);
     spdlog::info("distributed: rank {}/{} (local {}/{}) joined via {} at {}:{}, backend {}, timeout {} s", env.rank,
                  env.world_size, env.local_rank, env.local_world_size, env.source, env.master_addr, env.master_port,
-                 name, opts.timeout.count() / 1000.0);
+                 impl->backend->getBackendName(), opts.timeout.count() / 1000.0);
   }
-  std::shared_ptr<ProcessGroup> pg(
+  return std::shared_ptr<ProcessGroup>(
       new ProcessGroup(std::move(impl), env.rank, env.world_size, env.local_rank, opts.timeout));
-  pg->backend_name_ = name;
-  return pg;
 }
 
 void ProcessGroup::barrier() {

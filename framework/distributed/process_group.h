@@ -53,7 +53,6 @@ class ProcessGroup {
   int world_size() const { return world_; }
   bool is_main() const { return rank_ == 0; }
   int local_rank() const { return local_rank_; }
-  const std::string& backend_name() const { return backend_name_; }
   std::chrono::milliseconds timeout() const { return timeout_; }
 
   void barrier();
@@ -72,7 +71,6 @@ class ProcessGroup {
   ProcessGroup(std::unique_ptr<Impl> impl, int rank, int world, int local_rank, std::chrono::milliseconds timeout);
   std::unique_ptr<Impl> impl_;
   int rank_ = 0, world_ = 1, local_rank_ = 0;
-  std::string backend_name_ = "none";
   std::chrono::milliseconds timeout_;
 };
 
