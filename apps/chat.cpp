@@ -172,7 +172,7 @@ int run(int argc, char** argv) {
   // As chatbridge-train and chatbridge-eval: a tiny model's randomly initialised frozen encoders are in
   // no checkpoint and come out as they were in training only from the same seed (LibTorch's default
   // generator starts from a random seed).
-  torch::manual_seed(cfg.get<int64_t>("run.seed", 42));
+  torch::manual_seed(cfg.get<int64_t>("run.seed", 42));  // required only for training
   auto model = cb::build_chatbridge(cfg.sub("model"));
   model->eval();
   if (!q.question.empty()) return one_shot(std::move(model), q);

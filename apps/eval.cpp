@@ -60,8 +60,8 @@ int run(int argc, char** argv) {
 
   auto pg = cb::dist::ProcessGroup::init(cb::dist::dist_env_from_environment());
   const auto task = cb::make_eval_task(cfg);
-  const torch::Device device(cfg.get<std::string>("run.device", "cpu"));
-  torch::manual_seed(cfg.get<int64_t>("run.seed", 42));
+  const torch::Device device(cfg.get<std::string>("run.device"));
+  torch::manual_seed(cfg.get<int64_t>("run.seed", 42));  // required only for training
   auto module = task->build_model(cfg);
   auto& model = cb::model_as<cb::ChatBridgeImpl>(*module, task->name().c_str());
   model.to(device);
@@ -71,7 +71,7 @@ int run(int argc, char** argv) {
   const auto datasets = cb::build_datasets(cfg);
   if (datasets.empty()) cb::fail("{}: no dataset under datasets:", cfg_path);
   cb::EvalSplitOptions so;
-  so.batch_size = cfg.get<int64_t>("run.batch_size_eval", 1);
+  so.batch_size = cfg.get<int64_t>("run.batch_size_eval");
   so.output_dir = cfg.get<std::string>("run.output_dir");
   so.device = device;
   for (const auto& [name, by_split] : datasets) {

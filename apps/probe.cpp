@@ -228,7 +228,7 @@ int run(int argc, char** argv) {
   if (const auto exit_code = cb::parse_config_app(app, opts, cli_argc, argv)) return *exit_code;
   cb::apply_app_options(opts);
   const cb::Config cfg = cb::resolve_config(cfg_path, options);
-  torch::manual_seed(cfg.get<int64_t>("run.seed", 42));
+  torch::manual_seed(cfg.get<int64_t>("run.seed", 42));  // required only for training
   auto model = cb::build_chatbridge(cfg.sub("model"));
   model->eval();
   if (!images.empty()) image_spread(*model, images);

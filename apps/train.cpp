@@ -13,6 +13,7 @@
 #include "framework/app_options.h"
 #include "framework/checkpoint/atomic_file.h"
 #include "framework/config.h"
+#include "framework/config_schema.h"
 #include "framework/distributed/process_group.h"
 #include "framework/error.h"
 #include "framework/registry.h"
@@ -46,6 +47,14 @@ void write_resolved_config(const cb::Config& cfg) {
   if (ec) cb::fail("run.output_dir '{}': cannot create the directory: {}", dir.string(), ec.message());
   cb::atomic_write_file(dir / "config.yaml", cfg.to_yaml());
   spdlog::info("resolved config written to {}", (dir / "config.yaml").string());
+}
+
+// The resolved config, then the declared defaults of the keys it leaves absent, as YAML comments: the
+// output stays the resolved config while showing every value the run will use.
+void print_with_defaults(const cb::Config& cfg) {
+  std::cout << cfg.to_yaml() << "# Defaults of the keys not set above (docs/config-keys.md):\n";
+  for (const auto& line : cb::pystr::split(cb::to_yaml(cb::absent_defaults(cfg)), "\n"))
+    if (!line.empty()) std::cout << "# " << line << "\n";
 }
 
 std::string human(int64_t n) {
@@ -108,12 +117,15 @@ int run(int argc, char** argv) {
   CLI::App app{"ChatBridge training (stage 1 pre-training / stage 2 instruction tuning)"};
   std::string cfg_path;
   bool list = false, print_config = false, dry_run = false;
+  bool config_reference = false;
   std::string resume;
   cb::AppOptions opts;
   app.add_option("--cfg-path", cfg_path, "experiment yaml (train_configs/..., instructiontuning_configs/...)");
   app.add_flag("--list", list,
                "print every registered model, dataset builder, processor, task, runner and lr scheduler");
-  app.add_flag("--print-config", print_config, "print the resolved config as YAML and exit");
+  app.add_flag("--print-config", print_config,
+               "print the resolved config as YAML, then the defaults of the keys it leaves absent, and exit");
+  app.add_flag("--config-reference", config_reference, "print every config key (type, default, doc) as Markdown");
   app.add_flag("--dry-run", dry_run, "print the module tree and parameter counts without building the model");
   app.add_option("--resume", resume, "'auto' (latest complete checkpoint in run.output_dir) or a checkpoint directory");
   if (const auto exit_code = cb::parse_config_app(app, opts, cli_argc, argv)) return *exit_code;
@@ -122,9 +134,13 @@ int run(int argc, char** argv) {
     print_registry();
     return 0;
   }
+  if (config_reference) {
+    std::cout << cb::config_reference_markdown();  // docs/config-keys.md
+    return 0;
+  }
   if (cfg_path.empty()) cb::fail("--cfg-path is required (see --help)");
   if (print_config) {
-    std::cout << cb::resolve_config(cfg_path, options).to_yaml();
+    print_with_defaults(cb::resolve_config(cfg_path, options));
     return 0;
   }
 

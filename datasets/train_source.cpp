@@ -14,9 +14,9 @@ std::unique_ptr<BatchSource> build_train_source(const Config& cfg, int rank, int
     fail("run.task '{}': the valor training data is built for tri_pretrain or tri_instruct", task);
   // valor_collate_stage2 (run.stage 2 with tri_pretrain) unpacks 9 of the 10 sample fields and always
   // fails in the original; there is nothing to reproduce.
-  if (!instruct && cfg.get<int64_t>("run.stage", 1) != 1)
+  if (!instruct && cfg.get<int64_t>("run.stage") != 1)
     fail("run.stage {}: tri_pretrain's stage-2 collate never ran in the original; use stage 1 or tri_instruct",
-         cfg.get<int64_t>("run.stage", 1));
+         cfg.get<int64_t>("run.stage"));
 
   const DataOptions opts = DataOptions::load(cfg.get<std::string>("run.valor_data_opts_path"));
   TaskPrompts prompts;
@@ -53,8 +53,8 @@ std::unique_ptr<BatchSource> build_train_source(const Config& cfg, int rank, int
   mo.seed = cfg.get<int64_t>("run.seed");
   mo.accum_steps = opts.gradient_accumulation_steps;
   mo.round_robin = opts.dataset_mix_type != "random";
-  mo.max_bad_fraction = cfg.get<double>("run.max_bad_sample_fraction", 0.1);
-  mo.pin_memory = cfg.get<bool>("run.pin_memory", true);
+  mo.max_bad_fraction = cfg.get<double>("run.max_bad_sample_fraction");
+  mo.pin_memory = cfg.get<bool>("run.pin_memory");
   return std::make_unique<MetaLoader>(std::move(loaders), mo);
 }
 

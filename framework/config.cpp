@@ -138,9 +138,10 @@ bool Config::has(std::string_view key) const {
 template <typename V>
 V Config::get(std::string_view key) const {
   const ConfigNode* n = lookup(key);
-  if (!n || n->is_null())
-    fail("{}: required key is {} in {}", full(key), n ? "null" : "missing", origin_.empty() ? "the config" : origin_);
-  return decode<V>(*n, full(key));
+  if (n && !n->is_null()) return decode<V>(*n, full(key));
+  // The declared default (config_schema.cpp) of the full key path: a section read at the root has none.
+  if (const ConfigNode* d = declared_default(full(key))) return decode<V>(*d, full(key));
+  fail("{}: required key is {} in {}", full(key), n ? "null" : "missing", origin_.empty() ? "the config" : origin_);
 }
 
 template <typename V>

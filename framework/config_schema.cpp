@@ -1,121 +1,130 @@
 #include "framework/config_schema.h"
 
+#include <map>
 #include <string>
 #include <vector>
 
+#include "framework/config.h"
 #include "framework/config_node.h"
 #include "framework/did_you_mean.h"
 #include "framework/error.h"
+#include "framework/text/python_str.h"
 
 namespace cb {
 namespace {
 
 struct Key {
   std::string_view path;
-  Expect type;  // Expect::any: anything below is accepted (builder / processor specific sections)
+  Expect type;                    // Expect::any: anything below is accepted (builder / processor specific sections)
+  std::string_view default_yaml;  // the value when absent, as YAML ('' is the empty string), or a marker below
+  std::string_view doc;           // one line for docs/config-keys.md
 };
+
+constexpr std::string_view kRequired = "!required";  // the code that reads it fails when it is absent
+constexpr std::string_view kNoDefault = "!none";     // optional: absence means what the doc says
 
 using E = Expect;
 constexpr Key kKeys[] = {
     // Sections owned by their builders/processors, merged from their default yamls.
-    {"datasets", E::any},
-    {"preprocess", E::any},  // the base model yaml's block (unused by training and demo)
+    {"datasets", E::any, kNoDefault, "dataset builders by name; each merged over its default yaml"},
+    {"preprocess", E::any, kNoDefault, "the base model yaml's processor block (unused by training and demo)"},
 
     // model: (ChatBridge.from_config)
-    {"model.arch", E::string},
-    {"model.model_type", E::string},
-    {"model.vit_model", E::string},
-    {"model.q_former_model", E::string},
-    {"model.image_size", E::integer},
-    {"model.num_query_token", E::integer},
-    {"model.llama_model", E::string},
-    {"model.drop_path_rate", E::number},
-    {"model.use_grad_checkpoint", E::boolean},
-    {"model.vit_precision", E::string},
-    {"model.freeze_vit", E::boolean},
-    {"model.freeze_beat", E::boolean},
-    {"model.freeze_qformer", E::boolean},
-    {"model.prompt_template", E::string},
-    {"model.prompt", E::string},
-    {"model.max_txt_len", E::integer},
-    {"model.end_sym", E::string},
-    {"model.stage", E::integer},
-    {"model.multi_sample", E::boolean},
-    {"model.apply_lemmatizer", E::boolean},
-    {"model.inf_type", E::any},
-    {"model.drop", E::boolean},
-    {"model.ckpt", E::string},
-    {"model.prompt_path", E::string},
-    {"model.low_resource", E::boolean},
-    {"model.device_8bit", E::integer},
+    {"model.arch", E::string, kRequired, "registered model: `chatbridge`, or `llama_causal_lm` (stage 0)"},
+    {"model.model_type", E::string, kRequired, "picks the base yaml of `arch` (e.g. `pretrain_vicuna`)"},
+    {"model.vit_model", E::string, "eva_clip_g", "vision encoder; only `eva_clip_g` exists"},
+    {"model.q_former_model", E::string, "''", "BLIP-2 checkpoint: Q-Former, query tokens, ln_vision ('': fresh)"},
+    {"model.image_size", E::integer, kRequired, "ViT input side in pixels"},
+    {"model.num_query_token", E::integer, kRequired, "query tokens per Q-Former pass (image and audio)"},
+    {"model.llama_model", E::string, "''", "Hugging Face LLaMA/Vicuna folder (config, weights, tokenizer)"},
+    {"model.drop_path_rate", E::number, "0.0", "ViT stochastic depth"},
+    {"model.use_grad_checkpoint", E::boolean, "false", "activation checkpointing in the ViT and Q-Former"},
+    {"model.vit_precision", E::string, "fp16", "ViT weights: fp16 (CUDA only), bf16 or fp32"},
+    {"model.freeze_vit", E::boolean, "true", "keep the ViT frozen"},
+    {"model.freeze_beat", E::boolean, "true", "keep the BEATs audio encoder frozen"},
+    {"model.freeze_qformer", E::boolean, "true", "keep the Q-Former and query tokens frozen"},
+    {"model.prompt_template", E::string, "''", "stored, unused by training (as the original)"},
+    {"model.prompt", E::string, kNoDefault, "accepted (the base yaml sets it); not read"},
+    {"model.max_txt_len", E::integer, "32", "stage 1: caption tokens; stage 2: positions per conversation"},
+    {"model.end_sym", E::string, "\"\\n\"", "appended to stage-1 captions"},
+    {"model.stage", E::integer, "1", "1: caption loss; 2/3: conversation loss; 4: also forces `drop`"},
+    {"model.multi_sample", E::boolean, "false", "temporal embeddings for video frames and audio slices"},
+    {"model.apply_lemmatizer", E::boolean, kNoDefault, "accepted for the original's configs; not read"},
+    {"model.inf_type", E::any, kNoDefault, "accepted for the original's configs; not read"},
+    {"model.drop", E::boolean, "false", "Q-Former BERT dropouts 0.1"},
+    {"model.ckpt", E::string, "''", "ChatBridge checkpoint loaded last, non-strictly (.pth or checkpoint dir)"},
+    {"model.prompt_path", E::string, kNoDefault, "accepted for the original's configs; not read"},
+    {"model.low_resource", E::boolean, "false", "8-bit LLaMA: not implemented, warns when true"},
+    {"model.device_8bit", E::integer, kNoDefault, "accepted for the original's configs; not read"},
     // model: keys of this implementation (paths the original hard-codes or downloads; tiny models)
-    {"model.vit_ckpt", E::string},         // LAVIS eva_vit_g.pth
-    {"model.beats_ckpt", E::string},       // BEATs_iter3_plus_AS2M.pt
-    {"model.llama_tokenizer", E::string},  // tokenizer.model or its folder (default: llama_model)
-    {"model.num_frames", E::integer},      // temporal embedding slots (a constructor argument there)
-    {"model.num_audios", E::integer},
-    {"model.tiny_dims", E::any},     // part configs of a small model (the golden fixtures' layout)
-    {"model.llama_config", E::any},  // llama_causal_lm: config.json keys of a fresh LLaMA
+    {"model.vit_ckpt", E::string, "''", "LAVIS eva_vit_g.pth ('': fresh ViT)"},
+    {"model.beats_ckpt", E::string, "''", "BEATs_iter3_plus_AS2M.pt ('': fresh BEATs)"},
+    {"model.llama_tokenizer", E::string, kNoDefault, "tokenizer.model or its folder (absent: `llama_model`)"},
+    {"model.num_frames", E::integer, "4", "temporal embedding slots for video frames"},
+    {"model.num_audios", E::integer, "2", "temporal embedding slots for audio slices"},
+    {"model.tiny_dims", E::any, kNoDefault, "part configs of a small model (the golden fixtures' layout)"},
+    {"model.llama_config", E::any, kNoDefault, "llama_causal_lm: config.json keys of a fresh LLaMA"},
 
     // run: (train.py, RunnerBase, tasks, schedulers)
-    {"run.task", E::string},
-    {"run.runner", E::string},
-    {"run.lr_sched", E::string},
-    {"run.init_lr", E::number},
-    {"run.min_lr", E::number},
-    {"run.warmup_lr", E::number},
-    {"run.warmup_steps", E::integer},
-    {"run.lr_decay_rate", E::number},
-    {"run.weight_decay", E::number},
-    {"run.max_epoch", E::integer},
-    {"run.iters_per_epoch", E::integer},
-    {"run.iter_per_epoch", E::integer},
-    {"run.inner_save", E::integer},
-    {"run.batch_size_train", E::integer},
-    {"run.batch_size_eval", E::integer},
-    {"run.num_workers", E::integer},
-    {"run.accum_grad_iters", E::integer},
-    {"run.log_freq", E::integer},
-    {"run.seed", E::integer},
-    {"run.output_dir", E::string},
-    {"run.amp", E::boolean},
-    {"run.resume_ckpt_path", E::string},
-    {"run.evaluate", E::boolean},
-    {"run.train_splits", E::list},
-    {"run.valid_splits", E::list},
-    {"run.test_splits", E::list},
-    {"run.use_dist_eval_sampler", E::boolean},
-    {"run.train_dataset_ratios", E::any},
-    {"run.device", E::string},
-    {"run.world_size", E::integer},
-    {"run.dist_url", E::string},
-    {"run.distributed", E::boolean},
-    {"run.gpu", E::integer},
-    {"run.rank", E::integer},
-    {"run.dist_backend", E::string},
-    {"run.valor_data_opts_path", E::string},
-    {"run.prompt_path", E::string},
-    {"run.stage", E::integer},
-    {"run.losses", E::list},
-    {"run.wandb_key", E::string},
-    {"run.gt_file", E::string},
+    {"run.task", E::string, kRequired, "registered task (tri_pretrain, tri_instruct, lm_pretrain, *_eval)"},
+    {"run.runner", E::string, "runner_base", "registered runner"},
+    {"run.lr_sched", E::string, kRequired, "registered lr scheduler (e.g. linear_warmup_cosine_lr)"},
+    {"run.init_lr", E::number, kRequired, "peak learning rate"},
+    {"run.min_lr", E::number, kRequired, "floor of the decay"},
+    {"run.warmup_lr", E::number, "-1", "learning rate at warmup step 0 (negative: init_lr)"},
+    {"run.warmup_steps", E::integer, "0", "linear warmup steps"},
+    {"run.lr_decay_rate", E::number, kNoDefault, "linear_warmup_step_lr: factor per epoch (that schedule needs it)"},
+    {"run.weight_decay", E::number, kRequired, "AdamW weight decay"},
+    {"run.max_epoch", E::integer, kRequired, "epochs to train"},
+    {"run.iters_per_epoch", E::integer, kNoDefault, "iterations per epoch (absent: the loader's length, else 10000)"},
+    {"run.iter_per_epoch", E::integer, kNoDefault, "accepted for the original's configs; not read"},
+    {"run.inner_save", E::integer, kNoDefault, "accepted for the original's configs; not read"},
+    {"run.batch_size_train", E::integer, kRequired, "lm_pretrain: texts per rank and step"},
+    {"run.batch_size_eval", E::integer, "1", "chatbridge-eval: items per generation batch"},
+    {"run.num_workers", E::integer, kNoDefault, "accepted for the original's configs; not read"},
+    {"run.accum_grad_iters", E::integer, "1", "micro-batches per optimiser step"},
+    {"run.log_freq", E::integer, "50", "iterations between metrics lines"},
+    {"run.seed", E::integer, kRequired, "training seed, the same on every rank (eval, chat, convert, probe: 42)"},
+    {"run.output_dir", E::string, kRequired, "checkpoints, config.yaml, metrics.jsonl, eval results"},
+    {"run.amp", E::boolean, "false", "fp16 autocast and grad scaler on CUDA"},
+    {"run.resume_ckpt_path", E::string, kNoDefault, "checkpoint to resume from (absent: --resume decides)"},
+    {"run.evaluate", E::boolean, kNoDefault, "accepted for the original's configs; not read"},
+    {"run.train_splits", E::list, kNoDefault, "accepted for the original's configs; not read"},
+    {"run.valid_splits", E::list, kNoDefault, "accepted for the original's configs; not read"},
+    {"run.test_splits", E::list, kNoDefault, "accepted for the original's configs; not read"},
+    {"run.use_dist_eval_sampler", E::boolean, kNoDefault, "accepted for the original's configs; not read"},
+    {"run.train_dataset_ratios", E::any, kNoDefault, "accepted for the original's configs; not read"},
+    {"run.device", E::string, "cpu", "cuda[:N] when CUDA is available, else the CPU"},
+    {"run.world_size", E::integer, kNoDefault, "accepted; the launcher's environment sets it"},
+    {"run.dist_url", E::string, kNoDefault, "accepted; the launcher's environment sets it"},
+    {"run.distributed", E::boolean, kNoDefault, "accepted; the launcher's environment sets it"},
+    {"run.gpu", E::integer, kNoDefault, "accepted; the launcher's environment sets it"},
+    {"run.rank", E::integer, kNoDefault, "accepted; the launcher's environment sets it"},
+    {"run.dist_backend", E::string, kNoDefault, "accepted; the launcher's environment sets it"},
+    {"run.valor_data_opts_path", E::string, kRequired, "tri_pretrain / tri_instruct: VALOR data-options JSON"},
+    {"run.prompt_path", E::string, kNoDefault, "task prompts JSON: required by tri_instruct, optional for lm_pretrain"},
+    {"run.stage", E::integer, "1", "data stage; tri_pretrain takes 1 only"},
+    {"run.losses", E::list, kNoDefault, "accepted for the original's configs; not read"},
+    {"run.wandb_key", E::string, "''", "Weights & Biases: not implemented, warns when set"},
+    {"run.gt_file", E::string, kNoDefault, "accepted for the original's configs; not read"},
     // Added by this implementation.
-    {"run.save_every_iters", E::integer},        // mid-epoch checkpoint period (0/absent: end of epoch only)
-    {"run.keep_last_checkpoints", E::integer},   // delete older checkpoints beyond this many
-    {"run.max_bad_sample_fraction", E::number},  // stop when a dataset skips more than this fraction
-    {"run.pin_memory",
-     E::boolean},  // LAVIS-style loaders: page-locked batches when CUDA is available (default true, as the original)
-    {"run.lm_data_opts_paths", E::list},      // lm_pretrain: data-options JSONs whose texts make the corpus
-    {"run.caption_end_sym", E::string},       // lm_pretrain: appended to stage-1 captions
-    {"run.lm_fill_query_slots", E::boolean},  // lm_pretrain: query slots hold their media's caption text
-    {"run.export_dir", E::string},            // lm_pretrain: the Hugging Face directory written at the end
+    {"run.save_every_iters", E::integer, "0", "mid-epoch checkpoint period (0: end of epoch only)"},
+    {"run.keep_last_checkpoints", E::integer, "0", "delete older checkpoints beyond this many (0: keep all)"},
+    {"run.max_bad_sample_fraction", E::number, "0.1", "stop when a dataset skips more than this fraction"},
+    {"run.pin_memory", E::boolean, "true", "page-locked batches when CUDA is available (as the original)"},
+    {"run.lm_data_opts_paths", E::list, kRequired, "lm_pretrain: data-options JSONs whose texts make the corpus"},
+    {"run.caption_end_sym", E::string, "\"\\n\"", "lm_pretrain: appended to stage-1 captions"},
+    {"run.lm_fill_query_slots", E::boolean, "false", "lm_pretrain: query slots hold their media's caption text"},
+    {"run.export_dir", E::string, kNoDefault,
+     "lm_pretrain: Hugging Face directory written at the end (absent: `<output_dir>/llama`)"},
     // Evaluation tasks (caption_eval, vqa_eval; LAVIS's task keys).
-    {"run.prompt", E::string},  // prompt with <query> per feature block, <question>, <caption>
-    {"run.num_beams", E::integer},
-    {"run.max_len", E::integer},  // HF max_length: counts the one placeholder id
-    {"run.min_len", E::integer},  // HF min_length: likewise
-    {"run.length_penalty", E::number},
-    {"run.repetition_penalty", E::number},
+    {"run.prompt", E::string, "''", "prompt with `<query>` per feature block, `<question>`, `<caption>`"},
+    {"run.num_beams", E::integer, kNoDefault, "beam size (absent: caption_eval 5, vqa_eval 3)"},
+    {"run.max_len", E::integer, kNoDefault,
+     "HF max_length, counting the one placeholder id (absent: caption_eval 30, vqa_eval 10)"},
+    {"run.min_len", E::integer, "1", "HF min_length, likewise"},
+    {"run.length_penalty", E::number, "1.0", "beam search length penalty"},
+    {"run.repetition_penalty", E::number, "1.0", "HF repetition penalty"},
 };
 
 bool matches(Expect e, const ConfigNode& n) {
@@ -174,6 +183,30 @@ void validate(const ConfigNode& map, const std::string& parent) {
   }
 }
 
+bool has_default(const Key& k) { return k.default_yaml != kRequired && k.default_yaml != kNoDefault; }
+
+// Every declared default, parsed once; a default that is not of its key's type fails here, on first use.
+const std::map<std::string_view, ConfigNode>& parsed_defaults() {
+  static const auto defaults = [] {
+    std::map<std::string_view, ConfigNode> out;
+    for (const auto& k : kKeys) {
+      if (!has_default(k)) continue;
+      auto node = parse_yaml(std::string(k.default_yaml), fmt::format("the default of {} (config_schema.cpp)", k.path));
+      if (node.is_null() || !matches(k.type, node))
+        fail("{}: declared default {} is not {}", k.path, k.default_yaml, describe(k.type));
+      out.emplace(k.path, std::move(node));
+    }
+    return out;
+  }();
+  return defaults;
+}
+
+std::string_view type_name(Expect e) {  // "an integer" -> "integer"
+  if (e == Expect::any) return "any";
+  auto d = describe(e);
+  return d.substr(d.find(' ') + 1);
+}
+
 }  // namespace
 
 std::string_view describe(Expect e) {
@@ -192,6 +225,50 @@ std::string_view describe(Expect e) {
 void validate_config_schema(const ConfigNode& root) {
   if (!root.is_map()) fail("{}: expected a mapping at the top level, got {}", root.where(), root.describe());
   validate(root, "");
+}
+
+const ConfigNode* declared_default(std::string_view path) {
+  const auto& defaults = parsed_defaults();
+  auto it = defaults.find(path);
+  return it == defaults.end() ? nullptr : &it->second;
+}
+
+ConfigNode absent_defaults(const Config& cfg) {
+  ConfigNode out = ConfigNode::mapping();
+  for (const auto& k : kKeys) {  // in declaration order
+    const ConfigNode* value = declared_default(k.path);
+    if (!value || cfg.has(k.path)) continue;
+    ConfigNode* at = &out;
+    for (const auto& part : pystr::split(k.path, ".")) {
+      if (at->is_null()) *at = ConfigNode::mapping();
+      at = &at->child(part);
+    }
+    *at = *value;
+  }
+  return out;
+}
+
+std::string config_reference_markdown() {
+  std::string md =
+      "# Config keys\n\n"
+      "Every key an experiment yaml may set, with its type and the value used when it is absent. Generated by\n"
+      "`chatbridge-train --config-reference` from framework/config_schema.cpp; a test fails when this file\n"
+      "differs. *required*: the code that reads the key fails without it; *none*: optional, absence means\n"
+      "what the doc says. Sections marked *any* belong to their dataset builders and processors.\n";
+  std::string section = "-";
+  for (const auto& k : kKeys) {
+    auto dot = k.path.find('.');
+    auto sec = dot == std::string_view::npos ? std::string("top level") : std::string(k.path.substr(0, dot));
+    if (sec != section) {
+      section = sec;
+      md += fmt::format("\n## {}\n\n| key | type | default | doc |\n|---|---|---|---|\n", section);
+    }
+    auto def = k.default_yaml == kRequired    ? std::string("*required*")
+               : k.default_yaml == kNoDefault ? std::string("*none*")
+                                              : fmt::format("`{}`", k.default_yaml);
+    md += fmt::format("| `{}` | {} | {} | {} |\n", k.path, type_name(k.type), def, k.doc);
+  }
+  return md;
 }
 
 }  // namespace cb

@@ -342,7 +342,7 @@ std::vector<std::string> trainable_parameter_names(const torch::nn::Module& m) {
 
 ChatBridge build_chatbridge(const Config& model_cfg) {
   auto c = ChatBridgeConfig::from_config(model_cfg);
-  if (model_cfg.get<bool>("low_resource", false))  // the original loads the LLaMA in 8 bits (on device_8bit)
+  if (model_cfg.get<bool>("low_resource"))  // the original loads the LLaMA in 8 bits (on device_8bit)
     spdlog::warn(
         "model.low_resource is True but 8-bit loading is not implemented: the LLaMA is loaded "
         "unquantised (model.device_8bit is not used either)");

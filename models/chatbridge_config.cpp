@@ -126,31 +126,31 @@ ChatBridgeConfig ChatBridgeConfig::from_json(const nlohmann::json& j, const std:
 
 ChatBridgeConfig ChatBridgeConfig::from_config(const Config& m) {
   ChatBridgeConfig c;
-  c.stage = m.get<int64_t>("stage", c.stage);
+  c.stage = m.get<int64_t>("stage");
   c.image_size = m.get<int64_t>("image_size");
   c.num_query_token = m.get<int64_t>("num_query_token");
-  c.max_txt_len = m.get<int64_t>("max_txt_len", c.max_txt_len);
-  c.end_sym = m.get<std::string>("end_sym", c.end_sym);
-  c.vit_precision = m.get<std::string>("vit_precision", c.vit_precision);
-  c.freeze_vit = m.get<bool>("freeze_vit", c.freeze_vit);
-  c.freeze_beat = m.get<bool>("freeze_beat", c.freeze_beat);
-  c.freeze_qformer = m.get<bool>("freeze_qformer", c.freeze_qformer);
-  c.drop = m.get<bool>("drop", c.drop);
-  c.multi_sample = m.get<bool>("multi_sample", c.multi_sample);
-  c.num_frames = m.get<int64_t>("num_frames", c.num_frames);
-  c.num_audios = m.get<int64_t>("num_audios", c.num_audios);
-  c.prompt_template = m.get<std::string>("prompt_template", c.prompt_template);
-  c.vit_ckpt = m.get<std::string>("vit_ckpt", "");
-  c.beats_ckpt = m.get<std::string>("beats_ckpt", "");
-  c.q_former_model = m.get<std::string>("q_former_model", "");
-  c.llama_model = m.get<std::string>("llama_model", "");
-  c.llama_tokenizer = m.get<std::string>("llama_tokenizer", c.llama_model);
-  c.ckpt = m.get<std::string>("ckpt", "");
-  auto vit_model = m.get<std::string>("vit_model", "eva_clip_g");
+  c.max_txt_len = m.get<int64_t>("max_txt_len");
+  c.end_sym = m.get<std::string>("end_sym");
+  c.vit_precision = m.get<std::string>("vit_precision");
+  c.freeze_vit = m.get<bool>("freeze_vit");
+  c.freeze_beat = m.get<bool>("freeze_beat");
+  c.freeze_qformer = m.get<bool>("freeze_qformer");
+  c.drop = m.get<bool>("drop");
+  c.multi_sample = m.get<bool>("multi_sample");
+  c.num_frames = m.get<int64_t>("num_frames");
+  c.num_audios = m.get<int64_t>("num_audios");
+  c.prompt_template = m.get<std::string>("prompt_template");
+  c.vit_ckpt = m.get<std::string>("vit_ckpt");
+  c.beats_ckpt = m.get<std::string>("beats_ckpt");
+  c.q_former_model = m.get<std::string>("q_former_model");
+  c.llama_model = m.get<std::string>("llama_model");
+  c.llama_tokenizer = m.get<std::string>("llama_tokenizer", c.llama_model);  // absent: another key's value
+  c.ckpt = m.get<std::string>("ckpt");
+  auto vit_model = m.get<std::string>("vit_model");
   if (vit_model != "eva_clip_g") fail("model.vit_model: only 'eva_clip_g' exists, got '{}'", vit_model);
 
-  c.vit = EvaVitConfig::eva_vit_g(c.image_size, m.get<double>("drop_path_rate", 0.0),
-                                  m.get<bool>("use_grad_checkpoint", false));
+  c.vit = EvaVitConfig::eva_vit_g(c.image_size, m.get<double>("drop_path_rate"),
+                                  m.get<bool>("use_grad_checkpoint"));
   c.beats = beats_iter3_plus_as2m();
   c.llama = vicuna_13b();
   bool tiny_llama = false;
@@ -162,7 +162,7 @@ ChatBridgeConfig ChatBridgeConfig::from_config(const Config& m) {
   } else if (weights_named(c.beats_ckpt)) {
     c.beats = read_beats_config(c.beats_ckpt);
   }
-  apply_grad_checkpoint(c, m.get<bool>("use_grad_checkpoint", false));
+  apply_grad_checkpoint(c, m.get<bool>("use_grad_checkpoint"));
   c.llama_random_init = tiny_llama;
   if (!tiny_llama) {
     auto cfg_json = std::filesystem::path(c.llama_model) / "config.json";

@@ -16,16 +16,17 @@ EvalTask::EvalTask(const Config& cfg, std::string name, std::string kind, int64_
                    int64_t default_max_len)
     : name_(std::move(name)), kind_(std::move(kind)) {
   const auto run = cfg.sub("run");
-  prompt_ = run.get<std::string>("prompt", "");
+  prompt_ = run.get<std::string>("prompt");
+  // num_beams and max_len default per task (the constructor arguments), so they are not declared.
   generate_.num_beams = run.get<int64_t>("num_beams", default_beams);
   const auto max_len = run.get<int64_t>("max_len", default_max_len);
-  const auto min_len = run.get<int64_t>("min_len", 1);
+  const auto min_len = run.get<int64_t>("min_len");
   if (max_len < 2) fail("run.max_len must be at least 2 (it counts the placeholder id), got {}", max_len);
   if (min_len < 0 || min_len > max_len) fail("run.min_len must be in [0, run.max_len = {}], got {}", max_len, min_len);
   generate_.max_new_tokens = max_len - 1;
   generate_.min_new_tokens = std::max<int64_t>(0, min_len - 1);
-  generate_.length_penalty = run.get<double>("length_penalty", 1.0);
-  generate_.repetition_penalty = run.get<double>("repetition_penalty", 1.0);
+  generate_.length_penalty = run.get<double>("length_penalty");
+  generate_.repetition_penalty = run.get<double>("repetition_penalty");
   if (generate_.num_beams < 1) fail("run.num_beams must be at least 1, got {}", generate_.num_beams);
 }
 

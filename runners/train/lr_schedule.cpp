@@ -58,8 +58,8 @@ LrScheduleConfig lr_schedule_config(const Config& run, std::optional<int64_t> lo
   c.init_lr = run.get<double>("init_lr");
   c.min_lr = run.get<double>("min_lr");
   c.max_epoch = run.get<int64_t>("max_epoch");
-  c.warmup_start_lr = run.get<double>("warmup_lr", -1.0);
-  c.warmup_steps = run.get<int64_t>("warmup_steps", 0);
+  c.warmup_start_lr = run.get<double>("warmup_lr");
+  c.warmup_steps = run.get<int64_t>("warmup_steps");
   c.decay_rate = run.get_optional<double>("lr_decay_rate");
   c.iters_per_epoch = run.get_optional<int64_t>("iters_per_epoch").value_or(loader_len.value_or(10000));
   return c;

@@ -45,14 +45,14 @@ class RunnerBase : public Runner {
   explicit RunnerBase(RunnerInputs in) : in_(std::move(in)) {
     auto run = in_.cfg.sub("run");
     sched_cfg_ = lr_schedule_config(run);
-    accum_ = run.get<int64_t>("accum_grad_iters", 1);
+    accum_ = run.get<int64_t>("accum_grad_iters");
     if (accum_ < 1) fail("run.accum_grad_iters: must be >= 1, got {}", accum_);
-    log_freq_ = run.get<int64_t>("log_freq", 50);
-    save_every_ = run.get<int64_t>("save_every_iters", 0);
-    keep_last_ = static_cast<int>(run.get<int64_t>("keep_last_checkpoints", 0));
-    amp_ = run.get<bool>("amp", false);
+    log_freq_ = run.get<int64_t>("log_freq");
+    save_every_ = run.get<int64_t>("save_every_iters");
+    keep_last_ = static_cast<int>(run.get<int64_t>("keep_last_checkpoints"));
+    amp_ = run.get<bool>("amp");
     seed_ = run.get<int64_t>("seed");
-    if (!run.get<std::string>("wandb_key", "").empty())  // the original's configs set it; say it does nothing here
+    if (!run.get<std::string>("wandb_key").empty())  // the original's configs set it; say it does nothing here
       spdlog::warn(
           "run.wandb_key is set but Weights & Biases logging is not implemented: the training record is "
           "{}/metrics.jsonl",
@@ -61,7 +61,7 @@ class RunnerBase : public Runner {
     lr_sched_ = run.get<std::string>("lr_sched");
     adamw_.lr = sched_cfg_.init_lr;
     adamw_.weight_decay = run.get<double>("weight_decay");
-    auto dev = run.get<std::string>("device", "cpu");
+    auto dev = run.get<std::string>("device");
     device_ =
         dev.rfind("cuda", 0) == 0 && torch::cuda::is_available() ? torch::Device(dev) : torch::Device(torch::kCPU);
   }
@@ -212,7 +212,7 @@ uint64_t task_rng_seed(int64_t seed, int rank, int64_t global_step) {
 }
 
 std::unique_ptr<Runner> make_runner(RunnerInputs in) {
-  auto name = in.cfg.get<std::string>("run.runner", "runner_base");
+  auto name = in.cfg.get<std::string>("run.runner");
   return registry::get<Kind::runner>(name)(std::move(in));
 }
 

@@ -58,11 +58,14 @@ TEST_CASE("model.use_grad_checkpoint reaches the ViT blocks and the Q-Former lay
   Fixture f("chatbridge_stage1");
   auto yaml = f.config();
   yaml["use_grad_checkpoint"] = true;
-  auto on = ChatBridgeConfig::from_config(Config(parse_yaml(yaml.dump(), "test"), "test"));
+  auto model_section = [&] {  // a model: section, whose declared defaults are keyed model.*
+    return Config(parse_yaml(nlohmann::json{{"model", yaml}}.dump(), "test"), "test").sub("model");
+  };
+  auto on = ChatBridgeConfig::from_config(model_section());
   CHECK(on.vit.use_grad_checkpoint);
   CHECK(on.qformer.gradient_checkpointing);
   yaml["use_grad_checkpoint"] = false;
-  auto off = ChatBridgeConfig::from_config(Config(parse_yaml(yaml.dump(), "test"), "test"));
+  auto off = ChatBridgeConfig::from_config(model_section());
   CHECK_FALSE(off.vit.use_grad_checkpoint);
   CHECK_FALSE(off.qformer.gradient_checkpointing);
 }

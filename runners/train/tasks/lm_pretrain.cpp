@@ -30,7 +30,7 @@ namespace {
 constexpr int64_t kIgnore = -100;
 
 std::filesystem::path tokenizer_path(const Config& cfg) {
-  auto p = cfg.get<std::string>("model.llama_tokenizer", cfg.get<std::string>("model.llama_model", ""));
+  auto p = cfg.get<std::string>("model.llama_tokenizer", cfg.get<std::string>("model.llama_model"));
   if (p.empty()) fail("model.llama_tokenizer / model.llama_model: lm_pretrain needs a tokenizer");
   return p;
 }
@@ -40,14 +40,14 @@ class LmPretrainTask : public Task {
   explicit LmPretrainTask(const Config& cfg)
       : tokenizer_path_(tokenizer_path(cfg)),
         tokenizer_(LlamaTokenizer::load(tokenizer_path_)),
-        max_len_(cfg.get<int64_t>("model.max_txt_len", 128)) {}
+        max_len_(cfg.get<int64_t>("model.max_txt_len", 128)) {}  // a corpus length, not ChatBridge's 32
 
   std::unique_ptr<BatchSource> build_train_source(const Config& cfg, int rank, int world_size) const override {
     LmCorpusOptions o;
     for (const auto& p : cfg.get<std::vector<std::string>>("run.lm_data_opts_paths")) o.data_opts.emplace_back(p);
-    o.prompt_path = cfg.get<std::string>("run.prompt_path", "");
-    o.caption_end_sym = cfg.get<std::string>("run.caption_end_sym", "\n");
-    o.fill_query_slots = cfg.get<bool>("run.lm_fill_query_slots", false);
+    o.prompt_path = cfg.get<std::string>("run.prompt_path", "");  // optional here, tri_instruct requires it
+    o.caption_end_sym = cfg.get<std::string>("run.caption_end_sym");
+    o.fill_query_slots = cfg.get<bool>("run.lm_fill_query_slots");
     o.batch_size = cfg.get<int64_t>("run.batch_size_train");
     o.seed = cfg.get<int64_t>("run.seed");
     o.rank = rank;
@@ -90,6 +90,7 @@ class LmPretrainTask : public Task {
     const auto* lm = dynamic_cast<const LlamaForCausalLMImpl*>(&model);
     if (!lm) fail("lm_pretrain: the trained model is not a LLaMA (model.arch)");
     const std::filesystem::path out = cfg.get<std::string>("run.output_dir");
+    // run.export_dir's default depends on run.output_dir, so it is given here, not declared.
     save_llama_hf(*lm, tokenizer_path_, cfg.get<std::string>("run.export_dir", (out / "llama").string()));
   }
 

@@ -1,6 +1,7 @@
 cb_add_test(test_config LABELS unit
             SOURCES framework/config/test_config_node.cpp framework/config/test_config.cpp
                     framework/config/test_registry.cpp framework/config/test_app_options.cpp
+                    framework/config/test_config_schema.cpp
             LIBS cb_models)
 
 # chatbridge-train end to end: the shipped config resolves and prints; without --print-config the run
@@ -28,3 +29,14 @@ add_test(NAME "chatbridge-train: --dry-run of the full-size model"
          COMMAND chatbridge-train --cfg-path ${CMAKE_SOURCE_DIR}/train_configs/chatbridge_pretrain.yaml --dry-run)
 set_tests_properties("chatbridge-train: --dry-run of the full-size model" PROPERTIES LABELS unit
                      PASS_REGULAR_EXPRESSION "visual_encoder \\(EVA-ViT-G\\): 985\\.9M total.*Qformer \\(Q-Former\\): 105\\.1M total.*llama_model \\(LLaMA\\): 13\\.0B total")
+
+# docs/config-keys.md is what the binary prints: regenerate it with
+# `build/bin/chatbridge-train --config-reference > docs/config-keys.md` after changing a declaration.
+add_test(NAME "chatbridge-train: docs/config-keys.md is up to date"
+         COMMAND sh -c "$<TARGET_FILE:chatbridge-train> --config-reference | diff -u ${CMAKE_SOURCE_DIR}/docs/config-keys.md - \
+                        || { echo 'stale: run chatbridge-train --config-reference > docs/config-keys.md'; exit 1; }")
+set_tests_properties("chatbridge-train: docs/config-keys.md is up to date" PROPERTIES LABELS unit)
+add_test(NAME "chatbridge-train: --print-config lists the defaults of absent keys"
+         COMMAND chatbridge-train --cfg-path ${CMAKE_SOURCE_DIR}/train_configs/chatbridge_pretrain.yaml --print-config)
+set_tests_properties("chatbridge-train: --print-config lists the defaults of absent keys" PROPERTIES LABELS unit
+                     PASS_REGULAR_EXPRESSION "# Defaults of the keys not set above.*\n# run:\n#   runner: runner_base\n.*#   log_freq: 50\n")

@@ -93,7 +93,11 @@ TEST_CASE("lr_schedule: linear_warmup_step_lr decays per epoch and floors at min
 }
 
 TEST_CASE("lr_schedule: run config values and their defaults") {
-  auto run = [](const std::string& yaml) { return cb::Config(cb::parse_yaml(yaml, "run.yaml"), "run.yaml"); };
+  auto run = [](const std::string& yaml) {  // a run: section, whose declared defaults are keyed run.*
+    cb::ConfigNode root = cb::ConfigNode::mapping("run.yaml");
+    root.child("run") = cb::parse_yaml(yaml, "run.yaml");
+    return cb::Config(std::move(root), "run.yaml").sub("run");
+  };
   auto c =
       cb::lr_schedule_config(run("init_lr: 1e-4\nmin_lr: 1e-5\nwarmup_lr: 1e-6\nmax_epoch: 20\nwarmup_steps: 5000\n"
                                  "iters_per_epoch: 10000\nlr_decay_rate: 0.9\n"),
