@@ -3,7 +3,7 @@ cb_add_test(test_caption_metrics LABELS unit SOURCES runners/eval/test_caption_m
 
 # chatbridge-eval on the tiny eval splits through chatbridge-launch (1 and 2 ranks).
 cb_add_test(test_eval_dist LABELS integration SOURCES runners/eval/test_eval_dist.cpp support/process_util.cpp
-            LIBS cb_framework)
+            LIBS cb_runners)
 add_dependencies(test_eval_dist chatbridge-eval chatbridge-launch)
 target_compile_definitions(test_eval_dist PRIVATE CB_EVAL="$<TARGET_FILE:chatbridge-eval>"
                                                   CB_LAUNCH="$<TARGET_FILE:chatbridge-launch>")
