@@ -11,14 +11,8 @@ void run_workers(const std::filesystem::path& out, int world, int batch) {
   auto port = std::to_string(cb::dist::free_tcp_port());
   std::vector<pid_t> pids;
   for (int r = 0; r < world; ++r)
-    pids.push_back(spawn({CB_RUNNER_WORKER, out.string(), std::to_string(batch)},
-                         {{"RANK", std::to_string(r)},
-                          {"WORLD_SIZE", std::to_string(world)},
-                          {"LOCAL_RANK", std::to_string(r)},
-                          {"LOCAL_WORLD_SIZE", std::to_string(world)},
-                          {"MASTER_ADDR", "127.0.0.1"},
-                          {"MASTER_PORT", port}},
-                         out / "log.txt"));
+    pids.push_back(
+        spawn({CB_RUNNER_WORKER, out.string(), std::to_string(batch)}, torchrun_env(r, world, port), out / "log.txt"));
   for (pid_t p : pids) REQUIRE(wait_exit(p) == 0);
 }
 }  // namespace
