@@ -1,9 +1,13 @@
 #include "runners/train/optim.h"
 
-#include <immintrin.h>
-
 #include <cmath>
+#include <cstdlib>
+#include <string_view>
 #include <unordered_set>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "framework/error.h"
 #include "framework/torch_compat.h"
@@ -31,16 +35,26 @@ struct AdamWStep {
 // AdamW's ops of one step fused into one pass over fp32 CPU buffers, in torch's order: p *= decay;
 // m = m*b1 + (1-b1)*g; v = v*b2 + (1-b2)*g*g; p += -step_size * m / (sqrt(v)/sqrt(bc2) + eps).
 // The tensor-op version reads and writes ~25 arrays and allocates two temporaries; this reads 4 and
-// writes 3. Written with intrinsics: std::sqrt's errno keeps the compiler from vectorising the loop.
-// The moments are fused multiply-adds as in the AVX2 loop: an element must round the same whether it
-// falls in the vector loop or in a tail (which elements are tails depends on how parameters group
-// by step count, which differs after a resume), or a resumed run drifts from an uninterrupted one.
+// writes 3. An element must round the same in the AVX2 loop, in its tail and in the scalar kernel
+// (which elements are tails depends on how parameters group by step count, which differs after a
+// resume, and on the thread count), or a resumed run drifts from an uninterrupted one. So each
+// multiply that feeds an add is an explicit fused multiply-add in both kernels (p*decay included: it
+// is not rounded on its own as torch's p.mul_ does), leaving no a*b + c for the compiler to contract
+// or not (GCC's C++ default -ffp-contract=fast fuses one only where the target has FMA and both ops
+// share a basic block).
 inline void adamw_element(float& p, float g, float& m, float& v, const AdamWStep& c) {
   m = std::fma(c.one_minus_beta1, g, m * c.beta1);
   v = std::fma(c.one_minus_beta2 * g, g, v * c.beta2);
-  p = p * c.decay + c.neg_step_size * m / (std::sqrt(v) / c.sqrt_bias_correction2 + c.eps);
+  p = std::fma(p, c.decay, c.neg_step_size * m / (std::sqrt(v) / c.sqrt_bias_correction2 + c.eps));
 }
 
+// Portable; where the target has no FMA instruction std::fma is libm's, exact but slower.
+void adamw_update_scalar(float* p, const float* g, float* m, float* v, int64_t n, const AdamWStep& c) {
+  for (int64_t i = 0; i < n; ++i) adamw_element(p[i], g[i], m[i], v[i], c);
+}
+
+#if defined(__x86_64__)
+// Written with intrinsics: std::sqrt's errno keeps the compiler from vectorising the scalar loop.
 [[gnu::target("avx2,fma")]] void adamw_update_avx2(float* p, const float* g, float* m, float* v, int64_t n,
                                                    const AdamWStep& c) {
   const __m256 decay = _mm256_set1_ps(c.decay), b1 = _mm256_set1_ps(c.beta1), a1 = _mm256_set1_ps(c.one_minus_beta1),
@@ -53,24 +67,46 @@ inline void adamw_element(float& p, float g, float& m, float& v, const AdamWStep
     const __m256 mi = _mm256_fmadd_ps(a1, gi, _mm256_mul_ps(_mm256_loadu_ps(m + i), b1));
     const __m256 vi = _mm256_fmadd_ps(_mm256_mul_ps(a2, gi), gi, _mm256_mul_ps(_mm256_loadu_ps(v + i), b2));
     const __m256 denom = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(vi), bc2), eps);
-    const __m256 pi = _mm256_mul_ps(_mm256_loadu_ps(p + i), decay);
     _mm256_storeu_ps(m + i, mi);
     _mm256_storeu_ps(v + i, vi);
-    _mm256_storeu_ps(p + i, _mm256_add_ps(pi, _mm256_div_ps(_mm256_mul_ps(step, mi), denom)));
+    _mm256_storeu_ps(p + i,
+                     _mm256_fmadd_ps(_mm256_loadu_ps(p + i), decay, _mm256_div_ps(_mm256_mul_ps(step, mi), denom)));
   }
-  for (; i < n; ++i) adamw_element(p[i], g[i], m[i], v[i], c);
+  adamw_update_scalar(p + i, g + i, m + i, v + i, n - i, c);
 }
+#endif
 
-void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, const AdamWStep& c) {
-  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (avx2) return adamw_update_avx2(p, g, m, v, n, c);
-  for (int64_t i = 0; i < n; ++i) adamw_element(p[i], g[i], m[i], v[i], c);
+void adamw_update(AdamWKernel kernel, float* p, const float* g, float* m, float* v, int64_t n, const AdamWStep& c) {
+#if defined(__x86_64__)
+  if (kernel == AdamWKernel::avx2) return adamw_update_avx2(p, g, m, v, n, c);
+#endif
+  adamw_update_scalar(p, g, m, v, n, c);
 }
 
 }  // namespace
 
-FlatAdamW::FlatAdamW(std::vector<torch::Tensor> params, torch::optim::AdamWOptions options)
-    : torch::optim::AdamW(std::move(params), options) {
+bool adamw_kernel_available(AdamWKernel kernel) {
+#if defined(__x86_64__)
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (kernel == AdamWKernel::avx2) return avx2;
+#endif
+  return kernel == AdamWKernel::scalar;
+}
+
+AdamWKernel default_adamw_kernel() {
+  static const AdamWKernel kernel = [] {
+    const char* env = std::getenv("CHATBRIDGE_SIMD");
+    const std::string_view simd = env ? env : "";
+    if (simd == "scalar") return AdamWKernel::scalar;
+    if (!simd.empty()) fail("environment variable CHATBRIDGE_SIMD='{}': expected 'scalar' or unset", simd);
+    return adamw_kernel_available(AdamWKernel::avx2) ? AdamWKernel::avx2 : AdamWKernel::scalar;
+  }();
+  return kernel;
+}
+
+FlatAdamW::FlatAdamW(std::vector<torch::Tensor> params, torch::optim::AdamWOptions options, AdamWKernel kernel)
+    : torch::optim::AdamW(std::move(params), options), kernel_(kernel) {
+  if (!adamw_kernel_available(kernel)) fail("FlatAdamW: the AVX2 kernel needs an x86-64 CPU with AVX2 and FMA");
   const auto& ps = param_groups().front().params();
   if (ps.empty() || options.amsgrad()) return;
   int64_t total = 0;
@@ -164,7 +200,7 @@ torch::Tensor FlatAdamW::step(LossClosure closure) {
       float *p = params_.data_ptr<float>() + off, *m = exp_avg_.data_ptr<float>() + off;
       float *v = exp_avg_sq_.data_ptr<float>() + off, *g = grads_.data_ptr<float>() + off;
       at::parallel_for(0, n, 1 << 14,
-                       [&](int64_t b, int64_t e) { adamw_update(p + b, g + b, m + b, v + b, e - b, c); });
+                       [&](int64_t b, int64_t e) { adamw_update(kernel_, p + b, g + b, m + b, v + b, e - b, c); });
       continue;
     }
     auto p = params_.narrow(0, off, n), g = grads_.narrow(0, off, n);
@@ -210,14 +246,6 @@ void zero_grad_keep(torch::optim::Optimizer& opt) {
         p.mutable_grad().detach_();
         p.mutable_grad().zero_();
       }
-}
-
-double grad_norm(const torch::optim::Optimizer& opt) {
-  double sq = 0;
-  for (const auto& group : opt.param_groups())
-    for (const auto& p : group.params())
-      if (p.grad().defined()) sq += p.grad().to(torch::kDouble).pow(2).sum().item<double>();
-  return std::sqrt(sq);
 }
 
 }  // namespace cb
