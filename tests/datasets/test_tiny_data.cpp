@@ -4,7 +4,6 @@
 // Needs python3, ffmpeg, espeak-ng and the Debian media (scripts/setup --with-tiny-data).
 #include <catch2/catch.hpp>
 
-#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <set>
@@ -12,6 +11,7 @@
 #include "datasets/processors/text_processors.h"
 #include "datasets/train_source.h"
 #include "datasets/webdataset/tar_shard.h"
+#include "tests/support/tiny_data.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -26,9 +26,7 @@ struct TinyDir {
   fs::path root = fs::temp_directory_path() / fmt::format("cb-tiny-{}", std::random_device()());
   TinyDir() {
     fs::create_directories(root);
-    const std::string cmd = fmt::format("python3 '{}' '{}' > /dev/null", (kSource / "scripts/make-tiny-data").string(),
-                                        (root / "tiny_data").string());
-    if (std::system(cmd.c_str()) != 0) throw std::runtime_error("scripts/make-tiny-data failed");
+    cb::test::make_tiny_data(root / "tiny_data");
     fs::current_path(root);
   }
   ~TinyDir() {
@@ -125,9 +123,7 @@ TEST_CASE("tiny dataset: stage-2 instruction mixture", "[data][tiny]") {
 TEST_CASE("make-tiny-data is idempotent", "[data][tiny]") {
   const fs::path data = tiny_root() / "tiny_data";
   const auto stamp = fs::last_write_time(data / ".stamp");
-  const std::string cmd =
-      fmt::format("python3 '{}' '{}' > /dev/null", (kSource / "scripts/make-tiny-data").string(), data.string());
-  REQUIRE(std::system(cmd.c_str()) == 0);
+  cb::test::make_tiny_data(data);
   REQUIRE(fs::last_write_time(data / ".stamp") == stamp);
 }
 

@@ -1,5 +1,6 @@
 #include "tests/support/make_media.h"
 
+#include <cmath>
 #include <fstream>
 #include <random>
 #include <stdexcept>
@@ -198,6 +199,30 @@ std::vector<uint8_t> read_bytes(const std::filesystem::path& path) {
 void write_bytes(const std::filesystem::path& path, const uint8_t* data, size_t size) {
   std::ofstream out(path, std::ios::binary);
   out.write(reinterpret_cast<const char*>(data), std::streamsize(size));
+}
+
+void write_file(const std::filesystem::path& path, const std::vector<uint8_t>& bytes) {
+  std::filesystem::create_directories(path.parent_path());
+  write_bytes(path, bytes.data(), bytes.size());
+}
+
+void write_text(const std::filesystem::path& path, const std::string& text) {
+  std::filesystem::create_directories(path.parent_path());
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+std::vector<uint8_t> encode_wav_tone(int sample_rate, int samples, double freq) {
+  std::vector<uint8_t> out;
+  auto put = [&](uint32_t v, int n) {
+    for (int i = 0; i < n; ++i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  };
+  auto tag = [&](const char* t) { out.insert(out.end(), t, t + 4); };
+  const uint32_t data = samples * 2;
+  tag("RIFF"), put(36 + data, 4), tag("WAVE"), tag("fmt "), put(16, 4), put(1, 2), put(1, 2);  // PCM, mono
+  put(sample_rate, 4), put(sample_rate * 2, 4), put(2, 2), put(16, 2), tag("data"), put(data, 4);
+  for (int i = 0; i < samples; ++i)
+    put(static_cast<uint16_t>(static_cast<int16_t>(8000 * std::sin(2 * M_PI * freq * i / sample_rate))), 2);
+  return out;
 }
 
 TempDir::TempDir() {

@@ -1,10 +1,11 @@
 // Tiny media made at test time (no files committed): JPEG and PNG bytes through libjpeg/libpng,
-// MPEG-4 Part 2 in an MP4 container through libavcodec/libavformat.
+// MPEG-4 Part 2 in an MP4 container through libavcodec/libavformat, PCM WAV written by hand.
 #pragma once
 #include <torch/torch.h>
 
 #include <cstdint>
 #include <filesystem>
+#include <string>
 #include <vector>
 
 namespace cb::test {
@@ -27,8 +28,14 @@ void write_mp4(const std::filesystem::path& path, int64_t frames, int64_t height
 std::vector<uint8_t> with_huge_png_header(std::vector<uint8_t> png);
 std::vector<uint8_t> with_huge_jpeg_header(std::vector<uint8_t> jpeg);
 
+// 16-bit mono PCM WAV bytes of a sine tone of `freq` Hz (amplitude 8000 of 32767).
+std::vector<uint8_t> encode_wav_tone(int sample_rate, int samples, double freq);
+
 std::vector<uint8_t> read_bytes(const std::filesystem::path& path);
 void write_bytes(const std::filesystem::path& path, const uint8_t* data, size_t size);
+// Write `bytes` / `text` to `path`, creating its parent directories.
+void write_file(const std::filesystem::path& path, const std::vector<uint8_t>& bytes);
+void write_text(const std::filesystem::path& path, const std::string& text);
 // A fresh empty directory under the system temp dir, removed by the destructor.
 struct TempDir {
   TempDir();

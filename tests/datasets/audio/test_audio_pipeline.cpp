@@ -4,13 +4,13 @@
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
-#include <fstream>
 
 #include "datasets/audio/audio_decode.h"
 #include "datasets/audio/audio_mapper.h"
 #include "datasets/audio/kaldi_fbank.h"
 #include "framework/error.h"
 #include "tests/support/golden.h"
+#include "tests/support/make_media.h"
 
 using cb::test::check_close;
 using cb::test::Fixture;
@@ -39,10 +39,6 @@ static fs::path scratch(const std::string& name) {
   auto d = fs::temp_directory_path() / ("cb_test_audio_" + std::to_string(getpid()));
   fs::create_directories(d);
   return d / name;
-}
-
-static void write_file(const fs::path& p, const uint8_t* data, size_t n) {
-  std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(data), std::streamsize(n));
 }
 
 TEST_CASE("beats golden: decode, resample, fbank, normalise/pad/slice, BEATs.preprocess") {
@@ -79,7 +75,7 @@ TEST_CASE("audio decoding from a file equals decoding from memory, and AudioMapp
   Fixture f("beats");
   auto bytes = wav_bytes(f, 0);
   auto path = scratch("clip.wav");
-  write_file(path, bytes.data(), bytes.size());
+  cb::test::write_bytes(path, bytes.data(), bytes.size());
   auto from_file = cb::decode_audio_file(path);
   auto from_memory = cb::decode_audio_bytes(bytes.data(), bytes.size(), "clip.wav");
   CHECK(from_file.sample_rate == from_memory.sample_rate);
@@ -120,11 +116,11 @@ TEST_CASE("corrupt, truncated, random and empty audio raise cb::Error naming the
   expect_error([&] { cb::decode_audio_bytes(garbled.data(), garbled.size(), "garbled.wav"); }, "garbled.wav");
 
   auto empty = scratch("empty.wav");
-  write_file(empty, nullptr, 0);
+  cb::test::write_bytes(empty, nullptr, 0);
   expect_error([&] { cb::decode_audio_file(empty); }, "empty.wav");
   expect_error([&] { cb::decode_audio_file(scratch("absent.wav")); }, "absent.wav");
   auto half = scratch("half.wav");
-  write_file(half, bytes.data(), bytes.size() / 2);
+  cb::test::write_bytes(half, bytes.data(), bytes.size() / 2);
   expect_error([&] { cb::decode_audio_file(half); }, "half.wav");
 }
 

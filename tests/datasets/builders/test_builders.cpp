@@ -7,8 +7,6 @@
 #include <archive_entry.h>
 #include <catch2/catch.hpp>
 
-#include <cmath>
-#include <fstream>
 #include <set>
 
 #include "datasets/builders/dataset.h"
@@ -24,31 +22,9 @@ namespace {
 
 constexpr int64_t kSize = 16, kFrames = 2;
 
-void write_text(const fs::path& p, const std::string& text) {
-  fs::create_directories(p.parent_path());
-  std::ofstream(p, std::ios::binary) << text;
-}
-
-void write_file(const fs::path& p, const std::vector<uint8_t>& bytes) {
-  fs::create_directories(p.parent_path());
-  cb::test::write_bytes(p, bytes.data(), bytes.size());
-}
-
-// 16-bit mono PCM WAV of a sine tone.
-std::vector<uint8_t> make_wav(int rate, int samples, double freq) {
-  std::vector<uint8_t> out;
-  auto put = [&](uint32_t v, int n) {
-    for (int i = 0; i < n; ++i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
-  };
-  const uint32_t data = samples * 2;
-  out.insert(out.end(), {'R', 'I', 'F', 'F'}), put(36 + data, 4);
-  out.insert(out.end(), {'W', 'A', 'V', 'E', 'f', 'm', 't', ' '}), put(16, 4), put(1, 2), put(1, 2), put(rate, 4);
-  put(rate * 2, 4), put(2, 2), put(16, 2);
-  out.insert(out.end(), {'d', 'a', 't', 'a'}), put(data, 4);
-  for (int i = 0; i < samples; ++i)
-    put(static_cast<uint16_t>(static_cast<int16_t>(8000 * std::sin(2 * M_PI * freq * i / rate))), 2);
-  return out;
-}
+using cb::test::encode_wav_tone;
+using cb::test::write_file;
+using cb::test::write_text;
 
 std::vector<uint8_t> jpeg(int64_t t) { return cb::test::encode_jpeg(cb::test::pattern_frame(t, 24, 32)); }
 
@@ -84,8 +60,8 @@ struct Media {
     for (int v = 0; v < 2; ++v) {
       fs::create_directories(root / "videos");
       cb::test::write_mp4(root / fmt::format("videos/vid{}.mp4", v), 6, 32, 32, 3, 8);
-      write_file(root / fmt::format("audios/vid{}.wav", v), make_wav(16000, 8000, 220.0 * (v + 1)));
-      write_file(root / fmt::format("audios/clip{}.wav", v), make_wav(22050, 11025, 330.0 * (v + 1)));
+      write_file(root / fmt::format("audios/vid{}.wav", v), encode_wav_tone(16000, 8000, 220.0 * (v + 1)));
+      write_file(root / fmt::format("audios/clip{}.wav", v), encode_wav_tone(22050, 11025, 330.0 * (v + 1)));
     }
     std::vector<uint8_t> noise(4096);
     for (size_t i = 0; i < noise.size(); ++i) noise[i] = static_cast<uint8_t>(i * 131 + 7);

@@ -4,13 +4,13 @@
 // the script wrote. Needs python3, ffmpeg, espeak-ng and the Debian media (scripts/setup --with-tiny-data).
 #include <catch2/catch.hpp>
 
-#include <cstdlib>
 #include <fstream>
 #include <random>
 #include <sstream>
 
 #include "datasets/builders/dataset.h"
 #include "framework/error.h"
+#include "tests/support/tiny_data.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -24,9 +24,7 @@ struct TinyDir {
   fs::path root = fs::temp_directory_path() / fmt::format("cb-tiny-eval-{}", std::random_device()());
   TinyDir() {
     fs::create_directories(root);
-    const std::string cmd = fmt::format("python3 '{}' '{}' > /dev/null", (kSource / "scripts/make-tiny-data").string(),
-                                        (root / "tiny_data").string());
-    if (std::system(cmd.c_str()) != 0) throw std::runtime_error("scripts/make-tiny-data failed");
+    cb::test::make_tiny_data(root / "tiny_data");
   }
   ~TinyDir() {
     std::error_code ec;

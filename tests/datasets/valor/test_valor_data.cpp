@@ -4,7 +4,6 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-#include <fstream>
 #include <set>
 
 #include "datasets/processors/text_processors.h"
@@ -21,31 +20,9 @@ namespace {
 
 constexpr int64_t kResolution = 32, kTargetLength = 64, kMelbins = 64;
 
-void write_text(const fs::path& p, const std::string& text) {
-  fs::create_directories(p.parent_path());
-  std::ofstream(p, std::ios::binary) << text;
-}
-
-void write_file(const fs::path& p, const std::vector<uint8_t>& bytes) {
-  fs::create_directories(p.parent_path());
-  cb::test::write_bytes(p, bytes.data(), bytes.size());
-}
-
-// 16-bit mono PCM WAV of a sine tone.
-std::vector<uint8_t> make_wav(int rate, int samples, double freq) {
-  std::vector<uint8_t> out;
-  auto put = [&](uint32_t v, int n) {
-    for (int i = 0; i < n; ++i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
-  };
-  const uint32_t data = samples * 2;
-  out.insert(out.end(), {'R', 'I', 'F', 'F'}), put(36 + data, 4);
-  out.insert(out.end(), {'W', 'A', 'V', 'E', 'f', 'm', 't', ' '}), put(16, 4), put(1, 2), put(1, 2), put(rate, 4);
-  put(rate * 2, 4), put(2, 2), put(16, 2);
-  out.insert(out.end(), {'d', 'a', 't', 'a'}), put(data, 4);
-  for (int i = 0; i < samples; ++i)
-    put(static_cast<uint16_t>(static_cast<int16_t>(8000 * std::sin(2 * M_PI * freq * i / rate))), 2);
-  return out;
-}
+using cb::test::encode_wav_tone;
+using cb::test::write_file;
+using cb::test::write_text;
 
 std::vector<uint8_t> image_jpeg(int64_t t, int64_t h = 24, int64_t w = 32) {
   return cb::test::encode_jpeg(cb::test::pattern_frame(t, h, w));
@@ -68,8 +45,8 @@ struct Sample {
       for (int f = 1; f <= 5; ++f)
         write_file(root / "videos" / fmt::format("vid{}/img_{:04d}.jpg", v, f), image_jpeg(10 * v + f));
       videos.push_back({{"video_id", fmt::format("vid{}", v)}, {"caption", fmt::format("video {}", v)}});
-      write_file(root / "audios" / fmt::format("vid{}.wav", v), make_wav(16000, 8000, 220.0 * (v + 1)));
-      write_file(root / "audios" / fmt::format("aud{}.wav", v), make_wav(22050, 11025, 330.0 * (v + 1)));
+      write_file(root / "audios" / fmt::format("vid{}.wav", v), encode_wav_tone(16000, 8000, 220.0 * (v + 1)));
+      write_file(root / "audios" / fmt::format("aud{}.wav", v), encode_wav_tone(22050, 11025, 330.0 * (v + 1)));
       audios.push_back({{"video_id", fmt::format("aud{}", v)}, {"caption", fmt::format("sound {}", v)}});
     }
     write_text(root / "ann/images.json", captions.dump());
@@ -337,7 +314,7 @@ TEST_CASE("bad data is skipped and counted; too much of it stops with an error",
   for (int i = 0; i < 12; ++i) lines += json({{"video_id", "img0"}, {"caption", "good"}}).dump() + "\n";
   write_text(s.root / "ann/bad_images.jsonl", lines);
   // Audio: truncated WAV, zero-length, random bytes; one good clip.
-  auto wav = make_wav(16000, 4000, 440);
+  auto wav = encode_wav_tone(16000, 4000, 440);
   write_file(s.root / "audios/aud0.wav", std::vector<uint8_t>(wav.begin(), wav.begin() + 30));
   write_file(s.root / "audios/aud1.wav", {});
   write_file(s.root / "audios/aud2.wav", noise);

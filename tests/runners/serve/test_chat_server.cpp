@@ -18,21 +18,6 @@ using json = nlohmann::json;
 
 namespace {
 
-// A mono 16-bit PCM WAV of a 440 Hz tone.
-std::vector<uint8_t> wav_tone(int sample_rate, double seconds) {
-  const uint32_t n = static_cast<uint32_t>(sample_rate * seconds), data = n * 2;
-  std::vector<uint8_t> w;
-  auto put = [&](uint32_t v, int bytes) {
-    for (int i = 0; i < bytes; ++i) w.push_back(static_cast<uint8_t>(v >> (8 * i)));
-  };
-  auto tag = [&](const char* t) { w.insert(w.end(), t, t + 4); };
-  tag("RIFF"), put(36 + data, 4), tag("WAVE"), tag("fmt "), put(16, 4), put(1, 2), put(1, 2);
-  put(sample_rate, 4), put(sample_rate * 2, 4), put(2, 2), put(16, 2), tag("data"), put(data, 4);
-  for (uint32_t i = 0; i < n; ++i)
-    put(static_cast<uint16_t>(static_cast<int16_t>(8000 * std::sin(2 * M_PI * 440 * i / sample_rate))), 2);
-  return w;
-}
-
 json image_request(bool stream) {
   const auto png = test::encode_png(test::pattern_frame(0, 40, 48), 2 /*PNG_COLOR_TYPE_RGB*/);
   return {{"model", "chatbridge"},
@@ -127,11 +112,12 @@ TEST_CASE("chat server: health, models, page, completions (plain, streamed, conc
   // Audio through input_audio.
   json audio = {
       {"messages",
-       json::array(
-           {{{"role", "user"},
-             {"content", json::array({{{"type", "input_audio"},
-                                       {"input_audio", {{"data", base64(wav_tone(16000, 1.0))}, {"format", "wav"}}}},
-                                      {{"type", "text"}, {"text", "What do you hear?"}}})}}})},
+       json::array({{{"role", "user"},
+                     {"content",
+                      json::array({{{"type", "input_audio"},
+                                    {"input_audio",
+                                     {{"data", base64(test::encode_wav_tone(16000, 16000, 440))}, {"format", "wav"}}}},
+                                   {{"type", "text"}, {"text", "What do you hear?"}}})}}})},
       {"max_tokens", 4},
       {"seed", 3}};
   auto ar = cli.Post("/v1/chat/completions", audio.dump(), "application/json");

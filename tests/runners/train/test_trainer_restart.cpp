@@ -19,6 +19,7 @@
 #include "framework/checkpoint/safetensors.h"
 #include "framework/distributed/launcher.h"
 #include "tests/support/process_util.h"
+#include "tests/support/tiny_data.h"
 
 namespace fs = std::filesystem;
 using namespace cb::test;
@@ -99,9 +100,7 @@ TEST_CASE(
     fs::create_directory_symlink(kSource / d, dir / d);
   const auto previous = fs::current_path();
   fs::current_path(dir);
-  REQUIRE(std::system(
-              ("python3 '" + (kSource / "scripts/make-tiny-data").string() + "' tiny_data > make-tiny-data.txt 2>&1")
-                  .c_str()) == 0);
+  make_tiny_data(dir / "tiny_data", dir / "make-tiny-data.txt");
 
   // A few stage-0 steps give the frozen LLaMA directory stage 1 loads.
   REQUIRE(wait_exit(spawn({CB_TRAIN, "--threads", "1", "--cfg-path", "train_configs/tiny_lm_pretrain.yaml", "--options",
