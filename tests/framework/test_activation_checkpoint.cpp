@@ -70,18 +70,20 @@ TEST_CASE("model.use_grad_checkpoint reaches the ViT blocks and the Q-Former lay
   CHECK_FALSE(off.qformer.gradient_checkpointing);
 }
 
-TEST_CASE("gradient checkpointing: the same loss and gradients as without it (image, video and audio batches)") {
+TEST_CASE("gradient checkpointing: the same loss and gradients as without it (every batch of the case)") {
   Fixture f("chatbridge_stage1");
-  for (const auto& [name, task] : {std::pair{"image", "ti"}, {"video", "ti"}, {"audio", "ta"}}) {
+  const auto batches = f.meta("batches");
+  REQUIRE(!batches.empty());
+  for (const auto& [name, b] : batches.items()) {
     INFO(name);
-    auto batch = batch_from_fixture(f, name, task);
+    auto batch = batch_from_fixture(f, name, b.at("task"));
     torch::manual_seed(0);
     auto plain = train_step(f, false, batch);
     torch::manual_seed(0);
     auto ckpt = train_step(f, true, batch);
     CHECK_FALSE(plain.checkpointed);
     CHECK(ckpt.checkpointed);
-    check_close(ckpt.loss, plain.loss, {0.0, 1e-6}, std::string("grad-checkpointed loss, ") + name);
+    check_close(ckpt.loss, plain.loss, {0.0, 1e-6}, "grad-checkpointed loss, " + name);
     REQUIRE(ckpt.grads.size() == plain.grads.size());
     double max_err = 0;
     for (const auto& [key, g] : plain.grads) {

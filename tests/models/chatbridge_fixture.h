@@ -9,7 +9,7 @@ namespace cb::test {
 
 inline ChatBridge chatbridge_from_fixture(const Fixture& f, const nlohmann::json& model_config) {
   auto cfg = ChatBridgeConfig::from_json(model_config, f.name());
-  ChatBridge model(cfg, LlamaTokenizer::load(golden_dir() / "tokenizer.model"));
+  ChatBridge model(cfg, LlamaTokenizer::load(golden_tokenizer()));
   load_state_dict(*model, f.weights(), /*strict=*/true, f.name());
   return model;
 }

@@ -2,12 +2,12 @@
 // config taken from the fixture; plus the two state-dict layouts of the shared bias table.
 #include <catch2/catch.hpp>
 
-#include <fstream>
 #include <map>
 
 #include "framework/error.h"
 #include "models/beats.h"
 #include "models/layer_norm_fp32.h"
+#include "tests/framework/checkpoint/expect.h"
 #include "tests/support/golden.h"
 
 using cb::test::check_close;
@@ -67,44 +67,45 @@ TEST_CASE("beats config rejects malformed values") {
 }
 
 TEST_CASE("beats loads Microsoft's checkpoint layout (cfg dict + model state dict, bias table in layer 0)") {
-  const auto dir = cb::test::golden_dir() / "ckpt";
-  const auto path = dir / "BEATs_iter3_plus_AS2M.pt";
-  std::ifstream in(dir / "BEATs_iter3_plus_AS2M.pt.expect.json");
-  REQUIRE(in);
-  const auto expect = nlohmann::json::parse(in);
-  auto model = cb::load_beats_checkpoint(path);
+  const auto files = cb::test::ckpt_expectations_with_tensor("model/patch_embedding.weight");  // {cfg, model}
+  REQUIRE(!files.empty());
+  for (const auto& expect : files) {
+    const auto path = expect.at("_path").get<std::string>();
+    INFO(path);
+    auto model = cb::load_beats_checkpoint(path);
 
-  // Every cfg leaf the model reads came from the file.
-  std::map<std::string, nlohmann::json> leaves;
-  for (const auto& l : expect.at("leaves")) leaves[l.at("path").get<std::string>()] = l.at("value");
-  const auto& c = model->cfg;
-  CHECK(c.encoder_layers == leaves.at("cfg/encoder_layers").get<int64_t>());
-  CHECK(c.encoder_embed_dim == leaves.at("cfg/encoder_embed_dim").get<int64_t>());
-  CHECK(c.encoder_ffn_embed_dim == leaves.at("cfg/encoder_ffn_embed_dim").get<int64_t>());
-  CHECK(c.encoder_attention_heads == leaves.at("cfg/encoder_attention_heads").get<int64_t>());
-  CHECK(c.input_patch_size == leaves.at("cfg/input_patch_size").get<int64_t>());
-  CHECK(c.embed_dim == leaves.at("cfg/embed_dim").get<int64_t>());
-  CHECK(c.conv_pos == leaves.at("cfg/conv_pos").get<int64_t>());
-  CHECK(c.num_buckets == leaves.at("cfg/num_buckets").get<int64_t>());
-  CHECK(c.deep_norm == leaves.at("cfg/deep_norm").get<bool>());
-  CHECK(c.finetuned_model == leaves.at("cfg/finetuned_model").get<bool>());
+    // Every cfg leaf the model reads came from the file.
+    std::map<std::string, nlohmann::json> leaves;
+    for (const auto& l : expect.at("leaves")) leaves[l.at("path").get<std::string>()] = l.at("value");
+    const auto& c = model->cfg;
+    CHECK(c.encoder_layers == leaves.at("cfg/encoder_layers").get<int64_t>());
+    CHECK(c.encoder_embed_dim == leaves.at("cfg/encoder_embed_dim").get<int64_t>());
+    CHECK(c.encoder_ffn_embed_dim == leaves.at("cfg/encoder_ffn_embed_dim").get<int64_t>());
+    CHECK(c.encoder_attention_heads == leaves.at("cfg/encoder_attention_heads").get<int64_t>());
+    CHECK(c.input_patch_size == leaves.at("cfg/input_patch_size").get<int64_t>());
+    CHECK(c.embed_dim == leaves.at("cfg/embed_dim").get<int64_t>());
+    CHECK(c.conv_pos == leaves.at("cfg/conv_pos").get<int64_t>());
+    CHECK(c.num_buckets == leaves.at("cfg/num_buckets").get<int64_t>());
+    CHECK(c.deep_norm == leaves.at("cfg/deep_norm").get<bool>());
+    CHECK(c.finetuned_model == leaves.at("cfg/finetuned_model").get<bool>());
 
-  // The loaded tensors are the file's (value checks from the expect file), the shared table included.
-  auto sd = cb::module_state_dict(*model);
-  for (const auto& t : expect.at("tensors")) {
-    auto key = t.at("path").get<std::string>().substr(std::string("model/").size());
-    REQUIRE(sd.contains(key));
-    CHECK(sd[key].sum().item<double>() == Approx(t.at("sum").get<double>()).margin(1e-6));
+    // The loaded tensors are the file's (value checks from the expect file), the shared table included.
+    auto sd = cb::module_state_dict(*model);
+    for (const auto& t : expect.at("tensors")) {
+      auto key = t.at("path").get<std::string>().substr(std::string("model/").size());
+      REQUIRE(sd.contains(key));
+      CHECK(sd[key].sum().item<double>() == Approx(t.at("sum").get<double>()).margin(1e-6));
+    }
+    const std::string table = ".self_attn.relative_attention_bias.weight";
+    for (int64_t i = 1; i < c.encoder_layers; ++i)
+      CHECK(torch::equal(sd["encoder.layers." + std::to_string(i) + table], sd["encoder.layers.0" + table]));
+
+    torch::NoGradGuard no_grad;
+    const int64_t p = c.input_patch_size;
+    auto out = model->forward(torch::randn({2, 4 * p, 2 * p}));
+    CHECK(out.sizes() == torch::IntArrayRef({2, 8, c.encoder_embed_dim}));
+    CHECK(torch::isfinite(out).all().item<bool>());
   }
-  const std::string table = ".self_attn.relative_attention_bias.weight";
-  for (int64_t i = 1; i < c.encoder_layers; ++i)
-    CHECK(torch::equal(sd["encoder.layers." + std::to_string(i) + table], sd["encoder.layers.0" + table]));
-
-  torch::NoGradGuard no_grad;
-  const int64_t p = c.input_patch_size;
-  auto out = model->forward(torch::randn({2, 4 * p, 2 * p}));
-  CHECK(out.sizes() == torch::IntArrayRef({2, 8, c.encoder_embed_dim}));
-  CHECK(torch::isfinite(out).all().item<bool>());
 }
 
 TEST_CASE("a freshly built BEATs (no checkpoint) gives finite outputs") {

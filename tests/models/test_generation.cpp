@@ -72,8 +72,10 @@ TEST_CASE("LlamaConfig: HF config.json keys, 4.28 defaults and refusals") {
 }
 
 TEST_CASE("LlamaConfig: reads the Vicuna fixture directories' config.json") {
-  for (const char* dir : {"vicuna_bin", "vicuna_st"}) {
-    auto path = cb::test::golden_dir() / "ckpt" / dir / "config.json";
+  const auto dirs = cb::test::golden_hf_dirs();
+  REQUIRE(!dirs.empty());
+  for (const auto& dir : dirs) {
+    auto path = dir / "config.json";
     auto j = nlohmann::json::parse(std::ifstream(path));
     auto c = cb::LlamaConfig::from_file(path);
     CHECK(c.hidden_size == j.at("hidden_size").get<int64_t>());

@@ -1,5 +1,5 @@
-// Loading the Hugging Face Vicuna fixture directories (tests/golden/ckpt/vicuna_bin: sharded
-// pytorch_model.bin, fp16, with inv_freq buffers; vicuna_st: sharded safetensors, bf16/fp16, without).
+// Loading the Hugging Face Vicuna fixture directories found below <golden>/ckpt (in set A vicuna_bin:
+// sharded pytorch_model.bin, fp16, with inv_freq buffers; vicuna_st: sharded safetensors, bf16, without).
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
@@ -16,8 +16,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path vicuna(const char* name) { return cb::test::golden_dir() / "ckpt" / name; }
-
 torch::Dtype config_dtype(const fs::path& dir) {
   auto name = nlohmann::json::parse(std::ifstream(dir / "config.json")).at("torch_dtype").get<std::string>();
   if (name == "float16") return torch::kHalf;
@@ -30,9 +28,10 @@ torch::Dtype config_dtype(const fs::path& dir) {
 }  // namespace
 
 TEST_CASE("load_llama_hf: every checkpoint tensor lands in the model unchanged, in the checkpoint's dtype") {
-  for (const char* name : {"vicuna_bin", "vicuna_st"}) {
-    INFO(name);
-    const auto dir = vicuna(name);
+  const auto dirs = cb::test::golden_hf_dirs();
+  REQUIRE(!dirs.empty());
+  for (const auto& dir : dirs) {
+    INFO(dir.string());
     auto model = cb::load_llama_hf(dir);
     CHECK(model->dtype() == config_dtype(dir));
     CHECK_FALSE(model->is_training());
@@ -57,9 +56,10 @@ TEST_CASE("load_llama_hf: every checkpoint tensor lands in the model unchanged, 
 }
 
 TEST_CASE("load_llama_hf: loaded models run, in fp32 and in the checkpoint's own 16-bit dtype") {
-  for (const char* name : {"vicuna_bin", "vicuna_st"}) {
-    INFO(name);
-    const auto dir = vicuna(name);
+  const auto dirs = cb::test::golden_hf_dirs();
+  REQUIRE(!dirs.empty());
+  for (const auto& dir : dirs) {
+    INFO(dir.string());
     auto fp32 = cb::load_llama_hf(dir, torch::kFloat);
     REQUIRE(fp32->dtype() == torch::kFloat);
     const auto V = fp32->config().vocab_size;
@@ -78,15 +78,17 @@ TEST_CASE("load_llama_hf: loaded models run, in fp32 and in the checkpoint's own
     CHECK(out.logits.scalar_type() == torch::kBFloat16);
     // The fixture's synthetic weights (std ~1, not init scales) amplify bf16 rounding to a few
     // percent: a coarse agreement check; test_llama_generation checks bf16 at realistic scales.
-    cb::test::check_close(out.logits, ref.logits, {1e-1, 0}, std::string(name) + " bf16 vs fp32 logits");
+    cb::test::check_close(out.logits, ref.logits, {1e-1, 0}, dir.filename().string() + " bf16 vs fp32 logits");
   }
 }
 
 TEST_CASE("load_llama_hf: a checkpoint that does not match config.json is refused, naming the keys") {
   const auto tmp = fs::temp_directory_path() / ("cb_test_llama_hf_" + std::to_string(getpid()));
   fs::create_directories(tmp);
-  fs::copy_file(vicuna("vicuna_st") / "config.json", tmp / "config.json", fs::copy_options::overwrite_existing);
-  auto sd = cb::load_hf_directory(vicuna("vicuna_st"));
+  const auto dirs = cb::test::golden_hf_dirs();
+  REQUIRE(!dirs.empty());
+  fs::copy_file(dirs.front() / "config.json", tmp / "config.json", fs::copy_options::overwrite_existing);
+  auto sd = cb::load_hf_directory(dirs.front());
   cb::StateDict partial;
   for (const auto& kv : sd)
     if (kv.key() != "model.norm.weight") partial.insert(kv.key(), kv.value());

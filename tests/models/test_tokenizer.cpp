@@ -75,8 +75,6 @@ std::string read_bytes(const fs::path& p) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-fs::path fixture_model() { return cb::test::golden_dir() / "tokenizer.model"; }
-
 std::vector<std::string> pieces_of(const cb::SentencePieceBpe& sp, const std::string& text) {
   std::vector<std::string> out;
   for (int id : sp.encode(text)) out.push_back(sp.id_to_piece(id));
@@ -113,7 +111,7 @@ TEST_CASE("sentencepiece model: a hand-built file parses field by field") {
 }
 
 TEST_CASE("sentencepiece model: the fixture model reads as LLaMA-style BPE") {
-  const auto m = SentencePieceModel::load(fixture_model());
+  const auto m = SentencePieceModel::load(cb::test::golden_tokenizer());
   CHECK(m.trainer_spec.model_type == SentencePieceModel::ModelType::Bpe);
   CHECK(m.trainer_spec.byte_fallback);
   CHECK(m.normalizer_spec.add_dummy_prefix);
@@ -124,7 +122,7 @@ TEST_CASE("sentencepiece model: the fixture model reads as LLaMA-style BPE") {
 }
 
 TEST_CASE("sentencepiece model: every truncation of a real file fails with the file named") {
-  const auto bytes = read_bytes(fixture_model());
+  const auto bytes = read_bytes(cb::test::golden_tokenizer());
   REQUIRE(bytes.size() > 100);
   // Cutting inside any field must be detected (cutting exactly between top-level fields yields a
   // shorter but well-formed proto, which must still fail validation or parse cleanly).
@@ -215,7 +213,7 @@ TEST_CASE("bpe: merges through an unused piece are split back unless merged furt
 // --- the fixture model through the LLaMA layer ------------------------------------------------
 
 TEST_CASE("llama tokenizer: special-token strings are split out and never merged") {
-  auto tok = cb::LlamaTokenizer::load(fixture_model());
+  auto tok = cb::LlamaTokenizer::load(cb::test::golden_tokenizer());
   const auto& eos = tok.id_to_piece(tok.eos_id());
   const auto& bos = tok.id_to_piece(tok.bos_id());
   auto cat = [](std::vector<int64_t> a, const std::vector<int64_t>& b) {
@@ -234,7 +232,7 @@ TEST_CASE("llama tokenizer: special-token strings are split out and never merged
 TEST_CASE("llama tokenizer: added_tokens.json tokens get ids after the vocabulary and strip neighbours") {
   const auto dir = scratch("hf_dir");
   fs::create_directories(dir);
-  fs::copy_file(fixture_model(), dir / "tokenizer.model", fs::copy_options::overwrite_existing);
+  fs::copy_file(cb::test::golden_tokenizer(), dir / "tokenizer.model", fs::copy_options::overwrite_existing);
   const auto base = cb::LlamaTokenizer::load(dir);
   const int64_t n = base.vocab_size();
   std::ofstream(dir / "added_tokens.json") << "{\"[PAD]\": " << n << "}";
@@ -254,7 +252,7 @@ TEST_CASE("llama tokenizer: added_tokens.json tokens get ids after the vocabular
 }
 
 TEST_CASE("llama tokenizer: malformed UTF-8 input is encoded as U+FFFD bytes and decodes back to it") {
-  auto tok = cb::LlamaTokenizer::load(fixture_model());
+  auto tok = cb::LlamaTokenizer::load(cb::test::golden_tokenizer());
   const auto ids = tok.encode("a\xff", false);
   REQUIRE(ids.size() >= 3);
   std::vector<std::string> tail;
@@ -265,7 +263,7 @@ TEST_CASE("llama tokenizer: malformed UTF-8 input is encoded as U+FFFD bytes and
 }
 
 TEST_CASE("llama tokenizer: long texts round-trip through encode/decode") {
-  auto tok = cb::LlamaTokenizer::load(fixture_model());
+  auto tok = cb::LlamaTokenizer::load(cb::test::golden_tokenizer());
   std::string text;
   const std::vector<std::string> words = {"a",    "brown",     "bear",     "is",          "swimming",
                                           "near", "the",       "river",    "caf\xC3\xA9", "\xF0\x9F\x98\x80",
@@ -277,7 +275,7 @@ TEST_CASE("llama tokenizer: long texts round-trip through encode/decode") {
 }
 
 TEST_CASE("llama tokenizer: batches are right padded with eos and truncated as transformers does") {
-  auto tok = cb::LlamaTokenizer::load(fixture_model());
+  auto tok = cb::LlamaTokenizer::load(cb::test::golden_tokenizer());
   const std::vector<std::string> texts = {"a brown bear is swimming near the river\n", "", "a dog"};
   std::vector<std::vector<int64_t>> rows;
   for (const auto& t : texts) rows.push_back(tok.encode(t, false));
@@ -317,7 +315,7 @@ TEST_CASE("llama tokenizer: batches are right padded with eos and truncated as t
 TEST_CASE("llama tokenizer and a LibTorch op run in the same process") {
   // The reason for a native tokenizer: libsentencepiece's protobuf clashes with LibTorch's.
   auto emb = torch::nn::Embedding(torch::nn::EmbeddingOptions(64, 8));
-  auto tok = cb::LlamaTokenizer::load(fixture_model());
+  auto tok = cb::LlamaTokenizer::load(cb::test::golden_tokenizer());
   const auto b = tok.encode_batch({"###Human: <query> hello ###Assistant:", "a dog\n"}, true);
   auto x = emb->forward(b.input_ids.remainder(64));           // [2, L, 8]
   auto pooled = (x * b.attention_mask.unsqueeze(-1)).sum(1);  // [2, 8]

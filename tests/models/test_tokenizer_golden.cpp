@@ -7,10 +7,6 @@
 
 namespace {
 
-cb::LlamaTokenizer fixture_tokenizer(const cb::test::Fixture& f) {
-  return cb::LlamaTokenizer::load(cb::test::golden_dir() / f.config().at("tokenizer").get<std::string>());
-}
-
 std::string show(const std::vector<int64_t>& ids) {
   std::string s;
   for (auto id : ids) s += std::to_string(id) + " ";
@@ -21,7 +17,7 @@ std::string show(const std::vector<int64_t>& ids) {
 
 TEST_CASE("tokenizer golden: vocabulary and special ids") {
   cb::test::Fixture f("tokenizer");
-  auto tok = fixture_tokenizer(f);
+  auto tok = cb::LlamaTokenizer::load(cb::test::golden_tokenizer());
   const auto& cfg = f.config();
   CHECK(tok.vocab_size() == cfg.at("size").get<int64_t>());
   CHECK(tok.unk_id() == cfg.at("unk").get<int64_t>());
@@ -32,7 +28,7 @@ TEST_CASE("tokenizer golden: vocabulary and special ids") {
 
 TEST_CASE("tokenizer golden: encode without and with special tokens") {
   cb::test::Fixture f("tokenizer");
-  auto tok = fixture_tokenizer(f);
+  auto tok = cb::LlamaTokenizer::load(cb::test::golden_tokenizer());
   const auto texts = f.strings("input.strings");
   const auto plain = f.ragged("output.ids_no_special");
   const auto with_bos = f.ragged("output.ids_with_special");
@@ -55,12 +51,20 @@ TEST_CASE("tokenizer golden: encode without and with special tokens") {
 
 TEST_CASE("tokenizer golden: pieces match the sidecar") {
   cb::test::Fixture f("tokenizer");
-  auto tok = fixture_tokenizer(f);
+  auto tok = cb::LlamaTokenizer::load(cb::test::golden_tokenizer());
   const auto& side = f.sidecar();
-  if (!side.contains("cases")) return;  // a fixture set without sidecar: ids are checked above
-  for (const auto& c : side.at("cases")) {
+  INFO("sidecar " << (cb::test::golden_dir() / "tokenizer.json").string());
+  REQUIRE(side.contains("cases"));
+  const auto& cases = side.at("cases");
+  const auto texts = f.strings("input.strings");
+  REQUIRE(cases.is_array());
+  REQUIRE(cases.size() == texts.size());  // one case per fixture string
+  REQUIRE(!cases.empty());
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto& c = cases[i];
     const auto text = c.at("text").get<std::string>();
     INFO("'" << text << "'");
+    CHECK(text == texts[i]);
     std::vector<std::string> pieces;
     for (auto id : tok.encode(text, false)) pieces.push_back(tok.id_to_piece(id));
     CHECK(pieces == c.at("pieces").get<std::vector<std::string>>());
@@ -70,7 +74,7 @@ TEST_CASE("tokenizer golden: pieces match the sidecar") {
 
 TEST_CASE("tokenizer golden: sentencepiece decode") {
   cb::test::Fixture f("tokenizer");
-  auto tok = fixture_tokenizer(f);
+  auto tok = cb::LlamaTokenizer::load(cb::test::golden_tokenizer());
   const auto ids = f.ragged("input.decode_ids");
   const auto expected = f.strings("output.decoded");
   REQUIRE(ids.size() == expected.size());
@@ -87,7 +91,7 @@ TEST_CASE("tokenizer golden: sentencepiece decode") {
 
 TEST_CASE("tokenizer golden: batch encoding pads every fixture string with the pad id") {
   cb::test::Fixture f("tokenizer");
-  auto tok = fixture_tokenizer(f);
+  auto tok = cb::LlamaTokenizer::load(cb::test::golden_tokenizer());
   const auto texts = f.strings("input.strings");
   const auto with_bos = f.ragged("output.ids_with_special");
   const auto batch = tok.encode_batch(texts, true);

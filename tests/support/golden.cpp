@@ -1,5 +1,6 @@
 #include "tests/support/golden.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <fstream>
 
@@ -8,6 +9,24 @@ namespace cb::test {
 std::filesystem::path golden_dir() {
   if (const char* d = std::getenv("CHATBRIDGE_GOLDEN_DIR"); d && *d) return d;
   return std::filesystem::path(CHATBRIDGE_SOURCE_DIR) / "tests" / "golden";
+}
+
+std::filesystem::path golden_tokenizer() {
+  return golden_dir() / Fixture("tokenizer").config().at("tokenizer").get<std::string>();
+}
+
+std::vector<std::filesystem::path> golden_hf_dirs() {
+  std::vector<std::filesystem::path> out;
+  for (const auto& d : std::filesystem::directory_iterator(golden_dir() / "ckpt")) {
+    if (!d.is_directory()) continue;
+    for (const auto& f : std::filesystem::directory_iterator(d.path()))
+      if (f.path().filename().string().ends_with(".index.json")) {
+        out.push_back(d.path());
+        break;
+      }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 static SafetensorsFile open_case(const std::string& name) {

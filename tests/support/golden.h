@@ -14,6 +14,10 @@
 namespace cb::test {
 
 std::filesystem::path golden_dir();
+// The sentencepiece model of the set's text cases, as the `tokenizer` case's config names it.
+std::filesystem::path golden_tokenizer();
+// The Hugging Face checkpoint directories below <golden>/ckpt (those holding a *.index.json), sorted.
+std::vector<std::filesystem::path> golden_hf_dirs();
 
 class Fixture {
  public:

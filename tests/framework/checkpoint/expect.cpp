@@ -34,6 +34,17 @@ std::vector<nlohmann::json> ckpt_expectations() {
   return out;
 }
 
+std::vector<nlohmann::json> ckpt_expectations_with_tensor(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  for (auto& e : ckpt_expectations())
+    for (const auto& t : e.value("tensors", nlohmann::json::array()))
+      if (t.at("path") == path) {
+        out.push_back(e);
+        break;
+      }
+  return out;
+}
+
 std::string dtype_name(torch::ScalarType t) {
   switch (t) {
     case torch::kFloat32: return "float32";

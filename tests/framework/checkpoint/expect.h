@@ -15,6 +15,9 @@ namespace cb::test {
 std::filesystem::path ckpt_dir();  // <golden dir>/ckpt
 // Every *.expect.json below ckpt_dir(), parsed, with "file" resolved to a path ("_path").
 std::vector<nlohmann::json> ckpt_expectations();
+// Fixture sets name their files differently (checkpoint_<epoch>.pth, ...): tests pick files by content.
+// The expectations whose file lists a tensor at `path` (root keys bare, e.g. "model/query_tokens").
+std::vector<nlohmann::json> ckpt_expectations_with_tensor(const std::string& path);
 
 struct TensorAt {
   std::string path;

@@ -160,14 +160,15 @@ TEST_CASE("zip reader: ZIP64 records and compressed records") {
   }
 }
 
-TEST_CASE("damaged copies of the feature fixtures only ever raise cb::Error") {
+TEST_CASE("damaged copies of the torch.save fixtures only ever raise cb::Error") {
   const auto dir = std::filesystem::temp_directory_path() / ("cb_ckpt_unit_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   std::mt19937 rng(7);
   size_t tried = 0;
-  for (const char* name : {"features.pth", "features_legacy.pth", "features_protocol4.pth"}) {
-    const auto src = cb::test::ckpt_dir() / name;
-    if (!std::filesystem::exists(src)) continue;
+  for (const auto& e : cb::test::ckpt_expectations()) {
+    if (e["format"] != "torch-zip" && e["format"] != "torch-legacy") continue;
+    const std::filesystem::path src = e["_path"].get<std::string>();
+    const auto name = src.filename().string();
     const std::string good = slurp(src);
     for (int i = 0; i < 150; ++i) {
       std::string bad = good;

@@ -19,6 +19,7 @@
 #include "runners/eval/metrics/vqa_accuracy.h"
 #include "tests/support/golden.h"
 #include "tests/support/process_util.h"
+#include "tests/support/tiny_data.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -38,14 +39,12 @@ json read_json(const fs::path& p) {
 const fs::path& root() {
   static const fs::path dir = [] {
     auto d = fresh_dir("eval_tiny");
-    const auto cmd = "python3 '" + (kSource / "scripts/make-tiny-data").string() + "' '" + (d / "tiny_data").string() +
-                     "' > '" + (d / "make-tiny-data.txt").string() + "' 2>&1";
-    REQUIRE(std::system(cmd.c_str()) == 0);
+    make_tiny_data(d / "tiny_data", d / "make-tiny-data.txt");
     Fixture f("chatbridge_stage2");
     fs::create_directories(d / "ckpt");
     cb::save_safetensors(d / "ckpt" / "model.safetensors", f.weights());
     auto model = f.config();
-    model["llama_tokenizer"] = (golden_dir() / "tokenizer.model").string();
+    model["llama_tokenizer"] = golden_tokenizer().string();
     model["vit_precision"] = "fp32";
     model["ckpt"] = (d / "ckpt").string();
     std::ofstream(d / "model.yaml") << json{{"model", model}, {"run", {{"task", "tri_pretrain"}}}}.dump(1);

@@ -15,7 +15,7 @@ namespace cb::test {
 inline nlohmann::json tiny_chat_model_json() {
   Fixture f("chatbridge_stage2");
   auto cfg = f.config();
-  cfg["llama_tokenizer"] = (golden_dir() / "tokenizer.model").string();
+  cfg["llama_tokenizer"] = golden_tokenizer().string();
   cfg["vit_precision"] = "fp32";
   cfg["ckpt"] = "None";
   return cfg;

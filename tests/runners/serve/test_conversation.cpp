@@ -56,7 +56,7 @@ TEST_CASE("ask joins the previous Human message only when it ends with </Img>") 
 }
 
 TEST_CASE("post-processing drops a leading 0 then 1, cuts at ### and after the last Assistant:") {
-  const auto tok = LlamaTokenizer::load(test::golden_dir() / "tokenizer.model");
+  const auto tok = LlamaTokenizer::load(test::golden_tokenizer());
   auto ids = [&](std::vector<int64_t> head, const std::string& text) {
     auto t = tok.encode(text, false);
     head.insert(head.end(), t.begin(), t.end());
@@ -71,7 +71,7 @@ TEST_CASE("post-processing drops a leading 0 then 1, cuts at ### and after the l
 }
 
 TEST_CASE("stop sequences come from the loaded tokenizer and match '###' however it is glued") {
-  const auto tok = LlamaTokenizer::load(test::golden_dir() / "tokenizer.model");
+  const auto tok = LlamaTokenizer::load(test::golden_tokenizer());
   const auto stops = stop_sequences_for(tok);
   REQUIRE(!stops.empty());
   for (const auto& s : stops) CHECK(tok.decode(s).find("###") != std::string::npos);

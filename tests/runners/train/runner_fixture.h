@@ -50,7 +50,7 @@ inline nlohmann::json tiny_model_json() { return Fixture("chatbridge_stage1").co
 inline ChatBridge tiny_chatbridge(uint64_t seed = 7) {
   torch::manual_seed(seed);
   auto cfg = ChatBridgeConfig::from_json(tiny_model_json(), "chatbridge_stage1");
-  return ChatBridge(cfg, LlamaTokenizer::load(golden_dir() / "tokenizer.model"));
+  return ChatBridge(cfg, LlamaTokenizer::load(golden_tokenizer()));
 }
 
 class GeneratedTask : public ChatBridgeTask {
