@@ -14,7 +14,6 @@ class GradScaler {
   // Unscales the gradients of `opt`, steps it unless one is inf/nan, updates the scale. Returns
   // whether the step ran. Gradients must already be averaged over ranks (then every rank agrees).
   bool step(torch::optim::Optimizer& opt);
-  double current_scale() const { return scale_; }
 
   nlohmann::json state() const { return {{"scale", scale_}, {"growth_tracker", growth_tracker_}}; }
   void restore(const nlohmann::json& s);

@@ -66,132 +66,35 @@ class RunnerBase : public Runner {
         dev.rfind("cuda", 0) == 0 && torch::cuda::is_available() ? torch::Device(dev) : torch::Device(torch::kCPU);
   }
 
-  TrainResult train() override {
-    auto& pg = *in_.pg;
-    const int rank = pg.rank(), world = pg.world_size();
-    in_.model->to(device_);
-    auto params = trainable_named_parameters(*in_.model);
-    auto opt = make_adamw(*in_.model, adamw_);
-    auto sched = make_lr_scheduler(lr_sched_, sched_cfg_);
-    std::unique_ptr<GradScaler> scaler;
-    if (amp_ && device_.is_cuda()) scaler = std::make_unique<GradScaler>();
-    torch::manual_seed(seed_ + rank);  // setup_seeds of the original
-
-    TrainingState start;
-    if (in_.resume) {
-      start = load_training_checkpoint(*in_.resume, params, *opt);
-      if (static_cast<int>(start.ranks.size()) != world)
-        fail("checkpoint '{}': saved by {} ranks, this run has {}", in_.resume->string(), start.ranks.size(), world);
-      const auto& mine = start.ranks.at(rank);
-      in_.source->restore(mine.at("loader"));
-      set_torch_cpu_rng_state(mine.at("torch_rng").get<std::vector<uint8_t>>());
-      if (scaler && !start.scaler.is_null()) scaler->restore(start.scaler);
-      spdlog::info("resumed from {} (epoch {}, iteration {}, step {})", in_.resume->string(), start.epoch, start.iter,
-                   start.global_step);
-    }
-    std::vector<torch::Tensor> values;
-    for (const auto& p : params) values.push_back(p.value());
-    pg.broadcast(values);
-    std::unique_ptr<dist::GradSync> sync;
-    if (world > 1) sync = std::make_unique<dist::GradSync>(params, in_.pg);
-
-    SigtermScope sigterm;
-    const int64_t ipe = sched_cfg_.iters_per_epoch, max_epoch = sched_cfg_.max_epoch;
-    TrainLog log(pg.is_main() ? output_dir_ : fs::path(), log_freq_, pg.is_main());
-    TrainResult result;
-    int64_t global = start.global_step, epoch = start.epoch, first_iter = start.iter;
-    if (first_iter >= ipe) ++epoch, first_iter = 0;
-
-    // On a GPU the next batch is fetched and copied while the current step runs; a checkpoint then
-    // records the loader as it was before that fetch, so that a resume trains that batch.
-    DevicePrefetcher prefetch(device_);
-    nlohmann::json loader_before_prefetch;
-    auto save = [&](int64_t e, int64_t iters_done) {
-      nlohmann::json mine{{"loader", prefetch.active() ? loader_before_prefetch : in_.source->state()},
-                          {"torch_rng", torch_cpu_rng_state()}};
-      auto all = pg.all_gather_json(mine);
-      if (pg.is_main()) {
-        CheckpointContents c;
-        c.params = params;
-        c.optimizer = opt.get();
-        c.state.epoch = e;
-        c.state.iter = iters_done;
-        c.state.global_step = global;
-        c.state.scaler = scaler ? scaler->state() : nlohmann::json();
-        c.state.ranks = all;
-        c.config_yaml = in_.cfg.to_yaml();
-        auto dir = save_training_checkpoint(output_dir_, c, keep_last_);
-        spdlog::info("checkpoint saved: {}", dir.string());
-      }
-      pg.barrier();
-    };
-
-    for (; epoch < max_epoch; ++epoch, first_iter = 0) {
-      in_.model->train();
-      for (int64_t i = first_iter; i < ipe; ++i) {
-        Batch batch;
-        if (prefetch.active()) {
-          if (!prefetch.holds_batch()) prefetch.put(in_.source->next());  // the first step
-          batch = prefetch.take();
-          loader_before_prefetch = in_.source->state();
-          if (epoch + 1 < max_epoch || i + 1 < ipe) prefetch.put(in_.source->next());
-        } else {
-          batch = in_.source->next();
-        }
-        double lr = sched->step(*opt, epoch, i);
-        const bool step_now = (i + 1) % accum_ == 0;
-        StepOutput out;
-        {
-          AutocastGuard ac(amp_, device_);
-          out = in_.task->train_step(*in_.model, batch, task_rng_seed(seed_, rank, global));
-        }
-        auto loss = scaler ? scaler->scale(out.loss) : out.loss;
-        if (sync && !step_now) {
-          auto local = sync->no_sync();
-          sync->backward(loss);
-        } else if (sync) {
-          sync->backward(loss);
-        } else {
-          loss.backward();
-        }
-        if (step_now) {
-          if (scaler) scaler->step(*opt);
-          else opt->step();
-          zero_grad_keep(*opt);
-        }
-
-        double loss_value = out.loss.item<double>();
-        double tokens = static_cast<double>(out.tokens), samples = static_cast<double>(batch.size());
-        bool stop = g_stop_requested;
-        if (world > 1) {
-          loss_value = pg.all_reduce_mean(loss_value);
-          tokens = pg.all_reduce_mean(tokens) * world;
-          samples = pg.all_reduce_mean(samples) * world;
-          stop = pg.all_reduce_mean(stop ? 1.0 : 0.0) > 0;  // every rank stops at the same step
-        }
-        result.losses.push_back(loss_value);
-        log.record({epoch, i, ipe, global, max_epoch * ipe, loss_value, lr, static_cast<int64_t>(samples),
-                    static_cast<int64_t>(tokens)});
-        ++global;
-        if (step_now && (stop || (save_every_ > 0 && global % save_every_ == 0) || i + 1 == ipe)) save(epoch, i + 1);
-        if (stop && step_now) {
-          log.finish_bar();
-          spdlog::warn("SIGTERM: checkpoint saved at step {}, stopping", global);
-          result.global_step = global;
-          result.interrupted = true;
-          return result;
-        }
-      }
-      if (ipe % accum_ != 0) save(epoch, ipe);  // the epoch end was not an optimiser step
-    }
-    log.finish_bar();
-    if (pg.is_main()) in_.task->finish(*in_.model, in_.cfg);
-    pg.barrier();
-    result.global_step = global;
-    return result;
-  }
+  // The loop, top to bottom: per iteration the next batch, the LR of the schedule, forward and backward,
+  // an optimiser step every accum_grad_iters, the metrics over ranks, the log line, a checkpoint when
+  // one is due; SIGTERM stops at the next optimiser step, after saving.
+  TrainResult train() override;
 
  private:
+  // One iteration's figures over all ranks: the loss averaged, samples and tokens summed.
+  struct StepMetrics {
+    double loss = 0;
+    int64_t samples = 0, tokens = 0;
+  };
+
+  // Setup, in train()'s order.
+  void setup();                 // model on the device, optimiser, LR schedule, grad scaler, torch seed
+  TrainingState resume();       // parameters, optimiser, loader, RNG and scaler from in_.resume
+  void broadcast_parameters();  // rank 0's trainable parameters to every rank; GradSync over > 1 rank
+  // One iteration's steps.
+  Batch next_batch(int64_t epoch, int64_t iter);
+  StepOutput forward_backward(const Batch& batch, bool sync_grads);
+  void optimizer_step();
+  StepMetrics reduce_metrics(const StepOutput& out, const Batch& batch);
+  bool stop_requested();  // SIGTERM on any rank; every rank gets the same answer
+  void log_progress(int64_t epoch, int64_t iter, double lr, const StepMetrics& m);
+  void maybe_save(int64_t epoch, int64_t iter, bool stop);  // called on optimiser steps only
+  void save(int64_t epoch, int64_t iters_done);
+  TrainResult stop_after_save(TrainResult result);
+
+  dist::ProcessGroup& pg() const { return *in_.pg; }
+
   RunnerInputs in_;
   LrScheduleConfig sched_cfg_;
   AdamWSettings adamw_;
@@ -201,7 +104,185 @@ class RunnerBase : public Runner {
   fs::path output_dir_;
   std::string lr_sched_;
   torch::Device device_ = torch::kCPU;
+
+  // Set up by train() and shared by its steps.
+  StateDict params_;  // trainable_named_parameters
+  std::unique_ptr<torch::optim::AdamW> opt_;
+  std::unique_ptr<LrScheduler> sched_;
+  std::unique_ptr<GradScaler> scaler_;    // AMP on CUDA only
+  std::unique_ptr<dist::GradSync> sync_;  // more than one rank only
+  std::optional<TrainLog> log_;
+  // On a GPU the next batch is fetched and copied while the current step runs; a checkpoint then
+  // records the loader as it was before that fetch, so that a resume trains that batch.
+  std::optional<DevicePrefetcher> prefetch_;
+  nlohmann::json loader_before_prefetch_;
+  int64_t global_ = 0;  // iterations done, resumed ones included
 };
+
+TrainResult RunnerBase::train() {
+  setup();
+  TrainingState start;
+  if (in_.resume) start = resume();
+  broadcast_parameters();
+
+  SigtermScope sigterm;
+  const int64_t ipe = sched_cfg_.iters_per_epoch, max_epoch = sched_cfg_.max_epoch;
+  log_.emplace(pg().is_main() ? output_dir_ : fs::path(), log_freq_, pg().is_main());
+  prefetch_.emplace(device_);
+  TrainResult result;
+  global_ = start.global_step;
+  int64_t epoch = start.epoch, first_iter = start.iter;
+  if (first_iter >= ipe) ++epoch, first_iter = 0;
+
+  for (; epoch < max_epoch; ++epoch, first_iter = 0) {
+    in_.model->train();
+    for (int64_t i = first_iter; i < ipe; ++i) {
+      Batch batch = next_batch(epoch, i);
+      const double lr = sched_->step(*opt_, epoch, i);
+      const bool step_now = (i + 1) % accum_ == 0;
+      StepOutput out = forward_backward(batch, step_now);
+      if (step_now) optimizer_step();
+      const StepMetrics m = reduce_metrics(out, batch);
+      const bool stop = stop_requested();
+      result.losses.push_back(m.loss);
+      log_progress(epoch, i, lr, m);
+      ++global_;
+      if (step_now) {
+        maybe_save(epoch, i, stop);
+        if (stop) return stop_after_save(std::move(result));
+      }
+    }
+    if (ipe % accum_ != 0) save(epoch, ipe);  // the epoch end was not an optimiser step
+  }
+  log_->finish_bar();
+  if (pg().is_main()) in_.task->finish(*in_.model, in_.cfg);
+  pg().barrier();
+  result.global_step = global_;
+  return result;
+}
+
+void RunnerBase::setup() {
+  in_.model->to(device_);
+  params_ = trainable_named_parameters(*in_.model);
+  opt_ = make_adamw(*in_.model, adamw_);
+  sched_ = make_lr_scheduler(lr_sched_, sched_cfg_);
+  if (amp_ && device_.is_cuda()) scaler_ = std::make_unique<GradScaler>();
+  torch::manual_seed(seed_ + pg().rank());  // setup_seeds of the original
+}
+
+TrainingState RunnerBase::resume() {
+  TrainingState start = load_training_checkpoint(*in_.resume, params_, *opt_);
+  if (static_cast<int>(start.ranks.size()) != pg().world_size())
+    fail("checkpoint '{}': saved by {} ranks, this run has {}", in_.resume->string(), start.ranks.size(),
+         pg().world_size());
+  const auto& mine = start.ranks.at(pg().rank());
+  in_.source->restore(mine.at("loader"));
+  set_torch_cpu_rng_state(mine.at("torch_rng").get<std::vector<uint8_t>>());
+  if (scaler_ && !start.scaler.is_null()) scaler_->restore(start.scaler);
+  spdlog::info("resumed from {} (epoch {}, iteration {}, step {})", in_.resume->string(), start.epoch, start.iter,
+               start.global_step);
+  return start;
+}
+
+void RunnerBase::broadcast_parameters() {
+  std::vector<torch::Tensor> values;
+  for (const auto& p : params_) values.push_back(p.value());
+  pg().broadcast(values);
+  if (pg().world_size() > 1) sync_ = std::make_unique<dist::GradSync>(params_, in_.pg);
+}
+
+Batch RunnerBase::next_batch(int64_t epoch, int64_t iter) {
+  if (!prefetch_->active()) return in_.source->next();
+  if (!prefetch_->holds_batch()) prefetch_->put(in_.source->next());  // the first step
+  Batch batch = prefetch_->take();
+  loader_before_prefetch_ = in_.source->state();
+  if (epoch + 1 < sched_cfg_.max_epoch || iter + 1 < sched_cfg_.iters_per_epoch)  // not the last iteration
+    prefetch_->put(in_.source->next());
+  return batch;
+}
+
+// The loss is back-propagated as it is (scaled under AMP on CUDA); gradients are averaged over ranks
+// only on the iterations that end with an optimiser step, and accumulate locally in between.
+StepOutput RunnerBase::forward_backward(const Batch& batch, bool sync_grads) {
+  StepOutput out;
+  {
+    AutocastGuard ac(amp_, device_);
+    out = in_.task->train_step(*in_.model, batch, task_rng_seed(seed_, pg().rank(), global_));
+  }
+  auto loss = scaler_ ? scaler_->scale(out.loss) : out.loss;
+  if (!sync_) {
+    loss.backward();
+  } else if (sync_grads) {
+    sync_->backward(loss);
+  } else {
+    auto local = sync_->no_sync();
+    sync_->backward(loss);
+  }
+  return out;
+}
+
+void RunnerBase::optimizer_step() {
+  if (scaler_) scaler_->step(*opt_);
+  else opt_->step();
+  zero_grad_keep(*opt_);
+}
+
+RunnerBase::StepMetrics RunnerBase::reduce_metrics(const StepOutput& out, const Batch& batch) {
+  double loss = out.loss.item<double>();
+  double tokens = static_cast<double>(out.tokens), samples = static_cast<double>(batch.size());
+  if (const int world = pg().world_size(); world > 1) {
+    loss = pg().all_reduce_mean(loss);
+    tokens = pg().all_reduce_mean(tokens) * world;
+    samples = pg().all_reduce_mean(samples) * world;
+  }
+  return {loss, static_cast<int64_t>(samples), static_cast<int64_t>(tokens)};
+}
+
+bool RunnerBase::stop_requested() {
+  const bool stop = g_stop_requested;
+  if (pg().world_size() == 1) return stop;
+  return pg().all_reduce_mean(stop ? 1.0 : 0.0) > 0;  // every rank stops at the same step
+}
+
+void RunnerBase::log_progress(int64_t epoch, int64_t iter, double lr, const StepMetrics& m) {
+  const int64_t ipe = sched_cfg_.iters_per_epoch;
+  log_->record({epoch, iter, ipe, global_, sched_cfg_.max_epoch * ipe, m.loss, lr, m.samples, m.tokens});
+}
+
+// Checkpoints fall on optimiser steps: every save_every_iters iterations, at the end of an epoch and
+// at a stop.
+void RunnerBase::maybe_save(int64_t epoch, int64_t iter, bool stop) {
+  if (stop || (save_every_ > 0 && global_ % save_every_ == 0) || iter + 1 == sched_cfg_.iters_per_epoch)
+    save(epoch, iter + 1);
+}
+
+void RunnerBase::save(int64_t epoch, int64_t iters_done) {
+  nlohmann::json mine{{"loader", prefetch_->active() ? loader_before_prefetch_ : in_.source->state()},
+                      {"torch_rng", torch_cpu_rng_state()}};
+  auto all = pg().all_gather_json(mine);
+  if (pg().is_main()) {
+    CheckpointContents c;
+    c.params = params_;
+    c.optimizer = opt_.get();
+    c.state.epoch = epoch;
+    c.state.iter = iters_done;
+    c.state.global_step = global_;
+    c.state.scaler = scaler_ ? scaler_->state() : nlohmann::json();
+    c.state.ranks = all;
+    c.config_yaml = in_.cfg.to_yaml();
+    auto dir = save_training_checkpoint(output_dir_, c, keep_last_);
+    spdlog::info("checkpoint saved: {}", dir.string());
+  }
+  pg().barrier();
+}
+
+TrainResult RunnerBase::stop_after_save(TrainResult result) {
+  log_->finish_bar();
+  spdlog::warn("SIGTERM: checkpoint saved at step {}, stopping", global_);
+  result.global_step = global_;
+  result.interrupted = true;
+  return result;
+}
 
 }  // namespace
 
