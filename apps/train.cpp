@@ -18,7 +18,7 @@
 #include "framework/error.h"
 #include "framework/registry.h"
 #include "framework/text/python_str.h"
-#include "models/chatbridge_config.h"
+#include "models/model_factory.h"
 #include "runners/train/runner_base.h"
 #include "runners/train/task.h"
 
@@ -64,9 +64,13 @@ std::string human(int64_t n) {
   return std::to_string(n);
 }
 
-// The module tree and parameter counts of the configured model, from its description alone.
+// The module tree and parameter counts of the configured model, from the model registry's skeleton of
+// it: the real module tree with no storage, so the full-size model costs neither memory nor weights.
 void print_dry_run(const cb::Config& cfg) {
-  auto specs = cb::describe_parameters(cb::ChatBridgeConfig::from_config(cfg.sub("model")));
+  const auto arch = cfg.get<std::string>("model.arch");
+  const auto& skeleton = cb::registry::get<cb::Kind::model>(arch).skeleton;
+  if (!skeleton) cb::fail("--dry-run: model.arch '{}' cannot be described without building it (no skeleton)", arch);
+  const auto model = skeleton(cfg.sub("model"));
   struct Group {
     std::string name;
     std::set<std::string> indices;  // repeated blocks (blocks.0, blocks.1, ...)
@@ -78,9 +82,9 @@ void print_dry_run(const cb::Config& cfg) {
   std::vector<std::string> parts;
   std::map<std::string, std::pair<int64_t, int64_t>> per_part;  // total, trainable
   int64_t total = 0, trainable = 0;
-  for (const auto& s : specs) {
-    if (s.buffer) continue;
-    const auto c = cb::pystr::split(s.name, ".");
+  for (const auto& p : model->named_parameters()) {
+    const auto c = cb::pystr::split(p.key(), ".");
+    const int64_t numel = p.value().numel();
     size_t k = 1;
     while (k < c.size() && !std::all_of(c[k].begin(), c[k].end(), ::isdigit)) ++k;
     std::string g = c[0];
@@ -88,12 +92,12 @@ void print_dry_run(const cb::Config& cfg) {
     if (!index.count(g)) index[g] = groups.size(), groups.push_back({g});
     auto& grp = groups[index[g]];
     if (k < c.size()) grp.indices.insert(c[k]);
-    grp.numel += s.numel();
-    grp.trainable |= s.trainable;
+    grp.numel += numel;
+    grp.trainable |= p.value().requires_grad();
     if (!per_part.count(c[0])) parts.push_back(c[0]);
-    per_part[c[0]].first += s.numel();
-    if (s.trainable) per_part[c[0]].second += s.numel(), trainable += s.numel();
-    total += s.numel();
+    per_part[c[0]].first += numel;
+    if (p.value().requires_grad()) per_part[c[0]].second += numel, trainable += numel;
+    total += numel;
   }
   std::cout << "module tree (parameters):\n";
   for (const auto& g : groups)
@@ -147,8 +151,6 @@ int run(int argc, char** argv) {
   cb::apply_app_options(opts);
   cb::Config cfg = cb::resolve_config(cfg_path, options);
   if (dry_run) {
-    if (auto arch = cfg.get<std::string>("model.arch"); arch != "chatbridge")
-      cb::fail("--dry-run describes ChatBridge models; model.arch is '{}'", arch);
     print_dry_run(cfg);
     return 0;
   }

@@ -8,6 +8,7 @@
 #include "framework/checkpoint/load.h"
 #include "framework/config.h"
 #include "framework/error.h"
+#include "framework/meta_device.h"
 #include "framework/text/python_str.h"
 #include "models/freeze.h"
 #include "models/instruct_prompt.h"
@@ -353,9 +354,31 @@ ChatBridge build_chatbridge(const Config& model_cfg) {
   return model;
 }
 
-CB_REGISTER(model, "chatbridge", [](const Config& model_cfg) -> std::shared_ptr<torch::nn::Module> {
-  return build_chatbridge(model_cfg).ptr();
-});
+namespace {
+
+// The module tree of build_chatbridge without storage or weights. The tokenizer only bounds the
+// vocabulary (a real one is checked against the LLaMA's when the model is built), so this one has just
+// the three special pieces and needs no file.
+ChatBridge chatbridge_skeleton(const Config& model_cfg) {
+  auto c = ChatBridgeConfig::from_config(model_cfg);  // reads config files: outside the meta device
+  SentencePieceModel sp;
+  sp.source = "the module-tree placeholder tokenizer";
+  sp.trainer_spec.model_type = SentencePieceModel::ModelType::Bpe;
+  using T = SentencePieceModel::PieceType;
+  sp.pieces = {{"<unk>", 0.f, T::Unknown}, {"<s>", 0.f, T::Control}, {"</s>", 0.f, T::Control}};
+  LlamaTokenizer tokenizer(std::move(sp));
+  return on_meta_device([&] { return ChatBridge(std::move(c), std::move(tokenizer)); });
+}
+
+}  // namespace
+
+CB_REGISTER(model, "chatbridge",
+            ModelFactory{.build = [](const Config& m) -> std::shared_ptr<torch::nn::Module> {
+                           return build_chatbridge(m).ptr();
+                         },
+                         .skeleton = [](const Config& m) -> std::shared_ptr<torch::nn::Module> {
+                           return chatbridge_skeleton(m).ptr();
+                         }});
 // The original's PRETRAINED_MODEL_CONFIG_DICT.
 CB_REGISTER_DEFAULT_CONFIG(model, "chatbridge", "pretrain_vicuna", "models/configs/chatbridge.yaml");
 

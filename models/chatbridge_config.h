@@ -11,7 +11,6 @@
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
-#include <vector>
 
 #include "models/beats.h"
 #include "models/eva_vit.h"
@@ -63,18 +62,5 @@ struct ChatBridgeConfig {
   // `llama_model` unless tiny_dims describe them.
   static ChatBridgeConfig from_config(const Config& model_cfg);
 };
-
-// The state dict of the ChatBridge this config builds — every key with its shape and whether the
-// original's freezing leaves it trainable — computed from the config alone, so the full-size model
-// can be described without allocating it (`chatbridge-train --dry-run`). Tests check it against a
-// built model's state dict key for key.
-struct ParamSpec {
-  std::string name;
-  std::vector<int64_t> shape;
-  bool trainable;
-  bool buffer;
-  int64_t numel() const;
-};
-std::vector<ParamSpec> describe_parameters(const ChatBridgeConfig& c);
 
 }  // namespace cb

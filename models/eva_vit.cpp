@@ -126,8 +126,12 @@ VisionTransformerImpl::VisionTransformerImpl(const EvaVitConfig& c) : config(c) 
   pos_embed = register_parameter("pos_embed", torch::zeros({1, c.num_patches() + 1, c.embed_dim}));
   blocks = register_module("blocks", torch::nn::ModuleList());
   // Stochastic-depth rates as the original computes them: float32 torch.linspace(0, rate, depth).
+  // Built without storage (framework/meta_device.h) there is no value to read: the same ramp in double.
   const auto dpr = torch::linspace(0.0, c.drop_path_rate, c.depth);
-  for (int64_t i = 0; i < c.depth; ++i) blocks->push_back(EvaBlock(c, dpr[i].item<double>()));
+  auto rate = [&](int64_t i) {
+    return dpr.is_meta() ? c.drop_path_rate * i / std::max<int64_t>(c.depth - 1, 1) : dpr[i].item<double>();
+  };
+  for (int64_t i = 0; i < c.depth; ++i) blocks->push_back(EvaBlock(c, rate(i)));
   // The original's init (_init_weights + fix_init_weight); real weights come from eva_vit_g.pth.
   torch::NoGradGuard no_grad;
   // timm's trunc_normal_ cuts at +-2 absolute, i.e. 100 std: a plain normal is the same distribution.

@@ -9,6 +9,7 @@
 #include "framework/checkpoint/safetensors.h"
 #include "framework/checkpoint/state_dict.h"
 #include "framework/error.h"
+#include "framework/meta_device.h"
 #include "models/llama_hf.h"
 #include "models/model_factory.h"
 
@@ -35,23 +36,41 @@ std::string read_file(const std::filesystem::path& p) {
   return s.str();
 }
 
-}  // namespace
-
-LlamaForCausalLM build_llama_causal_lm(const Config& m) {
-  LlamaForCausalLM model{nullptr};
-  if (m.has("llama_config")) {
-    if (m.has("llama_model")) fail("model.llama_config and model.llama_model: give one (fresh weights or a folder)");
-    const auto j = nlohmann::json::parse(m.sub("llama_config").to_json().dump());
-    model = LlamaForCausalLM(LlamaConfig::from_json(j, "model.llama_config"));
-    init_hf_weights(*model, j.value("initializer_range", 0.02));
-  } else if (m.has("llama_model")) {
-    model = load_llama_hf(m.get<std::string>("llama_model"), torch::kFloat);
-  } else {
+// Fresh weights (`llama_config`) or a Hugging Face folder (`llama_model`): exactly one is given.
+bool fresh_weights(const Config& m) {
+  if (m.has("llama_config") && m.has("llama_model"))
+    fail("model.llama_config and model.llama_model: give one (fresh weights or a folder)");
+  if (!m.has("llama_config") && !m.has("llama_model"))
     fail("model.llama_config or model.llama_model: the LLaMA to train is not described");
-  }
+  return m.has("llama_config");
+}
+
+nlohmann::json fresh_config_json(const Config& m) {
+  return nlohmann::json::parse(m.sub("llama_config").to_json().dump());
+}
+
+// Stage 0 trains every parameter.
+LlamaForCausalLM all_trainable(LlamaForCausalLM model) {
   for (auto& p : model->parameters()) p.requires_grad_(true);
   model->train();
   return model;
+}
+
+LlamaForCausalLM llama_causal_lm_skeleton(const Config& m) {
+  const auto c = fresh_weights(m)
+                     ? LlamaConfig::from_json(fresh_config_json(m), "model.llama_config")
+                     : LlamaConfig::from_file(std::filesystem::path(m.get<std::string>("llama_model")) / "config.json");
+  return all_trainable(on_meta_device([&] { return LlamaForCausalLM(c); }));
+}
+
+}  // namespace
+
+LlamaForCausalLM build_llama_causal_lm(const Config& m) {
+  if (!fresh_weights(m)) return all_trainable(load_llama_hf(m.get<std::string>("llama_model"), torch::kFloat));
+  const auto j = fresh_config_json(m);
+  LlamaForCausalLM model(LlamaConfig::from_json(j, "model.llama_config"));
+  init_hf_weights(*model, j.value("initializer_range", 0.02));
+  return all_trainable(model);
 }
 
 nlohmann::json llama_hf_config_json(const LlamaConfig& c, torch::Dtype dtype) {
@@ -92,9 +111,13 @@ void save_llama_hf(const LlamaForCausalLMImpl& model, const std::filesystem::pat
   spdlog::info("LLaMA exported as a Hugging Face directory: {}", dir.string());
 }
 
-CB_REGISTER(model, "llama_causal_lm", [](const Config& model_cfg) -> std::shared_ptr<torch::nn::Module> {
-  return build_llama_causal_lm(model_cfg).ptr();
-});
+CB_REGISTER(model, "llama_causal_lm",
+            ModelFactory{.build = [](const Config& m) -> std::shared_ptr<torch::nn::Module> {
+                           return build_llama_causal_lm(m).ptr();
+                         },
+                         .skeleton = [](const Config& m) -> std::shared_ptr<torch::nn::Module> {
+                           return llama_causal_lm_skeleton(m).ptr();
+                         }});
 CB_REGISTER_DEFAULT_CONFIG(model, "llama_causal_lm", "fresh", "models/configs/llama_causal_lm.yaml");
 
 }  // namespace cb

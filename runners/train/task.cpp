@@ -6,7 +6,7 @@ namespace cb {
 
 std::shared_ptr<torch::nn::Module> Task::build_model(const Config& cfg) const {
   auto arch = cfg.get<std::string>("model.arch");
-  return registry::get<Kind::model>(arch)(cfg.sub("model"));
+  return registry::get<Kind::model>(arch).build(cfg.sub("model"));
 }
 
 std::unique_ptr<Task> make_task(const Config& cfg) {
