@@ -143,8 +143,7 @@ ChatBridgeConfig ChatBridgeConfig::from_config(const Config& m) {
   auto vit_model = m.get<std::string>("vit_model");
   if (vit_model != "eva_clip_g") fail("model.vit_model: only 'eva_clip_g' exists, got '{}'", vit_model);
 
-  c.vit = EvaVitConfig::eva_vit_g(c.image_size, m.get<double>("drop_path_rate"),
-                                  m.get<bool>("use_grad_checkpoint"));
+  c.vit = EvaVitConfig::eva_vit_g(c.image_size, m.get<double>("drop_path_rate"), m.get<bool>("use_grad_checkpoint"));
   c.beats = beats_iter3_plus_as2m();
   c.llama = vicuna_13b();
   bool tiny_llama = false;

@@ -42,29 +42,8 @@ class SigtermScope {
 
 class RunnerBase : public Runner {
  public:
-  explicit RunnerBase(RunnerInputs in) : in_(std::move(in)) {
-    auto run = in_.cfg.sub("run");
-    sched_cfg_ = lr_schedule_config(run);
-    accum_ = run.get<int64_t>("accum_grad_iters");
-    if (accum_ < 1) fail("run.accum_grad_iters: must be >= 1, got {}", accum_);
-    log_freq_ = run.get<int64_t>("log_freq");
-    save_every_ = run.get<int64_t>("save_every_iters");
-    keep_last_ = static_cast<int>(run.get<int64_t>("keep_last_checkpoints"));
-    amp_ = run.get<bool>("amp");
-    seed_ = run.get<int64_t>("seed");
-    if (!run.get<std::string>("wandb_key").empty())  // the original's configs set it; say it does nothing here
-      spdlog::warn(
-          "run.wandb_key is set but Weights & Biases logging is not implemented: the training record is "
-          "{}/metrics.jsonl",
-          run.get<std::string>("output_dir"));
-    output_dir_ = run.get<std::string>("output_dir");
-    lr_sched_ = run.get<std::string>("lr_sched");
-    adamw_.lr = sched_cfg_.init_lr;
-    adamw_.weight_decay = run.get<double>("weight_decay");
-    auto dev = run.get<std::string>("device");
-    device_ =
-        dev.rfind("cuda", 0) == 0 && torch::cuda::is_available() ? torch::Device(dev) : torch::Device(torch::kCPU);
-  }
+  // Reads run.* (defaults: framework/config_schema.cpp).
+  explicit RunnerBase(RunnerInputs in);
 
   // The loop, top to bottom: per iteration the next batch, the LR of the schedule, forward and backward,
   // an optimiser step every accum_grad_iters, the metrics over ranks, the log line, a checkpoint when
@@ -98,7 +77,7 @@ class RunnerBase : public Runner {
   RunnerInputs in_;
   LrScheduleConfig sched_cfg_;
   AdamWSettings adamw_;
-  int64_t accum_ = 1, log_freq_ = 50, save_every_ = 0, seed_ = 42;
+  int64_t accum_ = 0, log_freq_ = 0, save_every_ = 0, seed_ = 0;
   int keep_last_ = 0;
   bool amp_ = false;
   fs::path output_dir_;
@@ -118,6 +97,29 @@ class RunnerBase : public Runner {
   nlohmann::json loader_before_prefetch_;
   int64_t global_ = 0;  // iterations done, resumed ones included
 };
+
+RunnerBase::RunnerBase(RunnerInputs in) : in_(std::move(in)) {
+  auto run = in_.cfg.sub("run");
+  sched_cfg_ = lr_schedule_config(run);
+  accum_ = run.get<int64_t>("accum_grad_iters");
+  if (accum_ < 1) fail("run.accum_grad_iters: must be >= 1, got {}", accum_);
+  log_freq_ = run.get<int64_t>("log_freq");
+  save_every_ = run.get<int64_t>("save_every_iters");
+  keep_last_ = static_cast<int>(run.get<int64_t>("keep_last_checkpoints"));
+  amp_ = run.get<bool>("amp");
+  seed_ = run.get<int64_t>("seed");
+  if (!run.get<std::string>("wandb_key").empty())  // the original's configs set it; say it does nothing here
+    spdlog::warn(
+        "run.wandb_key is set but Weights & Biases logging is not implemented: the training record is "
+        "{}/metrics.jsonl",
+        run.get<std::string>("output_dir"));
+  output_dir_ = run.get<std::string>("output_dir");
+  lr_sched_ = run.get<std::string>("lr_sched");
+  adamw_.lr = sched_cfg_.init_lr;
+  adamw_.weight_decay = run.get<double>("weight_decay");
+  auto dev = run.get<std::string>("device");
+  device_ = dev.rfind("cuda", 0) == 0 && torch::cuda::is_available() ? torch::Device(dev) : torch::Device(torch::kCPU);
+}
 
 TrainResult RunnerBase::train() {
   setup();
