@@ -89,7 +89,7 @@ void print_dry_run(const cb::Config& cfg) {
     while (k < c.size() && !std::all_of(c[k].begin(), c[k].end(), ::isdigit)) ++k;
     std::string g = c[0];
     for (size_t j = 1; j < std::min(k, c.size() - 1); ++j) g += "." + c[j];
-    if (!index.count(g)) index[g] = groups.size(), groups.push_back({g});
+    if (!index.count(g)) index[g] = groups.size(), groups.emplace_back().name = g;
     auto& grp = groups[index[g]];
     if (k < c.size()) grp.indices.insert(c[k]);
     grp.numel += numel;
