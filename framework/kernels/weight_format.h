@@ -1,0 +1,47 @@
+// Storage formats of a frozen linear layer's weight W [rows = out features, cols = in features].
+//
+//   f32, bf16, f16: the dense tensor itself, [rows, cols] of that dtype.
+//   q8_0: per row, cols/32 blocks of {fp16 scale d, int8 q[32]} = 34 bytes; w = d * q.
+//         d = max|w| / 127, q = round(w / d) (llama.cpp's Q8_0 block).
+//   q4_0: per row, cols/32 blocks of {fp16 scale d, uint8 qs[16]} = 18 bytes; element j of the block
+//         is the low nibble of qs[j], element j+16 the high nibble of qs[j]; w = d * (nibble - 8).
+//         d = m / -8 where m is the block's element of largest magnitude (sign kept), nibble =
+//         min(15, trunc(w / d + 8.5)) (llama.cpp's Q4_0 block).
+// Block formats need cols % 32 == 0 and are stored as uint8 [rows, row_bytes(format, cols)].
+#pragma once
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+
+namespace cb::kernels {
+
+enum class WeightFormat { f32, bf16, f16, q8_0, q4_0 };
+
+constexpr int64_t kQuantBlock = 32;
+
+// "fp32"/"f32", "bf16", "fp16"/"f16", "q8_0", "q4_0"; anything else fails naming `what`.
+WeightFormat parse_weight_format(const std::string& name, const std::string& what = "weight format");
+const char* weight_format_name(WeightFormat f);  // "fp32", "bf16", "fp16", "q8_0", "q4_0"
+bool is_block_format(WeightFormat f);
+// Bytes of one stored row of `cols` input features.
+int64_t row_bytes(WeightFormat f, int64_t cols);
+
+// W in one storage format. `data` is contiguous, on the CPU or a CUDA device: float/bfloat16/half
+// [rows, cols] for the dense formats, uint8 [rows, row_bytes] for the block formats.
+struct PackedWeight {
+  WeightFormat format = WeightFormat::f32;
+  int64_t rows = 0, cols = 0;
+  torch::Tensor data;
+
+  int64_t bytes() const { return data.defined() ? data.numel() * data.element_size() : 0; }
+};
+
+// From a dense [rows, cols] tensor of any floating dtype (rounded to nearest for bf16/f16).
+PackedWeight pack_weight(const torch::Tensor& w, WeightFormat f);
+// Wraps already-packed storage (e.g. a uint8 tensor read from a file), checking shape and dtype.
+PackedWeight packed_weight_from_storage(torch::Tensor data, WeightFormat f, int64_t rows, int64_t cols);
+// The dequantised weight [rows, cols] as `dtype`, on the storage's device.
+torch::Tensor unpack_weight(const PackedWeight& w, torch::Dtype dtype = torch::kFloat);
+
+}  // namespace cb::kernels
