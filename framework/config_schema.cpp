@@ -1,6 +1,10 @@
 #include "framework/config_schema.h"
 
+#include <spdlog/spdlog.h>
+
 #include <map>
+#include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -22,6 +26,9 @@ struct Key {
 
 constexpr std::string_view kRequired = "!required";  // the code that reads it fails when it is absent
 constexpr std::string_view kNoDefault = "!none";     // optional: absence means what the doc says
+// Accepted so that the original's configs load, but nothing reads it: a config that sets it gets a
+// warning quoting the doc (the reason), once per key and process.
+constexpr std::string_view kNotRead = "!not-read";
 
 using E = Expect;
 constexpr Key kKeys[] = {
@@ -44,18 +51,18 @@ constexpr Key kKeys[] = {
     {"model.freeze_beat", E::boolean, "true", "keep the BEATs audio encoder frozen"},
     {"model.freeze_qformer", E::boolean, "true", "keep the Q-Former and query tokens frozen"},
     {"model.prompt_template", E::string, "''", "stored, unused by training (as the original)"},
-    {"model.prompt", E::string, kNoDefault, "accepted (the base yaml sets it); not read"},
+    {"model.prompt", E::string, kNotRead, "accepted (the base yaml sets it); not read"},
     {"model.max_txt_len", E::integer, "32", "stage 1: caption tokens; stage 2: positions per conversation"},
     {"model.end_sym", E::string, "\"\\n\"", "appended to stage-1 captions"},
     {"model.stage", E::integer, "1", "1: caption loss; 2/3: conversation loss; 4: also forces `drop`"},
     {"model.multi_sample", E::boolean, "false", "temporal embeddings for video frames and audio slices"},
-    {"model.apply_lemmatizer", E::boolean, kNoDefault, "accepted for the original's configs; not read"},
-    {"model.inf_type", E::any, kNoDefault, "accepted for the original's configs; not read"},
+    {"model.apply_lemmatizer", E::boolean, kNotRead, "accepted for the original's configs; not read"},
+    {"model.inf_type", E::any, kNotRead, "accepted for the original's configs; not read"},
     {"model.drop", E::boolean, "false", "Q-Former BERT dropouts 0.1"},
     {"model.ckpt", E::string, "''", "ChatBridge checkpoint loaded last, non-strictly (.pth or checkpoint dir)"},
-    {"model.prompt_path", E::string, kNoDefault, "accepted for the original's configs; not read"},
+    {"model.prompt_path", E::string, kNotRead, "accepted for the original's configs; not read"},
     {"model.low_resource", E::boolean, "false", "8-bit LLaMA: not implemented, warns when true"},
-    {"model.device_8bit", E::integer, kNoDefault, "accepted for the original's configs; not read"},
+    {"model.device_8bit", E::integer, kNotRead, "accepted for the original's configs; not read"},
     // model: keys of this implementation (paths the original hard-codes or downloads; tiny models)
     {"model.vit_ckpt", E::string, "''", "LAVIS eva_vit_g.pth ('': fresh ViT)"},
     {"model.beats_ckpt", E::string, "''", "BEATs_iter3_plus_AS2M.pt ('': fresh BEATs)"},
@@ -77,36 +84,36 @@ constexpr Key kKeys[] = {
     {"run.weight_decay", E::number, kRequired, "AdamW weight decay"},
     {"run.max_epoch", E::integer, kRequired, "epochs to train"},
     {"run.iters_per_epoch", E::integer, kNoDefault, "iterations per epoch (absent: the loader's length, else 10000)"},
-    {"run.iter_per_epoch", E::integer, kNoDefault, "accepted for the original's configs; not read"},
-    {"run.inner_save", E::integer, kNoDefault, "accepted for the original's configs; not read"},
+    {"run.iter_per_epoch", E::integer, kNotRead, "accepted for the original's configs; not read"},
+    {"run.inner_save", E::integer, kNotRead, "accepted for the original's configs; not read"},
     {"run.batch_size_train", E::integer, kRequired, "lm_pretrain: texts per rank and step"},
     {"run.batch_size_eval", E::integer, "1", "chatbridge-eval: items per generation batch"},
-    {"run.num_workers", E::integer, kNoDefault, "accepted for the original's configs; not read"},
+    {"run.num_workers", E::integer, kNotRead, "accepted for the original's configs; not read"},
     {"run.accum_grad_iters", E::integer, "1", "micro-batches per optimiser step"},
     {"run.log_freq", E::integer, "50", "iterations between metrics lines"},
     {"run.seed", E::integer, kRequired, "training seed, the same on every rank (eval, chat, convert, probe: 42)"},
     {"run.output_dir", E::string, kRequired, "checkpoints, config.yaml, metrics.jsonl, eval results"},
     {"run.amp", E::boolean, "false", "fp16 autocast and grad scaler on CUDA"},
     {"run.resume_ckpt_path", E::string, kNoDefault, "checkpoint to resume from (absent: --resume decides)"},
-    {"run.evaluate", E::boolean, kNoDefault, "accepted for the original's configs; not read"},
-    {"run.train_splits", E::list, kNoDefault, "accepted for the original's configs; not read"},
-    {"run.valid_splits", E::list, kNoDefault, "accepted for the original's configs; not read"},
-    {"run.test_splits", E::list, kNoDefault, "accepted for the original's configs; not read"},
-    {"run.use_dist_eval_sampler", E::boolean, kNoDefault, "accepted for the original's configs; not read"},
-    {"run.train_dataset_ratios", E::any, kNoDefault, "accepted for the original's configs; not read"},
+    {"run.evaluate", E::boolean, kNotRead, "accepted for the original's configs; not read"},
+    {"run.train_splits", E::list, kNotRead, "accepted for the original's configs; not read"},
+    {"run.valid_splits", E::list, kNotRead, "accepted for the original's configs; not read"},
+    {"run.test_splits", E::list, kNotRead, "accepted for the original's configs; not read"},
+    {"run.use_dist_eval_sampler", E::boolean, kNotRead, "accepted for the original's configs; not read"},
+    {"run.train_dataset_ratios", E::any, kNotRead, "accepted for the original's configs; not read"},
     {"run.device", E::string, "cpu", "cuda[:N] when CUDA is available, else the CPU"},
-    {"run.world_size", E::integer, kNoDefault, "accepted; the launcher's environment sets it"},
-    {"run.dist_url", E::string, kNoDefault, "accepted; the launcher's environment sets it"},
-    {"run.distributed", E::boolean, kNoDefault, "accepted; the launcher's environment sets it"},
-    {"run.gpu", E::integer, kNoDefault, "accepted; the launcher's environment sets it"},
-    {"run.rank", E::integer, kNoDefault, "accepted; the launcher's environment sets it"},
-    {"run.dist_backend", E::string, kNoDefault, "accepted; the launcher's environment sets it"},
+    {"run.world_size", E::integer, kNotRead, "accepted; the launcher's environment sets it"},
+    {"run.dist_url", E::string, kNotRead, "accepted; the launcher's environment sets it"},
+    {"run.distributed", E::boolean, kNotRead, "accepted; the launcher's environment sets it"},
+    {"run.gpu", E::integer, kNotRead, "accepted; the launcher's environment sets it"},
+    {"run.rank", E::integer, kNotRead, "accepted; the launcher's environment sets it"},
+    {"run.dist_backend", E::string, kNotRead, "accepted; the launcher's environment sets it"},
     {"run.valor_data_opts_path", E::string, kRequired, "tri_pretrain / tri_instruct: VALOR data-options JSON"},
     {"run.prompt_path", E::string, kNoDefault, "task prompts JSON: required by tri_instruct, optional for lm_pretrain"},
     {"run.stage", E::integer, "1", "data stage; tri_pretrain takes 1 only"},
-    {"run.losses", E::list, kNoDefault, "accepted for the original's configs; not read"},
+    {"run.losses", E::list, kNotRead, "accepted for the original's configs; not read"},
     {"run.wandb_key", E::string, "''", "Weights & Biases: not implemented, warns when set"},
-    {"run.gt_file", E::string, kNoDefault, "accepted for the original's configs; not read"},
+    {"run.gt_file", E::string, kNotRead, "accepted for the original's configs; not read"},
     // Added by this implementation.
     {"run.save_every_iters", E::integer, "0", "mid-epoch checkpoint period (0: end of epoch only)"},
     {"run.keep_last_checkpoints", E::integer, "0", "delete older checkpoints beyond this many (0: keep all)"},
@@ -165,12 +172,21 @@ std::vector<std::string> siblings(std::string_view parent) {
   return out;
 }
 
+void warn_not_read(const Key& k, const ConfigNode& value) {
+  static std::mutex mutex;
+  static std::set<std::string_view> warned;
+  std::lock_guard lock(mutex);
+  if (warned.insert(k.path).second)
+    spdlog::warn("{} is set in {} but has no effect here: {}", k.path, value.where(), k.doc);
+}
+
 void validate(const ConfigNode& map, const std::string& parent) {
   for (const auto& [name, value] : map.entries) {
     std::string path = parent.empty() ? name : parent + "." + name;
     if (const Key* k = find_key(path)) {
       if (!value.is_null() && !matches(k->type, value))
         fail("{} in {}: expected {}, got {}", path, value.where(), describe(k->type), value.describe());
+      if (!value.is_null() && k->default_yaml == kNotRead) warn_not_read(*k, value);
     } else if (is_section(path)) {
       if (!value.is_null() && !value.is_map())
         fail("{} in {}: expected a mapping, got {}", path, value.where(), value.describe());
@@ -183,7 +199,7 @@ void validate(const ConfigNode& map, const std::string& parent) {
   }
 }
 
-bool has_default(const Key& k) { return k.default_yaml != kRequired && k.default_yaml != kNoDefault; }
+bool has_default(const Key& k) { return !k.default_yaml.starts_with("!"); }
 
 // Every declared default, parsed once; a default that is not of its key's type fails here, on first use.
 const std::map<std::string_view, ConfigNode>& parsed_defaults() {
@@ -265,6 +281,7 @@ std::string config_reference_markdown() {
     }
     auto def = k.default_yaml == kRequired    ? std::string("*required*")
                : k.default_yaml == kNoDefault ? std::string("*none*")
+               : k.default_yaml == kNotRead   ? std::string("*not read* (warns)")
                                               : fmt::format("`{}`", k.default_yaml);
     md += fmt::format("| `{}` | {} | {} | {} |\n", k.path, type_name(k.type), def, k.doc);
   }
