@@ -44,7 +44,8 @@ class ProcessGroup {
  public:
   // Joins the job `env` describes (rank 0 or the launcher hosts the TCPStore at MASTER_ADDR:MASTER_PORT).
   static std::shared_ptr<ProcessGroup> init(const DistEnv& env, DistOptions opts = {});
-  // Over an existing store (tests: one HashStore shared by threads); world_size 1 needs no store.
+  // Over an existing store (tests: one HashStore shared by threads); world_size 1 needs no store, and
+  // with one still gets a real backend.
   static std::shared_ptr<ProcessGroup> create(c10::intrusive_ptr<c10d::Store> store, int rank, int world_size,
                                               int local_rank, DistOptions opts = {});
   ~ProcessGroup();
