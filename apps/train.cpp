@@ -8,8 +8,10 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <set>
 
+#include "datasets/valor/data_options.h"
 #include "framework/app_options.h"
 #include "framework/checkpoint/atomic_file.h"
 #include "framework/config.h"
@@ -19,6 +21,7 @@
 #include "framework/registry.h"
 #include "framework/text/python_str.h"
 #include "models/model_factory.h"
+#include "runners/train/memory_plan.h"
 #include "runners/train/runner_base.h"
 #include "runners/train/task.h"
 
@@ -64,9 +67,53 @@ std::string human(int64_t n) {
   return std::to_string(n);
 }
 
+// The memory plan of one rank (runners/train/memory_plan.h) for the configured batch: for the valor
+// tasks the data options' loader groups (per-rank batch, frames per sample), the largest group decides;
+// lm_pretrain: run.batch_size_train texts of max_txt_len tokens.
+void print_memory_plan(const cb::Config& cfg, const torch::nn::Module& model, std::optional<double> budget_gib) {
+  const auto device = cfg.get<std::string>("run.device");
+  const bool cuda = device.rfind("cuda", 0) == 0;
+  const int world = std::max(1, cb::rank_from_env().world_size);
+  cb::MemoryPlanOptions o;
+  o.text_len = cfg.get<int64_t>("model.max_txt_len");
+  o.world_size = world;
+  o.compute_bytes = cuda && cfg.get<bool>("run.amp") ? 2 : 4;
+  // On the CPU the process's own libraries count (measured now, before any weight exists); a CUDA
+  // context takes about this much device memory before the first tensor.
+  o.baseline_bytes = cuda ? int64_t(512) << 20 : cb::current_rss_bytes();
+  std::vector<cb::MemoryPlanOptions> shapes;
+  if (cfg.has("run.valor_data_opts_path")) {
+    const auto path = cfg.get<std::string>("run.valor_data_opts_path");
+    if (std::filesystem::exists(path)) {
+      for (const auto& g : cb::DataOptions::load(path).train) {
+        auto s = o;
+        s.batch_size = std::max<int64_t>(1, g.batch_size / world);
+        s.images_per_sample = g.task.find('v') != std::string::npos ? g.video_sample_num : 1;
+        shapes.push_back(s);
+      }
+    } else {
+      spdlog::warn("--dry-run: {} does not exist; the activation estimate assumes a batch of 1", path);
+    }
+  } else if (cfg.has("run.batch_size_train")) {
+    o.batch_size = cfg.get<int64_t>("run.batch_size_train");
+  }
+  if (shapes.empty()) shapes.push_back(o);
+  std::optional<cb::MemoryPlan> worst;
+  for (const auto& s : shapes) {
+    auto plan = cb::plan_memory(model, s);
+    if (!worst || plan.total_bytes() > worst->total_bytes()) worst = std::move(plan);
+  }
+  std::optional<int64_t> budget;
+  if (budget_gib) budget = static_cast<int64_t>(*budget_gib * double(1LL << 30));
+  else if (!cuda && cb::total_memory_bytes() > 0) budget = cb::total_memory_bytes() / world;  // ranks share the host
+  std::cout << fmt::format("device: {}{}\n", device, budget ? "" : " (no budget: give --memory-budget GIB)");
+  std::cout << worst->describe(budget);
+}
+
 // The module tree and parameter counts of the configured model, from the model registry's skeleton of
 // it: the real module tree with no storage, so the full-size model costs neither memory nor weights.
-void print_dry_run(const cb::Config& cfg) {
+// Then its memory plan.
+void print_dry_run(const cb::Config& cfg, std::optional<double> budget_gib) {
   const auto arch = cfg.get<std::string>("model.arch");
   const auto& skeleton = cb::registry::get<cb::Kind::model>(arch).skeleton;
   if (!skeleton) cb::fail("--dry-run: model.arch '{}' cannot be described without building it (no skeleton)", arch);
@@ -112,6 +159,7 @@ void print_dry_run(const cb::Config& cfg) {
                              human(per_part[p].second));
   }
   std::cout << fmt::format("total: {} ({}), trainable: {} ({})\n", human(total), total, human(trainable), trainable);
+  print_memory_plan(cfg, *model, budget_gib);
 }
 
 int run(int argc, char** argv) {
@@ -130,7 +178,12 @@ int run(int argc, char** argv) {
   app.add_flag("--print-config", print_config,
                "print the resolved config as YAML, then the defaults of the keys it leaves absent, and exit");
   app.add_flag("--config-reference", config_reference, "print every config key (type, default, doc) as Markdown");
-  app.add_flag("--dry-run", dry_run, "print the module tree and parameter counts without building the model");
+  app.add_flag("--dry-run", dry_run,
+               "print the module tree, parameter counts and memory plan without building the model");
+  std::optional<double> budget_gib;
+  app.add_option("--memory-budget", budget_gib,
+                 "--dry-run: memory per rank in GiB to check the plan against (default on the CPU: the machine's "
+                 "memory / ranks)");
   app.add_option("--resume", resume, "'auto' (latest complete checkpoint in run.output_dir) or a checkpoint directory");
   if (const auto exit_code = cb::parse_config_app(app, opts, cli_argc, argv)) return *exit_code;
 
@@ -151,7 +204,7 @@ int run(int argc, char** argv) {
   cb::apply_app_options(opts);
   cb::Config cfg = cb::resolve_config(cfg_path, options);
   if (dry_run) {
-    print_dry_run(cfg);
+    print_dry_run(cfg, budget_gib);
     return 0;
   }
   spdlog::info("config:\n{}", cfg.to_yaml());

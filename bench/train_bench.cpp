@@ -7,6 +7,7 @@
 #include "bench/timing.h"
 #include "framework/error.h"
 #include "framework/op_profile.h"
+#include "runners/train/memory_plan.h"
 #include "runners/train/optim.h"
 
 namespace cb::bench {
@@ -97,6 +98,7 @@ nlohmann::json run_train(const Workload& w, int stage, const std::filesystem::pa
   const auto& tw = work_of(w, stage);
   const std::string name = "train" + std::to_string(stage);
   spdlog::info("{}: building the stage-{} model", name, stage);
+  const int64_t baseline = current_rss_bytes();  // before the model: what the plan calls the process baseline
   TrainBench bench(w, stage, tokenizer);
   const auto shape = bench.llama_input_shape();
   const double flops = bench.model_flops_per_step();
@@ -113,6 +115,13 @@ nlohmann::json run_train(const Workload& w, int stage, const std::filesystem::pa
   const nlohmann::json phases = {{"forward_s", phase(bench.forward_s)},
                                  {"backward_s", phase(bench.backward_s)},
                                  {"optimizer_s", phase(bench.optimizer_s)}};
+  // The plan the dry run prints, for this model and batch, beside the measured peak.
+  MemoryPlanOptions plan_opts;
+  plan_opts.batch_size = bench.batch.image.size(0);
+  plan_opts.text_len = bench.model->config().max_txt_len;
+  plan_opts.baseline_bytes = baseline;
+  const auto plan = plan_memory(*bench.model, plan_opts);
+  spdlog::info("{}: {}", name, plan.describe());
   int64_t trainable = 0;
   for (const auto& p : bench.model->parameters())
     if (p.requires_grad()) trainable += p.numel();
@@ -124,7 +133,10 @@ nlohmann::json run_train(const Workload& w, int stage, const std::filesystem::pa
                       {"trainable_params", trainable},
                       {"model_flops_per_step", flops},
                       {"model_flops_per_s", flops / t.median()},
-                      {"peak_rss_mb_after", peak_rss_mb()}};
+                      {"peak_rss_mb_after", peak_rss_mb()},
+                      {"memory_plan_mb", double(plan.total_bytes()) / double(1 << 20)},
+                      {"memory_plan_activations_mb", double(plan.activation_bytes) / double(1 << 20)}};
+  j["memory_plan_over_peak"] = j["memory_plan_mb"].get<double>() / j["peak_rss_mb_after"].get<double>();
   if (peak_flops) j["mfu"] = flops / t.median() / *peak_flops;
   if (profile_top > 0) {
     OpProfile profile;
