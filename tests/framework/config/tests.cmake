@@ -44,3 +44,9 @@ add_test(NAME "chatbridge-train: --print-config lists the defaults of absent key
          COMMAND chatbridge-train --cfg-path ${CMAKE_SOURCE_DIR}/train_configs/chatbridge_pretrain.yaml --print-config)
 set_tests_properties("chatbridge-train: --print-config lists the defaults of absent keys" PROPERTIES LABELS unit
                      PASS_REGULAR_EXPRESSION "# Defaults of the keys not set above.*\n# run:\n#   runner: runner_base\n.*#   log_freq: 50\n")
+# A key kept only so that the original's configs load says, when set, that it does nothing here.
+add_test(NAME "chatbridge-train: a key that is not read warns with the reason"
+         COMMAND chatbridge-train --cfg-path ${CMAKE_SOURCE_DIR}/train_configs/tiny_lm_pretrain.yaml --print-config
+                 --options run.num_workers=4)
+set_tests_properties("chatbridge-train: a key that is not read warns with the reason" PROPERTIES LABELS unit
+                     PASS_REGULAR_EXPRESSION "run\\.num_workers is set in [^\n]* but has no effect here: accepted")
