@@ -51,7 +51,7 @@ constexpr Key kKeys[] = {
     {"model.freeze_beat", E::boolean, "true", "keep the BEATs audio encoder frozen"},
     {"model.freeze_qformer", E::boolean, "true", "keep the Q-Former and query tokens frozen"},
     {"model.prompt_template", E::string, "''", "stored, unused by training (as the original)"},
-    {"model.prompt", E::string, kNotRead, "accepted (the base yaml sets it); not read"},
+    {"model.prompt", E::string, kNotRead, "the original's base yaml sets it; ChatBridge reads prompt_template"},
     {"model.max_txt_len", E::integer, "32", "stage 1: caption tokens; stage 2: positions per conversation"},
     {"model.end_sym", E::string, "\"\\n\"", "appended to stage-1 captions"},
     {"model.stage", E::integer, "1", "1: caption loss; 2/3: conversation loss; 4: also forces `drop`"},
@@ -117,6 +117,8 @@ constexpr Key kKeys[] = {
     // Added by this implementation.
     {"run.save_every_iters", E::integer, "0", "mid-epoch checkpoint period (0: end of epoch only)"},
     {"run.keep_last_checkpoints", E::integer, "0", "delete older checkpoints beyond this many (0: keep all)"},
+    {"run.dist_timeout", E::number, "1800",
+     "seconds a collective may wait for the other ranks before the job fails naming them (torchrun's 30 min)"},
     {"run.max_bad_sample_fraction", E::number, "0.1", "stop when a dataset skips more than this fraction"},
     {"run.pin_memory", E::boolean, "true", "page-locked batches when CUDA is available (as the original)"},
     {"run.lm_data_opts_paths", E::list, kRequired, "lm_pretrain: data-options JSONs whose texts make the corpus"},
