@@ -46,6 +46,7 @@ def main():
     ap.add_argument("--workload", required=True)
     ap.add_argument("--other", required=True, help="command template with {part} and {workload}")
     ap.add_argument("--cpp", default="build/bin/chatbridge-bench", help="the chatbridge-bench binary")
+    ap.add_argument("--cpp-args", default="", help="more arguments for chatbridge-bench (e.g. '--llama-precision q4_0')")
     ap.add_argument("--parts", default="train1,train2,decode,data")
     ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
@@ -57,7 +58,7 @@ def main():
     rows = {}  # key -> {"cpp": [...], "other": [...], "ratio": [...]}
     for r in range(a.rounds):
         for part in parts:
-            cmds = {"cpp": f"{shlex.quote(a.cpp)} {part} --workload {shlex.quote(a.workload)}",
+            cmds = {"cpp": f"{shlex.quote(a.cpp)} {part} --workload {shlex.quote(a.workload)} {a.cpp_args}",
                     "other": a.other.format(part=part, workload=shlex.quote(a.workload))}
             order = ["cpp", "other"] if r % 2 == 0 else ["other", "cpp"]
             got = {side: run_json(cmds[side]) for side in order}
