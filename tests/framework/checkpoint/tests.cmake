@@ -7,3 +7,5 @@ cb_add_test(test_ckpt_convert LABELS golden SOURCES framework/checkpoint/test_ck
 add_dependencies(test_ckpt_convert chatbridge-convert)
 target_compile_definitions(test_ckpt_convert PRIVATE CHATBRIDGE_CONVERT_BIN="$<TARGET_FILE:chatbridge-convert>")
 cb_add_test(test_safetensors LABELS unit SOURCES framework/checkpoint/test_safetensors.cpp)
+cb_add_test(test_torch_save LABELS unit SOURCES framework/checkpoint/test_torch_save.cpp support/process_util.cpp
+            support/torch_peer.cpp)
