@@ -5,6 +5,8 @@
 // its evaluator read them from separate ground-truth files, which this harness does not need).
 #include "datasets/builders/record_dataset.h"
 
+#include <fmt/format.h>
+
 namespace cb {
 namespace {
 
