@@ -211,7 +211,11 @@ int run(int argc, char** argv) {
   if (cb::rank_from_env().rank == 0) write_resolved_config(cfg);
 
   auto env = cb::dist::dist_env_from_environment();
-  auto pg = cb::dist::ProcessGroup::init(env);
+  cb::dist::DistOptions dist;
+  if (const double t = cfg.get<double>("run.dist_timeout"); !(t > 0))
+    cb::fail("run.dist_timeout: must be > 0 seconds, got {}", t);
+  dist.timeout = std::chrono::milliseconds(static_cast<int64_t>(cfg.get<double>("run.dist_timeout") * 1000));
+  auto pg = cb::dist::ProcessGroup::init(env, dist);
   std::shared_ptr<const cb::Task> task = cb::make_task(cfg);
   torch::manual_seed(cfg.get<int64_t>("run.seed"));  // same on every rank: randomly initialised parts agree
   cb::RunnerInputs in{cfg,

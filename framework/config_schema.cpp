@@ -119,6 +119,8 @@ constexpr Key kKeys[] = {
     {"run.keep_last_checkpoints", E::integer, "0", "delete older checkpoints beyond this many (0: keep all)"},
     {"run.dist_timeout", E::number, "1800",
      "seconds a collective may wait for the other ranks before the job fails naming them (torchrun's 30 min)"},
+    {"run.dist_timeout", E::number, "1800",
+     "seconds a collective may wait for the other ranks before the job fails naming them (torchrun's 30 min)"},
     {"run.max_bad_sample_fraction", E::number, "0.1", "stop when a dataset skips more than this fraction"},
     {"run.pin_memory", E::boolean, "true", "page-locked batches when CUDA is available (as the original)"},
     {"run.lm_data_opts_paths", E::list, kRequired, "lm_pretrain: data-options JSONs whose texts make the corpus"},

@@ -30,14 +30,15 @@ void AtomicFile::write(const void* data, size_t n) {
   while (n > 0) {
     ssize_t w = ::write(fd_, p, n);
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) fail("{}: write failed: {}", tmp_.string(), std::strerror(errno));
+    if (w <= 0) fail("{}: write failed: {} (temporary {})", target_.string(), std::strerror(errno), tmp_.string());
     p += w;
     n -= size_t(w);
   }
 }
 
 void AtomicFile::commit() {
-  if (::fsync(fd_) != 0) fail("{}: fsync failed: {}", tmp_.string(), std::strerror(errno));
+  if (::fsync(fd_) != 0)
+    fail("{}: fsync failed: {} (temporary {})", target_.string(), std::strerror(errno), tmp_.string());
   ::close(fd_);
   fd_ = -1;
   if (::rename(tmp_.c_str(), target_.c_str()) != 0) {

@@ -63,6 +63,9 @@ std::string find_program(const std::string& name) {
 
 int exit_code_of(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
 
+// The failure code a rejoining node publishes for the attempt that ran without it.
+constexpr int kRejoinCode = 1;
+
 struct Worker {
   int local_rank = 0;
   pid_t pid = -1;
@@ -86,7 +89,7 @@ class Node {
   }
 
   int run() {
-    for (int attempt = 0;; ++attempt) {
+    for (int attempt = entry_attempt();; ++attempt) {
       if (auto code = join(attempt)) return finish(*code);
       spawn(attempt);
       Outcome out = monitor(attempt);
@@ -132,10 +135,27 @@ class Node {
     return std::nullopt;
   }
 
+  // The attempt this launcher joins. 0 for a new job; a launcher started while the job runs (its host
+  // is back after a loss) joins the attempt in progress, or, when that one already runs with every
+  // node (it counted this node's lost launcher), marks it failed so that all nodes restart together.
+  int entry_attempt() {
+    if (!store_->check({"launch/attempt"})) return 0;
+    int attempt = read_code("launch/attempt");
+    if (counter(key(attempt, "joined")) < o_.nnodes) return attempt;
+    spdlog::warn("chatbridge-launch: node {} rejoins a running job: restarting attempt {} with every node",
+                 o_.node_rank, attempt);
+    if (store_->add(key(attempt, "nfailed"), 1) == 1) set_code(key(attempt, "failcode"), kRejoinCode);
+    return attempt + 1;
+  }
+
   // Every node's launcher arrives before attempt `attempt` starts; nullopt when it may start.
   std::optional<int> join(int attempt) {
+    set_code("launch/attempt", attempt);
     store_->add(key(attempt, "joined"), 1);
     auto deadline = std::chrono::steady_clock::now() + o_.rendezvous_timeout;
+    if (const auto joined = counter(key(attempt, "joined")); joined < o_.nnodes)
+      spdlog::info("chatbridge-launch: node {} waits for {} more node(s) to join attempt {} (up to {} s)", o_.node_rank,
+                   o_.nnodes - joined, attempt, o_.rendezvous_timeout.count() / 1000);
     while (counter(key(attempt, "joined")) < o_.nnodes) {
       if (auto code = shutdown_requested()) return code;
       if (std::chrono::steady_clock::now() > deadline)
@@ -229,6 +249,7 @@ class Node {
 
   void stop_workers(int sig = SIGTERM) {
     signal_workers(sig);
+    signal_workers(SIGCONT);  // a stopped worker acts on the signal now, not after the grace period
     auto deadline = std::chrono::steady_clock::now() + o_.stop_grace;
     while (std::any_of(workers_.begin(), workers_.end(), [](const Worker& w) { return !w.code; })) {
       if (std::chrono::steady_clock::now() > deadline) {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <map>
 
+#include "framework/distributed/watchdog.h"
 #include "framework/error.h"
 #include "framework/torch_compat.h"
 
@@ -29,6 +30,7 @@ struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<compat::C10dBackend> backend;  // null when world size is 1
   torch::Device device = torch::kCPU;               // of the helper tensors (NCCL reduces CUDA tensors only)
+  std::unique_ptr<Watchdog> watchdog;               // with the backend
 };
 
 namespace {
@@ -71,6 +73,20 @@ c10::intrusive_ptr<compat::C10dBackend> make_backend(const c10::intrusive_ptr<c1
 #else
   fail("distributed backend 'gloo': built without the Gloo headers (install libgloo-dev and rebuild)");
 #endif
+}
+
+// The watchdog's own connection to the store (its calls may block while a link is cut), in the
+// attempt's key space under a launcher.
+c10::intrusive_ptr<c10d::Store> watchdog_store(const DistEnv& env, std::chrono::milliseconds timeout) {
+  c10d::TCPStoreOptions so;
+  so.port = env.master_port;
+  so.isServer = false;
+  so.waitWorkers = false;
+  so.timeout = timeout;
+  c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+  if (env.use_agent_store)
+    store = c10::make_intrusive<c10d::PrefixStore>("/worker/attempt_" + std::to_string(env.restart_count), store);
+  return store;
 }
 
 // Flat byte tensor <-> string.
@@ -124,6 +140,9 @@ std::shared_ptr<ProcessGroup> ProcessGroup::init(const DistEnv& env, DistOptions
       store = c10::make_intrusive<c10d::PrefixStore>("/worker/attempt_" + std::to_string(env.restart_count), store);
     impl->backend = make_backend(store, env.rank, env.world_size, opts, env.master_addr);
     impl->store = std::move(store);
+    impl->watchdog = std::make_unique<Watchdog>(
+        watchdog_store(env, opts.timeout), WatchdogOptions{env.rank, env.world_size, opts.timeout,
+                                                           fmt::format("{}:{}", env.master_addr, env.master_port)});
     spdlog::info("distributed: rank {}/{} (local {}/{}) joined via {} at {}:{}, backend {}, timeout {} s", env.rank,
                  env.world_size, env.local_rank, env.local_world_size, env.source, env.master_addr, env.master_port,
                  impl->backend->getBackendName(), opts.timeout.count() / 1000.0);
@@ -132,9 +151,14 @@ std::shared_ptr<ProcessGroup> ProcessGroup::init(const DistEnv& env, DistOptions
       new ProcessGroup(std::move(impl), env.rank, env.world_size, env.local_rank, opts.timeout));
 }
 
+void ProcessGroup::wait(const char* name, const std::function<void()>& work) {
+  impl_->watchdog->wait(name, step_, work);
+}
+
 void ProcessGroup::barrier() {
   if (!impl_->backend) return;
-  impl_->backend->barrier()->wait();
+  auto work = impl_->backend->barrier();
+  wait("barrier", [&] { work->wait(); });
 }
 
 void ProcessGroup::broadcast(const std::vector<torch::Tensor>& tensors, int root) {
@@ -149,7 +173,8 @@ void ProcessGroup::broadcast(const std::vector<torch::Tensor>& tensors, int root
     std::vector<torch::Tensor> flat{torch::cat(flat_parts)};
     c10d::BroadcastOptions o;
     o.rootRank = root;
-    impl_->backend->broadcast(flat, o)->wait();
+    auto work = impl_->backend->broadcast(flat, o);
+    wait("broadcast", [&] { work->wait(); });
     int64_t off = 0;
     for (const auto& t : group) {
       t.detach().copy_(flat[0].narrow(0, off, t.numel()).view(t.sizes()));
@@ -162,7 +187,7 @@ WaitFn ProcessGroup::all_reduce_sum_async(torch::Tensor& tensor) {
   if (!impl_->backend) return [] {};
   std::vector<torch::Tensor> v{tensor};
   auto work = impl_->backend->allreduce(v);
-  return [work] { work->wait(); };
+  return [this, work] { wait("all_reduce", [&] { work->wait(); }); };
 }
 
 double ProcessGroup::all_reduce_mean(double value) {
@@ -179,14 +204,16 @@ std::vector<std::string> ProcessGroup::all_gather(const std::string& value) {
   std::vector<torch::Tensor> size_in{torch::tensor({static_cast<int64_t>(value.size())}, torch::kInt64).to(dev)};
   std::vector<std::vector<torch::Tensor>> size_out(1);
   for (int r = 0; r < world_; ++r) size_out[0].push_back(torch::empty({1}, torch::dtype(torch::kInt64).device(dev)));
-  impl_->backend->allgather(size_out, size_in)->wait();
+  auto sizes = impl_->backend->allgather(size_out, size_in);
+  wait("all_gather", [&] { sizes->wait(); });
   int64_t longest = 1;
   for (const auto& s : size_out[0]) longest = std::max(longest, s.item<int64_t>());
   std::vector<torch::Tensor> data_in{bytes_tensor(value, longest).to(dev)};
   std::vector<std::vector<torch::Tensor>> data_out(1);
   for (int r = 0; r < world_; ++r)
     data_out[0].push_back(torch::empty({longest}, torch::dtype(torch::kUInt8).device(dev)));
-  impl_->backend->allgather(data_out, data_in)->wait();
+  auto data = impl_->backend->allgather(data_out, data_in);
+  wait("all_gather", [&] { data->wait(); });
   std::vector<std::string> out;
   for (int r = 0; r < world_; ++r) {
     auto bytes = data_out[0][r].cpu();

@@ -7,7 +7,9 @@
 //   double loss = pg->all_reduce_mean(local);   // for logs
 //   if (pg->is_main()) save(...);  pg->barrier();
 //
-// Collectives must be called in the same order on every rank (c10d's rule).
+// Collectives must be called in the same order on every rank (c10d's rule). Every wait runs under
+// the collective watchdog (watchdog.h): a collective that fails or outlasts the timeout is reported
+// with this rank, the collective, the step (set_step) and the peers that went silent.
 #pragma once
 #include <torch/torch.h>
 
@@ -29,8 +31,9 @@ class Store;
 namespace cb::dist {
 
 struct DistOptions {
-  // Store and collective timeout. The original used 365 days, which turns a dead peer into a hung job;
-  // 30 minutes still covers a slow rank-0 checkpoint save. $CHATBRIDGE_DIST_TIMEOUT (seconds) overrides.
+  // Store and collective timeout (run.dist_timeout). The original used 365 days, which turns a dead peer
+  // into a hung job; torchrun's 30 minutes still cover a slow rank-0 checkpoint save.
+  // $CHATBRIDGE_DIST_TIMEOUT (seconds) overrides.
   std::chrono::milliseconds timeout = std::chrono::minutes(30);
   // "auto" (nccl when `device` is CUDA and LibTorch has NCCL, else gloo), "gloo" or "nccl".
   std::string backend = "auto";
@@ -55,6 +58,8 @@ class ProcessGroup {
   bool is_main() const { return rank_ == 0; }
   int local_rank() const { return local_rank_; }
   std::chrono::milliseconds timeout() const { return timeout_; }
+  // The training step the following collectives belong to, for failure reports.
+  void set_step(int64_t step) { step_ = step; }
 
   void barrier();
   // Overwrites `tensors` with root's values (coalesced: one broadcast per dtype).
@@ -71,8 +76,11 @@ class ProcessGroup {
   struct Impl;
   ProcessGroup(std::unique_ptr<Impl> impl, int rank, int world, int local_rank, std::chrono::milliseconds timeout);
   std::unique_ptr<Impl> impl_;
+  // Waits for `work` under the watchdog.
+  void wait(const char* name, const std::function<void()>& work);
   int rank_ = 0, world_ = 1, local_rank_ = 0;
   std::chrono::milliseconds timeout_;
+  int64_t step_ = 0;
 };
 
 }  // namespace cb::dist

@@ -139,6 +139,7 @@ TrainResult RunnerBase::train() {
   for (; epoch < max_epoch; ++epoch, first_iter = 0) {
     in_.model->train();
     for (int64_t i = first_iter; i < ipe; ++i) {
+      pg().set_step(global_);  // named when a collective of this iteration fails
       Batch batch = next_batch(epoch, i);
       const double lr = sched_->step(*opt_, epoch, i);
       const bool step_now = (i + 1) % accum_ == 0;

@@ -23,6 +23,7 @@ namespace {
 
 constexpr const char* kMarker = "COMPLETE";
 constexpr const char* kPrefix = "step_";
+constexpr const char* kTmpPrefix = ".tmp-";
 
 void fsync_dir(const fs::path& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
@@ -45,45 +46,14 @@ std::vector<fs::path> complete_checkpoints(const fs::path& output_dir) {
   return out;
 }
 
-}  // namespace
-
-StateDict trainable_named_parameters(const torch::nn::Module& model) {
-  StateDict out;
-  std::unordered_set<const void*> seen;  // same dedup as make_adamw
-  for (const auto& p : model.named_parameters(true))
-    if (p.value().requires_grad() && seen.insert(p.value().unsafeGetTensorImpl()).second)
-      out.insert(p.key(), p.value());
-  return out;
+// Temporary directories of saves that failed or were cut short by a crash.
+void remove_temporaries(const fs::path& root) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root, ec))
+    if (e.path().filename().string().rfind(kTmpPrefix, 0) == 0) fs::remove_all(e.path(), ec);
 }
 
-nlohmann::json TrainingState::to_json() const {
-  return {{"epoch", epoch}, {"iter", iter}, {"global_step", global_step}, {"scaler", scaler}, {"ranks", ranks}};
-}
-
-TrainingState TrainingState::from_json(const nlohmann::json& j, const std::string& source) {
-  TrainingState s;
-  try {
-    s.epoch = j.at("epoch");
-    s.iter = j.at("iter");
-    s.global_step = j.at("global_step");
-    s.scaler = j.at("scaler");
-    s.ranks = j.at("ranks");
-  } catch (const std::exception& e) {
-    fail("{}: {}", source, e.what());
-  }
-  return s;
-}
-
-fs::path checkpoints_dir(const fs::path& output_dir) { return output_dir / "checkpoints"; }
-
-fs::path save_training_checkpoint(const fs::path& output_dir, const CheckpointContents& c, int keep_last) {
-  auto root = checkpoints_dir(output_dir);
-  fs::create_directories(root);
-  auto name = fmt::format("{}{:09d}", kPrefix, c.state.global_step);
-  auto final_dir = root / name, tmp = root / (".tmp-" + name);
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-
+void write_checkpoint_files(const fs::path& tmp, const CheckpointContents& c) {
   StateDict params;
   for (const auto& p : c.params) params.insert(p.key(), p.value().detach().cpu());
   save_safetensors(tmp / "model.safetensors", params);
@@ -105,17 +75,66 @@ fs::path save_training_checkpoint(const fs::path& output_dir, const CheckpointCo
   atomic_write_file(tmp / "config.yaml", c.config_yaml);
   atomic_write_file(tmp / kMarker, "");
   fsync_dir(tmp);
+}
 
-  fs::remove_all(final_dir);  // a same-step save (e.g. epoch end right after a periodic one)
-  fs::rename(tmp, final_dir);
-  fsync_dir(root);
+}  // namespace
+
+StateDict trainable_named_parameters(const torch::nn::Module& model) {
+  StateDict out;
+  std::unordered_set<const void*> seen;  // same dedup as make_adamw
+  for (const auto& p : model.named_parameters(true))
+    if (p.value().requires_grad() && seen.insert(p.value().unsafeGetTensorImpl()).second)
+      out.insert(p.key(), p.value());
+  return out;
+}
+
+nlohmann::json TrainingState::to_json() const {
+  return {{"epoch", epoch},   {"iter", iter},   {"global_step", global_step},
+          {"scaler", scaler}, {"ranks", ranks}, {"validation", validation}};
+}
+
+TrainingState TrainingState::from_json(const nlohmann::json& j, const std::string& source) {
+  TrainingState s;
+  try {
+    s.epoch = j.at("epoch");
+    s.iter = j.at("iter");
+    s.global_step = j.at("global_step");
+    s.scaler = j.at("scaler");
+    s.ranks = j.at("ranks");
+    s.validation = j.value("validation", nlohmann::json());  // absent in checkpoints of earlier versions
+  } catch (const std::exception& e) {
+    fail("{}: {}", source, e.what());
+  }
+  return s;
+}
+
+fs::path checkpoints_dir(const fs::path& output_dir) { return output_dir / "checkpoints"; }
+
+fs::path save_training_checkpoint(const fs::path& output_dir, const CheckpointContents& c, int keep_last) {
+  auto root = checkpoints_dir(output_dir);
+  fs::create_directories(root);
+  remove_temporaries(root);
+  auto name = fmt::format("{}{:09d}", kPrefix, c.state.global_step);
+  auto final_dir = root / name, tmp = root / (kTmpPrefix + name);
+  try {
+    fs::create_directories(tmp);
+    write_checkpoint_files(tmp, c);
+    fs::remove_all(final_dir);  // a same-step save (e.g. epoch end right after a periodic one)
+    fs::rename(tmp, final_dir);
+    fsync_dir(root);
+  } catch (const std::exception& e) {
+    // A failed save (no space left, ...) leaves nothing behind: the space goes back to the earlier
+    // checkpoints, which stay as they were.
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    fail("checkpoint {} not saved: {}; removed {}, the earlier checkpoints in {} are intact", name, e.what(),
+         tmp.string(), root.string());
+  }
 
   if (keep_last > 0) {
     auto all = complete_checkpoints(output_dir);
     for (size_t i = 0; i + keep_last < all.size(); ++i) fs::remove_all(all[i]);
   }
-  for (const auto& e : fs::directory_iterator(root))  // leftovers of saves that crashed
-    if (e.path().filename().string().rfind(".tmp-", 0) == 0) fs::remove_all(e.path());
   return final_dir;
 }
 

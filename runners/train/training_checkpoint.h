@@ -11,7 +11,9 @@
 //
 // Written by rank 0 into a temporary sibling directory, every file fsynced, then renamed into place
 // and the parent fsynced, so a crash leaves either no directory or a complete one. Only directories
-// with COMPLETE count; older ones beyond keep_last are deleted after a successful save.
+// with COMPLETE count; older ones beyond keep_last are deleted after a successful save. A save that
+// fails (no space left, ...) removes its temporary directory before it throws, and each save first
+// removes the temporaries a crash left, so no space stays held by a checkpoint that does not count.
 #pragma once
 #include <torch/torch.h>
 
@@ -33,6 +35,8 @@ struct TrainingState {
   int64_t global_step = 0;  // iterations done since the start of training
   nlohmann::json scaler;    // GradScaler state, null without one
   nlohmann::json ranks;     // per rank: {"loader": ..., "torch_rng": [bytes]}
+  nlohmann::json validation;  // best epoch and agg_metrics so far (runners/train/validation.h), null without
+                              // run.valid_splits
   nlohmann::json to_json() const;
   static TrainingState from_json(const nlohmann::json& j, const std::string& source);
 };
