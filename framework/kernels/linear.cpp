@@ -1,18 +1,401 @@
+// The CPU kernels behind linear.h. Two families with one structure, scalar (portable) and AVX2+FMA+F16C
+// (compiled with a function-level target attribute, since the build targets generic x86-64):
+//   row dot   y[m] = Σ_c W[r, c] x[m, c] for up to 4 rows of x against one stored row of W, decoding W in
+//             registers. Block formats sum q·x over a block of 32 and scale by the block's d once
+//             (d·Σ q x rather than Σ (d q) x: one multiply per block, not per element; equal up to fp32
+//             rounding, as d·q is exact in fp32).
+//   dequant   a stored row to fp32, bit for bit what unpack_weight gives (d·q is exact in fp32).
 #include "framework/kernels/linear.h"
 
+#include <c10/util/Half.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include "framework/error.h"
+#include "framework/kernels/cpu_features.h"
 
 namespace cb::kernels {
+namespace {
 
-// Reference path: dequantise, then torch::matmul (the fast CPU kernels replace this).
-torch::Tensor linear(const torch::Tensor& x, const PackedWeight& w) {
-  if (x.size(-1) != w.cols) fail("linear: input has {} features, the weight expects {}", x.size(-1), w.cols);
-  return torch::matmul(x, unpack_weight(w, x.scalar_type()).t());
+using F = WeightFormat;
+
+// Up to this many rows of x share one pass over a weight row (accumulators held in registers).
+constexpr int kRowGroup = 4;
+// Weight rows dequantised per BLAS call on the tiled path (the tile is ~4 MB of fp32).
+constexpr int64_t kTileFloats = int64_t{1} << 20;
+
+// One stored row · up to kRowGroup rows of x: out[i] = Σ_c W[c] x[i][c].
+using RowDot = void (*)(const uint8_t* w, const float* const* x, int64_t cols, float* out);
+// One stored row -> cols floats.
+using RowDequant = void (*)(const uint8_t* w, int64_t cols, float* out);
+
+constexpr int64_t block_bytes(F f) { return f == F::q8_0 ? 2 + 32 : 2 + 16; }
+
+inline float half_bits_to_float(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return c10::detail::fp16_ieee_to_fp32_value(h);
 }
 
+// Element c of a dense stored row.
+template <F Fmt>
+inline float dense_at(const uint8_t* w, int64_t c) {
+  if constexpr (Fmt == F::f32) {
+    float v;
+    std::memcpy(&v, w + 4 * c, 4);
+    return v;
+  } else if constexpr (Fmt == F::bf16) {
+    uint16_t b;
+    std::memcpy(&b, w + 2 * c, 2);
+    const uint32_t u = uint32_t{b} << 16;
+    float v;
+    std::memcpy(&v, &u, 4);
+    return v;
+  } else {
+    return half_bits_to_float(w + 2 * c);
+  }
+}
+
+// The 32 quantized values of a block (without the scale d).
+template <F Fmt>
+inline void block_values(const uint8_t* blk, float q[32]) {
+  if constexpr (Fmt == F::q8_0) {
+    for (int j = 0; j < 32; ++j) q[j] = static_cast<float>(static_cast<int8_t>(blk[2 + j]));
+  } else {
+    for (int j = 0; j < 16; ++j) {
+      q[j] = static_cast<float>((blk[2 + j] & 0x0F) - 8);
+      q[j + 16] = static_cast<float>((blk[2 + j] >> 4) - 8);
+    }
+  }
+}
+
+// ---- scalar family ----
+
+template <F Fmt, int NM>
+void dot_scalar(const uint8_t* w, const float* const* x, int64_t cols, float* out) {
+  float acc[NM] = {};
+  if constexpr (Fmt == F::q8_0 || Fmt == F::q4_0) {
+    for (int64_t b = 0; b < cols / kQuantBlock; ++b, w += block_bytes(Fmt)) {
+      float q[32];
+      block_values<Fmt>(w, q);
+      const float d = half_bits_to_float(w);
+      for (int i = 0; i < NM; ++i) {
+        const float* xi = x[i] + b * kQuantBlock;
+        float s = 0.f;
+        for (int j = 0; j < 32; ++j) s += q[j] * xi[j];
+        acc[i] += d * s;
+      }
+    }
+  } else {
+    for (int64_t c = 0; c < cols; ++c) {
+      const float wc = dense_at<Fmt>(w, c);
+      for (int i = 0; i < NM; ++i) acc[i] += wc * x[i][c];
+    }
+  }
+  for (int i = 0; i < NM; ++i) out[i] = acc[i];
+}
+
+template <F Fmt>
+void dequant_scalar(const uint8_t* w, int64_t cols, float* out) {
+  if constexpr (Fmt == F::q8_0 || Fmt == F::q4_0) {
+    for (int64_t b = 0; b < cols / kQuantBlock; ++b, w += block_bytes(Fmt), out += kQuantBlock) {
+      float q[32];
+      block_values<Fmt>(w, q);
+      const float d = half_bits_to_float(w);
+      for (int j = 0; j < 32; ++j) out[j] = d * q[j];
+    }
+  } else {
+    for (int64_t c = 0; c < cols; ++c) out[c] = dense_at<Fmt>(w, c);
+  }
+}
+
+// ---- AVX2+FMA+F16C family ----
+#if defined(__x86_64__)
+#define CB_AVX2 [[gnu::target("avx2,fma,f16c")]]
+
+CB_AVX2 inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Elements [c, c+8) of a dense stored row.
+template <F Fmt>
+CB_AVX2 inline __m256 dense8(const uint8_t* w, int64_t c) {
+  if constexpr (Fmt == F::f32) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(w) + c);
+  } else {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2 * c));
+    if constexpr (Fmt == F::bf16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    else return _mm256_cvtph_ps(h);
+  }
+}
+
+// A block's 32 quantized values as 4 x 8 floats (elements 0-7, 8-15, 16-23, 24-31).
+template <F Fmt>
+CB_AVX2 inline void block8x4(const uint8_t* blk, __m256 q[4]) {
+  if constexpr (Fmt == F::q8_0) {
+    for (int k = 0; k < 4; ++k)
+      q[k] =
+          _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 2 + 8 * k))));
+  } else {
+    const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+    const __m128i nib = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
+    const __m128i lo = _mm_sub_epi8(_mm_and_si128(qs, nib), eight);                     // elements 0-15
+    const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(qs, 4), nib), eight);  // elements 16-31
+    q[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo));
+    q[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)));
+    q[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi));
+    q[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
+  }
+}
+
+CB_AVX2 inline __m256 block_scale(const uint8_t* blk) {
+  uint16_t h;
+  std::memcpy(&h, blk, 2);
+  return _mm256_set1_ps(_cvtsh_ss(h));
+}
+
+// acc[i] += d · Σ_j q_j x[i][off + j] over one block.
+template <F Fmt, int NM>
+CB_AVX2 inline void block_dot(const uint8_t* blk, const float* const* x, int64_t off, __m256* acc) {
+  __m256 q[4];
+  block8x4<Fmt>(blk, q);
+  const __m256 d = block_scale(blk);
+  for (int i = 0; i < NM; ++i) {
+    const float* xi = x[i] + off;
+    __m256 s = _mm256_mul_ps(q[0], _mm256_loadu_ps(xi));
+    s = _mm256_fmadd_ps(q[1], _mm256_loadu_ps(xi + 8), s);
+    s = _mm256_fmadd_ps(q[2], _mm256_loadu_ps(xi + 16), s);
+    s = _mm256_fmadd_ps(q[3], _mm256_loadu_ps(xi + 24), s);
+    acc[i] = _mm256_fmadd_ps(d, s, acc[i]);
+  }
+}
+
+template <F Fmt, int NM>
+CB_AVX2 void dot_avx2(const uint8_t* w, const float* const* x, int64_t cols, float* out) {
+  // Two accumulator sets (even/odd blocks, or the two halves of 16 columns) hide the FMA latency.
+  __m256 a0[NM], a1[NM];
+  for (int i = 0; i < NM; ++i) a0[i] = a1[i] = _mm256_setzero_ps();
+  if constexpr (Fmt == F::q8_0 || Fmt == F::q4_0) {
+    const int64_t blocks = cols / kQuantBlock;
+    int64_t b = 0;
+    for (; b + 2 <= blocks; b += 2) {
+      block_dot<Fmt, NM>(w + b * block_bytes(Fmt), x, b * kQuantBlock, a0);
+      block_dot<Fmt, NM>(w + (b + 1) * block_bytes(Fmt), x, (b + 1) * kQuantBlock, a1);
+    }
+    if (b < blocks) block_dot<Fmt, NM>(w + b * block_bytes(Fmt), x, b * kQuantBlock, a0);
+    for (int i = 0; i < NM; ++i) out[i] = hsum(_mm256_add_ps(a0[i], a1[i]));
+  } else {
+    int64_t c = 0;
+    for (; c + 16 <= cols; c += 16) {
+      const __m256 w0 = dense8<Fmt>(w, c), w1 = dense8<Fmt>(w, c + 8);
+      for (int i = 0; i < NM; ++i) {
+        a0[i] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[i] + c), a0[i]);
+        a1[i] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[i] + c + 8), a1[i]);
+      }
+    }
+    if (c + 8 <= cols) {
+      const __m256 w0 = dense8<Fmt>(w, c);
+      for (int i = 0; i < NM; ++i) a0[i] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[i] + c), a0[i]);
+      c += 8;
+    }
+    for (int i = 0; i < NM; ++i) out[i] = hsum(_mm256_add_ps(a0[i], a1[i]));
+    for (; c < cols; ++c) {
+      const float wc = dense_at<Fmt>(w, c);
+      for (int i = 0; i < NM; ++i) out[i] += wc * x[i][c];
+    }
+  }
+}
+
+template <F Fmt>
+CB_AVX2 void dequant_avx2(const uint8_t* w, int64_t cols, float* out) {
+  if constexpr (Fmt == F::q8_0 || Fmt == F::q4_0) {
+    for (int64_t b = 0; b < cols / kQuantBlock; ++b, w += block_bytes(Fmt), out += kQuantBlock) {
+      __m256 q[4];
+      block8x4<Fmt>(w, q);
+      const __m256 d = block_scale(w);
+      for (int k = 0; k < 4; ++k) _mm256_storeu_ps(out + 8 * k, _mm256_mul_ps(d, q[k]));
+    }
+  } else {
+    int64_t c = 0;
+    for (; c + 8 <= cols; c += 8) _mm256_storeu_ps(out + c, dense8<Fmt>(w, c));
+    for (; c < cols; ++c) out[c] = dense_at<Fmt>(w, c);
+  }
+}
+#undef CB_AVX2
+#endif
+
+// ---- dispatch ----
+
+struct FormatKernels {
+  std::array<RowDot, kRowGroup> dot;  // dot[n - 1] takes n rows of x
+  RowDequant dequant;
+};
+
+template <F Fmt>
+FormatKernels kernels_for(LinearKernel k) {
+#if defined(__x86_64__)
+  if (k == LinearKernel::avx2)
+    return {{dot_avx2<Fmt, 1>, dot_avx2<Fmt, 2>, dot_avx2<Fmt, 3>, dot_avx2<Fmt, 4>}, dequant_avx2<Fmt>};
+#endif
+  return {{dot_scalar<Fmt, 1>, dot_scalar<Fmt, 2>, dot_scalar<Fmt, 3>, dot_scalar<Fmt, 4>}, dequant_scalar<Fmt>};
+}
+
+FormatKernels kernels_for(F f, LinearKernel k) {
+  switch (f) {
+    case F::f32: return kernels_for<F::f32>(k);
+    case F::bf16: return kernels_for<F::bf16>(k);
+    case F::f16: return kernels_for<F::f16>(k);
+    case F::q8_0: return kernels_for<F::q8_0>(k);
+    case F::q4_0: return kernels_for<F::q4_0>(k);
+  }
+  fail("linear: unknown weight format");
+}
+
+const uint8_t* storage(const PackedWeight& w) { return static_cast<const uint8_t*>(w.data.data_ptr()); }
+
+// Output rows per parallel task: at least ~64 KB of weights each, so small layers stay on one thread.
+int64_t row_grain(const PackedWeight& w) {
+  return std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, row_bytes(w.format, w.cols)));
+}
+
+// y [M, rows] = x [M, cols] · Wᵀ, M <= kSmallBatchRows: each thread walks its output rows, reading each
+// weight row once for all M rows of x (the row stays in L1 across the groups of kRowGroup).
+void row_kernel_linear(const float* x, int64_t M, const PackedWeight& w, const FormatKernels& k, float* y) {
+  const uint8_t* base = storage(w);
+  const int64_t stride = row_bytes(w.format, w.cols), cols = w.cols, rows = w.rows;
+  at::parallel_for(0, rows, row_grain(w), [&](int64_t r0, int64_t r1) {
+    const float* xs[kRowGroup];
+    float out[kRowGroup];
+    for (int64_t r = r0; r < r1; ++r) {
+      for (int64_t m = 0; m < M; m += kRowGroup) {
+        const int n = static_cast<int>(std::min<int64_t>(kRowGroup, M - m));
+        for (int i = 0; i < n; ++i) xs[i] = x + (m + i) * cols;
+        k.dot[n - 1](base + r * stride, xs, cols, out);
+        for (int i = 0; i < n; ++i) y[(m + i) * rows + r] = out[i];
+      }
+    }
+  });
+}
+
+// The fp32 tile buffer of the calling thread, grown as needed and kept.
+torch::Tensor tile_buffer(int64_t tile_rows, int64_t cols) {
+  thread_local torch::Tensor buffer;
+  if (!buffer.defined() || buffer.numel() < tile_rows * cols) buffer = torch::empty({tile_rows * cols}, torch::kFloat);
+  return buffer.narrow(0, 0, tile_rows * cols).view({tile_rows, cols});
+}
+
+// Calls fn(r0, tile) for consecutive tiles of W's rows, tile [r1 - r0, cols] fp32 (the same buffer each time).
+template <class Fn>
+void for_each_dequantised_tile(const PackedWeight& w, const FormatKernels& k, Fn&& fn) {
+  const int64_t cols = w.cols, stride = row_bytes(w.format, cols);
+  const int64_t tile_rows =
+      std::clamp<int64_t>(kTileFloats / std::max<int64_t>(1, cols), 16, std::max<int64_t>(16, w.rows));
+  const uint8_t* base = storage(w);
+  for (int64_t r0 = 0; r0 < w.rows; r0 += tile_rows) {
+    const int64_t n = std::min(tile_rows, w.rows - r0);
+    auto tile = tile_buffer(tile_rows, cols).narrow(0, 0, n);
+    float* t = tile.data_ptr<float>();
+    at::parallel_for(0, n, row_grain(w), [&](int64_t a, int64_t b) {
+      for (int64_t r = a; r < b; ++r) k.dequant(base + (r0 + r) * stride, cols, t + r * cols);
+    });
+    fn(r0, tile);
+  }
+}
+
+bool fast_path(const torch::Tensor& x, const PackedWeight& w) {
+  return x.device().is_cpu() && w.data.device().is_cpu() && x.scalar_type() == torch::kFloat;
+}
+
+void check_kernel(LinearKernel kernel) {
+  if (!linear_kernel_available(kernel))
+    fail("linear: the AVX2 kernel needs an x86-64 CPU with AVX2, FMA and F16C (this one lacks one of them)");
+}
+
+}  // namespace
+
+bool linear_kernel_available(LinearKernel kernel) {
+  if (kernel == LinearKernel::scalar) return true;
+  const auto& f = cpu_features();
+  return f.avx2 && f.fma && f.f16c;
+}
+
+LinearKernel default_linear_kernel() {
+  static const LinearKernel kernel =
+      !simd_forced_scalar() && linear_kernel_available(LinearKernel::avx2) ? LinearKernel::avx2 : LinearKernel::scalar;
+  return kernel;
+}
+
+torch::Tensor linear(const torch::Tensor& x, const PackedWeight& w) { return linear(x, w, default_linear_kernel()); }
+
 torch::Tensor linear_input_grad(const torch::Tensor& dy, const PackedWeight& w) {
-  if (dy.size(-1) != w.rows) fail("linear_input_grad: gradient has {} features, the weight has {} rows", dy.size(-1), w.rows);
-  return torch::matmul(dy, unpack_weight(w, dy.scalar_type()));
+  return linear_input_grad(dy, w, default_linear_kernel());
+}
+
+torch::Tensor linear(const torch::Tensor& x, const PackedWeight& w, LinearKernel kernel) {
+  check_kernel(kernel);
+  if (x.dim() == 0 || x.size(-1) != w.cols)
+    fail("linear: input has {} features, the weight expects {}", x.dim() ? x.size(-1) : 0, w.cols);
+  if (!fast_path(x, w)) return torch::matmul(x, unpack_weight(w, x.scalar_type()).t());
+
+  torch::NoGradGuard no_grad;                            // W is frozen; the caller's autograd function owns the graph
+  const auto x2 = x.reshape({-1, w.cols}).contiguous();  // [M, cols]
+  const int64_t M = x2.size(0);
+  auto sizes = x.sizes().vec();
+  sizes.back() = w.rows;
+  auto y = torch::empty(sizes, x.options());
+  auto y2 = y.view({M, w.rows});  // [M, rows]
+  if (M == 0 || w.rows == 0) return y;
+  if (w.cols == 0) return y.zero_();
+  const auto k = kernels_for(w.format, kernel);
+  if (M <= kSmallBatchRows) {
+    row_kernel_linear(x2.data_ptr<float>(), M, w, k, y2.data_ptr<float>());
+  } else if (w.format == F::f32) {
+    at::mm_out(y2, x2, w.data.t());
+  } else {
+    // y[:, r0:r0+n] = x · tileᵀ, written in place (BLAS takes the output's row stride).
+    for_each_dequantised_tile(w, k, [&](int64_t r0, const torch::Tensor& tile) {
+      auto out = y2.narrow(1, r0, tile.size(0));
+      at::mm_out(out, x2, tile.t());
+    });
+  }
+  return y;
+}
+
+torch::Tensor linear_input_grad(const torch::Tensor& dy, const PackedWeight& w, LinearKernel kernel) {
+  check_kernel(kernel);
+  if (dy.dim() == 0 || dy.size(-1) != w.rows)
+    fail("linear_input_grad: gradient has {} features, the weight has {} rows", dy.dim() ? dy.size(-1) : 0, w.rows);
+  if (!fast_path(dy, w)) return torch::matmul(dy, unpack_weight(w, dy.scalar_type()));
+
+  torch::NoGradGuard no_grad;
+  const auto dy2 = dy.reshape({-1, w.rows}).contiguous();  // [M, rows]
+  const int64_t M = dy2.size(0);
+  auto sizes = dy.sizes().vec();
+  sizes.back() = w.cols;
+  auto dx = torch::empty(sizes, dy.options());
+  auto dx2 = dx.view({M, w.cols});  // [M, cols]
+  if (M == 0 || w.cols == 0) return dx;
+  if (w.rows == 0) return dx.zero_();
+  if (w.format == F::f32) {
+    at::mm_out(dx2, dy2, w.data);
+    return dx;
+  }
+  // dx = Σ_tiles dy[:, r0:r0+n] · tile: the backward runs at training batch sizes, where the GEMM wins.
+  for_each_dequantised_tile(w, kernels_for(w.format, kernel), [&](int64_t r0, const torch::Tensor& tile) {
+    const auto dy_part = dy2.narrow(1, r0, tile.size(0));
+    if (r0 == 0) at::mm_out(dx2, dy_part, tile);
+    else dx2.addmm_(dy_part, tile);
+  });
+  return dx;
 }
 
 }  // namespace cb::kernels

@@ -1,8 +1,13 @@
 // y = x · Wᵀ for a frozen weight in any storage format (framework/kernels/weight_format.h).
 //
-// CPU: x is float32; the SIMD kernel is chosen once at run time (AVX2+FMA+F16C where the CPU has them,
-// else scalar; CHATBRIDGE_SIMD=scalar forces scalar). CUDA: dequantise, then torch::matmul in x's dtype.
-// Gradients flow to x only (W is frozen); use these inside an autograd function.
+// CPU, float32 x: up to kSmallBatchRows rows of x run the row kernels, which read each stored weight row
+// once, decode it in registers and take its dot product with every row of x (decode is one row and
+// memory-bound: the weight bytes read are the cost). More rows dequantise the weight a tile of rows at a
+// time into a reused fp32 buffer and call the BLAS GEMM on it, so a 16-bit or quantized weight runs as
+// fast as fp32 there (training through the frozen LLM, long prefill). Threads split the output rows.
+// The kernel family is chosen once at run time (AVX2+FMA+F16C where the CPU has them, else scalar;
+// CHATBRIDGE_SIMD=scalar forces scalar). Other devices or dtypes: dequantise, then torch::matmul in x's
+// dtype. Gradients flow to x only (W is frozen); use these inside an autograd function.
 #pragma once
 #include <torch/torch.h>
 
@@ -14,5 +19,21 @@ namespace cb::kernels {
 torch::Tensor linear(const torch::Tensor& x, const PackedWeight& w);
 // The input gradient of linear: dy [..., rows] -> dx = dy · W [..., cols].
 torch::Tensor linear_input_grad(const torch::Tensor& dy, const PackedWeight& w);
+
+// The CPU kernel family. Both compute the same sums in the same order up to fp32 rounding
+// (tests/framework/kernels/test_linear.cpp bounds the difference from an fp64 reference).
+enum class LinearKernel { scalar, avx2 };
+
+// Whether this build and CPU can run `kernel` (scalar: always; avx2: x86-64 with AVX2, FMA and F16C).
+bool linear_kernel_available(LinearKernel kernel);
+// avx2 where available, scalar otherwise or under CHATBRIDGE_SIMD=scalar.
+LinearKernel default_linear_kernel();
+
+// The most rows of x (the product of x's leading dimensions) that take the row kernels.
+constexpr int64_t kSmallBatchRows = 16;
+
+// linear / linear_input_grad with the kernel family named (tests, benchmarks); fails when it cannot run.
+torch::Tensor linear(const torch::Tensor& x, const PackedWeight& w, LinearKernel kernel);
+torch::Tensor linear_input_grad(const torch::Tensor& dy, const PackedWeight& w, LinearKernel kernel);
 
 }  // namespace cb::kernels

@@ -57,7 +57,7 @@ void quantize_row(WeightFormat f, const float* x, int64_t cols, uint8_t* out) {
       const float d = amax / 127.f, id = d != 0.f ? 1.f / d : 0.f;
       const c10::Half dh(d);
       std::memcpy(out, &dh, 2);
-      for (int j = 0; j < 32; ++j) out[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::nearbyint(x[j] * id)));
+      for (int j = 0; j < 32; ++j) out[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::round(x[j] * id)));
     } else {
       float amax = 0.f, m = 0.f;
       for (int j = 0; j < 32; ++j)
@@ -100,7 +100,8 @@ int64_t row_bytes(WeightFormat f, int64_t cols) {
 
 PackedWeight pack_weight(const torch::Tensor& w, WeightFormat f) {
   if (w.dim() != 2 || !w.is_floating_point())
-    fail("pack_weight: expected a 2-d floating-point weight, got {}-d {}", w.dim(), std::string(c10::toString(w.scalar_type())));
+    fail("pack_weight: expected a 2-d floating-point weight, got {}-d {}", w.dim(),
+         std::string(c10::toString(w.scalar_type())));
   PackedWeight p{f, w.size(0), w.size(1), {}};
   if (!is_block_format(f)) {
     p.data = w.to(dense_dtype(f)).contiguous();
@@ -123,8 +124,8 @@ PackedWeight packed_weight_from_storage(torch::Tensor data, WeightFormat f, int6
   const std::vector<int64_t> shape{rows, is_block_format(f) ? row_bytes(f, cols) : cols};
   if (data.scalar_type() != want || data.sizes() != c10::IntArrayRef(shape))
     fail("{} weight [{}, {}]: stored tensor is {} {}, expected {} {}", weight_format_name(f), rows, cols,
-         std::string(c10::toString(data.scalar_type())), fmt::join(data.sizes(), "x"),
-         std::string(c10::toString(want)), fmt::join(shape, "x"));
+         std::string(c10::toString(data.scalar_type())), fmt::join(data.sizes(), "x"), std::string(c10::toString(want)),
+         fmt::join(shape, "x"));
   return {f, rows, cols, data.contiguous()};
 }
 

@@ -2,7 +2,7 @@
 //
 //   f32, bf16, f16: the dense tensor itself, [rows, cols] of that dtype.
 //   q8_0: per row, cols/32 blocks of {fp16 scale d, int8 q[32]} = 34 bytes; w = d * q.
-//         d = max|w| / 127, q = round(w / d) (llama.cpp's Q8_0 block).
+//         d = max|w| / 127, q = round(w / d), halves away from zero (llama.cpp's Q8_0 block).
 //   q4_0: per row, cols/32 blocks of {fp16 scale d, uint8 qs[16]} = 18 bytes; element j of the block
 //         is the low nibble of qs[j], element j+16 the high nibble of qs[j]; w = d * (nibble - 8).
 //         d = m / -8 where m is the block's element of largest magnitude (sign kept), nibble =

@@ -1,0 +1,41 @@
+#include "framework/kernels/cpu_features.h"
+
+#include <cstdlib>
+#include <string_view>
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
+#include "framework/error.h"
+
+namespace cb::kernels {
+
+const CpuFeatures& cpu_features() {
+  static const CpuFeatures features = [] {
+    CpuFeatures f;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    f.avx2 = __builtin_cpu_supports("avx2");
+    f.fma = __builtin_cpu_supports("fma");
+    // __builtin_cpu_supports knows no "f16c" in GCC 12: ask cpuid leaf 1 directly.
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    f.f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
+#endif
+    return f;
+  }();
+  return features;
+}
+
+bool simd_forced_scalar() {
+  static const bool forced = [] {
+    const char* env = std::getenv("CHATBRIDGE_SIMD");
+    const std::string_view simd = env ? env : "";
+    if (!simd.empty() && simd != "scalar")
+      fail("environment variable CHATBRIDGE_SIMD='{}': expected 'scalar' or unset", simd);
+    return simd == "scalar";
+  }();
+  return forced;
+}
+
+}  // namespace cb::kernels

@@ -1,0 +1,20 @@
+// Which SIMD instruction sets the kernels may use, decided at run time. The build targets generic
+// x86-64 (CMakeLists.txt), so a kernel for a newer instruction set is compiled with a function-level
+// target attribute and called only when cpuid reports the set here; other CPUs build the scalar kernels.
+#pragma once
+
+namespace cb::kernels {
+
+// What this CPU offers that our kernels use (all false on non-x86-64 builds).
+struct CpuFeatures {
+  bool avx2 = false, fma = false, f16c = false;
+};
+
+// Read once from cpuid.
+const CpuFeatures& cpu_features();
+
+// True when the environment sets CHATBRIDGE_SIMD=scalar: every kernel then takes its portable path
+// (to compare against, or to rule out a SIMD bug). Read once; any other non-empty value is an error.
+bool simd_forced_scalar();
+
+}  // namespace cb::kernels

@@ -1,0 +1,134 @@
+// The frozen-linear kernels (framework/kernels/linear.h) against dequantise + matmul in fp64, for every
+// format, both kernel families (scalar and AVX2, where this CPU runs it), both paths (row kernels for
+// M <= kSmallBatchRows rows of x, dequantised tiles + BLAS above), odd shapes and tails.
+//
+// Bound: the kernels sum n = cols (linear) or rows (input grad) products in some fp32 order (SIMD lanes,
+// blocks scaled once, BLAS blocking); the weight values are exact in fp32 (d·q has at most 19 significant
+// bits) and the fp64 reference is exact to ~1e-16. Any order of n fp32 products and sums is within
+// γ·Σ|x_k w_k|, γ = (n + 2)·u / (1 − (n + 2)·u), u = 2⁻²⁴ (Higham, Accuracy and Stability, §3.1; the + 2
+// covers the block scale's multiply and the final combine of partial sums). A wrong element or offset
+// misses by about one |x_k w_k|, which is far outside that for these sizes.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include "framework/kernels/linear.h"
+
+using namespace cb::kernels;
+
+namespace {
+
+const char* name(LinearKernel k) { return k == LinearKernel::avx2 ? "avx2" : "scalar"; }
+
+// max over outputs of |out − ref| − γ(n)·(|a|·|b|), which must be <= 0; a, b fp64 with ref = a·b.
+double excess_error(const torch::Tensor& out, const torch::Tensor& a, const torch::Tensor& b, int64_t n) {
+  const double u = std::ldexp(1.0, -24), g = (n + 2) * u / (1 - (n + 2) * u);
+  const auto ref = torch::matmul(a, b);
+  const auto bound = g * torch::matmul(a.abs(), b.abs());
+  return ((out.to(torch::kDouble) - ref).abs() - bound).max().item<double>();
+}
+
+std::vector<LinearKernel> kernels_here() {
+  std::vector<LinearKernel> ks{LinearKernel::scalar};
+  if (linear_kernel_available(LinearKernel::avx2)) ks.push_back(LinearKernel::avx2);
+  return ks;
+}
+
+// Input widths: dense ones hit the 16-wide loop, its 8-wide step and the scalar tail; block formats
+// need multiples of 32 (one block, an odd count for the two-accumulator loop, several).
+std::vector<int64_t> cols_for(WeightFormat f) {
+  if (is_block_format(f)) return {32, 96, 160};
+  return {3, 8, 13, 24, 37, 69};
+}
+
+PackedWeight random_weight(WeightFormat f, int64_t rows, int64_t cols) {
+  return pack_weight(torch::randn({rows, cols}), f);
+}
+
+}  // namespace
+
+TEST_CASE("linear: every format, kernel and path against dequantise + matmul in fp64") {
+  const auto f =
+      GENERATE(WeightFormat::f32, WeightFormat::bf16, WeightFormat::f16, WeightFormat::q8_0, WeightFormat::q4_0);
+  torch::manual_seed(11);
+  for (const auto kernel : kernels_here())
+    for (const int64_t cols : cols_for(f))
+      for (const int64_t rows : {1, 7, 37})
+        for (const int64_t M : {1, 2, 3, 5, 17, 64}) {
+          INFO(weight_format_name(f) << " " << name(kernel) << " rows " << rows << " cols " << cols << " M " << M);
+          const auto w = random_weight(f, rows, cols);
+          const auto W = unpack_weight(w, torch::kDouble);  // [rows, cols], exact
+          const auto x = torch::randn({M, cols});
+          const auto y = linear(x, w, kernel);
+          REQUIRE(y.sizes() == torch::IntArrayRef({M, rows}));
+          CHECK(excess_error(y, x.to(torch::kDouble), W.t(), cols) <= 0);
+
+          const auto dy = torch::randn({M, rows});
+          const auto dx = linear_input_grad(dy, w, kernel);
+          REQUIRE(dx.sizes() == torch::IntArrayRef({M, cols}));
+          CHECK(excess_error(dx, dy.to(torch::kDouble), W, rows) <= 0);
+        }
+}
+
+TEST_CASE("linear: x of 1, 2 and 3 dimensions keeps its leading shape") {
+  const auto f = GENERATE(WeightFormat::f32, WeightFormat::bf16, WeightFormat::q4_0);
+  torch::manual_seed(12);
+  const int64_t rows = 19, cols = 64;
+  const auto w = random_weight(f, rows, cols);
+  const auto W = unpack_weight(w, torch::kDouble);
+  for (const auto kernel : kernels_here())
+    for (const auto& lead : std::vector<std::vector<int64_t>>{{}, {3}, {3, 2}, {4, 16}}) {
+      INFO(weight_format_name(f) << " " << name(kernel) << " leading dims " << lead.size());
+      auto xs = lead;
+      xs.push_back(cols);
+      const auto x = torch::randn(xs);
+      const auto y = linear(x, w, kernel);
+      auto ys = lead;
+      ys.push_back(rows);
+      REQUIRE(y.sizes() == torch::IntArrayRef(ys));
+      CHECK(excess_error(y.reshape({-1, rows}), x.reshape({-1, cols}).to(torch::kDouble), W.t(), cols) <= 0);
+
+      auto dys = lead;
+      dys.push_back(rows);
+      const auto dy = torch::randn(dys);
+      const auto dx = linear_input_grad(dy, w, kernel);
+      REQUIRE(dx.sizes() == torch::IntArrayRef(xs));
+      CHECK(excess_error(dx.reshape({-1, cols}), dy.reshape({-1, rows}).to(torch::kDouble), W, rows) <= 0);
+    }
+}
+
+TEST_CASE("linear: a weight of several dequantised tiles (the BLAS path's tile loop and its last partial tile)") {
+  const auto f = GENERATE(WeightFormat::bf16, WeightFormat::q8_0);
+  torch::manual_seed(13);
+  const int64_t rows = 1100, cols = 2048, M = 17;  // 512 rows a tile: two whole tiles and 76 rows
+  const auto w = random_weight(f, rows, cols);
+  const auto W = unpack_weight(w, torch::kDouble);
+  for (const auto kernel : kernels_here()) {
+    INFO(weight_format_name(f) << " " << name(kernel));
+    const auto x = torch::randn({M, cols});
+    CHECK(excess_error(linear(x, w, kernel), x.to(torch::kDouble), W.t(), cols) <= 0);
+    const auto dy = torch::randn({M, rows});
+    CHECK(excess_error(linear_input_grad(dy, w, kernel), dy.to(torch::kDouble), W, rows) <= 0);
+  }
+}
+
+TEST_CASE("linear: non-contiguous x, and the reference path for other dtypes") {
+  torch::manual_seed(14);
+  const auto w = random_weight(WeightFormat::q8_0, 9, 64);
+  const auto W = unpack_weight(w, torch::kDouble);
+  const auto x = torch::randn({64, 3}).t();  // [3, 64], column-major
+  CHECK(excess_error(linear(x, w), x.to(torch::kDouble), W.t(), 64) <= 0);
+  // bf16 activations are not the fast path's: dequantise and matmul in bf16.
+  const auto xb = torch::randn({2, 64}).to(torch::kBFloat16);
+  const auto yb = linear(xb, w);
+  CHECK(yb.scalar_type() == torch::kBFloat16);
+  CHECK(torch::allclose(yb.to(torch::kFloat),
+                        torch::matmul(xb, unpack_weight(w, torch::kBFloat16).t()).to(torch::kFloat)));
+}
+
+TEST_CASE("linear: a width that does not match the weight names both") {
+  const auto w = random_weight(WeightFormat::bf16, 4, 8);
+  CHECK_THROWS_WITH(linear(torch::randn({2, 7}), w), "linear: input has 7 features, the weight expects 8");
+  CHECK_THROWS_WITH(linear_input_grad(torch::randn({2, 5}), w),
+                    "linear_input_grad: gradient has 5 features, the weight has 4 rows");
+}

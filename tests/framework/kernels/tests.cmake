@@ -1,0 +1,2 @@
+cb_add_test(test_kernels LABELS unit
+            SOURCES framework/kernels/test_linear.cpp framework/kernels/test_weight_format.cpp)
