@@ -20,3 +20,4 @@ cb_add_test(test_flat_adamw LABELS unit SOURCES runners/train/test_flat_adamw.cp
 cb_add_test(test_lr_schedule LABELS golden unit SOURCES runners/train/test_lr_schedule.cpp LIBS cb_runners)
 cb_add_test(test_train_trajectory LABELS golden SOURCES runners/train/test_train_trajectory.cpp LIBS cb_runners)
 cb_add_test(test_memory_plan LABELS unit SOURCES runners/train/test_memory_plan.cpp LIBS cb_runners)
+cb_add_test(test_grad_scaler LABELS unit SOURCES runners/train/test_grad_scaler.cpp LIBS cb_runners)
