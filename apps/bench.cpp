@@ -6,17 +6,35 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <optional>
 
 #include "bench/run.h"
 #include "framework/app_options.h"
+#include "framework/error.h"
 #include "framework/logging.h"
 #include "framework/runtime.h"
 
 namespace {
 
+// --device: LibTorch reads the spelling (cpu, cuda, cuda:N); a CUDA device must be visible here.
+torch::Device bench_device(const std::string& spec) {
+  std::optional<torch::Device> device;
+  try {
+    device = torch::Device(spec);
+  } catch (const std::exception&) {
+    cb::fail("--device '{}': expected cpu, cuda or cuda:N", spec);
+  }
+  if (device->is_cpu()) return *device;
+  if (!device->is_cuda()) cb::fail("--device '{}': expected cpu, cuda or cuda:N", spec);
+  const auto count = static_cast<int>(torch::cuda::device_count());
+  if (count == 0) cb::fail("--device {}: no CUDA device (this LibTorch has no CUDA or none is visible)", spec);
+  if (device->index() >= count) cb::fail("--device {}: only {} CUDA device(s) visible", spec, count);
+  return *device;
+}
+
 int run(int argc, char** argv) {
   CLI::App app{"ChatBridge benchmarks (docs/benchmarks.md): prints one JSON object"};
-  std::string workload_file, log_level = "warn";
+  std::string workload_file, log_level = "warn", device = "cpu";
   int threads = 0;
   double peak_flops = 0;
   cb::bench::BenchOptions opts;
@@ -32,12 +50,14 @@ int run(int argc, char** argv) {
     sub->add_option("--peak-flops", peak_flops, "device peak FLOP/s: the train benches then print MFU");
     sub->add_option("--profile-ops", opts.profile_top,
                     "train parts: after timing, profile the steps op by op and list the N ops with most self time");
+    sub->add_option("--device", device, "cpu, cuda or cuda:N: where train1, train2 and decode run (default cpu)");
     sub->add_option("--log-level", log_level, "trace, debug, info, warn, error");
   }
   CLI11_PARSE(app, argc, argv);
   opts.part = app.get_subcommands().front()->get_name();
   cb::init_logging(0, 1, log_level);
   auto w = cb::bench::Workload::load(workload_file);
+  w.device = bench_device(device);
   opts.threads = cb::configure_threads(threads > 0 ? threads : w.threads);
   if (peak_flops > 0) opts.peak_flops = peak_flops;
   auto out = cb::bench::run_benchmark(w, opts);

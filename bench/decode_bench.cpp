@@ -18,6 +18,7 @@ LlamaForCausalLM build_decode_model(const Workload& w) {
   torch::manual_seed(w.seed);
   LlamaForCausalLM model(cfg.llama);
   model->eval();
+  model->to(w.device);
   return model;
 }
 
@@ -25,7 +26,8 @@ DecodeRun greedy_decode(LlamaForCausalLM& model, const torch::Tensor& prompt_ids
   c10::InferenceMode inference;  // as generate() runs
   using clock = std::chrono::steady_clock;
   const int64_t B = prompt_ids.size(0), P = prompt_ids.size(1);
-  const auto long_opts = torch::dtype(torch::kLong);
+  const auto device = prompt_ids.device();
+  const auto long_opts = torch::dtype(torch::kLong).device(device);
   DecodeRun run;
   LlamaKVCache cache;
 
@@ -38,6 +40,7 @@ DecodeRun greedy_decode(LlamaForCausalLM& model, const torch::Tensor& prompt_ids
   prefill.cache = &cache;
   auto logits = model->forward(prefill).logits;    // [B,P,V]
   auto next = logits.select(1, P - 1).argmax(-1);  // [B]
+  sync_device(device);
   const auto t1 = clock::now();
   const double c1 = process_cpu_seconds();
   run.prefill_logits_shape = logits.sizes().vec();
@@ -56,13 +59,14 @@ DecodeRun greedy_decode(LlamaForCausalLM& model, const torch::Tensor& prompt_ids
     mask = torch::cat({mask, torch::ones({B, 1}, long_opts)}, 1);
     if (step == 1) run.step_input_shape = in.input_ids.sizes().vec();
   }
+  sync_device(device);
   const auto t2 = clock::now();
   const double c2 = process_cpu_seconds();
   run.prefill_cpu_s = c1 - c0;
   run.decode_cpu_s = c2 - c1;
   run.prefill_s = std::chrono::duration<double>(t1 - t0).count();
   run.decode_s = std::chrono::duration<double>(t2 - t1).count();
-  run.sequences = ids;
+  run.sequences = ids.cpu();
   run.final_cache_length = cache.length();
   return run;
 }
@@ -71,7 +75,7 @@ nlohmann::json run_decode(const Workload& w) {
   const auto& d = w.decode;
   spdlog::info("decode: building the LLaMA");
   auto model = build_decode_model(w);
-  const auto prompt = decode_prompt_ids(d.batch_size, d.prompt_len);
+  const auto prompt = decode_prompt_ids(d.batch_size, d.prompt_len).to(w.device);
   spdlog::info("decode: {} warm-up + {} timed generations, prompt {}x{}, {} new tokens", d.warmup_runs, d.runs,
                d.batch_size, d.prompt_len, d.new_tokens);
   for (int64_t i = 0; i < d.warmup_runs; ++i) greedy_decode(model, prompt, d.new_tokens);

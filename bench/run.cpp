@@ -49,6 +49,7 @@ nlohmann::json run_benchmark(const Workload& w, const BenchOptions& opts) {
   out["peak_rss_mb"] = peak_rss_mb();
   out["torch_version"] = compat::torch_version();
   out["threads"] = opts.threads;
+  out["device"] = w.device.str();
   out["machine"] = machine_info();
   if (out["machine"].contains("commit")) out["commit"] = out["machine"]["commit"];
   out["detail"] = std::move(detail);

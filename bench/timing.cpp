@@ -60,6 +60,10 @@ Timings time_repeats(int64_t warmup, int64_t repeats, const std::function<void()
   return t;
 }
 
+void sync_device(torch::Device device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
 double peak_rss_mb() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);

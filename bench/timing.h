@@ -2,6 +2,8 @@
 // own with steady_clock; the median is the headline, the min the best. Plus the run's context
 // (peak RSS, machine, LibTorch, BLAS, commit).
 #pragma once
+#include <torch/torch.h>
+
 #include <nlohmann/json.hpp>
 
 #include <functional>
@@ -22,6 +24,10 @@ struct Timings {
 
 // `warmup` untimed calls of `fn`, then `repeats` timed ones.
 Timings time_repeats(int64_t warmup, int64_t repeats, const std::function<void()>& fn);
+
+// Waits for the work queued on `device` (CUDA kernels run asynchronously); nothing to wait for on the CPU.
+// A phase timed on a GPU ends with this, or its clock stops before its kernels do.
+void sync_device(torch::Device device);
 
 // Process CPU time so far (CLOCK_PROCESS_CPUTIME_ID), seconds.
 double process_cpu_seconds();

@@ -30,24 +30,29 @@ TrainBench::TrainBench(const Workload& w, int stage_, const std::filesystem::pat
 
   const int64_t B = tw.batch_size, S = cfg.image_size;
   batch.task = "ti";
-  batch.image = torch::randn({B, 3, S, S});
+  batch.image = torch::randn({B, 3, S, S}).to(w.device);
   for (int64_t i = 0; i < B; ++i) {
     if (stage == 1) batch.text_input.push_back(w.stage1_captions[i % w.stage1_captions.size()]);
     else batch.conversation.push_back(w.stage2_conversations[i % w.stage2_conversations.size()]);
   }
+  model->to(w.device);  // before the optimizer, as RunnerBase::setup
   optimizer = make_adamw(*model, AdamWSettings{.lr = 1e-4, .weight_decay = 0.05});
 }
 
 double TrainBench::step() {
   using clock = std::chrono::steady_clock;
   auto seconds = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
+  const auto device = batch.image.device();
   const auto t0 = clock::now();
   auto loss = model->forward(batch).loss;
+  sync_device(device);
   const auto t1 = clock::now();
   loss.backward();
+  sync_device(device);
   const auto t2 = clock::now();
   optimizer->step();
   zero_grad_keep(*optimizer);
+  sync_device(device);
   const auto t3 = clock::now();
   forward_s.push_back(seconds(t0, t1));
   backward_s.push_back(seconds(t1, t2));

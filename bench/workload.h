@@ -2,6 +2,8 @@
 // stage-2 overrides, the training texts, where the media come from, and what to time
 // (docs/benchmarks.md defines every quantity).
 #pragma once
+#include <torch/torch.h>
+
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -47,6 +49,8 @@ struct Workload {
   TrainWork train1, train2;
   DecodeWork decode;
   DataWork data;
+  // Where train1/train2/decode run: chatbridge-bench --device, not read from the file.
+  torch::Device device = torch::kCPU;
 
   static Workload load(const std::filesystem::path& file);
   static Workload from_json(const nlohmann::json& j, const std::filesystem::path& file);
