@@ -18,6 +18,8 @@ class DevicePrefetcher {
   explicit DevicePrefetcher(torch::Device device);
   bool active() const { return side_.has_value(); }  // a device with streams (CUDA)
   bool holds_batch() const { return pending_.has_value(); }
+  // The side stream the copies run on (CUDA only): tests time the copies with events recorded on it.
+  std::optional<c10::Stream> stream() const { return side_; }
 
   // Starts copying `b`'s image and audio to the device on the side stream. One batch at a time.
   void put(Batch b);

@@ -2,8 +2,11 @@
 // Callers use cb::compat::* and never test TORCH_VERSION themselves.
 #pragma once
 #include <ATen/autocast_mode.h>
+#include <c10/core/Event.h>
 #include <torch/torch.h>
 #include <torch/version.h>
+
+#include <optional>
 
 #define CB_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
@@ -60,6 +63,17 @@ inline bool cpu_autocast_enabled() {
   return at::autocast::is_autocast_enabled(at::kCPU);
 #else
   return at::autocast::is_cpu_enabled();
+#endif
+}
+
+// Milliseconds from `start` to `end`, two events recorded on one device with timing on
+// (c10::EventFlag::BACKEND_DEFAULT). c10::Event gained elapsedTime in 2.x (present in 2.6, the oldest 2.x
+// checked here); 1.13 has no device-generic timer, so nullopt.
+inline std::optional<double> event_elapsed_ms(const c10::Event& start, const c10::Event& end) {
+#if CB_TORCH_AT_LEAST(2, 6)
+  return start.elapsedTime(end);
+#else
+  return std::nullopt;
 #endif
 }
 

@@ -1,0 +1,106 @@
+// A stage-1 and a stage-2 train step on CUDA as RunnerBase runs one with run.amp (runners/train/runner_base.cpp):
+// the golden ChatBridge with the original's fp16 path (ViT and LLaMA weights in fp16), forward under fp16
+// autocast, backward of the GradScaler-scaled loss, GradScaler::step. Then torch.cuda.amp's overflow rule:
+// an inf in one gradient skips the step (no parameter moves) and halves the scale. Skipped without CUDA.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "runners/train/autocast.h"
+#include "runners/train/grad_scaler.h"
+#include "runners/train/optim.h"
+#include "tests/gpu/gpu_test.h"
+#include "tests/models/chatbridge_fixture.h"
+
+using namespace cb;
+using namespace cb::test;
+
+namespace {
+
+std::vector<torch::Tensor> trainable_copies(ChatBridge& model) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : model->parameters())
+    if (p.requires_grad()) out.push_back(p.detach().clone());
+  return out;
+}
+
+// Largest |after - before| over the trainable parameters.
+double largest_change(ChatBridge& model, const std::vector<torch::Tensor>& before) {
+  double most = 0;
+  size_t i = 0;
+  for (const auto& p : model->parameters())
+    if (p.requires_grad()) most = std::max(most, (p.detach() - before.at(i++)).abs().max().item<double>());
+  return most;
+}
+
+double scale_of(const GradScaler& s) { return s.state().at("scale").get<double>(); }
+
+void amp_train_steps(const std::string& name, torch::Device dev) {
+  Fixture f(name);
+  auto model = chatbridge_from_fixture(f, f.config());
+  model->to(dev);
+  apply_vit_precision(model->visual_encoder, "fp16", dev);
+  model->llama_model->to(torch::kHalf);
+  model->train();
+  auto opt = make_adamw(*model, AdamWSettings{});
+  GradScaler scaler;
+  const double initial_scale = scale_of(scaler);
+  auto batches = f.meta("batches");
+  const auto first = batches.begin();
+  const Batch batch = to_device(batch_from_fixture(f, first.key(), first.value().at("task")), dev);
+
+  auto forward_backward = [&] {
+    torch::Tensor loss;
+    {
+      AutocastGuard autocast(true, dev);
+      loss = model->forward(batch).loss;
+    }
+    REQUIRE(loss.device().is_cuda());
+    const double value = loss.item<double>();
+    INFO(name << " loss " << value);
+    REQUIRE(std::isfinite(value));
+    scaler.scale(loss).backward();
+    return value;
+  };
+
+  // A normal step: finite loss near the fp32 reference, the step runs, the parameters move.
+  const double loss = forward_backward();
+  check_close(torch::tensor({float(loss)}), f.get("output." + first.key() + ".loss"), tol::cuda_fp16_loss,
+              "cuda amp " + name + " train loss");
+  auto before = trainable_copies(model);
+  CHECK(scaler.step(*opt));
+  CHECK(largest_change(model, before) > 0);
+  CHECK(scale_of(scaler) == initial_scale);
+  zero_grad_keep(*opt);
+
+  // An overflow: one gradient element set to inf after backward, as an fp16 overflow would leave it.
+  forward_backward();
+  for (const auto& p : model->parameters())
+    if (p.requires_grad() && p.grad().defined()) {
+      p.grad().view({-1})[0].fill_(std::numeric_limits<float>::infinity());
+      break;
+    }
+  before = trainable_copies(model);
+  CHECK_FALSE(scaler.step(*opt));
+  CHECK(largest_change(model, before) == 0);
+  CHECK(scale_of(scaler) == initial_scale / 2);
+  CHECK(scaler.state().at("growth_tracker").get<int64_t>() == 0);
+  zero_grad_keep(*opt);
+
+  // The next good step runs again at the halved scale.
+  forward_backward();
+  CHECK(scaler.step(*opt));
+  CHECK(scale_of(scaler) == initial_scale / 2);
+}
+
+}  // namespace
+
+TEST_CASE("gpu train stage 1: fp16 autocast + GradScaler step, then an injected inf skips and backs off") {
+  amp_train_steps("chatbridge_stage1", cuda_or_skip("gpu train stage 1"));
+}
+
+TEST_CASE("gpu train stage 2: fp16 autocast + GradScaler step, then an injected inf skips and backs off") {
+  amp_train_steps("chatbridge_stage2", cuda_or_skip("gpu train stage 2"));
+}
