@@ -12,6 +12,7 @@
 #include "framework/text/python_str.h"
 #include "models/freeze.h"
 #include "models/instruct_prompt.h"
+#include "models/llama_hf.h"
 #include "models/model_factory.h"
 
 namespace cb {
@@ -43,7 +44,11 @@ ChatBridgeImpl::ChatBridgeImpl(ChatBridgeConfig c, LlamaTokenizer tokenizer)
   image_query_tokens = register_parameter("image_query_tokens", init_query_tokens(cfg.qformer, cfg.num_query_token));
   // Zeros, as the original: nothing loads them, stage 1 trains them from zero.
   audio_query_tokens = register_parameter("audio_query_tokens", torch::zeros({1, cfg.num_query_token, H}));
-  llama_model = register_module("llama_model", LlamaForCausalLM(cfg.llama));
+  // Fresh LLaMA weights only where no file fills them, or in fp32 (the same RNG draws as before, so
+  // the parts built after it start from the same values).
+  const bool init_llama = cfg.llama_random_init || cfg.llama_precision == "fp32";
+  llama_model = register_module(
+      "llama_model", LlamaForCausalLM(cfg.llama, LlamaStorage::from_precision(cfg.llama_precision, init_llama)));
   llama_proj = register_module("llama_proj", torch::nn::Linear(H, cfg.llama.hidden_size));
   if (cfg.multi_sample) {
     visual_temporal_pos_embeds =
@@ -88,24 +93,26 @@ void ChatBridgeImpl::load_pretrained() {
     load_beats_state_dict(audio_encoder, load_state_dict_file(c.beats_ckpt, "model"), c.beats_ckpt);
     spdlog::info("audio_encoder: loaded {}", c.beats_ckpt);
   }
+  if (c.freeze_beat)
+    apply_frozen_precision(*audio_encoder, c.beats_precision, image_query_tokens.device(), "model.beats_precision");
+  else if (c.beats_precision != "fp32")
+    spdlog::warn("model.beats_precision {} ignored: a trained BEATs (freeze_beat False) stays fp32", c.beats_precision);
   if (weights_named(c.q_former_model)) {
     auto sd = blip2_to_chatbridge_keys(read_blip2_checkpoint(c.q_former_model));
     log_load(load_state_dict(*this, sd, false, c.q_former_model), "BLIP-2 Q-Former", c.q_former_model);
   }
   if (!c.llama_random_init) {
     if (!weights_named(c.llama_model)) fail("model.llama_model: no LLaMA folder given");
-    auto r = load_state_dict(*llama_model, load_hf_directory(c.llama_model), false, c.llama_model);
-    for (const auto& k : r.missing)  // inv_freq is recomputed; every weight must be there
-      if (k.find("rotary_emb.inv_freq") == std::string::npos)
-        fail("{}: LLaMA weight '{}' is missing", c.llama_model, k);
-    log_load(r, "llama_model", c.llama_model);
+    auto r = load_llama_weights(*llama_model, c.llama_model);  // shard by shard, into the storage format
+    if (!r.missing.empty()) fail("{}: LLaMA weights missing: {}", c.llama_model, fmt::join(r.missing, ", "));
+    log_load(r, "llama_model (" + c.llama_precision + ")", c.llama_model);
   }
   if (weights_named(c.ckpt)) {
     // The original's checkpoint_*.pth ("model" entry) or a training checkpoint directory of ours.
     auto ours = std::filesystem::path(c.ckpt) / "model.safetensors";
     auto sd =
         std::filesystem::is_directory(c.ckpt) ? load_state_dict_file(ours) : load_state_dict_file(c.ckpt, "model");
-    auto r = load_state_dict(*this, sd, false, c.ckpt);
+    auto r = load_state_dict_into_frozen(*this, sd, false, c.ckpt);
     log_load(r, "ChatBridge checkpoint", c.ckpt);
     for (const auto& k : r.unexpected) spdlog::warn("{}: unexpected key '{}' ignored", c.ckpt, k);
   }
@@ -343,10 +350,6 @@ std::vector<std::string> trainable_parameter_names(const torch::nn::Module& m) {
 
 ChatBridge build_chatbridge(const Config& model_cfg) {
   auto c = ChatBridgeConfig::from_config(model_cfg);
-  if (model_cfg.get<bool>("low_resource"))  // the original loads the LLaMA in 8 bits (on device_8bit)
-    spdlog::warn(
-        "model.low_resource is True but 8-bit loading is not implemented: the LLaMA is loaded "
-        "unquantised (model.device_8bit is not used either)");
   auto tok_path = c.llama_tokenizer.empty() ? c.llama_model : c.llama_tokenizer;
   if (tok_path.empty()) fail("model.llama_tokenizer / model.llama_model: no tokenizer given");
   ChatBridge model(c, LlamaTokenizer::load(tok_path));

@@ -7,6 +7,7 @@
 #include "framework/config.h"
 #include "framework/error.h"
 #include "framework/json_read.h"
+#include "framework/kernels/weight_format.h"
 
 namespace cb {
 namespace {
@@ -85,6 +86,31 @@ void finish_qformer(ChatBridgeConfig& c) {
                                       c.effective_drop());
 }
 
+// model.llama_precision with `auto` and the original's low_resource resolved.
+std::string resolve_llama_precision(const Config& m) {
+  auto precision = m.get<std::string>("llama_precision");
+  if (m.get<bool>("low_resource")) {  // the original: the LLaMA loaded in 8 bits (on device_8bit)
+    if (m.has("llama_precision") && precision != "auto" && precision != "q8_0")
+      fail(
+          "model.low_resource: True means the LLaMA in 8 bits (q8_0), but model.llama_precision is '{}'; "
+          "drop one of the two keys",
+          precision);
+    precision = "q8_0";
+    if (const auto device = m.get<int64_t>("device_8bit"); device != 0)
+      spdlog::warn(
+          "model.device_8bit: {} ignored: the 8-bit LLaMA stays on the device of the rest of the model "
+          "(run.device, or chat's --device), which places every part on one device",
+          device);
+  }
+  if (precision == "auto") {
+    // The original loads Vicuna with torch_dtype=float16 on the GPU; fp32 on the CPU keeps golden parity.
+    precision = torch::cuda::is_available() ? "fp16" : "fp32";
+    spdlog::info("model.llama_precision auto: {}", precision);
+  }
+  kernels::parse_weight_format(precision, "model.llama_precision");  // fails early on a typo
+  return precision;
+}
+
 }  // namespace
 
 ChatBridgeConfig ChatBridgeConfig::from_json(const nlohmann::json& j, const std::string& source) {
@@ -95,6 +121,8 @@ ChatBridgeConfig ChatBridgeConfig::from_json(const nlohmann::json& j, const std:
   read_json_key(j, "max_txt_len", c.max_txt_len, source);
   read_json_key(j, "end_sym", c.end_sym, source);
   read_json_key(j, "vit_precision", c.vit_precision, source);
+  read_json_key(j, "llama_precision", c.llama_precision, source);
+  read_json_key(j, "beats_precision", c.beats_precision, source);
   read_json_key(j, "freeze_vit", c.freeze_vit, source);
   read_json_key(j, "freeze_beat", c.freeze_beat, source);
   read_json_key(j, "freeze_qformer", c.freeze_qformer, source);
@@ -126,6 +154,8 @@ ChatBridgeConfig ChatBridgeConfig::from_config(const Config& m) {
   c.max_txt_len = m.get<int64_t>("max_txt_len");
   c.end_sym = m.get<std::string>("end_sym");
   c.vit_precision = m.get<std::string>("vit_precision");
+  c.llama_precision = resolve_llama_precision(m);
+  c.beats_precision = m.get<std::string>("beats_precision");
   c.freeze_vit = m.get<bool>("freeze_vit");
   c.freeze_beat = m.get<bool>("freeze_beat");
   c.freeze_qformer = m.get<bool>("freeze_qformer");

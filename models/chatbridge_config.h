@@ -29,6 +29,10 @@ struct ChatBridgeConfig {
   int64_t max_txt_len = 32;            // stage 1: caption tokens; stage 2: positions per conversation
   std::string end_sym = "\n";          // appended to stage-1 captions
   std::string vit_precision = "fp16";  // fp16 (CUDA), bf16, fp32
+  // The frozen LLaMA's storage: fp32, bf16, fp16, q8_0, q4_0 (docs/precision.md). A yaml's `auto`
+  // and `low_resource` are resolved by from_config; fixtures default to fp32 (golden parity).
+  std::string llama_precision = "fp32";
+  std::string beats_precision = "fp32";  // new key (the original keeps BEATs fp32): as vit_precision
   bool freeze_vit = true, freeze_beat = true, freeze_qformer = true;
   bool drop = false;                       // BERT dropouts 0.1 in the Q-Former
   bool multi_sample = false;               // temporal embeddings for frames / audio slices

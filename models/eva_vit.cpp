@@ -11,6 +11,7 @@
 #include "framework/error.h"
 #include "framework/logging.h"
 #include "framework/torch_compat.h"
+#include "models/freeze.h"
 
 namespace cb {
 
@@ -197,25 +198,7 @@ LoadReport load_eva_vit_checkpoint(VisionTransformer& model, const std::filesyst
 }
 
 void apply_vit_precision(VisionTransformer& model, const std::string& precision, const torch::Device& device) {
-  torch::Dtype dtype;
-  if (precision == "fp32") return;
-  if (precision == "fp16") {
-    if (!device.is_cuda()) {
-      spdlog::info("EVA ViT: vit_precision fp16 needs CUDA; keeping fp32 on {}", device.str());
-      return;
-    }
-    dtype = torch::kHalf;
-  } else if (precision == "bf16") {
-    dtype = torch::kBFloat16;
-  } else {
-    fail("vit_precision '{}' is not one of fp16, bf16, fp32", precision);
-  }
-  // convert_weights_to_fp16: Conv/Linear weights and biases only.
-  torch::NoGradGuard no_grad;
-  for (const auto& m : model->modules(/*include_self=*/false)) {
-    if (!m->as<torch::nn::LinearImpl>() && !m->as<torch::nn::Conv2dImpl>() && !m->as<torch::nn::Conv1dImpl>()) continue;
-    for (auto& p : m->named_parameters(/*recurse=*/false)) p.value().set_data(p.value().to(dtype));
-  }
+  apply_frozen_precision(*model, precision, device, "model.vit_precision");
 }
 
 }  // namespace cb

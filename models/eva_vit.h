@@ -107,10 +107,7 @@ LoadReport load_eva_vit_state_dict(VisionTransformer& model, const StateDict& sd
 // The same from the LAVIS `eva_vit_g.pth` file (a bare torch.save'd state dict, fp16 values).
 LoadReport load_eva_vit_checkpoint(VisionTransformer& model, const std::filesystem::path& path);
 
-// `vit_precision`: "fp16" casts every Linear/Conv weight and bias to fp16 as convert_weights_to_fp16 does
-// (cls_token, pos_embed, q_bias, v_bias and LayerNorms stay fp32); the forward then needs CUDA autocast,
-// as the original's maybe_autocast(). CPU has no fp16 kernels: there "fp16" keeps fp32 (logged).
-// "bf16" casts the same tensors to bf16 (run under CPU/CUDA bf16 autocast); "fp32" casts nothing.
+// `vit_precision` on the ViT: apply_frozen_precision (models/freeze.h).
 void apply_vit_precision(VisionTransformer& model, const std::string& precision, const torch::Device& device);
 
 }  // namespace cb

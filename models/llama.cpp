@@ -8,7 +8,6 @@
 #include "framework/error.h"
 #include "framework/json_file.h"
 #include "framework/json_read.h"
-#include "framework/torch_compat.h"
 
 namespace cb {
 namespace F = torch::nn::functional;
@@ -56,6 +55,16 @@ LlamaConfig LlamaConfig::from_file(const std::filesystem::path& config_json) {
   return from_json(read_json_file(config_json, "LLaMA config"), config_json.string());
 }
 
+LlamaStorage LlamaStorage::from_precision(const std::string& precision, bool init) {
+  LlamaStorage s;
+  s.linear = kernels::parse_weight_format(precision, "model.llama_precision");
+  s.dense = s.linear == kernels::WeightFormat::f32    ? torch::kFloat
+            : s.linear == kernels::WeightFormat::bf16 ? torch::kBFloat16
+                                                      : torch::kHalf;
+  s.init = init;
+  return s;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Layers
 
@@ -82,34 +91,25 @@ torch::Tensor rotate_half(const torch::Tensor& x) {  // [..., Dh] -> cat(-x2, x1
   return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
-torch::nn::Linear linear(int64_t in, int64_t out) {
-  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false));
-}
-
-// lin(x) for LLaMA's bias-free projections. Decoding one token is a product with a single row, and
-// LibTorch 1.13's linear reads the weight of such a product at ~10 GB/s where at::mv reaches 40+ GB/s
-// (docs/benchmarks.md, decode): single rows go through mv. Autocast and mixed dtypes keep linear's casts.
-torch::Tensor project(torch::nn::Linear& lin, const torch::Tensor& x) {
-  const auto& w = lin->weight;
-  if (x.numel() != x.size(-1) || !x.device().is_cpu() || x.scalar_type() != w.scalar_type() ||
-      compat::cpu_autocast_enabled())
-    return lin(x);
-  auto sizes = x.sizes().vec();
-  sizes.back() = w.size(0);
-  return at::mv(w, x.reshape({-1})).view(sizes);
+FrozenLinear linear(int64_t in, int64_t out, const LlamaStorage& s) {
+  FrozenLinearOptions o(in, out);
+  o.format = s.linear;
+  o.init = s.init;
+  return FrozenLinear(o);
 }
 
 }  // namespace
 
-LlamaRMSNormImpl::LlamaRMSNormImpl(int64_t dim, double eps) : eps(eps) {
-  weight = register_parameter("weight", torch::ones({dim}));
+LlamaRMSNormImpl::LlamaRMSNormImpl(int64_t dim, double eps, torch::Dtype dtype) : eps(eps) {
+  weight = register_parameter("weight", torch::ones({dim}, dtype));
 }
 
 torch::Tensor LlamaRMSNormImpl::forward(const torch::Tensor& x) {
   auto variance = x.to(torch::kFloat).pow(2).mean(-1, /*keepdim=*/true);
   auto h = x * torch::rsqrt(variance + eps);  // promotes to fp32
-  if (weight.scalar_type() == torch::kHalf || weight.scalar_type() == torch::kBFloat16) h = h.to(weight.scalar_type());
-  return weight * h;
+  const bool half = weight.scalar_type() == torch::kHalf || weight.scalar_type() == torch::kBFloat16;
+  if (half && !weight.device().is_cpu()) h = h.to(weight.scalar_type());
+  return weight * h;  // CPU: a 16-bit weight promotes to fp32
 }
 
 LlamaRotaryEmbeddingImpl::LlamaRotaryEmbeddingImpl(int64_t head_dim, double base) {
@@ -122,21 +122,21 @@ void LlamaRotaryEmbeddingImpl::to(torch::Device device, torch::Dtype, bool non_b
 
 void LlamaRotaryEmbeddingImpl::to(torch::Dtype, bool) {}
 
-LlamaAttentionImpl::LlamaAttentionImpl(const LlamaConfig& c)
+LlamaAttentionImpl::LlamaAttentionImpl(const LlamaConfig& c, const LlamaStorage& s)
     : num_heads(c.num_attention_heads), num_kv_heads(c.num_key_value_heads), head_dim(c.head_dim()) {
-  q_proj = register_module("q_proj", linear(c.hidden_size, num_heads * head_dim));
-  k_proj = register_module("k_proj", linear(c.hidden_size, num_kv_heads * head_dim));
-  v_proj = register_module("v_proj", linear(c.hidden_size, num_kv_heads * head_dim));
-  o_proj = register_module("o_proj", linear(num_heads * head_dim, c.hidden_size));
+  q_proj = register_module("q_proj", linear(c.hidden_size, num_heads * head_dim, s));
+  k_proj = register_module("k_proj", linear(c.hidden_size, num_kv_heads * head_dim, s));
+  v_proj = register_module("v_proj", linear(c.hidden_size, num_kv_heads * head_dim, s));
+  o_proj = register_module("o_proj", linear(num_heads * head_dim, c.hidden_size, s));
   rotary_emb = register_module("rotary_emb", LlamaRotaryEmbedding(head_dim, c.rope_theta));
 }
 
 torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                           const torch::Tensor& mask, torch::Tensor* past_k, torch::Tensor* past_v) {
   const auto B = x.size(0), L = x.size(1);
-  auto q = project(q_proj, x).view({B, L, num_heads, head_dim}).transpose(1, 2);     // [B,H,L,Dh]
-  auto k = project(k_proj, x).view({B, L, num_kv_heads, head_dim}).transpose(1, 2);  // [B,Hkv,L,Dh]
-  auto v = project(v_proj, x).view({B, L, num_kv_heads, head_dim}).transpose(1, 2);
+  auto q = q_proj(x).view({B, L, num_heads, head_dim}).transpose(1, 2);     // [B,H,L,Dh]
+  auto k = k_proj(x).view({B, L, num_kv_heads, head_dim}).transpose(1, 2);  // [B,Hkv,L,Dh]
+  auto v = v_proj(x).view({B, L, num_kv_heads, head_dim}).transpose(1, 2);
   q = q * cos + rotate_half(q) * sin;
   k = k * cos + rotate_half(k) * sin;
   if (past_k) {
@@ -155,24 +155,23 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
   if (mask.defined()) s = s + mask;  // the mask is >= finfo.min: see llama_decoder_mask
   auto p = torch::softmax(s, -1, torch::kFloat).to(q.scalar_type());
   auto o = torch::matmul(p, v).transpose(1, 2).reshape({B, L, num_heads * head_dim});  // [B,L,D]
-  return project(o_proj, o);
+  return o_proj(o);
 }
 
-LlamaMLPImpl::LlamaMLPImpl(const LlamaConfig& c) {
-  gate_proj = register_module("gate_proj", linear(c.hidden_size, c.intermediate_size));
-  up_proj = register_module("up_proj", linear(c.hidden_size, c.intermediate_size));
-  down_proj = register_module("down_proj", linear(c.intermediate_size, c.hidden_size));
+LlamaMLPImpl::LlamaMLPImpl(const LlamaConfig& c, const LlamaStorage& s) {
+  gate_proj = register_module("gate_proj", linear(c.hidden_size, c.intermediate_size, s));
+  up_proj = register_module("up_proj", linear(c.hidden_size, c.intermediate_size, s));
+  down_proj = register_module("down_proj", linear(c.intermediate_size, c.hidden_size, s));
 }
 
-torch::Tensor LlamaMLPImpl::forward(const torch::Tensor& x) {
-  return project(down_proj, F::silu(project(gate_proj, x)) * project(up_proj, x));
-}
+torch::Tensor LlamaMLPImpl::forward(const torch::Tensor& x) { return down_proj(F::silu(gate_proj(x)) * up_proj(x)); }
 
-LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const LlamaConfig& c) {
-  self_attn = register_module("self_attn", LlamaAttention(c));
-  mlp = register_module("mlp", LlamaMLP(c));
-  input_layernorm = register_module("input_layernorm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps));
-  post_attention_layernorm = register_module("post_attention_layernorm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps));
+LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const LlamaConfig& c, const LlamaStorage& s) {
+  self_attn = register_module("self_attn", LlamaAttention(c, s));
+  mlp = register_module("mlp", LlamaMLP(c, s));
+  input_layernorm = register_module("input_layernorm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps, s.dense));
+  post_attention_layernorm =
+      register_module("post_attention_layernorm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps, s.dense));
 }
 
 torch::Tensor LlamaDecoderLayerImpl::forward(const torch::Tensor& h, const torch::Tensor& cos, const torch::Tensor& sin,
@@ -202,11 +201,18 @@ torch::Tensor llama_decoder_mask(const torch::Tensor& attention_mask, int64_t L,
   return causal.defined() ? (mask + causal).clamp_min_(mn) : mask;
 }
 
-LlamaModelImpl::LlamaModelImpl(const LlamaConfig& c) : config(c) {
-  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+LlamaModelImpl::LlamaModelImpl(const LlamaConfig& c, const LlamaStorage& s) : config(c) {
+  torch::nn::EmbeddingOptions o(c.vocab_size, c.hidden_size);
+  if (!s.init) o._weight(torch::empty({c.vocab_size, c.hidden_size}, s.dense));  // given: not initialised
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(o));
+  if (s.init && s.dense != torch::kFloat) embed_tokens->to(s.dense);
   layers = register_module("layers", torch::nn::ModuleList());
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(LlamaDecoderLayer(c));
-  norm = register_module("norm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps));
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(LlamaDecoderLayer(c, s));
+  norm = register_module("norm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps, s.dense));
+}
+
+torch::Dtype LlamaModelImpl::compute_dtype() const {
+  return norm->weight.device().is_cpu() ? torch::kFloat : norm->weight.scalar_type();
 }
 
 std::pair<torch::Tensor, torch::Tensor> LlamaModelImpl::rope_at(const torch::Tensor& position_ids, int64_t seq_len,
@@ -230,8 +236,8 @@ std::pair<torch::Tensor, torch::Tensor> LlamaModelImpl::rope_at(const torch::Ten
 torch::Tensor LlamaModelImpl::forward(const LlamaInputs& in) {
   if (in.input_ids.defined() == in.inputs_embeds.defined())
     fail("LlamaModel: pass exactly one of input_ids and inputs_embeds");
-  const auto dtype = embed_tokens->weight.scalar_type();
-  auto h = in.input_ids.defined() ? embed_tokens(in.input_ids) : in.inputs_embeds.to(dtype);  // [B,L,D]
+  const auto dtype = compute_dtype();
+  auto h = (in.input_ids.defined() ? embed_tokens(in.input_ids) : in.inputs_embeds).to(dtype);  // [B,L,D]
   if (h.dim() != 3 || h.size(2) != config.hidden_size)
     fail("LlamaModel: inputs must be [B,L] ids or [B,L,{}] embeddings, got {}", config.hidden_size,
          fmt::join(h.sizes(), "x"));
@@ -268,9 +274,9 @@ torch::Tensor LlamaModelImpl::forward(const LlamaInputs& in) {
   return norm(h);
 }
 
-LlamaForCausalLMImpl::LlamaForCausalLMImpl(const LlamaConfig& c) {
-  model = register_module("model", LlamaModel(c));
-  lm_head = register_module("lm_head", linear(c.hidden_size, c.vocab_size));
+LlamaForCausalLMImpl::LlamaForCausalLMImpl(const LlamaConfig& c, const LlamaStorage& s) {
+  model = register_module("model", LlamaModel(c, s));
+  lm_head = register_module("lm_head", linear(c.hidden_size, c.vocab_size, s));
 }
 
 LlamaOutput LlamaForCausalLMImpl::forward(const LlamaInputs& in) {
@@ -282,7 +288,7 @@ LlamaOutput LlamaForCausalLMImpl::forward(const LlamaInputs& in) {
     h = h.narrow(1, h.size(1) - 1, 1);
   }
   LlamaOutput out;
-  out.logits = project(lm_head, h);
+  out.logits = lm_head(h);
   if (in.labels.defined()) {
     const auto V = out.logits.size(-1);
     if (in.labels.sizes() != out.logits.sizes().slice(0, 2))
@@ -310,10 +316,10 @@ LlamaOutput LlamaForCausalLMImpl::loss_from_supervised_rows(const LlamaInputs& i
   head.inputs_embeds = drop_last(in.inputs_embeds);
   head.attention_mask = drop_last(in.attention_mask);
   head.position_ids = drop_last(in.position_ids);
-  auto h = model(head);                                                              // [B,L-1,D]
-  auto targets = in.labels.narrow(1, 1, L - 1).reshape({-1});                        // [B·(L-1)]
-  auto rows = targets.ne(-100).nonzero().view({-1});                                 // supervised rows
-  auto logits = project(lm_head, h.reshape({-1, h.size(2)}).index_select(0, rows));  // [K,V]
+  auto h = model(head);                                                     // [B,L-1,D]
+  auto targets = in.labels.narrow(1, 1, L - 1).reshape({-1});               // [B·(L-1)]
+  auto rows = targets.ne(-100).nonzero().view({-1});                        // supervised rows
+  auto logits = lm_head(h.reshape({-1, h.size(2)}).index_select(0, rows));  // [K,V]
   LlamaOutput out;
   // Mean over the supervised rows, as cross_entropy(ignore_index=-100) over every row; fp32 as above.
   out.loss = F::cross_entropy(logits.to(torch::kFloat), targets.index_select(0, rows));
@@ -321,10 +327,10 @@ LlamaOutput LlamaForCausalLMImpl::loss_from_supervised_rows(const LlamaInputs& i
 }
 
 torch::Tensor LlamaForCausalLMImpl::embed(const torch::Tensor& input_ids) const {
-  return torch::embedding(model->embed_tokens->weight, input_ids);
+  return torch::embedding(model->embed_tokens->weight, input_ids).to(dtype());
 }
 
-torch::Dtype LlamaForCausalLMImpl::dtype() const { return lm_head->weight.scalar_type(); }
+torch::Dtype LlamaForCausalLMImpl::dtype() const { return model->compute_dtype(); }
 
 torch::Device LlamaForCausalLMImpl::device() const { return lm_head->weight.device(); }
 

@@ -4,7 +4,11 @@
 // `model.layers.{i}.self_attn.rotary_emb.inv_freq`, `model.layers.{i}.mlp.{gate,up,down}_proj.weight`,
 // `model.layers.{i}.{input,post_attention}_layernorm.weight`, `model.norm.weight`, `lm_head.weight`),
 // same numerics (mask arithmetic, fp32 RMSNorm and softmax, rotate-half RoPE).
-// The compute dtype is the dtype of the weights (fp32, bf16, or fp16 on CUDA).
+//
+// Storage and compute dtypes (docs/precision.md): the projections are FrozenLinear layers holding
+// their weight in fp32, bf16, fp16, q8_0 or q4_0; the embedding and the RMSNorm weights are fp32 or
+// 16-bit. On the CPU every activation is fp32 whatever the storage; on CUDA the compute dtype is the
+// RMSNorm weights' dtype (fp16 for the original's torch_dtype=float16 Vicuna).
 #pragma once
 #include <torch/torch.h>
 
@@ -13,6 +17,9 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "framework/kernels/weight_format.h"
+#include "models/frozen_linear.h"
 
 namespace cb {
 
@@ -37,6 +44,20 @@ struct LlamaConfig {
   static LlamaConfig from_file(const std::filesystem::path& config_json);
 };
 
+// How the LLaMA's weights are stored.
+struct LlamaStorage {
+  kernels::WeightFormat linear = kernels::WeightFormat::f32;  // q/k/v/o, gate/up/down, lm_head
+  torch::Dtype dense = torch::kFloat;                         // embed_tokens and the RMSNorm weights
+  // Fresh weights as torch::nn::Linear/Embedding draw them; false: storage left uninitialised for a
+  // loader to fill (nothing is initialised, nothing is held in fp32 on the way).
+  bool init = true;
+
+  // `model.llama_precision` (fp32, bf16, fp16, q8_0, q4_0; "auto" is resolved by the caller):
+  // 16-bit precisions store everything 16-bit, as an HF torch_dtype load; quantized ones keep the
+  // embedding and norms in fp16.
+  static LlamaStorage from_precision(const std::string& precision, bool init = true);
+};
+
 // Per-layer keys/values of the tokens seen so far, [B, H_kv, T, head_dim] each (before the GQA
 // repeat). Grows by concatenation every step (O(T^2) copying over a generation; fine for the
 // hundreds of tokens ChatBridge generates, a preallocated buffer would remove it).
@@ -46,9 +67,10 @@ struct LlamaKVCache {
   bool empty() const { return keys.empty(); }
 };
 
-// x·rsqrt(mean(x²)+eps) in fp32, cast back to the weight dtype if that is fp16/bf16, times weight.
+// x·rsqrt(mean(x²)+eps) in fp32 times weight. A 16-bit weight on CUDA casts the normed x to its dtype
+// first (HF's order); on the CPU the result stays fp32 (the activations' dtype there).
 struct LlamaRMSNormImpl : torch::nn::Module {
-  LlamaRMSNormImpl(int64_t dim, double eps);
+  LlamaRMSNormImpl(int64_t dim, double eps, torch::Dtype dtype = torch::kFloat);
   torch::Tensor forward(const torch::Tensor& x);
   torch::Tensor weight;
   double eps;
@@ -68,27 +90,27 @@ struct LlamaRotaryEmbeddingImpl : torch::nn::Module {
 TORCH_MODULE(LlamaRotaryEmbedding);
 
 struct LlamaAttentionImpl : torch::nn::Module {
-  explicit LlamaAttentionImpl(const LlamaConfig& c);
+  LlamaAttentionImpl(const LlamaConfig& c, const LlamaStorage& s);
   // x [B,L,D]; cos/sin [B,1,L,Dh] (gathered at the positions); mask additive [B,1,L,T] or undefined;
   // past_k/past_v: this layer's cache slots or null (no cache); an undefined slot is empty; the slot
   // is replaced by the keys/values extended with this call's.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& mask, torch::Tensor* past_k, torch::Tensor* past_v);
-  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  FrozenLinear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   LlamaRotaryEmbedding rotary_emb{nullptr};
   int64_t num_heads, num_kv_heads, head_dim;
 };
 TORCH_MODULE(LlamaAttention);
 
 struct LlamaMLPImpl : torch::nn::Module {
-  explicit LlamaMLPImpl(const LlamaConfig& c);
+  LlamaMLPImpl(const LlamaConfig& c, const LlamaStorage& s);
   torch::Tensor forward(const torch::Tensor& x);  // down(silu(gate(x)) * up(x))
-  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  FrozenLinear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
 TORCH_MODULE(LlamaMLP);
 
 struct LlamaDecoderLayerImpl : torch::nn::Module {
-  explicit LlamaDecoderLayerImpl(const LlamaConfig& c);
+  LlamaDecoderLayerImpl(const LlamaConfig& c, const LlamaStorage& s);
   torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& mask, torch::Tensor* past_k, torch::Tensor* past_v);
   LlamaAttention self_attn{nullptr};
@@ -124,9 +146,11 @@ struct LlamaOutput {
 torch::Tensor llama_decoder_mask(const torch::Tensor& attention_mask, int64_t L, torch::Dtype dtype);
 
 struct LlamaModelImpl : torch::nn::Module {
-  explicit LlamaModelImpl(const LlamaConfig& c);
+  LlamaModelImpl(const LlamaConfig& c, const LlamaStorage& s);
   // Final-normed hidden states [B,L,D].
   torch::Tensor forward(const LlamaInputs& in);
+  // The activations' dtype: fp32 on the CPU, the RMSNorm weights' dtype elsewhere.
+  torch::Dtype compute_dtype() const;
   // cos/sin [B,1,L,Dh] in `dtype` at `position_ids` [B,L]; the tables cover at least
   // max(max_position_embeddings, seq_len) positions (grown on demand, as HF does).
   std::pair<torch::Tensor, torch::Tensor> rope_at(const torch::Tensor& position_ids, int64_t seq_len,
@@ -145,15 +169,16 @@ struct LlamaModelImpl : torch::nn::Module {
 TORCH_MODULE(LlamaModel);
 
 struct LlamaForCausalLMImpl : torch::nn::Module {
-  explicit LlamaForCausalLMImpl(const LlamaConfig& c);
+  explicit LlamaForCausalLMImpl(const LlamaConfig& c, const LlamaStorage& s = {});
   LlamaOutput forward(const LlamaInputs& in);
-  torch::Tensor embed(const torch::Tensor& input_ids) const;  // embed_tokens(ids)
-  torch::Dtype dtype() const;                                 // compute dtype (= weight dtype)
+  torch::Tensor embed(const torch::Tensor& input_ids) const;  // embed_tokens(ids) in the compute dtype
+  torch::Dtype dtype() const;                                 // compute dtype (LlamaModel::compute_dtype)
   torch::Device device() const;
   const LlamaConfig& config() const { return model->config; }
+  kernels::WeightFormat linear_format() const { return lm_head->format(); }
 
   LlamaModel model{nullptr};
-  torch::nn::Linear lm_head{nullptr};
+  FrozenLinear lm_head{nullptr};
 
  private:
   LlamaOutput loss_from_supervised_rows(const LlamaInputs& in);  // forward with loss_only

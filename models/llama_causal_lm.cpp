@@ -21,7 +21,7 @@ namespace {
 void init_hf_weights(LlamaForCausalLMImpl& m, double std) {
   torch::NoGradGuard no_grad;
   for (auto& module : m.modules(/*include_self=*/false)) {
-    if (auto* lin = module->as<torch::nn::Linear>()) lin->weight.normal_(0.0, std);
+    if (auto* lin = module->as<FrozenLinear>()) lin->weight.normal_(0.0, std);
     if (auto* emb = module->as<torch::nn::Embedding>()) emb->weight.normal_(0.0, std);
   }
   if (auto pad = m.config().pad_token_id; pad && *pad >= 0 && *pad < m.config().vocab_size)
@@ -66,7 +66,7 @@ LlamaForCausalLM llama_causal_lm_skeleton(const Config& m) {
 }  // namespace
 
 LlamaForCausalLM build_llama_causal_lm(const Config& m) {
-  if (!fresh_weights(m)) return all_trainable(load_llama_hf(m.get<std::string>("llama_model"), torch::kFloat));
+  if (!fresh_weights(m)) return all_trainable(load_llama_hf(m.get<std::string>("llama_model"), "fp32"));
   const auto j = fresh_config_json(m);
   LlamaForCausalLM model(LlamaConfig::from_json(j, "model.llama_config"));
   init_hf_weights(*model, j.value("initializer_range", 0.02));
@@ -107,7 +107,9 @@ void save_llama_hf(const LlamaForCausalLMImpl& model, const std::filesystem::pat
   for (const auto& item : module_state_dict(model)) sd.insert(item.key(), item.value().detach().to(torch::kCPU));
   save_safetensors(dir / "model.safetensors", sd, {{"format", "pt"}});
   atomic_write_file(dir / "tokenizer.model", read_file(tok));
-  atomic_write_file(dir / "config.json", llama_hf_config_json(model.config(), model.dtype()).dump(2) + "\n");
+  atomic_write_file(
+      dir / "config.json",
+      llama_hf_config_json(model.config(), model.model->embed_tokens->weight.scalar_type()).dump(2) + "\n");
   spdlog::info("LLaMA exported as a Hugging Face directory: {}", dir.string());
 }
 

@@ -1,16 +1,26 @@
-// Loading a Hugging Face LLaMA/Vicuna directory into LlamaForCausalLM.
+// Loading a Hugging Face LLaMA/Vicuna directory (config.json + model.safetensors / pytorch_model.bin,
+// sharded or not, with their index) into LlamaForCausalLM, one shard at a time: each shard's tensors
+// are cast or packed into the model's storage and the shard is released before the next is read, so
+// the peak is the model's own bytes plus one shard. Quantized tensors stored packed in the file's
+// format are used as stored (mapped, not copied).
 #pragma once
 #include <filesystem>
 #include <optional>
+#include <string>
 
+#include "framework/checkpoint/state_dict.h"
 #include "models/llama.h"
 
 namespace cb {
 
-// config.json + model.safetensors / pytorch_model.bin (sharded or not, with their index). Weights are
-// converted to `dtype` (default: the checkpoint's own dtype); the model is built directly in that dtype.
-// The `rotary_emb.inv_freq` buffers may be absent (newer exports); any other missing or unexpected
-// key is an error. The model is returned in eval mode with gradients off.
-LlamaForCausalLM load_llama_hf(const std::filesystem::path& dir, std::optional<torch::Dtype> dtype = std::nullopt);
+// Builds the model directly in `precision`'s storage (fp32, bf16, fp16, q8_0, q4_0; default: the
+// checkpoint's torch_dtype from config.json, fp32 when absent) and loads it. The `rotary_emb.inv_freq`
+// buffers may be absent (newer exports); any other missing or unexpected key is an error. Returned
+// in eval mode with gradients off.
+LlamaForCausalLM load_llama_hf(const std::filesystem::path& dir, std::optional<std::string> precision = std::nullopt);
+
+// The weights of `dir` into an existing model, shard by shard (load_state_dict_into_frozen per shard).
+// `missing` leaves out the recomputed inv_freq buffers.
+LoadReport load_llama_weights(LlamaForCausalLMImpl& model, const std::filesystem::path& dir);
 
 }  // namespace cb

@@ -45,7 +45,9 @@ StateDict to_state_dict(const TorchObject& obj, const std::string& entry, const 
   return sd;
 }
 
-StateDict load_sharded(const std::filesystem::path& index_path) {
+// Calls fn with each shard an index names (its listed tensors only), one shard loaded at a time.
+void for_each_indexed_shard(const std::filesystem::path& index_path,
+                            const std::function<void(const StateDict&, const std::filesystem::path&)>& fn) {
   const std::string label = index_path.string();
   auto index = read_json_file(index_path, "sharded checkpoint index");
   if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
@@ -58,30 +60,32 @@ StateDict load_sharded(const std::filesystem::path& index_path) {
       fail("{}: weight_map entry '{}' names '{}', which is not a file in this directory", label, key, name);
     by_shard[name].push_back(key);
   }
-  StateDict sd;
   uint64_t total_bytes = 0;
   for (const auto& [name, keys] : by_shard) {
     const auto shard_path = index_path.parent_path() / name;
     if (!std::filesystem::exists(shard_path)) fail("{}: shard '{}' is missing", label, shard_path.string());
-    StateDict shard = load_state_dict_file(shard_path);
-    std::set<std::string> wanted(keys.begin(), keys.end());
-    for (const auto& key : keys)
-      if (!shard.contains(key)) fail("{}: the index puts '{}' in {}, which has no such tensor", label, key, name);
-    for (const auto& kv : shard) {
-      if (!wanted.count(kv.key())) {
-        spdlog::warn("{}: {} holds '{}', which the index does not list; ignored", label, name, kv.key());
-        continue;
+    StateDict listed;
+    {
+      StateDict shard = load_state_dict_file(shard_path);
+      std::set<std::string> wanted(keys.begin(), keys.end());
+      for (const auto& key : keys)
+        if (!shard.contains(key)) fail("{}: the index puts '{}' in {}, which has no such tensor", label, key, name);
+      for (const auto& kv : shard) {
+        if (!wanted.count(kv.key())) {
+          spdlog::warn("{}: {} holds '{}', which the index does not list; ignored", label, name, kv.key());
+          continue;
+        }
+        total_bytes += kv.value().numel() * kv.value().element_size();
+        listed.insert(kv.key(), kv.value());
       }
-      total_bytes += kv.value().numel() * kv.value().element_size();
-      sd.insert(kv.key(), kv.value());
     }
+    fn(listed, shard_path);
   }
   if (index.contains("metadata") && index["metadata"].is_object() && index["metadata"].contains("total_size") &&
       index["metadata"]["total_size"].is_number_unsigned() &&
       index["metadata"]["total_size"].get<uint64_t>() != total_bytes)
     spdlog::warn("{}: metadata.total_size is {} but the tensors hold {} bytes", label,
                  index["metadata"]["total_size"].get<uint64_t>(), total_bytes);
-  return sd;
 }
 
 }  // namespace
@@ -99,16 +103,26 @@ StateDict load_state_dict_file(const std::filesystem::path& path, const std::str
   fail("{}: unrecognised checkpoint format (neither safetensors nor a torch.save zip or legacy file)", label);
 }
 
-StateDict load_hf_directory(const std::filesystem::path& dir) {
+void for_each_hf_shard(const std::filesystem::path& dir,
+                       const std::function<void(const StateDict&, const std::filesystem::path&)>& fn) {
   if (!std::filesystem::is_directory(dir)) fail("{}: not a directory", dir.string());
   // The order Hugging Face prefers: safetensors before .bin, an index before a single file.
-  if (std::filesystem::exists(dir / "model.safetensors.index.json"))
-    return load_sharded(dir / "model.safetensors.index.json");
-  if (std::filesystem::exists(dir / "model.safetensors")) return load_state_dict_file(dir / "model.safetensors");
-  if (std::filesystem::exists(dir / "pytorch_model.bin.index.json"))
-    return load_sharded(dir / "pytorch_model.bin.index.json");
-  if (std::filesystem::exists(dir / "pytorch_model.bin")) return load_state_dict_file(dir / "pytorch_model.bin");
+  for (const char* index :
+       {"model.safetensors.index.json", "model.safetensors", "pytorch_model.bin.index.json", "pytorch_model.bin"}) {
+    const auto path = dir / index;
+    if (!std::filesystem::exists(path)) continue;
+    if (path.extension() == ".json") return for_each_indexed_shard(path, fn);
+    return fn(load_state_dict_file(path), path);
+  }
   fail("{}: no model.safetensors(.index.json) or pytorch_model.bin(.index.json) in this directory", dir.string());
+}
+
+StateDict load_hf_directory(const std::filesystem::path& dir) {
+  StateDict sd;
+  for_each_hf_shard(dir, [&](const StateDict& shard, const std::filesystem::path&) {
+    for (const auto& kv : shard) sd.insert(kv.key(), kv.value());
+  });
+  return sd;
 }
 
 }  // namespace cb

@@ -3,12 +3,16 @@
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
+#include <iostream>
 
 #include "framework/checkpoint/load.h"
 #include "framework/checkpoint/safetensors.h"
 #include "framework/error.h"
+#include "models/llama_causal_lm.h"
 #include "models/llama_hf.h"
 #include "tests/support/golden.h"
 
@@ -33,7 +37,8 @@ TEST_CASE("load_llama_hf: every checkpoint tensor lands in the model unchanged, 
   for (const auto& dir : dirs) {
     INFO(dir.string());
     auto model = cb::load_llama_hf(dir);
-    CHECK(model->dtype() == config_dtype(dir));
+    CHECK(model->lm_head->weight.scalar_type() == config_dtype(dir));
+    CHECK(model->dtype() == torch::kFloat);  // activations are fp32 on the CPU whatever the storage
     CHECK_FALSE(model->is_training());
     auto own = cb::module_state_dict(*model);
     auto ref = cb::load_hf_directory(dir);
@@ -55,12 +60,12 @@ TEST_CASE("load_llama_hf: every checkpoint tensor lands in the model unchanged, 
   }
 }
 
-TEST_CASE("load_llama_hf: loaded models run, in fp32 and in the checkpoint's own 16-bit dtype") {
+TEST_CASE("load_llama_hf: loaded models run, in fp32 and stored in the checkpoint's own 16-bit dtype") {
   const auto dirs = cb::test::golden_hf_dirs();
   REQUIRE(!dirs.empty());
   for (const auto& dir : dirs) {
     INFO(dir.string());
-    auto fp32 = cb::load_llama_hf(dir, torch::kFloat);
+    auto fp32 = cb::load_llama_hf(dir, "fp32");
     REQUIRE(fp32->dtype() == torch::kFloat);
     const auto V = fp32->config().vocab_size;
     torch::manual_seed(0);
@@ -72,10 +77,9 @@ TEST_CASE("load_llama_hf: loaded models run, in fp32 and in the checkpoint's own
     CHECK(ref.logits.sizes() == torch::IntArrayRef({2, 6, V}));
     CHECK(torch::isfinite(ref.logits).all().item<bool>());
     CHECK(std::isfinite(ref.loss.item<double>()));
-    if (config_dtype(dir) != torch::kBFloat16) continue;  // fp16 matmuls need CUDA
-    auto native = cb::load_llama_hf(dir);
+    auto native = cb::load_llama_hf(dir);  // fp16 or bf16 storage, fp32 activations
     auto out = native->forward(in);
-    CHECK(out.logits.scalar_type() == torch::kBFloat16);
+    CHECK(out.logits.scalar_type() == torch::kFloat);
     // The fixture's synthetic weights (std ~1, not init scales) amplify bf16 rounding to a few
     // percent: a coarse agreement check; test_llama_generation checks bf16 at realistic scales.
     cb::test::check_close(out.logits, ref.logits, {1e-1, 0}, dir.filename().string() + " bf16 vs fp32 logits");
@@ -97,4 +101,78 @@ TEST_CASE("load_llama_hf: a checkpoint that does not match config.json is refuse
   CHECK_THROWS_WITH(cb::load_llama_hf(tmp),
                     Catch::Contains("model.norm.weight") && Catch::Contains("model.extra.weight"));
   fs::remove_all(tmp);
+}
+
+namespace {
+
+int64_t status_kib(const char* field) {  // a "VmRSS:"-style line of /proc/self/status, in KiB
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(field, 0) == 0) return std::stoll(line.substr(std::strlen(field)));
+  FAIL("no " << field << " in /proc/self/status");
+  return 0;
+}
+
+// A random fp16 LLaMA written as a Hugging Face directory in `shards` safetensors files with their
+// index; returns the largest shard's size in bytes.
+int64_t write_sharded_fp16_llama(const fs::path& dir, const cb::LlamaConfig& c, int shards) {
+  fs::create_directories(dir);
+  cb::LlamaForCausalLM skeleton(c, cb::LlamaStorage::from_precision("fp16", /*init=*/false));
+  std::vector<std::string> names;
+  std::vector<std::vector<int64_t>> shapes;
+  for (const auto& kv : cb::module_state_dict(*skeleton)) {
+    if (kv.key().find("inv_freq") != std::string::npos) continue;  // newer exports drop it
+    names.push_back(kv.key());
+    shapes.push_back(kv.value().sizes().vec());
+  }
+  skeleton = nullptr;
+  nlohmann::json index;
+  int64_t largest = 0;
+  const size_t per_shard = (names.size() + shards - 1) / shards;
+  for (int s = 0; s < shards; ++s) {
+    const auto file = fmt::format("model-{:05d}-of-{:05d}.safetensors", s + 1, shards);
+    cb::StateDict sd;
+    for (size_t i = s * per_shard; i < std::min(names.size(), (s + 1) * per_shard); ++i) {
+      sd.insert(names[i], (torch::randn(shapes[i]) * 0.02).to(torch::kHalf));
+      index["weight_map"][names[i]] = file;
+    }
+    cb::save_safetensors(dir / file, sd);
+    largest = std::max<int64_t>(largest, int64_t(fs::file_size(dir / file)));
+  }
+  std::ofstream(dir / "model.safetensors.index.json") << index.dump();
+  std::ofstream(dir / "config.json") << cb::llama_hf_config_json(c, torch::kHalf).dump();
+  return largest;
+}
+
+}  // namespace
+
+TEST_CASE("load_llama_hf: loading shard by shard peaks at the model's bytes + the largest shard + 10 %") {
+  // ~270 MB of fp16 weights in 6 shards. The peak is measured as VmHWM above the RSS just before the
+  // load (/proc/self/clear_refs resets VmHWM): file pages of the mapped shard count while it is read.
+  cb::LlamaConfig c;
+  c.vocab_size = 16000, c.hidden_size = 1024, c.intermediate_size = 2816, c.num_hidden_layers = 8;
+  c.num_attention_heads = c.num_key_value_heads = 8;
+  const auto dir = fs::temp_directory_path() / ("cb_test_llama_rss_" + std::to_string(getpid()));
+  torch::manual_seed(0);
+  const int64_t largest = write_sharded_fp16_llama(dir, c, 6);
+  for (const std::string precision : {"bf16", "q8_0"}) {
+    INFO(precision);
+    std::ofstream("/proc/self/clear_refs") << "5";
+    const int64_t before = status_kib("VmRSS:");
+    int64_t weight_bytes = 0;
+    {
+      auto model = cb::load_llama_hf(dir, precision);
+      for (const auto& kv : cb::module_state_dict(*model))
+        weight_bytes += kv.value().numel() * kv.value().element_size();
+      const int64_t peak = (status_kib("VmHWM:") - before) * 1024;
+      const double bound = 1.1 * double(weight_bytes + largest);
+      std::cout << "[rss] load_llama_hf " << precision << ": peak above baseline " << peak / 1e6 << " MB, weights "
+                << weight_bytes / 1e6 << " MB, largest shard " << largest / 1e6 << " MB, bound " << bound / 1e6
+                << " MB\n";
+      CHECK(double(peak) <= bound);
+      CHECK(model->lm_head->format() == cb::kernels::parse_weight_format(precision));
+    }
+  }
+  fs::remove_all(dir);
 }

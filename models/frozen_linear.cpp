@@ -1,0 +1,167 @@
+#include "models/frozen_linear.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <optional>
+#include <set>
+
+#include "framework/error.h"
+#include "framework/kernels/linear.h"
+
+namespace cb {
+namespace {
+
+using kernels::WeightFormat;
+
+torch::Dtype dense_dtype(WeightFormat f) {
+  switch (f) {
+    case WeightFormat::f32: return torch::kFloat;
+    case WeightFormat::bf16: return torch::kBFloat16;
+    case WeightFormat::f16: return torch::kHalf;
+    default: return torch::kByte;  // block formats: packed bytes
+  }
+}
+
+// The block format whose packed row of `cols` features is `bytes` long (q8_0: 34, q4_0: 18 per block).
+std::optional<WeightFormat> block_format_of(int64_t bytes, int64_t cols) {
+  for (auto f : {WeightFormat::q8_0, WeightFormat::q4_0})
+    if (cols % kernels::kQuantBlock == 0 && kernels::row_bytes(f, cols) == bytes) return f;
+  return std::nullopt;
+}
+
+// x·Wᵀ with the gradient to x only; W (`data` with the format in saved_data) is a constant.
+struct FrozenLinearFunction : torch::autograd::Function<FrozenLinearFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& data,
+                               int64_t format, int64_t rows, int64_t cols) {
+    ctx->save_for_backward({data});
+    ctx->saved_data["format"] = format;
+    ctx->saved_data["rows"] = rows;
+    ctx->saved_data["cols"] = cols;
+    return kernels::linear(x, {static_cast<WeightFormat>(format), rows, cols, data});
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const kernels::PackedWeight w{static_cast<WeightFormat>(ctx->saved_data["format"].toInt()),
+                                  ctx->saved_data["rows"].toInt(), ctx->saved_data["cols"].toInt(),
+                                  ctx->get_saved_variables()[0]};
+    return {kernels::linear_input_grad(grads[0].contiguous(), w), {}, {}, {}, {}};
+  }
+};
+
+}  // namespace
+
+FrozenLinearImpl::FrozenLinearImpl(const FrozenLinearOptions& o)
+    : in_features(o.in), out_features(o.out), block_format_(o.format) {
+  const bool block = kernels::is_block_format(o.format);
+  if (block && o.in % kernels::kQuantBlock != 0)
+    fail("{} weight [{}, {}]: the input width must be a multiple of {}", kernels::weight_format_name(o.format), o.out,
+         o.in, kernels::kQuantBlock);
+  torch::Tensor w;
+  if (o.init) {
+    // torch::nn::Linear's reset_parameters, so a model built fresh draws the same numbers as before.
+    w = torch::empty({o.out, o.in}, torch::kFloat);
+    torch::nn::init::kaiming_uniform_(w, std::sqrt(5.0));
+    if (!block) w = w.to(dense_dtype(o.format));
+    else if (!w.is_meta()) w = kernels::pack_weight(w, o.format).data;
+  }
+  if (!w.defined() || w.is_meta())  // uninitialised storage (or its meta-device shape) of the format
+    w = torch::empty(
+        {o.out, block ? kernels::row_bytes(o.format, o.in) : o.in},
+        torch::TensorOptions().dtype(dense_dtype(o.format)).device(w.defined() ? w.device() : torch::kCPU));
+  weight = register_parameter("weight", w, /*requires_grad=*/!block);
+}
+
+WeightFormat FrozenLinearImpl::format() const {
+  switch (weight.scalar_type()) {
+    case torch::kFloat: return WeightFormat::f32;
+    case torch::kBFloat16: return WeightFormat::bf16;
+    case torch::kHalf: return WeightFormat::f16;
+    case torch::kByte: return block_format_;
+    default: fail("FrozenLinear: weight of dtype {} is not a storage format", c10::toString(weight.scalar_type()));
+  }
+}
+
+kernels::PackedWeight FrozenLinearImpl::packed() const { return {format(), out_features, in_features, weight}; }
+
+torch::Tensor FrozenLinearImpl::forward(const torch::Tensor& x) {
+  const bool grad = torch::GradMode::is_enabled();
+  if (grad && weight.requires_grad()) return torch::nn::functional::linear(x, weight);  // a weight that trains
+  const auto in = x.device().is_cpu() ? x.to(torch::kFloat) : x;
+  const auto w = packed();
+  if (!grad || !in.requires_grad()) return kernels::linear(in, w);
+  if (kernels::is_block_format(w.format))
+    fail(
+        "training through a {} LLaMA is not supported: its weights are quantized for inference; set "
+        "model.llama_precision to fp32, bf16 or fp16 (and model.low_resource to False) to train",
+        kernels::weight_format_name(w.format));
+  return FrozenLinearFunction::apply(in, w.data, static_cast<int64_t>(w.format), w.rows, w.cols);
+}
+
+void FrozenLinearImpl::set_weight(const torch::Tensor& w, const std::string& source) {
+  torch::NoGradGuard no_grad;
+  const auto target = format();
+  const bool packed_source = w.scalar_type() == torch::kByte;
+  const auto source_format = packed_source ? block_format_of(w.dim() == 2 ? w.size(1) : -1, in_features) : std::nullopt;
+  if (packed_source && (!source_format || w.dim() != 2 || w.size(0) != out_features))
+    fail("{}: uint8 tensor of shape {} is neither a q8_0 nor a q4_0 packing of a [{}, {}] weight", source,
+         fmt::join(w.sizes(), "x"), out_features, in_features);
+  if (!packed_source && w.sizes() != torch::IntArrayRef({out_features, in_features}))
+    fail("{}: tensor has shape {} but the model expects {}x{}", source, fmt::join(w.sizes(), "x"), out_features,
+         in_features);
+  if (packed_source && *source_format == target && w.device() == weight.device()) {
+    weight.set_data(w.contiguous());  // used as stored (an mmap-backed file tensor stays mapped, no copy)
+    return;
+  }
+  const auto dense =
+      packed_source ? kernels::unpack_weight({*source_format, out_features, in_features, w.contiguous()}) : w;
+  if (!kernels::is_block_format(target)) {
+    weight.copy_(dense);  // cast into the existing storage
+    return;
+  }
+  // Packed a slice of rows at a time into the existing storage: no fp32 copy of the whole weight.
+  constexpr int64_t kRowsPerSlice = 256;
+  for (int64_t r = 0; r < out_features; r += kRowsPerSlice) {
+    const auto n = std::min(kRowsPerSlice, out_features - r);
+    weight.narrow(0, r, n).copy_(kernels::pack_weight(dense.narrow(0, r, n), target).data);
+  }
+}
+
+void FrozenLinearImpl::to(torch::Device device, torch::Dtype dtype, bool non_blocking) {
+  if (weight.scalar_type() == torch::kByte) torch::nn::Module::to(device, non_blocking);
+  else torch::nn::Module::to(device, dtype, non_blocking);
+}
+
+void FrozenLinearImpl::to(torch::Dtype dtype, bool non_blocking) {
+  if (weight.scalar_type() != torch::kByte) torch::nn::Module::to(dtype, non_blocking);
+}
+
+LoadReport load_state_dict_into_frozen(torch::nn::Module& module, const StateDict& sd, bool strict,
+                                       const std::string& source) {
+  std::map<std::string, FrozenLinearImpl*> frozen;  // "<path>.weight" -> its layer
+  for (const auto& m : module.named_modules())
+    if (auto* f = m.value()->as<FrozenLinearImpl>()) frozen[m.key().empty() ? "weight" : m.key() + ".weight"] = f;
+  StateDict rest;
+  std::set<std::string> set;
+  for (const auto& kv : sd) {
+    auto it = frozen.find(kv.key());
+    if (it == frozen.end()) {
+      rest.insert(kv.key(), kv.value());
+      continue;
+    }
+    it->second->set_weight(kv.value(), source + ": " + kv.key());
+    set.insert(kv.key());
+  }
+  auto report = load_state_dict(module, rest, /*strict=*/false, source);
+  report.loaded += set.size();
+  std::vector<std::string> missing;
+  for (auto& k : report.missing)
+    if (!set.count(k)) missing.push_back(k);
+  report.missing = std::move(missing);
+  if (strict && (!report.missing.empty() || !report.unexpected.empty()))
+    fail("{}: strict load failed: missing keys [{}], unexpected keys [{}]", source, fmt::join(report.missing, ", "),
+         fmt::join(report.unexpected, ", "));
+  return report;
+}
+
+}  // namespace cb

@@ -1,0 +1,59 @@
+// The frozen LLaMA's bias-free projections (attention, MLP, lm_head) with their weight in any storage
+// format of framework/kernels/weight_format.h: fp32, bf16, fp16, q8_0, q4_0.
+//
+// The state-dict name stays `weight` (HF checkpoints, golden fixtures and ChatBridge checkpoints load
+// unchanged): a dense format holds W [out, in] in its dtype, a block format the packed uint8
+// [out, row_bytes] storage. The forward is kernels::linear: on the CPU x is taken in fp32 whatever the
+// storage (no LibTorch bf16 GEMM, which runs at a few GFLOP/s on AVX2), on CUDA in x's dtype. Gradients
+// reach x through kernels::linear_input_grad; W never gets one. A weight that trains (stage 0's
+// llama_causal_lm trains every parameter) must be fp32 and goes through torch's linear.
+#pragma once
+#include <torch/torch.h>
+
+#include "framework/checkpoint/state_dict.h"
+#include "framework/kernels/weight_format.h"
+
+namespace cb {
+
+struct FrozenLinearOptions {
+  FrozenLinearOptions(int64_t in, int64_t out) : in(in), out(out) {}
+  int64_t in, out;
+  kernels::WeightFormat format = kernels::WeightFormat::f32;
+  // Fresh weights as torch::nn::Linear draws them (same RNG draws, then packed); false leaves the
+  // storage uninitialised, to be loaded (no fp32 copy of a large model on the way).
+  bool init = true;
+};
+
+struct FrozenLinearImpl : torch::nn::Module {
+  explicit FrozenLinearImpl(const FrozenLinearOptions& o);
+  // x [..., in] -> [..., out]: fp32 on the CPU, x's dtype elsewhere.
+  torch::Tensor forward(const torch::Tensor& x);
+
+  // Replaces W by `w`: a dense [out, in] tensor of any floating dtype (packed or cast into this
+  // format), or, for a block format, its packed uint8 [out, row_bytes] storage (taken as is, e.g. an
+  // mmap-backed tensor of a quantized file). `source` names the tensor in errors.
+  void set_weight(const torch::Tensor& w, const std::string& source);
+
+  kernels::WeightFormat format() const;  // a dense format follows the weight's dtype (module.to(dtype))
+  kernels::PackedWeight packed() const;
+
+  // Block formats keep their uint8 storage when the module is cast (devices still move).
+  using torch::nn::Module::to;
+  void to(torch::Device device, torch::Dtype dtype, bool non_blocking = false) override;
+  void to(torch::Dtype dtype, bool non_blocking = false) override;
+
+  torch::Tensor weight;
+  int64_t in_features, out_features;
+
+ private:
+  kernels::WeightFormat block_format_;  // the format when it is a block format (else unused)
+};
+TORCH_MODULE(FrozenLinear);
+
+// load_state_dict (framework/checkpoint/state_dict.h), except that the weights of `module`'s
+// FrozenLinear layers are set with set_weight, so a dense checkpoint tensor lands in a quantized
+// layer (packed on the way) and a packed one is used as stored.
+LoadReport load_state_dict_into_frozen(torch::nn::Module& module, const StateDict& sd, bool strict,
+                                       const std::string& source);
+
+}  // namespace cb
