@@ -11,3 +11,6 @@ cb_add_test(test_data_parallel LABELS integration
 add_dependencies(test_data_parallel cb_dist_test_worker chatbridge-launch)
 target_compile_definitions(test_data_parallel PRIVATE CB_DIST_WORKER="$<TARGET_FILE:cb_dist_test_worker>"
                                                       CB_LAUNCH="$<TARGET_FILE:chatbridge-launch>")
+
+cb_add_test(test_watchdog LABELS unit SOURCES framework/distributed/test_watchdog.cpp support/process_util.cpp
+            LIBS cb_framework)
