@@ -4,6 +4,7 @@
 //   chatbridge-convert blip2_pretrained.pth --entry model -o blip2.safetensors
 //   chatbridge-convert vicuna-7b/ --max-shard-size 5GB -o vicuna-7b-st/
 //   chatbridge-convert --inspect checkpoint_3.pth
+//   chatbridge-convert --quantize q4_0 vicuna-13b/ vicuna-13b-q4_0/   (q8_0, q4_0, bf16, fp16; docs/checkpoints.md)
 //   chatbridge-convert --chatbridge eval_configs/chatbridge_eval.yaml --max-shard-size 5GB -o chatbridge-st/
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
@@ -64,6 +65,7 @@ int run(int argc, char** argv) {
   std::string input, output, entry, max_shard, chatbridge_cfg;
   std::vector<std::string> overrides;
   bool inspect_only = false;
+  std::string quantize;
   app.add_option("input", input, "a .pth/.pt/.bin/.safetensors file or a Hugging Face model directory");
   app.add_option("--chatbridge", chatbridge_cfg,
                  "instead of an input: assemble the ChatBridge a yaml describes from its parts (eva_vit_g.pth, "
@@ -73,6 +75,10 @@ int run(int argc, char** argv) {
   app.add_option("--entry", entry, "the sub-dict of the checkpoint that holds the state dict, e.g. model");
   app.add_option("--max-shard-size", max_shard, "write Hugging Face shards of at most this size, e.g. 5GB");
   app.add_flag("--inspect", inspect_only, "list tensor names, dtypes and shapes, and the totals");
+  app.add_option("--quantize", quantize,
+                 "q8_0, q4_0, bf16 or fp16: rewrite the Hugging Face LLaMA directory `input` into the directory "
+                 "`output` with its linear layers in that format, one shard at a time");
+  app.add_option("output", output, "the output (as -o)");
   CLI11_PARSE(app, argc, argv);
   cb::apply_app_options(opts);
   if (inspect_only) {
@@ -81,6 +87,16 @@ int run(int argc, char** argv) {
     return 0;
   }
   if (output.empty()) cb::fail("no output given (-o FILE, or -o DIR with --max-shard-size)");
+  if (!quantize.empty()) {
+    if (input.empty() || !chatbridge_cfg.empty() || !max_shard.empty() || !entry.empty())
+      cb::fail("--quantize takes a Hugging Face directory and an output directory, and no --chatbridge, "
+               "--max-shard-size (the output keeps the input's shards) or --entry");
+    const auto format = cb::kernels::parse_weight_format(quantize, "--quantize");
+    const auto r = cb::quantize_hf_directory(input, output, format);
+    spdlog::info("wrote {} ({} file(s)): {} weights packed as {}, {} tensors kept dense; {:.2f} GB -> {:.2f} GB",
+                 output, r.shards, r.packed, quantize, r.kept, r.bytes_in / 1e9, r.bytes_out / 1e9);
+    return 0;
+  }
   if (input.empty() == chatbridge_cfg.empty()) cb::fail("give either an input checkpoint or --chatbridge CONFIG");
   cb::StateDict sd;
   if (!chatbridge_cfg.empty()) {

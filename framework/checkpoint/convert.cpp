@@ -1,11 +1,15 @@
 #include "framework/checkpoint/convert.h"
 
+#include <spdlog/spdlog.h>
+
 #include <cctype>
 #include <nlohmann/json.hpp>
 
 #include "framework/checkpoint/atomic_file.h"
+#include "framework/checkpoint/load.h"
 #include "framework/checkpoint/safetensors.h"
 #include "framework/error.h"
+#include "framework/json_file.h"
 
 namespace cb {
 
@@ -62,6 +66,148 @@ std::vector<std::filesystem::path> save_safetensors_sharded(const StateDict& sd,
   atomic_write_file(dir / "model.safetensors.index.json", index.dump(2) + "\n");
   written.push_back(dir / "model.safetensors.index.json");
   return written;
+}
+
+namespace {
+
+using kernels::WeightFormat;
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+torch::ScalarType dense_dtype(WeightFormat f) {
+  switch (f) {
+    case WeightFormat::bf16: return torch::kBFloat16;
+    case WeightFormat::f16: return torch::kHalf;
+    case WeightFormat::f32: return torch::kFloat;
+    default: return torch::kHalf;  // q8_0/q4_0: the tensors left dense (embeddings, norms), as the loader holds them
+  }
+}
+
+// How `t` (named `name`) is stored in a `format` directory.
+TensorSpec output_spec(const std::string& name, const torch::Tensor& t, WeightFormat format, const std::string& file) {
+  if (!t.is_floating_point() || ends_with(name, "rotary_emb.inv_freq"))
+    return TensorSpec::dense(name, t.scalar_type(), t.sizes().vec());
+  if (is_llama_linear_weight(name) && kernels::is_block_format(format)) {
+    if (t.dim() != 2) fail("{}: '{}' is a {}-d tensor, not a linear weight [out, in]", file, name, t.dim());
+    if (t.size(1) % kernels::kQuantBlock != 0)
+      fail("{}: '{}' [{}, {}] cannot be stored {}: its {} input features are not a multiple of {}", file, name,
+           t.size(0), t.size(1), kernels::weight_format_name(format), t.size(1), kernels::kQuantBlock);
+    return TensorSpec::packed_weight(name, format, t.size(0), t.size(1));
+  }
+  return TensorSpec::dense(name, dense_dtype(format), t.sizes().vec());
+}
+
+// `t` converted to `spec`: packed a slice of rows at a time (no fp32 copy of a whole lm_head), or cast.
+torch::Tensor convert_tensor(const TensorSpec& spec, const torch::Tensor& t, const std::string& file) {
+  if (spec.packed) {
+    auto out = torch::empty(spec.shape, torch::kUInt8);
+    constexpr int64_t kRowsPerSlice = 512;
+    for (int64_t r = 0; r < t.size(0); r += kRowsPerSlice) {
+      const auto n = std::min(kRowsPerSlice, t.size(0) - r);
+      out.narrow(0, r, n).copy_(kernels::pack_weight(t.narrow(0, r, n), *spec.packed).data);
+    }
+    return out;
+  }
+  auto out = t.to(spec.dtype);
+  if (spec.dtype == torch::kHalf && t.scalar_type() != torch::kHalf && !torch::isfinite(out).all().item<bool>() &&
+      torch::isfinite(t).all().item<bool>())
+    fail("{}: '{}' has values outside fp16's range (|x| > 65504); convert it to bf16 instead", file, spec.name);
+  return out;
+}
+
+// Input files that are weights or their index (not copied to the output).
+bool is_weight_file(const std::filesystem::path& p) {
+  const auto ext = p.extension().string();
+  return ends_with(p.filename().string(), ".index.json") || ext == ".safetensors" || ext == ".bin" || ext == ".pt" ||
+         ext == ".pth" || ext == ".h5" || ext == ".msgpack" || ext == ".ckpt";
+}
+
+const char* torch_dtype_name(torch::ScalarType t) {
+  return t == torch::kBFloat16 ? "bfloat16" : t == torch::kHalf ? "float16" : "float32";
+}
+
+}  // namespace
+
+bool is_llama_linear_weight(const std::string& name) {
+  if (name == "lm_head.weight") return true;
+  for (const char* proj : {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"})
+    if (ends_with(name, std::string(".") + proj + ".weight")) return true;
+  return false;
+}
+
+QuantizeReport quantize_hf_directory(const std::filesystem::path& in, const std::filesystem::path& out,
+                                     kernels::WeightFormat format) {
+  namespace fs = std::filesystem;
+  if (format == WeightFormat::f32) fail("--quantize: fp32 is not a smaller format (q8_0, q4_0, bf16 or fp16)");
+  if (!fs::is_directory(in)) fail("{}: not a directory (--quantize reads a Hugging Face LLaMA directory)", in.string());
+  if (!fs::exists(in / "config.json")) fail("{}: no config.json (not a Hugging Face model directory)", in.string());
+  if (fs::exists(out) && (!fs::is_directory(out) || !fs::is_empty(out)))
+    fail("{}: the output directory exists and is not empty", out.string());
+  fs::create_directories(out);
+
+  QuantizeReport report;
+  std::vector<std::pair<fs::path, std::vector<std::string>>> shards;  // written file, its tensors
+  uint64_t total = 0;
+  for_each_hf_shard(in, [&](const StateDict& sd, const fs::path& file) {
+    std::vector<TensorSpec> plan;
+    for (const auto& kv : sd) plan.push_back(output_spec(kv.key(), kv.value(), format, file.string()));
+    const auto part = out / fmt::format("model-{:05d}.safetensors.part", shards.size() + 1);
+    SafetensorsWriter writer(part, plan, {{"format", "pt"}});
+    std::vector<std::string> names;
+    for (const auto& spec : plan) {
+      const auto& t = sd[spec.name];
+      writer.write(spec.name, convert_tensor(spec, t, file.string()));
+      report.bytes_in += t.numel() * t.element_size();
+      ++(spec.packed ? report.packed : report.kept);
+      names.push_back(spec.name);
+    }
+    writer.commit();
+    total += writer.data_bytes();
+    spdlog::info("{}: {} tensors -> {} ({:.1f} MB)", file.string(), plan.size(), part.filename().string(),
+                 writer.data_bytes() / 1e6);
+    shards.emplace_back(part, std::move(names));
+  });
+  report.bytes_out = total;
+  report.shards = shards.size();
+  // The shard count is known only now: name the files as Hugging Face does.
+  if (shards.size() == 1) {
+    fs::rename(shards[0].first, out / "model.safetensors");
+  } else {
+    nlohmann::json weight_map = nlohmann::json::object();
+    for (size_t i = 0; i < shards.size(); ++i) {
+      const auto name = fmt::format("model-{:05d}-of-{:05d}.safetensors", i + 1, shards.size());
+      fs::rename(shards[i].first, out / name);
+      for (const auto& t : shards[i].second) weight_map[t] = name;
+    }
+    nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
+    atomic_write_file(out / "model.safetensors.index.json", index.dump(2) + "\n");
+  }
+
+  auto config = read_json_file(in / "config.json", "model config");
+  if (!config.is_object()) fail("{}: not a JSON object", (in / "config.json").string());
+  config["torch_dtype"] = torch_dtype_name(dense_dtype(format));
+  if (kernels::is_block_format(format))
+    config["quantization_config"] = {{"quant_method", "chatbridge"},
+                                     {"weight_format", kernels::weight_format_name(format)},
+                                     {"block_size", kernels::kQuantBlock}};
+  atomic_write_file(out / "config.json", config.dump(2) + "\n");
+  for (const auto& e : fs::directory_iterator(in))
+    if (e.is_regular_file() && e.path().filename() != "config.json" && !is_weight_file(e.path()))
+      fs::copy_file(e.path(), out / e.path().filename());
+  return report;
+}
+
+std::optional<kernels::WeightFormat> hf_weight_format(const std::filesystem::path& dir) {
+  const auto path = dir / "config.json";
+  const auto config = read_json_file(path, "model config");
+  if (!config.is_object() || !config.contains("quantization_config")) return std::nullopt;
+  const auto& q = config["quantization_config"];
+  if (!q.is_object() || q.value("quant_method", "") != "chatbridge") return std::nullopt;
+  if (!q.contains("weight_format") || !q["weight_format"].is_string())
+    fail("{}: quantization_config has no weight_format string", path.string());
+  return kernels::parse_weight_format(q["weight_format"].get<std::string>(), path.string() + " weight_format");
 }
 
 }  // namespace cb

@@ -26,7 +26,45 @@ struct Parsed {
   size_t header_len = 0;
   std::vector<SafetensorsEntry> entries;
   std::map<std::string, std::string> metadata;
+  std::map<std::string, StoredTensor> packed;
 };
+
+// The packed-weight tags of __metadata__[kWeightFormatKey]; each must name a U8 [rows, row_bytes] entry.
+std::map<std::string, StoredTensor> parse_packed_tags(const Parsed& p, const std::string& label) {
+  std::map<std::string, StoredTensor> out;
+  auto it = p.metadata.find(kWeightFormatKey);
+  if (it == p.metadata.end()) return out;
+  auto tags = nlohmann::json::parse(it->second, nullptr, false);
+  if (tags.is_discarded() || !tags.is_object())
+    fail("{}: __metadata__ '{}' is not a JSON object {{tensor: {{format, shape}}}}", label, kWeightFormatKey);
+  for (auto t = tags.begin(); t != tags.end(); ++t) {
+    const auto& name = t.key();
+    const auto& v = t.value();
+    const auto entry = std::find_if(p.entries.begin(), p.entries.end(), [&](const auto& e) { return e.name == name; });
+    if (entry == p.entries.end()) fail("{}: {} tags '{}', which the file does not hold", label, kWeightFormatKey, name);
+    if (!v.is_object() || !v.contains("format") || !v["format"].is_string() || !v.contains("shape") ||
+        !v["shape"].is_array() || v["shape"].size() != 2 || !v["shape"][0].is_number_unsigned() ||
+        !v["shape"][1].is_number_unsigned())
+      fail("{}: {} entry of '{}' must be {{\"format\": \"q8_0\"|\"q4_0\", \"shape\": [rows, cols]}}", label,
+           kWeightFormatKey, name);
+    StoredTensor s;
+    const auto format = v["format"].get<std::string>();
+    if (format != "q8_0" && format != "q4_0")
+      fail("{}: tensor '{}' is tagged '{}'; packed formats are q8_0 and q4_0", label, name, format);
+    s.packed = kernels::parse_weight_format(format);
+    s.rows = int64_t(std::min<uint64_t>(v["shape"][0].get<uint64_t>(), uint64_t(1) << 48));
+    s.cols = int64_t(std::min<uint64_t>(v["shape"][1].get<uint64_t>(), uint64_t(1) << 48));
+    if (s.cols % kernels::kQuantBlock != 0)
+      fail("{}: tensor '{}': a {} weight needs a multiple of {} columns, the tag says {}", label, name, format,
+           kernels::kQuantBlock, s.cols);
+    const std::vector<int64_t> want{s.rows, kernels::row_bytes(*s.packed, s.cols)};
+    if (entry->dtype != torch::kUInt8 || entry->shape != want)
+      fail("{}: tensor '{}' is tagged {} [{}, {}] so must be U8 [{}, {}], but is {} [{}]", label, name, format, s.rows,
+           s.cols, want[0], want[1], safetensors_dtype_name(entry->dtype), fmt::join(entry->shape, ", "));
+    out.emplace(name, std::move(s));
+  }
+  return out;
+}
 
 Parsed parse(const uint8_t* data, size_t size, const std::string& label) {
   Parsed p;
@@ -87,6 +125,7 @@ Parsed parse(const uint8_t* data, size_t size, const std::string& label) {
   std::stable_sort(p.entries.begin(), p.entries.end(), [](const SafetensorsEntry& a, const SafetensorsEntry& b) {
     return std::tie(a.begin, a.end) < std::tie(b.begin, b.end);
   });
+  p.packed = parse_packed_tags(p, label);
   return p;
 }
 
@@ -107,6 +146,7 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : file_(Mapp
   header_len_ = p.header_len;
   entries_ = std::move(p.entries);
   metadata_ = std::move(p.metadata);
+  packed_ = std::move(p.packed);
   for (size_t i = 0; i < entries_.size(); ++i) index_[entries_[i].name] = i;
 }
 
@@ -130,29 +170,88 @@ StateDict SafetensorsFile::tensors() const {
   return sd;
 }
 
-void save_safetensors(const std::filesystem::path& path, const StateDict& tensors,
-                      const std::map<std::string, std::string>& metadata) {
+StoredTensor SafetensorsFile::stored(const std::string& name) const {
+  auto it = packed_.find(name);
+  StoredTensor s = it == packed_.end() ? StoredTensor{} : it->second;
+  s.data = tensor(name);
+  return s;
+}
+
+kernels::PackedWeight StoredTensor::packed_weight() const {
+  if (!packed)
+    fail("packed_weight: the stored tensor is a dense {} tensor", std::string(c10::toString(data.scalar_type())));
+  return kernels::packed_weight_from_storage(data, *packed, rows, cols);
+}
+
+TensorSpec TensorSpec::dense(std::string name, torch::ScalarType dtype, std::vector<int64_t> shape) {
+  return {std::move(name), dtype, std::move(shape), std::nullopt, 0};
+}
+
+TensorSpec TensorSpec::packed_weight(std::string name, kernels::WeightFormat format, int64_t rows, int64_t cols) {
+  if (!kernels::is_block_format(format))
+    fail("tensor '{}': {} is not a packed format (a 16-bit weight is a plain tensor)", name,
+         kernels::weight_format_name(format));
+  return {std::move(name), torch::kUInt8, {rows, kernels::row_bytes(format, cols)}, format, cols};
+}
+
+size_t TensorSpec::bytes() const {
+  size_t n = c10::elementSize(dtype);
+  for (auto d : shape) n *= size_t(d);
+  return n;
+}
+
+SafetensorsWriter::SafetensorsWriter(const std::filesystem::path& path, std::vector<TensorSpec> plan,
+                                     std::map<std::string, std::string> metadata)
+    : file_(path), plan_(std::move(plan)) {
   nlohmann::ordered_json header;
+  nlohmann::json tags = nlohmann::json::object();
+  for (const auto& t : plan_)
+    if (t.packed) tags[t.name] = {{"format", kernels::weight_format_name(*t.packed)}, {"shape", {t.shape[0], t.cols}}};
+  if (!tags.empty()) metadata[kWeightFormatKey] = tags.dump();
   if (!metadata.empty()) header["__metadata__"] = metadata;
-  std::vector<torch::Tensor> data;
-  size_t offset = 0;
-  for (const auto& kv : tensors) {
-    auto t = kv.value().detach().to(torch::kCPU).contiguous();
-    size_t n = t.numel() * t.element_size();
-    header[kv.key()] = {{"dtype", safetensors_dtype_name(t.scalar_type())},
-                        {"shape", t.sizes().vec()},
-                        {"data_offsets", {offset, offset + n}}};
-    offset += n;
-    data.push_back(t);
+  uint64_t offset = 0;
+  for (const auto& t : plan_) {
+    if (header.contains(t.name)) fail("{}: tensor '{}' planned twice", path.string(), t.name);
+    header[t.name] = {
+        {"dtype", safetensors_dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes()}}};
+    offset += t.bytes();
   }
   auto h = header.dump();
-  h.append((8 - h.size() % 8) % 8, ' ');
+  h.append((8 - h.size() % 8) % 8, ' ');  // keeps every tensor 8-byte aligned in the mapping
   uint64_t n = h.size();
-  AtomicFile f(path);
-  f.write(&n, 8);
-  f.write(h);
-  for (const auto& t : data) f.write(t.data_ptr(), t.numel() * t.element_size());
-  f.commit();
+  file_.write(&n, 8);
+  file_.write(h);
+}
+
+void SafetensorsWriter::write(const std::string& name, const torch::Tensor& t) {
+  const auto& target = file_.target().string();
+  if (next_ >= plan_.size()) fail("{}: tensor '{}' written past the end of the plan", target, name);
+  const auto& spec = plan_[next_];
+  if (spec.name != name) fail("{}: tensor '{}' written where the plan has '{}'", target, name, spec.name);
+  if (t.scalar_type() != spec.dtype || t.sizes().vec() != spec.shape)
+    fail("{}: tensor '{}' is {} [{}], the plan says {} [{}]", target, name, safetensors_dtype_name(t.scalar_type()),
+         fmt::join(t.sizes(), ", "), safetensors_dtype_name(spec.dtype), fmt::join(spec.shape, ", "));
+  const auto c = t.detach().to(torch::kCPU).contiguous();
+  file_.write(c.data_ptr(), spec.bytes());
+  data_bytes_ += spec.bytes();
+  ++next_;
+}
+
+void SafetensorsWriter::commit() {
+  if (next_ != plan_.size())
+    fail("{}: {} of {} planned tensors written (next: '{}')", file_.target().string(), next_, plan_.size(),
+         plan_[next_].name);
+  file_.commit();
+}
+
+void save_safetensors(const std::filesystem::path& path, const StateDict& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  std::vector<TensorSpec> plan;
+  for (const auto& kv : tensors)
+    plan.push_back(TensorSpec::dense(kv.key(), kv.value().scalar_type(), kv.value().sizes().vec()));
+  SafetensorsWriter w(path, std::move(plan), metadata);
+  for (const auto& kv : tensors) w.write(kv.key(), kv.value());
+  w.commit();
 }
 
 }  // namespace cb

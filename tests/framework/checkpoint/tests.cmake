@@ -9,3 +9,9 @@ target_compile_definitions(test_ckpt_convert PRIVATE CHATBRIDGE_CONVERT_BIN="$<T
 cb_add_test(test_safetensors LABELS unit SOURCES framework/checkpoint/test_safetensors.cpp)
 cb_add_test(test_torch_save LABELS unit SOURCES framework/checkpoint/test_torch_save.cpp support/process_util.cpp
             support/torch_peer.cpp)
+cb_add_test(test_packed_weights LABELS unit SOURCES framework/checkpoint/test_packed_weights.cpp
+            framework/checkpoint/llama_dir.cpp)
+cb_add_test(test_quantize_memory LABELS integration SOURCES framework/checkpoint/test_quantize_memory.cpp
+            framework/checkpoint/llama_dir.cpp support/process_util.cpp)
+add_dependencies(test_quantize_memory chatbridge-convert)
+target_compile_definitions(test_quantize_memory PRIVATE CHATBRIDGE_CONVERT_BIN="$<TARGET_FILE:chatbridge-convert>")
