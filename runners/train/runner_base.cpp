@@ -11,10 +11,12 @@
 #include "framework/splitmix64.h"
 #include "runners/train/autocast.h"
 #include "runners/train/grad_scaler.h"
+#include "runners/train/loss_plot.h"
 #include "runners/train/lr_schedule.h"
 #include "runners/train/optim.h"
 #include "runners/train/train_log.h"
 #include "runners/train/training_checkpoint.h"
+#include "runners/train/validation.h"
 
 namespace cb {
 namespace fs = std::filesystem;
@@ -47,7 +49,8 @@ class RunnerBase : public Runner {
 
   // The loop, top to bottom: per iteration the next batch, the LR of the schedule, forward and backward,
   // an optimiser step every accum_grad_iters, the metrics over ranks, the log line, a checkpoint when
-  // one is due; SIGTERM stops at the next optimiser step, after saving.
+  // one is due; SIGTERM stops at the next optimiser step, after saving. After each epoch the valid
+  // splits, after the last the test splits; at the end the loss/LR plot.
   TrainResult train() override;
 
  private:
@@ -69,8 +72,13 @@ class RunnerBase : public Runner {
   bool stop_requested();  // SIGTERM on any rank; every rank gets the same answer
   void log_progress(int64_t epoch, int64_t iter, double lr, const StepMetrics& m);
   void maybe_save(int64_t epoch, int64_t iter, bool stop);  // called on optimiser steps only
-  void save(int64_t epoch, int64_t iters_done);
+  fs::path save(int64_t epoch, int64_t iters_done);         // the checkpoint's directory on rank 0
   TrainResult stop_after_save(TrainResult result);
+  // Past an epoch's iterations.
+  bool validation_pending(int64_t epoch) const;
+  void end_epoch(int64_t epoch);
+  void test(int64_t last_epoch);  // run.test_splits after the last epoch
+  void write_plot();
 
   dist::ProcessGroup& pg() const { return *in_.pg; }
 
@@ -79,7 +87,7 @@ class RunnerBase : public Runner {
   AdamWSettings adamw_;
   int64_t accum_ = 0, log_freq_ = 0, save_every_ = 0, seed_ = 0;
   int keep_last_ = 0;
-  bool amp_ = false;
+  bool amp_ = false, tensorboard_ = false;
   fs::path output_dir_;
   std::string lr_sched_;
   torch::Device device_ = torch::kCPU;
@@ -91,6 +99,8 @@ class RunnerBase : public Runner {
   std::unique_ptr<GradScaler> scaler_;    // AMP on CUDA only
   std::unique_ptr<dist::GradSync> sync_;  // more than one rank only
   std::optional<TrainLog> log_;
+  std::unique_ptr<Validator> validator_;  // run.valid_splits or run.test_splits set
+  ValidationRecord validation_;
   // On a GPU the next batch is fetched and copied while the current step runs; a checkpoint then
   // records the loader as it was before that fetch, so that a resume trains that batch.
   std::optional<DevicePrefetcher> prefetch_;
@@ -107,6 +117,7 @@ RunnerBase::RunnerBase(RunnerInputs in) : in_(std::move(in)) {
   save_every_ = run.get<int64_t>("save_every_iters");
   keep_last_ = static_cast<int>(run.get<int64_t>("keep_last_checkpoints"));
   amp_ = run.get<bool>("amp");
+  tensorboard_ = run.get<bool>("tensorboard");
   seed_ = run.get<int64_t>("seed");
   if (!run.get<std::string>("wandb_key").empty())  // the original's configs set it; say it does nothing here
     spdlog::warn(
@@ -129,12 +140,13 @@ TrainResult RunnerBase::train() {
 
   SigtermScope sigterm;
   const int64_t ipe = sched_cfg_.iters_per_epoch, max_epoch = sched_cfg_.max_epoch;
-  log_.emplace(pg().is_main() ? output_dir_ : fs::path(), log_freq_, pg().is_main());
+  log_.emplace(pg().is_main() ? output_dir_ : fs::path(), log_freq_, pg().is_main(),
+               pg().is_main() && tensorboard_ ? output_dir_ / "tb" : fs::path());
   prefetch_.emplace(device_);
   TrainResult result;
   global_ = start.global_step;
   int64_t epoch = start.epoch, first_iter = start.iter;
-  if (first_iter >= ipe) ++epoch, first_iter = 0;
+  if (first_iter >= ipe && !validation_pending(epoch)) ++epoch, first_iter = 0;
 
   for (; epoch < max_epoch; ++epoch, first_iter = 0) {
     in_.model->train();
@@ -155,10 +167,12 @@ TrainResult RunnerBase::train() {
         if (stop) return stop_after_save(std::move(result));
       }
     }
-    if (ipe % accum_ != 0) save(epoch, ipe);  // the epoch end was not an optimiser step
+    end_epoch(epoch);
   }
   log_->finish_bar();
   if (pg().is_main()) in_.task->finish(*in_.model, in_.cfg);
+  test(max_epoch - 1);
+  write_plot();
   pg().barrier();
   result.global_step = global_;
   return result;
@@ -171,6 +185,7 @@ void RunnerBase::setup() {
   sched_ = make_lr_scheduler(lr_sched_, sched_cfg_);
   if (amp_ && device_.is_cuda()) scaler_ = std::make_unique<GradScaler>();
   torch::manual_seed(seed_ + pg().rank());  // setup_seeds of the original
+  if (Validator::configured(in_.cfg)) validator_ = std::make_unique<Validator>(in_.cfg, *in_.model, device_);
 }
 
 TrainingState RunnerBase::resume() {
@@ -182,6 +197,7 @@ TrainingState RunnerBase::resume() {
   in_.source->restore(mine.at("loader"));
   set_torch_cpu_rng_state(mine.at("torch_rng").get<std::vector<uint8_t>>());
   if (scaler_ && !start.scaler.is_null()) scaler_->restore(start.scaler);
+  validation_ = ValidationRecord::from_json(start.validation, (*in_.resume / "state.json").string());
   spdlog::info("resumed from {} (epoch {}, iteration {}, step {})", in_.resume->string(), start.epoch, start.iter,
                start.global_step);
   return start;
@@ -252,17 +268,18 @@ void RunnerBase::log_progress(int64_t epoch, int64_t iter, double lr, const Step
   log_->record({epoch, iter, ipe, global_, sched_cfg_.max_epoch * ipe, m.loss, lr, m.samples, m.tokens});
 }
 
-// Checkpoints fall on optimiser steps: every save_every_iters iterations, at the end of an epoch and
-// at a stop.
+// Checkpoints fall on optimiser steps: every save_every_iters iterations, at the end of an epoch (after
+// its validation, end_epoch) and at a stop.
 void RunnerBase::maybe_save(int64_t epoch, int64_t iter, bool stop) {
-  if (stop || (save_every_ > 0 && global_ % save_every_ == 0) || iter + 1 == sched_cfg_.iters_per_epoch)
-    save(epoch, iter + 1);
+  const bool epoch_end = iter + 1 == sched_cfg_.iters_per_epoch && !validation_pending(epoch);
+  if (stop || (save_every_ > 0 && global_ % save_every_ == 0) || epoch_end) save(epoch, iter + 1);
 }
 
-void RunnerBase::save(int64_t epoch, int64_t iters_done) {
+fs::path RunnerBase::save(int64_t epoch, int64_t iters_done) {
   nlohmann::json mine{{"loader", prefetch_->active() ? loader_before_prefetch_ : in_.source->state()},
                       {"torch_rng", torch_cpu_rng_state()}};
   auto all = pg().all_gather_json(mine);
+  fs::path dir;
   if (pg().is_main()) {
     CheckpointContents c;
     c.params = params_;
@@ -272,19 +289,68 @@ void RunnerBase::save(int64_t epoch, int64_t iters_done) {
     c.state.global_step = global_;
     c.state.scaler = scaler_ ? scaler_->state() : nlohmann::json();
     c.state.ranks = all;
+    if (validator_ && validator_->validates()) c.state.validation = validation_.to_json();
     c.config_yaml = in_.cfg.to_yaml();
-    auto dir = save_training_checkpoint(output_dir_, c, keep_last_);
+    dir = save_training_checkpoint(output_dir_, c, keep_last_);
     spdlog::info("checkpoint saved: {}", dir.string());
   }
   pg().barrier();
+  return dir;
 }
 
 TrainResult RunnerBase::stop_after_save(TrainResult result) {
   log_->finish_bar();
+  write_plot();
   spdlog::warn("SIGTERM: checkpoint saved at step {}, stopping", global_);
   result.global_step = global_;
   result.interrupted = true;
   return result;
+}
+
+bool RunnerBase::validation_pending(int64_t epoch) const {
+  return validator_ && validator_->validates() && validation_.validated_epoch < epoch;
+}
+
+// The original's order: the epoch's training, its validation (a new best "val" agg_metrics keeps the
+// epoch as checkpoint_best), then the epoch's checkpoint, which carries the validation record.
+void RunnerBase::end_epoch(int64_t epoch) {
+  const int64_t ipe = sched_cfg_.iters_per_epoch;
+  if (!validation_pending(epoch)) {
+    if (ipe % accum_ != 0) save(epoch, ipe);  // the epoch end was not an optimiser step
+    return;
+  }
+  const bool best = validator_->validate(epoch, global_ - 1, pg(), *log_, validation_);
+  const auto dir = save(epoch, ipe);
+  if (best) {
+    spdlog::info("epoch {}: best val agg_metrics so far ({:.4f}), kept as {}", epoch, validation_.best_agg_metric,
+                 keep_as_best(dir, output_dir_).string());
+  }
+}
+
+// As the original's evaluate(cur_epoch="best"): with valid splits the test splits see checkpoint_best's
+// weights, without them the last epoch's.
+void RunnerBase::test(int64_t last_epoch) {
+  if (!validator_ || !validator_->tests()) return;
+  pg().barrier();  // rank 0 has finished writing checkpoint_best
+  std::string label = std::to_string(last_epoch);
+  if (validator_->validates()) {
+    const auto best = best_checkpoint_dir(output_dir_);
+    if (fs::exists(best)) {
+      load_training_checkpoint(best, params_, *opt_);  // the optimiser state is not used again
+      label = "best";
+    } else {
+      spdlog::warn("no {} (no 'val' split validated): testing the last epoch's model", best.string());
+    }
+  }
+  validator_->test(label, last_epoch, global_ - 1, pg(), *log_);
+}
+
+// Rank 0: the loss and learning-rate curves of metrics.jsonl (the resumed parts of the run included).
+void RunnerBase::write_plot() {
+  if (!pg().is_main()) return;
+  const auto svg = output_dir_ / "loss_lr.svg";
+  if (write_loss_plot(output_dir_ / "metrics.jsonl", svg) > 0)
+    spdlog::info("loss and learning-rate curves: {}", svg.string());
 }
 
 }  // namespace

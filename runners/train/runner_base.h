@@ -9,6 +9,11 @@
 // step and stop. The model's own per-step RNG (ChatBridge's task alternatives) is reseeded from
 // (seed, rank, step) every iteration, so it needs no saved state. At the end of a completed run,
 // rank 0 lets the task export what later stages read (Task::finish).
+//
+// Validation as the original's (run.valid_splits after each epoch, checkpoint_best, run.test_splits at
+// the end: validation.h); with run.tensorboard, TensorBoard event files under <output_dir>/tb
+// (train_log.h); at the end of a run or a stop, the loss and learning-rate curves of metrics.jsonl as
+// <output_dir>/loss_lr.svg (loss_plot.h).
 #pragma once
 #include <filesystem>
 #include <functional>

@@ -19,11 +19,16 @@ int64_t resident_memory_bytes() {
   return n == 2 ? resident * ::sysconf(_SC_PAGESIZE) : 0;
 }
 
-TrainLog::TrainLog(const std::filesystem::path& metrics_dir, int64_t log_freq, bool main_rank)
+TrainLog::TrainLog(const std::filesystem::path& metrics_dir, int64_t log_freq, bool main_rank,
+                   const std::filesystem::path& tensorboard_dir)
     : log_freq_(std::max<int64_t>(log_freq, 1)), main_(main_rank), bar_(main_rank && ::isatty(2)) {
   if (main_ && !metrics_dir.empty()) {
     metrics_.open(metrics_dir / "metrics.jsonl", std::ios::app);
     if (!metrics_) fail("run.output_dir '{}': cannot open metrics.jsonl", metrics_dir.string());
+  }
+  if (main_ && !tensorboard_dir.empty()) {
+    tb_.emplace(tensorboard_dir);
+    spdlog::info("TensorBoard events: {} (tensorboard --logdir {})", tb_->path().string(), tensorboard_dir.string());
   }
   start_ = window_start_ = Clock::now();
 }
@@ -65,9 +70,28 @@ void TrainLog::record(const StepRecord& r) {
     metrics_ << j.dump() << "\n";
     metrics_.flush();
   }
+  if (tb_) {
+    const std::pair<const char*, double> scalars[] = {{"loss", r.loss},      {"loss_avg", loss_avg},
+                                                      {"lr", r.lr},          {"samples_per_s", sps},
+                                                      {"tokens_per_s", tps}, {"rss_mb", rss_mb}};
+    for (const auto& [key, value] : scalars) tb_->scalar(std::string("train/") + key, r.step, value);
+  }
   window_start_ = now;
   window_samples_ = window_tokens_ = window_steps_ = 0;
   window_loss_ = 0;
+}
+
+void TrainLog::record_validation(const std::string& split, int64_t epoch, int64_t step, const nlohmann::json& metrics) {
+  if (!main_) return;
+  nlohmann::json j{{"epoch", epoch}, {"step", step}, {"split", split}};
+  for (const auto& [key, value] : metrics.items()) {
+    j[split + "_" + key] = value;
+    if (tb_ && value.is_number()) tb_->scalar(split + "/" + key, step, value.get<double>());
+  }
+  if (metrics_.is_open()) {
+    metrics_ << j.dump() << "\n";
+    metrics_.flush();
+  }
 }
 
 void TrainLog::finish_bar() {

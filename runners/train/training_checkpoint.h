@@ -35,8 +35,8 @@ struct TrainingState {
   int64_t global_step = 0;  // iterations done since the start of training
   nlohmann::json scaler;    // GradScaler state, null without one
   nlohmann::json ranks;     // per rank: {"loader": ..., "torch_rng": [bytes]}
-  nlohmann::json validation;  // best epoch and agg_metrics so far (runners/train/validation.h), null without
-                              // run.valid_splits
+  // The best epoch and agg_metrics so far (runners/train/validation.h); null without run.valid_splits.
+  nlohmann::json validation;
   nlohmann::json to_json() const;
   static TrainingState from_json(const nlohmann::json& j, const std::string& source);
 };
