@@ -7,6 +7,7 @@
 #include <torch/version.h>
 
 #include <optional>
+#include <utility>
 
 #define CB_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
@@ -27,6 +28,10 @@ using C10dBackend = c10d::ProcessGroup;
 #endif
 
 inline std::string torch_version() { return TORCH_VERSION; }
+
+// Handle to an autograd graph node (a leaf's gradient accumulator): std::shared_ptr<Node> through 2.x
+// releases, c10::intrusive_ptr<Node> in newer ones (Debian sid's 2.14). Both have get() and ->.
+using AutogradNodePtr = decltype(torch::autograd::impl::grad_accumulator(std::declval<const torch::Tensor&>()));
 
 // CPU autocast switches: 2.4 replaced the per-device functions with device-typed ones.
 inline void set_cpu_autocast(bool enabled, at::ScalarType dtype) {

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "framework/distributed/process_group.h"
+#include "framework/torch_compat.h"
 
 namespace cb::dist {
 
@@ -87,7 +88,7 @@ class GradSync {
   std::shared_ptr<ProcessGroup> pg_;
   std::vector<Bucket> buckets_;
   std::vector<std::pair<size_t, size_t>> slot_;                       // param -> (bucket, entry)
-  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators_;  // kept alive: they carry the hooks
+  std::vector<compat::AutogradNodePtr> accumulators_;  // kept alive: they carry the hooks
   std::vector<uintptr_t> hook_keys_;
   std::vector<char> ready_, used_;
   size_t next_bucket_ = 0;
