@@ -3,11 +3,13 @@
 //
 //   chatbridge-bench all --workload tests/bench/small.json --tokenizer tests/golden/tokenizer.model
 //   chatbridge-bench decode --workload WORKLOAD.json --threads 2    (a workload of your own, same format)
+//   chatbridge-bench real-size --shape 13b --format q4_0 --dir /tmp/llama13b-q4_0 [--make]   (bench/real_size_bench.h)
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <optional>
 
+#include "bench/real_size_bench.h"
 #include "bench/run.h"
 #include "framework/app_options.h"
 #include "framework/error.h"
@@ -53,7 +55,22 @@ int run(int argc, char** argv) {
     sub->add_option("--device", device, "cpu, cuda or cuda:N: where train1, train2 and decode run (default cpu)");
     sub->add_option("--log-level", log_level, "trace, debug, info, warn, error");
   }
+  cb::bench::RealSizeOptions real;
+  auto* real_size = app.add_subcommand("real-size", "a 7B/13B-shaped LLaMA from a file: load time, peak RSS, tokens/s");
+  real_size->add_option("--shape", real.shape, "7b (32 x 4096/11008) or 13b (40 x 5120/13824)");
+  real_size->add_option("--format", real.format, "bf16, fp16, q8_0 or q4_0");
+  real_size->add_option("--dir", real.dir, "the model directory (written by --make)")->required();
+  real_size->add_flag("--make", real.make, "write the directory from random weights and stop");
+  real_size->add_option("--new-tokens", real.new_tokens, "tokens decoded");
+  real_size->add_option("--threads", threads, "intra-op threads (default: all cores)");
+  real_size->add_option("--log-level", log_level, "trace, debug, info, warn, error");
   CLI11_PARSE(app, argc, argv);
+  if (real_size->parsed()) {
+    cb::init_logging(0, 1, log_level);
+    cb::configure_threads(threads);
+    std::printf("%s\n", cb::bench::run_real_size(real).dump(1).c_str());
+    return 0;
+  }
   opts.part = app.get_subcommands().front()->get_name();
   cb::init_logging(0, 1, log_level);
   auto w = cb::bench::Workload::load(workload_file);
