@@ -14,7 +14,8 @@ metrics.jsonl (every logged one, replayed steps included) with a one-host run of
   link_cut_short   host 1's link down for less than the timeout: no failure, no restart, same losses
   link_cut_long    down for longer: both sides fail within the timeout, restart once the link is
                    back, resume: same losses, no hang
-  slow_link        netem delay + rate limit on host 1: same losses (step time printed)
+  slow_link        netem delay + rate limit on host 1 (tbf's rate limit alone where the kernel has no
+                   netem): same losses (the run's time printed)
   save_killed      host 0 killed while rank 0 writes a checkpoint: the job is started again with
                    --resume auto, resumes from the previous complete checkpoint: same losses
   enospc           the checkpoint directory (a small tmpfs) fills up: a clear error naming the file,
@@ -22,7 +23,7 @@ metrics.jsonl (every logged one, replayed steps included) with a one-host run of
                    continues: same losses
   preemption       SIGTERM to every launcher: a checkpoint at the stop step, exit 143; --resume auto
                    continues exactly (no step run twice): same losses
-  watchdog         one of 3 ranks stopped (SIGSTOP): every waiting rank reports its rank, the
+  watchdog         one of 4 ranks stopped (SIGSTOP): every waiting rank reports its rank, the
                    collective and the step, naming the silent rank, and the job ends
 
   multinode.py --bin BUILD/bin --work DIR SCENARIO      (exit 77: skipped, with one line saying why)
@@ -40,7 +41,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import netns_hosts  # noqa: E402
 
-SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SOURCE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 SKIP = 77
 STEPS = 40
 SAVE_EVERY = 4
@@ -85,13 +86,28 @@ def scenario_dir():
     return d
 
 
-def train_cmd(out, timeout_s, extra=()):
+def data_opts(world):
+    """The tiny stage-1 data options; for 4 ranks with every global batch doubled (2 does not split in 4)."""
+    if world < 4:
+        return "train_configs/tiny_pretrain_data.json"
+    path = os.path.join(fixture_dir(), "tiny_pretrain_data_x2.json")
+    if not os.path.exists(path):
+        with open(os.path.join(SOURCE, "train_configs/tiny_pretrain_data.json")) as f:
+            opts = json.load(f)
+        for loader in opts["data_cfg"]["train"]:
+            loader["batch_size"] *= 2
+        with open(path, "w") as f:
+            json.dump(opts, f, indent=1)
+    return path
+
+
+def train_cmd(out, timeout_s, world=2):
     # --resume auto, as a scheduler's job script has it: a fresh start when there is no checkpoint.
     return [binary("train"), "--threads", "1", "--cfg-path", "train_configs/tiny_pretrain.yaml", "--resume", "auto",
             "--options", f"run.output_dir={out}", f"model.llama_model={llama_dir()}", "run.max_epoch=1",
             f"run.iters_per_epoch={STEPS}", "run.warmup_steps=2", "run.log_freq=1",
             f"run.save_every_iters={SAVE_EVERY}", "run.keep_last_checkpoints=0", f"run.dist_timeout={timeout_s}",
-            *extra]
+            f"run.valor_data_opts_path={data_opts(world)}"]
 
 
 def launch_cmd(nnodes, node_rank, nproc, master, port, max_restarts=0):
@@ -186,7 +202,7 @@ def need_netns():
 
 def start_nodes(h, d, nproc, timeout_s, port=PORT, max_restarts=0, logs=("node0", "node1")):
     out = os.path.join(d, "out")
-    return out, [h.start(k, launch_cmd(2, k, nproc, h.addr(0), port, max_restarts) + train_cmd(out, timeout_s),
+    return out, [h.start(k, launch_cmd(2, k, nproc, h.addr(0), port, max_restarts) + train_cmd(out, timeout_s, 2 * nproc),
                          os.path.join(d, logs[k] + ".log"), cwd=d) for k in range(2)]
 
 
@@ -209,10 +225,10 @@ def setup():
     run([binary("train"), "--threads", "1", "--cfg-path", "train_configs/tiny_lm_pretrain.yaml", "--options",
          f"run.output_dir={os.path.join(d, 'stage0')}", "run.max_epoch=1", "run.iters_per_epoch=3",
          "run.warmup_steps=1"], "stage0.log")
-    run(train_cmd(os.path.join(d, "ref1"), 60), "ref1.log")
+    run(train_cmd(os.path.join(d, "ref1"), 60, world=1), "ref1.log")
     for world in (2, 4):
         run([binary("launch"), "--standalone", "--nproc-per-node", str(world)] +
-            train_cmd(os.path.join(d, f"ref{world}"), 60), f"ref{world}.log")
+            train_cmd(os.path.join(d, f"ref{world}"), 60, world), f"ref{world}.log")
     for world in (1, 2, 4):
         check(sorted(logged(os.path.join(d, f"ref{world}"))) == list(range(STEPS)), f"ref{world} incomplete")
     say("tiny data, stage 0 and the one-host references (1, 2, 4 ranks) ready")
@@ -242,10 +258,13 @@ def torchrun():
     d = scenario_dir()
     out = os.path.join(d, "out")
     with netns_hosts.Hosts(ARGS.scenario, 2) as h:
-        # torchrun 1.13 spells its options with underscores (2.x takes both)
+        # torchrun 1.13 spells its options with underscores (2.x takes both). Under Python 3.11 it cannot
+        # parse its own default "0" for --redirects/--tee (IntFlag no longer lists the zero member): "1"
+        # (stdout through a file, teed) can be parsed.
         procs = [h.start(k, [python, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
                              "--rdzv_backend", "c10d", "--rdzv_endpoint", f"{h.addr(0)}:29400", "--rdzv_id", "cbtest",
-                             "--max_restarts", "0", "--no_python"] + train_cmd(out, 60),
+                             "--max_restarts", "0", "--redirects", "1", "--tee", "1", "--no_python"] +
+                         train_cmd(out, 60),
                          os.path.join(d, f"node{k}.log"), cwd=d) for k in range(2)]
         check(wait_exit(procs, 240, "torchrun") == [0, 0], "torchrun failed, see node*.log")
         check(h.bytes_sent(1) > 1e6, "no training traffic crossed host 1's interface")
@@ -322,11 +341,11 @@ def slow_link():
     need_netns()
     d = scenario_dir()
     with netns_hosts.Hosts(ARGS.scenario, 2) as h:
-        h.slow(1, "delay 5ms rate 50mbit")
+        shaped = h.slow(1, rate="20mbit")
         t0 = time.time()
         out, procs = start_nodes(h, d, 1, 60)
         check(wait_exit(procs, 240, "slow link") == [0, 0], "a launcher failed on the slow link, see node*.log")
-        say(f"2 hosts, 5 ms + 50 Mbit/s on host 1's link: {time.time() - t0:.1f} s for {STEPS} steps")
+        say(f"2 hosts, host 1's link shaped by '{shaped}': {time.time() - t0:.1f} s for {STEPS} steps")
         compare(2, out)
 
 
@@ -400,7 +419,7 @@ def enospc():
     try:
         log = os.path.join(d, "full.log")
         with open(log, "w") as f:
-            code = subprocess.run(train_cmd(out, 60), cwd=d, stdout=f, stderr=subprocess.STDOUT).returncode
+            code = subprocess.run(train_cmd(out, 60, world=1), cwd=d, stdout=f, stderr=subprocess.STDOUT).returncode
         text = open(log).read()
         m = re.search(r"error: (checkpoint .*)", text)
         check(code != 0 and m, f"no checkpoint error with a full disk (exit {code}), see {log}")
@@ -414,7 +433,7 @@ def enospc():
         say(f"left in the full directory: {', '.join(complete)} (all complete)")
         subprocess.run(["mount", "-o", "remount,size=64m", ckpts], check=True)
         with open(os.path.join(d, "room.log"), "w") as f:
-            code = subprocess.run(train_cmd(out, 60), cwd=d, stdout=f, stderr=subprocess.STDOUT).returncode
+            code = subprocess.run(train_cmd(out, 60, world=1), cwd=d, stdout=f, stderr=subprocess.STDOUT).returncode
         check(code == 0, f"--resume auto with room failed (exit {code}), see room.log")
         m, _ = wait_log(os.path.join(d, "room.log"), r"resumed from (\S+)", 1, "resume")
         check(m.group(1).endswith(complete[-1]), f"resumed from {m.group(1)}, not {complete[-1]}")
@@ -463,12 +482,12 @@ def watchdog():
     out = os.path.join(d, "out")
     log = os.path.join(d, "launch.log")
     with open(log, "w") as f:
-        p = subprocess.Popen([binary("launch"), "--standalone", "--nproc-per-node", "3", "--monitor-interval", "0.05"] +
-                             train_cmd(out, timeout_s), cwd=d, stdout=f, stderr=subprocess.STDOUT)
+        p = subprocess.Popen([binary("launch"), "--standalone", "--nproc-per-node", "4", "--monitor-interval", "0.05"] +
+                             train_cmd(out, timeout_s, 4), cwd=d, stdout=f, stderr=subprocess.STDOUT)
     try:
         wait_step(out, 8, [p])
-        victim = worker_pid(p.pid, 2)
-        check(victim, "rank 2's worker not found")
+        victim = worker_pid(p.pid, 3)
+        check(victim, "rank 3's worker not found")
         os.kill(victim, signal.SIGSTOP)
         t0 = time.time()
         code = wait_exit([p], notice_bound(timeout_s) + 40, "the job with a stopped rank")[0]
@@ -477,14 +496,14 @@ def watchdog():
         if p.poll() is None:
             p.kill()
     text = open(log).read()
-    say(f"rank 2 stopped: the job ended after {took:.1f} s with exit {code}")
+    say(f"rank 3 stopped: the job ended after {took:.1f} s with exit {code}")
     check(code != 0, "the job succeeded with a stopped rank")
-    for r in (0, 1):
-        reports = re.findall(rf"distributed: rank {r}/3: \w+ at step \d+ (?:failed|has not finished)[^\n]*", text)
+    for r in (0, 1, 2):
+        reports = re.findall(rf"distributed: rank {r}/4: \w+ at step \d+ (?:failed|has not finished)[^\n]*", text)
         check(reports, f"rank {r} did not report the collective it waited on")
-        named = [line for line in reports if "rank 2 (host" in line]
+        named = [line for line in reports if "rank 3 (host" in line]
         say(f"rank {r}: {(named or reports)[0][:300]}")
-        check(named, f"rank {r}'s reports do not name the silent rank 2")
+        check(named, f"rank {r}'s reports do not name the silent rank 3")
 
 
 SCENARIOS = {"setup": setup, "hosts_2x1": lambda: hosts(1), "hosts_2x2": lambda: hosts(2), "torchrun": torchrun,
@@ -498,6 +517,7 @@ if __name__ == "__main__":
     parser.add_argument("--work", required=True)
     parser.add_argument("scenario", choices=sorted(SCENARIOS))
     ARGS = parser.parse_args()
+    ARGS.bin, ARGS.work = os.path.abspath(ARGS.bin), os.path.abspath(ARGS.work)
     os.makedirs(ARGS.work, exist_ok=True)
     SCENARIOS[ARGS.scenario]()
     say("ok")
