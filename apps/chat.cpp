@@ -1,10 +1,11 @@
 // The demo (demo.py) in a terminal or behind an HTTP server:
-//   chatbridge-chat --cfg-path eval_configs/chatbridge_eval.yaml [--options k=v ...]
-//   chatbridge-chat --cfg-path ... --serve [--host 127.0.0.1] [--port 8080]
+//   chatbridge-chat --cfg-path eval_configs/chatbridge_eval.yaml [--device cpu|cuda|cuda:N | --gpu-id N]
+//                   [--num-beams N] [--options k=v ...]
+//   chatbridge-chat --cfg-path ... --serve [--host 127.0.0.1] [--port 8080] [--api-key KEY]
 //   chatbridge-chat --cfg-path ... [--image F] [--audio F] [--video F] --ask "TEXT" [--greedy]
 //                   [--max-new-tokens N]      (one question, the answer on stdout, then exit)
 // Terminal commands: /image PATH, /audio PATH, /video PATH, /reset, /quit, /temperature X, /top-p X,
-// /beams N (1 only), /max-new-tokens N, /help; any other line is a question. --options takes the rest
+// /beams N (1..10), /max-new-tokens N, /help; any other line is a question. --options takes the rest
 // of the command line, as in chatbridge-train.
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
@@ -12,12 +13,14 @@
 #include <charconv>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "framework/app_options.h"
 #include "framework/config.h"
 #include "framework/error.h"
+#include "runners/serve/chat_device.h"
 #include "runners/serve/chat_media.h"
 #include "runners/serve/chat_server.h"
 #include "runners/serve/chat_session.h"
@@ -74,9 +77,9 @@ bool command(cb::ChatSession& chat, cb::ChatSettings& settings, const cb::ChatMe
     settings.top_p = p;
   } else if (name == "/beams") {
     need_arg();
-    if (parse_number<int64_t>(arg, "/beams") != 1)
-      cb::fail("/beams: only 1 is supported (beam search is not implemented)");
-    settings.num_beams = 1;
+    const auto n = parse_number<int64_t>(arg, "/beams");
+    if (n < 1 || n > cb::kMaxChatBeams) cb::fail("/beams must be in 1..{}", cb::kMaxChatBeams);
+    settings.num_beams = n;
   } else if (name == "/max-new-tokens") {
     need_arg();
     const auto n = parse_number<int64_t>(arg, "/max-new-tokens");
@@ -88,10 +91,9 @@ bool command(cb::ChatSession& chat, cb::ChatSettings& settings, const cb::ChatMe
   return true;
 }
 
-void terminal_chat(cb::ChatBridge model) {
+void terminal_chat(cb::ChatBridge model, cb::ChatSettings settings) {
   const auto media = cb::ChatMediaOptions::for_model(model->config());
   cb::ChatSession chat(std::move(model));
-  cb::ChatSettings settings;
   std::cout << kHelp;
   std::string line;
   while (std::cout << "Human: " << std::flush, std::getline(std::cin, line)) {
@@ -126,10 +128,9 @@ struct OneShot {
   int64_t max_new_tokens = 0;  // 0: the demo's default
 };
 
-int one_shot(cb::ChatBridge model, const OneShot& q) {
+int one_shot(cb::ChatBridge model, const OneShot& q, cb::ChatSettings settings) {
   const auto media = cb::ChatMediaOptions::for_model(model->config());
   cb::ChatSession chat(std::move(model));
-  cb::ChatSettings settings;
   settings.do_sample = !q.greedy;
   if (q.max_new_tokens > 0) command(chat, settings, media, "/max-new-tokens", std::to_string(q.max_new_tokens));
   if (!q.image.empty()) command(chat, settings, media, "/image", q.image);
@@ -153,6 +154,17 @@ int run(int argc, char** argv) {
   app.add_flag("--serve", serve, "serve the web page and the API instead of the terminal chat");
   app.add_option("--host", server.host, "address to listen on (--serve)")->capture_default_str();
   app.add_option("--port", server.port, "port to listen on (--serve; 0 = any free port)")->capture_default_str();
+  app.add_option("--api-key", server.api_key,
+                 "--serve: every route but / and /health needs 'Authorization: Bearer KEY' (prefer the "
+                 "environment variable, which ps does not show)")
+      ->envname("CHATBRIDGE_API_KEY");
+  std::optional<std::string> device;
+  std::optional<int> gpu_id;
+  app.add_option("--device", device, "cpu (default), cuda or cuda:N: where the model and its inputs go");
+  app.add_option("--gpu-id", gpu_id, "the demo's spelling of --device cuda:N");
+  int64_t num_beams = 1;
+  app.add_option("--num-beams", num_beams, "beams of beam search, 1..10 (the demo's slider; /beams N in the terminal)")
+      ->capture_default_str();
   OneShot q;
   app.add_option("--ask", q.question,
                  "one-shot: ask this question (after uploading --image/--audio/--video), print the answer, exit");
@@ -167,7 +179,12 @@ int run(int argc, char** argv) {
   if (one_shot_flags && q.question.empty())
     cb::fail("--image/--audio/--video/--greedy/--max-new-tokens belong to the one-shot mode: add --ask TEXT");
   if (!q.question.empty() && serve) cb::fail("--ask and --serve exclude each other");
+  if (num_beams < 1 || num_beams > cb::kMaxChatBeams)
+    cb::fail("--num-beams {}: expected 1..{}", num_beams, cb::kMaxChatBeams);
+  const auto dev = cb::chat_device(device, gpu_id);  // before the model loads: a missing GPU fails at once
   cb::apply_app_options(opts);
+  if (!server.api_key.empty() && !serve)  // the variable may be set for a server elsewhere: say, don't stop
+    spdlog::warn("--api-key / CHATBRIDGE_API_KEY only applies to --serve; ignored");
   const cb::Config cfg = cb::resolve_config(cfg_path, options);
   // As chatbridge-train and chatbridge-eval: a tiny model's randomly initialised frozen encoders are in
   // no checkpoint and come out as they were in training only from the same seed (LibTorch's default
@@ -175,11 +192,15 @@ int run(int argc, char** argv) {
   torch::manual_seed(cfg.get<int64_t>("run.seed", 42));  // required only for training
   auto model = cb::build_chatbridge(cfg.sub("model"));
   model->eval();
-  if (!q.question.empty()) return one_shot(std::move(model), q);
+  cb::place_chat_model(*model, dev);
+  cb::ChatSettings settings;
+  settings.num_beams = num_beams;
+  if (!q.question.empty()) return one_shot(std::move(model), q, settings);
   if (!serve) {
-    terminal_chat(std::move(model));
+    terminal_chat(std::move(model), settings);
     return 0;
   }
+  server.defaults = settings;
   server.media = cb::ChatMediaOptions::for_model(model->config());
   cb::ChatServer s(std::move(model), server);
   s.bind();

@@ -1,5 +1,7 @@
 // The page at `/`: a single self-contained HTML file (no external resources) that talks to
-// /v1/chat/completions with stream: true and keeps the conversation in the browser.
+// /v1/chat/completions with stream: true and keeps the conversation in the browser. Its sliders are the
+// demo's (temperature, beams 1..10) plus top-p and the answer length; the API key field fills the
+// Authorization header for a server started with --api-key.
 #include "runners/serve/chat_server.h"
 
 namespace cb {
@@ -29,13 +31,15 @@ label{display:block;margin:14px 0 4px;font-size:13px}input[type=range]{width:100
 <label>Temperature: <span id="tv">1.0</span></label><input id="temperature" type="range" min="0.1" max="2" step="0.1" value="1.0">
 <label>Top-p: <span id="pv">0.9</span></label><input id="top_p" type="range" min="0.05" max="1" step="0.05" value="0.9">
 <label>Max new tokens: <span id="mv">300</span></label><input id="max_tokens" type="range" min="1" max="600" step="1" value="300">
+<label>Beams: <span id="bv">1</span></label><input id="num_beams" type="range" min="1" max="10" step="1" value="1">
+<label for="api_key">API key (when the server asks for one)</label><input id="api_key" type="password" autocomplete="off">
 <p><button id="clear">Clear conversation</button></p></div>
 <div id="main"><div id="log"></div>
 <form id="bar"><input id="text" autocomplete="off" placeholder="Ask about the uploaded media..."><button id="send" type="submit">Send</button></form></div>
 <script>
 const $ = id => document.getElementById(id);
 let history = [], pending = [];
-for (const [s, v] of [["temperature","tv"],["top_p","pv"],["max_tokens","mv"]])
+for (const [s, v] of [["temperature","tv"],["top_p","pv"],["max_tokens","mv"],["num_beams","bv"]])
   $(s).oninput = () => { $(v).textContent = $(s).value; };
 function bubble(cls, text, mediaEl) {
   const d = document.createElement("div"); d.className = "msg " + cls;
@@ -73,9 +77,12 @@ $("bar").onsubmit = async ev => {
   $("text").value = ""; $("send").disabled = true;
   const out = bubble("assistant", ""); let answer = "";
   try {
-    const res = await fetch("/v1/chat/completions", {method: "POST", headers: {"Content-Type": "application/json"},
+    const headers = {"Content-Type": "application/json"};
+    if ($("api_key").value) headers.Authorization = "Bearer " + $("api_key").value;
+    const res = await fetch("/v1/chat/completions", {method: "POST", headers,
       body: JSON.stringify({messages: history, stream: true, temperature: +$("temperature").value,
-                            top_p: +$("top_p").value, max_tokens: +$("max_tokens").value})});
+                            top_p: +$("top_p").value, max_tokens: +$("max_tokens").value,
+                            num_beams: +$("num_beams").value})});
     if (!res.ok) { const e = await res.json().catch(() => ({})); throw new Error((e.error && e.error.message) || res.statusText); }
     const reader = res.body.getReader(), dec = new TextDecoder(); let buf = "";
     for (;;) {

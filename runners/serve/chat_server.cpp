@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -29,11 +30,32 @@ struct RequestError {
 
 void send_error(httplib::Response& res, int status, const std::string& message) {
   const char* type = status == 413   ? "request_too_large"
+                     : status == 401 ? "authentication_error"
                      : status == 404 ? "not_found_error"
                      : status < 500  ? "invalid_request_error"
                                      : "server_error";
   res.status = status;
   res.set_content(json{{"error", {{"message", message}, {"type", type}}}}.dump(), "application/json");
+}
+
+// Whether `given` equals `key` (non-empty), in a time that depends on the length of `given` only: no
+// early exit at the first wrong byte that would let a client find the key byte by byte.
+bool same_key(std::string_view given, std::string_view key) {
+  unsigned diff = given.size() != key.size();
+  for (size_t i = 0; i < given.size(); ++i)
+    diff |= static_cast<unsigned char>(given[i]) ^ static_cast<unsigned char>(key[i % key.size()]);
+  return diff == 0;
+}
+
+// The token of an `Authorization: Bearer <token>` header (the scheme is case-insensitive, RFC 7235).
+std::string_view bearer_token(std::string_view header) {
+  constexpr std::string_view scheme = "bearer ";
+  if (header.size() < scheme.size()) return {};
+  for (size_t i = 0; i < scheme.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(header[i])) != scheme[i]) return {};
+  header.remove_prefix(scheme.size());
+  while (!header.empty() && header.front() == ' ') header.remove_prefix(1);
+  return header;
 }
 
 // Strict base64 (RFC 4648, padding optional, no whitespace).
@@ -176,6 +198,12 @@ ParsedRequest parse_request(const std::string& body, const ChatSettings& default
         bad_request(std::string(key) + ": expected 1.." + std::to_string(r.settings.max_length));
       r.settings.max_new_tokens = *v;
     }
+  if (j.contains("num_beams") && !j["num_beams"].is_null()) {
+    const auto& v = j["num_beams"];
+    if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > kMaxChatBeams)
+      bad_request("num_beams: expected an integer 1.." + std::to_string(kMaxChatBeams) + ", got " + v.dump());
+    r.settings.num_beams = v.get<int64_t>();
+  }
   if (auto v = optional_number<int64_t>(j, "seed")) r.settings.seed = static_cast<uint64_t>(*v);
   if (auto v = optional_number<int64_t>(j, "n"); v && *v != 1) bad_request("n: only 1 is supported");
   if (j.contains("stream") && !j["stream"].is_null()) {
@@ -374,6 +402,15 @@ struct ChatServer::Impl {
 
   void routes() {
     server.set_payload_max_length(opts.max_body_bytes);
+    if (!opts.api_key.empty())
+      server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+        if (req.path == "/" || req.path == "/health" ||
+            same_key(bearer_token(req.get_header_value("Authorization")), opts.api_key))
+          return httplib::Server::HandlerResponse::Unhandled;
+        res.set_header("WWW-Authenticate", "Bearer");
+        send_error(res, 401, "missing or wrong API key: send the header 'Authorization: Bearer <key>'");
+        return httplib::Server::HandlerResponse::Handled;
+      });
     server.Get("/", [](const httplib::Request&, httplib::Response& res) {
       res.set_content(chat_page_html(), "text/html; charset=utf-8");
     });
@@ -431,7 +468,14 @@ void ChatServer::bind() {
 int ChatServer::port() const { return impl_->bound_port; }
 
 void ChatServer::serve() {
-  spdlog::info("chat server on http://{}:{}/", impl_->opts.host, impl_->bound_port);
+  const auto& o = impl_->opts;
+  spdlog::info("chat server on http://{}:{}/{}", o.host, impl_->bound_port,
+               o.api_key.empty() ? "" : " (API key required)");
+  if (o.api_key.empty() && o.host != "127.0.0.1" && o.host != "localhost" && o.host != "::1")
+    spdlog::warn(
+        "chat server on {} without an API key: whoever reaches this port can use the model "
+        "(set --api-key or CHATBRIDGE_API_KEY)",
+        o.host);
   impl_->server.listen_after_bind();
 }
 

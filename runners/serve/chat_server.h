@@ -5,9 +5,15 @@
 //   POST /v1/chat/completions   OpenAI chat completions: text parts, `image_url` (data: URL), `input_audio`
 //                               {data, format}, and the extension `video_url` (data: URL); `stream`
 //                               answers as server-sent `chat.completion.chunk` events ending in [DONE].
+//                               Extension `num_beams` (integer 1..10, default 1): beam search (beam
+//                               sampling when temperature > 0), as the demo's beams slider; a streamed
+//                               answer with beams arrives whole when the search ends.
 // Media are only ever read from data: URLs (no file paths, no downloads). Every request builds its own
 // conversation; the model runs them one at a time on a single worker thread. Client errors are 4xx
 // {"error": {"message", "type"}}.
+// With an API key, every route but /health and the page (static HTML that holds no data; it sends the
+// key the user types) answers 401 unless the request has `Authorization: Bearer <key>`, as llama.cpp's
+// and vLLM's servers.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -23,6 +29,7 @@ struct ChatServerOptions {
   int port = 8080;  // 0: any free port (see ChatServer::port)
   size_t max_body_bytes = 32u << 20;
   std::string model_name = "chatbridge";
+  std::string api_key;    // empty: no authentication (then keep host on loopback)
   ChatSettings defaults;  // generation settings a request does not override
   ChatMediaOptions media;
 };

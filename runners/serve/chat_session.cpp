@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "framework/error.h"
-#include "models/generation.h"
 
 namespace cb {
 
@@ -103,56 +102,69 @@ void ChatSession::reset() {
   features_.clear();
 }
 
-std::string ChatSession::answer(const ChatSettings& s, const TextCallback& on_text) {
-  if (s.num_beams != 1) fail("num_beams {}: only 1 is supported (beam search is not implemented)", s.num_beams);
+GenerateOptions generate_options(const ChatSettings& s, const LlamaTokenizer& tokenizer) {
+  if (s.num_beams < 1 || s.num_beams > kMaxChatBeams)
+    fail("num_beams must be in 1..{}, got {}", kMaxChatBeams, s.num_beams);
   if (s.max_new_tokens < 1) fail("max_new_tokens must be at least 1, got {}", s.max_new_tokens);
   if (s.do_sample && !(s.temperature > 0)) fail("temperature must be > 0, got {}", s.temperature);
   if (!(s.top_p > 0 && s.top_p <= 1)) fail("top_p must be in (0, 1], got {}", s.top_p);
+  GenerateOptions o;
+  o.max_new_tokens = s.max_new_tokens;
+  o.num_beams = s.num_beams;
+  o.do_sample = s.do_sample;
+  o.temperature = s.temperature;
+  o.top_p = s.top_p;
+  o.top_k = s.top_k;
+  o.repetition_penalty = s.repetition_penalty;
+  // "###" as the demo's StoppingCriteriaSub; the extra stops too, so beam search (which streams no
+  // tokens to check the text of) ends on them as well.
+  o.stop_sequences = stop_sequences_for(tokenizer);
+  for (const auto& x : s.stop)
+    if (!x.empty())
+      for (auto& seq : stop_sequences_for(tokenizer, x)) o.stop_sequences.push_back(std::move(seq));
+  return o;
+}
 
+std::string ChatSession::answer(const ChatSettings& s, const TextCallback& on_text) {
+  const auto& tok = model_->tokenizer();
+  auto o = generate_options(s, tok);
   conv_.append_message(conv_.roles.second, std::nullopt);
   try {
     torch::NoGradGuard no_grad;
-    const auto& tok = model_->tokenizer();
     auto embs = get_context_emb(*model_, conv_.get_prompt(), features_, s.max_new_tokens, s.max_length);
-
-    GenerateOptions o;
-    o.max_new_tokens = s.max_new_tokens;
-    o.num_beams = 1;
-    o.do_sample = s.do_sample;
-    o.temperature = s.temperature;
-    o.top_p = s.top_p;
-    o.top_k = s.top_k;
-    o.repetition_penalty = s.repetition_penalty;
-    o.stop_sequences = stop_sequences_for(tok);
     const auto stops = all_stops(s);
+    const auto has_stop = [&](const std::string& raw) {
+      return std::any_of(stops.begin(), stops.end(), [&](const auto& x) { return raw.find(x) != std::string::npos; });
+    };
     std::vector<int64_t> generated;
     std::string shown;
-    bool stopped = false;  // a stop string appeared or the caller asked to stop
-    o.on_token = [&](const torch::Tensor& next) {
-      generated.push_back(next[0].item<int64_t>());
-      const auto raw = tok.decode(generated);
-      bool stop =
-          std::any_of(stops.begin(), stops.end(), [&](const auto& x) { return raw.find(x) != std::string::npos; });
-      if (on_text) {
-        const auto vis = visible_answer(raw, stops);
-        if (vis.size() > shown.size() && vis.starts_with(shown)) {
-          stop = on_text(vis.substr(shown.size())) || stop;
-          shown = vis;
+    bool cancelled = false;  // the caller asked to stop
+    if (o.num_beams == 1)    // beam search has no answer before its end: nothing to stream
+      o.on_token = [&](const torch::Tensor& next) {
+        generated.push_back(next[0].item<int64_t>());
+        const auto raw = tok.decode(generated);
+        if (on_text) {
+          const auto vis = visible_answer(raw, stops);
+          if (vis.size() > shown.size() && vis.starts_with(shown)) {
+            cancelled = on_text(vis.substr(shown.size()));
+            shown = vis;
+          }
         }
-      }
-      stopped = stop;
-      return stop;
-    };
+        return cancelled || has_stop(raw);
+      };
     if (s.seed) torch::manual_seed(*s.seed);
     auto out = generate_from_embeds(model_->llama_model, embs, torch::Tensor(), o);
-    auto seq = out.sequences[0].to(torch::kCPU).contiguous();
+    auto seq = out.sequences[0].to(torch::kCPU).contiguous();  // [1 + steps]: the bos placeholder first
     std::vector<int64_t> ids(seq.data_ptr<int64_t>(), seq.data_ptr<int64_t>() + seq.numel());
+    generated.assign(ids.begin() + 1, ids.end());
     stats_.prompt_positions = embs.size(1);
     stats_.generated_tokens = static_cast<int64_t>(generated.size());
     const bool eos = !generated.empty() && generated.back() == tok.eos_id();
-    stats_.hit_token_limit = stats_.generated_tokens >= s.max_new_tokens && !eos && !stopped;
+    stats_.hit_token_limit =
+        stats_.generated_tokens >= s.max_new_tokens && !eos && !cancelled && !has_stop(tok.decode(generated));
     auto text = strip_whitespace(cut_at_stops(postprocess_answer(tok, ids), stops));
-    // The streamed pieces end where the final text does; send what was held back (or diverged).
+    // The streamed pieces end where the final text does; send what was held back (or diverged), or
+    // with beams the whole answer.
     if (on_text && text.size() > shown.size() && text.starts_with(shown)) on_text(text.substr(shown.size()));
     conv_.messages.back().second = text;
     return text;

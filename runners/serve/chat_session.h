@@ -12,6 +12,7 @@
 
 #include "models/chatbridge.h"
 #include "models/conversation.h"
+#include "models/generation.h"
 
 namespace cb {
 
@@ -19,7 +20,7 @@ namespace cb {
 struct ChatSettings {
   int64_t max_new_tokens = 300;
   int64_t max_length = 2000;  // only for the left cut of the prompt
-  int64_t num_beams = 1;      // only 1 (beam search is not implemented)
+  int64_t num_beams = 1;      // 1..10 (the demo's slider); > 1: beam search, or beam sampling with do_sample
   bool do_sample = true;
   double temperature = 1.0;
   double top_p = 0.9;
@@ -29,7 +30,11 @@ struct ChatSettings {
   std::optional<uint64_t> seed;   // seeds LibTorch's generator before sampling
 };
 
-// Streamed text: each call gets the next piece of the answer; returning true stops generation.
+// The demo's beams slider range.
+constexpr int64_t kMaxChatBeams = 10;
+
+// Streamed text: each call gets the next piece of the answer; returning true stops generation. With
+// beams the search only knows its answer at the end: one call with the whole text.
 using TextCallback = std::function<bool(const std::string& delta)>;
 
 // Token counts of the last answer (for API usage reports).
@@ -53,7 +58,8 @@ class ChatSession {
 
   void ask(const std::string& text) { conv_.ask(text); }
   void add_answer(const std::string& text) { conv_.append_message(conv_.roles.second, text); }
-  // Generates the pending Assistant turn, stores and returns the post-processed answer.
+  // Generates the pending Assistant turn, stores and returns the post-processed answer: the text of
+  // generate_from_embeds with `generate_options(settings)` on the prompt's embeddings.
   std::string answer(const ChatSettings& settings, const TextCallback& on_text = nullptr);
   void reset();
 
@@ -71,6 +77,10 @@ class ChatSession {
   std::vector<Features> features_;
   AnswerStats stats_;
 };
+
+// The generate() settings of a chat answer (the demo's Chat.answer call); throws cb::Error naming the
+// setting when one is out of range. on_token is left to the caller.
+GenerateOptions generate_options(const ChatSettings& settings, const LlamaTokenizer& tokenizer);
 
 // The prefix of a growing answer that can be shown now: the post-processed text with a trailing
 // part that may still turn into a stop string ('#'s, a prefix of a stop), trailing whitespace (strip)

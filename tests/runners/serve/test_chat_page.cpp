@@ -47,8 +47,10 @@ json wait_for(test::HeadlessChromium& b, const std::string& session, const std::
 
 }  // namespace
 
-TEST_CASE("chat page in headless Chromium: upload an image, ask, streamed reply, screenshot") {
-  test::RunningServer rs;
+TEST_CASE("chat page in headless Chromium: API key, upload an image, ask, streamed reply, beams, screenshot") {
+  const std::string key = "page-test-key";
+  test::RunningServer rs(key);
+  const httplib::Headers auth{{"Authorization", "Bearer " + key}};
   const auto photo = rs.dir.path / "photo.png";
   const auto png = test::encode_png(test::pattern_frame(3, 48, 64), 2 /*PNG_COLOR_TYPE_RGB*/);
   test::write_bytes(photo, png.data(), png.size());
@@ -68,6 +70,7 @@ TEST_CASE("chat page in headless Chromium: upload an image, ask, streamed reply,
       return realFetch(url, Object.assign({}, opts, {body: JSON.stringify(body)}));
     }; true)JS");
   browser.eval(page, "const m = document.getElementById('max_tokens'); m.value = 12; m.oninput(); true");
+  browser.eval(page, "document.getElementById('api_key').value = '" + key + "'; true");  // as a user types it
 
   // Upload through the real <input type=file>, as a user's file chooser would.
   const auto root = browser.call("DOM.getDocument", json::object(), page)["root"]["nodeId"];
@@ -105,12 +108,42 @@ TEST_CASE("chat page in headless Chromium: upload an image, ask, streamed reply,
 
   // The same request, not streamed: the page must have assembled exactly this answer from the stream.
   request["stream"] = false;
+  CHECK(request["num_beams"] == 1);
   auto cli = rs.client();
-  const auto res = cli.Post("/v1/chat/completions", request.dump(), "application/json");
+  const auto res = cli.Post("/v1/chat/completions", auth, request.dump(), "application/json");
   REQUIRE(res);
   REQUIRE(res->status == 200);
   const std::string answer = json::parse(res->body)["choices"][0]["message"]["content"];
   CHECK(state["reply"] == answer);
+
+  // A second turn with the beams slider at 3: the page sends num_beams and shows the beam-search answer.
+  browser.eval(page, "const b = document.getElementById('num_beams'); b.value = 3; b.oninput(); true");
+  CHECK(browser.eval(page, "document.getElementById('bv').textContent") == "3");
+  browser.eval(page,
+               "document.getElementById('text').value = 'And the colours?';"
+               "document.getElementById('bar').requestSubmit(); true");
+  wait_for(browser, page, "window.__requests.length === 2 && !document.getElementById('send').disabled", 180);
+  auto second = browser.eval(page, "window.__requests[1]");
+  CHECK(second["num_beams"] == 3);
+  REQUIRE(second["messages"].size() == 3);  // the first question, its answer, the second question
+  CHECK(second["messages"][1]["content"] == answer);
+  second["stream"] = false;
+  const auto res2 = cli.Post("/v1/chat/completions", auth, second.dump(), "application/json");
+  REQUIRE(res2);
+  REQUIRE(res2->status == 200);
+  const auto reply2 = browser.eval(page, R"JS(({text: document.querySelector('#log .msg:last-child').textContent,
+      cls: document.querySelector('#log .msg:last-child').className}))JS");
+  INFO(reply2.dump());
+  CHECK(reply2["cls"] == "msg assistant");
+  CHECK(reply2["text"] == json::parse(res2->body)["choices"][0]["message"]["content"]);
+
+  // Without the key the page says what is wrong instead of answering.
+  browser.eval(page,
+               "document.getElementById('api_key').value = ''; document.getElementById('text').value = 'x';"
+               "document.getElementById('bar').requestSubmit(); true");
+  wait_for(browser, page, "window.__requests.length === 3 && !document.getElementById('send').disabled", 60);
+  const auto refused = browser.eval(page, "document.querySelector('#log .msg:last-child').textContent");
+  CHECK(refused.get<std::string>().rfind("Error: missing or wrong API key", 0) == 0);
 
   const auto shot = base64_decode(browser.call("Page.captureScreenshot", {{"format", "png"}}, page)["data"]);
   const auto shot_path = std::filesystem::current_path() / "chat_page_screenshot.png";

@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "models/conversation.h"
+#include "models/generation.h"
 #include "runners/serve/chat_server.h"
 #include "tests/runners/serve/running_server.h"
 #include "tests/support/make_media.h"
@@ -14,6 +16,7 @@
 using namespace cb;
 using cb::test::base64;
 using cb::test::RunningServer;
+using cb::test::TempDir;
 using json = nlohmann::json;
 
 namespace {
@@ -176,6 +179,11 @@ TEST_CASE("chat server: health, models, page, completions (plain, streamed, conc
       R"({"messages": [{"role": "user", "content": "x"}], "stop": 5})",
       R"({"messages": [{"role": "user", "content": "x"}], "seed": "s"})",
       R"({"messages": [{"role": "user", "content": "x"}], "n": 2})",
+      R"({"messages": [{"role": "user", "content": "x"}], "num_beams": 0})",
+      R"({"messages": [{"role": "user", "content": "x"}], "num_beams": 11})",
+      R"({"messages": [{"role": "user", "content": "x"}], "num_beams": 2.5})",
+      R"({"messages": [{"role": "user", "content": "x"}], "num_beams": "3"})",
+      R"({"messages": [{"role": "user", "content": "x"}], "num_beams": true})",
       image_url("data:image/png;base64,@@@@"),
       image_url("data:image/png;base64,"),
       image_url("data:image/png," + hello),
@@ -216,4 +224,134 @@ TEST_CASE("chat server: health, models, page, completions (plain, streamed, conc
   REQUIRE(missing);
   CHECK(missing->status == 404);
   CHECK(json::parse(missing->body).contains("error"));
+}
+
+TEST_CASE("chat server: num_beams 3 answers what generate() answers; streamed, in one piece; bad values 400") {
+  RunningServer rs;
+  auto cli = rs.client();
+  auto request = image_request(false);
+  request["num_beams"] = 3;
+  request["max_tokens"] = 10;
+
+  // The same answer computed directly: the server's image path, the demo's prompt, generate() with 3 beams.
+  TempDir dir;
+  auto model = test::tiny_chat_model(dir.path);
+  auto media = ChatMediaOptions::for_model(model->config());
+  const auto png = test::encode_png(test::pattern_frame(0, 40, 48), 2 /*PNG_COLOR_TYPE_RGB*/);
+  std::string expected, greedy;
+  {
+    torch::NoGradGuard no_grad;
+    Conversation c;
+    c.upload(UploadKind::image);
+    c.ask("What is in the image?");
+    c.append_message(c.roles.second, std::nullopt);
+    const auto embs = get_context_emb(*model, c.get_prompt(),
+                                      {model->encode_img(image_from_bytes(png, "png", media).unsqueeze(0))}, 10, 2000);
+    GenerateOptions o;
+    o.max_new_tokens = 10;
+    o.num_beams = 3;
+    o.top_p = 0.9;
+    o.stop_sequences = stop_sequences_for(model->tokenizer());
+    auto text = [&](const GenerateOptions& g) {
+      auto seq = generate_from_embeds(model->llama_model, embs, torch::Tensor(), g).sequences[0].contiguous();
+      return postprocess_answer(model->tokenizer(),
+                                std::vector<int64_t>(seq.data_ptr<int64_t>(), seq.data_ptr<int64_t>() + seq.numel()));
+    };
+    expected = text(o);
+    o.num_beams = 1;
+    greedy = text(o);
+  }
+  CHECK(greedy != expected);  // beams matter here: a server ignoring num_beams fails below
+
+  auto plain = cli.Post("/v1/chat/completions", request.dump(), "application/json");
+  REQUIRE(plain);
+  INFO(plain->body);
+  REQUIRE(plain->status == 200);
+  CHECK(json::parse(plain->body)["choices"][0]["message"]["content"] == expected);
+
+  request["stream"] = true;
+  auto streamed = cli.Post("/v1/chat/completions", request.dump(), "application/json");
+  REQUIRE(streamed);
+  REQUIRE(streamed->status == 200);
+  CHECK(streamed_content(streamed->body) == expected);
+  // role chunk, the whole answer, the finish chunk, [DONE]
+  size_t events = 0;
+  for (size_t p = 0; (p = streamed->body.find("data: ", p)) != std::string::npos; ++p) ++events;
+  CHECK(events == 4);
+
+  for (const auto& bad : {json(0), json(11), json(-1), json(2.5), json("3"), json(true), json::array({3})}) {
+    request["num_beams"] = bad;
+    auto r = cli.Post("/v1/chat/completions", request.dump(), "application/json");
+    REQUIRE(r);
+    INFO(r->body);
+    CHECK(r->status == 400);
+    CHECK(json::parse(r->body)["error"]["message"] == "num_beams: expected an integer 1..10, got " + bad.dump());
+  }
+}
+
+TEST_CASE("chat server with an API key: 401 with an OpenAI-style error on every route but / and /health") {
+  const std::string key = "s3cret-Key_42";
+  RunningServer rs(key);
+  auto cli = rs.client();
+  const auto body = image_request(false).dump();
+  const auto stream_body = image_request(true).dump();
+
+  auto get = [&](const std::string& path, const httplib::Headers& h) { return cli.Get(path.c_str(), h); };
+  auto post = [&](const std::string& b, const httplib::Headers& h) {
+    return cli.Post("/v1/chat/completions", h, b, "application/json");
+  };
+  auto require_401 = [](const httplib::Result& r) {
+    REQUIRE(r);
+    INFO(r->body);
+    CHECK(r->status == 401);
+    CHECK(r->get_header_value("WWW-Authenticate") == "Bearer");
+    const auto e = json::parse(r->body);
+    CHECK(e["error"]["type"] == "authentication_error");
+    CHECK(e["error"]["message"].get<std::string>().find("Authorization: Bearer") != std::string::npos);
+  };
+
+  // Open: the health check and the page (static; it sends the key the user types).
+  for (const std::string path : {"/health", "/"}) {
+    auto r = get(path, {});
+    REQUIRE(r);
+    CHECK(r->status == 200);
+  }
+  CHECK(get("/", {})->body.find("id=\"api_key\"") != std::string::npos);
+
+  const std::vector<httplib::Headers> wrong{
+      {},
+      {{"Authorization", "Bearer "}},
+      {{"Authorization", "Bearer wrong"}},
+      {{"Authorization", "Bearer " + key.substr(0, key.size() - 1)}},  // a prefix
+      {{"Authorization", "Bearer " + key + "x"}},                      // longer
+      {{"Authorization", key}},                                        // no scheme
+      {{"Authorization", "Basic " + key}},
+      {{"X-Api-Key", key}},
+  };
+  for (const auto& h : wrong) {
+    INFO((h.empty() ? "no header" : h.begin()->first + ": " + h.begin()->second));
+    require_401(get("/v1/models", h));
+    require_401(post(body, h));
+    require_401(post(stream_body, h));
+    require_401(get("/v1/nothing", h));  // unknown paths say nothing without the key either
+  }
+
+  for (const auto& h :
+       std::vector<httplib::Headers>{{{"Authorization", "Bearer " + key}}, {{"Authorization", "bearer " + key}}}) {
+    auto models = get("/v1/models", h);
+    REQUIRE(models);
+    CHECK(models->status == 200);
+    auto plain = post(body, h);
+    REQUIRE(plain);
+    INFO(plain->body);
+    CHECK(plain->status == 200);
+    auto streamed = post(stream_body, h);
+    REQUIRE(streamed);
+    CHECK(streamed->status == 200);
+    CHECK(streamed_content(streamed->body) ==
+          json::parse(plain->body)["choices"][0]["message"]["content"].get<std::string>());
+    auto missing = get("/v1/nothing", h);
+    REQUIRE(missing);
+    CHECK(missing->status == 404);
+  }
 }

@@ -4,6 +4,7 @@
 
 #include "framework/error.h"
 #include "models/conversation.h"
+#include "models/generation.h"
 #include "runners/serve/chat_session.h"
 #include "tests/runners/serve/chat_fixture.h"
 #include "tests/support/make_media.h"
@@ -163,7 +164,7 @@ TEST_CASE("training, evaluation and chat feed the LLaMA the same prompt: same pi
   CHECK((train.targets.slice(1, 0, L) == -100).all().item<bool>());
 }
 
-TEST_CASE("ChatSession: upload, ask, streamed answer equals the stored answer, beams > 1 refused") {
+TEST_CASE("ChatSession: upload, ask, streamed answer equals the stored answer, beams outside 1..10 refused") {
   test::TempDir dir;
   auto model = test::tiny_chat_model(dir.path);
   const int64_t s = model->config().image_size;
@@ -189,12 +190,84 @@ TEST_CASE("ChatSession: upload, ask, streamed answer equals the stored answer, b
   chat.conversation().messages.pop_back();
   CHECK(chat.answer(settings) == answer);
 
-  settings.num_beams = 2;
   const auto before = chat.conversation().messages.size();
-  CHECK_THROWS_AS(chat.answer(settings), Error);
-  CHECK(chat.conversation().messages.size() == before);
+  for (const int64_t beams : {0, 11}) {
+    settings.num_beams = beams;
+    CHECK_THROWS_WITH(chat.answer(settings), "num_beams must be in 1..10, got " + std::to_string(beams));
+    CHECK(chat.conversation().messages.size() == before);  // no dangling Assistant turn
+  }
 
   chat.reset();
   CHECK(chat.conversation().messages.empty());
   CHECK(chat.features().empty());
+}
+
+namespace {
+
+// What ChatSession::answer must amount to, spelt out with the model's pieces: the demo's prompt for one
+// image and one question, its embeddings, generate_from_embeds with these options, the demo's cut.
+std::string direct_generate(ChatBridgeImpl& model, const Features& image, const std::string& question,
+                            const GenerateOptions& o) {
+  torch::NoGradGuard no_grad;
+  Conversation c;
+  c.upload(UploadKind::image);
+  c.ask(question);
+  c.append_message(c.roles.second, std::nullopt);
+  const auto embs = get_context_emb(model, c.get_prompt(), {image}, o.max_new_tokens, 2000);
+  auto seq = generate_from_embeds(model.llama_model, embs, torch::Tensor(), o).sequences[0].contiguous();
+  return postprocess_answer(model.tokenizer(),
+                            std::vector<int64_t>(seq.data_ptr<int64_t>(), seq.data_ptr<int64_t>() + seq.numel()));
+}
+
+}  // namespace
+
+TEST_CASE("ChatSession with 3 beams answers what generate() with the same settings answers, in one streamed piece") {
+  test::TempDir dir;
+  auto model = test::tiny_chat_model(dir.path);
+  const int64_t s = model->config().image_size;
+  torch::manual_seed(11);
+  const auto pixels = torch::randn({3, s, s});
+  const std::string question = "What is in the image?";
+  Features image;
+  {
+    torch::NoGradGuard no_grad;
+    image = model->encode_img(pixels.unsqueeze(0));
+  }
+
+  GenerateOptions o;  // the demo's call with 3 beams, no sampling
+  o.max_new_tokens = 10;
+  o.num_beams = 3;
+  o.top_p = 0.9;
+  o.stop_sequences = stop_sequences_for(model->tokenizer());
+  const auto expected = direct_generate(*model, image, question, o);
+  GenerateOptions greedy = o;
+  greedy.num_beams = 1;
+  // The case is one where beams matter: ignoring num_beams would give another answer.
+  REQUIRE(direct_generate(*model, image, question, greedy) != expected);
+
+  ChatSession chat(model);
+  chat.upload_image(pixels);
+  chat.ask(question);
+  ChatSettings settings;
+  settings.do_sample = false;
+  settings.num_beams = 3;
+  settings.max_new_tokens = o.max_new_tokens;
+  std::vector<std::string> pieces;
+  const auto answer = chat.answer(settings, [&](const std::string& d) {
+    pieces.push_back(d);
+    return false;
+  });
+  CHECK(answer == expected);
+  CHECK(pieces == std::vector<std::string>{expected});  // the search ends, then the whole answer
+  CHECK(chat.last_stats().generated_tokens >= 1);
+  CHECK(chat.last_stats().generated_tokens <= o.max_new_tokens);
+
+  // Beam sampling (the demo: do_sample with beams) from the same seed draws the same answer.
+  settings.do_sample = true;
+  settings.seed = 5;
+  o.do_sample = true;
+  chat.conversation().messages.pop_back();
+  const auto sampled = chat.answer(settings);
+  torch::manual_seed(5);
+  CHECK(sampled == direct_generate(*model, image, question, o));
 }
