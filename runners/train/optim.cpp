@@ -1,8 +1,6 @@
 #include "runners/train/optim.h"
 
 #include <cmath>
-#include <cstdlib>
-#include <string_view>
 #include <unordered_set>
 
 #if defined(__x86_64__)
@@ -10,6 +8,7 @@
 #endif
 
 #include "framework/error.h"
+#include "framework/kernels/cpu_features.h"
 #include "framework/torch_compat.h"
 
 namespace cb {
@@ -87,21 +86,14 @@ void adamw_update(AdamWKernel kernel, float* p, const float* g, float* m, float*
 
 bool adamw_kernel_available(AdamWKernel kernel) {
 #if defined(__x86_64__)
-  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (kernel == AdamWKernel::avx2) return avx2;
+  if (kernel == AdamWKernel::avx2) return kernels::cpu_features().avx2 && kernels::cpu_features().fma;
 #endif
   return kernel == AdamWKernel::scalar;
 }
 
 AdamWKernel default_adamw_kernel() {
-  static const AdamWKernel kernel = [] {
-    const char* env = std::getenv("CHATBRIDGE_SIMD");
-    const std::string_view simd = env ? env : "";
-    if (simd == "scalar") return AdamWKernel::scalar;
-    if (!simd.empty()) fail("environment variable CHATBRIDGE_SIMD='{}': expected 'scalar' or unset", simd);
-    return adamw_kernel_available(AdamWKernel::avx2) ? AdamWKernel::avx2 : AdamWKernel::scalar;
-  }();
-  return kernel;
+  if (kernels::simd_forced_scalar()) return AdamWKernel::scalar;
+  return adamw_kernel_available(AdamWKernel::avx2) ? AdamWKernel::avx2 : AdamWKernel::scalar;
 }
 
 FlatAdamW::FlatAdamW(std::vector<torch::Tensor> params, torch::optim::AdamWOptions options, AdamWKernel kernel)
