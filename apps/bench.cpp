@@ -1,4 +1,4 @@
-// chatbridge-bench: the benchmarks of docs/benchmarks.md (train1, train2, decode, data, all) on a workload file,
+// chatbridge-bench: the benchmarks of docs/benchmarks.md (train1, train2, decode, data, kernels, all) on a workload file,
 // printed as one JSON object on stdout (logs go to stderr).
 //
 //   chatbridge-bench all --workload tests/bench/small.json --tokenizer tests/golden/tokenizer.model
@@ -36,12 +36,12 @@ torch::Device bench_device(const std::string& spec) {
 
 int run(int argc, char** argv) {
   CLI::App app{"ChatBridge benchmarks (docs/benchmarks.md): prints one JSON object"};
-  std::string workload_file, log_level = "warn", device = "cpu";
+  std::string workload_file, log_level = "warn", device = "cpu", llama_precision;
   int threads = 0;
   double peak_flops = 0;
   cb::bench::BenchOptions opts;
   app.require_subcommand(1);
-  for (const char* part : {"train1", "train2", "decode", "data", "all"}) {
+  for (const char* part : {"train1", "train2", "decode", "data", "kernels", "all"}) {
     auto* sub = app.add_subcommand(part, std::string("run the ") + part + " benchmark(s)");
     sub->add_option("--workload", workload_file,
                     "workload JSON (e.g. tests/bench/small.json; format: docs/benchmarks.md)")
@@ -53,6 +53,9 @@ int run(int argc, char** argv) {
     sub->add_option("--profile-ops", opts.profile_top,
                     "train parts: after timing, profile the steps op by op and list the N ops with most self time");
     sub->add_option("--device", device, "cpu, cuda or cuda:N: where train1, train2 and decode run (default cpu)");
+    sub->add_option("--llama-precision", llama_precision,
+                    "the LLaMA's linear layers in fp32, bf16, fp16, q8_0 or q4_0 (model.llama_precision; default: "
+                    "the workload's, else fp32)");
     sub->add_option("--log-level", log_level, "trace, debug, info, warn, error");
   }
   cb::bench::RealSizeOptions real;
@@ -75,6 +78,7 @@ int run(int argc, char** argv) {
   cb::init_logging(0, 1, log_level);
   auto w = cb::bench::Workload::load(workload_file);
   w.device = bench_device(device);
+  if (!llama_precision.empty()) w.config["llama_precision"] = llama_precision;
   opts.threads = cb::configure_threads(threads > 0 ? threads : w.threads);
   if (peak_flops > 0) opts.peak_flops = peak_flops;
   auto out = cb::bench::run_benchmark(w, opts);

@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "bench/kernel_bench.h"
 #include "bench/timing.h"
 
 namespace cb::bench {
@@ -16,7 +17,7 @@ torch::Tensor decode_prompt_ids(int64_t batch_size, int64_t prompt_len) {
 LlamaForCausalLM build_decode_model(const Workload& w) {
   const auto cfg = w.model_config(1);
   torch::manual_seed(w.seed);
-  LlamaForCausalLM model(cfg.llama);
+  LlamaForCausalLM model(cfg.llama, LlamaStorage::from_precision(cfg.llama_precision));
   model->eval();
   model->to(w.device);
   return model;
@@ -71,9 +72,21 @@ DecodeRun greedy_decode(LlamaForCausalLM& model, const torch::Tensor& prompt_ids
   return run;
 }
 
+int64_t weight_bytes_per_token(LlamaForCausalLM& model) {
+  int64_t bytes = 0;
+  auto count = [&](const std::string& name, const torch::Tensor& t) {
+    const int64_t n = t.numel() * int64_t(t.element_size());
+    bytes += name.ends_with("embed_tokens.weight") ? n / t.size(0) : n;
+  };
+  for (const auto& item : model->named_parameters()) count(item.key(), item.value());
+  for (const auto& item : model->named_buffers()) count(item.key(), item.value());
+  return bytes;
+}
+
 nlohmann::json run_decode(const Workload& w) {
   const auto& d = w.decode;
-  spdlog::info("decode: building the LLaMA");
+  const auto precision = w.model_config(1).llama_precision;
+  spdlog::info("decode: building the LLaMA ({})", precision);
   auto model = build_decode_model(w);
   const auto prompt = decode_prompt_ids(d.batch_size, d.prompt_len).to(w.device);
   spdlog::info("decode: {} warm-up + {} timed generations, prompt {}x{}, {} new tokens", d.warmup_runs, d.runs,
@@ -90,16 +103,26 @@ nlohmann::json run_decode(const Workload& w) {
   }
   // The generated tokens of a run (also shows that every run decoded the same thing).
   auto generated = last.sequences.narrow(1, d.prompt_len, d.new_tokens + 1)[0];
-  return {{"prefill", prefill.to_json()},
-          {"decode", decode.to_json()},
-          {"prompt_shape", prompt.sizes().vec()},
-          {"prefill_logits_shape", last.prefill_logits_shape},
-          {"step_input_shape", last.step_input_shape},
-          {"new_tokens", d.new_tokens},
-          {"final_cache_length", last.final_cache_length},
-          {"generated_row0",
-           std::vector<int64_t>(generated.data_ptr<int64_t>(), generated.data_ptr<int64_t>() + generated.numel())},
-          {"peak_rss_mb_after", peak_rss_mb()}};
+  nlohmann::json out = {{"prefill", prefill.to_json()},
+                        {"decode", decode.to_json()},
+                        {"llama_precision", precision},
+                        {"prompt_shape", prompt.sizes().vec()},
+                        {"prefill_logits_shape", last.prefill_logits_shape},
+                        {"step_input_shape", last.step_input_shape},
+                        {"new_tokens", d.new_tokens},
+                        {"final_cache_length", last.final_cache_length},
+                        {"generated_row0", std::vector<int64_t>(generated.data_ptr<int64_t>(),
+                                                                generated.data_ptr<int64_t>() + generated.numel())},
+                        {"peak_rss_mb_after", peak_rss_mb()}};
+  // The memory-bound limit of a step: every weight read once per token (batch rows share the reads).
+  const int64_t bytes = weight_bytes_per_token(model);
+  out["weight_bytes_per_token"] = bytes;
+  if (w.device.is_cpu()) {
+    const double bandwidth = read_bandwidth();
+    out["read_bandwidth_gb_s"] = bandwidth / 1e9;
+    out["bound_tok_s"] = bandwidth / double(bytes) * double(d.batch_size);
+  }
+  return out;
 }
 
 }  // namespace cb::bench

@@ -1,6 +1,8 @@
-// Greedy decoding benchmark (docs/benchmarks.md, decode): the workload's LLaMA with random fp32
-// weights; prefill over a fixed prompt fed as embeddings (all positions' logits, as HF computes
-// them), then exactly `new_tokens` single-position steps against the KV cache, argmax each, no EOS.
+// Greedy decoding benchmark (docs/benchmarks.md, decode): the workload's LLaMA with random weights
+// stored in its llama_precision (chatbridge-bench --llama-precision); prefill over a fixed prompt fed as
+// embeddings (all positions' logits, as HF computes them), then exactly `new_tokens` single-position
+// steps against the KV cache, argmax each, no EOS. Beside tokens/s, the memory-bound limit: the read
+// bandwidth measured in the same run over the weight bytes a step reads.
 #pragma once
 #include <torch/torch.h>
 
@@ -26,8 +28,11 @@ struct DecodeRun {
 // One generation, clocking the prefill and the incremental steps separately.
 DecodeRun greedy_decode(LlamaForCausalLM& model, const torch::Tensor& prompt_ids, int64_t new_tokens);
 
-// The LLaMA of the workload, seeded; eval mode.
+// The LLaMA of the workload, seeded; eval mode; its linear layers stored in the config's llama_precision.
 LlamaForCausalLM build_decode_model(const Workload& w);
+
+// Bytes of weights a decode step reads: every parameter and buffer, but one row of the embedding table.
+int64_t weight_bytes_per_token(LlamaForCausalLM& model);
 
 nlohmann::json run_decode(const Workload& w);
 

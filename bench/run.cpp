@@ -2,6 +2,7 @@
 
 #include "bench/data_bench.h"
 #include "bench/decode_bench.h"
+#include "bench/kernel_bench.h"
 #include "bench/timing.h"
 #include "bench/train_bench.h"
 #include "framework/error.h"
@@ -12,8 +13,8 @@ namespace cb::bench {
 nlohmann::json run_benchmark(const Workload& w, const BenchOptions& opts) {
   const auto& part = opts.part;
   const bool all = part == "all";
-  if (!all && part != "train1" && part != "train2" && part != "decode" && part != "data")
-    fail("unknown benchmark '{}' (train1, train2, decode, data, all)", part);
+  if (!all && part != "train1" && part != "train2" && part != "decode" && part != "data" && part != "kernels")
+    fail("unknown benchmark '{}' (train1, train2, decode, data, kernels, all)", part);
 
   nlohmann::json out = {{"workload", w.name}, {"workload_file", w.file.string()}, {"part", part}};
   nlohmann::json detail;
@@ -33,6 +34,12 @@ nlohmann::json run_benchmark(const Workload& w, const BenchOptions& opts) {
     out["decode_tok_s_best"] = tokens / j["decode"]["min"].get<double>();
     out["prefill_s"] = j["prefill"]["median"];
     out["prefill_s_min"] = j["prefill"]["min"];
+    out["llama_precision"] = j["llama_precision"];
+    if (j.contains("bound_tok_s")) {
+      out["read_bandwidth_gb_s"] = j["read_bandwidth_gb_s"];
+      out["decode_bound_tok_s"] = j["bound_tok_s"];
+      out["decode_pct_of_bound"] = 100.0 * out["decode_tok_s"].get<double>() / j["bound_tok_s"].get<double>();
+    }
     detail["decode"] = std::move(j);
   }
   if (all || part == "data") {
@@ -45,6 +52,15 @@ nlohmann::json run_benchmark(const Workload& w, const BenchOptions& opts) {
       out[std::string("data_") + k + "_per_s_parallel_best"] = j[k]["parallel"]["per_s_best"];
     }
     detail["data"] = std::move(j);
+  }
+  if (part == "kernels") {  // not part of `all`: a study of the kernels, not of the model
+    auto j = run_kernels(w);
+    out["read_bandwidth_gb_s"] = j["read_bandwidth_gb_s"];
+    for (const auto& [format, k] : j["formats"].items()) {
+      out["kernels_" + format + "_decode_gb_s"] = k["decode"]["gb_s"];
+      out["kernels_" + format + "_decode_pct_bw"] = k["decode"]["pct_of_read_bandwidth"];
+    }
+    detail["kernels"] = std::move(j);
   }
   out["peak_rss_mb"] = peak_rss_mb();
   out["torch_version"] = compat::torch_version();

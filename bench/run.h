@@ -12,7 +12,7 @@
 namespace cb::bench {
 
 struct BenchOptions {
-  std::string part = "all";          // train1, train2, decode, data, all
+  std::string part = "all";          // train1, train2, decode, data, kernels, all
   std::filesystem::path tokenizer;   // empty: from the workload
   std::filesystem::path work_dir;    // media scratch directory; empty: default_work_dir()
   std::optional<double> peak_flops;  // FLOP/s of the device, for MFU
