@@ -1,5 +1,5 @@
-// chatbridge-bench: the benchmarks of docs/benchmarks.md (train1, train2, decode, data, kernels, all) on a workload file,
-// printed as one JSON object on stdout (logs go to stderr).
+// chatbridge-bench: the benchmarks of docs/benchmarks.md (train1, train2, decode, data, kernels, all) on a
+// workload file, printed as one JSON object on stdout (logs go to stderr).
 //
 //   chatbridge-bench all --workload tests/bench/small.json --tokenizer tests/golden/tokenizer.model
 //   chatbridge-bench decode --workload WORKLOAD.json --threads 2    (a workload of your own, same format)
