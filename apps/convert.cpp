@@ -89,8 +89,9 @@ int run(int argc, char** argv) {
   if (output.empty()) cb::fail("no output given (-o FILE, or -o DIR with --max-shard-size)");
   if (!quantize.empty()) {
     if (input.empty() || !chatbridge_cfg.empty() || !max_shard.empty() || !entry.empty())
-      cb::fail("--quantize takes a Hugging Face directory and an output directory, and no --chatbridge, "
-               "--max-shard-size (the output keeps the input's shards) or --entry");
+      cb::fail(
+          "--quantize takes a Hugging Face directory and an output directory, and no --chatbridge, "
+          "--max-shard-size (the output keeps the input's shards) or --entry");
     const auto format = cb::kernels::parse_weight_format(quantize, "--quantize");
     const auto r = cb::quantize_hf_directory(input, output, format);
     spdlog::info("wrote {} ({} file(s)): {} weights packed as {}, {} tensors kept dense; {:.2f} GB -> {:.2f} GB",
