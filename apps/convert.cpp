@@ -6,6 +6,8 @@
 //   chatbridge-convert --inspect checkpoint_3.pth
 //   chatbridge-convert --quantize q4_0 vicuna-13b/ vicuna-13b-q4_0/   (q8_0, q4_0, bf16, fp16; docs/checkpoints.md)
 //   chatbridge-convert --chatbridge eval_configs/chatbridge_eval.yaml --max-shard-size 5GB -o chatbridge-st/
+//   chatbridge-convert out/run/checkpoints/step_000020000 -o checkpoint_1.pth   (the original's format:
+//     runners/train/pth_export.h)
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
@@ -20,6 +22,7 @@
 #include "framework/config.h"
 #include "framework/error.h"
 #include "models/chatbridge.h"
+#include "runners/train/pth_export.h"
 
 namespace {
 
@@ -71,7 +74,9 @@ int run(int argc, char** argv) {
                  "instead of an input: assemble the ChatBridge a yaml describes from its parts (eva_vit_g.pth, "
                  "BEATs checkpoint, BLIP-2, LLaMA folder, ckpt) and write its whole state dict");
   app.add_option("--options", overrides, "with --chatbridge: key.path=value overrides, as chatbridge-train");
-  app.add_option("-o,--output", output, "output .safetensors file; with --max-shard-size, the output directory");
+  app.add_option("-o,--output", output,
+                 "output .safetensors file; with --max-shard-size, the output directory; a .pth file: the original's "
+                 "checkpoint_N.pth from a training checkpoint directory");
   app.add_option("--entry", entry, "the sub-dict of the checkpoint that holds the state dict, e.g. model");
   app.add_option("--max-shard-size", max_shard, "write Hugging Face shards of at most this size, e.g. 5GB");
   app.add_flag("--inspect", inspect_only, "list tensor names, dtypes and shapes, and the totals");
@@ -99,6 +104,14 @@ int run(int argc, char** argv) {
     return 0;
   }
   if (input.empty() == chatbridge_cfg.empty()) cb::fail("give either an input checkpoint or --chatbridge CONFIG");
+  if (std::filesystem::path(output).extension() == ".pth") {
+    if (!cb::is_training_checkpoint(input))
+      cb::fail("{}: a .pth output is written from a training checkpoint directory (checkpoints/step_<N>/)", input);
+    const auto e = cb::export_original_checkpoint(input, output);
+    spdlog::info("wrote {}: model ({} tensors), optimizer ({} states), config, scaler, epoch {}", output, e.parameters,
+                 e.optimizer_states, e.epoch);
+    return 0;
+  }
   cb::StateDict sd;
   if (!chatbridge_cfg.empty()) {
     auto cfg = cb::resolve_config(chatbridge_cfg, overrides);

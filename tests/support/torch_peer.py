@@ -51,9 +51,11 @@ def load_model(path, spec_path):
     report = model.load_state_dict(ckpt["model"], strict=False)
     sd = ckpt["model"]
     values_equal = all(torch.equal(p, sd[n]) for n, p in model.named_parameters() if n in sd)
-    opt = torch.optim.AdamW(model.parameters(), lr=1.0)
+    # The optimizer over the checkpoint's parameters (the trainable ones), in the order of "model".
+    named = dict(model.named_parameters())
+    params = [named[n] for n in sd if n in named]
+    opt = torch.optim.AdamW(params, lr=1.0)
     opt.load_state_dict(ckpt["optimizer"])
-    params = list(model.parameters())
     moments_equal = all(torch.equal(opt.state[params[i]]["exp_avg"], s["exp_avg"]) and
                         torch.equal(opt.state[params[i]]["exp_avg_sq"], s["exp_avg_sq"])
                         for i, s in ckpt["optimizer"]["state"].items())

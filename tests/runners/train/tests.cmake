@@ -21,6 +21,11 @@ cb_add_test(test_lr_schedule LABELS golden unit SOURCES runners/train/test_lr_sc
 cb_add_test(test_train_trajectory LABELS golden SOURCES runners/train/test_train_trajectory.cpp LIBS cb_runners)
 cb_add_test(test_memory_plan LABELS unit SOURCES runners/train/test_memory_plan.cpp LIBS cb_runners)
 cb_add_test(test_grad_scaler LABELS unit SOURCES runners/train/test_grad_scaler.cpp LIBS cb_runners)
+# chatbridge-convert's checkpoint_N.pth, read back here and loaded by python3-torch.
+cb_add_test(test_pth_export LABELS unit SOURCES runners/train/test_pth_export.cpp support/process_util.cpp
+            support/torch_peer.cpp support/make_media.cpp LIBS cb_runners)
+add_dependencies(test_pth_export chatbridge-convert)
+target_compile_definitions(test_pth_export PRIVATE CB_CONVERT="$<TARGET_FILE:chatbridge-convert>")
 # Validation during training, checkpoint_best, TensorBoard event files and the loss/LR plot on the tiny
 # dataset (scripts/setup --with-tiny-data); the event files are read by check_run_record.py (python3).
 cb_add_test(test_runner_validation LABELS integration SOURCES runners/train/test_runner_validation.cpp LIBS cb_runners)
