@@ -54,6 +54,25 @@ std::vector<Item> parse_nocaps(const json& r, const SplitContext& s) {
   return {it};
 }
 
+// flickr30k (LAVIS's annotation files, the Karpathy splits): {image, caption, image_id} (train) /
+// {image, caption [refs]} (eval; the id is the file name without its extension,
+// "flickr30k-images/1007129816.jpg" -> "1007129816"). The original ships this default yaml but
+// registers no builder (LAVIS registers flickr30k for retrieval); here it is a caption set, for the
+// paper's zero-shot Flickr30K captioning.
+std::vector<Item> parse_flickr(const json& r, const SplitContext& s) {
+  Item it;
+  const std::string image = string_field(r, "image");
+  it.image = s.vis_root / image;
+  if (s.train) {
+    it.text_input = s.text(string_field(r, "caption"));
+    it.id = id_field(r, "image_id");
+  } else {
+    it.id = std::filesystem::path(image).stem().string();
+    it.answers = references(r);
+  }
+  return {it};
+}
+
 // msrvtt/msvd/vatex_caption: {video, caption, image_id} (train) / {video or video_id, image_id?,
 // caption?} (eval; the file is <video_id>.mp4 when no "video" is given).
 std::string eval_video_name(const json& r) {
@@ -134,6 +153,7 @@ RecordSetSpec av_spec() {
 
 CB_REGISTER(dataset_builder, "coco_caption", record_builder("coco_caption", caption_spec("images", parse_coco)));
 CB_REGISTER(dataset_builder, "nocaps", record_builder("nocaps", nocaps_spec()));
+CB_REGISTER(dataset_builder, "flickr30k", record_builder("flickr30k", caption_spec("images", parse_flickr)));
 CB_REGISTER(dataset_builder, "msrvtt_caption",
             record_builder("msrvtt_caption", caption_spec("videos", parse_video_caption)));
 CB_REGISTER(dataset_builder, "msvd_caption",
@@ -148,6 +168,8 @@ CB_REGISTER(dataset_builder, "av_caption", record_builder("av_caption", av_spec(
 CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "coco_caption", "default",
                            "datasets/builders/configs/coco/defaults_cap.yaml");
 CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "nocaps", "default", "datasets/builders/configs/nocaps/defaults.yaml");
+CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "flickr30k", "default",
+                           "datasets/builders/configs/flickr30k/defaults.yaml");
 CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "msrvtt_caption", "default",
                            "datasets/builders/configs/msrvtt/defaults_cap.yaml");
 CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "msvd_caption", "default",

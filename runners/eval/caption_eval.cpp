@@ -3,10 +3,7 @@
 // the CIDEr-D formula of the original's utils/cider), and LAVIS's agg_metrics = CIDEr + Bleu_4.
 // Defaults of LAVIS's caption task: 5 beams, max_len 30, min_len 1.
 #include "runners/eval/eval_task.h"
-#include "runners/eval/metrics/bleu.h"
-#include "runners/eval/metrics/cider.h"
-#include "runners/eval/metrics/ptb_tokenizer.h"
-#include "runners/eval/metrics/rouge.h"
+#include "runners/eval/metrics/caption_scores.h"
 
 namespace cb {
 namespace {
@@ -24,16 +21,10 @@ class CaptionEvalTask : public EvalTask {
     std::vector<std::string> cands;
     for (const auto& it : items) {
       if (it.answers.empty()) fail("caption_eval: sample {} has no reference caption", it.id);
-      std::vector<std::string> r;
-      for (const auto& a : it.answers) r.push_back(metrics::ptb_tokenize(a));
-      refs.push_back(std::move(r));
-      cands.push_back(metrics::ptb_tokenize(it.prediction));
+      refs.push_back(it.answers);
+      cands.push_back(it.prediction);
     }
-    nlohmann::ordered_json m;
-    const auto bleu = metrics::bleu(refs, cands);
-    for (int k = 0; k < 4; ++k) m[fmt::format("Bleu_{}", k + 1)] = bleu.corpus[k];
-    m["ROUGE_L"] = metrics::rouge_l(refs, cands).score;
-    m["CIDEr"] = metrics::cider_d(refs, cands).score;
+    auto m = metrics::caption_scores(refs, cands);
     m["agg_metrics"] = m["CIDEr"].get<double>() + m["Bleu_4"].get<double>();
     m["num_samples"] = items.size();
     return m;

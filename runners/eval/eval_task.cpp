@@ -52,7 +52,7 @@ std::shared_ptr<const EvalTask> make_eval_task(const Config& cfg) {
   std::shared_ptr<const Task> task = make_task(cfg);
   auto eval = std::dynamic_pointer_cast<const EvalTask>(task);
   if (!eval)
-    fail("run.task '{}' trains; chatbridge-eval needs an evaluation task (caption_eval, vqa_eval)",
+    fail("run.task '{}' trains; chatbridge-eval needs an evaluation task (caption_eval, vqa_eval, dialogue_eval)",
          cfg.get<std::string>("run.task"));
   return eval;
 }

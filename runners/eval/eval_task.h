@@ -1,4 +1,5 @@
-// Evaluation tasks of chatbridge-eval (LAVIS caption/vqa tasks: lavis/tasks/captioning.py, vqa.py): the prompt protocol
+// Evaluation tasks of chatbridge-eval (LAVIS caption/vqa/dialogue tasks: lavis/tasks/captioning.py, vqa.py,
+// dialogue.py): the prompt protocol
 // of the intended zero-shot harness and the metrics of a split. Registered as tasks (`run.task`),
 // they build the model like the training tasks but do not train.
 //
@@ -31,7 +32,7 @@ struct EvalItem {
 
 class EvalTask : public Task {
  public:
-  // kind: the dataset kind the task evaluates ("caption" or "qa").
+  // kind: the dataset kind the task evaluates ("caption", "qa" or "dialogue").
   EvalTask(const Config& cfg, std::string name, std::string kind, int64_t default_beams, int64_t default_max_len);
 
   std::unique_ptr<BatchSource> build_train_source(const Config& cfg, int rank, int world_size) const override;

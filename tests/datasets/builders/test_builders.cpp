@@ -115,9 +115,10 @@ const std::vector<int64_t> kImage = {3, kSize, kSize}, kVideo = {kFrames, 3, kSi
 
 TEST_CASE("builders: every original name is registered with a default yaml naming it", "[builders]") {
   const std::vector<std::string> names = {
-      "coco_caption",  "nocaps",   "msrvtt_caption", "msvd_caption", "vatex_caption", "audio_caption", "av_caption",
-      "msrvtt_qa",     "msvd_qa",  "coco_vqa",       "ok_vqa",       "aok_vqa",       "gqa",           "vg_vqa",
-      "avsd_dialogue", "music_qa", "cc_sbu_align",   "cc_sbu",       "laion",         "vist_caption",  "mosei"};
+      "coco_caption", "nocaps",       "msrvtt_caption", "msvd_caption", "vatex_caption", "audio_caption",
+      "av_caption",   "msrvtt_qa",    "msvd_qa",        "coco_vqa",     "ok_vqa",        "aok_vqa",
+      "gqa",          "vg_vqa",       "avsd_dialogue",  "music_qa",     "cc_sbu_align",  "cc_sbu",
+      "laion",        "vist_caption", "mosei",          "flickr30k"};
   for (const auto& n : names) {
     INFO(n);
     REQUIRE(cb::registry::contains(cb::Kind::dataset_builder, n));
@@ -235,6 +236,47 @@ datasets:
       images: {storage: .}
 )"),
                     Contains("datasets.nocaps.build_info.annotations.train") && Contains("no train dataset"));
+}
+
+TEST_CASE("flickr30k: LAVIS's files, train captions by image_id, eval references per image by file stem",
+          "[builders]") {
+  Media m;
+  fs::create_directories(m.root / "images/flickr30k-images");
+  fs::copy_file(m.root / "images/img0.jpg", m.root / "images/flickr30k-images/1007129816.jpg");
+  m.annotations(
+      "train.json",
+      json::array({{{"image", "flickr30k-images/1007129816.jpg"}, {"caption", "A man (smiling)."}, {"image_id", 0}},
+                   {{"image", "flickr30k-images/1007129816.jpg"}, {"caption", "a man"}}}));  // no image_id
+  m.annotations("test.json",
+                json::array({{{"image", "flickr30k-images/1007129816.jpg"}, {"caption", {"one", "two", "three"}}}}));
+  auto built = build(m, "flickr30k", R"(
+datasets:
+  flickr30k:
+    build_info:
+      annotations:
+        train: {storage: ann/train.json}
+        val: null
+        test: {storage: ann/test.json}
+      images: {storage: images}
+)");
+  REQUIRE(built.size() == 2);
+  const cb::Dataset& train = *built.at("train");
+  CHECK(train.kind() == "caption");
+  REQUIRE(train.size() == 1);
+  REQUIRE(train.malformed().size() == 1);
+  CHECK_THAT(train.malformed()[0].reason, Contains("image_id"));
+  std::vector<cb::BadSample> bad;
+  auto s = all(train, bad);
+  CHECK(s[0].text_input == "a man smiling");
+  CHECK(s[0].id == "0");
+  require_shape(s[0].image, kImage);
+
+  auto t = all(*built.at("test"), bad);
+  REQUIRE(bad.empty());
+  REQUIRE(t.size() == 1);
+  CHECK(t[0].id == "1007129816");
+  CHECK(t[0].answers == std::vector<std::string>{"one", "two", "three"});
+  require_shape(t[0].image, kImage);
 }
 
 TEST_CASE("msrvtt/msvd/vatex_caption: video frames, eval by video_id, undecodable video skipped", "[builders]") {

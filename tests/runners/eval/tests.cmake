@@ -7,3 +7,9 @@ cb_add_test(test_eval_dist LABELS integration SOURCES runners/eval/test_eval_dis
 add_dependencies(test_eval_dist chatbridge-eval chatbridge-launch)
 target_compile_definitions(test_eval_dist PRIVATE CB_EVAL="$<TARGET_FILE:chatbridge-eval>"
                                                   CB_LAUNCH="$<TARGET_FILE:chatbridge-launch>")
+
+# Every benchmark yaml (eval_configs/{caption,qa,dialogue}) through chatbridge-eval on a generated two-sample split.
+cb_add_test(test_benchmark_configs LABELS integration
+            SOURCES runners/eval/test_benchmark_configs.cpp support/process_util.cpp support/make_media.cpp LIBS cb_runners)
+add_dependencies(test_benchmark_configs chatbridge-eval)
+target_compile_definitions(test_benchmark_configs PRIVATE CB_EVAL="$<TARGET_FILE:chatbridge-eval>")
