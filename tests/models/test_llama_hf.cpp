@@ -2,6 +2,7 @@
 // sharded pytorch_model.bin, fp16, with inv_freq buffers; vicuna_st: sharded safetensors, bf16, without).
 #include <catch2/catch.hpp>
 
+#include <malloc.h>
 #include <unistd.h>
 #include <algorithm>
 #include <cmath>
@@ -158,6 +159,7 @@ TEST_CASE("load_llama_hf: loading shard by shard peaks at the model's bytes + th
   const int64_t largest = write_sharded_fp16_llama(dir, c, 6);
   for (const std::string precision : {"bf16", "q8_0"}) {
     INFO(precision);
+    malloc_trim(0);  // what the generation (or the previous load) freed leaves the resident set
     std::ofstream("/proc/self/clear_refs") << "5";
     const int64_t before = status_kib("VmRSS:");
     int64_t weight_bytes = 0;
