@@ -231,7 +231,7 @@ TEST_CASE("validation config: missing datasets section or split, and a model tha
   CHECK_FALSE(Validator::configured(run_config(d.string())));
 }
 
-TEST_CASE("tensorboard writer: CRC-32C check value; loss plot draws each logged step once") {
+TEST_CASE("tensorboard writer: CRC-32C check value, and the loss plot draws each logged step once") {
   const std::string check = "123456789";
   CHECK(crc32c(check.data(), check.size()) == 0xE3069283u);  // the CRC-32C catalogue's check value
 
