@@ -138,7 +138,7 @@ int check_run_record(const fs::path& out, const std::string& args = "") {
 
 }  // namespace
 
-TEST_CASE("validation: each epoch validated, the best kept as checkpoint_best and tested; a resume keeps the best") {
+TEST_CASE("validation: each epoch validated, the best kept as checkpoint_best and tested, a resume keeps the best") {
   torch::set_num_threads(1);
   const std::string extra = "  valid_splits: [val]\n  test_splits: [val]\n";
   const auto a = fresh("full");
@@ -196,7 +196,7 @@ TEST_CASE("validation: each epoch validated, the best kept as checkpoint_best an
   CHECK(bytes_of(b / "checkpoint_best" / "model.safetensors") == bytes_of(best_dir / "model.safetensors"));
 }
 
-TEST_CASE("tensorboard: event files hold metrics.jsonl's values, read by an independent reader; the plot") {
+TEST_CASE("tensorboard: event files hold metrics.jsonl's values, read by an independent reader, and the plot") {
   torch::set_num_threads(1);
   const auto c = fresh("tensorboard");
   run(config(c, "  valid_splits: [val]\n  tensorboard: true\n"));
