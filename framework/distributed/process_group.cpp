@@ -111,7 +111,11 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(c10::intrusive_ptr<c10d::Stor
   impl->device = opts.device;
   if (world_size > 1 && !store) fail("distributed: world size {} needs a store", world_size);
   // Given a store, a real backend even for one rank (tests/gpu runs NCCL with world size 1).
-  if (store) impl->backend = make_backend(store, rank, world_size, opts, "127.0.0.1");
+  if (store) {
+    impl->backend = make_backend(store, rank, world_size, opts, "127.0.0.1");
+    impl->watchdog =
+        std::make_unique<Watchdog>(store, WatchdogOptions{rank, world_size, opts.timeout, "the given store"});
+  }
   impl->store = std::move(store);
   return std::shared_ptr<ProcessGroup>(new ProcessGroup(std::move(impl), rank, world_size, local_rank, opts.timeout));
 }
