@@ -3,18 +3,23 @@
 //
 //   chatbridge-bench all --workload tests/bench/small.json --tokenizer tests/golden/tokenizer.model
 //   chatbridge-bench decode --workload WORKLOAD.json --threads 2    (a workload of your own, same format)
+//   chatbridge-bench decode --workload W --export-hf DIR      (its LLaMA for llama.cpp: bench/llama_cpp_peer.py)
+//   chatbridge-bench quality --hf-dir DIR --text FILE --precision q4_0   (bench/quality_bench.h)
 //   chatbridge-bench real-size --shape 13b --format q4_0 --dir /tmp/llama13b-q4_0 [--make]   (bench/real_size_bench.h)
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <optional>
 
+#include "bench/decode_bench.h"
+#include "bench/quality_bench.h"
 #include "bench/real_size_bench.h"
 #include "bench/run.h"
 #include "framework/app_options.h"
 #include "framework/error.h"
 #include "framework/logging.h"
 #include "framework/runtime.h"
+#include "models/llama_causal_lm.h"
 
 namespace {
 
@@ -58,6 +63,22 @@ int run(int argc, char** argv) {
                     "the workload's, else fp32)");
     sub->add_option("--log-level", log_level, "trace, debug, info, warn, error");
   }
+  std::string export_hf;
+  app.get_subcommand("decode")->add_option(
+      "--export-hf", export_hf,
+      "write the workload's LLaMA (fp32, the weights every --llama-precision packs) as a Hugging Face directory and "
+      "stop: the same weights for llama.cpp (bench/llama_cpp_peer.py)");
+  cb::bench::QualityOptions quality;
+  auto* quality_cmd = app.add_subcommand(
+      "quality",
+      "KL divergence and top-1 agreement of a stored precision against fp32, as llama-perplexity reports them");
+  quality_cmd->add_option("--hf-dir", quality.hf_dir, "the LLaMA as a Hugging Face directory (with tokenizer.model)")
+      ->required();
+  quality_cmd->add_option("--text", quality.text, "the text scored")->required();
+  quality_cmd->add_option("--precision", quality.precision, "bf16, fp16, q8_0 or q4_0");
+  quality_cmd->add_option("--ctx", quality.ctx, "tokens per chunk (the second half of each is scored)");
+  quality_cmd->add_option("--threads", threads, "intra-op threads (default: all cores)");
+  quality_cmd->add_option("--log-level", log_level, "trace, debug, info, warn, error");
   cb::bench::RealSizeOptions real;
   auto* real_size = app.add_subcommand("real-size", "a 7B/13B-shaped LLaMA from a file: load time, peak RSS, tokens/s");
   real_size->add_option("--shape", real.shape, "7b (32 x 4096/11008) or 13b (40 x 5120/13824)");
@@ -74,6 +95,12 @@ int run(int argc, char** argv) {
     std::printf("%s\n", cb::bench::run_real_size(real).dump(1).c_str());
     return 0;
   }
+  if (quality_cmd->parsed()) {
+    cb::init_logging(0, 1, log_level);
+    cb::configure_threads(threads);
+    std::printf("%s\n", cb::bench::run_quality(quality).dump(1).c_str());
+    return 0;
+  }
   opts.part = app.get_subcommands().front()->get_name();
   cb::init_logging(0, 1, log_level);
   auto w = cb::bench::Workload::load(workload_file);
@@ -81,6 +108,12 @@ int run(int argc, char** argv) {
   if (!llama_precision.empty()) w.config["llama_precision"] = llama_precision;
   opts.threads = cb::configure_threads(threads > 0 ? threads : w.threads);
   if (peak_flops > 0) opts.peak_flops = peak_flops;
+  if (!export_hf.empty()) {
+    w.config["llama_precision"] = "fp32";
+    auto model = cb::bench::build_decode_model(w);
+    cb::save_llama_hf(*model, w.tokenizer_path(opts.tokenizer), export_hf);
+    return 0;
+  }
   auto out = cb::bench::run_benchmark(w, opts);
   std::printf("%s\n", out.dump(1).c_str());
   return 0;
