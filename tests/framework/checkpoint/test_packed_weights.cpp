@@ -136,7 +136,9 @@ TEST_CASE("a packed-weight tag that does not match its tensor is an error naming
   expect("[1, 2]", {"is not a JSON object"});
 }
 
-TEST_CASE("--quantize rewrites an HF LLaMA directory: linear weights packed, the rest 16-bit, config and tokenizer") {
+TEST_CASE(
+    "quantize_hf_directory rewrites an HF LLaMA directory: linear weights packed, the rest 16-bit, config and "
+    "tokenizer") {
   const auto in = scratch("llama"), out8 = scratch("llama-q8"), out4 = scratch("llama-q4"),
              outb = scratch("llama-bf16");
   torch::manual_seed(3);
@@ -201,7 +203,7 @@ TEST_CASE("--quantize rewrites an HF LLaMA directory: linear weights packed, the
   expect_error([&] { cb::quantize_hf_directory(in, scratch("x"), WeightFormat::f32); }, {"not a smaller format"});
 }
 
-TEST_CASE("--quantize: damaged input shards and unpackable weights are errors naming the file") {
+TEST_CASE("quantize_hf_directory: damaged input shards and unpackable weights are errors naming the file") {
   const auto in = scratch("damaged");
   torch::manual_seed(4);
   cb::test::write_llama_dir(in, {});
