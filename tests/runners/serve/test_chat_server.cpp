@@ -226,7 +226,7 @@ TEST_CASE("chat server: health, models, page, completions (plain, streamed, conc
   CHECK(json::parse(missing->body).contains("error"));
 }
 
-TEST_CASE("chat server: num_beams 3 answers what generate() answers; streamed, in one piece; bad values 400") {
+TEST_CASE("chat server: num_beams 3 answers what generate() answers, streamed in one piece, bad values 400") {
   RunningServer rs;
   auto cli = rs.client();
   auto request = image_request(false);
