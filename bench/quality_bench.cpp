@@ -1,6 +1,5 @@
 #include "bench/quality_bench.h"
 
-
 #include <fstream>
 #include <iterator>
 

@@ -87,7 +87,7 @@ class GradSync {
   std::vector<torch::Tensor> params_;
   std::shared_ptr<ProcessGroup> pg_;
   std::vector<Bucket> buckets_;
-  std::vector<std::pair<size_t, size_t>> slot_;                       // param -> (bucket, entry)
+  std::vector<std::pair<size_t, size_t>> slot_;        // param -> (bucket, entry)
   std::vector<compat::AutogradNodePtr> accumulators_;  // kept alive: they carry the hooks
   std::vector<uintptr_t> hook_keys_;
   std::vector<char> ready_, used_;
