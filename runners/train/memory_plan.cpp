@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "models/chatbridge.h"
+#include "models/frozen_linear.h"
 #include "models/llama.h"
 
 namespace cb {
@@ -128,11 +129,17 @@ MemoryPlan plan_memory(const torch::nn::Module& model, const MemoryPlanOptions& 
     if (!index.count(top)) index[top] = plan.parts.size(), plan.parts.emplace_back().name = top;
     return plan.parts[index[top]];
   };
+  // A packed (q8_0/q4_0) FrozenLinear weight is uint8 bytes: count its in x out parameters instead.
+  std::map<std::string, int64_t> packed_params;
+  for (const auto& m : model.named_modules())
+    if (const auto* f = dynamic_cast<const FrozenLinearImpl*>(m.value().get()))
+      packed_params[m.key() + ".weight"] = f->in_features * f->out_features;
   int64_t trainable_bytes = 0;
   for (const auto& p : model.named_parameters()) {
     auto& part = part_of(p.key());
     const auto& t = p.value();
-    part.params += t.numel();
+    const auto packed = packed_params.find(p.key());
+    part.params += t.scalar_type() == torch::kByte && packed != packed_params.end() ? packed->second : t.numel();
     part.weight_bytes += t.numel() * static_cast<int64_t>(t.element_size());
     dtypes[part.name].insert(dtype_name(t.scalar_type()));
     if (!t.requires_grad() || !o.train) continue;
