@@ -3,7 +3,6 @@
 // the CIDEr-D formula of the original's utils/cider), and LAVIS's agg_metrics = CIDEr + Bleu_4.
 // Defaults of LAVIS's caption task: 5 beams, max_len 30, min_len 1.
 #include "runners/eval/eval_task.h"
-#include "runners/eval/metrics/caption_scores.h"
 
 namespace cb {
 namespace {
@@ -17,17 +16,7 @@ class CaptionEvalTask : public EvalTask {
   }
 
   nlohmann::ordered_json metrics(const std::vector<EvalItem>& items) const override {
-    std::vector<std::vector<std::string>> refs;
-    std::vector<std::string> cands;
-    for (const auto& it : items) {
-      if (it.answers.empty()) fail("caption_eval: sample {} has no reference caption", it.id);
-      refs.push_back(it.answers);
-      cands.push_back(it.prediction);
-    }
-    auto m = metrics::caption_scores(refs, cands);
-    m["agg_metrics"] = m["CIDEr"].get<double>() + m["Bleu_4"].get<double>();
-    m["num_samples"] = items.size();
-    return m;
+    return caption_task_metrics(items, "caption_eval");
   }
 
  protected:

@@ -9,7 +9,6 @@
 #include <fmt/format.h>
 
 #include "runners/eval/eval_task.h"
-#include "runners/eval/metrics/caption_scores.h"
 
 namespace cb {
 namespace {
@@ -23,17 +22,7 @@ class DialogueEvalTask : public EvalTask {
   }
 
   nlohmann::ordered_json metrics(const std::vector<EvalItem>& items) const override {
-    std::vector<std::vector<std::string>> refs;
-    std::vector<std::string> cands;
-    for (const auto& it : items) {
-      if (it.answers.empty()) fail("dialogue_eval: dialog {} has no reference answer", it.id);
-      refs.push_back(it.answers);
-      cands.push_back(it.prediction);
-    }
-    auto m = metrics::caption_scores(refs, cands);
-    m["agg_metrics"] = m["CIDEr"].get<double>() + m["Bleu_4"].get<double>();
-    m["num_samples"] = items.size();
-    return m;
+    return caption_task_metrics(items, "dialogue_eval");
   }
 
  protected:

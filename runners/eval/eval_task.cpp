@@ -1,6 +1,7 @@
 #include "runners/eval/eval_task.h"
 
 #include "framework/error.h"
+#include "runners/eval/metrics/caption_scores.h"
 
 namespace cb {
 namespace {
@@ -55,6 +56,20 @@ std::shared_ptr<const EvalTask> make_eval_task(const Config& cfg) {
     fail("run.task '{}' trains; chatbridge-eval needs an evaluation task (caption_eval, vqa_eval, dialogue_eval)",
          cfg.get<std::string>("run.task"));
   return eval;
+}
+
+nlohmann::ordered_json caption_task_metrics(const std::vector<EvalItem>& items, const std::string& task) {
+  std::vector<std::vector<std::string>> refs;
+  std::vector<std::string> cands;
+  for (const auto& it : items) {
+    if (it.answers.empty()) fail("{}: sample {} has no reference", task, it.id);
+    refs.push_back(it.answers);
+    cands.push_back(it.prediction);
+  }
+  auto m = metrics::caption_scores(refs, cands);
+  m["agg_metrics"] = m["CIDEr"].get<double>() + m["Bleu_4"].get<double>();
+  m["num_samples"] = items.size();
+  return m;
 }
 
 }  // namespace cb

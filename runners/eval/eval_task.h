@@ -30,6 +30,11 @@ struct EvalItem {
   std::vector<std::string> answers;  // reference captions or human answers
 };
 
+// COCOEvalCap's scores of the predictions against their references (metrics/caption_scores.h), with
+// LAVIS's agg_metrics = CIDEr + Bleu_4 and num_samples: what caption_eval and dialogue_eval report.
+// An item without references fails, naming `task` and the item.
+nlohmann::ordered_json caption_task_metrics(const std::vector<EvalItem>& items, const std::string& task);
+
 class EvalTask : public Task {
  public:
   // kind: the dataset kind the task evaluates ("caption", "qa" or "dialogue").
