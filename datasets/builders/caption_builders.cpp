@@ -30,8 +30,10 @@ std::string coco_eval_image_id(const std::string& image) {
   return name.substr(name.rfind('_') + 1);
 }
 
-// coco_caption: {image, caption, image_id} (train) / {image, caption [refs]} (eval).
-std::vector<Item> parse_coco(const json& r, const SplitContext& s) {
+// Image-caption records: {image, caption, image_id} (train) / {image, caption [refs]} (eval, the id
+// derived from the image path by `eval_id`).
+std::vector<Item> parse_image_caption(const json& r, const SplitContext& s,
+                                      std::string (*eval_id)(const std::string& image)) {
   Item it;
   const std::string image = string_field(r, "image");
   it.image = s.vis_root / image;
@@ -39,10 +41,15 @@ std::vector<Item> parse_coco(const json& r, const SplitContext& s) {
     it.text_input = s.text(string_field(r, "caption"));
     it.id = id_field(r, "image_id");
   } else {
-    it.id = coco_eval_image_id(image);
+    it.id = eval_id(image);
     it.answers = references(r);
   }
   return {it};
+}
+
+// coco_caption.
+std::vector<Item> parse_coco(const json& r, const SplitContext& s) {
+  return parse_image_caption(r, s, coco_eval_image_id);
 }
 
 // nocaps (eval only): {image, img_id, caption?}.
@@ -54,23 +61,14 @@ std::vector<Item> parse_nocaps(const json& r, const SplitContext& s) {
   return {it};
 }
 
-// flickr30k (LAVIS's annotation files, the Karpathy splits): {image, caption, image_id} (train) /
-// {image, caption [refs]} (eval; the id is the file name without its extension,
+// flickr30k (LAVIS's annotation files, the Karpathy splits), records as coco's (the eval id is the
+// file name without its extension,
 // "flickr30k-images/1007129816.jpg" -> "1007129816"). The original ships this default yaml but
 // registers no builder (LAVIS registers flickr30k for retrieval); here it is a caption set, for the
 // paper's zero-shot Flickr30K captioning.
 std::vector<Item> parse_flickr(const json& r, const SplitContext& s) {
-  Item it;
-  const std::string image = string_field(r, "image");
-  it.image = s.vis_root / image;
-  if (s.train) {
-    it.text_input = s.text(string_field(r, "caption"));
-    it.id = id_field(r, "image_id");
-  } else {
-    it.id = std::filesystem::path(image).stem().string();
-    it.answers = references(r);
-  }
-  return {it};
+  return parse_image_caption(r, s,
+                             [](const std::string& image) { return std::filesystem::path(image).stem().string(); });
 }
 
 // msrvtt/msvd/vatex_caption: {video, caption, image_id} (train) / {video or video_id, image_id?,
