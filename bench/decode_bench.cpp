@@ -23,7 +23,8 @@ LlamaForCausalLM build_decode_model(const Workload& w) {
   return model;
 }
 
-DecodeRun greedy_decode(LlamaForCausalLM& model, const torch::Tensor& prompt_ids, int64_t new_tokens) {
+DecodeRun greedy_decode(LlamaForCausalLM& model, const torch::Tensor& prompt_ids, int64_t new_tokens,
+                        std::unique_ptr<OpProfile>* step_ops) {
   c10::InferenceMode inference;  // as generate() runs
   using clock = std::chrono::steady_clock;
   const int64_t B = prompt_ids.size(0), P = prompt_ids.size(1);
@@ -46,6 +47,7 @@ DecodeRun greedy_decode(LlamaForCausalLM& model, const torch::Tensor& prompt_ids
   const double c1 = process_cpu_seconds();
   run.prefill_logits_shape = logits.sizes().vec();
 
+  if (step_ops) *step_ops = std::make_unique<OpProfile>();
   auto ids = torch::cat({prompt_ids, next.unsqueeze(1)}, 1);
   auto mask = torch::ones({B, P + 1}, long_opts);
   for (int64_t step = 1; step < new_tokens + 1; ++step) {
@@ -83,7 +85,7 @@ int64_t weight_bytes_per_token(LlamaForCausalLM& model) {
   return bytes;
 }
 
-nlohmann::json run_decode(const Workload& w) {
+nlohmann::json run_decode(const Workload& w, int profile_top) {
   const auto& d = w.decode;
   const auto precision = w.model_config(1).llama_precision;
   spdlog::info("decode: building the LLaMA ({})", precision);
@@ -114,6 +116,12 @@ nlohmann::json run_decode(const Workload& w) {
                         {"generated_row0", std::vector<int64_t>(generated.data_ptr<int64_t>(),
                                                                 generated.data_ptr<int64_t>() + generated.numel())},
                         {"peak_rss_mb_after", peak_rss_mb()}};
+  if (profile_top > 0) {
+    std::unique_ptr<OpProfile> ops;
+    const auto run = greedy_decode(model, prompt, d.new_tokens, &ops);
+    out["op_profile"] = ops->to_json(size_t(profile_top));
+    out["op_profile_decode_s"] = run.decode_s;  // the profiled steps' wall time, ops and kernels together
+  }
   // The memory-bound limit of a step: every weight read once per token (batch rows share the reads).
   const int64_t bytes = weight_bytes_per_token(model);
   out["weight_bytes_per_token"] = bytes;

@@ -6,9 +6,11 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "bench/workload.h"
+#include "framework/op_profile.h"
 #include "models/llama.h"
 
 namespace cb::bench {
@@ -25,8 +27,10 @@ struct DecodeRun {
   int64_t final_cache_length = 0;              // P + new_tokens - 1 keys after the last step
 };
 
-// One generation, clocking the prefill and the incremental steps separately.
-DecodeRun greedy_decode(LlamaForCausalLM& model, const torch::Tensor& prompt_ids, int64_t new_tokens);
+// One generation, clocking the prefill and the incremental steps separately. With `step_ops`, the
+// incremental steps' ops are profiled into it (framework/op_profile.h; the prefill is not).
+DecodeRun greedy_decode(LlamaForCausalLM& model, const torch::Tensor& prompt_ids, int64_t new_tokens,
+                        std::unique_ptr<OpProfile>* step_ops = nullptr);
 
 // The LLaMA of the workload, seeded; eval mode; its linear layers stored in the config's llama_precision.
 LlamaForCausalLM build_decode_model(const Workload& w);
@@ -34,6 +38,7 @@ LlamaForCausalLM build_decode_model(const Workload& w);
 // Bytes of weights a decode step reads: every parameter and buffer, but one row of the embedding table.
 int64_t weight_bytes_per_token(LlamaForCausalLM& model);
 
-nlohmann::json run_decode(const Workload& w);
+// With profile_top > 0, one more generation profiles its steps: the `profile_top` ops with most self time.
+nlohmann::json run_decode(const Workload& w, int profile_top = 0);
 
 }  // namespace cb::bench

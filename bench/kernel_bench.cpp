@@ -8,6 +8,7 @@
 
 #include "bench/timing.h"
 #include "framework/kernels/linear.h"
+#include "framework/kernels/row_threads.h"
 
 namespace cb::bench {
 namespace {
@@ -114,7 +115,8 @@ double read_bandwidth(int64_t bytes, int repeats) {
   const auto* p = reinterpret_cast<const uint64_t*>(buffer.data_ptr<int64_t>());
   std::atomic<uint64_t> sink{0};
   const auto t = time_repeats(1, repeats, [&] {
-    at::parallel_for(0, n, int64_t{1} << 16, [&](int64_t a, int64_t b) {
+    // The row kernels' threads (at::parallel_for runs on one thread in this tree: row_threads.h).
+    kernels::parallel_rows(n, int64_t{1} << 16, [&](int64_t a, int64_t b) {
       uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;  // independent sums: the loop is bound by the loads
       int64_t i = a;
       for (; i + 4 <= b; i += 4) s0 += p[i], s1 += p[i + 1], s2 += p[i + 2], s3 += p[i + 3];
@@ -136,7 +138,7 @@ nlohmann::json run_kernels(const Workload& w) {
 
   nlohmann::json out = {{"read_bandwidth_gb_s", bandwidth / 1e9},
                         {"threads", at::get_num_threads()},
-                        {"kernel", kernel == LinearKernel::avx2 ? "avx2" : "scalar"}};
+                        {"kernel", kernels::linear_kernel_name(kernel)}};
   for (const auto& s : shapes)
     out["shapes"].push_back({{"name", s.name}, {"rows", s.rows}, {"cols", s.cols}, {"count", s.count}});
 

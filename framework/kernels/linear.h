@@ -5,8 +5,8 @@
 // memory-bound: the weight bytes read are the cost). More rows dequantise the weight a tile of rows at a
 // time into a reused fp32 buffer and call the BLAS GEMM on it, so a 16-bit or quantized weight runs as
 // fast as fp32 there (training through the frozen LLM, long prefill). Threads split the output rows.
-// The kernel family is chosen once at run time (AVX2+FMA+F16C where the CPU has them, else scalar;
-// CHATBRIDGE_SIMD=scalar forces scalar). Other devices or dtypes: dequantise, then torch::matmul in x's
+// The kernel family is chosen once at run time (AVX-512F, else AVX2+FMA+F16C where the CPU has them, else
+// scalar; CHATBRIDGE_SIMD=avx2 or scalar caps it). Other devices or dtypes: dequantise, then torch::matmul in x's
 // dtype. Gradients flow to x only (W is frozen); use these inside an autograd function.
 #pragma once
 #include <torch/torch.h>
@@ -20,13 +20,15 @@ torch::Tensor linear(const torch::Tensor& x, const PackedWeight& w);
 // The input gradient of linear: dy [..., rows] -> dx = dy · W [..., cols].
 torch::Tensor linear_input_grad(const torch::Tensor& dy, const PackedWeight& w);
 
-// The CPU kernel family. Both compute the same sums in the same order up to fp32 rounding
+// The CPU kernel family. All compute the same sums in the same order up to fp32 rounding
 // (tests/framework/kernels/test_linear.cpp bounds the difference from an fp64 reference).
-enum class LinearKernel { scalar, avx2 };
+enum class LinearKernel { scalar, avx2, avx512 };
 
-// Whether this build and CPU can run `kernel` (scalar: always; avx2: x86-64 with AVX2, FMA and F16C).
+// Whether this build and CPU can run `kernel` (scalar: always; avx2: x86-64 with AVX2, FMA and F16C;
+// avx512: those and AVX-512F).
 bool linear_kernel_available(LinearKernel kernel);
-// avx2 where available, scalar otherwise or under CHATBRIDGE_SIMD=scalar.
+const char* linear_kernel_name(LinearKernel kernel);  // "scalar", "avx2", "avx512"
+// The widest family this CPU runs, within CHATBRIDGE_SIMD's limit (cpu_features.h).
 LinearKernel default_linear_kernel();
 
 // The most rows of x (the product of x's leading dimensions) that take the row kernels.

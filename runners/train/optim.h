@@ -20,7 +20,7 @@ struct AdamWSettings {
 enum class AdamWKernel { scalar, avx2 };
 
 // avx2 when built for x86-64 on a CPU with AVX2 and FMA, scalar otherwise or when the environment sets
-// CHATBRIDGE_SIMD=scalar (read once; any other non-empty value is an error).
+// CHATBRIDGE_SIMD=scalar (kernels::simd_limit: also avx2 or avx512, which leave AdamW on avx2).
 AdamWKernel default_adamw_kernel();
 
 // Whether this build and CPU can run `kernel` (scalar: always).

@@ -1,5 +1,5 @@
 // The frozen-linear kernels (framework/kernels/linear.h) against dequantise + matmul in fp64, for every
-// format, both kernel families (scalar and AVX2, where this CPU runs it), both paths (row kernels for
+// format, every kernel family this CPU runs (scalar, AVX2, AVX-512), both paths (row kernels for
 // M <= kSmallBatchRows rows of x, dequantised tiles + BLAS above), odd shapes and tails.
 //
 // Bound: the kernels sum n = cols (linear) or rows (input grad) products in some fp32 order (SIMD lanes,
@@ -18,8 +18,6 @@ using namespace cb::kernels;
 
 namespace {
 
-const char* name(LinearKernel k) { return k == LinearKernel::avx2 ? "avx2" : "scalar"; }
-
 // max over outputs of |out − ref| − γ(n)·(|a|·|b|), which must be <= 0; a, b fp64 with ref = a·b.
 double excess_error(const torch::Tensor& out, const torch::Tensor& a, const torch::Tensor& b, int64_t n) {
   const double u = std::ldexp(1.0, -24), g = (n + 2) * u / (1 - (n + 2) * u);
@@ -29,16 +27,18 @@ double excess_error(const torch::Tensor& out, const torch::Tensor& a, const torc
 }
 
 std::vector<LinearKernel> kernels_here() {
-  std::vector<LinearKernel> ks{LinearKernel::scalar};
-  if (linear_kernel_available(LinearKernel::avx2)) ks.push_back(LinearKernel::avx2);
+  std::vector<LinearKernel> ks;
+  for (const auto k : {LinearKernel::scalar, LinearKernel::avx2, LinearKernel::avx512})
+    if (linear_kernel_available(k)) ks.push_back(k);
   return ks;
 }
 
-// Input widths: dense ones hit the 16-wide loop, its 8-wide step and the scalar tail; block formats
+// Input widths: dense ones hit each family's 2-vector loop, its 1-vector step and the scalar tail (AVX2:
+// 16 and 8 wide, AVX-512: 32 and 16); block formats
 // need multiples of 32 (one block, an odd count for the two-accumulator loop, several).
 std::vector<int64_t> cols_for(WeightFormat f) {
   if (is_block_format(f)) return {32, 96, 160};
-  return {3, 8, 13, 24, 37, 69};
+  return {3, 8, 13, 24, 37, 53, 69};
 }
 
 PackedWeight random_weight(WeightFormat f, int64_t rows, int64_t cols) {
@@ -55,7 +55,8 @@ TEST_CASE("linear: every format, kernel and path against dequantise + matmul in 
     for (const int64_t cols : cols_for(f))
       for (const int64_t rows : {1, 7, 37})
         for (const int64_t M : {1, 2, 3, 5, 17, 64}) {
-          INFO(weight_format_name(f) << " " << name(kernel) << " rows " << rows << " cols " << cols << " M " << M);
+          INFO(weight_format_name(f) << " " << linear_kernel_name(kernel) << " rows " << rows << " cols " << cols
+                                     << " M " << M);
           const auto w = random_weight(f, rows, cols);
           const auto W = unpack_weight(w, torch::kDouble);  // [rows, cols], exact
           const auto x = torch::randn({M, cols});
@@ -78,7 +79,7 @@ TEST_CASE("linear: x of 1, 2 and 3 dimensions keeps its leading shape") {
   const auto W = unpack_weight(w, torch::kDouble);
   for (const auto kernel : kernels_here())
     for (const auto& lead : std::vector<std::vector<int64_t>>{{}, {3}, {3, 2}, {4, 16}}) {
-      INFO(weight_format_name(f) << " " << name(kernel) << " leading dims " << lead.size());
+      INFO(weight_format_name(f) << " " << linear_kernel_name(kernel) << " leading dims " << lead.size());
       auto xs = lead;
       xs.push_back(cols);
       const auto x = torch::randn(xs);
@@ -104,7 +105,7 @@ TEST_CASE("linear: a weight of several dequantised tiles (the BLAS path's tile l
   const auto w = random_weight(f, rows, cols);
   const auto W = unpack_weight(w, torch::kDouble);
   for (const auto kernel : kernels_here()) {
-    INFO(weight_format_name(f) << " " << name(kernel));
+    INFO(weight_format_name(f) << " " << linear_kernel_name(kernel));
     const auto x = torch::randn({M, cols});
     CHECK(excess_error(linear(x, w, kernel), x.to(torch::kDouble), W.t(), cols) <= 0);
     const auto dy = torch::randn({M, rows});

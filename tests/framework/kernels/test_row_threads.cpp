@@ -1,0 +1,66 @@
+// parallel_rows (framework/kernels/row_threads.h): every index exactly once, for any count and grain, on
+// two threads; a nested call and a second caller still cover their ranges.
+#include <catch2/catch.hpp>
+
+#include <ATen/Parallel.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "framework/kernels/row_threads.h"
+
+using cb::kernels::parallel_rows;
+
+namespace {
+
+// Runs parallel_rows over [0, n) and returns how often each index was visited (-1 everywhere when a range
+// was empty, out of bounds or longer than row_threads.h allows; checked here, as Catch2 asserts on one thread only).
+std::vector<int> visits(int64_t n, int64_t grain) {
+  std::vector<std::atomic<int>> seen(n);
+  std::atomic<bool> bad_range{false};
+  parallel_rows(n, grain, [&](int64_t b, int64_t e) {
+    const bool whole = b == 0 && e == n;  // the serial paths take [0, n) at once
+    if (b < 0 || b >= e || e > n || (e - b > grain && !whole)) bad_range = true;
+    for (int64_t i = b; i < e && i < n; ++i) seen[i].fetch_add(1);
+  });
+  if (bad_range) return std::vector<int>(n, -1);
+  return {seen.begin(), seen.end()};
+}
+
+}  // namespace
+
+TEST_CASE("parallel_rows: every index once, for counts and grains around the chunking") {
+  at::set_num_threads(2);
+  for (const int64_t n : {0, 1, 2, 7, 64, 1000, 100003})
+    for (const int64_t grain : {1, 3, 64, 5000}) {
+      INFO("n " << n << " grain " << grain);
+      const auto v = visits(n, grain);
+      CHECK(std::all_of(v.begin(), v.end(), [](int c) { return c == 1; }));
+    }
+}
+
+TEST_CASE("parallel_rows: many calls in a row and a nested call") {
+  at::set_num_threads(2);
+  for (int call = 0; call < 2000; ++call) {
+    const auto v = visits(97 + call % 5, 4);
+    REQUIRE(std::all_of(v.begin(), v.end(), [](int c) { return c == 1; }));
+  }
+  std::atomic<int64_t> inner{0};
+  parallel_rows(8, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) parallel_rows(10, 2, [&](int64_t x, int64_t y) { inner += y - x; });
+  });
+  CHECK(inner == 80);
+}
+
+TEST_CASE("parallel_rows: two callers at once each cover their own range") {
+  at::set_num_threads(2);
+  std::vector<int> a, b;
+  std::thread other([&] {
+    for (int i = 0; i < 200; ++i) a = visits(5000, 16);
+  });
+  for (int i = 0; i < 200; ++i) b = visits(3000, 16);
+  other.join();
+  CHECK(std::all_of(a.begin(), a.end(), [](int c) { return c == 1; }));
+  CHECK(std::all_of(b.begin(), b.end(), [](int c) { return c == 1; }));
+}
