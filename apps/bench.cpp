@@ -6,11 +6,13 @@
 //   chatbridge-bench decode --workload W --export-hf DIR      (its LLaMA for llama.cpp: bench/llama_cpp_peer.py)
 //   chatbridge-bench quality --hf-dir DIR --text FILE --precision q4_0   (bench/quality_bench.h)
 //   chatbridge-bench real-size --shape 13b --format q4_0 --dir /tmp/llama13b-q4_0 [--make]   (bench/real_size_bench.h)
+//   chatbridge-bench annotations --records 10000000 --dir /tmp/cb-annotations   (bench/annotation_bench.h)
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <optional>
 
+#include "bench/annotation_bench.h"
 #include "bench/decode_bench.h"
 #include "bench/quality_bench.h"
 #include "bench/real_size_bench.h"
@@ -55,8 +57,10 @@ int run(int argc, char** argv) {
     sub->add_option("--tokenizer", opts.tokenizer, "tokenizer.model (default: the workload's, found upward)");
     sub->add_option("--work-dir", opts.work_dir, "scratch directory for the generated media (reused)");
     sub->add_option("--peak-flops", peak_flops, "device peak FLOP/s: the train benches then print MFU");
-    sub->add_option("--profile-ops", opts.profile_top,
-                    "train parts: after timing, profile the steps op by op and list the N ops with most self time");
+    sub->add_option(
+        "--profile-ops", opts.profile_top,
+        "train and decode parts: after timing, profile the steps op by op (decode: the single-position steps) "
+        "and list the N ops with most self time");
     sub->add_option("--device", device, "cpu, cuda or cuda:N: where train1, train2 and decode run (default cpu)");
     sub->add_option("--llama-precision", llama_precision,
                     "the LLaMA's linear layers in fp32, bf16, fp16, q8_0 or q4_0 (model.llama_precision; default: "
@@ -88,7 +92,22 @@ int run(int argc, char** argv) {
   real_size->add_option("--new-tokens", real.new_tokens, "tokens decoded");
   real_size->add_option("--threads", threads, "intra-op threads (default: all cores)");
   real_size->add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  cb::bench::AnnotationBenchOptions annotations;
+  auto* annotations_cmd = app.add_subcommand(
+      "annotations", "annotation readers at N records beside the original's json.load: start-up time, RSS per record");
+  annotations_cmd->add_option("--records", annotations.records, "records in the generated annotation file");
+  annotations_cmd->add_option("--dir", annotations.dir, "where the generated files are written and reused")->required();
+  annotations_cmd->add_option("--reader", annotations.reader, "valor (stage-1 mapper), lavis (coco_caption) or both");
+  annotations_cmd->add_option("--side", annotations.side, "both (each side in a child process) or ours (this process)");
+  annotations_cmd->add_option("--rounds", annotations.rounds, "alternating rounds per reader (medians reported)");
+  annotations_cmd->add_option("--python", annotations.python, "the Python that runs the original's path");
+  annotations_cmd->add_option("--log-level", log_level, "trace, debug, info, warn, error");
   CLI11_PARSE(app, argc, argv);
+  if (annotations_cmd->parsed()) {
+    cb::init_logging(0, 1, log_level);
+    std::printf("%s\n", cb::bench::run_annotation_bench(annotations).dump(1).c_str());
+    return 0;
+  }
   if (real_size->parsed()) {
     cb::init_logging(0, 1, log_level);
     cb::configure_threads(threads);

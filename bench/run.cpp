@@ -28,7 +28,7 @@ nlohmann::json run_benchmark(const Workload& w, const BenchOptions& opts) {
     detail[name] = std::move(j);
   }
   if (all || part == "decode") {
-    auto j = run_decode(w);
+    auto j = run_decode(w, opts.profile_top);
     const double tokens = double(w.decode.batch_size * w.decode.new_tokens);
     out["decode_tok_s"] = tokens / j["decode"]["median"].get<double>();
     out["decode_tok_s_best"] = tokens / j["decode"]["min"].get<double>();

@@ -76,17 +76,6 @@ std::function<std::string(std::string_view)> BuildContext::text_processor(bool t
   return p.text;
 }
 
-std::vector<AnnotationRecord> read_records(const std::vector<fs::path>& files, std::vector<BadSample>& bad) {
-  std::vector<AnnotationRecord> out;
-  for (const fs::path& file : files) {
-    std::vector<std::string> bad_lines;
-    for (auto& r : read_json_records(file, "annotation file", bad_lines))
-      out.push_back({std::move(r.value), file.string(), std::move(r.where)});
-    for (auto& why : bad_lines) bad.push_back({file.string(), std::move(why)});
-  }
-  return out;
-}
-
 const json& field(const json& r, const char* key) {
   if (!r.is_object()) throw BadRecord{"not a JSON object"};
   auto it = r.find(key);

@@ -22,12 +22,6 @@ struct BadRecord {
   std::string reason;
 };
 
-struct AnnotationRecord {
-  nlohmann::json value;
-  std::string file;   // the annotation file
-  std::string where;  // "record 3" / "line 4"
-};
-
 class BuildContext {
  public:
   BuildContext(std::string builder, Config section, std::filesystem::path cache_root);
@@ -60,11 +54,6 @@ class BuildContext {
   Config section_;
   std::filesystem::path cache_root_;
 };
-
-// The records of annotation files, concatenated: each file a JSON list (the original's json.load), or
-// JSON Lines (one record per line; a line that is not JSON is skipped into `bad`).
-std::vector<AnnotationRecord> read_records(const std::vector<std::filesystem::path>& files,
-                                           std::vector<BadSample>& bad);
 
 // Field accessors for parse functions; they throw BadRecord naming the field.
 const nlohmann::json& field(const nlohmann::json& r, const char* key);

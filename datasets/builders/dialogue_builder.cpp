@@ -5,28 +5,11 @@
 // Train: one sample per turn with the turns before it as history (the original's train set feeds a
 // GPT dialogue model with token ids; this yields the same history strings as its eval set).
 #include "datasets/builders/record_dataset.h"
-#include "framework/error.h"
-#include "framework/json_file.h"
 
 namespace cb {
 namespace {
 
 using nlohmann::json;
-namespace fs = std::filesystem;
-
-std::vector<AnnotationRecord> read_dialogs(const std::vector<fs::path>& files, std::vector<BadSample>&) {
-  std::vector<AnnotationRecord> out;
-  for (const fs::path& file : files) {
-    json doc = read_json_file(file, "annotation file");
-    if (!doc.is_object() || !doc.contains("dialogs") || !doc["dialogs"].is_array())
-      fail("{}: expected an object with a \"dialogs\" list (the AVSD annotation format)", file.string());
-    auto& dialogs = doc["dialogs"];
-    for (size_t i = 0; i < dialogs.size(); ++i)
-      out.push_back({std::move(dialogs[i]), file.string(), fmt::format("dialog {}", i)});
-  }
-  return out;
-}
-
 std::vector<Item> parse_dialog(const json& r, const SplitContext& s) {
   const std::string id = id_field(r, "image_id");
   const std::string caption = s.text(string_field(r, "caption"));
@@ -54,7 +37,11 @@ std::vector<Item> parse_dialog(const json& r, const SplitContext& s) {
 }
 
 RecordSetSpec avsd() {
-  return {.kind = "dialogue", .data_type = "videos", .audio = true, .parse = parse_dialog, .read = read_dialogs};
+  return {.kind = "dialogue",
+          .data_type = "videos",
+          .audio = true,
+          .parse = parse_dialog,
+          .layout = {.list_key = "dialogs", .label = "dialog"}};
 }
 
 }  // namespace

@@ -187,40 +187,24 @@ BuiltDatasets build_pairs(const std::string& builder, const Config& section, con
                                                       ctx.processor("vis_processor", true), ctx.text_processor(true))}};
 }
 
-// filter_cap.json: {"annotations": [...]} (MiniGPT-4's file) or a bare list.
-std::vector<AnnotationRecord> read_align(const fs::path& file) {
-  json doc = read_json_file(file, "annotation file");
-  if (doc.is_object() && doc.contains("annotations")) doc = std::move(doc["annotations"]);
-  if (!doc.is_array()) fail("{}: expected a list of records or {{\"annotations\": [...]}}", file.string());
-  std::vector<AnnotationRecord> out;
-  for (size_t i = 0; i < doc.size(); ++i)
-    out.push_back({std::move(doc[i]), file.string(), fmt::format("record {}", i)});
-  return out;
+// filter_cap.json: {"annotations": [...]} (MiniGPT-4's file) or a bare list of {image_id, caption};
+// captions as they are (no text processor), images <storage>/image/<image_id>.jpg.
+std::vector<Item> parse_align(const json& r, const SplitContext& s) {
+  Item it;
+  it.id = id_field(r, "image_id");
+  it.image = s.vis_root / (it.id + ".jpg");
+  it.text_input = string_field(r, "caption");
+  return {it};
 }
 
 BuiltDatasets build_align(const Config& section, const fs::path& cache_root) {
   BuildContext ctx("cc_sbu_align", section, cache_root);
   const fs::path root = ctx.storage();
-  std::vector<BadSample> malformed;
-  std::vector<Item> items;
-  int64_t instance = 0;
-  for (const AnnotationRecord& r : read_align(root / "filter_cap.json")) {
-    try {
-      Item it;
-      it.id = id_field(r.value, "image_id");
-      it.image = root / "image" / (it.id + ".jpg");
-      it.text_input = string_field(r.value, "caption");
-      it.instance_id = instance++;
-      items.push_back(std::move(it));
-    } catch (const BadRecord& bad) {
-      malformed.push_back({r.file, r.where + ": " + bad.reason});
-      ++instance;
-    }
-  }
   DatasetInfo info{.builder = "cc_sbu_align", .split = "train", .kind = "caption", .image = true};
-  return {
-      {"train", std::make_shared<RecordDataset>(std::move(info), std::move(items), ctx.processor("vis_processor", true),
-                                                Processor{}, std::move(malformed))}};
+  RecordFiles files{.paths = {root / "filter_cap.json"}, .layout = {.list_key = "annotations", .bare_list = true}};
+  SplitContext split{.train = true, .vis_root = root / "image"};
+  return {{"train", std::make_shared<RecordDataset>(std::move(info), files, parse_align, std::move(split), false,
+                                                    ctx.processor("vis_processor", true), Processor{})}};
 }
 
 }  // namespace

@@ -41,35 +41,83 @@ std::string media_key(const Item& it) {
   return key;
 }
 
-// Eval caption sets: one item per media, with the references of every record that names it.
-std::vector<Item> group_references(std::vector<Item> items) {
-  std::vector<Item> out;
-  std::map<std::string, size_t> seen;
-  for (Item& it : items) {
-    auto [pos, fresh] = seen.emplace(media_key(it), out.size());
-    if (fresh) out.push_back(std::move(it));
-    else {
-      auto& refs = out[pos->second].answers;
-      refs.insert(refs.end(), it.answers.begin(), it.answers.end());
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
-RecordDataset::RecordDataset(DatasetInfo info, std::vector<Item> items, Processor vis, Processor aud,
-                             std::vector<BadSample> malformed)
-    : Dataset(std::move(info)), items_(std::move(items)), vis_(std::move(vis)), aud_(std::move(aud)) {
-  malformed_ = std::move(malformed);
+RecordDataset::RecordDataset(DatasetInfo info, const RecordFiles& files, ItemParser parse, SplitContext split,
+                             bool group_references, Processor vis, Processor aud)
+    : Dataset(std::move(info)),
+      parse_(std::move(parse)),
+      split_(std::move(split)),
+      vis_(std::move(vis)),
+      aud_(std::move(aud)) {
   const DatasetInfo& di = this->info();
   if (di.image && !vis_.media && !vis_.file) fail("{}: the vis_processor is not an image processor", di.name());
   if (di.video && !vis_.file && !vis_.media) fail("{}: the vis_processor is not a video or image processor", di.name());
   if (di.audio && !aud_.file) fail("{}: the aud_processor does not read audio files (e.g. blip_audio_eval)", di.name());
+
+  // The check parses every record as get() will, but without the text processor (its output is not
+  // kept, and it cannot make a record unusable).
+  SplitContext check = split_;
+  check.text = [](std::string_view s) { return std::string(s); };
+  std::map<std::string, int64_t> first_of_media;  // grouped eval sets only
+  int64_t instance = 0;
+  std::vector<BadSample> unreadable;  // lines that are not JSON, listed first as they always were
+  for (const fs::path& path : files.paths) {
+    std::vector<std::string> bad_lines;
+    const auto file = static_cast<uint32_t>(files_.size());
+    files_.push_back(std::make_unique<JsonRecordFile>(
+        path, "annotation file",
+        [&](const ScannedRecord& r) {
+          std::vector<Item> items;
+          try {
+            items = parse_(nlohmann::json::parse(r.text), check);
+          } catch (const BadRecord& bad) {
+            malformed_.push_back({path.string(), r.where() + ": " + bad.reason});
+            ++instance;
+            return;
+          }
+          for (uint32_t sub = 0; sub < items.size(); ++sub) {
+            const ItemRef ref{.span = r.span, .file = file, .sub = sub, .instance_id = instance++};
+            if (group_references) {
+              auto [pos, fresh] = first_of_media.emplace(media_key(items[sub]), size());
+              if (!fresh) {
+                merged_[pos->second].push_back(ref);
+                continue;
+              }
+            }
+            refs_.push_back(ref);
+          }
+        },
+        bad_lines, files.layout));
+    for (auto& why : bad_lines) unreadable.push_back({path.string(), std::move(why)});
+  }
+  malformed_.insert(malformed_.begin(), unreadable.begin(), unreadable.end());
+  refs_.shrink_to_fit();
+}
+
+Item RecordDataset::parse_ref(const ItemRef& ref) const {
+  std::vector<Item> items = parse_(files_[ref.file]->read(ref.span), split_);
+  if (ref.sub >= items.size())
+    fail("{}: the record at byte {} gives fewer items than when it was scanned (was the file changed during the run?)",
+         files_[ref.file]->path().string(), static_cast<uint64_t>(ref.span.offset));
+  Item it = std::move(items[ref.sub]);
+  it.instance_id = ref.instance_id;
+  if (it.id.empty()) it.id = std::to_string(it.instance_id);  // records without an id
+  return it;
+}
+
+Item RecordDataset::item(int64_t i) const {
+  Item it = parse_ref(refs_.at(static_cast<size_t>(i)));
+  if (auto m = merged_.find(i); m != merged_.end())
+    for (const ItemRef& ref : m->second) {
+      Item other = parse_ref(ref);
+      it.answers.insert(it.answers.end(), other.answers.begin(), other.answers.end());
+    }
+  return it;
 }
 
 Sample RecordDataset::get(int64_t i) const {
-  const Item& it = item(i);
+  Item it = item(i);
   Sample s;
   if (!it.image.empty()) {
     s.image = load_media("image", it.image, [&] {
@@ -97,17 +145,17 @@ Sample RecordDataset::get(int64_t i) const {
     s.audio = load_media("audio", it.audio, [&] { return aud_.file(it.audio.string()); });
     check_shape(s.audio, 3, "audio", it.audio);
   }
-  s.text_input = it.text_input;
-  s.answers = it.answers;
-  s.weights = it.weights;
-  s.caption = it.caption;
-  s.id = it.id;
+  s.text_input = std::move(it.text_input);
+  s.answers = std::move(it.answers);
+  s.weights = std::move(it.weights);
+  s.caption = std::move(it.caption);
+  s.id = std::move(it.id);
   s.instance_id = it.instance_id;
   return s;
 }
 
 std::string RecordDataset::describe(int64_t i) const {
-  const Item& it = item(i);
+  const Item it = parse_ref(refs_.at(static_cast<size_t>(i)));
   std::string out;
   for (const fs::path* p : {&it.image, &it.video, &it.audio})
     if (!p->empty()) out += (out.empty() ? "" : " + ") + p->string();
@@ -144,27 +192,10 @@ BuiltDatasets build_record_sets(const BuildContext& ctx, const RecordSetSpec& sp
       aud = ctx.processor("aud_processor", train);
     }
 
-    auto files = ctx.annotation_files(split);
-    if (!train && spec.eval_records_in_first_file) files.resize(1);
-    std::vector<BadSample> malformed;
-    const auto records = spec.read ? spec.read(files, malformed) : read_records(files, malformed);
-    std::vector<Item> items;
-    int64_t instance = 0;
-    for (const AnnotationRecord& r : records) {
-      try {
-        for (Item& it : spec.parse(r.value, sc)) {
-          it.instance_id = instance++;
-          if (it.id.empty()) it.id = std::to_string(it.instance_id);  // records without an id
-          items.push_back(std::move(it));
-        }
-      } catch (const BadRecord& bad) {
-        malformed.push_back({r.file, r.where + ": " + bad.reason});
-        ++instance;
-      }
-    }
-    if (!train && spec.group_eval_references) items = group_references(std::move(items));
-    out[split] = std::make_shared<RecordDataset>(std::move(info), std::move(items), std::move(vis), std::move(aud),
-                                                 std::move(malformed));
+    RecordFiles files{.paths = ctx.annotation_files(split), .layout = spec.layout};
+    if (!train && spec.eval_records_in_first_file) files.paths.resize(1);
+    out[split] = std::make_shared<RecordDataset>(std::move(info), files, spec.parse, std::move(sc),
+                                                 !train && spec.group_eval_references, std::move(vis), std::move(aud));
   }
   return out;
 }

@@ -1,10 +1,15 @@
 // The map-style datasets of the original (caption, VQA, video QA, AV QA, dialogue): annotation records
-// are parsed once, when the dataset is built, into items (media paths + processed texts); get(i)
-// decodes and processes the item's media. `build_record_sets` is BaseDatasetBuilder.build(): one
+// are checked once, when the dataset is built (malformed ones dropped and listed), and kept in their
+// files: the dataset holds where each item's record lies (24 bytes an item, JsonRecordFile), and get(i)
+// parses the record into its item (media paths + processed texts), then decodes and processes the
+// item's media. Millions of records thus start in seconds and hold a small fraction of a JSON tree's
+// memory (docs/data-pipeline.md). `build_record_sets` is BaseDatasetBuilder.build(): one
 // dataset per split of build_info.annotations, train processors for "train", eval ones otherwise.
 #pragma once
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -13,6 +18,7 @@
 #include "datasets/builders/build_context.h"
 #include "datasets/builders/dataset.h"
 #include "datasets/processors/processor.h"
+#include "framework/json_file.h"
 
 namespace cb {
 
@@ -26,25 +32,6 @@ struct Item {
   int64_t instance_id = 0;
 };
 
-class RecordDataset : public Dataset {
- public:
-  // vis: image sets take a media processor ([H,W,3] uint8 RGB -> [3,S,S]) or a file processor; video
-  // files a file processor (alpro_video_eval layout [3,n,S,S], returned as [n,3,S,S]), videos given
-  // as frame files a media processor (applied per frame, stacked [n,3,S,S]); aud: a file processor
-  // -> [n,T,F]. Unused ones may be empty.
-  RecordDataset(DatasetInfo info, std::vector<Item> items, Processor vis, Processor aud,
-                std::vector<BadSample> malformed);
-
-  int64_t size() const override { return static_cast<int64_t>(items_.size()); }
-  Sample get(int64_t i) const override;
-  std::string describe(int64_t i) const override;
-  const Item& item(int64_t i) const { return items_.at(static_cast<size_t>(i)); }
-
- private:
-  std::vector<Item> items_;
-  Processor vis_, aud_;
-};
-
 // What a parse function sees of its split.
 struct SplitContext {
   bool train = false;
@@ -52,15 +39,56 @@ struct SplitContext {
   std::function<std::string(std::string_view)> text = {};  // the split's text processor
 };
 
+// One annotation record -> its items (usually one); throws BadRecord when the record is unusable.
+using ItemParser = std::function<std::vector<Item>(const nlohmann::json& record, const SplitContext& split)>;
+
+// Where the records of a dataset come from.
+struct RecordFiles {
+  std::vector<std::filesystem::path> paths;
+  JsonRecordFile::Layout layout = {};  // a list or JSON Lines per file by default
+};
+
+class RecordDataset : public Dataset {
+ public:
+  // Scans `files` and parses every record once to check it (malformed ones listed by malformed(),
+  // each counting one instance id as the original's); with `group_references`, items that name the
+  // same media become one with every reference (eval caption sets). vis: image sets take a media
+  // processor ([H,W,3] uint8 RGB -> [3,S,S]) or a file processor; video files a file processor
+  // (alpro_video_eval layout [3,n,S,S], returned as [n,3,S,S]), videos given as frame files a media
+  // processor (applied per frame, stacked [n,3,S,S]); aud: a file processor -> [n,T,F]. Unused ones
+  // may be empty.
+  RecordDataset(DatasetInfo info, const RecordFiles& files, ItemParser parse, SplitContext split, bool group_references,
+                Processor vis, Processor aud);
+
+  int64_t size() const override { return static_cast<int64_t>(refs_.size()); }
+  Sample get(int64_t i) const override;
+  std::string describe(int64_t i) const override;
+  // Item i, parsed from its record.
+  Item item(int64_t i) const;
+
+ private:
+  struct ItemRef {
+    JsonSpan span;
+    uint32_t file = 0;  // index in files_
+    uint32_t sub = 0;   // index in the parse function's result
+    int64_t instance_id = 0;
+  };
+  Item parse_ref(const ItemRef& ref) const;
+
+  std::vector<std::unique_ptr<JsonRecordFile>> files_;
+  std::vector<ItemRef> refs_;
+  std::map<int64_t, std::vector<ItemRef>> merged_;  // grouped eval items: the other items whose references they take
+  ItemParser parse_;
+  SplitContext split_;
+  Processor vis_, aud_;
+};
+
 struct RecordSetSpec {
   std::string kind = {};             // "caption" | "qa" | "dialogue"
   std::string data_type = "images";  // default of the section's data_type: images | videos | audios
   bool audio = false;                // reads build_info.audios and aud_processor too
-  // One annotation record -> its items (usually one); throws BadRecord when the record is unusable.
-  std::function<std::vector<Item>(const nlohmann::json& record, const SplitContext& split)> parse = {};
-  // Annotation files -> records; default read_records (a JSON list or JSON Lines per file).
-  std::function<std::vector<AnnotationRecord>(const std::vector<std::filesystem::path>&, std::vector<BadSample>&)>
-      read = {};
+  ItemParser parse = {};
+  JsonRecordFile::Layout layout = {};  // how each annotation file holds its records
   // Eval splits: only the first storage file holds the records (VQA: the others are answer lists
   // and COCO-format question/annotation files for the official evaluator).
   bool eval_records_in_first_file = false;

@@ -5,6 +5,11 @@
 // Annotation file: a JSON list of records (as the original), or JSON Lines (one record per line).
 // Malformed records (not an object, no id, no usable text) are dropped at load time and reported by
 // malformed(); a list file that is not valid JSON is a cb::Error naming the file.
+//
+// The records stay in the file: the dataset holds 8 bytes a record (where it lies, JsonRecordFile)
+// and parses a record when it is loaded, so CC/LAION-sized mappers of millions of records start in
+// seconds and take a small fraction of a JSON tree's memory. Every rank holds the same index, whatever
+// the number of ranks (docs/data-pipeline.md).
 #pragma once
 #include <torch/torch.h>
 
@@ -19,6 +24,7 @@
 #include "datasets/media/valor_video.h"
 #include "datasets/valor/data_options.h"
 #include "datasets/valor/task_conversation.h"
+#include "framework/json_file.h"
 
 namespace cb {
 
@@ -55,17 +61,17 @@ class ValorDataset {
   std::string describe(int64_t i) const;
 
  private:
-  struct Record {
-    std::string id;
-    nlohmann::json fields;
-  };
-  std::string check(const nlohmann::json& r, std::string& id) const;
+  // Empty if the record's text is usable, else why not.
+  std::string check(std::string_view text) const;
+  // The record's id: video_id, or image_id in stage 2 (numbers as the original's str()).
+  std::string id_of(const nlohmann::json& r) const;
 
   std::string name_;
   std::string datatype_;
   std::string data_format_;
   std::filesystem::path txt_;
-  std::vector<Record> records_;
+  std::unique_ptr<JsonRecordFile> file_;
+  std::vector<JsonSpan> records_;
   std::vector<BadSample> malformed_;
   std::optional<VideoMapper> video_;
   std::optional<AudioMapper> audio_;
