@@ -192,7 +192,8 @@ int run(int argc, char** argv) {
   torch::manual_seed(cfg.get<int64_t>("run.seed", 42));  // required only for training
   auto model = cb::build_chatbridge(cfg.sub("model"));
   model->eval();
-  cb::place_chat_model(*model, dev);
+  model->place(dev);
+  spdlog::info("chat model on {}", dev.str());
   cb::ChatSettings settings;
   settings.num_beams = num_beams;
   if (!q.question.empty()) return one_shot(std::move(model), q, settings);

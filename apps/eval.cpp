@@ -15,6 +15,7 @@
 #include "datasets/builders/dataset.h"
 #include "framework/app_options.h"
 #include "framework/config.h"
+#include "framework/device.h"
 #include "framework/distributed/process_group.h"
 #include "framework/error.h"
 #include "runners/eval/evaluate.h"
@@ -60,11 +61,11 @@ int run(int argc, char** argv) {
 
   auto pg = cb::dist::ProcessGroup::init(cb::dist::dist_env_from_environment());
   const auto task = cb::make_eval_task(cfg);
-  const torch::Device device(cfg.get<std::string>("run.device"));
+  const auto device = cb::run_device(cfg.get<std::string>("run.device"), pg->local_rank());
   torch::manual_seed(cfg.get<int64_t>("run.seed", 42));  // required only for training
   auto module = task->build_model(cfg);
   auto& model = cb::model_as<cb::ChatBridgeImpl>(*module, task->name().c_str());
-  model.to(device);
+  model.place(device);
 
   const auto splits = cfg.get<std::vector<std::string>>("run.test_splits");
   if (splits.empty()) cb::fail("run.test_splits is empty: nothing to evaluate");

@@ -16,6 +16,7 @@
 #include "framework/checkpoint/atomic_file.h"
 #include "framework/config.h"
 #include "framework/config_schema.h"
+#include "framework/device.h"
 #include "framework/distributed/process_group.h"
 #include "framework/error.h"
 #include "framework/registry.h"
@@ -215,6 +216,8 @@ int run(int argc, char** argv) {
   if (const double t = cfg.get<double>("run.dist_timeout"); !(t > 0))
     cb::fail("run.dist_timeout: must be > 0 seconds, got {}", t);
   dist.timeout = std::chrono::milliseconds(static_cast<int64_t>(cfg.get<double>("run.dist_timeout") * 1000));
+  // NCCL for a job on GPUs (each rank on cuda:<LOCAL_RANK>), Gloo on CPUs.
+  dist.device = cb::run_device(cfg.get<std::string>("run.device"), env.local_rank);
   auto pg = cb::dist::ProcessGroup::init(env, dist);
   std::shared_ptr<const cb::Task> task = cb::make_task(cfg);
   torch::manual_seed(cfg.get<int64_t>("run.seed"));  // same on every rank: randomly initialised parts agree

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "framework/crash_report.h"
 #include "framework/error.h"
 #include "framework/logging.h"
 #include "framework/runtime.h"
@@ -73,6 +74,7 @@ std::vector<std::string> take_options_remainder(int argc, char** argv, int& cli_
 }
 
 int run_main(const char* name, int (*run)(int, char**), int argc, char** argv) {
+  install_crash_report(name);
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {

@@ -71,6 +71,14 @@ inline bool cpu_autocast_enabled() {
 #endif
 }
 
+inline bool cuda_autocast_enabled() {
+#if CB_TORCH_AT_LEAST(2, 4)
+  return at::autocast::is_autocast_enabled(at::kCUDA);
+#else
+  return at::autocast::is_enabled();
+#endif
+}
+
 // Milliseconds from `start` to `end`, two events recorded on one device with timing on
 // (c10::EventFlag::BACKEND_DEFAULT). c10::Event gained elapsedTime in 2.x (present in 2.6, the oldest 2.x
 // checked here); 1.13 has no device-generic timer, so nullopt.

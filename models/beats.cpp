@@ -129,7 +129,9 @@ torch::Tensor BEATsAttentionImpl::compute_bias(int64_t batch, int64_t length) {
                                .to(torch::kLong);
   large = torch::minimum(large, torch::full_like(large, half - 1));
   bucket = bucket + torch::where(dist < max_exact, dist, large);
-  auto values = relative_attention_bias(bucket).permute({2, 0, 1});  // [H,L,L]
+  // Buckets are computed on the CPU (as the original) and looked up where the table lives.
+  auto values =
+      relative_attention_bias(bucket.to(relative_attention_bias->weight.device())).permute({2, 0, 1});  // [H,L,L]
   return values.unsqueeze(0).repeat({batch, 1, 1, 1}).view({batch * heads, length, length});
 }
 

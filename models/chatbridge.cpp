@@ -118,6 +118,19 @@ void ChatBridgeImpl::load_pretrained() {
   }
 }
 
+void ChatBridgeImpl::place(const torch::Device& device) {
+  to(device);
+  if (!device.is_cuda()) return;
+  apply_vit_precision(visual_encoder, config_.vit_precision, device);
+  if (config_.freeze_beat)
+    apply_frozen_precision(*audio_encoder, config_.beats_precision, device, "model.beats_precision");
+}
+
+AutocastGuard ChatBridgeImpl::maybe_autocast() const {
+  const auto device = image_query_tokens.device();
+  return AutocastGuard(device.is_cuda(), device);
+}
+
 torch::Tensor ChatBridgeImpl::embed_tokens(const torch::Tensor& ids) const { return llama_model->embed(ids); }
 
 Features ChatBridgeImpl::bridge(const torch::Tensor& encoder_tokens, const torch::Tensor& query_tokens) {
@@ -134,11 +147,16 @@ torch::Tensor ChatBridgeImpl::encode_frame(const torch::Tensor& frame) {
   std::optional<torch::NoGradGuard> no_grad;
   if (config_.freeze_vit) no_grad.emplace();
   const auto& w = visual_encoder->patch_embed->proj->weight;
+  // A bf16 ViT on the CPU (vit_precision bf16; the original has no CPU path) runs under CPU autocast,
+  // as the fp16 one does under CUDA's: its Linear/Conv weights are 16-bit, cls/pos embeddings and
+  // LayerNorms fp32. Slow where the CPU lacks bf16 matrix instructions (docs/precision.md).
+  const AutocastGuard cpu_bf16(w.device().is_cpu() && w.scalar_type() == torch::kBFloat16, w.device());
   // Non-blocking: a batch pinned by the loader (run.pin_memory) is copied to the GPU asynchronously.
   return ln_vision(visual_encoder(frame.to(w.device(), w.scalar_type(), /*non_blocking=*/true)));  // [B,1+P,Dv]
 }
 
 Features ChatBridgeImpl::encode_img(const torch::Tensor& image) {
+  const auto autocast = maybe_autocast();
   auto x = image.dim() == 4 ? image.unsqueeze(1) : image;  // [B,n,3,S,S]
   if (x.dim() != 5) fail("encode_img: expected [B,3,S,S] or [B,n,3,S,S], got {}", fmt::join(image.sizes(), "x"));
   const int64_t n = x.size(1);
@@ -163,6 +181,7 @@ Features ChatBridgeImpl::encode_img(const torch::Tensor& image) {
 }
 
 Features ChatBridgeImpl::encode_audio(const torch::Tensor& audio) {
+  const auto autocast = maybe_autocast();
   if (audio.dim() != 4) fail("encode_audio: expected [B,n,T,F] fbank slices, got {}", fmt::join(audio.sizes(), "x"));
   const int64_t n = audio.size(1);
   if (config_.multi_sample && n > config_.num_audios)
@@ -322,6 +341,7 @@ LlamaFeed ChatBridgeImpl::prepend_bos(const LlamaFeed& p) const {
 }
 
 ChatBridgeOutput ChatBridgeImpl::forward(const Batch& batch) {
+  const auto autocast = maybe_autocast();
   ChatBridgeOutput out;
   out.features = encode(batch);
   if (config_.stage == 1) {

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "framework/autocast.h"
 #include "framework/batch.h"
 #include "framework/checkpoint/state_dict.h"
 #include "framework/registry.h"
@@ -61,6 +62,14 @@ struct ChatBridgeImpl : torch::nn::Module {
   // The original's from_config weight loading, in its order: eva_vit_g.pth, BEATs checkpoint,
   // BLIP-2 (non-strict, over the whole model), the LLaMA folder, then `ckpt` (non-strict).
   void load_pretrained();
+
+  // Moves the model to `device` and gives the frozen encoders their 16-bit precision there
+  // (vit_precision, beats_precision: fp16 needs CUDA, so a model built on the CPU converts once on the
+  // GPU). Training, evaluation and chat all place the model through here.
+  void place(const torch::Device& device);
+  // The original's maybe_autocast(): fp16 autocast while the model is on CUDA (its fp16 ViT only runs
+  // so), nothing on the CPU. Around encoding, the training loss and generation.
+  AutocastGuard maybe_autocast() const;
 
   // encode_img: [B,3,S,S] or [B,n,3,S,S] -> Features (frames' tokens concatenated before the Q-Former).
   Features encode_img(const torch::Tensor& image);

@@ -14,11 +14,14 @@
 #include "framework/torch_compat.h"
 
 // LibTorch builds (Debian's, the official archives) include Gloo; its headers come with libgloo-dev.
-#if __has_include(<gloo/config.h>)
+// CB_NO_GLOO (CMake: -DCB_WITH_GLOO=OFF) leaves it out where the LibTorch in use ships no Gloo headers
+// (pip wheels), even though other Gloo headers are on the include path.
+#if __has_include(<gloo/config.h>) && !defined(CB_NO_GLOO)
 #ifndef USE_C10D_GLOO
 #define USE_C10D_GLOO
 #endif
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#define CB_HAVE_GLOO
 #endif
 #ifdef USE_C10D_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
@@ -62,7 +65,7 @@ c10::intrusive_ptr<compat::C10dBackend> make_backend(const c10::intrusive_ptr<c1
 #endif
   }
   if (want != "gloo") fail("distributed backend '{}': expected auto, gloo or nccl", opts.backend);
-#ifdef USE_C10D_GLOO
+#ifdef CB_HAVE_GLOO
   auto o = c10d::ProcessGroupGloo::Options::create(opts.timeout);
   if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname)
     o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
@@ -158,6 +161,8 @@ std::shared_ptr<ProcessGroup> ProcessGroup::init(const DistEnv& env, DistOptions
 void ProcessGroup::wait(const char* name, const std::function<void()>& work) {
   impl_->watchdog->wait(name, step_, work);
 }
+
+torch::Device ProcessGroup::device() const { return impl_->device; }
 
 void ProcessGroup::barrier() {
   if (!impl_->backend) return;

@@ -57,6 +57,8 @@ class ProcessGroup {
   int world_size() const { return world_; }
   bool is_main() const { return rank_ == 0; }
   int local_rank() const { return local_rank_; }
+  // This process's compute device (DistOptions::device): where its collectives' tensors live.
+  torch::Device device() const;
   std::chrono::milliseconds timeout() const { return timeout_; }
   // The training step the following collectives belong to, for failure reports.
   void set_step(int64_t step) { step_ = step; }

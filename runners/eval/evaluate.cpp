@@ -56,6 +56,7 @@ std::vector<std::string> predict(ChatBridgeImpl& model, const EvalTask& task, co
   const auto& end_sym = model.config().end_sym;
   auto options = task.generate_options();
   options.eos_token_id = tok.eos_id();
+  const auto autocast = model.maybe_autocast();
   const auto out = generate_from_embeds(model.llama_model, feed.inputs_embeds, feed.attention_mask, options);
   const auto seqs = out.sequences.to(torch::kCPU).contiguous();
   std::vector<std::string> texts;

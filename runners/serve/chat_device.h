@@ -8,18 +8,11 @@
 #include <optional>
 #include <string>
 
-#include "models/chatbridge.h"
-
 namespace cb {
 
 // "cpu", "cuda" (= cuda:0) or "cuda:N"; `gpu_id` (set: the demo's --gpu-id) means cuda:<gpu_id> and
 // excludes an explicit `device`. Throws cb::Error when the spelling is wrong, LibTorch has no CUDA,
 // or N is not a visible device.
 torch::Device chat_device(const std::optional<std::string>& device, const std::optional<int>& gpu_id);
-
-// Moves the model to `device` (its inputs follow: ChatSession sends media to the model's device and
-// the prompt is built there). The demo's ViT is fp16 on the GPU (vit_precision fp16); the model is
-// built on the CPU, where fp16 is skipped, so the conversion happens here once the ViT is on CUDA.
-void place_chat_model(ChatBridgeImpl& model, const torch::Device& device);
 
 }  // namespace cb

@@ -153,6 +153,7 @@ std::string ChatSession::answer(const ChatSettings& s, const TextCallback& on_te
         return cancelled || has_stop(raw);
       };
     if (s.seed) torch::manual_seed(*s.seed);
+    const auto autocast = model_->maybe_autocast();
     auto out = generate_from_embeds(model_->llama_model, embs, torch::Tensor(), o);
     auto seq = out.sequences[0].to(torch::kCPU).contiguous();  // [1 + steps]: the bos placeholder first
     std::vector<int64_t> ids(seq.data_ptr<int64_t>(), seq.data_ptr<int64_t>() + seq.numel());

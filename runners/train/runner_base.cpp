@@ -5,11 +5,12 @@
 #include <spdlog/spdlog.h>
 #include <atomic>
 
+#include "framework/autocast.h"
 #include "framework/device_prefetch.h"
 #include "framework/distributed/grad_sync.h"
 #include "framework/error.h"
 #include "framework/splitmix64.h"
-#include "runners/train/autocast.h"
+#include "models/chatbridge.h"
 #include "runners/train/grad_scaler.h"
 #include "runners/train/loss_plot.h"
 #include "runners/train/lr_schedule.h"
@@ -128,8 +129,7 @@ RunnerBase::RunnerBase(RunnerInputs in) : in_(std::move(in)) {
   lr_sched_ = run.get<std::string>("lr_sched");
   adamw_.lr = sched_cfg_.init_lr;
   adamw_.weight_decay = run.get<double>("weight_decay");
-  auto dev = run.get<std::string>("device");
-  device_ = dev.rfind("cuda", 0) == 0 && torch::cuda::is_available() ? torch::Device(dev) : torch::Device(torch::kCPU);
+  device_ = pg().device();  // run.device as chatbridge-train resolved it for the process group
 }
 
 TrainResult RunnerBase::train() {
@@ -179,7 +179,8 @@ TrainResult RunnerBase::train() {
 }
 
 void RunnerBase::setup() {
-  in_.model->to(device_);
+  if (auto* chatbridge = dynamic_cast<ChatBridgeImpl*>(in_.model.get())) chatbridge->place(device_);
+  else in_.model->to(device_);
   params_ = trainable_named_parameters(*in_.model);
   opt_ = make_adamw(*in_.model, adamw_);
   sched_ = make_lr_scheduler(lr_sched_, sched_cfg_);

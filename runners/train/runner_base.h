@@ -33,9 +33,9 @@ namespace cb {
 struct RunnerInputs {
   Config cfg;  // the resolved experiment config
   std::shared_ptr<const Task> task;
-  std::shared_ptr<torch::nn::Module> model;  // what the task trains (Task::build_model)
-  std::unique_ptr<BatchSource> source;       // this rank's
-  std::shared_ptr<dist::ProcessGroup> pg;
+  std::shared_ptr<torch::nn::Module> model;     // what the task trains (Task::build_model)
+  std::unique_ptr<BatchSource> source;          // this rank's
+  std::shared_ptr<dist::ProcessGroup> pg;       // its device() is where the run computes
   std::optional<std::filesystem::path> resume;  // checkpoint directory to continue from
 };
 

@@ -8,7 +8,7 @@
 #include <cmath>
 #include <limits>
 
-#include "runners/train/autocast.h"
+#include "framework/autocast.h"
 #include "runners/train/grad_scaler.h"
 #include "runners/train/optim.h"
 #include "tests/gpu/gpu_test.h"

@@ -42,7 +42,7 @@ TEST_CASE("chat on the chosen device: every parameter there, an answer from an u
   const auto device = count > 0 ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
   test::TempDir dir;
   auto model = test::tiny_chat_model(dir.path);
-  place_chat_model(*model, device);
+  model->place(device);
   for (const auto& p : model->parameters()) REQUIRE(p.device() == device);
   for (const auto& b : model->buffers()) REQUIRE(b.device() == device);
   ChatSession chat(model);
