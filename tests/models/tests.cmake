@@ -21,3 +21,4 @@ add_test(NAME "chatbridge-convert: --chatbridge writes the assembled model's sta
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties("chatbridge-convert: --chatbridge writes the assembled model's state dict" PROPERTIES LABELS unit
                      PASS_REGULAR_EXPRESSION "Qformer\\.bert\\.encoder\\.layer\\.0\\.crossattention\\.self\\.key\\.weight.*llama_model\\.lm_head\\.weight.*llama_proj\\.weight")
+cb_add_test(test_real_width LABELS slow SOURCES models/test_real_width.cpp LIBS cb_runners cb_models)
