@@ -101,10 +101,12 @@ int run(int argc, char** argv) {
   annotations_cmd->add_option("--side", annotations.side, "both (each side in a child process) or ours (this process)");
   annotations_cmd->add_option("--rounds", annotations.rounds, "alternating rounds per reader (medians reported)");
   annotations_cmd->add_option("--python", annotations.python, "the Python that runs the original's path");
+  annotations_cmd->add_option("--threads", threads, "threads, as the apps' --threads (default: all cores)");
   annotations_cmd->add_option("--log-level", log_level, "trace, debug, info, warn, error");
   CLI11_PARSE(app, argc, argv);
   if (annotations_cmd->parsed()) {
     cb::init_logging(0, 1, log_level);
+    cb::configure_threads(threads);  // the records are checked on these threads, as in train and eval
     std::printf("%s\n", cb::bench::run_annotation_bench(annotations).dump(1).c_str());
     return 0;
   }

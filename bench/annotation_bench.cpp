@@ -1,5 +1,7 @@
 #include "bench/annotation_bench.h"
 
+#include <ATen/Parallel.h>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -152,8 +154,8 @@ double median(std::vector<double> v) {
 nlohmann::json compare(const AnnotationBenchOptions& o, const std::string& reader) {
   const fs::path file = generate(o, reader);
   const std::string self = fs::read_symlink("/proc/self/exe").string();
-  const std::string ours = fmt::format("'{}' annotations --side ours --reader {} --records {} --dir '{}'", self, reader,
-                                       o.records, o.dir.string());
+  const std::string ours = fmt::format("'{}' annotations --side ours --reader {} --records {} --dir '{}' --threads {}",
+                                       self, reader, o.records, o.dir.string(), at::get_num_threads());
   const std::string original = fmt::format("'{}' '{}/bench/python/annotations_original.py' --reader {} '{}'", o.python,
                                            CHATBRIDGE_SOURCE_DIR, reader, file.string());
   std::map<std::string, std::vector<nlohmann::json>> runs;

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <charconv>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 
@@ -75,6 +76,9 @@ std::vector<std::string> take_options_remainder(int argc, char** argv, int& cli_
 
 int run_main(const char* name, int (*run)(int, char**), int argc, char** argv) {
   install_crash_report(name);
+  // A peer that vanishes while we write to it (a lost host under Gloo, a closed HTTP client) must
+  // surface as an EPIPE error that names it, not end the process silently with SIGPIPE (exit 141).
+  std::signal(SIGPIPE, SIG_IGN);
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {

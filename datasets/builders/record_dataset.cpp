@@ -1,10 +1,15 @@
 #include "datasets/builders/record_dataset.h"
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
+#include <deque>
 #include <map>
+#include <optional>
 
 #include "datasets/media/image_decode.h"
 #include "framework/error.h"
+#include "framework/worker_pool.h"
 
 namespace cb {
 
@@ -41,6 +46,49 @@ std::string media_key(const Item& it) {
   return key;
 }
 
+// Records of one file as the scan met them, their texts copied (the scan's views last one callback).
+struct RecordBatch {
+  uint32_t file = 0;
+  std::string text;                    // the records' JSON texts back to back
+  std::vector<size_t> ends;            // record k is text[ends[k - 1], ends[k])
+  std::vector<ScannedRecord> records;  // span and place in the file (.text left empty)
+
+  void add(const ScannedRecord& r) {
+    text += r.text;
+    ends.push_back(text.size());
+    records.push_back(r);
+    records.back().text = {};
+  }
+  std::string_view text_of(size_t k) const {
+    const size_t begin = k ? ends[k - 1] : 0;
+    return std::string_view(text).substr(begin, ends[k] - begin);
+  }
+};
+
+// What the check found in one record.
+struct CheckedRecord {
+  uint32_t items = 0;                   // how many items the record gives
+  std::vector<std::string> media_keys;  // of each item, when eval items are grouped by media
+  std::optional<std::string> bad;       // why the record is unusable (BadRecord)
+};
+
+constexpr size_t kCheckBatch = 2048;  // records per check job
+
+// Parses each record of `batch` as get() will; the items are dropped here, on the worker.
+std::vector<CheckedRecord> check_batch(const RecordBatch& batch, const ItemParser& parse, const SplitContext& split,
+                                       bool media_keys) {
+  std::vector<CheckedRecord> out(batch.records.size());
+  for (size_t k = 0; k < out.size(); ++k) try {
+      const std::vector<Item> items = parse(nlohmann::json::parse(batch.text_of(k)), split);
+      out[k].items = static_cast<uint32_t>(items.size());
+      if (media_keys)
+        for (const Item& it : items) out[k].media_keys.push_back(media_key(it));
+    } catch (const BadRecord& bad) {
+      out[k].bad = bad.reason;
+    }
+  return out;
+}
+
 }  // namespace
 
 RecordDataset::RecordDataset(DatasetInfo info, const RecordFiles& files, ItemParser parse, SplitContext split,
@@ -56,41 +104,70 @@ RecordDataset::RecordDataset(DatasetInfo info, const RecordFiles& files, ItemPar
   if (di.audio && !aud_.file) fail("{}: the aud_processor does not read audio files (e.g. blip_audio_eval)", di.name());
 
   // The check parses every record as get() will, but without the text processor (its output is not
-  // kept, and it cannot make a record unusable).
+  // kept, and it cannot make a record unusable). Parsing is most of the start-up (a JSON tree per
+  // record, ~2 us), so batches of records are parsed on a pool while the scan goes on, and their
+  // results are taken in file order: instance ids, grouping and the malformed list stay as one
+  // thread would make them.
   SplitContext check = split_;
   check.text = [](std::string_view s) { return std::string(s); };
   std::map<std::string, int64_t> first_of_media;  // grouped eval sets only
   int64_t instance = 0;
   std::vector<BadSample> unreadable;  // lines that are not JSON, listed first as they always were
+  struct Pending {
+    std::shared_ptr<const RecordBatch> batch;
+    std::future<std::vector<CheckedRecord>> checked;
+  };
+  std::deque<Pending> pending;  // in file order
+  const auto workers = static_cast<size_t>(std::max(1, at::get_num_threads()));
+  WorkerPool pool(workers);
+  const auto take_oldest = [&] {
+    const std::vector<CheckedRecord> checked = pending.front().checked.get();  // rethrows what is not a BadRecord
+    const RecordBatch& batch = *pending.front().batch;
+    for (size_t k = 0; k < checked.size(); ++k) {
+      const ScannedRecord& r = batch.records[k];
+      if (checked[k].bad) {
+        malformed_.push_back({files.paths[batch.file].string(), r.where() + ": " + *checked[k].bad});
+        ++instance;
+        continue;
+      }
+      for (uint32_t sub = 0; sub < checked[k].items; ++sub) {
+        const ItemRef ref{.span = r.span, .file = batch.file, .sub = sub, .instance_id = instance++};
+        if (group_references) {
+          auto [pos, fresh] = first_of_media.emplace(checked[k].media_keys[sub], size());
+          if (!fresh) {
+            merged_[pos->second].push_back(ref);
+            continue;
+          }
+        }
+        refs_.push_back(ref);
+      }
+    }
+    pending.pop_front();
+  };
+  const auto submit = [&](std::shared_ptr<RecordBatch>& batch) {
+    if (!batch || batch->records.empty()) return;
+    std::shared_ptr<const RecordBatch> b = std::move(batch);
+    pending.push_back({b, pool.submit([this, b, &check, group_references] {
+                         return check_batch(*b, parse_, check, group_references);
+                       })});
+    while (pending.size() > 2 * workers) take_oldest();  // bounded memory: a few batches in flight
+  };
   for (const fs::path& path : files.paths) {
     std::vector<std::string> bad_lines;
     const auto file = static_cast<uint32_t>(files_.size());
+    std::shared_ptr<RecordBatch> batch;
     files_.push_back(std::make_unique<JsonRecordFile>(
         path, "annotation file",
         [&](const ScannedRecord& r) {
-          std::vector<Item> items;
-          try {
-            items = parse_(nlohmann::json::parse(r.text), check);
-          } catch (const BadRecord& bad) {
-            malformed_.push_back({path.string(), r.where() + ": " + bad.reason});
-            ++instance;
-            return;
-          }
-          for (uint32_t sub = 0; sub < items.size(); ++sub) {
-            const ItemRef ref{.span = r.span, .file = file, .sub = sub, .instance_id = instance++};
-            if (group_references) {
-              auto [pos, fresh] = first_of_media.emplace(media_key(items[sub]), size());
-              if (!fresh) {
-                merged_[pos->second].push_back(ref);
-                continue;
-              }
-            }
-            refs_.push_back(ref);
-          }
+          if (!batch) batch = std::make_shared<RecordBatch>(RecordBatch{.file = file});
+          batch->add(r);
+          if (batch->records.size() == kCheckBatch) submit(batch);
         },
         bad_lines, files.layout));
+    submit(batch);
     for (auto& why : bad_lines) unreadable.push_back({path.string(), std::move(why)});
   }
+  while (!pending.empty()) take_oldest();
   malformed_.insert(malformed_.begin(), unreadable.begin(), unreadable.end());
   refs_.shrink_to_fit();
 }
