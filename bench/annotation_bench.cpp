@@ -8,7 +8,6 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -18,6 +17,7 @@
 #include "datasets/valor/valor_dataset.h"
 #include "framework/config_node.h"
 #include "framework/error.h"
+#include "runners/train/memory_plan.h"
 
 namespace cb::bench {
 namespace fs = std::filesystem;
@@ -77,15 +77,6 @@ fs::path generate(const AnnotationBenchOptions& o, const std::string& reader) {
   return file;
 }
 
-double status_mb(const char* field) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(field, 0) == 0 && line[std::strlen(field)] == ':')
-      return std::stod(line.substr(std::strlen(field) + 1)) / 1024.0;  // kB
-  return 0;
-}
-
 // Builds the dataset `reader` on `file` and keeps it alive until the figures are taken.
 int64_t build_ours(const std::string& reader, const fs::path& file, const fs::path& dir,
                    std::shared_ptr<const void>& held) {
@@ -117,7 +108,7 @@ text_processor: {{train: {{name: blip_caption}}}}
 nlohmann::json measure_ours(const AnnotationBenchOptions& o, const std::string& reader) {
   const fs::path file = annotation_file(o, reader);
   if (!fs::exists(file)) fail("annotations: {} does not exist (run with --side both first)", file.string());
-  const double baseline = status_mb("VmRSS");
+  const double baseline = current_rss_bytes() / 1048576.0;
   const double c0 = process_cpu_seconds();
   const auto t0 = std::chrono::steady_clock::now();
   std::shared_ptr<const void> held;
@@ -131,7 +122,7 @@ nlohmann::json measure_ours(const AnnotationBenchOptions& o, const std::string& 
           {"cpu_s", cpu},
           {"peak_rss_mb", peak},
           {"baseline_rss_mb", baseline},
-          {"held_rss_mb", status_mb("VmRSS")},
+          {"held_rss_mb", current_rss_bytes() / 1048576.0},
           {"bytes_per_record", (peak - baseline) * 1048576 / std::max<int64_t>(n, 1)}};
 }
 
@@ -144,11 +135,6 @@ nlohmann::json run_child(const std::string& cmd) {
   while (size_t k = fread(buf, 1, sizeof buf, p.get())) out.append(buf, k);
   if (pclose(p.release()) != 0) fail("annotations: '{}' failed", cmd);
   return nlohmann::json::parse(out.substr(out.find('{')));
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
 nlohmann::json compare(const AnnotationBenchOptions& o, const std::string& reader) {
@@ -169,7 +155,7 @@ nlohmann::json compare(const AnnotationBenchOptions& o, const std::string& reade
     for (const char* key : {"startup_s", "cpu_s", "peak_rss_mb", "baseline_rss_mb", "bytes_per_record"}) {
       std::vector<double> v;
       for (const auto& x : rs) v.push_back(x[key].get<double>());
-      s[key] = median(v);
+      s[key] = Timings{v, {}}.median();
     }
     s["runs"] = rs;
   }

@@ -7,17 +7,9 @@
 #include <nlohmann/json.hpp>
 
 #include "framework/error.h"
+#include "runners/train/memory_plan.h"
 
 namespace cb {
-
-int64_t resident_memory_bytes() {
-  std::FILE* f = std::fopen("/proc/self/statm", "r");
-  if (!f) return 0;
-  long size = 0, resident = 0;
-  int n = std::fscanf(f, "%ld %ld", &size, &resident);
-  std::fclose(f);
-  return n == 2 ? resident * ::sysconf(_SC_PAGESIZE) : 0;
-}
 
 TrainLog::TrainLog(const std::filesystem::path& metrics_dir, int64_t log_freq, bool main_rank,
                    const std::filesystem::path& tensorboard_dir)
@@ -55,7 +47,7 @@ void TrainLog::record(const StepRecord& r) {
   if (r.iter % log_freq_ != 0 && r.iter + 1 != r.iters_per_epoch) return;
   double window = std::max(std::chrono::duration<double>(now - window_start_).count(), 1e-9);
   double sps = window_samples_ / window, tps = window_tokens_ / window;
-  double rss_mb = resident_memory_bytes() / 1048576.0;
+  double rss_mb = current_rss_bytes() / 1048576.0;
   // One step's loss depends on which dataset the mixture drew; the window mean shows the trend.
   const double loss_avg = window_loss_ / static_cast<double>(window_steps_);
   if (bar_) std::fputc('\n', stderr);

@@ -24,9 +24,6 @@ struct StepRecord {
   int64_t samples = 0, tokens = 0;  // in this iteration, summed over ranks
 };
 
-// Resident set size of this process in bytes (/proc/self/statm).
-int64_t resident_memory_bytes();
-
 class TrainLog {
  public:
   // Appends to metrics.jsonl when `metrics_dir` is non-empty (a resumed run continues the file); writes
