@@ -1,7 +1,11 @@
 #include "framework/crash_report.h"
 
+#include <dlfcn.h>
 #include <execinfo.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/uio.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -23,6 +27,102 @@ void put_hex(uintptr_t v) {
   put(buf);
 }
 
+// "ADDR OBJECT(SYMBOL+OFFSET)", or "ADDR OBJECT(+OFFSET)" without an exported symbol (addr2line -f -C -e
+// OBJECT OFFSET names it). Returns whether ADDR lies in a loaded object.
+bool put_code_address(const char* prefix, uintptr_t a) {
+  Dl_info info{};
+  const bool found = ::dladdr(reinterpret_cast<void*>(a), &info) != 0 && info.dli_fname;
+  put(prefix);
+  put_hex(a);
+  if (!found) {
+    put(" (in no loaded object: a call through a null or stale function pointer?)\n");
+    return false;
+  }
+  put(" ");
+  put(info.dli_fname);
+  put(info.dli_sname ? "(" : "(+");
+  if (info.dli_sname) {
+    put(info.dli_sname);
+    put("+");
+  }
+  put_hex(a - reinterpret_cast<uintptr_t>(info.dli_sname ? info.dli_saddr : info.dli_fbase));
+  put(")\n");
+  return true;
+}
+
+// The executable mappings of the process (/proc/self/maps, read with open/read only): a stack word
+// that points into one may be a return address; one pointing at a vtable or a global is not.
+struct CodeRanges {
+  uintptr_t begin[1024], end[1024];
+  int n = 0;
+  bool contains(uintptr_t a) const {
+    for (int i = 0; i < n; ++i)
+      if (a >= begin[i] && a < end[i]) return true;
+    return false;
+  }
+};
+
+uintptr_t parse_hex(const char*& p) {
+  uintptr_t v = 0;
+  for (;; ++p) {
+    const char c = *p;
+    const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0) return v;
+    v = v * 16 + static_cast<uintptr_t>(d);
+  }
+}
+
+void read_code_ranges(CodeRanges& r) {
+  static char buf[1 << 18];
+  const int fd = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  size_t len = 0;
+  for (ssize_t got; len < sizeof buf - 1 && (got = ::read(fd, buf + len, sizeof buf - 1 - len)) > 0;)
+    len += static_cast<size_t>(got);
+  ::close(fd);
+  buf[len] = '\0';
+  // Lines: "begin-end perms offset dev inode path"; perms "r-xp" marks code.
+  for (const char* p = buf; *p && r.n < 1024;) {
+    const uintptr_t b = parse_hex(p);
+    const uintptr_t e = *p == '-' ? parse_hex(++p) : 0;
+    if (*p == ' ' && p[1] && p[2] && p[3] == 'x') r.begin[r.n] = b, r.end[r.n] = e, ++r.n;
+    while (*p && *p != '\n') ++p;
+    if (*p) ++p;
+  }
+}
+
+// The unwinder stops where the faulting code has no unwind tables (a jump to address 0, JIT code),
+// which leaves backtrace() with nothing but this handler. The registers and the stack still say where
+// the process was: the faulting instruction, the return address the last call pushed (the caller, when
+// the fault is a call through a null pointer) and the words on the stack that point into named code
+// (likely return addresses of the frames further out, mixed with stale ones).
+void put_registers_and_stack(void* context) {
+#if defined(__x86_64__) && defined(__linux__)
+  const auto* uc = static_cast<const ucontext_t*>(context);
+  const auto pc = static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
+  const auto sp = static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RSP]);
+  put_code_address("faulting instruction: ", pc);
+  // The stack is read with process_vm_readv, which stops at an unmapped page instead of faulting.
+  static uintptr_t words[2048];
+  iovec local{words, sizeof words}, remote{reinterpret_cast<void*>(sp), sizeof words};
+  const ssize_t got = ::process_vm_readv(::getpid(), &local, 1, &remote, 1, 0);
+  const int n = got > 0 ? static_cast<int>(got / sizeof(uintptr_t)) : 0;
+  if (n > 0) put_code_address("return address at the stack pointer: ", words[0]);
+  static CodeRanges code;
+  read_code_ranges(code);
+  put("code addresses on the stack (innermost first; likely callers):\n");
+  // A word at a function's first byte is a function pointer, not a return address.
+  Dl_info info{};
+  for (int i = 1, shown = 0; i < n && shown < 32; ++i)
+    if (code.contains(words[i]) &&
+        !(::dladdr(reinterpret_cast<void*>(words[i]), &info) && info.dli_saddr == reinterpret_cast<void*>(words[i])) &&
+        put_code_address("  ", words[i]))
+      ++shown;
+#else
+  (void)context;
+#endif
+}
+
 const char* signal_name(int sig) {
   switch (sig) {
     case SIGSEGV: return "SIGSEGV (invalid memory access)";
@@ -33,7 +133,7 @@ const char* signal_name(int sig) {
   }
 }
 
-void on_fatal_signal(int sig, siginfo_t* info, void*) {
+void on_fatal_signal(int sig, siginfo_t* info, void* context) {
   put("\n");
   put(g_program);
   put(": fatal ");
@@ -44,6 +144,7 @@ void on_fatal_signal(int sig, siginfo_t* info, void*) {
   void* frames[64];
   const int n = ::backtrace(frames, 64);
   ::backtrace_symbols_fd(frames, n, STDERR_FILENO);
+  put_registers_and_stack(context);
   // SA_RESETHAND restored the default action: re-raised, the process ends as it would have.
   ::raise(sig);
 }

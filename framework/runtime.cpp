@@ -35,7 +35,8 @@ std::string blas_backend() {
   using ConfigFn = char* (*)();
   if (auto cfg = reinterpret_cast<ConfigFn>(dlsym(RTLD_DEFAULT, "openblas_get_config")))
     return std::string("OpenBLAS ") + cfg() + " at " + where;
-  if (dlsym(RTLD_DEFAULT, "mkl_get_version")) return "MKL at " + where;
+  // The pip wheels link MKL in statically, with its symbols hidden: only LibTorch knows.
+  if (dlsym(RTLD_DEFAULT, "mkl_get_version") || at::globalContext().hasMKL()) return "MKL at " + where;
   if (!sym) return "none found (LibTorch's own kernels)";
   return "reference BLAS at " + where;
 }
