@@ -370,30 +370,42 @@ nlohmann::json JsonRecordFile::read(JsonSpan span) const {
   }
 }
 
-std::optional<std::string_view> json_member(std::string_view object, std::string_view key) {
+bool json_members(std::string_view object, std::initializer_list<std::string_view> keys,
+                  std::optional<std::string_view>* values) {
+  std::fill(values, values + keys.size(), std::nullopt);
   Scanner sc(object.data(), object.data() + object.size());
-  std::optional<std::string_view> found;
   sc.skip_blank();
-  if (sc.peek() != '{') return found;
+  if (sc.peek() != '{') return false;
   sc.seek(sc.pos() + 1);
   sc.skip_blank();
-  if (sc.peek() == '}') return found;
+  if (sc.peek() == '}') return true;
   do {
     sc.skip_blank();
     const char* k = sc.pos();
     sc.string();
     const std::string_view raw(k + 1, static_cast<size_t>(sc.pos() - k - 2));
     // Keys with escapes are rare: decoded by the parser.
-    const bool match = raw.find('\\') == std::string_view::npos
-                           ? raw == key
-                           : nlohmann::json::parse(k, sc.pos()).get<std::string>() == key;
+    const std::string decoded = raw.find('\\') == std::string_view::npos
+                                    ? std::string()
+                                    : nlohmann::json::parse(k, sc.pos()).get<std::string>();
+    const std::string_view name = decoded.empty() ? raw : std::string_view(decoded);
     sc.expect(':', "");
     sc.skip_blank();
     const char* v = sc.pos();
     sc.value();
-    if (match) found = std::string_view(v, static_cast<size_t>(sc.pos() - v));
+    size_t i = 0;
+    for (const std::string_view key : keys) {
+      if (name == key) values[i] = std::string_view(v, static_cast<size_t>(sc.pos() - v));
+      ++i;
+    }
     sc.skip_blank();
   } while (sc.peek() == ',' && (sc.seek(sc.pos() + 1), true));
+  return true;
+}
+
+std::optional<std::string_view> json_member(std::string_view object, std::string_view key) {
+  std::optional<std::string_view> found;
+  json_members(object, {key}, &found);
   return found;
 }
 

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -75,6 +76,10 @@ class JsonRecordFile {
 // The raw JSON text of member `key` of a validated object's text (the last one when repeated, as the
 // parsers keep), or nullopt. For checks at scan time that need one or two fields of millions of records.
 std::optional<std::string_view> json_member(std::string_view object, std::string_view key);
+// json_member for several keys in one pass: values[i] is the raw text of keys[i] or nullopt. False when
+// `object` is not an object (every value nullopt).
+bool json_members(std::string_view object, std::initializer_list<std::string_view> keys,
+                  std::optional<std::string_view>* values);
 
 struct JsonRecord {
   nlohmann::json value;

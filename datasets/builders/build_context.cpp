@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "framework/error.h"
 #include "framework/json_file.h"
 
@@ -94,6 +96,17 @@ std::string id_field(const json& r, const char* key) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
   throw BadRecord{fmt::format("'{}' is neither a string nor an integer", key)};
+}
+
+bool raw_is_string(const std::optional<std::string_view>& raw) { return raw && raw->front() == '"'; }
+
+bool raw_is_id(const std::optional<std::string_view>& raw) {
+  if (raw_is_string(raw)) return true;
+  if (!raw) return false;
+  // An integer token that fits int64 for sure (the parser reads longer ones as unsigned or float).
+  const std::string_view digits = raw->substr(raw->front() == '-' ? 1 : 0);
+  return !digits.empty() && digits.size() <= 18 &&
+         std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 std::vector<std::string> strings_field(const json& r, const char* key) {

@@ -63,6 +63,11 @@ std::string id_field(const nlohmann::json& r, const char* key);
 // A string, or a non-empty list of strings.
 std::vector<std::string> strings_field(const nlohmann::json& r, const char* key);
 
+// What string_field / id_field accept, told from a member's raw JSON text (json_members) without parsing
+// it: true only when the accessor would return without throwing (for QuickCheck functions).
+bool raw_is_string(const std::optional<std::string_view>& raw);
+bool raw_is_id(const std::optional<std::string_view>& raw);
+
 // Python's str.replace(old, new): every occurrence.
 std::string replace_every(std::string s, std::string_view from, std::string_view to);
 

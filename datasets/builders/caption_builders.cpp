@@ -130,8 +130,21 @@ std::vector<Item> parse_vist(const json& r, const SplitContext& s) {
   return {it};
 }
 
-RecordSetSpec caption_spec(std::string data_type, decltype(RecordSetSpec::parse) parse) {
+// The quick check of caption train records (QuickCheck): `media` and "caption" strings and, with
+// `image_id`, an id, as the parse functions' accessors accept them. The stage-1 sets (CC, LAION, WebVid,
+// WavCaps mapped to these builders) hold millions of records.
+QuickCheck quick_caption(std::string_view media, bool image_id) {
+  return [media, image_id](std::string_view r, const SplitContext& s) -> std::optional<uint32_t> {
+    std::optional<std::string_view> v[3];
+    if (!s.train || !json_members(r, {media, "caption", "image_id"}, v)) return std::nullopt;
+    if (raw_is_string(v[0]) && raw_is_string(v[1]) && (!image_id || raw_is_id(v[2]))) return 1;
+    return std::nullopt;
+  };
+}
+
+RecordSetSpec caption_spec(std::string data_type, decltype(RecordSetSpec::parse) parse, QuickCheck quick = {}) {
   RecordSetSpec spec{.kind = "caption", .data_type = std::move(data_type), .parse = std::move(parse)};
+  spec.quick_check = std::move(quick);
   spec.group_eval_references = true;
   return spec;
 }
@@ -149,18 +162,22 @@ RecordSetSpec av_spec() {
 
 }  // namespace
 
-CB_REGISTER(dataset_builder, "coco_caption", record_builder("coco_caption", caption_spec("images", parse_coco)));
+CB_REGISTER(dataset_builder, "coco_caption",
+            record_builder("coco_caption", caption_spec("images", parse_coco, quick_caption("image", true))));
 CB_REGISTER(dataset_builder, "nocaps", record_builder("nocaps", nocaps_spec()));
-CB_REGISTER(dataset_builder, "flickr30k", record_builder("flickr30k", caption_spec("images", parse_flickr)));
+CB_REGISTER(dataset_builder, "flickr30k",
+            record_builder("flickr30k", caption_spec("images", parse_flickr, quick_caption("image", true))));
 CB_REGISTER(dataset_builder, "msrvtt_caption",
-            record_builder("msrvtt_caption", caption_spec("videos", parse_video_caption)));
+            record_builder("msrvtt_caption",
+                           caption_spec("videos", parse_video_caption, quick_caption("video", true))));
 CB_REGISTER(dataset_builder, "msvd_caption",
-            record_builder("msvd_caption", caption_spec("videos", parse_video_caption)));
+            record_builder("msvd_caption", caption_spec("videos", parse_video_caption, quick_caption("video", true))));
 CB_REGISTER(dataset_builder, "vatex_caption",
-            record_builder("vatex_caption", caption_spec("videos", parse_video_caption)));
+            record_builder("vatex_caption", caption_spec("videos", parse_video_caption, quick_caption("video", true))));
 CB_REGISTER(dataset_builder, "vist_caption", record_builder("vist_caption", caption_spec("videos", parse_vist)));
 CB_REGISTER(dataset_builder, "audio_caption",
-            record_builder("audio_caption", caption_spec("audios", parse_audio_caption)));
+            record_builder("audio_caption",
+                           caption_spec("audios", parse_audio_caption, quick_caption("audio", false))));
 CB_REGISTER(dataset_builder, "av_caption", record_builder("av_caption", av_spec()));
 
 CB_REGISTER_DEFAULT_CONFIG(dataset_builder, "coco_caption", "default",

@@ -74,11 +74,17 @@ struct CheckedRecord {
 
 constexpr size_t kCheckBatch = 2048;  // records per check job
 
-// Parses each record of `batch` as get() will; the items are dropped here, on the worker.
-std::vector<CheckedRecord> check_batch(const RecordBatch& batch, const ItemParser& parse, const SplitContext& split,
-                                       bool media_keys) {
+// Parses each record of `batch` as get() will (after `quick`, where it can vouch for the record); the
+// items are dropped here, on the worker.
+std::vector<CheckedRecord> check_batch(const RecordBatch& batch, const ItemParser& parse, const QuickCheck& quick,
+                                       const SplitContext& split, bool media_keys) {
   std::vector<CheckedRecord> out(batch.records.size());
   for (size_t k = 0; k < out.size(); ++k) try {
+      if (quick && !media_keys)
+        if (const auto n = quick(batch.text_of(k), split)) {
+          out[k].items = *n;
+          continue;
+        }
       const std::vector<Item> items = parse(nlohmann::json::parse(batch.text_of(k)), split);
       out[k].items = static_cast<uint32_t>(items.size());
       if (media_keys)
@@ -92,7 +98,7 @@ std::vector<CheckedRecord> check_batch(const RecordBatch& batch, const ItemParse
 }  // namespace
 
 RecordDataset::RecordDataset(DatasetInfo info, const RecordFiles& files, ItemParser parse, SplitContext split,
-                             bool group_references, Processor vis, Processor aud)
+                             bool group_references, Processor vis, Processor aud, QuickCheck quick)
     : Dataset(std::move(info)),
       parse_(std::move(parse)),
       split_(std::move(split)),
@@ -104,9 +110,9 @@ RecordDataset::RecordDataset(DatasetInfo info, const RecordFiles& files, ItemPar
   if (di.audio && !aud_.file) fail("{}: the aud_processor does not read audio files (e.g. blip_audio_eval)", di.name());
 
   // The check parses every record as get() will, but without the text processor (its output is not
-  // kept, and it cannot make a record unusable). Parsing is most of the start-up (a JSON tree per
-  // record, ~2 us), so batches of records are parsed on a pool while the scan goes on, and their
-  // results are taken in file order: instance ids, grouping and the malformed list stay as one
+  // kept, and it cannot make a record unusable), unless `quick` vouches for it from its text. Parsing
+  // is most of the start-up (a JSON tree per record, ~2 us), so batches of records are parsed on a pool while the scan
+  // goes on, and their results are taken in file order: instance ids, grouping and the malformed list stay as one
   // thread would make them.
   SplitContext check = split_;
   check.text = [](std::string_view s) { return std::string(s); };
@@ -147,8 +153,8 @@ RecordDataset::RecordDataset(DatasetInfo info, const RecordFiles& files, ItemPar
   const auto submit = [&](std::shared_ptr<RecordBatch>& batch) {
     if (!batch || batch->records.empty()) return;
     std::shared_ptr<const RecordBatch> b = std::move(batch);
-    pending.push_back({b, pool.submit([this, b, &check, group_references] {
-                         return check_batch(*b, parse_, check, group_references);
+    pending.push_back({b, pool.submit([this, b, &check, &quick, group_references] {
+                         return check_batch(*b, parse_, quick, check, group_references);
                        })});
     while (pending.size() > 2 * workers) take_oldest();  // bounded memory: a few batches in flight
   };
@@ -272,7 +278,8 @@ BuiltDatasets build_record_sets(const BuildContext& ctx, const RecordSetSpec& sp
     RecordFiles files{.paths = ctx.annotation_files(split), .layout = spec.layout};
     if (!train && spec.eval_records_in_first_file) files.paths.resize(1);
     out[split] = std::make_shared<RecordDataset>(std::move(info), files, spec.parse, std::move(sc),
-                                                 !train && spec.group_eval_references, std::move(vis), std::move(aud));
+                                                 !train && spec.group_eval_references, std::move(vis), std::move(aud),
+                                                 spec.quick_check);
   }
   return out;
 }

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,6 +43,12 @@ struct SplitContext {
 // One annotation record -> its items (usually one); throws BadRecord when the record is unusable.
 using ItemParser = std::function<std::vector<Item>(const nlohmann::json& record, const SplitContext& split)>;
 
+// Vouches for a record from its JSON text without building a JSON tree: the number of items `parse`
+// gives it, or nullopt when only `parse` can tell (which then runs, so every reason a record is dropped
+// still comes from `parse`). It must never accept a record that `parse` rejects. The start-up check
+// of millions of records is mostly JSON trees otherwise.
+using QuickCheck = std::function<std::optional<uint32_t>(std::string_view record, const SplitContext& split)>;
+
 // Where the records of a dataset come from.
 struct RecordFiles {
   std::vector<std::filesystem::path> paths;
@@ -56,9 +63,9 @@ class RecordDataset : public Dataset {
   // processor ([H,W,3] uint8 RGB -> [3,S,S]) or a file processor; video files a file processor
   // (alpro_video_eval layout [3,n,S,S], returned as [n,3,S,S]), videos given as frame files a media
   // processor (applied per frame, stacked [n,3,S,S]); aud: a file processor -> [n,T,F]. Unused ones
-  // may be empty.
+  // may be empty. `quick`, when given, checks records before `parse` does (not when grouping).
   RecordDataset(DatasetInfo info, const RecordFiles& files, ItemParser parse, SplitContext split, bool group_references,
-                Processor vis, Processor aud);
+                Processor vis, Processor aud, QuickCheck quick = {});
 
   int64_t size() const override { return static_cast<int64_t>(refs_.size()); }
   Sample get(int64_t i) const override;
@@ -88,6 +95,7 @@ struct RecordSetSpec {
   std::string data_type = "images";  // default of the section's data_type: images | videos | audios
   bool audio = false;                // reads build_info.audios and aud_processor too
   ItemParser parse = {};
+  QuickCheck quick_check = {};
   JsonRecordFile::Layout layout = {};  // how each annotation file holds its records
   // Eval splits: only the first storage file holds the records (VQA: the others are answer lists
   // and COCO-format question/annotation files for the official evaluator).

@@ -202,6 +202,93 @@ datasets:
   CHECK(b.batch.size() == 2);
 }
 
+// Train records of the caption builders are checked from their text where it can vouch for them
+// (QuickCheck) and parsed otherwise: every shape below must end as the parser alone decides it.
+TEST_CASE("caption train records: the quick check keeps exactly what the parser keeps, with its reasons",
+          "[builders]") {
+  Media m;
+  const std::vector<std::pair<std::string, const char*>> coco = {
+      // record text, the field the parser names ("" when the record is good)
+      {R"({"image": "images/img0.jpg", "caption": "a", "image_id": 7})", ""},
+      {R"({"image": "images/img0.jpg", "caption": "b", "image_id": -7})", ""},
+      {R"({"image": "images/img0.jpg", "caption": "c", "image_id": 1.5})", "image_id"},
+      {R"({"image": "images/img0.jpg", "caption": "c", "image_id": 1e3})", "image_id"},
+      {R"({"image": "images/img0.jpg", "caption": "c", "image_id": 123456789012345678901})", "image_id"},
+      {R"({"image": "images/img1.jpg", "caption": "d", "image_id": 12345678901234567890})", ""},
+      {R"({"image": "images/img0.jpg", "caption": null, "image_id": 1})", "caption"},
+      {R"({"image": "images/img1.jpg", "caption": 5, "caption": "last wins", "image_id": 1})", ""},
+      {R"({"image": "images/img0.jpg", "caption": "first", "caption": 5, "image_id": 1})", "caption"},
+      {R"({"im\u0061ge": "images/img2.jpg", "caption": "escaped key", "image_id": 2})", ""},
+      {R"({"image": 3, "caption": "c", "image_id": 1})", "image"},
+      {R"([])", "not a JSON object"},
+      {R"({"image": "images/img2.jpg", "caption": "e", "image_id": "s"})", ""},
+      {R"({"image": "images/img0.jpg", "caption": "c"})", "image_id"},
+      {R"({"image": "images/img0.jpg", "caption": "c", "image_id": null})", "image_id"},
+      {"{ \"image\" : \"images/img3.jpg\" ,\n \"caption\" : \"f\" , \"image_id\" : 3 }", ""},
+  };
+  std::string text = "[";
+  std::vector<int64_t> good;
+  std::vector<std::string> reasons;
+  for (size_t i = 0; i < coco.size(); ++i) {
+    text += (i ? ",\n" : "") + coco[i].first;
+    if (*coco[i].second) reasons.push_back(coco[i].second);
+    else good.push_back(static_cast<int64_t>(i));
+  }
+  write_text(m.root / "ann/quick_train.json", text + "]");
+  auto built = build(m, "coco_caption", R"(
+datasets:
+  coco_caption:
+    build_info:
+      annotations:
+        train: {storage: ann/quick_train.json}
+        val: null
+        test: null
+      images: {storage: .}
+)");
+  const cb::Dataset& train = *built.at("train");
+  REQUIRE(train.malformed().size() == reasons.size());
+  for (size_t k = 0; k < reasons.size(); ++k) CHECK_THAT(train.malformed()[k].reason, Contains(reasons[k]));
+  REQUIRE(train.size() == static_cast<int64_t>(good.size()));
+  std::vector<cb::BadSample> bad;
+  const auto samples = all(train, bad);
+  REQUIRE(bad.empty());
+  for (size_t k = 0; k < good.size(); ++k) CHECK(samples[k].instance_id == good[k]);  // ids count every record
+  CHECK(samples[3].text_input == "last wins");
+  CHECK(samples[4].text_input == "escaped key");
+
+  // The video and audio caption builders' fields.
+  write_text(m.root / "ann/quick_video.json", R"([{"video": "videos/vid0.mp4", "caption": "v", "image_id": 1},
+    {"video": "videos/vid0.mp4", "caption": "v", "image_id": 0.5}, {"video": "videos/vid1.mp4", "caption": "w"}])");
+  auto video = build(m, "msrvtt_caption", R"(
+datasets:
+  msrvtt_caption:
+    build_info:
+      annotations:
+        train: {storage: ann/quick_video.json}
+        val: null
+        test: null
+      videos: {storage: .}
+)");
+  CHECK(video.at("train")->size() == 1);
+  REQUIRE(video.at("train")->malformed().size() == 2);
+  CHECK_THAT(video.at("train")->malformed()[1].reason, Contains("record 2") && Contains("image_id"));
+  write_text(m.root / "ann/quick_audio.json", R"([{"audio": "clip0.wav", "caption": "a"},
+    {"audio": ["clip0.wav"], "caption": "a"}, {"audio": "clip1.wav", "caption": "b", "image_id": 0.5}])");
+  auto audio = build(m, "audio_caption", R"(
+datasets:
+  audio_caption:
+    build_info:
+      annotations:
+        train: {storage: ann/quick_audio.json}
+        val: null
+        test: null
+      audios: {storage: audios}
+)");
+  CHECK(audio.at("train")->size() == 2);  // audio_caption reads no image_id
+  REQUIRE(audio.at("train")->malformed().size() == 1);
+  CHECK_THAT(audio.at("train")->malformed()[0].reason, Contains("record 1") && Contains("audio"));
+}
+
 TEST_CASE("nocaps: eval only, ids from img_id", "[builders]") {
   Media m;
   m.annotations("nocaps_val.json",
