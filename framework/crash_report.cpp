@@ -28,10 +28,13 @@ void put_hex(uintptr_t v) {
 }
 
 // "ADDR OBJECT(SYMBOL+OFFSET)", or "ADDR OBJECT(+OFFSET)" without an exported symbol (addr2line -f -C -e
-// OBJECT OFFSET names it). Returns whether ADDR lies in a loaded object.
-bool put_code_address(const char* prefix, uintptr_t a) {
+// OBJECT OFFSET names it). Returns whether ADDR lies in a loaded object and was printed. With
+// `return_addresses_only`, an address at a function's first byte (a function pointer, not a return
+// address) is left out.
+bool put_code_address(const char* prefix, uintptr_t a, bool return_addresses_only = false) {
   Dl_info info{};
   const bool found = ::dladdr(reinterpret_cast<void*>(a), &info) != 0 && info.dli_fname;
+  if (return_addresses_only && found && info.dli_saddr == reinterpret_cast<void*>(a)) return false;
   put(prefix);
   put_hex(a);
   if (!found) {
@@ -111,13 +114,8 @@ void put_registers_and_stack(void* context) {
   static CodeRanges code;
   read_code_ranges(code);
   put("code addresses on the stack (innermost first; likely callers):\n");
-  // A word at a function's first byte is a function pointer, not a return address.
-  Dl_info info{};
   for (int i = 1, shown = 0; i < n && shown < 32; ++i)
-    if (code.contains(words[i]) &&
-        !(::dladdr(reinterpret_cast<void*>(words[i]), &info) && info.dli_saddr == reinterpret_cast<void*>(words[i])) &&
-        put_code_address("  ", words[i]))
-      ++shown;
+    if (code.contains(words[i]) && put_code_address("  ", words[i], /*return_addresses_only=*/true)) ++shown;
 #else
   (void)context;
 #endif

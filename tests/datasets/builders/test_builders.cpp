@@ -97,6 +97,24 @@ cb::BuiltDatasets build(const Media& m, const std::string& builder, const std::s
   return cb::build_dataset(builder, section(builder, user, type), m.root);
 }
 
+// `builder` with a train split only: annotation file ann/`annotation`, media section `media` (images,
+// videos, audios) stored at `storage`.
+cb::BuiltDatasets build_train_only(const Media& m, const std::string& builder, const std::string& annotation,
+                                   const std::string& media, const std::string& storage) {
+  return build(m, builder,
+               fmt::format(R"(
+datasets:
+  {}:
+    build_info:
+      annotations:
+        train: {{storage: ann/{}}}
+        val: null
+        test: null
+      {}: {{storage: {}}}
+)",
+                           builder, annotation, media, storage));
+}
+
 std::vector<cb::Sample> all(const cb::Dataset& ds, std::vector<cb::BadSample>& bad) {
   std::vector<int64_t> idx(static_cast<size_t>(ds.size()));
   for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>(i);
@@ -235,16 +253,7 @@ TEST_CASE("caption train records: the quick check keeps exactly what the parser 
     else good.push_back(static_cast<int64_t>(i));
   }
   write_text(m.root / "ann/quick_train.json", text + "]");
-  auto built = build(m, "coco_caption", R"(
-datasets:
-  coco_caption:
-    build_info:
-      annotations:
-        train: {storage: ann/quick_train.json}
-        val: null
-        test: null
-      images: {storage: .}
-)");
+  auto built = build_train_only(m, "coco_caption", "quick_train.json", "images", ".");
   const cb::Dataset& train = *built.at("train");
   REQUIRE(train.malformed().size() == reasons.size());
   for (size_t k = 0; k < reasons.size(); ++k) CHECK_THAT(train.malformed()[k].reason, Contains(reasons[k]));
@@ -259,31 +268,13 @@ datasets:
   // The video and audio caption builders' fields.
   write_text(m.root / "ann/quick_video.json", R"([{"video": "videos/vid0.mp4", "caption": "v", "image_id": 1},
     {"video": "videos/vid0.mp4", "caption": "v", "image_id": 0.5}, {"video": "videos/vid1.mp4", "caption": "w"}])");
-  auto video = build(m, "msrvtt_caption", R"(
-datasets:
-  msrvtt_caption:
-    build_info:
-      annotations:
-        train: {storage: ann/quick_video.json}
-        val: null
-        test: null
-      videos: {storage: .}
-)");
+  auto video = build_train_only(m, "msrvtt_caption", "quick_video.json", "videos", ".");
   CHECK(video.at("train")->size() == 1);
   REQUIRE(video.at("train")->malformed().size() == 2);
   CHECK_THAT(video.at("train")->malformed()[1].reason, Contains("record 2") && Contains("image_id"));
   write_text(m.root / "ann/quick_audio.json", R"([{"audio": "clip0.wav", "caption": "a"},
     {"audio": ["clip0.wav"], "caption": "a"}, {"audio": "clip1.wav", "caption": "b", "image_id": 0.5}])");
-  auto audio = build(m, "audio_caption", R"(
-datasets:
-  audio_caption:
-    build_info:
-      annotations:
-        train: {storage: ann/quick_audio.json}
-        val: null
-        test: null
-      audios: {storage: audios}
-)");
+  auto audio = build_train_only(m, "audio_caption", "quick_audio.json", "audios", "audios");
   CHECK(audio.at("train")->size() == 2);  // audio_caption reads no image_id
   REQUIRE(audio.at("train")->malformed().size() == 1);
   CHECK_THAT(audio.at("train")->malformed()[0].reason, Contains("record 1") && Contains("audio"));
