@@ -89,6 +89,7 @@ int run(int argc, char** argv) {
   real_size->add_option("--format", real.format, "bf16, fp16, q8_0 or q4_0");
   real_size->add_option("--dir", real.dir, "the model directory (written by --make)")->required();
   real_size->add_flag("--make", real.make, "write the directory from random weights and stop");
+  real_size->add_flag("--mmap", real.mmap, "use packed weights from the file's mapping (model.llama_mmap True)");
   real_size->add_option("--new-tokens", real.new_tokens, "tokens decoded");
   real_size->add_option("--threads", threads, "intra-op threads (default: all cores)");
   real_size->add_option("--log-level", log_level, "trace, debug, info, warn, error");

@@ -129,7 +129,8 @@ nlohmann::json run_real_size(const RealSizeOptions& opts) {
   const auto format = kernels::parse_weight_format(opts.format, "real-size --format");
   if (format == WeightFormat::f32) fail("real-size --format: fp32 does not fit this machine; bf16, fp16, q8_0 or q4_0");
   if (opts.dir.empty()) fail("real-size: --dir is required");
-  nlohmann::json out = {{"shape", opts.shape}, {"format", opts.format}, {"dir", opts.dir.string()}};
+  nlohmann::json out = {
+      {"shape", opts.shape}, {"format", opts.format}, {"dir", opts.dir.string()}, {"mmap", opts.mmap}};
   if (opts.make) {
     out.update(make_directory(config, format, opts.dir));
   } else {
@@ -137,7 +138,7 @@ nlohmann::json run_real_size(const RealSizeOptions& opts) {
       fail("{}: holds {} weights, not {}", opts.dir.string(), kernels::weight_format_name(*stored), opts.format);
     const double rss_before = peak_rss_mb();
     auto t0 = Clock::now();
-    auto model = load_llama_hf(opts.dir, opts.format);
+    auto model = load_llama_hf(opts.dir, opts.format, opts.mmap);
     out["load_s"] = seconds_since(t0);
     out["peak_rss_gb_after_load"] = peak_rss_mb() * 1048576 / 1e9;
     double weights = 0;

@@ -18,6 +18,7 @@ struct RealSizeOptions {
   std::string format = "bf16";  // bf16, fp16, q8_0, q4_0: how the linear weights are stored
   std::filesystem::path dir;    // the Hugging Face directory
   bool make = false;            // write `dir` (must not exist) and stop
+  bool mmap = false;            // packed weights used from the file's mapping (model.llama_mmap)
   int64_t prompt_tokens = 32;   // prefill length
   int64_t new_tokens = 16;      // decode steps
 };

@@ -50,6 +50,9 @@ constexpr Key kKeys[] = {
     {"model.llama_precision", E::string, "auto",
      "frozen LLaMA storage: fp32, bf16, fp16, q8_0, q4_0; auto = fp16 with CUDA, else fp32 (docs/precision.md)"},
     {"model.beats_precision", E::string, "fp32", "new: BEATs weights as vit_precision (the original keeps fp32)"},
+    {"model.llama_mmap", E::boolean, "false",
+     "new: True uses a quantized LLaMA file's packed weights from its memory mapping (fast load, slower "
+     "CPU decode); False copies them in"},
     {"model.freeze_vit", E::boolean, "true", "keep the ViT frozen"},
     {"model.freeze_beat", E::boolean, "true", "keep the BEATs audio encoder frozen"},
     {"model.freeze_qformer", E::boolean, "true", "keep the Q-Former and query tokens frozen"},

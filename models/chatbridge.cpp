@@ -47,8 +47,9 @@ ChatBridgeImpl::ChatBridgeImpl(ChatBridgeConfig c, LlamaTokenizer tokenizer)
   // Fresh LLaMA weights only where no file fills them, or in fp32 (the same RNG draws as before, so
   // the parts built after it start from the same values).
   const bool init_llama = cfg.llama_random_init || cfg.llama_precision == "fp32";
-  llama_model = register_module(
-      "llama_model", LlamaForCausalLM(cfg.llama, LlamaStorage::from_precision(cfg.llama_precision, init_llama)));
+  auto llama_storage = LlamaStorage::from_precision(cfg.llama_precision, init_llama);
+  llama_storage.map_packed = cfg.llama_mmap;
+  llama_model = register_module("llama_model", LlamaForCausalLM(cfg.llama, llama_storage));
   llama_proj = register_module("llama_proj", torch::nn::Linear(H, cfg.llama.hidden_size));
   if (cfg.multi_sample) {
     visual_temporal_pos_embeds =

@@ -123,6 +123,7 @@ ChatBridgeConfig ChatBridgeConfig::from_json(const nlohmann::json& j, const std:
   read_json_key(j, "vit_precision", c.vit_precision, source);
   read_json_key(j, "llama_precision", c.llama_precision, source);
   read_json_key(j, "beats_precision", c.beats_precision, source);
+  read_json_key(j, "llama_mmap", c.llama_mmap, source);
   read_json_key(j, "freeze_vit", c.freeze_vit, source);
   read_json_key(j, "freeze_beat", c.freeze_beat, source);
   read_json_key(j, "freeze_qformer", c.freeze_qformer, source);
@@ -156,6 +157,7 @@ ChatBridgeConfig ChatBridgeConfig::from_config(const Config& m) {
   c.vit_precision = m.get<std::string>("vit_precision");
   c.llama_precision = resolve_llama_precision(m);
   c.beats_precision = m.get<std::string>("beats_precision");
+  c.llama_mmap = m.get<bool>("llama_mmap");
   c.freeze_vit = m.get<bool>("freeze_vit");
   c.freeze_beat = m.get<bool>("freeze_beat");
   c.freeze_qformer = m.get<bool>("freeze_qformer");

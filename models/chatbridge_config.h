@@ -33,6 +33,7 @@ struct ChatBridgeConfig {
   // and `low_resource` are resolved by from_config; fixtures default to fp32 (golden parity).
   std::string llama_precision = "fp32";
   std::string beats_precision = "fp32";  // new key (the original keeps BEATs fp32): as vit_precision
+  bool llama_mmap = false;               // new key: LlamaStorage::map_packed
   bool freeze_vit = true, freeze_beat = true, freeze_qformer = true;
   bool drop = false;                       // BERT dropouts 0.1 in the Q-Former
   bool multi_sample = false;               // temporal embeddings for frames / audio slices

@@ -6,8 +6,10 @@
 #include <optional>
 #include <set>
 
+#include "framework/checkpoint/mapped_file.h"
 #include "framework/error.h"
 #include "framework/kernels/linear.h"
+#include "framework/kernels/weight_memory.h"
 
 namespace cb {
 namespace {
@@ -49,10 +51,27 @@ struct FrozenLinearFunction : torch::autograd::Function<FrozenLinearFunction> {
   }
 };
 
+constexpr int64_t kRowsPerSlice = 256;
+
+// The rows of `src` [out, ...] converted into `dst` a slice at a time by `convert(dst_slice, src_slice)`,
+// each slice's source pages given back once done (when `src` is a file's mapping): a load holds the
+// model plus one slice, not plus one shard.
+template <typename Convert>
+void copy_by_slices(const torch::Tensor& dst, const torch::Tensor& src, Convert convert) {
+  const auto s = src.contiguous();
+  const auto row_bytes = static_cast<size_t>(s.numel() / std::max<int64_t>(1, s.size(0))) * s.element_size();
+  for (int64_t r = 0; r < s.size(0); r += kRowsPerSlice) {
+    const auto n = std::min(kRowsPerSlice, s.size(0) - r);
+    const auto part = s.narrow(0, r, n);
+    convert(dst.narrow(0, r, n), part);
+    if (part.is_cpu()) MappedFile::release_pages(part.data_ptr(), static_cast<size_t>(n) * row_bytes);
+  }
+}
+
 }  // namespace
 
 FrozenLinearImpl::FrozenLinearImpl(const FrozenLinearOptions& o)
-    : in_features(o.in), out_features(o.out), block_format_(o.format) {
+    : in_features(o.in), out_features(o.out), block_format_(o.format), map_packed_(o.map_packed) {
   const bool block = kernels::is_block_format(o.format);
   if (block && o.in % kernels::kQuantBlock != 0)
     fail("{} weight [{}, {}]: the input width must be a multiple of {}", kernels::weight_format_name(o.format), o.out,
@@ -65,10 +84,11 @@ FrozenLinearImpl::FrozenLinearImpl(const FrozenLinearOptions& o)
     if (!block) w = w.to(dense_dtype(o.format));
     else if (!w.is_meta()) w = kernels::pack_weight(w, o.format).data;
   }
-  if (!w.defined() || w.is_meta())  // uninitialised storage (or its meta-device shape) of the format
-    w = torch::empty(
-        {o.out, block ? kernels::row_bytes(o.format, o.in) : o.in},
-        torch::TensorOptions().dtype(dense_dtype(o.format)).device(w.defined() ? w.device() : torch::kCPU));
+  const std::vector<int64_t> shape{o.out, block ? kernels::row_bytes(o.format, o.in) : o.in};
+  if (!w.defined())  // uninitialised storage of the format, for a loader to fill
+    w = kernels::empty_weight_storage(shape, dense_dtype(o.format));
+  else if (w.is_meta())  // its meta-device shape
+    w = torch::empty(shape, torch::TensorOptions().dtype(dense_dtype(o.format)).device(w.device()));
   weight = register_parameter("weight", w, /*requires_grad=*/!block);
 }
 
@@ -110,21 +130,28 @@ void FrozenLinearImpl::set_weight(const torch::Tensor& w, const std::string& sou
     fail("{}: tensor has shape {} but the model expects {}x{}", source, fmt::join(w.sizes(), "x"), out_features,
          in_features);
   if (packed_source && *source_format == target && w.device() == weight.device()) {
-    weight.set_data(w.contiguous());  // used as stored (an mmap-backed file tensor stays mapped, no copy)
+    if (map_packed_ || !w.is_cpu()) {
+      weight.set_data(w.contiguous());  // used as stored: no copy
+      stored_as_given_ = true;
+      return;
+    }
+  }
+  if (stored_as_given_ && weight.is_cpu())  // never write into a file's read-only mapping
+    weight.set_data(kernels::empty_weight_storage(weight.sizes(), weight.scalar_type()));
+  stored_as_given_ = false;
+  if (packed_source && *source_format == target) {
+    copy_by_slices(weight, w, [](torch::Tensor d, const torch::Tensor& s) { d.copy_(s); });
     return;
   }
   const auto dense =
       packed_source ? kernels::unpack_weight({*source_format, out_features, in_features, w.contiguous()}) : w;
-  if (!kernels::is_block_format(target)) {
-    weight.copy_(dense);  // cast into the existing storage
+  if (!kernels::is_block_format(target)) {  // cast into the existing storage
+    copy_by_slices(weight, dense, [](torch::Tensor d, const torch::Tensor& s) { d.copy_(s); });
     return;
   }
   // Packed a slice of rows at a time into the existing storage: no fp32 copy of the whole weight.
-  constexpr int64_t kRowsPerSlice = 256;
-  for (int64_t r = 0; r < out_features; r += kRowsPerSlice) {
-    const auto n = std::min(kRowsPerSlice, out_features - r);
-    weight.narrow(0, r, n).copy_(kernels::pack_weight(dense.narrow(0, r, n), target).data);
-  }
+  copy_by_slices(weight, dense,
+                 [&](torch::Tensor d, const torch::Tensor& s) { d.copy_(kernels::pack_weight(s, target).data); });
 }
 
 void FrozenLinearImpl::to(torch::Device device, torch::Dtype dtype, bool non_blocking) {

@@ -22,6 +22,10 @@ struct FrozenLinearOptions {
   // Fresh weights as torch::nn::Linear draws them (same RNG draws, then packed); false leaves the
   // storage uninitialised, to be loaded (no fp32 copy of a large model on the way).
   bool init = true;
+  // A packed tensor of this format handed to set_weight (a quantized file's) is used from the file's
+  // memory mapping (no copy: ~1 s load, pages shared with the page cache); false copies it into the
+  // layer's own storage, which decodes up to ~3x faster at 13B (model.llama_mmap, docs/precision.md).
+  bool map_packed = false;
 };
 
 struct FrozenLinearImpl : torch::nn::Module {
@@ -30,8 +34,9 @@ struct FrozenLinearImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
 
   // Replaces W by `w`: a dense [out, in] tensor of any floating dtype (packed or cast into this
-  // format), or, for a block format, its packed uint8 [out, row_bytes] storage (taken as is, e.g. an
-  // mmap-backed tensor of a quantized file). `source` names the tensor in errors.
+  // format), or, for a block format, its packed uint8 [out, row_bytes] storage (copied, or with
+  // map_packed taken as is, e.g. an mmap-backed tensor of a quantized file). A source inside a file
+  // mapping gives back its pages slice by slice as they are copied. `source` names the tensor in errors.
   void set_weight(const torch::Tensor& w, const std::string& source);
 
   kernels::WeightFormat format() const;  // a dense format follows the weight's dtype (module.to(dtype))
@@ -47,6 +52,8 @@ struct FrozenLinearImpl : torch::nn::Module {
 
  private:
   kernels::WeightFormat block_format_;  // the format when it is a block format (else unused)
+  bool map_packed_;
+  bool stored_as_given_ = false;  // `weight` is a tensor set_weight was given (maybe a read-only mapping)
 };
 TORCH_MODULE(FrozenLinear);
 

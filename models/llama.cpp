@@ -120,6 +120,7 @@ FrozenLinear linear(int64_t in, int64_t out, const LlamaStorage& s) {
   FrozenLinearOptions o(in, out);
   o.format = s.linear;
   o.init = s.init;
+  o.map_packed = s.map_packed;
   return FrozenLinear(o);
 }
 

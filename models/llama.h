@@ -51,6 +51,9 @@ struct LlamaStorage {
   // Fresh weights as torch::nn::Linear/Embedding draw them; false: storage left uninitialised for a
   // loader to fill (nothing is initialised, nothing is held in fp32 on the way).
   bool init = true;
+  // model.llama_mmap: packed weights of a quantized file used from its mapping instead of copied in
+  // (FrozenLinearOptions::map_packed).
+  bool map_packed = false;
 
   // `model.llama_precision` (fp32, bf16, fp16, q8_0, q4_0; "auto" is resolved by the caller):
   // 16-bit precisions store everything 16-bit, as an HF torch_dtype load; quantized ones keep the
@@ -59,8 +62,7 @@ struct LlamaStorage {
 };
 
 // Per-layer keys/values of the tokens seen so far, [B, H_kv, T, head_dim] each (before the GQA
-// repeat). Grows by concatenation every step (O(T^2) copying over a generation; fine for the
-// hundreds of tokens ChatBridge generates, a preallocated buffer would remove it).
+// repeat): views of buffers with room to grow in place (append_to_cache in llama.cpp).
 struct LlamaKVCache {
   std::vector<torch::Tensor> keys, values;
   int64_t length() const { return keys.empty() ? 0 : keys.front().size(2); }

@@ -51,9 +51,11 @@ LoadReport load_llama_weights(LlamaForCausalLMImpl& model, const std::filesystem
   return report;
 }
 
-LlamaForCausalLM load_llama_hf(const std::filesystem::path& dir, std::optional<std::string> precision) {
+LlamaForCausalLM load_llama_hf(const std::filesystem::path& dir, std::optional<std::string> precision,
+                               bool map_packed) {
   auto config = LlamaConfig::from_file(dir / "config.json");
-  const auto storage = LlamaStorage::from_precision(precision.value_or(checkpoint_precision(dir)), /*init=*/false);
+  auto storage = LlamaStorage::from_precision(precision.value_or(checkpoint_precision(dir)), /*init=*/false);
+  storage.map_packed = map_packed;
   LlamaForCausalLM model(config, storage);
   auto report = load_llama_weights(*model, dir);
   if (!report.missing.empty() || !report.unexpected.empty())

@@ -7,10 +7,19 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
+#include <mutex>
 
 #include "framework/error.h"
 
 namespace cb {
+namespace {
+
+// The live mappings, start -> size: release_pages must never drop pages of anonymous memory.
+std::mutex g_mappings_mutex;
+std::map<uintptr_t, size_t> g_mappings;
+
+}  // namespace
 
 std::shared_ptr<const MappedFile> MappedFile::open(const std::filesystem::path& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -30,13 +39,33 @@ std::shared_ptr<const MappedFile> MappedFile::open(const std::filesystem::path& 
       fail("{}: mmap failed: {}", path.string(), std::strerror(errno));
     }
     m->data_ = static_cast<const uint8_t*>(p);
+    std::lock_guard<std::mutex> lock(g_mappings_mutex);
+    g_mappings[reinterpret_cast<uintptr_t>(p)] = m->size_;
   }
   ::close(fd);
   return m;
 }
 
 MappedFile::~MappedFile() {
-  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (!data_) return;
+  {
+    std::lock_guard<std::mutex> lock(g_mappings_mutex);
+    g_mappings.erase(reinterpret_cast<uintptr_t>(data_));
+  }
+  ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+void MappedFile::release_pages(const void* p, size_t n) {
+  static const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(p), end = begin + n;
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;  // whole pages only
+  if (first >= last) return;
+  std::lock_guard<std::mutex> lock(g_mappings_mutex);  // held: the mapping cannot go away meanwhile
+  auto it = g_mappings.upper_bound(begin);
+  if (it == g_mappings.begin()) return;
+  --it;
+  if (end > it->first + it->second) return;
+  ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 }  // namespace cb

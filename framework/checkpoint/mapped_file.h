@@ -15,6 +15,12 @@ class MappedFile {
   size_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
 
+  // Gives back the resident pages that lie wholly inside [p, p + n) when that range is within a live
+  // mapping of this class (MADV_DONTNEED: the file's pages stay in the page cache and are read again
+  // if touched); any other memory is left alone. A loader that copies tensors out of a mapped shard
+  // calls it after each slice, so its peak is the model plus one slice, not plus one shard.
+  static void release_pages(const void* p, size_t n);
+
  private:
   MappedFile() = default;
   std::filesystem::path path_;

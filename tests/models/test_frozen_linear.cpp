@@ -15,10 +15,11 @@ using cb::kernels::WeightFormat;
 
 namespace {
 
-FrozenLinear frozen(int64_t in, int64_t out, WeightFormat f, bool init = true) {
+FrozenLinear frozen(int64_t in, int64_t out, WeightFormat f, bool init = true, bool map_packed = false) {
   FrozenLinearOptions o(in, out);
   o.format = f;
   o.init = init;
+  o.map_packed = map_packed;
   return FrozenLinear(o);
 }
 
@@ -81,16 +82,27 @@ TEST_CASE("FrozenLinear: gradients reach x through 16-bit weights; quantized lay
   CHECK(q(torch::randn({4, 64})).sizes() == torch::IntArrayRef({4, 32}));
 }
 
-TEST_CASE("FrozenLinear: packed storage is used as stored, re-packed across formats, kept under a dtype cast") {
+TEST_CASE("FrozenLinear: packed storage copied in or used as stored, re-packed across formats, kept under a cast") {
   torch::manual_seed(7);
   const auto w = torch::randn({8, 64});
   const auto q8 = cb::kernels::pack_weight(w, WeightFormat::q8_0).data;
-  auto lin = frozen(64, 8, WeightFormat::q8_0, /*init=*/false);
+  const auto q8_before = q8.clone();
+  auto copied = frozen(64, 8, WeightFormat::q8_0, /*init=*/false);
+  copied->set_weight(q8, "q8 tensor");
+  CHECK(copied->weight.data_ptr() != q8.data_ptr());  // the default: the layer's own memory
+  CHECK(torch::equal(copied->weight, q8));
+
+  auto lin = frozen(64, 8, WeightFormat::q8_0, /*init=*/false, /*map_packed=*/true);
   lin->set_weight(q8, "q8 tensor");
   CHECK(lin->weight.data_ptr() == q8.data_ptr());  // no copy
   lin->to(torch::kHalf);
   CHECK(lin->weight.scalar_type() == torch::kByte);
   CHECK(torch::equal(lin->weight, q8));
+  // A later dense weight lands in new storage, never in the tensor it was given (a read-only mapping).
+  lin->set_weight(w * 2, "dense tensor");
+  CHECK(lin->weight.data_ptr() != q8.data_ptr());
+  CHECK(torch::equal(q8, q8_before));
+  CHECK(torch::equal(lin->weight, cb::kernels::pack_weight(w * 2, WeightFormat::q8_0).data));
 
   auto q4 = frozen(64, 8, WeightFormat::q4_0, /*init=*/false);
   q4->set_weight(q8, "q8 tensor");  // q8_0 file, q4_0 model: dequantised and packed again

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "framework/checkpoint/convert.h"
 #include "framework/checkpoint/load.h"
 #include "framework/checkpoint/safetensors.h"
 #include "framework/error.h"
@@ -115,6 +116,13 @@ int64_t status_kib(const char* field) {  // a "VmRSS:"-style line of /proc/self/
   return 0;
 }
 
+cb::LlamaConfig llama_config(int64_t vocab, int64_t hidden, int64_t intermediate, int64_t layers, int64_t heads) {
+  cb::LlamaConfig c;
+  c.vocab_size = vocab, c.hidden_size = hidden, c.intermediate_size = intermediate, c.num_hidden_layers = layers;
+  c.num_attention_heads = c.num_key_value_heads = heads;
+  return c;
+}
+
 // A random fp16 LLaMA written as a Hugging Face directory in `shards` safetensors files with their
 // index; returns the largest shard's size in bytes.
 int64_t write_sharded_fp16_llama(const fs::path& dir, const cb::LlamaConfig& c, int shards) {
@@ -151,9 +159,7 @@ int64_t write_sharded_fp16_llama(const fs::path& dir, const cb::LlamaConfig& c, 
 TEST_CASE("load_llama_hf: loading shard by shard peaks at the model's bytes + the largest shard + 10 %") {
   // ~270 MB of fp16 weights in 6 shards. The peak is measured as VmHWM above the RSS just before the
   // load (/proc/self/clear_refs resets VmHWM): file pages of the mapped shard count while it is read.
-  cb::LlamaConfig c;
-  c.vocab_size = 16000, c.hidden_size = 1024, c.intermediate_size = 2816, c.num_hidden_layers = 8;
-  c.num_attention_heads = c.num_key_value_heads = 8;
+  const auto c = llama_config(16000, 1024, 2816, 8, 8);
   const auto dir = fs::temp_directory_path() / ("cb_test_llama_rss_" + std::to_string(getpid()));
   torch::manual_seed(0);
   const int64_t largest = write_sharded_fp16_llama(dir, c, 6);
@@ -177,4 +183,49 @@ TEST_CASE("load_llama_hf: loading shard by shard peaks at the model's bytes + th
     }
   }
   fs::remove_all(dir);
+}
+
+namespace {
+
+// Whether [p, p + n) lies in a mapping of a file below `dir` (/proc/self/maps).
+bool in_file_mapping(const void* p, size_t n, const fs::path& dir) {
+  std::ifstream in("/proc/self/maps");
+  std::string line;
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  while (std::getline(in, line)) {
+    if (line.find(dir.string()) == std::string::npos) continue;
+    const auto dash = line.find('-'), space = line.find(' ');
+    const auto lo = std::stoull(line.substr(0, dash), nullptr, 16);
+    const auto hi = std::stoull(line.substr(dash + 1, space - dash - 1), nullptr, 16);
+    if (a >= lo && a + n <= hi) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("load_llama_hf: a quantized directory's packed weights are copied in, or used from the mapping on request") {
+  const auto c = llama_config(96, 64, 128, 2, 4);
+  const auto base = fs::temp_directory_path() / ("cb_test_llama_mmap_" + std::to_string(getpid()));
+  torch::manual_seed(5);
+  write_sharded_fp16_llama(base / "fp16", c, 2);
+  cb::quantize_hf_directory(base / "fp16", base / "q8", cb::kernels::WeightFormat::q8_0);
+  const auto ids = torch::tensor({{1, 7, 30, 5, 60}}, torch::kLong);
+  torch::NoGradGuard no_grad;
+  auto copied = cb::load_llama_hf(base / "q8", "q8_0");
+  auto mapped = cb::load_llama_hf(base / "q8", "q8_0", /*map_packed=*/true);
+  for (auto* model : {&copied, &mapped}) {
+    const bool map = model == &mapped;
+    INFO("map_packed " << map);
+    const auto layer = (*model)->model->layers[1]->as<cb::LlamaDecoderLayerImpl>();
+    for (const auto& lin : {(*model)->lm_head, layer->mlp->down_proj}) {
+      const auto& w = lin->weight;
+      CHECK(w.scalar_type() == torch::kByte);
+      CHECK(in_file_mapping(w.data_ptr(), size_t(w.numel()), base / "q8") == map);
+    }
+  }
+  cb::LlamaInputs in;
+  in.input_ids = ids;
+  CHECK(torch::equal(copied->forward(in).logits, mapped->forward(in).logits));
+  fs::remove_all(base);
 }
