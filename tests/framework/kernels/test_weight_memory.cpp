@@ -24,8 +24,8 @@ std::string smaps_entry(const void* start) {
   const auto want = reinterpret_cast<uintptr_t>(start);
   while (std::getline(in, line)) {
     const auto dash = line.find('-');
-    const bool header = dash != std::string::npos && line.find(' ') > dash &&
-                        line.find_first_not_of("0123456789abcdef") == dash;
+    const bool header =
+        dash != std::string::npos && line.find(' ') > dash && line.find_first_not_of("0123456789abcdef") == dash;
     if (header) {
       if (in_entry) break;
       in_entry = std::stoull(line.substr(0, dash), nullptr, 16) == want;
