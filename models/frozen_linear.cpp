@@ -56,8 +56,10 @@ constexpr int64_t kRowsPerSlice = 256;
 // The rows of `src` [out, ...] converted into `dst` a slice at a time by `convert(dst_slice, src_slice)`,
 // each slice's source pages given back once done (when `src` is a file's mapping): a load holds the
 // model plus one slice, not plus one shard.
-template <typename Convert>
-void copy_by_slices(const torch::Tensor& dst, const torch::Tensor& src, Convert convert) {
+void copy_as_is(torch::Tensor dst, const torch::Tensor& src) { dst.copy_(src); }
+
+template <typename Convert = decltype(&copy_as_is)>
+void copy_by_slices(const torch::Tensor& dst, const torch::Tensor& src, Convert convert = copy_as_is) {
   const auto s = src.contiguous();
   const auto row_bytes = static_cast<size_t>(s.numel() / std::max<int64_t>(1, s.size(0))) * s.element_size();
   for (int64_t r = 0; r < s.size(0); r += kRowsPerSlice) {
@@ -129,26 +131,19 @@ void FrozenLinearImpl::set_weight(const torch::Tensor& w, const std::string& sou
   if (!packed_source && w.sizes() != torch::IntArrayRef({out_features, in_features}))
     fail("{}: tensor has shape {} but the model expects {}x{}", source, fmt::join(w.sizes(), "x"), out_features,
          in_features);
-  if (packed_source && *source_format == target && w.device() == weight.device()) {
-    if (map_packed_ || !w.is_cpu()) {
-      weight.set_data(w.contiguous());  // used as stored: no copy
-      stored_as_given_ = true;
-      return;
-    }
+  const bool same_format = packed_source && *source_format == target;
+  if (same_format && w.device() == weight.device() && (map_packed_ || !w.is_cpu())) {
+    weight.set_data(w.contiguous());  // used as stored: no copy
+    stored_as_given_ = true;
+    return;
   }
   if (stored_as_given_ && weight.is_cpu())  // never write into a file's read-only mapping
     weight.set_data(kernels::empty_weight_storage(weight.sizes(), weight.scalar_type()));
   stored_as_given_ = false;
-  if (packed_source && *source_format == target) {
-    copy_by_slices(weight, w, [](torch::Tensor d, const torch::Tensor& s) { d.copy_(s); });
-    return;
-  }
+  if (same_format) return copy_by_slices(weight, w);
   const auto dense =
       packed_source ? kernels::unpack_weight({*source_format, out_features, in_features, w.contiguous()}) : w;
-  if (!kernels::is_block_format(target)) {  // cast into the existing storage
-    copy_by_slices(weight, dense, [](torch::Tensor d, const torch::Tensor& s) { d.copy_(s); });
-    return;
-  }
+  if (!kernels::is_block_format(target)) return copy_by_slices(weight, dense);  // cast into the existing storage
   // Packed a slice of rows at a time into the existing storage: no fp32 copy of the whole weight.
   copy_by_slices(weight, dense,
                  [&](torch::Tensor d, const torch::Tensor& s) { d.copy_(kernels::pack_weight(s, target).data); });

@@ -24,7 +24,7 @@ struct FrozenLinearOptions {
   bool init = true;
   // A packed tensor of this format handed to set_weight (a quantized file's) is used from the file's
   // memory mapping (no copy: ~1 s load, pages shared with the page cache); false copies it into the
-  // layer's own storage, which decodes up to ~3x faster at 13B (model.llama_mmap, docs/precision.md).
+  // layer's own storage, which decoded 1.3-2x faster at 13B here (model.llama_mmap, docs/precision.md).
   bool map_packed = false;
 };
 

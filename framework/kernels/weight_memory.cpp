@@ -21,7 +21,7 @@ torch::Tensor empty_weight_storage(at::IntArrayRef sizes, torch::ScalarType dtyp
   auto* base = static_cast<uint8_t*>(raw);
   auto* start = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(base) + kHuge - 1) & ~(kHuge - 1));
   if (start > base) ::munmap(base, static_cast<size_t>(start - base));
-  if (const size_t tail = static_cast<size_t>(base + len + kHuge - (start + len))) ::munmap(start + len, tail);
+  if (const size_t tail = kHuge - static_cast<size_t>(start - base)) ::munmap(start + len, tail);
   ::madvise(start, len, MADV_HUGEPAGE);  // advice: EINVAL where THP is compiled out, and then 4 KB pages
   return torch::from_blob(
       start, sizes, [len](void* p) { ::munmap(p, len); }, options);

@@ -6,7 +6,6 @@
 #include <unistd.h>
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <fstream>
 #include <iostream>
 
@@ -17,6 +16,7 @@
 #include "models/llama_causal_lm.h"
 #include "models/llama_hf.h"
 #include "tests/support/golden.h"
+#include "tests/support/proc_self.h"
 
 namespace fs = std::filesystem;
 
@@ -107,15 +107,6 @@ TEST_CASE("load_llama_hf: a checkpoint that does not match config.json is refuse
 
 namespace {
 
-int64_t status_kib(const char* field) {  // a "VmRSS:"-style line of /proc/self/status, in KiB
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(field, 0) == 0) return std::stoll(line.substr(std::strlen(field)));
-  FAIL("no " << field << " in /proc/self/status");
-  return 0;
-}
-
 cb::LlamaConfig llama_config(int64_t vocab, int64_t hidden, int64_t intermediate, int64_t layers, int64_t heads) {
   cb::LlamaConfig c;
   c.vocab_size = vocab, c.hidden_size = hidden, c.intermediate_size = intermediate, c.num_hidden_layers = layers;
@@ -167,13 +158,13 @@ TEST_CASE("load_llama_hf: loading shard by shard peaks at the model's bytes + th
     INFO(precision);
     malloc_trim(0);  // what the generation (or the previous load) freed leaves the resident set
     std::ofstream("/proc/self/clear_refs") << "5";
-    const int64_t before = status_kib("VmRSS:");
+    const int64_t before = cb::test::status_kib("VmRSS:");
     int64_t weight_bytes = 0;
     {
       auto model = cb::load_llama_hf(dir, precision);
       for (const auto& kv : cb::module_state_dict(*model))
         weight_bytes += kv.value().numel() * kv.value().element_size();
-      const int64_t peak = (status_kib("VmHWM:") - before) * 1024;
+      const int64_t peak = (cb::test::status_kib("VmHWM:") - before) * 1024;
       const double bound = 1.1 * double(weight_bytes + largest);
       std::cout << "[rss] load_llama_hf " << precision << ": peak above baseline " << peak / 1e6 << " MB, weights "
                 << weight_bytes / 1e6 << " MB, largest shard " << largest / 1e6 << " MB, bound " << bound / 1e6

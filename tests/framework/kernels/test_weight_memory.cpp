@@ -2,12 +2,12 @@
 // file that a loader copies from (framework/checkpoint/mapped_file.h).
 #include <catch2/catch.hpp>
 
-#include <cstring>
 #include <fstream>
 #include <sstream>
 
 #include "framework/checkpoint/mapped_file.h"
 #include "framework/kernels/weight_memory.h"
+#include "tests/support/proc_self.h"
 
 namespace fs = std::filesystem;
 
@@ -39,14 +39,6 @@ std::string smaps_entry(const void* start) {
 int64_t smaps_field(const std::string& entry, const std::string& field) {
   const auto at = entry.find("\n" + field);
   return at == std::string::npos ? -1 : std::stoll(entry.substr(at + 1 + field.size()));
-}
-
-int64_t status_kib(const std::string& field) {  // e.g. "RssFile:" of /proc/self/status
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(field, 0) == 0) return std::stoll(line.substr(field.size()));
-  return -1;
 }
 
 std::string thp_mode() {
@@ -96,9 +88,9 @@ TEST_CASE("MappedFile::release_pages gives back a mapped file's pages and leaves
     return s;
   };
   const auto sum = checksum();  // every page resident
-  const auto before = status_kib("RssFile:");
+  const auto before = cb::test::status_kib("RssFile:");
   cb::MappedFile::release_pages(file->data() + 100, kBytes - 200);  // all but the partial first/last pages
-  const auto after = status_kib("RssFile:");
+  const auto after = cb::test::status_kib("RssFile:");
   INFO("RssFile " << before << " -> " << after << " KiB");
   CHECK(before - after >= 12 * 1024);
   CHECK(checksum() == sum);  // read again from the page cache, unchanged
@@ -108,9 +100,9 @@ TEST_CASE("MappedFile::release_pages gives back a mapped file's pages and leaves
   cb::MappedFile::release_pages(anon.data(), anon.size());
   CHECK(std::count(anon.begin(), anon.end(), 5) == static_cast<std::ptrdiff_t>(anon.size()));
   checksum();
-  const auto resident = status_kib("RssFile:");
+  const auto resident = cb::test::status_kib("RssFile:");
   cb::MappedFile::release_pages(file->data(), kBytes + 4096);
-  CHECK(status_kib("RssFile:") >= resident - 64);
+  CHECK(cb::test::status_kib("RssFile:") >= resident - 64);
   file.reset();
   fs::remove(path);
 }
