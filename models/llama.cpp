@@ -8,6 +8,9 @@
 #include "framework/error.h"
 #include "framework/json_file.h"
 #include "framework/json_read.h"
+#include "framework/kernels/attention.h"
+#include "framework/kernels/rms_norm.h"
+#include "framework/kernels/rope.h"
 
 namespace cb {
 namespace F = torch::nn::functional;
@@ -131,6 +134,7 @@ LlamaRMSNormImpl::LlamaRMSNormImpl(int64_t dim, double eps, torch::Dtype dtype) 
 }
 
 torch::Tensor LlamaRMSNormImpl::forward(const torch::Tensor& x) {
+  if (kernels::rms_norm_applies(x, weight)) return kernels::rms_norm(x, weight, eps);  // a decode step's rows
   auto variance = x.to(torch::kFloat).pow(2).mean(-1, /*keepdim=*/true);
   auto h = x * torch::rsqrt(variance + eps);  // promotes to fp32
   const bool half = weight.scalar_type() == torch::kHalf || weight.scalar_type() == torch::kBFloat16;
@@ -163,12 +167,19 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
   auto q = q_proj(x).view({B, L, num_heads, head_dim}).transpose(1, 2);     // [B,H,L,Dh]
   auto k = k_proj(x).view({B, L, num_kv_heads, head_dim}).transpose(1, 2);  // [B,Hkv,L,Dh]
   auto v = v_proj(x).view({B, L, num_kv_heads, head_dim}).transpose(1, 2);
-  q = q * cos + rotate_half(q) * sin;
-  k = k * cos + rotate_half(k) * sin;
+  if (kernels::rope_applies(q, cos, sin) && kernels::rope_applies(k, cos, sin)) {  // a decode step
+    q = kernels::rope(q, cos, sin);
+    k = kernels::rope(k, cos, sin);
+  } else {
+    q = q * cos + rotate_half(q) * sin;
+    k = k * cos + rotate_half(k) * sin;
+  }
   if (past_k) {
     k = append_to_cache(*past_k, k);  // [B,Hkv,T,Dh]
     v = append_to_cache(*past_v, v);
   }
+  // A decode step (few new positions, no autograd, CPU): one fused pass per head over the cache.
+  if (kernels::decode_attention_applies(q, k, v, mask)) return o_proj(kernels::decode_attention(q, k, v, mask));
   if (num_kv_heads != num_heads) {  // grouped-query attention: each kv head serves H/Hkv query heads
     k = k.repeat_interleave(num_heads / num_kv_heads, 1);
     v = v.repeat_interleave(num_heads / num_kv_heads, 1);
