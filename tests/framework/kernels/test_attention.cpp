@@ -11,8 +11,10 @@
 #include <cmath>
 
 #include "framework/kernels/attention.h"
+#include "tests/framework/kernels/kernels_here.h"
 
 using namespace cb::kernels;
+using cb::test::kernels_here;
 
 namespace {
 
@@ -24,13 +26,6 @@ torch::Tensor reference(const torch::Tensor& q, const torch::Tensor& k, const to
   auto s = torch::matmul(q.to(torch::kDouble), kd.transpose(2, 3)) / std::sqrt(double(Dh));
   if (mask.defined()) s = s + mask.to(torch::kDouble);
   return torch::matmul(torch::softmax(s, -1), vd).transpose(1, 2).reshape({B, L, H * Dh});
-}
-
-std::vector<LinearKernel> kernels_here() {
-  std::vector<LinearKernel> ks;
-  for (const auto k : {LinearKernel::scalar, LinearKernel::avx2, LinearKernel::avx512})
-    if (linear_kernel_available(k)) ks.push_back(k);
-  return ks;
 }
 
 }  // namespace

@@ -13,8 +13,10 @@
 #include <cmath>
 
 #include "framework/kernels/linear.h"
+#include "tests/framework/kernels/kernels_here.h"
 
 using namespace cb::kernels;
+using cb::test::kernels_here;
 
 namespace {
 
@@ -24,13 +26,6 @@ double excess_error(const torch::Tensor& out, const torch::Tensor& a, const torc
   const auto ref = torch::matmul(a, b);
   const auto bound = g * torch::matmul(a.abs(), b.abs());
   return ((out.to(torch::kDouble) - ref).abs() - bound).max().item<double>();
-}
-
-std::vector<LinearKernel> kernels_here() {
-  std::vector<LinearKernel> ks;
-  for (const auto k : {LinearKernel::scalar, LinearKernel::avx2, LinearKernel::avx512})
-    if (linear_kernel_available(k)) ks.push_back(k);
-  return ks;
 }
 
 // Input widths: dense ones hit each family's 2-vector loop, its 1-vector step and the scalar tail (AVX2:
