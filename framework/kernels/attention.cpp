@@ -74,7 +74,7 @@ HeadOps head_ops(LinearKernel kernel) {
 struct View4 {
   const float* p;
   int64_t s0, s1, s2;  // strides of dims 0-2; dim 3 is contiguous (stride 1) or of size 1
-  View4(const torch::Tensor& t) : p(t.data_ptr<float>()), s0(t.stride(0)), s1(t.stride(1)), s2(t.stride(2)) {}
+  explicit View4(const torch::Tensor& t) : p(t.data_ptr<float>()), s0(t.stride(0)), s1(t.stride(1)), s2(t.stride(2)) {}
   const float* at(int64_t a, int64_t b, int64_t c) const { return p + a * s0 + b * s1 + c * s2; }
 };
 
