@@ -9,7 +9,8 @@ keys of chatbridge-bench, so bench/compare.py can alternate the two sides:
     bench/compare.py --workload W --parts decode --cpp-args '--llama-precision q4_0' \\
       --other 'bench/llama_cpp_peer.py decode --llama-cpp ~/llama.cpp --hf-dir /tmp/medium-hf --type q4_0 --workload {workload}'
 
-Needs python3 with numpy, torch and sentencepiece (Debian: python3-torch, python3-sentencepiece).
+Needs python3 with numpy, torch, sentencepiece and tqdm (Debian: python3-torch, python3-sentencepiece,
+python3-tqdm).
 """
 import argparse
 import json
@@ -71,10 +72,13 @@ def gguf_of(args, gtype):
     if target.exists():
         return target
     cpp = Path(args.llama_cpp)
+    # Written under a temporary name and renamed when complete: a conversion that fails part-way (a
+    # missing Python module) must not leave a truncated file that the next run takes as converted.
+    partial = work / f"model-{gtype}.gguf.partial"
     if gtype == "q4_0":  # the convert script writes up to q8_0; llama-quantize makes q4_0 from f32
         src = gguf_of(args, "f32")
-        subprocess.run([str(cpp / "build/bin/llama-quantize"), "--pure", str(src), str(target), "Q4_0"], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        run_tool([str(cpp / "build/bin/llama-quantize"), "--pure", str(src), str(partial), "Q4_0"], target)
+        partial.rename(target)
         return target
     src = as_bin_dir(args.hf_dir, work)
     code = (
@@ -86,10 +90,18 @@ def gguf_of(args, gtype):
         "_load = torch.load\n"
         "torch.load = lambda *a, mmap=None, **k: _load(*a, **k)\n"
         f"sys.path.insert(0, {str(cpp / 'gguf-py')!r})\n"
-        f"sys.argv = ['convert_hf_to_gguf.py', {str(src)!r}, '--outtype', {gtype!r}, '--outfile', {str(target)!r}]\n"
+        f"sys.argv = ['convert_hf_to_gguf.py', {str(src)!r}, '--outtype', {gtype!r}, '--outfile', {str(partial)!r}]\n"
         f"runpy.run_path({str(cpp / 'convert_hf_to_gguf.py')!r}, run_name='__main__')\n")
-    subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_tool([sys.executable, "-c", code], target)
+    partial.rename(target)
     return target
+
+
+def run_tool(cmd, target):
+    """Runs a conversion step quietly; on failure exits naming the file and showing the tool's last words."""
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if out.returncode != 0:
+        sys.exit(f"llama_cpp_peer: making {target} failed (exit {out.returncode}):\n" + out.stdout[-2000:])
 
 
 def workload_decode(path):
