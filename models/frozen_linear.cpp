@@ -53,11 +53,11 @@ struct FrozenLinearFunction : torch::autograd::Function<FrozenLinearFunction> {
 
 constexpr int64_t kRowsPerSlice = 256;
 
+void copy_as_is(torch::Tensor dst, const torch::Tensor& src) { dst.copy_(src); }
+
 // The rows of `src` [out, ...] converted into `dst` a slice at a time by `convert(dst_slice, src_slice)`,
 // each slice's source pages given back once done (when `src` is a file's mapping): a load holds the
 // model plus one slice, not plus one shard.
-void copy_as_is(torch::Tensor dst, const torch::Tensor& src) { dst.copy_(src); }
-
 template <typename Convert = decltype(&copy_as_is)>
 void copy_by_slices(const torch::Tensor& dst, const torch::Tensor& src, Convert convert = copy_as_is) {
   const auto s = src.contiguous();

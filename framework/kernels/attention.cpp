@@ -17,57 +17,32 @@
 namespace cb::kernels {
 namespace {
 
-// The two vector operations of a head: Σ a·b over n, and o += p·v over n.
+// The two vector operations of a head: Σ a·b over n (the fp32 row kernel of linear.h), and o += p·v.
 struct HeadOps {
-  float (*dot)(const float* a, const float* b, int64_t n);
+  DotKernel dot;
   void (*axpy)(float* o, float p, const float* v, int64_t n);
 };
-
-float dot_scalar(const float* a, const float* b, int64_t n) {
-  float s = 0.f;
-  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
 
 void axpy_scalar(float* o, float p, const float* v, int64_t n) {
   for (int64_t i = 0; i < n; ++i) o[i] += p * v[i];
 }
 
 #if defined(__x86_64__)
-#define CB_AVX2 [[gnu::target("avx2,fma")]]
-CB_AVX2 float dot_avx2(const float* a, const float* b, int64_t n) {
-  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();  // two sums hide the FMA latency
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-  }
-  if (i + 8 <= n) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0), i += 8;
-  const __m256 s8 = _mm256_add_ps(s0, s1);
-  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-  s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-  float s = _mm_cvtss_f32(_mm_add_ss(s4, _mm_movehdup_ps(s4)));
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
-
-CB_AVX2 void axpy_avx2(float* o, float p, const float* v, int64_t n) {
+[[gnu::target("avx2,fma")]] void axpy_avx2(float* o, float p, const float* v, int64_t n) {
   const __m256 pv = _mm256_set1_ps(p);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(o + i, _mm256_fmadd_ps(pv, _mm256_loadu_ps(v + i), _mm256_loadu_ps(o + i)));
   for (; i < n; ++i) o[i] += p * v[i];
 }
-#undef CB_AVX2
 #endif
 
 HeadOps head_ops(LinearKernel kernel) {
-  if (!linear_kernel_available(kernel))
-    fail("decode_attention: the {} kernels cannot run on this CPU", linear_kernel_name(kernel));
+  const DotKernel dot = dot_kernel(kernel);  // fails when `kernel` cannot run here
 #if defined(__x86_64__)
-  if (kernel != LinearKernel::scalar) return {dot_avx2, axpy_avx2};
+  if (kernel != LinearKernel::scalar) return {dot, axpy_avx2};
 #endif
-  return {dot_scalar, axpy_scalar};
+  return {dot, axpy_scalar};
 }
 
 // A strided float32 tensor's element pointer and strides, read without ATen's per-element checks.
@@ -135,7 +110,7 @@ torch::Tensor decode_attention(const torch::Tensor& q_in, const torch::Tensor& k
         // s[t] = q·k_t / √Dh + mask[t]   (the division as the matmul path has it)
         float mx = -INFINITY;
         for (int64_t t = 0; t < T; ++t) {
-          float st = ops.dot(qr, kv.at(b, hk, t), Dh) / scale_div;
+          float st = ops.dot(kv.at(b, hk, t), qr, Dh) / scale_div;
           if (m) st += m[t];
           s[t] = st;
           mx = std::max(mx, st);

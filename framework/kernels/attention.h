@@ -24,8 +24,9 @@ bool decode_attention_applies(const torch::Tensor& q, const torch::Tensor& k, co
 // softmax in fp32, exp(s − max) scaled by 1/Σ). q [B,H,L,Dh]; k, v [B,Hkv,T,Dh] (any strides, e.g. a
 // view of the KV cache's buffer), query head h reading kv head h / (H / Hkv); mask undefined or
 // additive, broadcastable to [B,H,L,T]. Returns [B,L,H·Dh]. Equal to the matmul path up to fp32
-// summation order. Fails where decode_attention_applies does not hold. `kernel`: the SIMD family
-// (AVX-512 runs the AVX2 code: at Dh <= 128 the vectors are short).
+// summation order. Fails where decode_attention_applies does not hold. `kernel`: the SIMD family (the
+// scores through linear.h's dot_kernel; the weighted sum runs AVX2 code for AVX-512 too: at Dh <= 128
+// the vectors are short).
 torch::Tensor decode_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                const torch::Tensor& mask, LinearKernel kernel = default_linear_kernel());
 

@@ -458,7 +458,24 @@ void check_kernel(LinearKernel kernel) {
          kernel == LinearKernel::avx512 ? "AVX-512F, AVX2, FMA and F16C" : "AVX2, FMA and F16C");
 }
 
+// One fp32 row of `a` dotted with one row of x = `b`, through a row kernel.
+template <RowDot Dot>
+float dot_f32(const float* a, const float* b, int64_t n) {
+  float out;
+  Dot(reinterpret_cast<const uint8_t*>(a), &b, n, &out);
+  return out;
+}
+
 }  // namespace
+
+DotKernel dot_kernel(LinearKernel kernel) {
+  check_kernel(kernel);
+#if defined(__x86_64__)
+  if (kernel == LinearKernel::avx512) return dot_f32<dot_avx512<F::f32, 1>>;
+  if (kernel == LinearKernel::avx2) return dot_f32<dot_avx2<F::f32, 1>>;
+#endif
+  return dot_f32<dot_scalar<F::f32, 1>>;
+}
 
 bool linear_kernel_available(LinearKernel kernel) {
   const auto& f = cpu_features();

@@ -38,4 +38,9 @@ constexpr int64_t kSmallBatchRows = 16;
 torch::Tensor linear(const torch::Tensor& x, const PackedWeight& w, LinearKernel kernel);
 torch::Tensor linear_input_grad(const torch::Tensor& dy, const PackedWeight& w, LinearKernel kernel);
 
+// Σ a[i]·b[i] over n floats: the fp32 row kernel of `kernel`'s family, for other kernels that take dot
+// products (attention's scores). Fails when `kernel` cannot run.
+using DotKernel = float (*)(const float* a, const float* b, int64_t n);
+DotKernel dot_kernel(LinearKernel kernel);
+
 }  // namespace cb::kernels
