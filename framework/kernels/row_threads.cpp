@@ -15,11 +15,15 @@ using Clock = std::chrono::steady_clock;
 // A chunk takes microseconds: a caller that waits this long at the region's closing barrier after the
 // last chunk was claimed waited for a thread the OS had not run (another process on its core).
 constexpr auto kLateThread = std::chrono::milliseconds(1);
-// Calls then run on the caller alone before threads are tried again (~17 medium decode tokens): on a
-// busy machine every call would otherwise wait a time slice (measured: q4_0 decode 218 -> 12 tok/s).
-constexpr int kSerialCalls = 256;
+// After such a call the next calls run on the caller alone: a run that doubles with every late call and
+// shrinks by one with every call on time, within these bounds. On a busy machine every call would
+// otherwise wait a time slice (measured: q4_0 decode 218 -> 12 tok/s), and the run grows to ~17 medium
+// decode tokens. On a quiet one a late call is a rare hiccup: a fixed run of 256 after each put half of
+// a medium fp32 decode's calls on one thread (7 late calls in 3300; 32-45 -> 44-56 tok/s with the runs).
+constexpr int kMinSerialCalls = 16, kMaxSerialCalls = 256;
 
 std::atomic<int> serial_calls_left{0};
+std::atomic<int> serial_run{kMinSerialCalls};  // the length of the next run
 
 }  // namespace
 
@@ -43,7 +47,13 @@ void run_chunks(int64_t n, int64_t grain, ChunkFn fn, const void* ctx) {
       fn(ctx, c * grain, std::min(n, (c + 1) * grain));
     if (omp_get_thread_num() == 0) claimed_all = Clock::now();
   }
-  if (Clock::now() - claimed_all > kLateThread) serial_calls_left.store(kSerialCalls, std::memory_order_relaxed);
+  const int run = serial_run.load(std::memory_order_relaxed);
+  if (Clock::now() - claimed_all > kLateThread) {
+    serial_calls_left.store(run, std::memory_order_relaxed);
+    serial_run.store(std::min(2 * run, kMaxSerialCalls), std::memory_order_relaxed);
+  } else if (run > kMinSerialCalls) {
+    serial_run.store(run - 1, std::memory_order_relaxed);
+  }
 }
 
 }  // namespace cb::kernels::detail
