@@ -359,6 +359,20 @@ def trainer_pid(h, k):
     return None
 
 
+def wait_stopped(pid):
+    """Until every thread of pid is in the stopped state ('T' in /proc/pid/task/*/stat)."""
+    while True:
+        states = []
+        for t in os.listdir(f"/proc/{pid}/task"):
+            try:
+                states.append(open(f"/proc/{pid}/task/{t}/stat").read().rsplit(")", 1)[1].split()[0])
+            except OSError:
+                pass  # a thread that ended meanwhile
+        if all(s == "T" for s in states):
+            return
+        time.sleep(0.0002)
+
+
 def save_killed():
     need_netns()
     d, timeout_s = scenario_dir(), 8
@@ -376,6 +390,7 @@ def save_killed():
                 time.sleep(0.0005)
                 continue
             os.kill(rank0, signal.SIGSTOP)  # hold the writer, then take its host down
+            wait_stopped(rank0)  # kill() only queues the signal: the writer may still rename meanwhile
             if os.path.isdir(os.path.join(ckpts, names[0])):
                 tmp = names[0]
                 h.kill(0)
