@@ -22,6 +22,14 @@ constexpr auto kLateThread = std::chrono::milliseconds(1);
 // a medium fp32 decode's calls on one thread (7 late calls in 3300; 32-45 -> 44-56 tok/s with the runs).
 constexpr int kMinSerialCalls = 16, kMaxSerialCalls = 256;
 
+// A thread's range of chunks; a cache line each, so that claiming from one's own range is not slowed by
+// the others' claims.
+struct alignas(64) Range {
+  std::atomic<int64_t> next;
+  int64_t end;
+};
+constexpr int kMaxRanges = 64;  // larger teams share ranges (thread t starts in range t % 64)
+
 std::atomic<int> serial_calls_left{0};
 std::atomic<int> serial_run{kMinSerialCalls};  // the length of the next run
 
@@ -37,15 +45,28 @@ void run_chunks(int64_t n, int64_t grain, ChunkFn fn, const void* ctx) {
     return;
   }
   const int64_t chunks = (n + grain - 1) / grain;
-  std::atomic<int64_t> next{0};
+  // One contiguous range of chunks per thread of the team, each with its own counter: a thread streams
+  // its range in order, then takes what is left of the others'. Chunks dealt from one shared counter
+  // interleave the threads' reads every chunk, and the weights then stream ~1.3x slower from memory
+  // (q4_0 GEMVs of a medium decode from DRAM, 2 threads: 23-27 GB/s shared, 29-33 per-thread ranges).
+  Range ranges[kMaxRanges];
+  const int nr = static_cast<int>(std::clamp<int64_t>(omp_get_max_threads(), 1, std::min<int64_t>(kMaxRanges, chunks)));
+  for (int i = 0; i < nr; ++i) {
+    ranges[i].next.store(chunks * i / nr, std::memory_order_relaxed);
+    ranges[i].end = chunks * (i + 1) / nr;
+  }
   Clock::time_point claimed_all;  // when the caller found no chunk left
   // The team ATen's ops use (no num_threads clause: a team of another size makes libgomp rebuild its pool).
 #pragma omp parallel
   {
-    for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < chunks;
-         c = next.fetch_add(1, std::memory_order_relaxed))
-      fn(ctx, c * grain, std::min(n, (c + 1) * grain));
-    if (omp_get_thread_num() == 0) claimed_all = Clock::now();
+    const int t = omp_get_thread_num();
+    for (int k = 0; k < nr; ++k) {
+      Range& r = ranges[(t + k) % nr];
+      for (int64_t c = r.next.fetch_add(1, std::memory_order_relaxed); c < r.end;
+           c = r.next.fetch_add(1, std::memory_order_relaxed))
+        fn(ctx, c * grain, std::min(n, (c + 1) * grain));
+    }
+    if (t == 0) claimed_all = Clock::now();
   }
   const int run = serial_run.load(std::memory_order_relaxed);
   if (Clock::now() - claimed_all > kLateThread) {

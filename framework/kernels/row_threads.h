@@ -6,8 +6,9 @@
 // thread (row_threads.cpp alone is compiled with OpenMP: framework/CMakeLists.txt). Why OpenMP's threads
 // and not a pool of our own: after each parallel ATen op the OpenMP workers spin for a while, so a second
 // pool finds the other core taken (measured: q4_0 decode 158 tok/s with a pool of ours, 207 with
-// OMP_WAIT_POLICY=PASSIVE). Chunks are claimed from a shared counter rather than split evenly, so a
-// thread that starts late (another process on its core) leaves its share to the others; but OpenMP's
+// OMP_WAIT_POLICY=PASSIVE). Each thread claims the chunks of a contiguous range of its own, then what is
+// left of the others' ranges, so a thread that starts late (another process on its core) leaves its
+// share to the others while each thread still streams its weights in order; but OpenMP's
 // closing barrier still waits for it, so when a call waited that way the next calls run on the caller
 // alone for a while (a busy machine: single-thread speed instead of a time slice per call).
 #pragma once
