@@ -52,6 +52,7 @@ struct FrozenLinearFunction : torch::autograd::Function<FrozenLinearFunction> {
 };
 
 constexpr int64_t kRowsPerSlice = 256;
+static_assert(kRowsPerSlice % kernels::kPanelRows == 0, "a slice of rows must hold whole panels");
 
 void copy_as_is(torch::Tensor dst, const torch::Tensor& src) { dst.copy_(src); }
 
@@ -96,6 +97,17 @@ FrozenLinearImpl::FrozenLinearImpl(const FrozenLinearOptions& o)
   else if (w.is_meta())  // its meta-device shape
     w = torch::empty(shape, torch::TensorOptions().dtype(dense_dtype(o.format)).device(w.device()));
   weight = register_parameter("weight", w, /*requires_grad=*/!block);
+  if (block && o.init && weight.is_cpu() && kernels::preferred_layout(o.format) == kernels::BlockLayout::panels) {
+    kernels::storage_to_panels(weight, o.format);
+    layout_ = kernels::BlockLayout::panels;
+  }
+}
+
+torch::Tensor FrozenLinearImpl::packed_rows() const {
+  if (layout_ == kernels::BlockLayout::rows) return weight;
+  auto rows = weight.detach().clone();
+  kernels::storage_to_rows(rows, block_format_);
+  return rows;
 }
 
 WeightFormat FrozenLinearImpl::format() const {
@@ -108,7 +120,9 @@ WeightFormat FrozenLinearImpl::format() const {
   }
 }
 
-kernels::PackedWeight FrozenLinearImpl::packed() const { return {format(), out_features, in_features, weight}; }
+kernels::PackedWeight FrozenLinearImpl::packed() const {
+  return {format(), out_features, in_features, weight, layout_};
+}
 
 torch::Tensor FrozenLinearImpl::forward(const torch::Tensor& x) {
   const bool grad = torch::GradMode::is_enabled();
@@ -139,18 +153,29 @@ void FrozenLinearImpl::set_weight(const torch::Tensor& w, const std::string& sou
   if (same_format && w.device() == weight.device() && (map_packed_ || !w.is_cpu())) {
     weight.set_data(w.contiguous());  // used as stored: no copy
     stored_as_given_ = true;
+    layout_ = kernels::BlockLayout::rows;
     return;
   }
   if (stored_as_given_ && weight.is_cpu())  // never write into a file's read-only mapping
     weight.set_data(kernels::empty_weight_storage(weight.sizes(), weight.scalar_type()));
   stored_as_given_ = false;
-  if (same_format) return copy_by_slices(weight, w);
-  const auto dense =
-      packed_source ? kernels::unpack_weight({*source_format, out_features, in_features, w.contiguous()}) : w;
-  if (!kernels::is_block_format(target)) return copy_by_slices(weight, dense);  // cast into the existing storage
-  // Packed a slice of rows at a time into the existing storage: no fp32 copy of the whole weight.
-  copy_by_slices(weight, dense,
-                 [&](torch::Tensor d, const torch::Tensor& s) { d.copy_(kernels::pack_weight(s, target).data); });
+  // The layer's own copy takes the CPU's preferred layout, slice by slice while the slice is in cache.
+  const auto layout = weight.is_cpu() ? kernels::preferred_layout(target) : kernels::BlockLayout::rows;
+  const auto store = [&](torch::Tensor d, const torch::Tensor& packed_rows) {
+    d.copy_(packed_rows);
+    if (layout == kernels::BlockLayout::panels) kernels::storage_to_panels(d, target);
+  };
+  if (same_format) {
+    copy_by_slices(weight, w, store);
+  } else {
+    const auto dense =
+        packed_source ? kernels::unpack_weight({*source_format, out_features, in_features, w.contiguous()}) : w;
+    if (!kernels::is_block_format(target)) return copy_by_slices(weight, dense);  // cast into the existing storage
+    // Packed a slice of rows at a time into the existing storage: no fp32 copy of the whole weight.
+    copy_by_slices(weight, dense,
+                   [&](torch::Tensor d, const torch::Tensor& s) { store(d, kernels::pack_weight(s, target).data); });
+  }
+  layout_ = layout;
 }
 
 void FrozenLinearImpl::to(torch::Device device, torch::Dtype dtype, bool non_blocking) {

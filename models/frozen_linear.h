@@ -3,10 +3,12 @@
 //
 // The state-dict name stays `weight` (HF checkpoints, golden fixtures and ChatBridge checkpoints load
 // unchanged): a dense format holds W [out, in] in its dtype, a block format the packed uint8
-// [out, row_bytes] storage. The forward is kernels::linear: on the CPU x is taken in fp32 whatever the
-// storage (no LibTorch bf16 GEMM, which runs at a few GFLOP/s on AVX2), on CUDA in x's dtype. Gradients
-// reach x through kernels::linear_input_grad; W never gets one. A weight that trains (stage 0's
-// llama_causal_lm trains every parameter) must be fp32 and goes through torch's linear.
+// [out, row_bytes] storage. On AVX-512 CPUs a q4_0 layer's own storage lies in row panels
+// (weight_format.h); packed() says so and packed_rows() gives the file layout. The forward is
+// kernels::linear: on the CPU x is taken in fp32 whatever the storage (no LibTorch bf16 GEMM, which
+// runs at a few GFLOP/s on AVX2), on CUDA in x's dtype. Gradients reach x through
+// kernels::linear_input_grad; W never gets one. A weight that trains (stage 0's llama_causal_lm trains
+// every parameter) must be fp32 and goes through torch's linear.
 #pragma once
 #include <torch/torch.h>
 
@@ -41,6 +43,8 @@ struct FrozenLinearImpl : torch::nn::Module {
 
   kernels::WeightFormat format() const;  // a dense format follows the weight's dtype (module.to(dtype))
   kernels::PackedWeight packed() const;
+  // The block format's storage as files hold it (rows): `weight` itself, or a copy when it lies in panels.
+  torch::Tensor packed_rows() const;
 
   // Block formats keep their uint8 storage when the module is cast (devices still move).
   using torch::nn::Module::to;
@@ -52,6 +56,8 @@ struct FrozenLinearImpl : torch::nn::Module {
 
  private:
   kernels::WeightFormat block_format_;  // the format when it is a block format (else unused)
+  // How the block format's storage lies: panels only in the layer's own CPU memory, never a given tensor.
+  kernels::BlockLayout layout_ = kernels::BlockLayout::rows;
   bool map_packed_;
   bool stored_as_given_ = false;  // `weight` is a tensor set_weight was given (maybe a read-only mapping)
 };

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <vector>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -36,8 +37,10 @@ constexpr int64_t kTileFloats = int64_t{1} << 20;
 using RowDot = void (*)(const uint8_t* w, const float* const* x, int64_t cols, float* out);
 // One stored row -> cols floats.
 using RowDequant = void (*)(const uint8_t* w, int64_t cols, float* out);
-
-constexpr int64_t block_bytes(F f) { return f == F::q8_0 ? 2 + 32 : 2 + 16; }
+// One panel of 16 stored rows (weight_format.h) · up to kRowGroup rows of x: out[i * 16 + r] = Σ_c W[r, c] x[i][c].
+using PanelDot = void (*)(const uint8_t* panel, const float* const* x, int64_t cols, float* out);
+// One panel of 16 stored rows -> 16 x cols floats, row after row.
+using PanelDequant = void (*)(const uint8_t* panel, int64_t cols, float* out);
 
 inline float half_bits_to_float(const uint8_t* p) {
   uint16_t h;
@@ -363,6 +366,80 @@ CB_AVX512 void dequant_avx512(const uint8_t* w, int64_t cols, float* out) {
     for (; c < cols; ++c) out[c] = dense_at<Fmt>(w, c);
   }
 }
+// q4_0 row panels: the 16 rows' weights of one input column are one vector, multiplied by that column's
+// x broadcast from memory; the 16 rows' block scales are one vector too, applied once per block.
+
+// Independent FMA chains per row of x in a panel block: enough to cover the FMA latency (4 cycles, one
+// vector a cycle) with the other rows' chains; one row of x alone needs four.
+template <int NM>
+constexpr int kPanelChains = NM == 1 ? 4 : 2;
+
+// s[j % chains][i] += q · x[i][off + j]: one column j of a panel block (q: its 16 rows' weights).
+template <int NM>
+CB_AVX512 inline void panel_column(__m512 q, const float* const* x, int64_t off, int64_t j, __m512 (*s)[NM]) {
+  __m512* chain = s[j % kPanelChains<NM>];
+  for (int i = 0; i < NM; ++i) chain[i] = _mm512_fmadd_ps(q, _mm512_set1_ps(x[i][off + j]), chain[i]);
+}
+
+// acc[i] += d ⊙ Σ_j q[:, j] x[i][off + j] over one block of a panel, d and q[:, j] 16 lanes (the rows).
+template <int NM>
+CB_AVX512 inline void panel_block_dot16(const uint8_t* pb, const float* const* x, int64_t off, __m512* acc) {
+  const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb)));
+  const uint8_t* quants = pb + 2 * kPanelRows;
+  __m512 s[kPanelChains<NM>][NM];
+  for (auto& chain : s)
+    for (int i = 0; i < NM; ++i) chain[i] = _mm512_setzero_ps();
+  // Lane r's 32 bits hold row r's 8 nibbles; the lookup reads the low 4 bits, so a shift selects one.
+  const __m512 minus8 = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+  for (int k = 0; k < 4; ++k) {
+    const __m512i v = _mm512_loadu_si512(quants + 64 * k);
+    panel_column<NM>(_mm512_permutexvar_ps(v, minus8), x, off, 8 * k, s);
+    panel_column<NM>(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), minus8), x, off, 8 * k + 1, s);
+    panel_column<NM>(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 8), minus8), x, off, 8 * k + 2, s);
+    panel_column<NM>(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 12), minus8), x, off, 8 * k + 3, s);
+    panel_column<NM>(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 16), minus8), x, off, 8 * k + 4, s);
+    panel_column<NM>(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 20), minus8), x, off, 8 * k + 5, s);
+    panel_column<NM>(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 24), minus8), x, off, 8 * k + 6, s);
+    panel_column<NM>(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 28), minus8), x, off, 8 * k + 7, s);
+  }
+  for (int i = 0; i < NM; ++i) {
+    __m512 sum = s[0][i];
+    for (int c = 1; c < kPanelChains<NM>; ++c) sum = _mm512_add_ps(sum, s[c][i]);
+    acc[i] = _mm512_fmadd_ps(d, sum, acc[i]);
+  }
+}
+
+template <int NM>
+CB_AVX512 void panel_dot_avx512(const uint8_t* panel, const float* const* x, int64_t cols, float* out) {
+  __m512 acc[NM];
+  for (int i = 0; i < NM; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < cols / kQuantBlock; ++b)
+    panel_block_dot16<NM>(panel + b * kPanelRows * block_bytes(F::q4_0), x, b * kQuantBlock, acc);
+  for (int i = 0; i < NM; ++i) _mm512_storeu_ps(out + kPanelRows * i, acc[i]);
+}
+
+// Row r's 16 weights 16h..16h+15 of a block are its 32-bit lanes of chunks 2h and 2h+1: each broadcast
+// over 8 lanes, shifted by 0, 4, ..., 28 and looked up, then scaled (d·q exact, as dequant_avx512).
+CB_AVX512 void panel_dequant_avx512(const uint8_t* panel, int64_t cols, float* out) {
+  const __m512 minus8 = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+  const __m512i shifts = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
+  for (int64_t b = 0; b < cols / kQuantBlock; ++b) {
+    const uint8_t* pb = panel + b * kPanelRows * block_bytes(F::q4_0);
+    const uint8_t* quants = pb + 2 * kPanelRows;
+    for (int r = 0; r < kPanelRows; ++r) {
+      const __m512 d = block_scale16(pb + 2 * r);
+      for (int h = 0; h < 2; ++h) {
+        uint32_t lo, hi;
+        std::memcpy(&lo, quants + 64 * (2 * h) + 4 * r, 4);
+        std::memcpy(&hi, quants + 64 * (2 * h + 1) + 4 * r, 4);
+        const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(static_cast<int>(lo))),
+                                             _mm256_set1_epi32(static_cast<int>(hi)), 1);
+        const __m512 q = _mm512_permutexvar_ps(_mm512_srlv_epi32(v, shifts), minus8);
+        _mm512_storeu_ps(out + r * cols + b * kQuantBlock + 16 * h, _mm512_mul_ps(d, q));
+      }
+    }
+  }
+}
 #pragma GCC diagnostic pop
 #undef CB_AVX512
 #endif
@@ -372,13 +449,25 @@ CB_AVX512 void dequant_avx512(const uint8_t* w, int64_t cols, float* out) {
 struct FormatKernels {
   std::array<RowDot, kRowGroup> dot;  // dot[n - 1] takes n rows of x
   RowDequant dequant;
+  // q4_0: panel_dot[n - 1] takes n rows of x, panel_dequant a panel; empty: panels are taken apart into
+  // rows first (families without panel kernels; panels are only laid out where the AVX-512 family runs,
+  // preferred_layout).
+  std::array<PanelDot, kRowGroup> panel_dot{};
+  PanelDequant panel_dequant = nullptr;
 };
 
 template <F Fmt>
 FormatKernels kernels_for(LinearKernel k) {
 #if defined(__x86_64__)
-  if (k == LinearKernel::avx512)
-    return {{dot_avx512<Fmt, 1>, dot_avx512<Fmt, 2>, dot_avx512<Fmt, 3>, dot_avx512<Fmt, 4>}, dequant_avx512<Fmt>};
+  if (k == LinearKernel::avx512) {
+    FormatKernels out{{dot_avx512<Fmt, 1>, dot_avx512<Fmt, 2>, dot_avx512<Fmt, 3>, dot_avx512<Fmt, 4>},
+                      dequant_avx512<Fmt>};
+    if constexpr (Fmt == F::q4_0) {
+      out.panel_dot = {panel_dot_avx512<1>, panel_dot_avx512<2>, panel_dot_avx512<3>, panel_dot_avx512<4>};
+      out.panel_dequant = panel_dequant_avx512;
+    }
+    return out;
+  }
   if (k == LinearKernel::avx2)
     return {{dot_avx2<Fmt, 1>, dot_avx2<Fmt, 2>, dot_avx2<Fmt, 3>, dot_avx2<Fmt, 4>}, dequant_avx2<Fmt>};
 #endif
@@ -404,20 +493,61 @@ int64_t row_grain(const PackedWeight& w) {
   return std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, row_bytes(w.format, w.cols)));
 }
 
-// y [M, rows] = x [M, cols] · Wᵀ, M <= kSmallBatchRows: each thread walks its output rows, reading each
-// weight row once for all M rows of x (the row stays in L1 across the groups of kRowGroup).
+// The units the threads share out: W's panels of 16 rows (weight_format.h), then its rows after the last
+// full panel one by one (all rows, in the rows layout).
+struct RowUnits {
+  int64_t panels = 0, count = 0;
+  int64_t first_row(int64_t u) const { return u < panels ? u * kPanelRows : u - panels + panels * kPanelRows; }
+  int64_t rows(int64_t u) const { return u < panels ? kPanelRows : 1; }
+};
+
+// The units of W's rows [r0, r0 + n), r0 a multiple of kPanelRows when W is in panels.
+RowUnits row_units(const PackedWeight& w, int64_t r0, int64_t n) {
+  const int64_t panel_rows = w.layout == BlockLayout::panels ? w.rows / kPanelRows * kPanelRows : 0;
+  const int64_t panels = std::clamp<int64_t>(panel_rows - r0, 0, n) / kPanelRows;
+  return {panels, panels + n - panels * kPanelRows};
+}
+
+// Units per chunk for row_grain's rows per chunk.
+int64_t unit_grain(const PackedWeight& w, const RowUnits& u) {
+  return u.panels ? std::max<int64_t>(1, row_grain(w) / kPanelRows) : row_grain(w);
+}
+
+// A q4_0 panel taken apart into its 16 rows, in the calling thread's buffer (grown as needed and kept).
+const uint8_t* panel_as_rows(const uint8_t* panel, int64_t cols) {
+  thread_local std::vector<uint8_t> buffer;
+  buffer.resize(static_cast<size_t>(kPanelRows * row_bytes(F::q4_0, cols)));
+  panel_to_rows(panel, cols, buffer.data());
+  return buffer.data();
+}
+
+// y [M, rows] = x [M, cols] · Wᵀ, M <= kSmallBatchRows: each thread walks its units (a panel or a row),
+// reading each one's weights once for all M rows of x (they stay in L1/L2 across the groups of kRowGroup).
 void row_kernel_linear(const float* x, int64_t M, const PackedWeight& w, const FormatKernels& k, float* y) {
   const uint8_t* base = storage(w);
   const int64_t stride = row_bytes(w.format, w.cols), cols = w.cols, rows = w.rows;
-  parallel_rows(rows, row_grain(w), [&](int64_t r0, int64_t r1) {
+  const auto units = row_units(w, 0, rows);
+  parallel_rows(units.count, unit_grain(w, units), [&](int64_t u0, int64_t u1) {
     const float* xs[kRowGroup];
-    float out[kRowGroup];
-    for (int64_t r = r0; r < r1; ++r) {
+    float out[kRowGroup * kPanelRows], row_out[kRowGroup];  // out[i * 16 + r]: x row i, weight row r of the unit
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t r0 = units.first_row(u), nr = units.rows(u);
+      const bool panel_kernel = u < units.panels && k.panel_dot[0];
+      const uint8_t* wr = base + r0 * stride;
+      if (u < units.panels && !panel_kernel) wr = panel_as_rows(wr, cols);
       for (int64_t m = 0; m < M; m += kRowGroup) {
         const int n = static_cast<int>(std::min<int64_t>(kRowGroup, M - m));
         for (int i = 0; i < n; ++i) xs[i] = x + (m + i) * cols;
-        k.dot[n - 1](base + r * stride, xs, cols, out);
-        for (int i = 0; i < n; ++i) y[(m + i) * rows + r] = out[i];
+        if (panel_kernel) {
+          k.panel_dot[n - 1](wr, xs, cols, out);
+        } else {
+          for (int64_t r = 0; r < nr; ++r) {
+            k.dot[n - 1](wr + r * stride, xs, cols, row_out);
+            for (int i = 0; i < n; ++i) out[i * kPanelRows + r] = row_out[i];
+          }
+        }
+        for (int i = 0; i < n; ++i)
+          for (int64_t r = 0; r < nr; ++r) y[(m + i) * rows + r0 + r] = out[i * kPanelRows + r];
       }
     }
   });
@@ -434,21 +564,34 @@ torch::Tensor tile_buffer(int64_t tile_rows, int64_t cols) {
 template <class Fn>
 void for_each_dequantised_tile(const PackedWeight& w, const FormatKernels& k, Fn&& fn) {
   const int64_t cols = w.cols, stride = row_bytes(w.format, cols);
-  const int64_t tile_rows =
-      std::clamp<int64_t>(kTileFloats / std::max<int64_t>(1, cols), 16, std::max<int64_t>(16, w.rows));
+  const int64_t tile_rows =  // whole panels
+      std::clamp<int64_t>(kTileFloats / std::max<int64_t>(1, cols), 16, std::max<int64_t>(16, w.rows)) / kPanelRows *
+      kPanelRows;
   const uint8_t* base = storage(w);
   for (int64_t r0 = 0; r0 < w.rows; r0 += tile_rows) {
     const int64_t n = std::min(tile_rows, w.rows - r0);
     auto tile = tile_buffer(tile_rows, cols).narrow(0, 0, n);
     float* t = tile.data_ptr<float>();
-    parallel_rows(n, row_grain(w), [&](int64_t a, int64_t b) {
-      for (int64_t r = a; r < b; ++r) k.dequant(base + (r0 + r) * stride, cols, t + r * cols);
+    const auto units = row_units(w, r0, n);
+    parallel_rows(units.count, unit_grain(w, units), [&](int64_t u0, int64_t u1) {
+      for (int64_t u = u0; u < u1; ++u) {
+        const int64_t r = units.first_row(u);  // within the tile
+        const uint8_t* wr = base + (r0 + r) * stride;
+        if (u < units.panels && k.panel_dequant) {
+          k.panel_dequant(wr, cols, t + r * cols);
+          continue;
+        }
+        if (u < units.panels) wr = panel_as_rows(wr, cols);
+        for (int64_t i = 0; i < units.rows(u); ++i) k.dequant(wr + i * stride, cols, t + (r + i) * cols);
+      }
     });
     fn(r0, tile);
   }
 }
 
 bool fast_path(const torch::Tensor& x, const PackedWeight& w) {
+  if (w.layout == BlockLayout::panels && w.format != F::q4_0)
+    fail("linear: a {} weight cannot lie in row panels (q4_0 only)", weight_format_name(w.format));
   return x.device().is_cpu() && w.data.device().is_cpu() && x.scalar_type() == torch::kFloat;
 }
 
@@ -504,6 +647,11 @@ LinearKernel default_linear_kernel() {
     return LinearKernel::scalar;
   }();
   return kernel;
+}
+
+BlockLayout preferred_layout(WeightFormat f) {
+  return f == WeightFormat::q4_0 && default_linear_kernel() == LinearKernel::avx512 ? BlockLayout::panels
+                                                                                    : BlockLayout::rows;
 }
 
 torch::Tensor linear(const torch::Tensor& x, const PackedWeight& w) { return linear(x, w, default_linear_kernel()); }

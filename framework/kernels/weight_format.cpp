@@ -4,8 +4,10 @@
 
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "framework/error.h"
+#include "framework/kernels/row_threads.h"
 
 namespace cb::kernels {
 
@@ -40,8 +42,6 @@ torch::Dtype dense_dtype(WeightFormat f) {
     default: return torch::kFloat;
   }
 }
-
-int64_t block_bytes(WeightFormat f) { return f == WeightFormat::q8_0 ? 2 + 32 : 2 + 16; }
 
 void check_block_cols(WeightFormat f, int64_t cols) {
   if (cols % kQuantBlock != 0)
@@ -90,7 +90,65 @@ void dequantize_row(WeightFormat f, const uint8_t* in, int64_t cols, float* y) {
   }
 }
 
+// Row r's element j of a panel block's quants (weight_format.h), as its nibble.
+inline uint8_t panel_nibble(const uint8_t* quants, int r, int j) {
+  return (quants[64 * (j / 8) + 4 * r + (j % 8) / 2] >> (4 * (j % 2))) & 0x0F;
+}
+
+// Converts the storage's full groups of 16 rows in place with `convert(group -> scratch)`, then copies back.
+template <class Convert>
+void convert_groups(torch::Tensor& data, WeightFormat f, Convert convert) {
+  if (f != WeightFormat::q4_0 || !data.is_cpu() || !data.is_contiguous() || data.scalar_type() != torch::kUInt8 ||
+      data.dim() != 2)
+    fail("row panels: expected the contiguous uint8 CPU storage of a q4_0 weight");
+  const int64_t rb = data.size(1), cols = rb / block_bytes(f) * kQuantBlock, group = kPanelRows * rb;
+  uint8_t* base = data.data_ptr<uint8_t>();
+  parallel_rows(data.size(0) / kPanelRows, 1, [&](int64_t g0, int64_t g1) {
+    std::vector<uint8_t> scratch(static_cast<size_t>(group));
+    for (int64_t g = g0; g < g1; ++g) {
+      convert(base + g * group, cols, scratch.data());
+      std::memcpy(base + g * group, scratch.data(), scratch.size());
+    }
+  });
+}
+
 }  // namespace
+
+void rows_to_panel(const uint8_t* rows, int64_t cols, uint8_t* panel) {
+  const int64_t bb = block_bytes(WeightFormat::q4_0), rb = row_bytes(WeightFormat::q4_0, cols);
+  for (int64_t b = 0; b < cols / kQuantBlock; ++b) {
+    uint8_t* pb = panel + b * kPanelRows * bb;
+    uint8_t* quants = pb + 2 * kPanelRows;
+    for (int r = 0; r < kPanelRows; ++r) {
+      const uint8_t* blk = rows + r * rb + b * bb;
+      std::memcpy(pb + 2 * r, blk, 2);
+      // Elements 0-15 are the low nibbles of the block's bytes 0-15, elements 16-31 their high nibbles.
+      const uint8_t* qs = blk + 2;
+      for (int i = 0; i < 16; i += 2) {
+        quants[64 * (i / 8) + 4 * r + (i % 8) / 2] = static_cast<uint8_t>((qs[i] & 0x0F) | (qs[i + 1] << 4));
+        quants[64 * (2 + i / 8) + 4 * r + (i % 8) / 2] = static_cast<uint8_t>((qs[i] >> 4) | (qs[i + 1] & 0xF0));
+      }
+    }
+  }
+}
+
+void panel_to_rows(const uint8_t* panel, int64_t cols, uint8_t* rows) {
+  const int64_t bb = block_bytes(WeightFormat::q4_0), rb = row_bytes(WeightFormat::q4_0, cols);
+  for (int64_t b = 0; b < cols / kQuantBlock; ++b) {
+    const uint8_t* pb = panel + b * kPanelRows * bb;
+    const uint8_t* quants = pb + 2 * kPanelRows;
+    for (int r = 0; r < kPanelRows; ++r) {
+      uint8_t* blk = rows + r * rb + b * bb;
+      std::memcpy(blk, pb + 2 * r, 2);
+      for (int j = 0; j < 16; ++j)
+        blk[2 + j] = static_cast<uint8_t>(panel_nibble(quants, r, j) | panel_nibble(quants, r, j + 16) << 4);
+    }
+  }
+}
+
+void storage_to_panels(torch::Tensor& data, WeightFormat f) { convert_groups(data, f, rows_to_panel); }
+
+void storage_to_rows(torch::Tensor& data, WeightFormat f) { convert_groups(data, f, panel_to_rows); }
 
 int64_t row_bytes(WeightFormat f, int64_t cols) {
   if (!is_block_format(f)) return cols * static_cast<int64_t>(c10::elementSize(dense_dtype(f)));
@@ -126,12 +184,16 @@ PackedWeight packed_weight_from_storage(torch::Tensor data, WeightFormat f, int6
     fail("{} weight [{}, {}]: stored tensor is {} {}, expected {} {}", weight_format_name(f), rows, cols,
          std::string(c10::toString(data.scalar_type())), fmt::join(data.sizes(), "x"), std::string(c10::toString(want)),
          fmt::join(shape, "x"));
-  return {f, rows, cols, data.contiguous()};
+  return {f, rows, cols, data.contiguous(), BlockLayout::rows};
 }
 
 torch::Tensor unpack_weight(const PackedWeight& w, torch::Dtype dtype) {
   if (!is_block_format(w.format)) return w.data.to(dtype);
-  const auto src = w.data.to(torch::kCPU).contiguous();
+  auto src = w.data.to(torch::kCPU).contiguous();
+  if (w.layout == BlockLayout::panels) {
+    src = src.clone();
+    storage_to_rows(src, w.format);
+  }
   auto out = torch::empty({w.rows, w.cols}, torch::kFloat);
   const uint8_t* in = src.data_ptr<uint8_t>();
   float* y = out.data_ptr<float>();

@@ -8,6 +8,14 @@
 //         d = m / -8 where m is the block's element of largest magnitude (sign kept), nibble =
 //         min(15, trunc(w / d + 8.5)) (llama.cpp's Q4_0 block).
 // Block formats need cols % 32 == 0 and are stored as uint8 [rows, row_bytes(format, cols)].
+//
+// In memory q4_0 may also lie in row panels (BlockLayout::panels), the AVX-512 row kernel's layout: one
+// 64-byte load feeds 16 output rows (linear.h: preferred_layout). Each full group of 16 rows (rows past
+// the last full group stay as rows) takes the bytes of its 16 rows, so `data` keeps its shape; per block b
+// of the group, in order: the 16 rows' fp16 scales d (row 0 first), then 4 chunks of 64 bytes; bytes
+// 4r..4r+3 of chunk k hold row r's elements 8k..8k+7, byte t the element 8k+2t in its low nibble and
+// 8k+2t+1 in its high nibble (nibble = element + 8, as in rows). Panels never leave memory: files,
+// pack_weight and unpack_weight speak rows.
 #pragma once
 #include <torch/torch.h>
 
@@ -19,20 +27,26 @@ namespace cb::kernels {
 enum class WeightFormat { f32, bf16, f16, q8_0, q4_0 };
 
 constexpr int64_t kQuantBlock = 32;
+constexpr int64_t kPanelRows = 16;
+
+enum class BlockLayout { rows, panels };
 
 // "fp32"/"f32", "bf16", "fp16"/"f16", "q8_0", "q4_0"; anything else fails naming `what`.
 WeightFormat parse_weight_format(const std::string& name, const std::string& what = "weight format");
 const char* weight_format_name(WeightFormat f);  // "fp32", "bf16", "fp16", "q8_0", "q4_0"
 bool is_block_format(WeightFormat f);
+// Bytes of one block of a block format: fp16 scale + quants (q8_0: 34, q4_0: 18).
+constexpr int64_t block_bytes(WeightFormat f) { return f == WeightFormat::q8_0 ? 2 + 32 : 2 + 16; }
 // Bytes of one stored row of `cols` input features.
 int64_t row_bytes(WeightFormat f, int64_t cols);
 
 // W in one storage format. `data` is contiguous, on the CPU or a CUDA device: float/bfloat16/half
-// [rows, cols] for the dense formats, uint8 [rows, row_bytes] for the block formats.
+// [rows, cols] for the dense formats, uint8 [rows, row_bytes] for the block formats, in `layout`.
 struct PackedWeight {
   WeightFormat format = WeightFormat::f32;
   int64_t rows = 0, cols = 0;
   torch::Tensor data;
+  BlockLayout layout = BlockLayout::rows;
 
   int64_t bytes() const { return data.defined() ? data.numel() * data.element_size() : 0; }
 };
@@ -43,5 +57,14 @@ PackedWeight pack_weight(const torch::Tensor& w, WeightFormat f);
 PackedWeight packed_weight_from_storage(torch::Tensor data, WeightFormat f, int64_t rows, int64_t cols);
 // The dequantised weight [rows, cols] as `dtype`, on the storage's device.
 torch::Tensor unpack_weight(const PackedWeight& w, torch::Dtype dtype = torch::kFloat);
+
+// One group of 16 q4_0 rows of `cols` features between the two layouts: `rows` is 16 x row_bytes bytes,
+// row after row; `panel` the same bytes as a panel. The buffers must not overlap.
+void rows_to_panel(const uint8_t* rows, int64_t cols, uint8_t* panel);
+void panel_to_rows(const uint8_t* panel, int64_t cols, uint8_t* rows);
+// In place: q4_0's contiguous CPU storage [n, row_bytes] from rows to panels or back (its full groups of
+// 16 rows; the rest stays as rows).
+void storage_to_panels(torch::Tensor& data, WeightFormat f);
+void storage_to_rows(torch::Tensor& data, WeightFormat f);
 
 }  // namespace cb::kernels

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "framework/error.h"
+#include "framework/kernels/linear.h"
 #include "framework/kernels/weight_format.h"
 #include "models/frozen_linear.h"
 #include "models/llama.h"
@@ -115,6 +116,28 @@ TEST_CASE("FrozenLinear: packed storage copied in or used as stored, re-packed a
                     Catch::Contains("short.weight") && Catch::Contains("8x64"));
 }
 
+TEST_CASE("FrozenLinear q4_0: its own storage in the CPU's preferred layout, the file's rows on request") {
+  torch::manual_seed(8);
+  const auto w = torch::randn({40, 64});  // two panels of 16 and 8 rows
+  const auto rows = cb::kernels::pack_weight(w, WeightFormat::q4_0).data;
+  const auto preferred = cb::kernels::preferred_layout(WeightFormat::q4_0);
+  auto fresh = frozen(64, 40, WeightFormat::q4_0);
+  CHECK(fresh->packed().layout == preferred);
+  for (const bool map : {false, true}) {
+    INFO("map_packed " << map);
+    auto lin = frozen(64, 40, WeightFormat::q4_0, /*init=*/false, map);
+    lin->set_weight(rows, "q4 tensor");
+    // A mapped file's bytes are used as they lie (rows); the layer's own copy takes the preferred layout.
+    CHECK(lin->packed().layout == (map ? cb::kernels::BlockLayout::rows : preferred));
+    CHECK(torch::equal(lin->packed_rows(), rows));
+    torch::NoGradGuard no_grad;
+    const auto x = torch::randn({3, 64});
+    const auto ref = torch::matmul(x.to(torch::kDouble),
+                                   cb::kernels::unpack_weight({WeightFormat::q4_0, 40, 64, rows}, torch::kDouble).t());
+    CHECK(torch::allclose(lin(x).to(torch::kDouble), ref, 1e-5, 1e-4));
+  }
+}
+
 TEST_CASE("load_state_dict_into_frozen: an fp32 LLaMA state dict into a q4_0 LLaMA, names unchanged") {
   cb::LlamaConfig c;
   c.vocab_size = 50, c.hidden_size = 64, c.intermediate_size = 96, c.num_hidden_layers = 2;
@@ -129,6 +152,7 @@ TEST_CASE("load_state_dict_into_frozen: an fp32 LLaMA state dict into a q4_0 LLa
   CHECK(report.loaded == sd.size());
   CHECK(q4->lm_head->weight.scalar_type() == torch::kByte);
   CHECK(q4->model->embed_tokens->weight.scalar_type() == torch::kHalf);
-  CHECK(torch::equal(q4->lm_head->weight, cb::kernels::pack_weight(fp32->lm_head->weight, WeightFormat::q4_0).data));
+  CHECK(torch::equal(q4->lm_head->packed_rows(),
+                     cb::kernels::pack_weight(fp32->lm_head->weight, WeightFormat::q4_0).data));
   CHECK_THROWS_WITH(cb::LlamaStorage::from_precision("int8"), Catch::Contains("model.llama_precision"));
 }

@@ -66,6 +66,27 @@ TEST_CASE("linear: every format, kernel and path against dequantise + matmul in 
         }
 }
 
+TEST_CASE("linear: q4_0 in row panels, every kernel and path, panels and the rows after them") {
+  torch::manual_seed(15);
+  for (const auto kernel : kernels_here())
+    for (const int64_t cols : cols_for(WeightFormat::q4_0))
+      for (const int64_t rows : {7, 16, 37, 48})
+        for (const int64_t M : {1, 2, 3, 5, 17, 64}) {
+          INFO(linear_kernel_name(kernel) << " rows " << rows << " cols " << cols << " M " << M);
+          auto w = random_weight(WeightFormat::q4_0, rows, cols);
+          const auto W = unpack_weight(w, torch::kDouble);
+          storage_to_panels(w.data, w.format);
+          w.layout = BlockLayout::panels;
+          const auto x = torch::randn({M, cols});
+          CHECK(excess_error(linear(x, w, kernel), x.to(torch::kDouble), W.t(), cols) <= 0);
+          const auto dy = torch::randn({M, rows});
+          CHECK(excess_error(linear_input_grad(dy, w, kernel), dy.to(torch::kDouble), W, rows) <= 0);
+        }
+  auto q8 = random_weight(WeightFormat::q8_0, 16, 32);
+  q8.layout = BlockLayout::panels;
+  CHECK_THROWS_WITH(linear(torch::randn({1, 32}), q8), Catch::Contains("q4_0 only"));
+}
+
 TEST_CASE("linear: x of 1, 2 and 3 dimensions keeps its leading shape") {
   const auto f = GENERATE(WeightFormat::f32, WeightFormat::bf16, WeightFormat::q4_0);
   torch::manual_seed(12);
@@ -94,11 +115,15 @@ TEST_CASE("linear: x of 1, 2 and 3 dimensions keeps its leading shape") {
 }
 
 TEST_CASE("linear: a weight of several dequantised tiles (the BLAS path's tile loop and its last partial tile)") {
-  const auto f = GENERATE(WeightFormat::bf16, WeightFormat::q8_0);
+  const auto f = GENERATE(WeightFormat::bf16, WeightFormat::q8_0, WeightFormat::q4_0);
   torch::manual_seed(13);
   const int64_t rows = 1100, cols = 2048, M = 17;  // 512 rows a tile: two whole tiles and 76 rows
-  const auto w = random_weight(f, rows, cols);
+  auto w = random_weight(f, rows, cols);
   const auto W = unpack_weight(w, torch::kDouble);
+  if (f == WeightFormat::q4_0) {  // 68 panels and 12 rows
+    storage_to_panels(w.data, f);
+    w.layout = BlockLayout::panels;
+  }
   for (const auto kernel : kernels_here()) {
     INFO(weight_format_name(f) << " " << linear_kernel_name(kernel));
     const auto x = torch::randn({M, cols});
