@@ -1,10 +1,13 @@
 // parallel_rows (framework/kernels/row_threads.h): every index exactly once, for any count and grain, on
-// two threads; a nested call and a second caller still cover their ranges.
+// two threads and on teams with more threads than cores or than chunks; a thread held up leaves its range
+// to the others; a nested call and a second caller still cover their ranges.
 #include <catch2/catch.hpp>
 
 #include <ATen/Parallel.h>
 
 #include <atomic>
+#include <chrono>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -38,6 +41,39 @@ TEST_CASE("parallel_rows: every index once, for counts and grains around the chu
       const auto v = visits(n, grain);
       CHECK(std::all_of(v.begin(), v.end(), [](int c) { return c == 1; }));
     }
+}
+
+TEST_CASE("parallel_rows: every index once on teams of 3 and 5 (a range per thread, fewer chunks than threads)") {
+  for (const int threads : {3, 5}) {
+    at::set_num_threads(threads);
+    for (const int64_t n : {2, 4, 7, 1000, 100003})
+      for (const int64_t grain : {1, 3, 64}) {
+        INFO(threads << " threads, n " << n << " grain " << grain);
+        const auto v = visits(n, grain);
+        CHECK(std::all_of(v.begin(), v.end(), [](int c) { return c == 1; }));
+      }
+  }
+  at::set_num_threads(2);
+}
+
+TEST_CASE("parallel_rows: a thread held up in its range leaves the rest of the range to the others") {
+  at::set_num_threads(2);
+  // A late thread earlier in this process may have left serial calls pending (row_threads.cpp): use them up.
+  for (int i = 0; i < 300; ++i) parallel_rows(4, 1, [](int64_t, int64_t) {});
+  // The caller's range (chunks 0-49 of 100) starts with a chunk that sleeps; the other thread finishes its
+  // own 50 and then takes the caller's. Tried a few times: on a busy machine the other thread may not run.
+  bool stolen = false;
+  for (int attempt = 0; attempt < 5 && !stolen; ++attempt) {
+    std::mutex m;
+    std::vector<std::thread::id> ran_by(100);
+    parallel_rows(1000, 10, [&](int64_t b, int64_t e) {
+      if (b == 0 && e == 10) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      std::lock_guard<std::mutex> lock(m);
+      for (int64_t c = b / 10; c < (e + 9) / 10; ++c) ran_by[c] = std::this_thread::get_id();
+    });
+    for (int c = 1; c < 50; ++c) stolen = stolen || ran_by[c] != ran_by[0];
+  }
+  CHECK(stolen);
 }
 
 TEST_CASE("parallel_rows: many calls in a row and a nested call") {
