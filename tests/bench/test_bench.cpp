@@ -81,6 +81,8 @@ TEST_CASE("bench decode: prompt ids, prefill logits over every position, one pos
   CHECK(run.step_input_shape == std::vector<int64_t>{d.batch_size, 1});
   CHECK(run.sequences.sizes().vec() == std::vector<int64_t>{d.batch_size, d.prompt_len + 5});
   CHECK(run.final_cache_length == d.prompt_len + 4);
+  // generate()'s prefill (the last position's logits only) picks the first token the full prefill picked.
+  CHECK(generate_prefill(model, prompt).next.equal(run.sequences.select(1, d.prompt_len)));
   // Incremental decoding picks what a full forward over the whole sequence picks.
   torch::NoGradGuard no_grad;
   LlamaInputs full;

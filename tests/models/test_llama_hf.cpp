@@ -17,6 +17,7 @@
 #include "models/llama_hf.h"
 #include "tests/support/golden.h"
 #include "tests/support/proc_self.h"
+#include "tests/support/scratch_dir.h"
 
 namespace fs = std::filesystem;
 
@@ -89,8 +90,7 @@ TEST_CASE("load_llama_hf: loaded models run, in fp32 and stored in the checkpoin
 }
 
 TEST_CASE("load_llama_hf: a checkpoint that does not match config.json is refused, naming the keys") {
-  const auto tmp = fs::temp_directory_path() / ("cb_test_llama_hf_" + std::to_string(getpid()));
-  fs::create_directories(tmp);
+  const auto tmp = cb::test::fresh_dir("llama_hf");
   const auto dirs = cb::test::golden_hf_dirs();
   REQUIRE(!dirs.empty());
   fs::copy_file(dirs.front() / "config.json", tmp / "config.json", fs::copy_options::overwrite_existing);
@@ -151,7 +151,7 @@ TEST_CASE("load_llama_hf: loading shard by shard peaks at the model's bytes + th
   // ~270 MB of fp16 weights in 6 shards. The peak is measured as VmHWM above the RSS just before the
   // load (/proc/self/clear_refs resets VmHWM): file pages of the mapped shard count while it is read.
   const auto c = llama_config(16000, 1024, 2816, 8, 8);
-  const auto dir = fs::temp_directory_path() / ("cb_test_llama_rss_" + std::to_string(getpid()));
+  const auto dir = cb::test::fresh_dir("llama_rss") / "fp16";
   torch::manual_seed(0);
   const int64_t largest = write_sharded_fp16_llama(dir, c, 6);
   for (const std::string precision : {"bf16", "q8_0"}) {
@@ -197,7 +197,7 @@ bool in_file_mapping(const void* p, size_t n, const fs::path& dir) {
 
 TEST_CASE("load_llama_hf: a quantized directory's packed weights are copied in, or used from the mapping on request") {
   const auto c = llama_config(96, 64, 128, 2, 4);
-  const auto base = fs::temp_directory_path() / ("cb_test_llama_mmap_" + std::to_string(getpid()));
+  const auto base = cb::test::fresh_dir("llama_mmap");
   torch::manual_seed(5);
   write_sharded_fp16_llama(base / "fp16", c, 2);
   cb::quantize_hf_directory(base / "fp16", base / "q8", cb::kernels::WeightFormat::q8_0);

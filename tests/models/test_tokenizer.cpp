@@ -10,6 +10,7 @@
 #include "framework/error.h"
 #include "models/tokenizer.h"
 #include "tests/support/golden.h"
+#include "tests/support/scratch_dir.h"
 
 namespace fs = std::filesystem;
 using cb::SentencePieceModel;
@@ -61,8 +62,7 @@ std::vector<P> base_pieces() {
 }
 
 fs::path scratch(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("cb_test_tok_" + std::to_string(getpid()));
-  fs::create_directories(d);
+  static const auto d = cb::test::fresh_dir("tok");
   return d / name;
 }
 

@@ -18,8 +18,6 @@ pid_t spawn(const std::vector<std::string>& argv, const std::map<std::string, st
 int wait_exit(pid_t pid);
 // The variables torchrun gives rank `rank` of `world` processes on one host (rendezvous on 127.0.0.1:port).
 std::map<std::string, std::string> torchrun_env(int rank, int world, const std::string& port);
-// A fresh empty directory in the temp directory, removed when this process exits (CB_KEEP_TEST_DIRS=1 keeps it).
-std::filesystem::path fresh_dir(const std::string& name);
 std::vector<double> read_losses(const std::filesystem::path& file);
 
 }  // namespace cb::test

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "tests/support/process_util.h"
+#include "tests/support/scratch_dir.h"
 
 namespace cb::test {
 namespace {

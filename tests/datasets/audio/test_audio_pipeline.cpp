@@ -11,6 +11,7 @@
 #include "framework/error.h"
 #include "tests/support/golden.h"
 #include "tests/support/make_media.h"
+#include "tests/support/scratch_dir.h"
 
 using cb::test::check_close;
 using cb::test::Fixture;
@@ -36,8 +37,7 @@ static cb::AudioMapperOptions mapper_options(const Fixture& f) {
 }
 
 static fs::path scratch(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("cb_test_audio_" + std::to_string(getpid()));
-  fs::create_directories(d);
+  static const auto d = cb::test::fresh_dir("audio");
   return d / name;
 }
 

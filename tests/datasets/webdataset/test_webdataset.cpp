@@ -9,6 +9,7 @@
 
 #include "datasets/webdataset/tar_shard.h"
 #include "framework/error.h"
+#include "tests/support/scratch_dir.h"
 
 namespace fs = std::filesystem;
 
@@ -37,7 +38,8 @@ void write_tar(const fs::path& path, const std::vector<Member>& members) {
 }
 
 fs::path temp_file(const std::string& name) {
-  return fs::temp_directory_path() / fmt::format("cb-wds-{}-{}", std::random_device()(), name);
+  static const auto dir = cb::test::fresh_dir("wds");
+  return dir / fmt::format("{}-{}", std::random_device()(), name);
 }
 
 }  // namespace

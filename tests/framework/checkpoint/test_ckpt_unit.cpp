@@ -10,6 +10,7 @@
 #include "framework/checkpoint/zip_reader.h"
 #include "framework/error.h"
 #include "tests/framework/checkpoint/expect.h"
+#include "tests/support/scratch_dir.h"
 
 using namespace cb;
 using namespace std::string_literals;
@@ -161,8 +162,7 @@ TEST_CASE("zip reader: ZIP64 records and compressed records") {
 }
 
 TEST_CASE("damaged copies of the torch.save fixtures only ever raise cb::Error") {
-  const auto dir = std::filesystem::temp_directory_path() / ("cb_ckpt_unit_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  const auto dir = cb::test::fresh_dir("ckpt_unit");
   std::mt19937 rng(7);
   size_t tried = 0;
   for (const auto& e : cb::test::ckpt_expectations()) {

@@ -9,6 +9,7 @@
 #include "framework/checkpoint/safetensors.h"
 #include "framework/error.h"
 #include "tests/framework/checkpoint/llama_dir.h"
+#include "tests/support/scratch_dir.h"
 
 namespace fs = std::filesystem;
 using cb::kernels::WeightFormat;
@@ -16,9 +17,9 @@ using cb::kernels::WeightFormat;
 namespace {
 
 fs::path scratch(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("cb_test_packed_" + std::to_string(getpid())) / name;
+  static const auto root = cb::test::fresh_dir("packed");
+  auto d = root / name;
   fs::remove_all(d);
-  fs::create_directories(d.parent_path());
   return d;
 }
 

@@ -9,6 +9,7 @@
 
 #include "tests/framework/checkpoint/llama_dir.h"
 #include "tests/support/process_util.h"
+#include "tests/support/scratch_dir.h"
 
 namespace fs = std::filesystem;
 

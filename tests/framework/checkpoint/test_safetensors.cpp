@@ -5,13 +5,13 @@
 #include "framework/checkpoint/safetensors.h"
 #include "framework/error.h"
 #include "tests/support/golden.h"
+#include "tests/support/scratch_dir.h"
 
 namespace fs = std::filesystem;
 using cb::SafetensorsFile;
 
 static fs::path scratch(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("cb_test_st_" + std::to_string(getpid()));
-  fs::create_directories(d);
+  static const auto d = cb::test::fresh_dir("st");
   return d / name;
 }
 

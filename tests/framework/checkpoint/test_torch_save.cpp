@@ -13,6 +13,7 @@
 #include "framework/checkpoint/zip_writer.h"
 #include "framework/error.h"
 #include "tests/support/process_util.h"
+#include "tests/support/scratch_dir.h"
 #include "tests/support/torch_peer.h"
 
 using namespace cb;

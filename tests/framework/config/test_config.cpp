@@ -5,6 +5,7 @@
 
 #include "framework/config.h"
 #include "framework/error.h"
+#include "tests/support/scratch_dir.h"
 
 namespace fs = std::filesystem;
 using Catch::Contains;
@@ -14,8 +15,7 @@ namespace {
 const fs::path kSource = CHATBRIDGE_SOURCE_DIR;
 
 fs::path write_yaml(const std::string& name, const std::string& text) {
-  auto dir = fs::temp_directory_path() / fmt::format("cb_test_config_{}", ::getpid());
-  fs::create_directories(dir);
+  static const auto dir = cb::test::fresh_dir("config");
   std::ofstream(dir / name) << text;
   return dir / name;
 }

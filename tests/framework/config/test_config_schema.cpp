@@ -6,6 +6,7 @@
 #include "framework/config.h"
 #include "framework/config_schema.h"
 #include "framework/error.h"
+#include "tests/support/scratch_dir.h"
 
 namespace fs = std::filesystem;
 using Catch::Contains;
@@ -17,7 +18,7 @@ const std::string kMinimal =
     "run:\n  task: tri_pretrain\n  init_lr: 1e-4\n  max_epoch: 20\n  output_dir: out\n";
 
 cb::Config resolve(const std::vector<std::string>& options = {}) {
-  auto path = fs::temp_directory_path() / fmt::format("cb_test_config_schema_{}.yaml", ::getpid());
+  static const auto path = cb::test::fresh_dir("config_schema") / "minimal.yaml";
   std::ofstream(path) << kMinimal;
   return cb::resolve_config(path, options);
 }

@@ -11,6 +11,7 @@
 #include "framework/checkpoint/safetensors.h"
 #include "framework/distributed/launcher.h"
 #include "tests/support/process_util.h"
+#include "tests/support/scratch_dir.h"
 
 namespace fs = std::filesystem;
 using cb::test::fresh_dir;

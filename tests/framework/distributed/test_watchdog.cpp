@@ -16,6 +16,7 @@
 #include "framework/distributed/watchdog.h"
 #include "framework/error.h"
 #include "tests/support/process_util.h"
+#include "tests/support/scratch_dir.h"
 
 using namespace std::chrono_literals;
 using cb::dist::Watchdog;

@@ -8,6 +8,7 @@
 #include "framework/checkpoint/mapped_file.h"
 #include "framework/kernels/weight_memory.h"
 #include "tests/support/proc_self.h"
+#include "tests/support/scratch_dir.h"
 
 namespace fs = std::filesystem;
 
@@ -74,7 +75,7 @@ TEST_CASE("empty_weight_storage: 2 MB-aligned huge-page memory from 2 MB up, fre
 }
 
 TEST_CASE("MappedFile::release_pages gives back a mapped file's pages and leaves other memory alone") {
-  const auto path = fs::temp_directory_path() / ("cb_test_release_" + std::to_string(getpid()));
+  const auto path = cb::test::fresh_dir("release") / "weights.bin";
   constexpr size_t kBytes = size_t{16} << 20;
   {
     std::vector<char> bytes(kBytes);

@@ -18,6 +18,7 @@
 #include "tests/runners/eval/tiny_eval_model.h"
 #include "tests/support/make_media.h"
 #include "tests/support/process_util.h"
+#include "tests/support/scratch_dir.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;

@@ -19,6 +19,7 @@
 #include "runners/eval/metrics/vqa_accuracy.h"
 #include "tests/support/golden.h"
 #include "tests/support/process_util.h"
+#include "tests/support/scratch_dir.h"
 #include "tests/support/tiny_data.h"
 
 namespace fs = std::filesystem;

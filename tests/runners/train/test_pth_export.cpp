@@ -16,6 +16,7 @@
 #include "tests/runners/serve/chat_fixture.h"
 #include "tests/support/make_media.h"
 #include "tests/support/process_util.h"
+#include "tests/support/scratch_dir.h"
 #include "tests/support/torch_peer.h"
 
 using namespace cb;

@@ -9,6 +9,7 @@
 #include "runners/train/runner_base.h"
 #include "runners/train/training_checkpoint.h"
 #include "tests/runners/train/runner_fixture.h"
+#include "tests/support/scratch_dir.h"
 
 using namespace cb;
 using namespace cb::test;
@@ -16,12 +17,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path fresh(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("cb_runner_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+fs::path fresh(const std::string& name) { return cb::test::fresh_dir("runner_" + name); }
 
 TrainResult run(const Config& cfg, int64_t batch, std::optional<fs::path> resume) {
   auto task = std::make_shared<GeneratedTask>(batch);

@@ -3,6 +3,7 @@
 
 #include "framework/distributed/launcher.h"
 #include "tests/support/process_util.h"
+#include "tests/support/scratch_dir.h"
 
 using namespace cb::test;
 

@@ -19,6 +19,7 @@
 #include "framework/checkpoint/safetensors.h"
 #include "framework/distributed/launcher.h"
 #include "tests/support/process_util.h"
+#include "tests/support/scratch_dir.h"
 #include "tests/support/tiny_data.h"
 
 namespace fs = std::filesystem;
