@@ -21,7 +21,8 @@ import sys
 PART_KEYS = {
     "train1": ["train1_step_s", "train1_step_s_min"],
     "train2": ["train2_step_s", "train2_step_s_min"],
-    "decode": ["decode_tok_s", "decode_tok_s_best", "prefill_s", "prefill_s_min"],
+    "decode": ["decode_tok_s", "decode_tok_s_best", "prefill_s", "prefill_s_min", "prefill_generate_s",
+               "prefill_generate_s_min"],
     "data": [f"data_{k}_per_s{b}" for k in ("image", "audio", "video", "valor_image") for b in ("", "_best")],
 }
 
@@ -63,6 +64,8 @@ def main():
             order = ["cpp", "other"] if r % 2 == 0 else ["other", "cpp"]
             got = {side: run_json(cmds[side]) for side in order}
             for key in PART_KEYS[part] + ["peak_rss_mb"]:
+                if key not in got["cpp"] or key not in got["other"]:
+                    continue  # a figure only one side measures (the original has no prefill_generate_s)
                 k = key if key != "peak_rss_mb" else f"peak_rss_mb ({part})"
                 row = rows.setdefault(k, {"cpp": [], "other": [], "ratio": []})
                 c, o = got["cpp"][key], got["other"][key]

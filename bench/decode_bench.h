@@ -1,7 +1,8 @@
 // Greedy decoding benchmark (docs/benchmarks.md, decode): the workload's LLaMA with random weights
 // stored in its llama_precision (chatbridge-bench --llama-precision); prefill over a fixed prompt fed as
 // embeddings (all positions' logits, as HF computes them), then exactly `new_tokens` single-position
-// steps against the KV cache, argmax each, no EOS. Beside tokens/s, the memory-bound limit: the read
+// steps against the KV cache, argmax each, no EOS; and apart, the prefill as generate() runs it (the
+// last position's logits only). Beside tokens/s, the memory-bound limit: the read
 // bandwidth measured in the same run over the weight bytes a step reads.
 #pragma once
 #include <torch/torch.h>
@@ -31,6 +32,14 @@ struct DecodeRun {
 // incremental steps' ops are profiled into it (framework/op_profile.h; the prefill is not).
 DecodeRun greedy_decode(LlamaForCausalLM& model, const torch::Tensor& prompt_ids, int64_t new_tokens,
                         std::unique_ptr<OpProfile>* step_ops = nullptr);
+
+// The prefill as generate() runs it, the prompt fed as embeddings into a fresh cache with the lm_head on
+// the last position only (LlamaInputs::last_logits_only): its wall seconds and the token it picks [B].
+struct GeneratePrefill {
+  double seconds = 0;
+  torch::Tensor next;
+};
+GeneratePrefill generate_prefill(LlamaForCausalLM& model, const torch::Tensor& prompt_ids);
 
 // The LLaMA of the workload, seeded; eval mode; its linear layers stored in the config's llama_precision.
 LlamaForCausalLM build_decode_model(const Workload& w);

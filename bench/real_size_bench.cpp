@@ -147,6 +147,7 @@ nlohmann::json run_real_size(const RealSizeOptions& opts) {
     const auto prompt = decode_prompt_ids(1, opts.prompt_tokens);
     const auto run = greedy_decode(model, prompt, opts.new_tokens);
     out["prefill_s"] = run.prefill_s;
+    out["prefill_generate_s"] = generate_prefill(model, prompt).seconds;
     out["decode_s"] = run.decode_s;
     out["decode_tok_s"] = opts.new_tokens / run.decode_s;
     out["decode_cpu_s"] = run.decode_cpu_s;

@@ -34,6 +34,8 @@ nlohmann::json run_benchmark(const Workload& w, const BenchOptions& opts) {
     out["decode_tok_s_best"] = tokens / j["decode"]["min"].get<double>();
     out["prefill_s"] = j["prefill"]["median"];
     out["prefill_s_min"] = j["prefill"]["min"];
+    out["prefill_generate_s"] = j["prefill_generate"]["median"];
+    out["prefill_generate_s_min"] = j["prefill_generate"]["min"];
     out["llama_precision"] = j["llama_precision"];
     if (j.contains("bound_tok_s")) {
       out["read_bandwidth_gb_s"] = j["read_bandwidth_gb_s"];
