@@ -48,7 +48,8 @@ constexpr Key kKeys[] = {
     {"model.use_grad_checkpoint", E::boolean, "false", "activation checkpointing in the ViT and Q-Former"},
     {"model.vit_precision", E::string, "fp16", "ViT weights: fp16 (CUDA only), bf16 or fp32"},
     {"model.llama_precision", E::string, "auto",
-     "frozen LLaMA storage: fp32, bf16, fp16, q8_0, q4_0; auto = fp16 with CUDA, else fp32 (docs/precision.md)"},
+     "frozen LLaMA storage: fp32, bf16, fp16, q8_0, q4_0; auto = fp16 with CUDA, else a quantized "
+     "directory's own format, else fp32 (docs/precision.md)"},
     {"model.beats_precision", E::string, "fp32", "new: BEATs weights as vit_precision (the original keeps fp32)"},
     {"model.llama_mmap", E::boolean, "false",
      "new: True uses a quantized LLaMA file's packed weights from its memory mapping (fast load, slower "

@@ -89,14 +89,12 @@ void ChatBridgeImpl::load_pretrained() {
   const auto& c = config_;
   if (weights_named(c.vit_ckpt))
     log_load(load_eva_vit_checkpoint(visual_encoder, c.vit_ckpt), "visual_encoder", c.vit_ckpt);
-  apply_vit_precision(visual_encoder, c.vit_precision, image_query_tokens.device());
   if (weights_named(c.beats_ckpt)) {
     load_beats_state_dict(audio_encoder, load_state_dict_file(c.beats_ckpt, "model"), c.beats_ckpt);
     spdlog::info("audio_encoder: loaded {}", c.beats_ckpt);
   }
-  if (c.freeze_beat)
-    apply_frozen_precision(*audio_encoder, c.beats_precision, image_query_tokens.device(), "model.beats_precision");
-  else if (c.beats_precision != "fp32")
+  apply_encoder_precision(image_query_tokens.device());
+  if (!c.freeze_beat && c.beats_precision != "fp32")
     spdlog::warn("model.beats_precision {} ignored: a trained BEATs (freeze_beat False) stays fp32", c.beats_precision);
   if (weights_named(c.q_former_model)) {
     auto sd = blip2_to_chatbridge_keys(read_blip2_checkpoint(c.q_former_model));
@@ -121,7 +119,10 @@ void ChatBridgeImpl::load_pretrained() {
 
 void ChatBridgeImpl::place(const torch::Device& device) {
   to(device);
-  if (!device.is_cuda()) return;
+  if (device.is_cuda()) apply_encoder_precision(device);
+}
+
+void ChatBridgeImpl::apply_encoder_precision(const torch::Device& device) {
   apply_vit_precision(visual_encoder, config_.vit_precision, device);
   if (config_.freeze_beat)
     apply_frozen_precision(*audio_encoder, config_.beats_precision, device, "model.beats_precision");
@@ -391,7 +392,14 @@ ChatBridge chatbridge_skeleton(const Config& model_cfg) {
   using T = SentencePieceModel::PieceType;
   sp.pieces = {{"<unk>", 0.f, T::Unknown}, {"<s>", 0.f, T::Control}, {"</s>", 0.f, T::Control}};
   LlamaTokenizer tokenizer(std::move(sp));
-  return on_meta_device([&] { return ChatBridge(std::move(c), std::move(tokenizer)); });
+  return on_meta_device([&] {
+    ChatBridge model(std::move(c), std::move(tokenizer));
+    // The device the built model's 16-bit encoders are decided for: CUDA when there is one, as
+    // llama_precision auto decides.
+    model->apply_encoder_precision(torch::cuda::is_available() ? torch::Device(torch::kCUDA)
+                                                               : torch::Device(torch::kCPU));
+    return model;
+  });
 }
 
 }  // namespace

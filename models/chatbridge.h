@@ -67,6 +67,10 @@ struct ChatBridgeImpl : torch::nn::Module {
   // (vit_precision, beats_precision: fp16 needs CUDA, so a model built on the CPU converts once on the
   // GPU). Training, evaluation and chat all place the model through here.
   void place(const torch::Device& device);
+  // The frozen ViT's and BEATs' Linear/Conv weights in vit_precision / beats_precision for `device`
+  // (fp16 stays fp32 off CUDA): what load_pretrained and place do after loading or moving, and what the
+  // --dry-run skeleton does so that its memory plan counts the bytes the built model holds.
+  void apply_encoder_precision(const torch::Device& device);
   // The original's maybe_autocast(): fp16 autocast while the model is on CUDA (its fp16 ViT only runs
   // so), nothing on the CPU. Around encoding, the training loss and generation.
   AutocastGuard maybe_autocast() const;

@@ -2,6 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include "framework/error.h"
 
 namespace cb {
@@ -27,6 +31,11 @@ void apply_frozen_precision(torch::nn::Module& model, const std::string& precisi
     if (!m->as<torch::nn::LinearImpl>() && !m->as<torch::nn::Conv2dImpl>() && !m->as<torch::nn::Conv1dImpl>()) continue;
     for (auto& p : m->named_parameters(/*recurse=*/false)) p.value().set_data(p.value().to(dtype));
   }
+#if defined(__GLIBC__)
+  // The fp32 weights just replaced go back to the system: glibc keeps freed blocks below its mmap
+  // threshold in its arenas, ~1 GiB of a fresh ViT-G's (bench/RESULTS.md).
+  if (device.is_cpu()) malloc_trim(0);
+#endif
 }
 
 }  // namespace cb

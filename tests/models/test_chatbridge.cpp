@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <map>
+#include <tuple>
 
 #include "framework/config.h"
 #include "models/model_factory.h"
@@ -22,22 +23,22 @@ static std::shared_ptr<torch::nn::Module> skeleton_of(const nlohmann::json& mode
 
 static void check_skeleton(const nlohmann::json& model_cfg) {
   ChatBridge model(ChatBridgeConfig::from_config(model_section(model_cfg)), LlamaTokenizer::load(golden_tokenizer()));
+  model->load_pretrained();  // no files named: gives the frozen encoders their precision only
   const auto skeleton = skeleton_of(model_cfg);
-  using Entry = std::pair<std::vector<int64_t>, bool>;  // shape, trainable
+  using Entry = std::tuple<std::vector<int64_t>, bool, torch::ScalarType>;  // shape, trainable, dtype
   std::map<std::string, Entry> built, described;
   for (const auto& kv : module_state_dict(*model))
-    built[kv.key()] = {kv.value().sizes().vec(), kv.value().requires_grad()};
+    built[kv.key()] = {kv.value().sizes().vec(), kv.value().requires_grad(), kv.value().scalar_type()};
   for (const auto& kv : module_state_dict(*skeleton)) {
     INFO(kv.key());
     CHECK(kv.value().is_meta());
-    described[kv.key()] = {kv.value().sizes().vec(), kv.value().requires_grad()};
+    described[kv.key()] = {kv.value().sizes().vec(), kv.value().requires_grad(), kv.value().scalar_type()};
   }
   REQUIRE(described.size() == built.size());
   for (const auto& [name, v] : built) {
     INFO(name);
     REQUIRE(described.count(name));
-    CHECK(described[name].first == v.first);
-    CHECK(described[name].second == v.second);
+    CHECK(described[name] == v);
   }
 }
 
@@ -48,6 +49,10 @@ TEST_CASE("the ChatBridge skeleton is the built model's state dict for every gol
     SECTION(std::string(name) + " with everything trainable and without temporal embeddings") {
       config["freeze_vit"] = config["freeze_beat"] = config["freeze_qformer"] = false;
       config["multi_sample"] = false;
+      check_skeleton(config);
+    }
+    SECTION(std::string(name) + " with a bf16 ViT and BEATs (the dtypes --dry-run's memory plan counts)") {
+      config["vit_precision"] = config["beats_precision"] = "bf16";
       check_skeleton(config);
     }
   }

@@ -9,18 +9,23 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <fstream>
 #include <iostream>
 #include <tuple>
 
 #include "framework/checkpoint/state_dict.h"
+#include "framework/config.h"
+#include "framework/json_file.h"
 #include "models/frozen_linear.h"
 #include "models/generation.h"
 #include "models/llama.h"
 #include "tests/models/chatbridge_fixture.h"
 #include "tests/support/golden.h"
+#include "tests/support/scratch_dir.h"
 
 using namespace cb;
 using namespace cb::test;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -135,4 +140,27 @@ TEST_CASE("llama precision: q8_0 and q4_0 logits and greedy tokens stay near fp3
     std::cout << "[precision] " << precision << " first greedy token agreement=" << first << "\n";
     CHECK(first >= top1_bound);
   }
+}
+
+TEST_CASE("llama precision: auto takes a packed directory's format on the CPU, fp32 from a dense one") {
+  const auto hf = cb::test::golden_hf_dirs().front();
+  auto config = cb::read_json_file(hf / "config.json", "golden config");
+  const auto dense = cb::test::fresh_dir("precision_dense"), packed = cb::test::fresh_dir("precision_packed");
+  std::ofstream(dense / "config.json") << config.dump();
+  config["quantization_config"] = {{"quant_method", "chatbridge"}, {"weight_format", "q4_0"}};
+  std::ofstream(packed / "config.json") << config.dump();
+  const auto yaml = dense / "run.yaml";  // the model keys come as options, the rest at their defaults
+  std::ofstream(yaml) << "model:\n  arch: chatbridge\n  model_type: pretrain_vicuna\nrun:\n  task: tri_pretrain\n";
+  auto precision = [&](const fs::path& dir, const std::vector<std::string>& more = {}) {
+    std::vector<std::string> options{"model.llama_model=" + dir.string()};
+    options.insert(options.end(), more.begin(), more.end());
+    return ChatBridgeConfig::from_config(resolve_config(yaml, options).sub("model")).llama_precision;
+  };
+  if (!torch::cuda::is_available()) {  // with CUDA, auto is fp16 for every directory
+    CHECK(precision(packed) == "q4_0");
+    CHECK(precision(dense) == "fp32");
+  }
+  // An explicit precision, or low_resource's 8 bits, still wins over the directory.
+  CHECK(precision(packed, {"model.llama_precision=bf16"}) == "bf16");
+  CHECK(precision(packed, {"model.low_resource=True"}) == "q8_0");
 }
