@@ -33,25 +33,33 @@ from pathlib import Path
 TYPES = {"fp32": "f32", "f32": "f32", "bf16": "bf16", "fp16": "f16", "f16": "f16", "q8_0": "q8_0", "q4_0": "q4_0"}
 
 
+def safetensors_arrays(path):
+    """name -> (safetensors dtype, numpy array mapped from the file, not read; BF16 as int16 bits). The
+    convert script's reader needs the `safetensors` package, which Debian does not ship."""
+    import numpy as np
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+    header.pop("__metadata__", None)
+    np_dtypes = {"U8": np.uint8, "F16": np.float16, "BF16": np.int16, "F32": np.float32, "I64": np.int64}
+    out = {}
+    for name, t in header.items():
+        begin, end = t["data_offsets"]
+        dtype = np_dtypes[t["dtype"]]
+        out[name] = (t["dtype"], np.memmap(path, dtype=dtype, mode="r", offset=8 + n + begin, shape=tuple(t["shape"]))
+                     if end > begin else np.zeros(t["shape"], dtype=dtype))
+    return out
+
+
 def read_safetensors(path):
-    """name -> torch tensor, from a safetensors file (the convert script's reader needs the
-    `safetensors` package, which Debian does not ship; a .bin written by torch.save needs nothing)."""
+    """name -> torch tensor, from a safetensors file (a .bin written by torch.save needs nothing to
+    convert)."""
     import numpy as np
     import torch
-    raw = Path(path).read_bytes()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-    dtypes = {"F32": (np.float32, None), "F16": (np.float16, None), "BF16": (np.uint16, torch.bfloat16),
-              "I64": (np.int64, None)}
     out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = info["data_offsets"]
-        np_dtype, view = dtypes[info["dtype"]]
-        arr = np.frombuffer(raw[8 + n + a:8 + n + b], dtype=np_dtype).reshape(info["shape"])
-        t = torch.from_numpy(arr.copy())
-        out[name] = t.view(view) if view is not None else t
+    for name, (dtype, a) in safetensors_arrays(path).items():
+        t = torch.from_numpy(np.array(a))
+        out[name] = t.view(torch.bfloat16) if dtype == "BF16" else t
     return out
 
 
@@ -102,22 +110,6 @@ def gguf_of(args, gtype):
     run_tool([sys.executable, "-c", code], target)
     partial.rename(target)
     return target
-
-
-def safetensors_arrays(path):
-    """name -> (safetensors dtype, numpy array mapped from the file, not read), and the file's metadata."""
-    import numpy as np
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-    meta = header.pop("__metadata__", {})
-    np_dtypes = {"U8": np.uint8, "F16": np.float16, "F32": np.float32}
-    out = {}
-    for name, t in header.items():
-        begin, end = t["data_offsets"]
-        out[name] = (t["dtype"], np.memmap(path, dtype=np_dtypes[t["dtype"]], mode="r", offset=8 + n + begin,
-                                           shape=tuple(t["shape"])) if end > begin else np.zeros(t["shape"]))
-    return out, meta
 
 
 def unpermute_rows(w, heads):
@@ -183,8 +175,7 @@ def gguf_of_packed(args):
     for i in range(layers):
         names.update({f"model.layers.{i}.{k}.weight": f"blk.{i}.{v}.weight" for k, v in per_layer.items()})
     for shard in sorted(src.glob("*.safetensors")):
-        arrays, _ = safetensors_arrays(shard)
-        for name, (dtype, a) in arrays.items():
+        for name, (dtype, a) in safetensors_arrays(shard).items():
             if name.endswith("rotary_emb.inv_freq"):
                 continue  # llama.cpp computes the rotary frequencies from the metadata
             if name not in names:
