@@ -6,6 +6,7 @@
 
 #include "bench/kernel_bench.h"
 #include "bench/timing.h"
+#include "models/generation.h"
 
 namespace cb::bench {
 
@@ -76,18 +77,11 @@ DecodeRun greedy_decode(LlamaForCausalLM& model, const torch::Tensor& prompt_ids
 
 GeneratePrefill generate_prefill(LlamaForCausalLM& model, const torch::Tensor& prompt_ids) {
   c10::InferenceMode inference;
-  const int64_t B = prompt_ids.size(0), P = prompt_ids.size(1);
-  const auto long_opts = torch::dtype(torch::kLong).device(prompt_ids.device());
+  const auto mask = torch::ones(prompt_ids.sizes(), torch::dtype(torch::kLong).device(prompt_ids.device()));
   LlamaKVCache cache;
   const auto t0 = std::chrono::steady_clock::now();
-  LlamaInputs in;
-  in.inputs_embeds = model->embed(prompt_ids);
-  in.attention_mask = torch::ones({B, P}, long_opts);
-  in.position_ids = torch::arange(P, long_opts).unsqueeze(0).expand({B, P});
-  in.cache = &cache;
-  in.last_logits_only = true;
   GeneratePrefill out;
-  out.next = model->forward(in).logits.select(1, 0).argmax(-1);  // [B]
+  out.next = next_logits(model, prompt_ids, mask, model->embed(prompt_ids), /*step=*/0, &cache).argmax(-1);  // [B]
   sync_device(prompt_ids.device());
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return out;

@@ -33,8 +33,8 @@ struct DecodeRun {
 DecodeRun greedy_decode(LlamaForCausalLM& model, const torch::Tensor& prompt_ids, int64_t new_tokens,
                         std::unique_ptr<OpProfile>* step_ops = nullptr);
 
-// The prefill as generate() runs it, the prompt fed as embeddings into a fresh cache with the lm_head on
-// the last position only (LlamaInputs::last_logits_only): its wall seconds and the token it picks [B].
+// The prefill as generate() runs it (its next_logits at step 0: the prompt fed as embeddings into a
+// fresh cache, the lm_head on the last position only): its wall seconds and the token it picks [B].
 struct GeneratePrefill {
   double seconds = 0;
   torch::Tensor next;

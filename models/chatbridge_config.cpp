@@ -108,16 +108,13 @@ std::string resolve_llama_precision(const Config& m) {
     // The original loads Vicuna with torch_dtype=float16 on the GPU; fp32 on the CPU keeps golden parity.
     // A directory chatbridge-convert --quantize wrote keeps its format on the CPU: widening a 13B q4_0
     // directory to fp32 would take 52 GB where the user made 7.3 GB.
+    const bool cuda = torch::cuda::is_available();
     const std::filesystem::path dir = m.get<std::string>("llama_model");
     std::optional<kernels::WeightFormat> packed;
-    if (!torch::cuda::is_available() && std::filesystem::exists(dir / "config.json")) packed = hf_weight_format(dir);
-    if (packed) {
-      precision = kernels::weight_format_name(*packed);
-      spdlog::info("model.llama_precision auto: {}, the format {} holds", precision, dir.string());
-    } else {
-      precision = torch::cuda::is_available() ? "fp16" : "fp32";
-      spdlog::info("model.llama_precision auto: {}", precision);
-    }
+    if (!cuda && std::filesystem::exists(dir / "config.json")) packed = hf_weight_format(dir);
+    precision = packed ? kernels::weight_format_name(*packed) : cuda ? "fp16" : "fp32";
+    spdlog::info("model.llama_precision auto: {}{}", precision,
+                 packed ? ", the format " + dir.string() + " holds" : "");
   }
   kernels::parse_weight_format(precision, "model.llama_precision");  // fails early on a typo
   return precision;

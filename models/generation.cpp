@@ -69,33 +69,6 @@ bool row0_ends_with_stop(const torch::Tensor& ids, const std::vector<std::vector
   return false;
 }
 
-// One forward of the decoding loop (HF prepare_inputs_for_generation + forward): the next-token
-// logits [N,V] fp32. `ids` [N,P+step] are the sequences so far (the bos placeholder first when
-// `embeds` is defined), `mask` [N, what the model sees].
-torch::Tensor next_logits(LlamaForCausalLM& model, const torch::Tensor& ids, const torch::Tensor& mask,
-                          const torch::Tensor& embeds, int64_t step, LlamaKVCache* cache) {
-  // Positions from the mask, masked positions set to 1.
-  auto pos = mask.cumsum(-1) - 1;
-  pos.masked_fill_(mask == 0, 1);
-  LlamaInputs in;
-  in.attention_mask = mask;
-  in.last_logits_only = true;
-  in.cache = cache;
-  if (cache && !cache->empty()) {  // only the newest token and its position
-    in.input_ids = ids.narrow(1, ids.size(1) - 1, 1);
-    in.position_ids = pos.narrow(1, pos.size(1) - 1, 1);
-  } else if (embeds.defined()) {
-    // Without a cache the generated ids are embedded after the prompt embeddings (the placeholder
-    // id is not part of what the model sees).
-    in.inputs_embeds = step == 0 ? embeds : torch::cat({embeds, model->embed(ids.narrow(1, 1, step))}, 1);
-    in.position_ids = pos;
-  } else {
-    in.input_ids = ids;
-    in.position_ids = pos;
-  }
-  return model->forward(in).logits.select(1, 0).to(torch::kFloat);
-}
-
 // The loop of HF 4.28 greedy_search / sample. `ids` [B,P] (the bos placeholder when `embeds` is
 // defined), `mask` [B, prompt length].
 GenerateResult decode(LlamaForCausalLM& model, torch::Tensor ids, torch::Tensor mask, const torch::Tensor& embeds,
@@ -308,6 +281,30 @@ GenerateResult beam_decode(LlamaForCausalLM& model, torch::Tensor ids, torch::Te
 }
 
 }  // namespace
+
+torch::Tensor next_logits(LlamaForCausalLM& model, const torch::Tensor& ids, const torch::Tensor& mask,
+                          const torch::Tensor& embeds, int64_t step, LlamaKVCache* cache) {
+  // Positions from the mask, masked positions set to 1.
+  auto pos = mask.cumsum(-1) - 1;
+  pos.masked_fill_(mask == 0, 1);
+  LlamaInputs in;
+  in.attention_mask = mask;
+  in.last_logits_only = true;
+  in.cache = cache;
+  if (cache && !cache->empty()) {  // only the newest token and its position
+    in.input_ids = ids.narrow(1, ids.size(1) - 1, 1);
+    in.position_ids = pos.narrow(1, pos.size(1) - 1, 1);
+  } else if (embeds.defined()) {
+    // Without a cache the generated ids are embedded after the prompt embeddings (the placeholder
+    // id is not part of what the model sees).
+    in.inputs_embeds = step == 0 ? embeds : torch::cat({embeds, model->embed(ids.narrow(1, 1, step))}, 1);
+    in.position_ids = pos;
+  } else {
+    in.input_ids = ids;
+    in.position_ids = pos;
+  }
+  return model->forward(in).logits.select(1, 0).to(torch::kFloat);
+}
 
 torch::Tensor apply_repetition_penalty(const torch::Tensor& scores, const torch::Tensor& ids, double penalty) {
   auto seen = scores.gather(1, ids);  // every id of the sequence so far, prompt included

@@ -59,6 +59,13 @@ torch::Tensor apply_sampling_warpers(const torch::Tensor& scores, const Generate
 GenerateResult generate(LlamaForCausalLM& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                         const GenerateOptions& options);
 
+// One forward of the decoding loop (HF prepare_inputs_for_generation + forward): the next-token
+// logits [N,V] fp32, the lm_head on the last position only. `ids` [N,P+step] are the sequences so far
+// (the bos placeholder first when `embeds` is defined; not read at step 0 with embeds), `mask` [N, what
+// the model sees]; with an empty `cache`, the whole prompt (the prefill), filling it.
+torch::Tensor next_logits(LlamaForCausalLM& model, const torch::Tensor& ids, const torch::Tensor& mask,
+                          const torch::Tensor& embeds, int64_t step, LlamaKVCache* cache);
+
 // From embeddings [B,L,D] (ChatBridge's path: the prompt is built in embedding space) with
 // attention_mask [B,L] (undefined: all ones). The first step consumes the embeddings; later steps feed
 // the generated ids.
