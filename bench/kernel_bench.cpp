@@ -44,7 +44,12 @@ WeightSet make_weights(const std::vector<Shape>& shapes, WeightFormat f) {
   WeightSet set;
   for (size_t s = 0; s < shapes.size(); ++s)
     for (int64_t i = 0; i < shapes[s].count; ++i) {
-      set.weights.push_back(kernels::pack_weight(torch::randn({shapes[s].rows, shapes[s].cols}) * 0.02, f));
+      auto w = kernels::pack_weight(torch::randn({shapes[s].rows, shapes[s].cols}) * 0.02, f);
+      if (kernels::preferred_layout(f) == kernels::BlockLayout::panels) {  // as a model's layers hold them
+        kernels::storage_to_panels(w.data, f);
+        w.layout = kernels::BlockLayout::panels;
+      }
+      set.weights.push_back(w);
       set.shape_of.push_back(s);
       set.bytes += set.weights.back().bytes();
     }

@@ -3,7 +3,7 @@
 //
 // The state-dict name stays `weight` (HF checkpoints, golden fixtures and ChatBridge checkpoints load
 // unchanged): a dense format holds W [out, in] in its dtype, a block format the packed uint8
-// [out, row_bytes] storage. On AVX-512 CPUs a q4_0 layer's own storage lies in row panels
+// [out, row_bytes] storage. On AVX-512 CPUs a block-format layer's own storage lies in row panels
 // (weight_format.h); packed() says so and packed_rows() gives the file layout. The forward is
 // kernels::linear: on the CPU x is taken in fp32 whatever the storage (no LibTorch bf16 GEMM, which
 // runs at a few GFLOP/s on AVX2), on CUDA in x's dtype. Gradients reach x through

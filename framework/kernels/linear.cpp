@@ -366,41 +366,62 @@ CB_AVX512 void dequant_avx512(const uint8_t* w, int64_t cols, float* out) {
     for (; c < cols; ++c) out[c] = dense_at<Fmt>(w, c);
   }
 }
-// q4_0 row panels: the 16 rows' weights of one input column are one vector, multiplied by that column's
-// x broadcast from memory; the 16 rows' block scales are one vector too, applied once per block.
+// Row panels (weight_format.h): byte c of the 16 rows' quants is one 16-byte load; widened to 16 lanes it is
+// column c of every row (q8_0), or columns c and c+16 in each lane's low and high nibble (q4_0, looked up as
+// in rows). Each column multiplies that column's x broadcast from memory inside the FMA, and the 16 rows'
+// scales are one vector, applied once per block. Per 16 weights that is a widening load, a conversion or a
+// lookup, and one FMA: no per-row scale broadcast, no x vector load (the row kernels' costs).
 
 // Independent FMA chains per row of x in a panel block: enough to cover the FMA latency (4 cycles, one
 // vector a cycle) with the other rows' chains; one row of x alone needs four.
 template <int NM>
 constexpr int kPanelChains = NM == 1 ? 4 : 2;
 
-// s[j % chains][i] += q · x[i][off + j]: one column j of a panel block (q: its 16 rows' weights).
+// s[n % chains][i] += q · x[i][off + j]: column j of a panel block (q: its 16 rows' weights), the n-th
+// column the block visits.
 template <int NM>
-CB_AVX512 inline void panel_column(__m512 q, const float* const* x, int64_t off, int64_t j, __m512 (*s)[NM]) {
-  __m512* chain = s[j % kPanelChains<NM>];
+CB_AVX512 inline void panel_column(__m512 q, const float* const* x, int64_t off, int j, int n, __m512 (*s)[NM]) {
+  __m512* chain = s[n % kPanelChains<NM>];
   for (int i = 0; i < NM; ++i) chain[i] = _mm512_fmadd_ps(q, _mm512_set1_ps(x[i][off + j]), chain[i]);
 }
 
+// The 16 lanes of quant byte c of a panel block (the byte of each row).
+CB_AVX512 inline __m512i panel_bytes16(const uint8_t* quants, int c, bool is_signed) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(quants + kPanelRows * c));
+  return is_signed ? _mm512_cvtepi8_epi32(v) : _mm512_cvtepu8_epi32(v);
+}
+
+// Column j of a panel block as 16 floats, one per row (q, without the scale).
+template <F Fmt>
+CB_AVX512 inline __m512 panel_column16(const uint8_t* quants, int j) {
+  if constexpr (Fmt == F::q8_0) {
+    return _mm512_cvtepi32_ps(panel_bytes16(quants, j, true));
+  } else {
+    const __m512 minus8 = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+    const __m512i v = panel_bytes16(quants, j % 16, false);
+    return _mm512_permutexvar_ps(j < 16 ? v : _mm512_srli_epi32(v, 4), minus8);
+  }
+}
+
 // acc[i] += d ⊙ Σ_j q[:, j] x[i][off + j] over one block of a panel, d and q[:, j] 16 lanes (the rows).
-template <int NM>
+template <F Fmt, int NM>
 CB_AVX512 inline void panel_block_dot16(const uint8_t* pb, const float* const* x, int64_t off, __m512* acc) {
   const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb)));
   const uint8_t* quants = pb + 2 * kPanelRows;
   __m512 s[kPanelChains<NM>][NM];
   for (auto& chain : s)
     for (int i = 0; i < NM; ++i) chain[i] = _mm512_setzero_ps();
-  // Lane r's 32 bits hold row r's 8 nibbles; the lookup reads the low 4 bits, so a shift selects one.
-  const __m512 minus8 = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
-  for (int k = 0; k < 4; ++k) {
-    const __m512i v = _mm512_loadu_si512(quants + 64 * k);
-    panel_column<NM>(_mm512_permutexvar_ps(v, minus8), x, off, 8 * k, s);
-    panel_column<NM>(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), minus8), x, off, 8 * k + 1, s);
-    panel_column<NM>(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 8), minus8), x, off, 8 * k + 2, s);
-    panel_column<NM>(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 12), minus8), x, off, 8 * k + 3, s);
-    panel_column<NM>(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 16), minus8), x, off, 8 * k + 4, s);
-    panel_column<NM>(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 20), minus8), x, off, 8 * k + 5, s);
-    panel_column<NM>(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 24), minus8), x, off, 8 * k + 6, s);
-    panel_column<NM>(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 28), minus8), x, off, 8 * k + 7, s);
+  if constexpr (Fmt == F::q8_0) {
+#pragma GCC unroll 32
+    for (int c = 0; c < 32; ++c) panel_column<NM>(panel_column16<Fmt>(quants, c), x, off, c, c, s);
+  } else {
+    const __m512 minus8 = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+#pragma GCC unroll 16
+    for (int c = 0; c < 16; ++c) {  // one load for columns c and c+16
+      const __m512i v = panel_bytes16(quants, c, false);
+      panel_column<NM>(_mm512_permutexvar_ps(v, minus8), x, off, c, 2 * c, s);
+      panel_column<NM>(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), minus8), x, off, c + 16, 2 * c + 1, s);
+    }
   }
   for (int i = 0; i < NM; ++i) {
     __m512 sum = s[0][i];
@@ -409,34 +430,52 @@ CB_AVX512 inline void panel_block_dot16(const uint8_t* pb, const float* const* x
   }
 }
 
-template <int NM>
+template <F Fmt, int NM>
 CB_AVX512 void panel_dot_avx512(const uint8_t* panel, const float* const* x, int64_t cols, float* out) {
   __m512 acc[NM];
   for (int i = 0; i < NM; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < cols / kQuantBlock; ++b)
-    panel_block_dot16<NM>(panel + b * kPanelRows * block_bytes(F::q4_0), x, b * kQuantBlock, acc);
+    panel_block_dot16<Fmt, NM>(panel + b * kPanelRows * block_bytes(Fmt), x, b * kQuantBlock, acc);
   for (int i = 0; i < NM; ++i) _mm512_storeu_ps(out + kPanelRows * i, acc[i]);
 }
 
-// Row r's 16 weights 16h..16h+15 of a block are its 32-bit lanes of chunks 2h and 2h+1: each broadcast
-// over 8 lanes, shifted by 0, 4, ..., 28 and looked up, then scaled (d·q exact, as dequant_avx512).
+// In place: v[k] (16 lanes) -> lane k of every v[j], i.e. row j of the transpose.
+CB_AVX512 inline void transpose16x16(__m512 v[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {  // per 128-bit lane L: t[i] = rows i, i+1 at columns 4L, 4L+1 interleaved
+    t[i] = _mm512_unpacklo_ps(v[i], v[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(v[i], v[i + 1]);
+  }
+  for (int g = 0; g < 16; g += 4) {  // u[g + k], lane L: rows g..g+3 at column 4L + k
+    v[g] = _mm512_shuffle_ps(t[g], t[g + 2], 0x44);
+    v[g + 1] = _mm512_shuffle_ps(t[g], t[g + 2], 0xEE);
+    v[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+    v[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
+  }
+  for (int k = 0; k < 4; ++k) {  // 4 x 4 transpose of the 128-bit lanes of u[k], u[4+k], u[8+k], u[12+k]
+    const __m512 a = _mm512_shuffle_f32x4(v[k], v[4 + k], 0x88), b = _mm512_shuffle_f32x4(v[k], v[4 + k], 0xDD);
+    const __m512 c = _mm512_shuffle_f32x4(v[8 + k], v[12 + k], 0x88),
+                 e = _mm512_shuffle_f32x4(v[8 + k], v[12 + k], 0xDD);
+    t[k] = _mm512_shuffle_f32x4(a, c, 0x88);
+    t[8 + k] = _mm512_shuffle_f32x4(a, c, 0xDD);
+    t[4 + k] = _mm512_shuffle_f32x4(b, e, 0x88);
+    t[12 + k] = _mm512_shuffle_f32x4(b, e, 0xDD);
+  }
+  for (int i = 0; i < 16; ++i) v[i] = t[i];
+}
+
+// Half h of each block: columns 16h..16h+15 of the 16 rows, decoded and scaled as columns (d·q exact, as
+// dequant_avx512), then transposed into rows.
+template <F Fmt>
 CB_AVX512 void panel_dequant_avx512(const uint8_t* panel, int64_t cols, float* out) {
-  const __m512 minus8 = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
-  const __m512i shifts = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
   for (int64_t b = 0; b < cols / kQuantBlock; ++b) {
-    const uint8_t* pb = panel + b * kPanelRows * block_bytes(F::q4_0);
-    const uint8_t* quants = pb + 2 * kPanelRows;
-    for (int r = 0; r < kPanelRows; ++r) {
-      const __m512 d = block_scale16(pb + 2 * r);
-      for (int h = 0; h < 2; ++h) {
-        uint32_t lo, hi;
-        std::memcpy(&lo, quants + 64 * (2 * h) + 4 * r, 4);
-        std::memcpy(&hi, quants + 64 * (2 * h + 1) + 4 * r, 4);
-        const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(static_cast<int>(lo))),
-                                             _mm256_set1_epi32(static_cast<int>(hi)), 1);
-        const __m512 q = _mm512_permutexvar_ps(_mm512_srlv_epi32(v, shifts), minus8);
-        _mm512_storeu_ps(out + r * cols + b * kQuantBlock + 16 * h, _mm512_mul_ps(d, q));
-      }
+    const uint8_t* pb = panel + b * kPanelRows * block_bytes(Fmt);
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb)));
+    for (int h = 0; h < 2; ++h) {
+      __m512 v[16];
+      for (int j = 0; j < 16; ++j) v[j] = _mm512_mul_ps(d, panel_column16<Fmt>(pb + 2 * kPanelRows, 16 * h + j));
+      transpose16x16(v);
+      for (int r = 0; r < kPanelRows; ++r) _mm512_storeu_ps(out + r * cols + b * kQuantBlock + 16 * h, v[r]);
     }
   }
 }
@@ -449,9 +488,9 @@ CB_AVX512 void panel_dequant_avx512(const uint8_t* panel, int64_t cols, float* o
 struct FormatKernels {
   std::array<RowDot, kRowGroup> dot;  // dot[n - 1] takes n rows of x
   RowDequant dequant;
-  // q4_0: panel_dot[n - 1] takes n rows of x, panel_dequant a panel; empty: panels are taken apart into
-  // rows first (families without panel kernels; panels are only laid out where the AVX-512 family runs,
-  // preferred_layout).
+  // Block formats: panel_dot[n - 1] takes n rows of x, panel_dequant a panel; empty: panels are taken apart
+  // into rows first (families without panel kernels; panels are only laid out where the AVX-512 family
+  // runs, preferred_layout).
   std::array<PanelDot, kRowGroup> panel_dot{};
   PanelDequant panel_dequant = nullptr;
 };
@@ -462,9 +501,10 @@ FormatKernels kernels_for(LinearKernel k) {
   if (k == LinearKernel::avx512) {
     FormatKernels out{{dot_avx512<Fmt, 1>, dot_avx512<Fmt, 2>, dot_avx512<Fmt, 3>, dot_avx512<Fmt, 4>},
                       dequant_avx512<Fmt>};
-    if constexpr (Fmt == F::q4_0) {
-      out.panel_dot = {panel_dot_avx512<1>, panel_dot_avx512<2>, panel_dot_avx512<3>, panel_dot_avx512<4>};
-      out.panel_dequant = panel_dequant_avx512;
+    if constexpr (Fmt == F::q8_0 || Fmt == F::q4_0) {
+      out.panel_dot = {panel_dot_avx512<Fmt, 1>, panel_dot_avx512<Fmt, 2>, panel_dot_avx512<Fmt, 3>,
+                       panel_dot_avx512<Fmt, 4>};
+      out.panel_dequant = panel_dequant_avx512<Fmt>;
     }
     return out;
   }
@@ -513,11 +553,11 @@ int64_t unit_grain(const PackedWeight& w, const RowUnits& u) {
   return u.panels ? std::max<int64_t>(1, row_grain(w) / kPanelRows) : row_grain(w);
 }
 
-// A q4_0 panel taken apart into its 16 rows, in the calling thread's buffer (grown as needed and kept).
-const uint8_t* panel_as_rows(const uint8_t* panel, int64_t cols) {
+// A panel taken apart into its 16 rows, in the calling thread's buffer (grown as needed and kept).
+const uint8_t* panel_as_rows(F f, const uint8_t* panel, int64_t cols) {
   thread_local std::vector<uint8_t> buffer;
-  buffer.resize(static_cast<size_t>(kPanelRows * row_bytes(F::q4_0, cols)));
-  panel_to_rows(panel, cols, buffer.data());
+  buffer.resize(static_cast<size_t>(kPanelRows * row_bytes(f, cols)));
+  panel_to_rows(f, panel, cols, buffer.data());
   return buffer.data();
 }
 
@@ -534,7 +574,7 @@ void row_kernel_linear(const float* x, int64_t M, const PackedWeight& w, const F
       const int64_t r0 = units.first_row(u), nr = units.rows(u);
       const bool panel_kernel = u < units.panels && k.panel_dot[0];
       const uint8_t* wr = base + r0 * stride;
-      if (u < units.panels && !panel_kernel) wr = panel_as_rows(wr, cols);
+      if (u < units.panels && !panel_kernel) wr = panel_as_rows(w.format, wr, cols);
       for (int64_t m = 0; m < M; m += kRowGroup) {
         const int n = static_cast<int>(std::min<int64_t>(kRowGroup, M - m));
         for (int i = 0; i < n; ++i) xs[i] = x + (m + i) * cols;
@@ -581,7 +621,7 @@ void for_each_dequantised_tile(const PackedWeight& w, const FormatKernels& k, Fn
           k.panel_dequant(wr, cols, t + r * cols);
           continue;
         }
-        if (u < units.panels) wr = panel_as_rows(wr, cols);
+        if (u < units.panels) wr = panel_as_rows(w.format, wr, cols);
         for (int64_t i = 0; i < units.rows(u); ++i) k.dequant(wr + i * stride, cols, t + (r + i) * cols);
       }
     });
@@ -590,8 +630,8 @@ void for_each_dequantised_tile(const PackedWeight& w, const FormatKernels& k, Fn
 }
 
 bool fast_path(const torch::Tensor& x, const PackedWeight& w) {
-  if (w.layout == BlockLayout::panels && w.format != F::q4_0)
-    fail("linear: a {} weight cannot lie in row panels (q4_0 only)", weight_format_name(w.format));
+  if (w.layout == BlockLayout::panels && !is_block_format(w.format))
+    fail("linear: a {} weight cannot lie in row panels (block formats only)", weight_format_name(w.format));
   return x.device().is_cpu() && w.data.device().is_cpu() && x.scalar_type() == torch::kFloat;
 }
 
@@ -650,8 +690,8 @@ LinearKernel default_linear_kernel() {
 }
 
 BlockLayout preferred_layout(WeightFormat f) {
-  return f == WeightFormat::q4_0 && default_linear_kernel() == LinearKernel::avx512 ? BlockLayout::panels
-                                                                                    : BlockLayout::rows;
+  return is_block_format(f) && default_linear_kernel() == LinearKernel::avx512 ? BlockLayout::panels
+                                                                               : BlockLayout::rows;
 }
 
 torch::Tensor linear(const torch::Tensor& x, const PackedWeight& w) { return linear(x, w, default_linear_kernel()); }

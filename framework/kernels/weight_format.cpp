@@ -90,60 +90,49 @@ void dequantize_row(WeightFormat f, const uint8_t* in, int64_t cols, float* y) {
   }
 }
 
-// Row r's element j of a panel block's quants (weight_format.h), as its nibble.
-inline uint8_t panel_nibble(const uint8_t* quants, int r, int j) {
-  return (quants[64 * (j / 8) + 4 * r + (j % 8) / 2] >> (4 * (j % 2))) & 0x0F;
-}
-
 // Converts the storage's full groups of 16 rows in place with `convert(group -> scratch)`, then copies back.
 template <class Convert>
 void convert_groups(torch::Tensor& data, WeightFormat f, Convert convert) {
-  if (f != WeightFormat::q4_0 || !data.is_cpu() || !data.is_contiguous() || data.scalar_type() != torch::kUInt8 ||
+  if (!is_block_format(f) || !data.is_cpu() || !data.is_contiguous() || data.scalar_type() != torch::kUInt8 ||
       data.dim() != 2)
-    fail("row panels: expected the contiguous uint8 CPU storage of a q4_0 weight");
+    fail("row panels: expected the contiguous uint8 CPU storage of a q8_0 or q4_0 weight");
   const int64_t rb = data.size(1), cols = rb / block_bytes(f) * kQuantBlock, group = kPanelRows * rb;
   uint8_t* base = data.data_ptr<uint8_t>();
   parallel_rows(data.size(0) / kPanelRows, 1, [&](int64_t g0, int64_t g1) {
     std::vector<uint8_t> scratch(static_cast<size_t>(group));
     for (int64_t g = g0; g < g1; ++g) {
-      convert(base + g * group, cols, scratch.data());
+      convert(f, base + g * group, cols, scratch.data());
       std::memcpy(base + g * group, scratch.data(), scratch.size());
     }
   });
 }
 
-}  // namespace
-
-void rows_to_panel(const uint8_t* rows, int64_t cols, uint8_t* panel) {
-  const int64_t bb = block_bytes(WeightFormat::q4_0), rb = row_bytes(WeightFormat::q4_0, cols);
-  for (int64_t b = 0; b < cols / kQuantBlock; ++b) {
-    uint8_t* pb = panel + b * kPanelRows * bb;
-    uint8_t* quants = pb + 2 * kPanelRows;
-    for (int r = 0; r < kPanelRows; ++r) {
-      const uint8_t* blk = rows + r * rb + b * bb;
-      std::memcpy(pb + 2 * r, blk, 2);
-      // Elements 0-15 are the low nibbles of the block's bytes 0-15, elements 16-31 their high nibbles.
-      const uint8_t* qs = blk + 2;
-      for (int i = 0; i < 16; i += 2) {
-        quants[64 * (i / 8) + 4 * r + (i % 8) / 2] = static_cast<uint8_t>((qs[i] & 0x0F) | (qs[i + 1] << 4));
-        quants[64 * (2 + i / 8) + 4 * r + (i % 8) / 2] = static_cast<uint8_t>((qs[i] >> 4) | (qs[i + 1] & 0xF0));
-      }
-    }
-  }
+// Calls fn(row block offset, panel block offset, r) for each block b and row r of a group of 16 rows: the
+// offsets of row r's block {d, quants} in the rows and of block b {16 scales, transposed quants} in the
+// panel, whose quant byte 16c + r is row r's quant byte c.
+template <class Fn>
+void for_each_panel_block(WeightFormat f, int64_t cols, Fn&& fn) {
+  const int64_t bb = block_bytes(f), rb = row_bytes(f, cols);
+  for (int64_t b = 0; b < cols / kQuantBlock; ++b)
+    for (int r = 0; r < kPanelRows; ++r) fn(r * rb + b * bb, b * kPanelRows * bb, r);
 }
 
-void panel_to_rows(const uint8_t* panel, int64_t cols, uint8_t* rows) {
-  const int64_t bb = block_bytes(WeightFormat::q4_0), rb = row_bytes(WeightFormat::q4_0, cols);
-  for (int64_t b = 0; b < cols / kQuantBlock; ++b) {
-    const uint8_t* pb = panel + b * kPanelRows * bb;
-    const uint8_t* quants = pb + 2 * kPanelRows;
-    for (int r = 0; r < kPanelRows; ++r) {
-      uint8_t* blk = rows + r * rb + b * bb;
-      std::memcpy(blk, pb + 2 * r, 2);
-      for (int j = 0; j < 16; ++j)
-        blk[2 + j] = static_cast<uint8_t>(panel_nibble(quants, r, j) | panel_nibble(quants, r, j + 16) << 4);
-    }
-  }
+}  // namespace
+
+void rows_to_panel(WeightFormat f, const uint8_t* rows, int64_t cols, uint8_t* panel) {
+  const int64_t quants = block_bytes(f) - 2;
+  for_each_panel_block(f, cols, [&](int64_t blk, int64_t pb, int r) {
+    std::memcpy(panel + pb + 2 * r, rows + blk, 2);
+    for (int64_t c = 0; c < quants; ++c) panel[pb + 2 * kPanelRows + kPanelRows * c + r] = rows[blk + 2 + c];
+  });
+}
+
+void panel_to_rows(WeightFormat f, const uint8_t* panel, int64_t cols, uint8_t* rows) {
+  const int64_t quants = block_bytes(f) - 2;
+  for_each_panel_block(f, cols, [&](int64_t blk, int64_t pb, int r) {
+    std::memcpy(rows + blk, panel + pb + 2 * r, 2);
+    for (int64_t c = 0; c < quants; ++c) rows[blk + 2 + c] = panel[pb + 2 * kPanelRows + kPanelRows * c + r];
+  });
 }
 
 void storage_to_panels(torch::Tensor& data, WeightFormat f) { convert_groups(data, f, rows_to_panel); }

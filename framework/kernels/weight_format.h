@@ -9,12 +9,12 @@
 //         min(15, trunc(w / d + 8.5)) (llama.cpp's Q4_0 block).
 // Block formats need cols % 32 == 0 and are stored as uint8 [rows, row_bytes(format, cols)].
 //
-// In memory q4_0 may also lie in row panels (BlockLayout::panels), the AVX-512 row kernel's layout: one
-// 64-byte load feeds 16 output rows (linear.h: preferred_layout). Each full group of 16 rows (rows past
-// the last full group stay as rows) takes the bytes of its 16 rows, so `data` keeps its shape; per block b
-// of the group, in order: the 16 rows' fp16 scales d (row 0 first), then 4 chunks of 64 bytes; bytes
-// 4r..4r+3 of chunk k hold row r's elements 8k..8k+7, byte t the element 8k+2t in its low nibble and
-// 8k+2t+1 in its high nibble (nibble = element + 8, as in rows). Panels never leave memory: files,
+// In memory the block formats may also lie in row panels (BlockLayout::panels), the AVX-512 row kernels'
+// layout: one 16-byte load feeds 16 output rows (linear.h: preferred_layout). Each full group of 16 rows
+// (rows past the last full group stay as rows) takes the bytes of its 16 rows, so `data` keeps its shape;
+// per block b of the group, in order: the 16 rows' fp16 scales d (row 0 first), then the rows' quant
+// bytes transposed: byte 16c + r is byte c of row r's quants (q8_0: c = 0..31, element c; q4_0: c = 0..15,
+// elements c and c+16 in its low and high nibble, as in rows). Panels never leave memory: files,
 // pack_weight and unpack_weight speak rows.
 #pragma once
 #include <torch/torch.h>
@@ -58,12 +58,12 @@ PackedWeight packed_weight_from_storage(torch::Tensor data, WeightFormat f, int6
 // The dequantised weight [rows, cols] as `dtype`, on the storage's device.
 torch::Tensor unpack_weight(const PackedWeight& w, torch::Dtype dtype = torch::kFloat);
 
-// One group of 16 q4_0 rows of `cols` features between the two layouts: `rows` is 16 x row_bytes bytes,
-// row after row; `panel` the same bytes as a panel. The buffers must not overlap.
-void rows_to_panel(const uint8_t* rows, int64_t cols, uint8_t* panel);
-void panel_to_rows(const uint8_t* panel, int64_t cols, uint8_t* rows);
-// In place: q4_0's contiguous CPU storage [n, row_bytes] from rows to panels or back (its full groups of
-// 16 rows; the rest stays as rows).
+// One group of 16 rows of a block format with `cols` features between the two layouts: `rows` is 16 x
+// row_bytes bytes, row after row; `panel` the same bytes as a panel. The buffers must not overlap.
+void rows_to_panel(WeightFormat f, const uint8_t* rows, int64_t cols, uint8_t* panel);
+void panel_to_rows(WeightFormat f, const uint8_t* panel, int64_t cols, uint8_t* rows);
+// In place: a block format's contiguous CPU storage [n, row_bytes] from rows to panels or back (its full
+// groups of 16 rows; the rest stays as rows).
 void storage_to_panels(torch::Tensor& data, WeightFormat f);
 void storage_to_rows(torch::Tensor& data, WeightFormat f);
 

@@ -116,24 +116,26 @@ TEST_CASE("FrozenLinear: packed storage copied in or used as stored, re-packed a
                     Catch::Contains("short.weight") && Catch::Contains("8x64"));
 }
 
-TEST_CASE("FrozenLinear q4_0: its own storage in the CPU's preferred layout, the file's rows on request") {
+TEST_CASE("FrozenLinear q8_0 and q4_0: its own storage in the CPU's preferred layout, the file's rows on request") {
+  const auto f = GENERATE(WeightFormat::q8_0, WeightFormat::q4_0);
+  INFO(cb::kernels::weight_format_name(f));
   torch::manual_seed(8);
   const auto w = torch::randn({40, 64});  // two panels of 16 and 8 rows
-  const auto rows = cb::kernels::pack_weight(w, WeightFormat::q4_0).data;
-  const auto preferred = cb::kernels::preferred_layout(WeightFormat::q4_0);
-  auto fresh = frozen(64, 40, WeightFormat::q4_0);
+  const auto rows = cb::kernels::pack_weight(w, f).data;
+  const auto preferred = cb::kernels::preferred_layout(f);
+  auto fresh = frozen(64, 40, f);
   CHECK(fresh->packed().layout == preferred);
   for (const bool map : {false, true}) {
     INFO("map_packed " << map);
-    auto lin = frozen(64, 40, WeightFormat::q4_0, /*init=*/false, map);
-    lin->set_weight(rows, "q4 tensor");
+    auto lin = frozen(64, 40, f, /*init=*/false, map);
+    lin->set_weight(rows, "packed tensor");
     // A mapped file's bytes are used as they lie (rows); the layer's own copy takes the preferred layout.
     CHECK(lin->packed().layout == (map ? cb::kernels::BlockLayout::rows : preferred));
     CHECK(torch::equal(lin->packed_rows(), rows));
     torch::NoGradGuard no_grad;
     const auto x = torch::randn({3, 64});
-    const auto ref = torch::matmul(x.to(torch::kDouble),
-                                   cb::kernels::unpack_weight({WeightFormat::q4_0, 40, 64, rows}, torch::kDouble).t());
+    const auto ref =
+        torch::matmul(x.to(torch::kDouble), cb::kernels::unpack_weight({f, 40, 64, rows}, torch::kDouble).t());
     CHECK(torch::allclose(lin(x).to(torch::kDouble), ref, 1e-5, 1e-4));
   }
 }

@@ -66,14 +66,16 @@ TEST_CASE("linear: every format, kernel and path against dequantise + matmul in 
         }
 }
 
-TEST_CASE("linear: q4_0 in row panels, every kernel and path, panels and the rows after them") {
+TEST_CASE("linear: block formats in row panels, every kernel and path, panels and the rows after them") {
+  const auto f = GENERATE(WeightFormat::q8_0, WeightFormat::q4_0);
   torch::manual_seed(15);
   for (const auto kernel : kernels_here())
-    for (const int64_t cols : cols_for(WeightFormat::q4_0))
+    for (const int64_t cols : cols_for(f))
       for (const int64_t rows : {7, 16, 37, 48})
         for (const int64_t M : {1, 2, 3, 5, 17, 64}) {
-          INFO(linear_kernel_name(kernel) << " rows " << rows << " cols " << cols << " M " << M);
-          auto w = random_weight(WeightFormat::q4_0, rows, cols);
+          INFO(weight_format_name(f) << " " << linear_kernel_name(kernel) << " rows " << rows << " cols " << cols
+                                     << " M " << M);
+          auto w = random_weight(f, rows, cols);
           const auto W = unpack_weight(w, torch::kDouble);
           storage_to_panels(w.data, w.format);
           w.layout = BlockLayout::panels;
@@ -82,9 +84,9 @@ TEST_CASE("linear: q4_0 in row panels, every kernel and path, panels and the row
           const auto dy = torch::randn({M, rows});
           CHECK(excess_error(linear_input_grad(dy, w, kernel), dy.to(torch::kDouble), W, rows) <= 0);
         }
-  auto q8 = random_weight(WeightFormat::q8_0, 16, 32);
-  q8.layout = BlockLayout::panels;
-  CHECK_THROWS_WITH(linear(torch::randn({1, 32}), q8), Catch::Contains("q4_0 only"));
+  auto dense = random_weight(WeightFormat::bf16, 16, 32);
+  dense.layout = BlockLayout::panels;
+  CHECK_THROWS_WITH(linear(torch::randn({1, 32}), dense), Catch::Contains("block formats only"));
 }
 
 TEST_CASE("linear: x of 1, 2 and 3 dimensions keeps its leading shape") {
@@ -120,7 +122,7 @@ TEST_CASE("linear: a weight of several dequantised tiles (the BLAS path's tile l
   const int64_t rows = 1100, cols = 2048, M = 17;  // 512 rows a tile: two whole tiles and 76 rows
   auto w = random_weight(f, rows, cols);
   const auto W = unpack_weight(w, torch::kDouble);
-  if (f == WeightFormat::q4_0) {  // 68 panels and 12 rows
+  if (is_block_format(f)) {  // 68 panels and 12 rows
     storage_to_panels(w.data, f);
     w.layout = BlockLayout::panels;
   }

@@ -31,6 +31,14 @@ std::vector<int> visits(int64_t n, int64_t grain) {
   return {seen.begin(), seen.end()};
 }
 
+// Whether a call of two chunks is dealt out by chunks (the threaded path) rather than taken whole by the
+// caller (the serial path that follows a late thread, row_threads.cpp).
+bool deals_chunks() {
+  std::atomic<bool> chunked{false};
+  parallel_rows(2, 1, [&](int64_t b, int64_t e) { chunked = chunked || e - b == 1; });
+  return chunked;
+}
+
 }  // namespace
 
 TEST_CASE("parallel_rows: every index once, for counts and grains around the chunking") {
@@ -58,12 +66,14 @@ TEST_CASE("parallel_rows: every index once on teams of 3 and 5 (a range per thre
 
 TEST_CASE("parallel_rows: a thread held up in its range leaves the rest of the range to the others") {
   at::set_num_threads(2);
-  // A late thread earlier in this process may have left serial calls pending (row_threads.cpp): use them up.
-  for (int i = 0; i < 300; ++i) parallel_rows(4, 1, [](int64_t, int64_t) {});
   // The caller's range (chunks 0-49 of 100) starts with a chunk that sleeps; the other thread finishes its
   // own 50 and then takes the caller's. Tried a few times: on a busy machine the other thread may not run.
   bool stolen = false;
   for (int attempt = 0; attempt < 5 && !stolen; ++attempt) {
+    // A late thread leaves serial calls pending (row_threads.cpp): one earlier in this process, or the other
+    // thread waking slowly from its sleep for a probe call itself. Use them up, however many, until two
+    // calls in a row are dealt out by chunks: the other thread is then awake, and this attempt is too.
+    for (int call = 0, in_a_row = 0; call < 10000 && in_a_row < 2; ++call) in_a_row = deals_chunks() ? in_a_row + 1 : 0;
     std::mutex m;
     std::vector<std::thread::id> ran_by(100);
     parallel_rows(1000, 10, [&](int64_t b, int64_t e) {

@@ -1,7 +1,7 @@
 // pack_weight / unpack_weight of the block formats against a straightforward re-implementation, written
 // here, of llama.cpp's reference quantizers (quantize_row_q8_0_ref / quantize_row_q4_0_ref in
 // ggml-quants.c) and block layouts: byte for byte, so a layout or rounding difference cannot hide. The
-// in-memory q4_0 row panels against their documented byte positions.
+// in-memory row panels against their documented byte positions.
 #include <catch2/catch.hpp>
 
 #include <ATen/Parallel.h>
@@ -140,42 +140,38 @@ TEST_CASE("weight format: stored tensors of the wrong shape or dtype, and widths
                     "model.llama_precision: 'q5_1' is not a weight format (expected fp32, bf16, fp16, q8_0 or q4_0)");
 }
 
-TEST_CASE("weight format: q4_0 row panels hold each row's scales and nibbles where weight_format.h says") {
+TEST_CASE("weight format: row panels hold each row's scales and quant bytes where weight_format.h says") {
+  const auto f = GENERATE(WeightFormat::q8_0, WeightFormat::q4_0);
+  INFO(weight_format_name(f));
   torch::manual_seed(21);
-  const int64_t rows = 37, cols = 96, rb = row_bytes(WeightFormat::q4_0, cols);  // 2 panels and 5 rows
-  const auto packed = pack_weight(torch::randn({rows, cols}), WeightFormat::q4_0);
+  const int64_t rows = 37, cols = 96, rb = row_bytes(f, cols), bb = block_bytes(f);  // 2 panels and 5 rows
+  const auto packed = pack_weight(torch::randn({rows, cols}), f);
   const auto row_bytes_of = bytes_of(packed.data);
   for (const int threads : {1, 2}) {
     INFO(threads << " thread(s)");
     at::set_num_threads(threads);
     auto panels = packed.data.clone();
-    storage_to_panels(panels, WeightFormat::q4_0);
+    storage_to_panels(panels, f);
     const auto p = bytes_of(panels);
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t b = 0; b < cols / 32; ++b) {
-        const uint8_t* blk = &row_bytes_of[r * rb + b * 18];
+        const uint8_t* blk = &row_bytes_of[r * rb + b * bb];
         if (r >= 32) {  // past the last full group of 16: still a row
-          CHECK(std::equal(blk, blk + 18, &p[r * rb + b * 18]));
+          CHECK(std::equal(blk, blk + bb, &p[r * rb + b * bb]));
           continue;
         }
-        const uint8_t* pb = &p[(r / 16) * 16 * rb + b * 16 * 18];
+        const uint8_t* pb = &p[(r / 16) * 16 * rb + b * 16 * bb];
         const int64_t lane = r % 16;
         CHECK((pb[2 * lane] == blk[0] && pb[2 * lane + 1] == blk[1]));
-        for (int j = 0; j < 32; ++j) {
-          const int nibble = j < 16 ? blk[2 + j] & 0x0F : blk[2 + j - 16] >> 4;
-          const uint8_t byte = pb[32 + 64 * (j / 8) + 4 * lane + (j % 8) / 2];
-          CHECK(((byte >> (4 * (j % 2))) & 0x0F) == nibble);
-        }
+        for (int64_t c = 0; c < bb - 2; ++c) CHECK(pb[32 + 16 * c + lane] == blk[2 + c]);
       }
-    storage_to_rows(panels, WeightFormat::q4_0);
+    storage_to_rows(panels, f);
     CHECK(torch::equal(panels, packed.data));
-    CHECK(torch::equal(unpack_weight({WeightFormat::q4_0, rows, cols, panels, BlockLayout::rows}),
-                       unpack_weight(packed)));
+    CHECK(torch::equal(unpack_weight({f, rows, cols, panels, BlockLayout::rows}), unpack_weight(packed)));
   }
   auto panels = packed.data.clone();
-  storage_to_panels(panels, WeightFormat::q4_0);
-  CHECK(torch::equal(unpack_weight({WeightFormat::q4_0, rows, cols, panels, BlockLayout::panels}),
-                     unpack_weight(packed)));
-  auto q8 = pack_weight(torch::randn({16, 32}), WeightFormat::q8_0).data;
-  CHECK_THROWS_WITH(storage_to_panels(q8, WeightFormat::q8_0), Catch::Contains("q4_0 weight"));
+  storage_to_panels(panels, f);
+  CHECK(torch::equal(unpack_weight({f, rows, cols, panels, BlockLayout::panels}), unpack_weight(packed)));
+  auto dense = pack_weight(torch::randn({16, 32}), WeightFormat::bf16).data;
+  CHECK_THROWS_WITH(storage_to_panels(dense, WeightFormat::bf16), Catch::Contains("q8_0 or q4_0 weight"));
 }
