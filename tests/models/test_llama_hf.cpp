@@ -217,6 +217,8 @@ TEST_CASE("load_llama_hf: a quantized directory's packed weights are copied in, 
   }
   cb::LlamaInputs in;
   in.input_ids = ids;
-  CHECK(torch::equal(copied->forward(in).logits, mapped->forward(in).logits));
+  // The same bytes either way: the copy may lie in the CPU's panels (its kernels sum in another order).
+  CHECK(torch::equal(copied->lm_head->packed_rows(), mapped->lm_head->weight));
+  CHECK(torch::allclose(copied->forward(in).logits, mapped->forward(in).logits, 1e-5, 1e-5));
   fs::remove_all(base);
 }
