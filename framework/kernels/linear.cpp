@@ -268,6 +268,13 @@ CB_AVX512 inline __m512 dense16(const uint8_t* w, int64_t c) {
   }
 }
 
+// q4_0 values of 16 lanes: each lane's low nibble n as the float n - 8. A 16-entry table lookup does it in
+// one permute (it reads the low 4 bits of each lane only), where masking, subtracting and converting would
+// take three instructions.
+CB_AVX512 inline __m512 q4_values16(__m512i lanes) {
+  return _mm512_permutexvar_ps(lanes, _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7));
+}
+
 // A block's 32 quantized values as 2 x 16 floats (elements 0-15, 16-31).
 template <F Fmt>
 CB_AVX512 inline void block16x2(const uint8_t* blk, __m512 q[2]) {
@@ -276,13 +283,10 @@ CB_AVX512 inline void block16x2(const uint8_t* blk, __m512 q[2]) {
       q[k] =
           _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2 + 16 * k))));
   } else {
-    // Byte j of qs holds element j (low nibble) and j+16 (high nibble). A 16-entry table lookup turns a
-    // nibble into (nibble - 8) as a float in one permute (it reads the low 4 bits of each lane only),
-    // where widening, masking, subtracting and converting would take four instructions.
-    const __m512 minus8 = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+    // Byte j of qs holds element j (low nibble) and j+16 (high nibble).
     const __m512i qs = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
-    q[0] = _mm512_permutexvar_ps(qs, minus8);
-    q[1] = _mm512_permutexvar_ps(_mm512_srli_epi32(qs, 4), minus8);
+    q[0] = q4_values16(qs);
+    q[1] = q4_values16(_mm512_srli_epi32(qs, 4));
   }
 }
 
@@ -385,6 +389,11 @@ CB_AVX512 inline void panel_column(__m512 q, const float* const* x, int64_t off,
   for (int i = 0; i < NM; ++i) chain[i] = _mm512_fmadd_ps(q, _mm512_set1_ps(x[i][off + j]), chain[i]);
 }
 
+// The 16 rows' scales of a panel block.
+CB_AVX512 inline __m512 panel_scales16(const uint8_t* pb) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb)));
+}
+
 // The 16 lanes of quant byte c of a panel block (the byte of each row).
 CB_AVX512 inline __m512i panel_bytes16(const uint8_t* quants, int c, bool is_signed) {
   const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(quants + kPanelRows * c));
@@ -397,16 +406,15 @@ CB_AVX512 inline __m512 panel_column16(const uint8_t* quants, int j) {
   if constexpr (Fmt == F::q8_0) {
     return _mm512_cvtepi32_ps(panel_bytes16(quants, j, true));
   } else {
-    const __m512 minus8 = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
     const __m512i v = panel_bytes16(quants, j % 16, false);
-    return _mm512_permutexvar_ps(j < 16 ? v : _mm512_srli_epi32(v, 4), minus8);
+    return q4_values16(j < 16 ? v : _mm512_srli_epi32(v, 4));
   }
 }
 
 // acc[i] += d ⊙ Σ_j q[:, j] x[i][off + j] over one block of a panel, d and q[:, j] 16 lanes (the rows).
 template <F Fmt, int NM>
 CB_AVX512 inline void panel_block_dot16(const uint8_t* pb, const float* const* x, int64_t off, __m512* acc) {
-  const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb)));
+  const __m512 d = panel_scales16(pb);
   const uint8_t* quants = pb + 2 * kPanelRows;
   __m512 s[kPanelChains<NM>][NM];
   for (auto& chain : s)
@@ -415,12 +423,11 @@ CB_AVX512 inline void panel_block_dot16(const uint8_t* pb, const float* const* x
 #pragma GCC unroll 32
     for (int c = 0; c < 32; ++c) panel_column<NM>(panel_column16<Fmt>(quants, c), x, off, c, c, s);
   } else {
-    const __m512 minus8 = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
 #pragma GCC unroll 16
     for (int c = 0; c < 16; ++c) {  // one load for columns c and c+16
       const __m512i v = panel_bytes16(quants, c, false);
-      panel_column<NM>(_mm512_permutexvar_ps(v, minus8), x, off, c, 2 * c, s);
-      panel_column<NM>(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), minus8), x, off, c + 16, 2 * c + 1, s);
+      panel_column<NM>(q4_values16(v), x, off, c, 2 * c, s);
+      panel_column<NM>(q4_values16(_mm512_srli_epi32(v, 4)), x, off, c + 16, 2 * c + 1, s);
     }
   }
   for (int i = 0; i < NM; ++i) {
@@ -470,7 +477,7 @@ template <F Fmt>
 CB_AVX512 void panel_dequant_avx512(const uint8_t* panel, int64_t cols, float* out) {
   for (int64_t b = 0; b < cols / kQuantBlock; ++b) {
     const uint8_t* pb = panel + b * kPanelRows * block_bytes(Fmt);
-    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb)));
+    const __m512 d = panel_scales16(pb);
     for (int h = 0; h < 2; ++h) {
       __m512 v[16];
       for (int j = 0; j < 16; ++j) v[j] = _mm512_mul_ps(d, panel_column16<Fmt>(pb + 2 * kPanelRows, 16 * h + j));
