@@ -120,6 +120,20 @@ WeightFormat FrozenLinearImpl::format() const {
   }
 }
 
+std::vector<torch::Tensor> forward_shared_input(const torch::Tensor& x, const std::vector<FrozenLinearImpl*>& layers) {
+  const bool grad = torch::GradMode::is_enabled();
+  bool shared = x.device().is_cpu() && (!grad || !x.requires_grad());
+  for (const auto* l : layers) shared = shared && !(grad && l->weight.requires_grad());
+  std::vector<torch::Tensor> ys;
+  if (!shared) {
+    for (auto* l : layers) ys.push_back(l->forward(x));
+    return ys;
+  }
+  std::vector<kernels::PackedWeight> ws;
+  for (const auto* l : layers) ws.push_back(l->packed());
+  return kernels::linear_shared_input(x.to(torch::kFloat), ws);
+}
+
 kernels::PackedWeight FrozenLinearImpl::packed() const {
   return {format(), out_features, in_features, weight, layout_};
 }

@@ -63,6 +63,11 @@ struct FrozenLinearImpl : torch::nn::Module {
 };
 TORCH_MODULE(FrozenLinear);
 
+// The forwards of layers that take the same input (a LLaMA layer's q/k/v projections, gate/up), equal to
+// calling each; where the row kernels run (no gradient to record, CPU, at most kernels::kSmallBatchRows
+// rows) the threads are handed all the layers' rows at once (kernels::linear_shared_input).
+std::vector<torch::Tensor> forward_shared_input(const torch::Tensor& x, const std::vector<FrozenLinearImpl*>& layers);
+
 // load_state_dict (framework/checkpoint/state_dict.h), except that the weights of `module`'s
 // FrozenLinear layers are set with set_weight, so a dense checkpoint tensor lands in a quantized
 // layer (packed on the way) and a packed one is used as stored.

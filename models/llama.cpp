@@ -164,9 +164,10 @@ LlamaAttentionImpl::LlamaAttentionImpl(const LlamaConfig& c, const LlamaStorage&
 torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                           const torch::Tensor& mask, torch::Tensor* past_k, torch::Tensor* past_v) {
   const auto B = x.size(0), L = x.size(1);
-  auto q = q_proj(x).view({B, L, num_heads, head_dim}).transpose(1, 2);     // [B,H,L,Dh]
-  auto k = k_proj(x).view({B, L, num_kv_heads, head_dim}).transpose(1, 2);  // [B,Hkv,L,Dh]
-  auto v = v_proj(x).view({B, L, num_kv_heads, head_dim}).transpose(1, 2);
+  const auto qkv = forward_shared_input(x, {q_proj.get(), k_proj.get(), v_proj.get()});
+  auto q = qkv[0].view({B, L, num_heads, head_dim}).transpose(1, 2);     // [B,H,L,Dh]
+  auto k = qkv[1].view({B, L, num_kv_heads, head_dim}).transpose(1, 2);  // [B,Hkv,L,Dh]
+  auto v = qkv[2].view({B, L, num_kv_heads, head_dim}).transpose(1, 2);
   if (kernels::rope_applies(q, cos, sin) && kernels::rope_applies(k, cos, sin)) {  // a decode step
     q = kernels::rope(q, cos, sin);
     k = kernels::rope(k, cos, sin);
@@ -197,7 +198,10 @@ LlamaMLPImpl::LlamaMLPImpl(const LlamaConfig& c, const LlamaStorage& s) {
   down_proj = register_module("down_proj", linear(c.intermediate_size, c.hidden_size, s));
 }
 
-torch::Tensor LlamaMLPImpl::forward(const torch::Tensor& x) { return down_proj(F::silu(gate_proj(x)) * up_proj(x)); }
+torch::Tensor LlamaMLPImpl::forward(const torch::Tensor& x) {
+  const auto gate_up = forward_shared_input(x, {gate_proj.get(), up_proj.get()});
+  return down_proj(F::silu(gate_up[0]) * gate_up[1]);
+}
 
 LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const LlamaConfig& c, const LlamaStorage& s) {
   self_attn = register_module("self_attn", LlamaAttention(c, s));

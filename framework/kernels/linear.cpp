@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #if defined(__x86_64__)
@@ -568,34 +569,57 @@ const uint8_t* panel_as_rows(F f, const uint8_t* panel, int64_t cols) {
   return buffer.data();
 }
 
-// y [M, rows] = x [M, cols] · Wᵀ, M <= kSmallBatchRows: each thread walks its units (a panel or a row),
-// reading each one's weights once for all M rows of x (they stay in L1/L2 across the groups of kRowGroup).
-void row_kernel_linear(const float* x, int64_t M, const PackedWeight& w, const FormatKernels& k, float* y) {
-  const uint8_t* base = storage(w);
+// One weight of a row-kernel call: y [M, w.rows] = x · Wᵀ, its units numbered from `first_unit` in the call.
+struct RowJob {
+  const PackedWeight* w;
+  FormatKernels k;
+  RowUnits units;
+  float* y;
+  int64_t first_unit;
+};
+
+// y [M, rows] of one unit u (a panel or a row) of a job: its weights are read once for all M rows of x
+// (they stay in L1/L2 across the groups of kRowGroup).
+void row_unit(const float* x, int64_t M, const RowJob& job, int64_t u) {
+  const PackedWeight& w = *job.w;
   const int64_t stride = row_bytes(w.format, w.cols), cols = w.cols, rows = w.rows;
-  const auto units = row_units(w, 0, rows);
-  parallel_rows(units.count, unit_grain(w, units), [&](int64_t u0, int64_t u1) {
-    const float* xs[kRowGroup];
-    float out[kRowGroup * kPanelRows], row_out[kRowGroup];  // out[i * 16 + r]: x row i, weight row r of the unit
-    for (int64_t u = u0; u < u1; ++u) {
-      const int64_t r0 = units.first_row(u), nr = units.rows(u);
-      const bool panel_kernel = u < units.panels && k.panel_dot[0];
-      const uint8_t* wr = base + r0 * stride;
-      if (u < units.panels && !panel_kernel) wr = panel_as_rows(w.format, wr, cols);
-      for (int64_t m = 0; m < M; m += kRowGroup) {
-        const int n = static_cast<int>(std::min<int64_t>(kRowGroup, M - m));
-        for (int i = 0; i < n; ++i) xs[i] = x + (m + i) * cols;
-        if (panel_kernel) {
-          k.panel_dot[n - 1](wr, xs, cols, out);
-        } else {
-          for (int64_t r = 0; r < nr; ++r) {
-            k.dot[n - 1](wr + r * stride, xs, cols, row_out);
-            for (int i = 0; i < n; ++i) out[i * kPanelRows + r] = row_out[i];
-          }
-        }
-        for (int i = 0; i < n; ++i)
-          for (int64_t r = 0; r < nr; ++r) y[(m + i) * rows + r0 + r] = out[i * kPanelRows + r];
+  const float* xs[kRowGroup];
+  float out[kRowGroup * kPanelRows], row_out[kRowGroup];  // out[i * 16 + r]: x row i, weight row r of the unit
+  const int64_t r0 = job.units.first_row(u), nr = job.units.rows(u);
+  const bool panel_kernel = u < job.units.panels && job.k.panel_dot[0];
+  const uint8_t* wr = storage(w) + r0 * stride;
+  if (u < job.units.panels && !panel_kernel) wr = panel_as_rows(w.format, wr, cols);
+  for (int64_t m = 0; m < M; m += kRowGroup) {
+    const int n = static_cast<int>(std::min<int64_t>(kRowGroup, M - m));
+    for (int i = 0; i < n; ++i) xs[i] = x + (m + i) * cols;
+    if (panel_kernel) {
+      job.k.panel_dot[n - 1](wr, xs, cols, out);
+    } else {
+      for (int64_t r = 0; r < nr; ++r) {
+        job.k.dot[n - 1](wr + r * stride, xs, cols, row_out);
+        for (int i = 0; i < n; ++i) out[i * kPanelRows + r] = row_out[i];
       }
+    }
+    for (int i = 0; i < n; ++i)
+      for (int64_t r = 0; r < nr; ++r) job.y[(m + i) * rows + r0 + r] = out[i * kPanelRows + r];
+  }
+}
+
+// Every job's y = x [M, cols] · Wᵀ, M <= kSmallBatchRows, in one hand-off to the threads: they share out
+// the jobs' units in order (a decode step's q/k/v or gate/up then cost one fork-join, not one each).
+void row_kernel_linear(const float* x, int64_t M, RowJob* jobs, int n_jobs) {
+  int64_t total = 0, grain = std::numeric_limits<int64_t>::max();
+  for (int j = 0; j < n_jobs; ++j) {
+    jobs[j].units = row_units(*jobs[j].w, 0, jobs[j].w->rows);
+    jobs[j].first_unit = total;
+    total += jobs[j].units.count;
+    grain = std::min(grain, unit_grain(*jobs[j].w, jobs[j].units));
+  }
+  parallel_rows(total, grain, [&](int64_t u0, int64_t u1) {
+    int j = 0;
+    for (int64_t u = u0; u < u1; ++u) {
+      while (u >= jobs[j].first_unit + jobs[j].units.count) ++j;
+      row_unit(x, M, jobs[j], u - jobs[j].first_unit);
     }
   });
 }
@@ -707,6 +731,10 @@ torch::Tensor linear_input_grad(const torch::Tensor& dy, const PackedWeight& w) 
   return linear_input_grad(dy, w, default_linear_kernel());
 }
 
+std::vector<torch::Tensor> linear_shared_input(const torch::Tensor& x, const std::vector<PackedWeight>& ws) {
+  return linear_shared_input(x, ws, default_linear_kernel());
+}
+
 torch::Tensor linear(const torch::Tensor& x, const PackedWeight& w, LinearKernel kernel) {
   check_kernel(kernel);
   if (x.dim() == 0 || x.size(-1) != w.cols)
@@ -724,7 +752,8 @@ torch::Tensor linear(const torch::Tensor& x, const PackedWeight& w, LinearKernel
   if (w.cols == 0) return y.zero_();
   const auto k = kernels_for(w.format, kernel);
   if (M <= kSmallBatchRows) {
-    row_kernel_linear(x2.data_ptr<float>(), M, w, k, y2.data_ptr<float>());
+    RowJob job{&w, k, {}, y2.data_ptr<float>(), 0};
+    row_kernel_linear(x2.data_ptr<float>(), M, &job, 1);
   } else if (w.format == F::f32) {
     at::mm_out(y2, x2, w.data.t());
   } else {
@@ -735,6 +764,30 @@ torch::Tensor linear(const torch::Tensor& x, const PackedWeight& w, LinearKernel
     });
   }
   return y;
+}
+
+std::vector<torch::Tensor> linear_shared_input(const torch::Tensor& x, const std::vector<PackedWeight>& ws,
+                                               LinearKernel kernel) {
+  check_kernel(kernel);
+  const int64_t M = x.dim() && x.size(-1) ? x.numel() / x.size(-1) : 0;
+  bool row_kernels = M >= 1 && M <= kSmallBatchRows;
+  for (const auto& w : ws) row_kernels = row_kernels && x.size(-1) == w.cols && w.rows > 0 && fast_path(x, w);
+  std::vector<torch::Tensor> ys;
+  if (!row_kernels) {  // checks, other paths and empty shapes as linear() has them
+    for (const auto& w : ws) ys.push_back(linear(x, w, kernel));
+    return ys;
+  }
+  torch::NoGradGuard no_grad;
+  const auto x2 = x.reshape({M, x.size(-1)}).contiguous();
+  std::vector<RowJob> jobs;
+  for (const auto& w : ws) {
+    auto sizes = x.sizes().vec();
+    sizes.back() = w.rows;
+    ys.push_back(torch::empty(sizes, x.options()));
+    jobs.push_back({&w, kernels_for(w.format, kernel), {}, ys.back().data_ptr<float>(), 0});
+  }
+  row_kernel_linear(x2.data_ptr<float>(), M, jobs.data(), static_cast<int>(jobs.size()));
+  return ys;
 }
 
 torch::Tensor linear_input_grad(const torch::Tensor& dy, const PackedWeight& w, LinearKernel kernel) {

@@ -20,6 +20,11 @@ torch::Tensor linear(const torch::Tensor& x, const PackedWeight& w);
 // The input gradient of linear: dy [..., rows] -> dx = dy · W [..., cols].
 torch::Tensor linear_input_grad(const torch::Tensor& dy, const PackedWeight& w);
 
+// linear(x, W_k) for weights that share x (a layer's q/k/v projections, gate/up), the same bits; where
+// the row kernels run, one hand-off of the threads covers every weight (one fork-join and one start of
+// each thread's stream instead of one per weight: a 2048-wide q4_0 projection reads in ~45 us).
+std::vector<torch::Tensor> linear_shared_input(const torch::Tensor& x, const std::vector<PackedWeight>& ws);
+
 // The CPU kernel family. All compute the same sums in the same order up to fp32 rounding
 // (tests/framework/kernels/test_linear.cpp bounds the difference from an fp64 reference).
 enum class LinearKernel { scalar, avx2, avx512 };
@@ -42,6 +47,8 @@ constexpr int64_t kSmallBatchRows = 16;
 // linear / linear_input_grad with the kernel family named (tests, benchmarks); fails when it cannot run.
 torch::Tensor linear(const torch::Tensor& x, const PackedWeight& w, LinearKernel kernel);
 torch::Tensor linear_input_grad(const torch::Tensor& dy, const PackedWeight& w, LinearKernel kernel);
+std::vector<torch::Tensor> linear_shared_input(const torch::Tensor& x, const std::vector<PackedWeight>& ws,
+                                               LinearKernel kernel);
 
 // Σ a[i]·b[i] over n floats: the fp32 row kernel of `kernel`'s family, for other kernels that take dot
 // products (attention's scores). Fails when `kernel` cannot run.

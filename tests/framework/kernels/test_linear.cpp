@@ -89,6 +89,36 @@ TEST_CASE("linear: block formats in row panels, every kernel and path, panels an
   CHECK_THROWS_WITH(linear(torch::randn({1, 32}), dense), Catch::Contains("block formats only"));
 }
 
+TEST_CASE("linear_shared_input: weights of every format sharing x equal linear() of each, bit for bit") {
+  torch::manual_seed(16);
+  // 2048 wide: chunks of 1-8 rows (f32) to 3 panels (q4_0), so the threads' chunks cross from one weight
+  // into the next; panels with rows after them, as a model holds them on AVX-512.
+  const int64_t cols = 2048;
+  std::vector<PackedWeight> ws;
+  for (const auto& [f, rows] : std::vector<std::pair<WeightFormat, int64_t>>{
+           {WeightFormat::f32, 37}, {WeightFormat::q8_0, 70}, {WeightFormat::q4_0, 100}, {WeightFormat::bf16, 20}}) {
+    auto w = random_weight(f, rows, cols);
+    if (preferred_layout(f) == BlockLayout::panels) {
+      storage_to_panels(w.data, f);
+      w.layout = BlockLayout::panels;
+    }
+    ws.push_back(w);
+  }
+  for (const auto kernel : kernels_here())
+    for (const auto& xs : std::vector<std::vector<int64_t>>{{cols}, {1, cols}, {3, cols}, {2, 8, cols}, {17, cols}}) {
+      INFO(linear_kernel_name(kernel) << " x rows " << torch::empty(xs, torch::kMeta).numel() / cols);
+      const auto x = torch::randn(xs);
+      const auto ys = linear_shared_input(x, ws, kernel);
+      REQUIRE(ys.size() == ws.size());
+      for (size_t i = 0; i < ws.size(); ++i) {
+        INFO(weight_format_name(ws[i].format));
+        CHECK(torch::equal(ys[i], linear(x, ws[i], kernel)));
+      }
+    }
+  ws.push_back(random_weight(WeightFormat::f32, 4, 64));
+  CHECK_THROWS_WITH(linear_shared_input(torch::randn({1, cols}), ws), Catch::Contains("input has 2048 features"));
+}
+
 TEST_CASE("linear: x of 1, 2 and 3 dimensions keeps its leading shape") {
   const auto f = GENERATE(WeightFormat::f32, WeightFormat::bf16, WeightFormat::q4_0);
   torch::manual_seed(12);
