@@ -111,7 +111,8 @@ nlohmann::json decode_pass(const WeightSet& set, const std::vector<Shape>& shape
 // A decode pass grouped as the LLaMA calls it (models/llama.cpp): per layer q/k/v and gate/up through
 // linear_shared_input (one hand-off of the threads each), against one call per weight, alternating pass
 // by pass: the medians and the per-weight pass's time over the grouped one's.
-nlohmann::json decode_calls(const WeightSet& set, const std::vector<Shape>& shapes, LinearKernel kernel) {
+nlohmann::json decode_calls(const WeightSet& set, const std::vector<Shape>& shapes, const Layer& ours,
+                            LinearKernel kernel) {
   std::vector<std::vector<const PackedWeight*>> of_shape(shapes.size());  // llama_linears' order
   for (size_t i = 0; i < set.weights.size(); ++i) of_shape[set.shape_of[i]].push_back(&set.weights[i]);
   const auto& qo = of_shape[0];
@@ -129,7 +130,6 @@ nlohmann::json decode_calls(const WeightSet& set, const std::vector<Shape>& shap
     }
     kernels::linear(xh, *of_shape[4][0], kernel);
   };
-  const Layer ours = [&](const torch::Tensor& xi, const PackedWeight& pw) { return kernels::linear(xi, pw, kernel); };
   Timings per_weight, shared;
   grouped();  // warm-up
   for (int r = 0; r < 7; ++r) {
@@ -205,7 +205,7 @@ nlohmann::json run_kernels(const Workload& w) {
     const auto set = make_weights(shapes, f);
     auto& j = out["formats"][name];
     j["decode"] = decode_pass(set, shapes, ours, bandwidth);
-    j["decode_calls"] = decode_calls(set, shapes, kernel);
+    j["decode_calls"] = decode_calls(set, shapes, ours, kernel);
     j["decode_scalar_token_s"] = median_pass(set, inputs(shapes, 1), scalar, 3);
     for (const int64_t M : {int64_t{4}, int64_t{16}, prefill_rows})
       j["linear_s"][std::to_string(M)] = median_pass(set, inputs(shapes, M), ours, M > 16 ? 2 : 3);

@@ -71,6 +71,12 @@ void copy_by_slices(const torch::Tensor& dst, const torch::Tensor& src, Convert 
   }
 }
 
+// Whether `layer`'s forward on x runs kernels::linear with no autograd graph to record: nothing records
+// one, or neither its weight (trained only where every parameter is, stage 0) nor x asks for a gradient.
+bool without_graph(const FrozenLinearImpl& layer, const torch::Tensor& x) {
+  return !torch::GradMode::is_enabled() || (!layer.weight.requires_grad() && !x.requires_grad());
+}
+
 }  // namespace
 
 FrozenLinearImpl::FrozenLinearImpl(const FrozenLinearOptions& o)
@@ -121,9 +127,8 @@ WeightFormat FrozenLinearImpl::format() const {
 }
 
 std::vector<torch::Tensor> forward_shared_input(const torch::Tensor& x, const std::vector<FrozenLinearImpl*>& layers) {
-  const bool grad = torch::GradMode::is_enabled();
-  bool shared = x.device().is_cpu() && (!grad || !x.requires_grad());
-  for (const auto* l : layers) shared = shared && !(grad && l->weight.requires_grad());
+  bool shared = x.device().is_cpu();
+  for (const auto* l : layers) shared = shared && without_graph(*l, x);
   std::vector<torch::Tensor> ys;
   if (!shared) {
     for (auto* l : layers) ys.push_back(l->forward(x));
@@ -143,7 +148,7 @@ torch::Tensor FrozenLinearImpl::forward(const torch::Tensor& x) {
   if (grad && weight.requires_grad()) return torch::nn::functional::linear(x, weight);  // a weight that trains
   const auto in = x.device().is_cpu() ? x.to(torch::kFloat) : x;
   const auto w = packed();
-  if (!grad || !in.requires_grad()) return kernels::linear(in, w);
+  if (without_graph(*this, in)) return kernels::linear(in, w);
   if (kernels::is_block_format(w.format))
     fail(
         "training through a {} LLaMA is not supported: its weights are quantized for inference; set "

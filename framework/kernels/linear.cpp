@@ -571,11 +571,13 @@ const uint8_t* panel_as_rows(F f, const uint8_t* panel, int64_t cols) {
 
 // One weight of a row-kernel call: y [M, w.rows] = x · Wᵀ, its units numbered from `first_unit` in the call.
 struct RowJob {
+  RowJob(const PackedWeight& weight, const FormatKernels& kernels, float* out)
+      : w(&weight), k(kernels), units(row_units(weight, 0, weight.rows)), y(out) {}
   const PackedWeight* w;
   FormatKernels k;
   RowUnits units;
   float* y;
-  int64_t first_unit;
+  int64_t first_unit = 0;  // set by row_kernel_linear
 };
 
 // y [M, rows] of one unit u (a panel or a row) of a job: its weights are read once for all M rows of x
@@ -610,7 +612,6 @@ void row_unit(const float* x, int64_t M, const RowJob& job, int64_t u) {
 void row_kernel_linear(const float* x, int64_t M, RowJob* jobs, int n_jobs) {
   int64_t total = 0, grain = std::numeric_limits<int64_t>::max();
   for (int j = 0; j < n_jobs; ++j) {
-    jobs[j].units = row_units(*jobs[j].w, 0, jobs[j].w->rows);
     jobs[j].first_unit = total;
     total += jobs[j].units.count;
     grain = std::min(grain, unit_grain(*jobs[j].w, jobs[j].units));
@@ -658,6 +659,13 @@ void for_each_dequantised_tile(const PackedWeight& w, const FormatKernels& k, Fn
     });
     fn(r0, tile);
   }
+}
+
+// Uninitialised, x's shape with `n` in its last dimension, x's dtype and device.
+torch::Tensor empty_with_features(const torch::Tensor& x, int64_t n) {
+  auto sizes = x.sizes().vec();
+  sizes.back() = n;
+  return torch::empty(sizes, x.options());
 }
 
 bool fast_path(const torch::Tensor& x, const PackedWeight& w) {
@@ -744,15 +752,13 @@ torch::Tensor linear(const torch::Tensor& x, const PackedWeight& w, LinearKernel
   torch::NoGradGuard no_grad;                            // W is frozen; the caller's autograd function owns the graph
   const auto x2 = x.reshape({-1, w.cols}).contiguous();  // [M, cols]
   const int64_t M = x2.size(0);
-  auto sizes = x.sizes().vec();
-  sizes.back() = w.rows;
-  auto y = torch::empty(sizes, x.options());
+  auto y = empty_with_features(x, w.rows);
   auto y2 = y.view({M, w.rows});  // [M, rows]
   if (M == 0 || w.rows == 0) return y;
   if (w.cols == 0) return y.zero_();
   const auto k = kernels_for(w.format, kernel);
   if (M <= kSmallBatchRows) {
-    RowJob job{&w, k, {}, y2.data_ptr<float>(), 0};
+    RowJob job(w, k, y2.data_ptr<float>());
     row_kernel_linear(x2.data_ptr<float>(), M, &job, 1);
   } else if (w.format == F::f32) {
     at::mm_out(y2, x2, w.data.t());
@@ -781,10 +787,8 @@ std::vector<torch::Tensor> linear_shared_input(const torch::Tensor& x, const std
   const auto x2 = x.reshape({M, x.size(-1)}).contiguous();
   std::vector<RowJob> jobs;
   for (const auto& w : ws) {
-    auto sizes = x.sizes().vec();
-    sizes.back() = w.rows;
-    ys.push_back(torch::empty(sizes, x.options()));
-    jobs.push_back({&w, kernels_for(w.format, kernel), {}, ys.back().data_ptr<float>(), 0});
+    ys.push_back(empty_with_features(x, w.rows));
+    jobs.emplace_back(w, kernels_for(w.format, kernel), ys.back().data_ptr<float>());
   }
   row_kernel_linear(x2.data_ptr<float>(), M, jobs.data(), static_cast<int>(jobs.size()));
   return ys;
@@ -799,9 +803,7 @@ torch::Tensor linear_input_grad(const torch::Tensor& dy, const PackedWeight& w, 
   torch::NoGradGuard no_grad;
   const auto dy2 = dy.reshape({-1, w.rows}).contiguous();  // [M, rows]
   const int64_t M = dy2.size(0);
-  auto sizes = dy.sizes().vec();
-  sizes.back() = w.cols;
-  auto dx = torch::empty(sizes, dy.options());
+  auto dx = empty_with_features(dy, w.cols);
   auto dx2 = dx.view({M, w.cols});  // [M, cols]
   if (M == 0 || w.cols == 0) return dx;
   if (w.rows == 0) return dx.zero_();
