@@ -41,8 +41,8 @@ DecodeRun greedy_decode(LlamaForCausalLM& model, const torch::Tensor& prompt_ids
   prefill.attention_mask = torch::ones({B, P}, long_opts);
   prefill.position_ids = torch::arange(P, long_opts).unsqueeze(0).expand({B, P});
   prefill.cache = &cache;
-  auto logits = model->forward(prefill).logits;    // [B,P,V]
-  auto next = logits.select(1, P - 1).argmax(-1);  // [B]
+  auto logits = model->forward(prefill).logits;      // [B,P,V]
+  auto next = greedy_pick(logits.select(1, P - 1));  // [B]
   sync_device(device);
   const auto t1 = clock::now();
   const double c1 = process_cpu_seconds();
@@ -58,7 +58,7 @@ DecodeRun greedy_decode(LlamaForCausalLM& model, const torch::Tensor& prompt_ids
     in.attention_mask = mask;          // [B, cached + 1]
     in.position_ids = torch::full({B, 1}, len - 1, long_opts);
     in.cache = &cache;
-    next = model->forward(in).logits.select(1, 0).argmax(-1);
+    next = greedy_pick(model->forward(in).logits.select(1, 0));
     ids = torch::cat({ids, next.unsqueeze(1)}, 1);
     mask = torch::cat({mask, torch::ones({B, 1}, long_opts)}, 1);
     if (step == 1) run.step_input_shape = in.input_ids.sizes().vec();
@@ -81,7 +81,7 @@ GeneratePrefill generate_prefill(LlamaForCausalLM& model, const torch::Tensor& p
   LlamaKVCache cache;
   const auto t0 = std::chrono::steady_clock::now();
   GeneratePrefill out;
-  out.next = next_logits(model, prompt_ids, mask, model->embed(prompt_ids), /*step=*/0, &cache).argmax(-1);  // [B]
+  out.next = greedy_pick(next_logits(model, prompt_ids, mask, model->embed(prompt_ids), /*step=*/0, &cache));  // [B]
   sync_device(prompt_ids.device());
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return out;

@@ -1,9 +1,9 @@
 // Greedy decoding benchmark (docs/benchmarks.md, decode): the workload's LLaMA with random weights
 // stored in its llama_precision (chatbridge-bench --llama-precision); prefill over a fixed prompt fed as
 // embeddings (all positions' logits, as HF computes them), then exactly `new_tokens` single-position
-// steps against the KV cache, argmax each, no EOS; and apart, the prefill as generate() runs it (the
-// last position's logits only). Beside tokens/s, the memory-bound limit: the read
-// bandwidth measured in the same run over the weight bytes a step reads.
+// steps against the KV cache, each picked as generate() picks greedily, no EOS; and apart, the prefill
+// as generate() runs it (the last position's logits only). Beside tokens/s, the memory-bound limit: the
+// read bandwidth measured in the same run over the weight bytes a step reads.
 #pragma once
 #include <torch/torch.h>
 

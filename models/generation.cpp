@@ -7,8 +7,14 @@
 #include <limits>
 
 #include "framework/error.h"
+#include "framework/kernels/argmax.h"
 
 namespace cb {
+
+torch::Tensor greedy_pick(const torch::Tensor& scores) {
+  return kernels::argmax_applies(scores) ? kernels::argmax(scores) : scores.argmax(-1);
+}
+
 namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
@@ -88,7 +94,7 @@ GenerateResult decode(LlamaForCausalLM& model, torch::Tensor ids, torch::Tensor 
       scores = apply_sampling_warpers(scores, o);
       next = torch::multinomial(scores.softmax(-1), 1).squeeze(1);
     } else {
-      next = scores.argmax(-1);
+      next = greedy_pick(scores);
     }
     if (o.output_scores) result.scores.push_back(scores);
     if (r.eos) next = next * unfinished + *r.pad * (1 - unfinished);

@@ -45,6 +45,10 @@ struct GenerateResult {
   torch::Tensor sequence_scores;      // beam search: [B] fp32, the returned hypotheses' length-penalised scores
 };
 
+// Greedy search's choice per row: scores [B,V] -> [B] int64, torch::argmax's index (the CPU's fp32 scores
+// through kernels::argmax, which gives the same index several times faster).
+torch::Tensor greedy_pick(const torch::Tensor& scores);
+
 // HF RepetitionPenaltyLogitsProcessor: scores [B,V] of every id in `ids` [B,T] become s/p (s > 0)
 // or s*p (s < 0).
 torch::Tensor apply_repetition_penalty(const torch::Tensor& scores, const torch::Tensor& ids, double penalty);
