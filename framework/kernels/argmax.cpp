@@ -61,13 +61,13 @@ int64_t row_argmax_scalar(const float* x, int64_t V) {
 }  // namespace
 
 bool argmax_applies(const torch::Tensor& scores) {
-  return scores.device().is_cpu() && scores.scalar_type() == torch::kFloat && scores.dim() >= 1 &&
-         scores.size(-1) > 0;
+  return scores.device().is_cpu() && scores.scalar_type() == torch::kFloat && scores.dim() >= 1 && scores.size(-1) > 0;
 }
 
 torch::Tensor argmax(const torch::Tensor& scores, LinearKernel kernel) {
   if (!argmax_applies(scores)) fail("argmax: expected float32 CPU scores [..., V] with V > 0");
-  if (!linear_kernel_available(kernel)) fail("argmax: the {} kernel cannot run on this CPU", linear_kernel_name(kernel));
+  if (!linear_kernel_available(kernel))
+    fail("argmax: the {} kernel cannot run on this CPU", linear_kernel_name(kernel));
   auto row_argmax = row_argmax_scalar;
 #if defined(__x86_64__)
   if (kernel != LinearKernel::scalar) row_argmax = row_argmax_avx2;

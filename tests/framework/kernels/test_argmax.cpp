@@ -32,8 +32,8 @@ TEST_CASE("argmax: torch::argmax's index over widths, rows and ties") {
       check_same(torch::randn({rows, V}));
       check_same(torch::randint(0, 3, {rows, V}).to(torch::kFloat));  // many ties: the first wins
     }
-  check_same(torch::randn({2, 3, 45}));  // leading dimensions kept
-  check_same(torch::randn({77}));        // one row, no leading dimension
+  check_same(torch::randn({2, 3, 45}));   // leading dimensions kept
+  check_same(torch::randn({77}));         // one row, no leading dimension
   check_same(torch::randn({4, 40}).t());  // not contiguous
 }
 
@@ -63,5 +63,6 @@ TEST_CASE("argmax: which scores it takes") {
   CHECK_FALSE(argmax_applies(torch::randn({2, 5}, torch::kDouble)));
   CHECK_FALSE(argmax_applies(torch::randn({2, 0})));
   CHECK_FALSE(argmax_applies(torch::tensor(1.f)));
-  CHECK_THROWS_WITH(cb::kernels::argmax(torch::randn({2, 5}).to(torch::kHalf)), Catch::Contains("argmax: expected float32"));
+  CHECK_THROWS_WITH(cb::kernels::argmax(torch::randn({2, 5}).to(torch::kHalf)),
+                    Catch::Contains("argmax: expected float32"));
 }
