@@ -155,7 +155,7 @@ nlohmann::json compare(const AnnotationBenchOptions& o, const std::string& reade
     for (const char* key : {"startup_s", "cpu_s", "peak_rss_mb", "baseline_rss_mb", "bytes_per_record"}) {
       std::vector<double> v;
       for (const auto& x : rs) v.push_back(x[key].get<double>());
-      s[key] = Timings{v, {}}.median();
+      s[key] = median(v);
     }
     s["runs"] = rs;
   }

@@ -145,13 +145,13 @@ nlohmann::json run_decode(const Workload& w, int profile_top) {
   const int64_t bytes = weight_bytes_per_token(model);
   out["weight_bytes_per_token"] = bytes;
   if (w.device.is_cpu()) {
-    Timings pct;  // per run: tok/s ÷ the bound its bandwidth gives (Timings for its median)
+    std::vector<double> pct;  // per run: tok/s ÷ the bound its bandwidth gives
     for (size_t i = 0; i < bandwidths.size(); ++i)
-      pct.seconds.push_back(100.0 * double(d.new_tokens) / decode.seconds[i] / (bandwidths[i] / double(bytes)));
+      pct.push_back(100.0 * double(d.new_tokens) / decode.seconds[i] / (bandwidths[i] / double(bytes)));
     for (double b : bandwidths) out["read_bandwidth_gb_s_runs"].push_back(b / 1e9);
-    out["pct_of_bound_runs"] = pct.seconds;
-    out["pct_of_bound"] = pct.median();
-    const double bandwidth = Timings{bandwidths, {}}.median();
+    out["pct_of_bound_runs"] = pct;
+    out["pct_of_bound"] = median(pct);
+    const double bandwidth = median(bandwidths);
     out["read_bandwidth_gb_s"] = bandwidth / 1e9;
     out["bound_tok_s"] = bandwidth / double(bytes) * double(d.batch_size);
   }

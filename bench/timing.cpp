@@ -18,12 +18,16 @@
 
 namespace cb::bench {
 
+double median(std::vector<double> values) {
+  if (values.empty()) fail("no values to take the median of");
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
 double Timings::median() const {
   if (seconds.empty()) fail("no timed repeats");
-  auto s = seconds;
-  std::sort(s.begin(), s.end());
-  const size_t n = s.size();
-  return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);  // statistics.median
+  return bench::median(seconds);
 }
 
 double Timings::min() const {
@@ -34,8 +38,7 @@ double Timings::min() const {
 nlohmann::json Timings::to_json() const {
   nlohmann::json j = {{"median", median()}, {"min", min()}, {"repeats", seconds}};
   if (!cpu_seconds.empty()) {
-    Timings cpu{cpu_seconds, {}};
-    j["cpu_median"] = cpu.median();
+    j["cpu_median"] = bench::median(cpu_seconds);
     j["cpu_repeats"] = cpu_seconds;
   }
   return j;

@@ -12,6 +12,10 @@
 
 namespace cb::bench {
 
+// The median of `values` (Python's statistics.median: the mean of the middle two for an even count).
+// Fails when there are none.
+double median(std::vector<double> values);
+
 struct Timings {
   std::vector<double> seconds;      // wall clock of every timed repeat, in order
   std::vector<double> cpu_seconds;  // process CPU time (user + sys, all threads) of the same repeats

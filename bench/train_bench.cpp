@@ -114,9 +114,7 @@ nlohmann::json run_train(const Workload& w, int stage, const std::filesystem::pa
   for (double l : losses)
     if (!std::isfinite(l)) fail("{}: non-finite loss {} (degenerate random weights?)", name, l);
   // Phase medians over the timed steps (the warm-up steps come first in the vectors).
-  auto phase = [&](const std::vector<double>& v) {
-    return Timings{std::vector<double>(v.end() - tw.steps, v.end()), {}}.median();
-  };
+  auto phase = [&](const std::vector<double>& v) { return median(std::vector<double>(v.end() - tw.steps, v.end())); };
   const nlohmann::json phases = {{"forward_s", phase(bench.forward_s)},
                                  {"backward_s", phase(bench.backward_s)},
                                  {"optimizer_s", phase(bench.optimizer_s)}};

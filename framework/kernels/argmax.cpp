@@ -11,18 +11,32 @@
 namespace cb::kernels {
 namespace {
 
-// Two passes over the row: its maximum ignoring NaNs (and whether it has one), then the first index that
+// Two passes over a row: its maximum ignoring NaNs (and whether it has one), then the first index that
 // holds the maximum (or a NaN). Ties and ±0 resolve to the first, as torch's argmax.
-int64_t row_argmax_scalar(const float* x, int64_t V) {
-  float m = -std::numeric_limits<float>::infinity();
+struct RowMax {
+  float max = -std::numeric_limits<float>::infinity();
   bool nan = false;
-  for (int64_t i = 0; i < V; ++i) {
-    m = x[i] > m ? x[i] : m;
-    nan |= x[i] != x[i];
+};
+
+// Folds x[begin, end) into r.
+void fold_max(const float* x, int64_t begin, int64_t end, RowMax& r) {
+  for (int64_t i = begin; i < end; ++i) {
+    r.max = x[i] > r.max ? x[i] : r.max;
+    r.nan |= x[i] != x[i];
   }
-  for (int64_t i = 0; i < V; ++i)
-    if (nan ? x[i] != x[i] : x[i] == m) return i;
-  return 0;  // not reached: some element holds the maximum (or is the NaN seen)
+}
+
+// The first index in [begin, V) that holds r's maximum, or a NaN where the row has one; V if none does.
+int64_t first_hit(const float* x, int64_t begin, int64_t V, const RowMax& r) {
+  for (int64_t i = begin; i < V; ++i)
+    if (r.nan ? x[i] != x[i] : x[i] == r.max) return i;
+  return V;
+}
+
+int64_t row_argmax_scalar(const float* x, int64_t V) {
+  RowMax r;
+  fold_max(x, 0, V, r);
+  return first_hit(x, 0, V, r);
 }
 
 #if defined(__x86_64__)
@@ -39,22 +53,17 @@ int64_t row_argmax_scalar(const float* x, int64_t V) {
     }
   alignas(32) float lanes[8];
   _mm256_store_ps(lanes, _mm256_max_ps(_mm256_max_ps(m4[0], m4[1]), _mm256_max_ps(m4[2], m4[3])));
-  float m = lanes[0];
-  for (int k = 1; k < 8; ++k) m = lanes[k] > m ? lanes[k] : m;
-  bool has_nan = _mm256_movemask_ps(nan) != 0;
-  for (; i < V; ++i) {
-    m = x[i] > m ? x[i] : m;
-    has_nan |= x[i] != x[i];
-  }
-  const __m256 mv = _mm256_set1_ps(m);
+  RowMax r;
+  r.nan = _mm256_movemask_ps(nan) != 0;
+  fold_max(lanes, 0, 8, r);
+  fold_max(x, i, V, r);
+  const __m256 mv = _mm256_set1_ps(r.max);
   for (i = 0; i + 8 <= V; i += 8) {
     const __m256 v = _mm256_loadu_ps(x + i);
-    const int hit = _mm256_movemask_ps(has_nan ? _mm256_cmp_ps(v, v, _CMP_UNORD_Q) : _mm256_cmp_ps(v, mv, _CMP_EQ_OQ));
+    const int hit = _mm256_movemask_ps(r.nan ? _mm256_cmp_ps(v, v, _CMP_UNORD_Q) : _mm256_cmp_ps(v, mv, _CMP_EQ_OQ));
     if (hit) return i + __builtin_ctz(static_cast<unsigned>(hit));
   }
-  for (; i < V; ++i)
-    if (has_nan ? x[i] != x[i] : x[i] == m) return i;
-  return 0;  // not reached, as above
+  return first_hit(x, i, V, r);
 }
 #endif
 
