@@ -350,9 +350,10 @@ def slow_link():
 
 
 def trainer_pid(h, k):
+    """The worker's pid: the program run is chatbridge-train (the launcher's arguments name it too)."""
     for p in h.pids(k):
         try:
-            if "chatbridge-train" in open(f"/proc/{p}/cmdline").read():
+            if os.path.basename(open(f"/proc/{p}/cmdline").read().split("\0")[0]) == "chatbridge-train":
                 return p
         except OSError:
             pass
