@@ -34,7 +34,7 @@ std::string blas_backend() {
   std::string where = sym && dladdr(sym, &info) && info.dli_fname ? info.dli_fname : "unknown library";
   using ConfigFn = char* (*)();
   if (auto cfg = reinterpret_cast<ConfigFn>(dlsym(RTLD_DEFAULT, "openblas_get_config")))
-    return std::string("OpenBLAS ") + cfg() + " at " + where;
+    return std::string(cfg()) + " at " + where;  // "OpenBLAS 0.3.21 ... DYNAMIC_ARCH ... Haswell ..."
   // The pip wheels link MKL in statically, with its symbols hidden: only LibTorch knows.
   if (dlsym(RTLD_DEFAULT, "mkl_get_version") || at::globalContext().hasMKL()) return "MKL at " + where;
   if (!sym) return "none found (LibTorch's own kernels)";

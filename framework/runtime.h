@@ -7,7 +7,8 @@ namespace cb {
 // Sets LibTorch intra-op (and OpenMP/BLAS) threads; requested <= 0 means "the cores available".
 int configure_threads(int requested);
 
-// Describes the BLAS that provides sgemm_ in this process, e.g. "OpenBLAS 0.3.21 (openmp) at /usr/lib/...".
+// Describes the BLAS that provides sgemm_ in this process, e.g. "OpenBLAS 0.3.21 ... USE_OPENMP Haswell ... at
+// /usr/lib/..." (OpenBLAS names the kernels it chose).
 std::string blas_backend();
 
 // For a data worker thread: its LibTorch ops run on one thread, since a worker already owns one of
