@@ -21,7 +21,9 @@
 #endif
 
 #include "framework/error.h"
+#include "framework/kernels/avx512_transpose.h"
 #include "framework/kernels/cpu_features.h"
+#include "framework/kernels/gemm.h"
 #include "framework/kernels/row_threads.h"
 
 namespace cb::kernels {
@@ -447,31 +449,6 @@ CB_AVX512 void panel_dot_avx512(const uint8_t* panel, const float* const* x, int
   for (int i = 0; i < NM; ++i) _mm512_storeu_ps(out + kPanelRows * i, acc[i]);
 }
 
-// In place: v[k] (16 lanes) -> lane k of every v[j], i.e. row j of the transpose.
-CB_AVX512 inline void transpose16x16(__m512 v[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 16; i += 2) {  // per 128-bit lane L: t[i] = rows i, i+1 at columns 4L, 4L+1 interleaved
-    t[i] = _mm512_unpacklo_ps(v[i], v[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(v[i], v[i + 1]);
-  }
-  for (int g = 0; g < 16; g += 4) {  // u[g + k], lane L: rows g..g+3 at column 4L + k
-    v[g] = _mm512_shuffle_ps(t[g], t[g + 2], 0x44);
-    v[g + 1] = _mm512_shuffle_ps(t[g], t[g + 2], 0xEE);
-    v[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
-    v[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
-  }
-  for (int k = 0; k < 4; ++k) {  // 4 x 4 transpose of the 128-bit lanes of u[k], u[4+k], u[8+k], u[12+k]
-    const __m512 a = _mm512_shuffle_f32x4(v[k], v[4 + k], 0x88), b = _mm512_shuffle_f32x4(v[k], v[4 + k], 0xDD);
-    const __m512 c = _mm512_shuffle_f32x4(v[8 + k], v[12 + k], 0x88),
-                 e = _mm512_shuffle_f32x4(v[8 + k], v[12 + k], 0xDD);
-    t[k] = _mm512_shuffle_f32x4(a, c, 0x88);
-    t[8 + k] = _mm512_shuffle_f32x4(a, c, 0xDD);
-    t[4 + k] = _mm512_shuffle_f32x4(b, e, 0x88);
-    t[12 + k] = _mm512_shuffle_f32x4(b, e, 0xDD);
-  }
-  for (int i = 0; i < 16; ++i) v[i] = t[i];
-}
-
 // Half h of each block: columns 16h..16h+15 of the 16 rows, decoded and scaled as columns (d·q exact, as
 // dequant_avx512), then transposed into rows.
 template <F Fmt>
@@ -625,6 +602,16 @@ void row_kernel_linear(const float* x, int64_t M, RowJob* jobs, int n_jobs) {
   });
 }
 
+// Unit u of `units` (W's rows from r0) dequantised into t [n, cols], at the unit's row within the range.
+void dequantise_unit(const PackedWeight& w, const FormatKernels& k, const RowUnits& units, int64_t r0, int64_t u,
+                     float* t) {
+  const int64_t cols = w.cols, stride = row_bytes(w.format, cols), r = units.first_row(u);
+  const uint8_t* wr = storage(w) + (r0 + r) * stride;
+  if (u < units.panels && k.panel_dequant) return k.panel_dequant(wr, cols, t + r * cols);
+  if (u < units.panels) wr = panel_as_rows(w.format, wr, cols);
+  for (int64_t i = 0; i < units.rows(u); ++i) k.dequant(wr + i * stride, cols, t + (r + i) * cols);
+}
+
 // The fp32 tile buffer of the calling thread, grown as needed and kept.
 torch::Tensor tile_buffer(int64_t tile_rows, int64_t cols) {
   thread_local torch::Tensor buffer;
@@ -635,31 +622,42 @@ torch::Tensor tile_buffer(int64_t tile_rows, int64_t cols) {
 // Calls fn(r0, tile) for consecutive tiles of W's rows, tile [r1 - r0, cols] fp32 (the same buffer each time).
 template <class Fn>
 void for_each_dequantised_tile(const PackedWeight& w, const FormatKernels& k, Fn&& fn) {
-  const int64_t cols = w.cols, stride = row_bytes(w.format, cols);
+  const int64_t cols = w.cols;
   const int64_t tile_rows =  // whole panels
       std::clamp<int64_t>(kTileFloats / std::max<int64_t>(1, cols), 16, std::max<int64_t>(16, w.rows)) / kPanelRows *
       kPanelRows;
-  const uint8_t* base = storage(w);
   for (int64_t r0 = 0; r0 < w.rows; r0 += tile_rows) {
     const int64_t n = std::min(tile_rows, w.rows - r0);
     auto tile = tile_buffer(tile_rows, cols).narrow(0, 0, n);
     float* t = tile.data_ptr<float>();
     const auto units = row_units(w, r0, n);
     parallel_rows(units.count, unit_grain(w, units), [&](int64_t u0, int64_t u1) {
-      for (int64_t u = u0; u < u1; ++u) {
-        const int64_t r = units.first_row(u);  // within the tile
-        const uint8_t* wr = base + (r0 + r) * stride;
-        if (u < units.panels && k.panel_dequant) {
-          k.panel_dequant(wr, cols, t + r * cols);
-          continue;
-        }
-        if (u < units.panels) wr = panel_as_rows(w.format, wr, cols);
-        for (int64_t i = 0; i < units.rows(u); ++i) k.dequant(wr + i * stride, cols, t + (r + i) * cols);
-      }
+      for (int64_t u = u0; u < u1; ++u) dequantise_unit(w, k, units, r0, u, t);
     });
     fn(r0, tile);
   }
 }
+
+#if defined(__x86_64__)
+// y [M, rows] = x [M, cols] · Wᵀ through the AVX-512 GEMM (gemm.h). The threads share W's panels of 64
+// rows; each dequantises its panel into its own buffer (fp32 weights are read in place) and multiplies.
+void gemm_linear(const float* x, int64_t M, const PackedWeight& w, const FormatKernels& k, float* y) {
+  const int64_t cols = w.cols, panels = (w.rows + kGemmPanelRows - 1) / kGemmPanelRows;
+  parallel_rows(panels, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t r0 = p * kGemmPanelRows, n = std::min(kGemmPanelRows, w.rows - r0);
+      const float* b = reinterpret_cast<const float*>(storage(w)) + r0 * cols;
+      if (w.format != F::f32) {
+        float* t = tile_buffer(kGemmPanelRows, cols).data_ptr<float>();
+        const auto units = row_units(w, r0, n);
+        for (int64_t u = 0; u < units.count; ++u) dequantise_unit(w, k, units, r0, u, t);
+        b = t;
+      }
+      gemm_panel_avx512(x, M, cols, b, n, y + r0, w.rows);
+    }
+  });
+}
+#endif
 
 // Uninitialised, x's shape with `n` in its last dimension, x's dtype and device.
 torch::Tensor empty_with_features(const torch::Tensor& x, int64_t n) {
@@ -760,6 +758,10 @@ torch::Tensor linear(const torch::Tensor& x, const PackedWeight& w, LinearKernel
   if (M <= kSmallBatchRows) {
     RowJob job(w, k, y2.data_ptr<float>());
     row_kernel_linear(x2.data_ptr<float>(), M, &job, 1);
+#if defined(__x86_64__)
+  } else if (kernel == LinearKernel::avx512) {
+    gemm_linear(x2.data_ptr<float>(), M, w, k, y2.data_ptr<float>());
+#endif
   } else if (w.format == F::f32) {
     at::mm_out(y2, x2, w.data.t());
   } else {

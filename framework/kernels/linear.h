@@ -2,9 +2,10 @@
 //
 // CPU, float32 x: up to kSmallBatchRows rows of x run the row kernels, which read each stored weight row
 // once, decode it in registers and take its dot product with every row of x (decode is one row and
-// memory-bound: the weight bytes read are the cost). More rows dequantise the weight a tile of rows at a
-// time into a reused fp32 buffer and call the BLAS GEMM on it, so a 16-bit or quantized weight runs as
-// fast as fp32 there (training through the frozen LLM, long prefill). Threads split the output rows.
+// memory-bound: the weight bytes read are the cost). More rows (training through the frozen LLM, long
+// prefill) dequantise the weight to fp32 in pieces, each multiplied for all rows of x at once: panels of
+// 64 rows through the AVX-512 GEMM (gemm.h) where that family runs, else tiles of rows through the BLAS
+// GEMM; so a 16-bit or quantized weight runs as fast as fp32 there. Threads split the output rows.
 // The kernel family is chosen once at run time (AVX-512F, else AVX2+FMA+F16C where the CPU has them, else
 // scalar; CHATBRIDGE_SIMD=avx2 or scalar caps it). Other devices or dtypes: dequantise, then torch::matmul in x's
 // dtype. Gradients flow to x only (W is frozen); use these inside an autograd function.

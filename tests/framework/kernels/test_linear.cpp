@@ -1,6 +1,7 @@
 // The frozen-linear kernels (framework/kernels/linear.h) against dequantise + matmul in fp64, for every
 // format, every kernel family this CPU runs (scalar, AVX2, AVX-512), both paths (row kernels for
-// M <= kSmallBatchRows rows of x, dequantised tiles + BLAS above), odd shapes and tails.
+// M <= kSmallBatchRows rows of x; above, the GEMM of gemm.h on AVX-512 and dequantised tiles + BLAS
+// otherwise), odd shapes and tails.
 //
 // Bound: the kernels sum n = cols (linear) or rows (input grad) products in some fp32 order (SIMD lanes,
 // blocks scaled once, BLAS blocking); the weight values are exact in fp32 (d·q has at most 19 significant
@@ -146,10 +147,11 @@ TEST_CASE("linear: x of 1, 2 and 3 dimensions keeps its leading shape") {
     }
 }
 
-TEST_CASE("linear: a weight of several dequantised tiles (the BLAS path's tile loop and its last partial tile)") {
-  const auto f = GENERATE(WeightFormat::bf16, WeightFormat::q8_0, WeightFormat::q4_0);
+TEST_CASE("linear: a weight of several dequantised tiles and GEMM panels, and their last partial ones") {
+  const auto f = GENERATE(WeightFormat::f32, WeightFormat::bf16, WeightFormat::q8_0, WeightFormat::q4_0);
   torch::manual_seed(13);
-  const int64_t rows = 1100, cols = 2048, M = 17;  // 512 rows a tile: two whole tiles and 76 rows
+  const int64_t rows = 1100, cols = 2048,
+                M = 17;  // 512 rows a tile: two whole tiles and 76 rows; 17 panels of 64 and 12 rows
   auto w = random_weight(f, rows, cols);
   const auto W = unpack_weight(w, torch::kDouble);
   if (is_block_format(f)) {  // 68 panels and 12 rows

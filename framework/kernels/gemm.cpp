@@ -1,0 +1,109 @@
+#include "framework/kernels/gemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+
+#include "framework/kernels/avx512_transpose.h"
+
+namespace cb::kernels {
+
+#if defined(__x86_64__)
+namespace {
+
+#define CB_AVX512 [[gnu::target("avx512f")]]
+// GCC 12's AVX-512 headers pass an undefined vector as the merge source of unmasked intrinsics and then
+// warn that it is uninitialised (GCC bug 105593, fixed in GCC 13).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+constexpr int kMR = 6;        // rows of x per micro-kernel call (6 x 4 accumulators + 4 of B: 28 of 32 registers)
+constexpr int64_t kKC = 256;  // depth of a block: 64 KB of packed B, held in L2 across the rows of x
+constexpr int kNR = kGemmPanelRows;
+
+struct AlignedFree {
+  void operator()(float* p) const { std::free(p); }
+};
+
+// The calling thread's packed panel [K][64], 64-byte aligned, grown as needed and kept.
+float* packed_buffer(int64_t K) {
+  thread_local std::unique_ptr<float, AlignedFree> buffer;
+  thread_local int64_t capacity = 0;
+  if (capacity < K) {
+    buffer.reset(static_cast<float*>(std::aligned_alloc(64, static_cast<size_t>(K * kNR) * sizeof(float))));
+    capacity = K;
+  }
+  return buffer.get();
+}
+
+// bp[k * 64 + j] = b[j, k] for j < n, 0 for n <= j < 64.
+CB_AVX512 void pack(const float* b, int64_t n, int64_t K, float* bp) {
+  for (int g = 0; g < kNR / 16; ++g) {
+    for (int64_t k0 = 0; k0 < K; k0 += 16) {
+      const int64_t kn = std::min<int64_t>(16, K - k0);
+      const __mmask16 mask = static_cast<__mmask16>((1u << kn) - 1);
+      __m512 v[16];
+      for (int j = 0; j < 16; ++j) {
+        const int64_t row = 16 * g + j;
+        v[j] = row < n ? _mm512_maskz_loadu_ps(mask, b + row * K + k0) : _mm512_setzero_ps();
+      }
+      transpose16x16(v);
+      for (int64_t i = 0; i < kn; ++i) _mm512_store_ps(bp + (k0 + i) * kNR + 16 * g, v[i]);
+    }
+  }
+}
+
+// y[i, 0:n] (+)= Σ_{k < kc} x[i, k] · bp[k, 0:n] for i < MR; `accumulate` adds to y (blocks after the first).
+template <int MR>
+CB_AVX512 void micro(const float* x, int64_t ldx, const float* bp, int64_t kc, float* y, int64_t ldy, int64_t n,
+                     bool accumulate) {
+  __m512 acc[MR][4];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* bk = bp + k * kNR;
+    const __m512 b0 = _mm512_load_ps(bk), b1 = _mm512_load_ps(bk + 16), b2 = _mm512_load_ps(bk + 32),
+                 b3 = _mm512_load_ps(bk + 48);
+    for (int i = 0; i < MR; ++i) {
+      const __m512 a = _mm512_set1_ps(x[i * ldx + k]);  // folded into the FMAs as a broadcast operand
+      acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
+      acc[i][2] = _mm512_fmadd_ps(a, b2, acc[i][2]);
+      acc[i][3] = _mm512_fmadd_ps(a, b3, acc[i][3]);
+    }
+  }
+  for (int j = 0; j < 4; ++j) {
+    const int64_t left = std::clamp<int64_t>(n - 16 * j, 0, 16);
+    if (left == 0) break;
+    const __mmask16 mask = static_cast<__mmask16>((1u << left) - 1);
+    for (int i = 0; i < MR; ++i) {
+      float* out = y + i * ldy + 16 * j;
+      const __m512 v = accumulate ? _mm512_add_ps(_mm512_maskz_loadu_ps(mask, out), acc[i][j]) : acc[i][j];
+      _mm512_mask_storeu_ps(out, mask, v);
+    }
+  }
+}
+
+using Micro = void (*)(const float*, int64_t, const float*, int64_t, float*, int64_t, int64_t, bool);
+constexpr Micro kMicro[kMR] = {micro<1>, micro<2>, micro<3>, micro<4>, micro<5>, micro<6>};
+
+#pragma GCC diagnostic pop
+#undef CB_AVX512
+
+}  // namespace
+
+void gemm_panel_avx512(const float* x, int64_t M, int64_t K, const float* b, int64_t n, float* y, int64_t ldy) {
+  float* bp = packed_buffer(K);
+  pack(b, n, K, bp);
+  for (int64_t k0 = 0; k0 < K; k0 += kKC) {
+    const int64_t kc = std::min(kKC, K - k0);
+    for (int64_t m0 = 0; m0 < M; m0 += kMR) {
+      const int mr = static_cast<int>(std::min<int64_t>(kMR, M - m0));
+      kMicro[mr - 1](x + m0 * K + k0, K, bp + k0 * kNR, kc, y + m0 * ldy, ldy, n, k0 > 0);
+    }
+  }
+}
+#endif
+
+}  // namespace cb::kernels
