@@ -22,7 +22,8 @@ namespace cb::kernels {
 constexpr int64_t kGemmPanelRows = 64;
 
 // y[m, j] = Σ_k x[m, k] · b[j, k] for m < M, j < n <= kGemmPanelRows; x row stride K, b row stride K,
-// y row stride ldy (y may be a column slice of a wider output). Needs AVX-512F (linear.h's avx512 family).
+// y row stride ldy (y may be a column slice of a wider output), K >= 1. x86-64 only, and needs AVX-512F
+// (linear.h's avx512 family).
 void gemm_panel_avx512(const float* x, int64_t M, int64_t K, const float* b, int64_t n, float* y, int64_t ldy);
 
 }  // namespace cb::kernels
