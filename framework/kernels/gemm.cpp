@@ -1,8 +1,6 @@
 #include "framework/kernels/gemm.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <memory>
 
 #include "framework/kernels/avx512_transpose.h"
 
@@ -22,21 +20,6 @@ constexpr int kMR = 6;        // rows of x per micro-kernel call (6 x 4 accumula
 constexpr int64_t kKC = 256;  // depth of a block: 64 KB of packed B, held in L2 across the rows of x
 constexpr int kNR = kGemmPanelRows;
 
-struct AlignedFree {
-  void operator()(float* p) const { std::free(p); }
-};
-
-// The calling thread's packed panel [K][64], 64-byte aligned, grown as needed and kept.
-float* packed_buffer(int64_t K) {
-  thread_local std::unique_ptr<float, AlignedFree> buffer;
-  thread_local int64_t capacity = 0;
-  if (capacity < K) {
-    buffer.reset(static_cast<float*>(std::aligned_alloc(64, static_cast<size_t>(K * kNR) * sizeof(float))));
-    capacity = K;
-  }
-  return buffer.get();
-}
-
 // bp[k * 64 + j] = b[j, k] for j < n, 0 for n <= j < 64.
 CB_AVX512 void pack(const float* b, int64_t n, int64_t K, float* bp) {
   for (int g = 0; g < kNR / 16; ++g) {
@@ -49,7 +32,7 @@ CB_AVX512 void pack(const float* b, int64_t n, int64_t K, float* bp) {
         v[j] = row < n ? _mm512_maskz_loadu_ps(mask, b + row * K + k0) : _mm512_setzero_ps();
       }
       transpose16x16(v);
-      for (int64_t i = 0; i < kn; ++i) _mm512_store_ps(bp + (k0 + i) * kNR + 16 * g, v[i]);
+      for (int64_t i = 0; i < kn; ++i) _mm512_storeu_ps(bp + (k0 + i) * kNR + 16 * g, v[i]);
     }
   }
 }
@@ -63,8 +46,8 @@ CB_AVX512 void micro(const float* x, int64_t ldx, const float* bp, int64_t kc, f
     for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
   for (int64_t k = 0; k < kc; ++k) {
     const float* bk = bp + k * kNR;
-    const __m512 b0 = _mm512_load_ps(bk), b1 = _mm512_load_ps(bk + 16), b2 = _mm512_load_ps(bk + 32),
-                 b3 = _mm512_load_ps(bk + 48);
+    const __m512 b0 = _mm512_loadu_ps(bk), b1 = _mm512_loadu_ps(bk + 16), b2 = _mm512_loadu_ps(bk + 32),
+                 b3 = _mm512_loadu_ps(bk + 48);
     for (int i = 0; i < MR; ++i) {
       const __m512 a = _mm512_set1_ps(x[i * ldx + k]);  // folded into the FMAs as a broadcast operand
       acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
@@ -93,8 +76,8 @@ constexpr Micro kMicro[kMR] = {micro<1>, micro<2>, micro<3>, micro<4>, micro<5>,
 
 }  // namespace
 
-void gemm_panel_avx512(const float* x, int64_t M, int64_t K, const float* b, int64_t n, float* y, int64_t ldy) {
-  float* bp = packed_buffer(K);
+void gemm_panel_avx512(const float* x, int64_t M, int64_t K, const float* b, int64_t n, float* y, int64_t ldy,
+                       float* bp) {
   pack(b, n, K, bp);
   for (int64_t k0 = 0; k0 < K; k0 += kKC) {
     const int64_t kc = std::min(kKC, K - k0);

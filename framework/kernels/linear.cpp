@@ -640,20 +640,22 @@ void for_each_dequantised_tile(const PackedWeight& w, const FormatKernels& k, Fn
 
 #if defined(__x86_64__)
 // y [M, rows] = x [M, cols] · Wᵀ through the AVX-512 GEMM (gemm.h). The threads share W's panels of 64
-// rows; each dequantises its panel into its own buffer (fp32 weights are read in place) and multiplies.
+// rows; each dequantises its panel into its tile buffer (fp32 weights are read in place) and packs it
+// into the buffer's second half.
 void gemm_linear(const float* x, int64_t M, const PackedWeight& w, const FormatKernels& k, float* y) {
   const int64_t cols = w.cols, panels = (w.rows + kGemmPanelRows - 1) / kGemmPanelRows;
   parallel_rows(panels, 1, [&](int64_t p0, int64_t p1) {
+    float* rows = tile_buffer(2 * kGemmPanelRows, cols).data_ptr<float>();
+    float* packed = rows + kGemmPanelRows * cols;
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t r0 = p * kGemmPanelRows, n = std::min(kGemmPanelRows, w.rows - r0);
       const float* b = reinterpret_cast<const float*>(storage(w)) + r0 * cols;
       if (w.format != F::f32) {
-        float* t = tile_buffer(kGemmPanelRows, cols).data_ptr<float>();
         const auto units = row_units(w, r0, n);
-        for (int64_t u = 0; u < units.count; ++u) dequantise_unit(w, k, units, r0, u, t);
-        b = t;
+        for (int64_t u = 0; u < units.count; ++u) dequantise_unit(w, k, units, r0, u, rows);
+        b = rows;
       }
-      gemm_panel_avx512(x, M, cols, b, n, y + r0, w.rows);
+      gemm_panel_avx512(x, M, cols, b, n, y + r0, w.rows, packed);
     }
   });
 }

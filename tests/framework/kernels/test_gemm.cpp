@@ -30,7 +30,9 @@ TEST_CASE("gemm_panel_avx512: every tail of rows, depth and panel width against 
         const auto x = torch::randn({M, K}), b = torch::randn({n, K});
         const int64_t ldy = n + 5, col0 = 2;  // y[:, 2:2+n] of a [M, n+5] output
         auto y = torch::full({M, ldy}, 7.0f);
-        gemm_panel_avx512(x.data_ptr<float>(), M, K, b.data_ptr<float>(), n, y.data_ptr<float>() + col0, ldy);
+        auto packed = torch::empty({K * kGemmPanelRows});
+        gemm_panel_avx512(x.data_ptr<float>(), M, K, b.data_ptr<float>(), n, y.data_ptr<float>() + col0, ldy,
+                          packed.data_ptr<float>());
         const auto xd = x.to(torch::kDouble), bd = b.to(torch::kDouble);
         const double g = (K + 2) * u / (1 - (K + 2) * u);
         const auto out = y.narrow(1, col0, n).to(torch::kDouble);

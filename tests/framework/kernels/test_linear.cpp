@@ -150,8 +150,8 @@ TEST_CASE("linear: x of 1, 2 and 3 dimensions keeps its leading shape") {
 TEST_CASE("linear: a weight of several dequantised tiles and GEMM panels, and their last partial ones") {
   const auto f = GENERATE(WeightFormat::f32, WeightFormat::bf16, WeightFormat::q8_0, WeightFormat::q4_0);
   torch::manual_seed(13);
-  const int64_t rows = 1100, cols = 2048,
-                M = 17;  // 512 rows a tile: two whole tiles and 76 rows; 17 panels of 64 and 12 rows
+  // 512 rows a tile: two whole tiles and 76 rows; 17 GEMM panels of 64 and 12 rows.
+  const int64_t rows = 1100, cols = 2048, M = 17;
   auto w = random_weight(f, rows, cols);
   const auto W = unpack_weight(w, torch::kDouble);
   if (is_block_format(f)) {  // 68 panels and 12 rows
