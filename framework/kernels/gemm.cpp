@@ -16,8 +16,8 @@ namespace {
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
-constexpr int kMR = 6;        // rows of x per micro-kernel call (6 x 4 accumulators + 4 of B: 28 of 32 registers)
-constexpr int64_t kKC = 256;  // depth of a block: 64 KB of packed B, held in L2 across the rows of x
+constexpr int kMR = 6;  // rows of x per micro-kernel call (6 x 4 accumulators + 4 of B: 28 of 32 registers)
+constexpr int64_t kKC = kGemmDepth;
 constexpr int kNR = kGemmPanelRows;
 
 // bp[k * 64 + j] = b[j, k] for j < n, 0 for n <= j < 64.
@@ -76,16 +76,21 @@ constexpr Micro kMicro[kMR] = {micro<1>, micro<2>, micro<3>, micro<4>, micro<5>,
 
 }  // namespace
 
-void gemm_panel_avx512(const float* x, int64_t M, int64_t K, const float* b, int64_t n, float* y, int64_t ldy,
-                       float* bp) {
-  pack(b, n, K, bp);
+void gemm_packed_avx512(const float* x, int64_t ldx, int64_t M, const float* bp, int64_t K, int64_t n, float* y,
+                        int64_t ldy, bool accumulate) {
   for (int64_t k0 = 0; k0 < K; k0 += kKC) {
     const int64_t kc = std::min(kKC, K - k0);
     for (int64_t m0 = 0; m0 < M; m0 += kMR) {
       const int mr = static_cast<int>(std::min<int64_t>(kMR, M - m0));
-      kMicro[mr - 1](x + m0 * K + k0, K, bp + k0 * kNR, kc, y + m0 * ldy, ldy, n, k0 > 0);
+      kMicro[mr - 1](x + m0 * ldx + k0, ldx, bp + k0 * kNR, kc, y + m0 * ldy, ldy, n, accumulate || k0 > 0);
     }
   }
+}
+
+void gemm_panel_avx512(const float* x, int64_t M, int64_t K, const float* b, int64_t n, float* y, int64_t ldy,
+                       float* bp) {
+  pack(b, n, K, bp);
+  gemm_packed_avx512(x, K, M, bp, K, n, y, ldy, false);
 }
 #endif
 

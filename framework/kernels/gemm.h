@@ -20,6 +20,8 @@ namespace cb::kernels {
 
 // Rows of B one gemm_panel call takes.
 constexpr int64_t kGemmPanelRows = 64;
+// Depth of the blocks the micro-kernel walks K in: 64 KB of packed B, held in L2 across the rows of x.
+constexpr int64_t kGemmDepth = 256;
 
 // y[m, j] = Σ_k x[m, k] · b[j, k] for m < M, j < n <= kGemmPanelRows; x row stride K, b row stride K,
 // y row stride ldy (y may be a column slice of a wider output), K >= 1; `packed` is the caller's
@@ -27,5 +29,12 @@ constexpr int64_t kGemmPanelRows = 64;
 // only, and needs AVX-512F (linear.h's avx512 family).
 void gemm_panel_avx512(const float* x, int64_t M, int64_t K, const float* b, int64_t n, float* y, int64_t ldy,
                        float* packed);
+
+// The product with B already in that packed layout: y[m, j] (+)= Σ_{k < K} x[m, k] · packed[k * 64 + j] for
+// m < M, j < n <= kGemmPanelRows (lanes n..63 of `packed` are read and their products dropped); x row
+// stride ldx, y row stride ldy; `accumulate` adds to y instead of overwriting it. For a B whose columns
+// are at hand as rows (W in dx = dy · W), written straight into the layout without a transpose.
+void gemm_packed_avx512(const float* x, int64_t ldx, int64_t M, const float* packed, int64_t K, int64_t n, float* y,
+                        int64_t ldy, bool accumulate);
 
 }  // namespace cb::kernels

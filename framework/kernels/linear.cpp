@@ -42,8 +42,8 @@ using RowDot = void (*)(const uint8_t* w, const float* const* x, int64_t cols, f
 using RowDequant = void (*)(const uint8_t* w, int64_t cols, float* out);
 // One panel of 16 stored rows (weight_format.h) · up to kRowGroup rows of x: out[i * 16 + r] = Σ_c W[r, c] x[i][c].
 using PanelDot = void (*)(const uint8_t* panel, const float* const* x, int64_t cols, float* out);
-// One panel of 16 stored rows -> 16 x cols floats, row after row.
-using PanelDequant = void (*)(const uint8_t* panel, int64_t cols, float* out);
+// One panel of 16 stored rows -> 16 x cols floats, row r at out + r * ld.
+using PanelDequant = void (*)(const uint8_t* panel, int64_t cols, float* out, int64_t ld);
 
 inline float half_bits_to_float(const uint8_t* p) {
   uint16_t h;
@@ -452,7 +452,7 @@ CB_AVX512 void panel_dot_avx512(const uint8_t* panel, const float* const* x, int
 // Half h of each block: columns 16h..16h+15 of the 16 rows, decoded and scaled as columns (d·q exact, as
 // dequant_avx512), then transposed into rows.
 template <F Fmt>
-CB_AVX512 void panel_dequant_avx512(const uint8_t* panel, int64_t cols, float* out) {
+CB_AVX512 void panel_dequant_avx512(const uint8_t* panel, int64_t cols, float* out, int64_t ld) {
   for (int64_t b = 0; b < cols / kQuantBlock; ++b) {
     const uint8_t* pb = panel + b * kPanelRows * block_bytes(Fmt);
     const __m512 d = panel_scales16(pb);
@@ -460,7 +460,7 @@ CB_AVX512 void panel_dequant_avx512(const uint8_t* panel, int64_t cols, float* o
       __m512 v[16];
       for (int j = 0; j < 16; ++j) v[j] = _mm512_mul_ps(d, panel_column16<Fmt>(pb + 2 * kPanelRows, 16 * h + j));
       transpose16x16(v);
-      for (int r = 0; r < kPanelRows; ++r) _mm512_storeu_ps(out + r * cols + b * kQuantBlock + 16 * h, v[r]);
+      for (int r = 0; r < kPanelRows; ++r) _mm512_storeu_ps(out + r * ld + b * kQuantBlock + 16 * h, v[r]);
     }
   }
 }
@@ -602,14 +602,16 @@ void row_kernel_linear(const float* x, int64_t M, RowJob* jobs, int n_jobs) {
   });
 }
 
-// Unit u of `units` (W's rows from r0) dequantised into t [n, cols], at the unit's row within the range.
+// Columns [c0, c0 + n) of unit u of `units` (W's rows from r0) dequantised into t (row stride ld), at the
+// unit's row within the range; c0 a multiple of kQuantBlock for the block formats.
 void dequantise_unit(const PackedWeight& w, const FormatKernels& k, const RowUnits& units, int64_t r0, int64_t u,
-                     float* t) {
-  const int64_t cols = w.cols, stride = row_bytes(w.format, cols), r = units.first_row(u);
+                     int64_t c0, int64_t n, float* t, int64_t ld) {
+  const int64_t stride = row_bytes(w.format, w.cols), r = units.first_row(u);
   const uint8_t* wr = storage(w) + (r0 + r) * stride;
-  if (u < units.panels && k.panel_dequant) return k.panel_dequant(wr, cols, t + r * cols);
-  if (u < units.panels) wr = panel_as_rows(w.format, wr, cols);
-  for (int64_t i = 0; i < units.rows(u); ++i) k.dequant(wr + i * stride, cols, t + (r + i) * cols);
+  if (u < units.panels && k.panel_dequant)  // a panel's blocks lie column block after column block
+    return k.panel_dequant(wr + kPanelRows * row_bytes(w.format, c0), n, t + r * ld, ld);
+  if (u < units.panels) wr = panel_as_rows(w.format, wr, w.cols);
+  for (int64_t i = 0; i < units.rows(u); ++i) k.dequant(wr + i * stride + row_bytes(w.format, c0), n, t + (r + i) * ld);
 }
 
 // The fp32 tile buffer of the calling thread, grown as needed and kept.
@@ -632,7 +634,7 @@ void for_each_dequantised_tile(const PackedWeight& w, const FormatKernels& k, Fn
     float* t = tile.data_ptr<float>();
     const auto units = row_units(w, r0, n);
     parallel_rows(units.count, unit_grain(w, units), [&](int64_t u0, int64_t u1) {
-      for (int64_t u = u0; u < u1; ++u) dequantise_unit(w, k, units, r0, u, t);
+      for (int64_t u = u0; u < u1; ++u) dequantise_unit(w, k, units, r0, u, 0, cols, t, cols);
     });
     fn(r0, tile);
   }
@@ -652,10 +654,44 @@ void gemm_linear(const float* x, int64_t M, const PackedWeight& w, const FormatK
       const float* b = reinterpret_cast<const float*>(storage(w)) + r0 * cols;
       if (w.format != F::f32) {
         const auto units = row_units(w, r0, n);
-        for (int64_t u = 0; u < units.count; ++u) dequantise_unit(w, k, units, r0, u, rows);
+        for (int64_t u = 0; u < units.count; ++u) dequantise_unit(w, k, units, r0, u, 0, cols, rows, cols);
         b = rows;
       }
       gemm_panel_avx512(x, M, cols, b, n, y + r0, w.rows, packed);
+    }
+  });
+}
+
+// Asks L2 for the bytes of W[k0:k0+kc, c0:c0+n] (one piece per unit of rows, a unit's width apart).
+void prefetch_block(const PackedWeight& w, int64_t k0, int64_t kc, int64_t c0, int64_t n) {
+  const int64_t stride = row_bytes(w.format, w.cols), offset = row_bytes(w.format, c0), len = row_bytes(w.format, n);
+  const auto units = row_units(w, k0, kc);
+  for (int64_t u = 0; u < units.count; ++u) {
+    const int64_t rows = units.rows(u);
+    const uint8_t* p = storage(w) + (k0 + units.first_row(u)) * stride + rows * offset;
+    for (int64_t b = 0; b < rows * len; b += 64) _mm_prefetch(reinterpret_cast<const char*>(p + b), _MM_HINT_T1);
+  }
+}
+
+// dx [M, cols] = dy [M, rows] · W through the AVX-512 GEMM. The threads share dx's panels of 64 columns;
+// for each, W's rows are dequantised kGemmDepth at a time straight into the GEMM's packed layout (row k
+// of the block is W[k, c0:c0+64], so no transpose) and multiplied for every row of dy, each block adding
+// to dx after the first.
+void gemm_input_grad(const float* dy, int64_t M, const PackedWeight& w, const FormatKernels& k, float* dx) {
+  const int64_t cols = w.cols, panels = (cols + kGemmPanelRows - 1) / kGemmPanelRows;
+  parallel_rows(panels, 1, [&](int64_t p0, int64_t p1) {
+    auto block = tile_buffer(kGemmDepth, kGemmPanelRows);  // [k][64]
+    float* bp = block.data_ptr<float>();
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t c0 = p * kGemmPanelRows, n = std::min(kGemmPanelRows, cols - c0);
+      if (n < kGemmPanelRows) block.zero_();  // lanes past n: read by the GEMM, their products dropped
+      for (int64_t k0 = 0; k0 < w.rows; k0 += kGemmDepth) {
+        const int64_t kc = std::min(kGemmDepth, w.rows - k0);
+        const auto units = row_units(w, k0, kc);
+        for (int64_t u = 0; u < units.count; ++u) dequantise_unit(w, k, units, k0, u, c0, n, bp, kGemmPanelRows);
+        if (k0 + kc < w.rows) prefetch_block(w, k0 + kc, std::min(kGemmDepth, w.rows - k0 - kc), c0, n);
+        gemm_packed_avx512(dy + k0, w.rows, M, bp, kc, n, dx + c0, cols, k0 > 0);
+      }
     }
   });
 }
@@ -811,12 +847,19 @@ torch::Tensor linear_input_grad(const torch::Tensor& dy, const PackedWeight& w, 
   auto dx2 = dx.view({M, w.cols});  // [M, cols]
   if (M == 0 || w.cols == 0) return dx;
   if (w.rows == 0) return dx.zero_();
+  const auto k = kernels_for(w.format, kernel);
+#if defined(__x86_64__)
+  if (kernel == LinearKernel::avx512) {
+    gemm_input_grad(dy2.data_ptr<float>(), M, w, k, dx2.data_ptr<float>());
+    return dx;
+  }
+#endif
   if (w.format == F::f32) {
     at::mm_out(dx2, dy2, w.data);
     return dx;
   }
   // dx = Σ_tiles dy[:, r0:r0+n] · tile: the backward runs at training batch sizes, where the GEMM wins.
-  for_each_dequantised_tile(w, kernels_for(w.format, kernel), [&](int64_t r0, const torch::Tensor& tile) {
+  for_each_dequantised_tile(w, k, [&](int64_t r0, const torch::Tensor& tile) {
     const auto dy_part = dy2.narrow(1, r0, tile.size(0));
     if (r0 == 0) at::mm_out(dx2, dy_part, tile);
     else dx2.addmm_(dy_part, tile);

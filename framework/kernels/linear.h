@@ -6,6 +6,7 @@
 // prefill) dequantise the weight to fp32 in pieces, each multiplied for all rows of x at once: panels of
 // 64 rows through the AVX-512 GEMM (gemm.h) where that family runs, else tiles of rows through the BLAS
 // GEMM; so a 16-bit or quantized weight runs as fast as fp32 there. Threads split the output rows.
+// linear_input_grad takes the same GEMM (W's column panels, for any number of rows) or tiles + BLAS.
 // The kernel family is chosen once at run time (AVX-512F, else AVX2+FMA+F16C where the CPU has them, else
 // scalar; CHATBRIDGE_SIMD=avx2 or scalar caps it). Other devices or dtypes: dequantise, then torch::matmul in x's
 // dtype. Gradients flow to x only (W is frozen); use these inside an autograd function.

@@ -1,7 +1,7 @@
 // The frozen-linear kernels (framework/kernels/linear.h) against dequantise + matmul in fp64, for every
 // format, every kernel family this CPU runs (scalar, AVX2, AVX-512), both paths (row kernels for
 // M <= kSmallBatchRows rows of x; above, the GEMM of gemm.h on AVX-512 and dequantised tiles + BLAS
-// otherwise), odd shapes and tails.
+// otherwise; the input gradient through that GEMM on AVX-512 for every M), odd shapes and tails.
 //
 // Bound: the kernels sum n = cols (linear) or rows (input grad) products in some fp32 order (SIMD lanes,
 // blocks scaled once, BLAS blocking); the weight values are exact in fp32 (d·q has at most 19 significant
@@ -150,7 +150,8 @@ TEST_CASE("linear: x of 1, 2 and 3 dimensions keeps its leading shape") {
 TEST_CASE("linear: a weight of several dequantised tiles and GEMM panels, and their last partial ones") {
   const auto f = GENERATE(WeightFormat::f32, WeightFormat::bf16, WeightFormat::q8_0, WeightFormat::q4_0);
   torch::manual_seed(13);
-  // 512 rows a tile: two whole tiles and 76 rows; 17 GEMM panels of 64 and 12 rows.
+  // 512 rows a tile: two whole tiles and 76 rows; 17 GEMM panels of 64 and 12 rows; the input gradient's
+  // depth blocks of 256 rows: 4 and 76 rows (in panels: 4 panels and the 12 rows after them).
   const int64_t rows = 1100, cols = 2048, M = 17;
   auto w = random_weight(f, rows, cols);
   const auto W = unpack_weight(w, torch::kDouble);
