@@ -677,6 +677,7 @@ void prefetch_block(const PackedWeight& w, int64_t k0, int64_t kc, int64_t c0, i
 // for each, W's rows are dequantised kGemmDepth at a time straight into the GEMM's packed layout (row k
 // of the block is W[k, c0:c0+64], so no transpose) and multiplied for every row of dy, each block adding
 // to dx after the first.
+static_assert(kGemmDepth % kPanelRows == 0, "a block of W's rows must hold whole panels (row_units)");
 void gemm_input_grad(const float* dy, int64_t M, const PackedWeight& w, const FormatKernels& k, float* dx) {
   const int64_t cols = w.cols, panels = (cols + kGemmPanelRows - 1) / kGemmPanelRows;
   parallel_rows(panels, 1, [&](int64_t p0, int64_t p1) {
