@@ -149,12 +149,12 @@ torch::Tensor ChatBridgeImpl::encode_frame(const torch::Tensor& frame) {
   std::optional<torch::NoGradGuard> no_grad;
   if (config_.freeze_vit) no_grad.emplace();
   const auto& w = visual_encoder->patch_embed->proj->weight;
-  // A bf16 ViT on the CPU (vit_precision bf16; the original has no CPU path) runs under CPU autocast,
-  // as the fp16 one does under CUDA's: its Linear/Conv weights are 16-bit, cls/pos embeddings and
-  // LayerNorms fp32. Slow where the CPU lacks bf16 matrix instructions (docs/precision.md).
-  const AutocastGuard cpu_bf16(w.device().is_cpu() && w.scalar_type() == torch::kBFloat16, w.device());
+  // On CUDA the frames take the ViT's dtype (fp16 under the model's autocast, as the original). A bf16
+  // ViT on the CPU (vit_precision bf16; the original has no CPU path) keeps fp32 activations: its
+  // 16-bit Linear/Conv weights are storage, read by the frozen-linear kernels (dense_linear).
+  const auto dtype = w.device().is_cpu() ? torch::kFloat : w.scalar_type();
   // Non-blocking: a batch pinned by the loader (run.pin_memory) is copied to the GPU asynchronously.
-  return ln_vision(visual_encoder(frame.to(w.device(), w.scalar_type(), /*non_blocking=*/true)));  // [B,1+P,Dv]
+  return ln_vision(visual_encoder(frame.to(w.device(), dtype, /*non_blocking=*/true)));  // [B,1+P,Dv]
 }
 
 Features ChatBridgeImpl::encode_img(const torch::Tensor& image) {

@@ -12,6 +12,7 @@
 #include "framework/logging.h"
 #include "framework/torch_compat.h"
 #include "models/freeze.h"
+#include "models/frozen_linear.h"
 
 namespace cb {
 
@@ -63,7 +64,13 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
   if (x.dim() != 4 || x.size(2) != img_size || x.size(3) != img_size)
     fail("EVA ViT: input image size {} does not match the model ({}x{})", fmt::join(x.sizes(), "x"), img_size,
          img_size);
-  return proj(x).flatten(2).transpose(1, 2);  // [B,D,g,g] -> [B,g*g,D]
+  // A 16-bit ViT on the CPU takes fp32 images (16-bit storage, fp32 arithmetic: encode_frame).
+  const auto dtype = x.scalar_type();
+  const auto y = proj->weight.scalar_type() == dtype
+                     ? proj(x)
+                     : F::conv2d(x, proj->weight.to(dtype),
+                                 F::Conv2dFuncOptions().bias(proj->bias.to(dtype)).stride(proj->options.stride()));
+  return y.flatten(2).transpose(1, 2);  // [B,D,g,g] -> [B,g*g,D]
 }
 
 EvaAttentionImpl::EvaAttentionImpl(const EvaVitConfig& c) : num_heads(c.num_heads) {
@@ -82,10 +89,10 @@ torch::Tensor EvaAttentionImpl::forward(const torch::Tensor& x) {
   const int64_t B = x.size(0), N = x.size(1);
   torch::Tensor bias;  // k has no bias: (q_bias, 0, v_bias)
   if (q_bias.defined()) bias = torch::cat({q_bias, torch::zeros_like(v_bias), v_bias});
-  auto qkv_out = F::linear(x, qkv->weight, bias);                                   // [B,N,3*H*d]
+  auto qkv_out = dense_linear(x, qkv->weight, bias);                                // [B,N,3*H*d]
   auto parts = qkv_out.reshape({B, N, 3, num_heads, -1}).permute({2, 0, 3, 1, 4});  // [3,B,H,N,d]
   auto out = compat::attention(parts[0], parts[1], parts[2], {}, scale);            // [B,H,N,d]
-  return proj(out.transpose(1, 2).reshape({B, N, -1}));
+  return dense_linear(out.transpose(1, 2).reshape({B, N, -1}), proj->weight, proj->bias);
 }
 
 EvaMlpImpl::EvaMlpImpl(const EvaVitConfig& c) {
@@ -93,7 +100,9 @@ EvaMlpImpl::EvaMlpImpl(const EvaVitConfig& c) {
   fc2 = register_module("fc2", torch::nn::Linear(c.mlp_hidden(), c.embed_dim));
 }
 
-torch::Tensor EvaMlpImpl::forward(const torch::Tensor& x) { return fc2(F::gelu(fc1(x))); }  // exact (erf) GELU
+torch::Tensor EvaMlpImpl::forward(const torch::Tensor& x) {  // exact (erf) GELU
+  return dense_linear(F::gelu(dense_linear(x, fc1->weight, fc1->bias)), fc2->weight, fc2->bias);
+}
 
 // Stochastic depth (timm drop_path): zero a sample's whole residual branch with probability p and
 // rescale the survivors by 1/(1-p); identity in eval mode.

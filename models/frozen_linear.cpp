@@ -234,4 +234,21 @@ LoadReport load_state_dict_into_frozen(torch::nn::Module& module, const StateDic
   return report;
 }
 
+torch::Tensor dense_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  const bool graph = torch::GradMode::is_enabled() &&
+                     (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()));
+  const bool cpu_fp32 = x.is_cpu() && weight.is_cpu() && x.scalar_type() == torch::kFloat;
+  const auto w_type = weight.scalar_type();
+  if (!graph && cpu_fp32 && weight.dim() == 2 && weight.is_contiguous() &&
+      (w_type == torch::kFloat || w_type == torch::kBFloat16)) {
+    const kernels::PackedWeight w{w_type == torch::kFloat ? WeightFormat::f32 : WeightFormat::bf16, weight.size(0),
+                                  weight.size(1), weight};
+    auto y = kernels::linear(x, w);
+    return bias.defined() ? y.add_(bias) : y;
+  }
+  if (cpu_fp32 && w_type != torch::kFloat)
+    return torch::nn::functional::linear(x, weight.to(torch::kFloat), bias.defined() ? bias.to(torch::kFloat) : bias);
+  return torch::nn::functional::linear(x, weight, bias);
+}
+
 }  // namespace cb

@@ -68,6 +68,13 @@ TORCH_MODULE(FrozenLinear);
 // rows) the threads are handed all the layers' rows at once (kernels::linear_shared_input).
 std::vector<torch::Tensor> forward_shared_input(const torch::Tensor& x, const std::vector<FrozenLinearImpl*>& layers);
 
+// x·Wᵀ + b for an ordinary dense layer's weight (a torch::nn::Linear of the frozen ViT). Where no
+// gradient is recorded (NoGradGuard, or neither x, W nor b asks for one) on the CPU with fp32 x and an
+// fp32 or bf16 W, it runs kernels::linear: the LLaMA's GEMM, which on AVX-512 is ~2x OpenBLAS's AVX2
+// sgemm and reads bf16 rows at fp32 speed (LibTorch's bf16 GEMM is ~4.5 GFLOP/s on AVX2). Otherwise
+// F::linear, with a 16-bit W and b converted to x's dtype (differentiably) where x is fp32 on the CPU.
+torch::Tensor dense_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias = {});
+
 // load_state_dict (framework/checkpoint/state_dict.h), except that the weights of `module`'s
 // FrozenLinear layers are set with set_weight, so a dense checkpoint tensor lands in a quantized
 // layer (packed on the way) and a packed one is used as stored.
