@@ -71,10 +71,13 @@ void copy_by_slices(const torch::Tensor& dst, const torch::Tensor& src, Convert 
   }
 }
 
-// Whether `layer`'s forward on x runs kernels::linear with no autograd graph to record: nothing records
-// one, or neither its weight (trained only where every parameter is, stage 0) nor x asks for a gradient.
-bool without_graph(const FrozenLinearImpl& layer, const torch::Tensor& x) {
-  return !torch::GradMode::is_enabled() || (!layer.weight.requires_grad() && !x.requires_grad());
+// Whether a linear op on x with these parameters has no autograd graph to record, so kernels::linear can
+// run it: nothing records one, or neither x nor a parameter (undefined ones aside) asks for a gradient (a
+// FrozenLinear's weight trains only where every parameter does, stage 0).
+bool without_graph(const torch::Tensor& x, std::initializer_list<torch::Tensor> params) {
+  if (!torch::GradMode::is_enabled()) return true;
+  if (x.requires_grad()) return false;
+  return std::none_of(params.begin(), params.end(), [](const auto& p) { return p.defined() && p.requires_grad(); });
 }
 
 }  // namespace
@@ -128,7 +131,7 @@ WeightFormat FrozenLinearImpl::format() const {
 
 std::vector<torch::Tensor> forward_shared_input(const torch::Tensor& x, const std::vector<FrozenLinearImpl*>& layers) {
   bool shared = x.device().is_cpu();
-  for (const auto* l : layers) shared = shared && without_graph(*l, x);
+  for (const auto* l : layers) shared = shared && without_graph(x, {l->weight});
   std::vector<torch::Tensor> ys;
   if (!shared) {
     for (auto* l : layers) ys.push_back(l->forward(x));
@@ -148,7 +151,7 @@ torch::Tensor FrozenLinearImpl::forward(const torch::Tensor& x) {
   if (grad && weight.requires_grad()) return torch::nn::functional::linear(x, weight);  // a weight that trains
   const auto in = x.device().is_cpu() ? x.to(torch::kFloat) : x;
   const auto w = packed();
-  if (without_graph(*this, in)) return kernels::linear(in, w);
+  if (without_graph(in, {weight})) return kernels::linear(in, w);
   if (kernels::is_block_format(w.format))
     fail(
         "training through a {} LLaMA is not supported: its weights are quantized for inference; set "
@@ -235,11 +238,9 @@ LoadReport load_state_dict_into_frozen(torch::nn::Module& module, const StateDic
 }
 
 torch::Tensor dense_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
-  const bool graph = torch::GradMode::is_enabled() &&
-                     (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()));
   const bool cpu_fp32 = x.is_cpu() && weight.is_cpu() && x.scalar_type() == torch::kFloat;
   const auto w_type = weight.scalar_type();
-  if (!graph && cpu_fp32 && weight.dim() == 2 && weight.is_contiguous() &&
+  if (without_graph(x, {weight, bias}) && cpu_fp32 && weight.dim() == 2 && weight.is_contiguous() &&
       (w_type == torch::kFloat || w_type == torch::kBFloat16)) {
     const kernels::PackedWeight w{w_type == torch::kFloat ? WeightFormat::f32 : WeightFormat::bf16, weight.size(0),
                                   weight.size(1), weight};
