@@ -333,12 +333,9 @@ CB_AVX512 void dot_avx512(const uint8_t* w, const float* const* x, int64_t cols,
     constexpr int64_t elem = Fmt == F::f32 ? 4 : 2;
     int64_t c = 0;
     for (; c + 32 <= cols; c += 32) {
-      // fp32 only: the 16-bit rows decoded faster without (medium, 6 alternating rounds: bf16 kernels
-      // 23 -> 30 GB/s by the median, decode 69 -> 81 tok/s), fp32 slower (38 -> 29 GB/s).
-      if constexpr (elem == 4) {
-        prefetch_line(w + c * elem + kPrefetchBytes);
-        prefetch_line(w + c * elem + kPrefetchBytes + 64);
-      }
+      // No software prefetch: the hardware prefetcher keeps up with one row stream per thread, and asking
+      // for each line as well cost bandwidth (medium, 2026-12-06, Zen 5, alternating: fp32 decode 63.5-65.6
+      // -> 67.8-69.4 tok/s, kernels alone 41-48 -> 51-63 GB/s; the 16-bit rows had gone 69 -> 81 tok/s).
       const __m512 w0 = dense16<Fmt>(w, c), w1 = dense16<Fmt>(w, c + 16);
       for (int i = 0; i < NM; ++i) {
         a0[i] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x[i] + c), a0[i]);
