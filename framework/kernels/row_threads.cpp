@@ -12,8 +12,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A chunk takes microseconds: a caller that waits this long at the region's closing barrier after the
-// last chunk was claimed waited for a thread the OS had not run (another process on its core).
+// A caller that waits at the region's closing barrier, after the last chunk was claimed, longer than this
+// and than twice its own longest chunk waited for a thread the OS had not run (another process on its
+// core). The second bound is for chunks that take milliseconds themselves (a GEMM's): a thread finishing
+// one of those is not late (medium train1, its ViT on our GEMM: flagged as late, its later calls ran on one
+// thread and the step took 1.76-1.95 s instead of 0.99-1.25 s).
 constexpr auto kLateThread = std::chrono::milliseconds(1);
 // After such a call the next calls run on the caller alone: a run that doubles with every late call and
 // shrinks by one with every call on time, within these bounds. On a busy machine every call would
@@ -56,6 +59,7 @@ void run_chunks(int64_t n, int64_t grain, ChunkFn fn, const void* ctx) {
     ranges[i].end = chunks * (i + 1) / nr;
   }
   Clock::time_point claimed_all;  // when the caller found no chunk left
+  Clock::duration longest{0};     // the caller's longest chunk
   // The team ATen's ops use (no num_threads clause: a team of another size makes libgomp rebuild its pool).
 #pragma omp parallel
   {
@@ -63,13 +67,16 @@ void run_chunks(int64_t n, int64_t grain, ChunkFn fn, const void* ctx) {
     for (int k = 0; k < nr; ++k) {
       Range& r = ranges[(t + k) % nr];
       for (int64_t c = r.next.fetch_add(1, std::memory_order_relaxed); c < r.end;
-           c = r.next.fetch_add(1, std::memory_order_relaxed))
+           c = r.next.fetch_add(1, std::memory_order_relaxed)) {
+        const auto start = t == 0 ? Clock::now() : Clock::time_point{};
         fn(ctx, c * grain, std::min(n, (c + 1) * grain));
+        if (t == 0) longest = std::max(longest, Clock::now() - start);
+      }
     }
     if (t == 0) claimed_all = Clock::now();
   }
   const int run = serial_run.load(std::memory_order_relaxed);
-  if (Clock::now() - claimed_all > kLateThread) {
+  if (Clock::now() - claimed_all > std::max<Clock::duration>(kLateThread, 2 * longest)) {
     serial_calls_left.store(run, std::memory_order_relaxed);
     serial_run.store(std::min(2 * run, kMaxSerialCalls), std::memory_order_relaxed);
   } else if (run > kMinSerialCalls) {

@@ -1,6 +1,7 @@
 // parallel_rows (framework/kernels/row_threads.h): every index exactly once, for any count and grain, on
 // two threads and on teams with more threads than cores or than chunks; a thread held up leaves its range
-// to the others; a nested call and a second caller still cover their ranges.
+// to the others; long chunks are not taken for a late thread; a nested call and a second caller still
+// cover their ranges.
 #include <catch2/catch.hpp>
 
 #include <ATen/Parallel.h>
@@ -84,6 +85,27 @@ TEST_CASE("parallel_rows: a thread held up in its range leaves the rest of the r
     for (int c = 1; c < 50; ++c) stolen = stolen || ran_by[c] != ran_by[0];
   }
   CHECK(stolen);
+}
+
+TEST_CASE("parallel_rows: chunks of milliseconds (a GEMM's) are not taken for a late thread") {
+  at::set_num_threads(2);
+  // Two chunks, one per thread: the caller's takes 5 ms, the other's 9 ms, so the caller waits ~4 ms at the
+  // closing barrier for a thread that was running all along. The next calls must still be dealt out by
+  // chunks. Only attempts where the two chunks did run on two threads count (a busy machine may not run
+  // the other one).
+  int parallel_attempts = 0;
+  for (int attempt = 0; attempt < 5 && parallel_attempts < 2; ++attempt) {
+    for (int call = 0, in_a_row = 0; call < 10000 && in_a_row < 2; ++call) in_a_row = deals_chunks() ? in_a_row + 1 : 0;
+    std::thread::id ran_by[2];
+    parallel_rows(2, 1, [&](int64_t b, int64_t) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(b == 0 ? 5 : 9));
+      ran_by[b] = std::this_thread::get_id();
+    });
+    if (ran_by[0] == ran_by[1]) continue;
+    ++parallel_attempts;
+    CHECK(deals_chunks());
+  }
+  CHECK(parallel_attempts > 0);
 }
 
 TEST_CASE("parallel_rows: many calls in a row and a nested call") {
