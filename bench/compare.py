@@ -63,12 +63,15 @@ def main():
                     "other": a.other.format(part=part, workload=shlex.quote(a.workload))}
             order = ["cpp", "other"] if r % 2 == 0 else ["other", "cpp"]
             got = {side: run_json(cmds[side]) for side in order}
+            # The decode part's own peak: its process's peak_rss_mb also counts the bandwidth readings' buffer.
+            cpp_rss = "decode_peak_rss_mb" if part == "decode" and "decode_peak_rss_mb" in got["cpp"] else "peak_rss_mb"
             for key in PART_KEYS[part] + ["peak_rss_mb"]:
-                if key not in got["cpp"] or key not in got["other"]:
+                cpp_key = cpp_rss if key == "peak_rss_mb" else key
+                if cpp_key not in got["cpp"] or key not in got["other"]:
                     continue  # a figure only one side measures (the original has no prefill_generate_s)
                 k = key if key != "peak_rss_mb" else f"peak_rss_mb ({part})"
                 row = rows.setdefault(k, {"cpp": [], "other": [], "ratio": []})
-                c, o = got["cpp"][key], got["other"][key]
+                c, o = got["cpp"][cpp_key], got["other"][key]
                 row["cpp"].append(c)
                 row["other"].append(o)
                 row["ratio"].append(ratio(key, c, o))

@@ -42,6 +42,7 @@ nlohmann::json run_benchmark(const Workload& w, const BenchOptions& opts) {
       out["decode_bound_tok_s"] = j["bound_tok_s"];
       out["decode_pct_of_bound"] = j["pct_of_bound"];  // each run against its own bandwidth reading
     }
+    out["decode_peak_rss_mb"] = j["peak_rss_mb_model"];  // peak_rss_mb also counts the bandwidth buffer
     detail["decode"] = std::move(j);
   }
   if (all || part == "data") {
