@@ -91,21 +91,28 @@ TEST_CASE("parallel_rows: chunks of milliseconds (a GEMM's) are not taken for a 
   at::set_num_threads(2);
   // Two chunks, one per thread: the caller's takes 5 ms, the other's 9 ms, so the caller waits ~4 ms at the
   // closing barrier for a thread that was running all along. The next calls must still be dealt out by
-  // chunks. Only attempts where the two chunks did run on two threads count (a busy machine may not run
-  // the other one).
-  int parallel_attempts = 0;
-  for (int attempt = 0; attempt < 5 && parallel_attempts < 2; ++attempt) {
+  // chunks. Only attempts where both threads ran on time count: the chunks started within 1 ms of each
+  // other and the 9 ms one ended within 1.5 ms of its sleep (on a busy machine the other thread may start
+  // or wake late, and then it is a late thread).
+  using Clock = std::chrono::steady_clock;
+  int on_time = 0;
+  for (int attempt = 0; attempt < 20 && on_time < 2; ++attempt) {
     for (int call = 0, in_a_row = 0; call < 10000 && in_a_row < 2; ++call) in_a_row = deals_chunks() ? in_a_row + 1 : 0;
     std::thread::id ran_by[2];
+    Clock::time_point began[2], ended[2];
     parallel_rows(2, 1, [&](int64_t b, int64_t) {
+      began[b] = Clock::now();
       std::this_thread::sleep_for(std::chrono::milliseconds(b == 0 ? 5 : 9));
+      ended[b] = Clock::now();
       ran_by[b] = std::this_thread::get_id();
     });
-    if (ran_by[0] == ran_by[1]) continue;
-    ++parallel_attempts;
+    const bool started_together = std::chrono::abs(began[1] - began[0]) < std::chrono::milliseconds(1);
+    const bool not_held_up = ended[1] - began[1] < std::chrono::microseconds(10500);
+    if (ran_by[0] == ran_by[1] || !started_together || !not_held_up) continue;
+    ++on_time;
     CHECK(deals_chunks());
   }
-  CHECK(parallel_attempts > 0);
+  CHECK(on_time > 0);
 }
 
 TEST_CASE("parallel_rows: many calls in a row and a nested call") {
