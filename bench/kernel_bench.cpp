@@ -46,8 +46,7 @@ WeightSet make_weights(const std::vector<Shape>& shapes, WeightFormat f) {
   for (size_t s = 0; s < shapes.size(); ++s)
     for (int64_t i = 0; i < shapes[s].count; ++i) {
       auto w = kernels::pack_weight(torch::randn({shapes[s].rows, shapes[s].cols}) * 0.02, f);
-      // On the memory a model's frozen weights get (2 MB pages), not torch's 4 KB pages.
-      w.data = kernels::empty_weight_storage(w.data.sizes(), w.data.scalar_type()).copy_(w.data);
+      w.data = kernels::copy_to_weight_storage(w.data);                    // on the 2 MB pages a model's weights get
       if (kernels::preferred_layout(f) == kernels::BlockLayout::panels) {  // as a model's layers hold them
         kernels::storage_to_panels(w.data, f);
         w.layout = kernels::BlockLayout::panels;

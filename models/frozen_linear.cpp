@@ -95,10 +95,7 @@ FrozenLinearImpl::FrozenLinearImpl(const FrozenLinearOptions& o)
     torch::nn::init::kaiming_uniform_(w, std::sqrt(5.0));
     if (!block) w = w.to(dense_dtype(o.format));
     else if (!w.is_meta()) w = kernels::pack_weight(w, o.format).data;
-    if (w.is_cpu()) {  // on huge pages, as a loader's weights: torch's own allocations get 4 KB pages
-      auto stored = kernels::empty_weight_storage(w.sizes(), w.scalar_type());
-      w = stored.copy_(w);
-    }
+    if (w.is_cpu()) w = kernels::copy_to_weight_storage(w);  // on huge pages, as a loader's weights
   }
   const std::vector<int64_t> shape{o.out, block ? kernels::row_bytes(o.format, o.in) : o.in};
   if (!w.defined())  // uninitialised storage of the format, for a loader to fill

@@ -27,4 +27,8 @@ torch::Tensor empty_weight_storage(at::IntArrayRef sizes, torch::ScalarType dtyp
       start, sizes, [len](void* p) { ::munmap(p, len); }, options);
 }
 
+torch::Tensor copy_to_weight_storage(const torch::Tensor& t) {
+  return empty_weight_storage(t.sizes(), t.scalar_type()).copy_(t);
+}
+
 }  // namespace cb::kernels

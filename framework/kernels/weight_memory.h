@@ -13,4 +13,7 @@ namespace cb::kernels {
 // MADV_HUGEPAGE (freed with the tensor's storage); below that, torch::empty.
 torch::Tensor empty_weight_storage(at::IntArrayRef sizes, torch::ScalarType dtype);
 
+// A copy of CPU tensor t in empty_weight_storage (torch's own allocations get 4 KB pages).
+torch::Tensor copy_to_weight_storage(const torch::Tensor& t);
+
 }  // namespace cb::kernels

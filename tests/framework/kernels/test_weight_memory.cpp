@@ -74,6 +74,14 @@ TEST_CASE("empty_weight_storage: 2 MB-aligned huge-page memory from 2 MB up, fre
   CHECK(small.scalar_type() == torch::kFloat);
 }
 
+TEST_CASE("copy_to_weight_storage: the same values on weight storage") {
+  const auto t = torch::randn({700, 1024});  // 2.7 MB: huge-page storage
+  const auto c = cb::kernels::copy_to_weight_storage(t);
+  CHECK(reinterpret_cast<uintptr_t>(c.data_ptr()) % kHuge == 0);
+  CHECK(c.data_ptr() != t.data_ptr());
+  CHECK(torch::equal(c, t));
+}
+
 TEST_CASE("MappedFile::release_pages gives back a mapped file's pages and leaves other memory alone") {
   const auto path = cb::test::fresh_dir("release") / "weights.bin";
   constexpr size_t kBytes = size_t{16} << 20;
