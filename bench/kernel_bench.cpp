@@ -46,8 +46,9 @@ WeightSet make_weights(const std::vector<Shape>& shapes, WeightFormat f) {
   for (size_t s = 0; s < shapes.size(); ++s)
     for (int64_t i = 0; i < shapes[s].count; ++i) {
       auto w = kernels::pack_weight(torch::randn({shapes[s].rows, shapes[s].cols}) * 0.02, f);
-      w.data = kernels::copy_to_weight_storage(w.data);                    // on the 2 MB pages a model's weights get
-      if (kernels::preferred_layout(f) == kernels::BlockLayout::panels) {  // as a model's layers hold them
+      // On the 2 MB pages a model's frozen weights get, in the layout they hold.
+      w.data = kernels::copy_to_weight_storage(w.data);
+      if (kernels::preferred_layout(f) == kernels::BlockLayout::panels) {
         kernels::storage_to_panels(w.data, f);
         w.layout = kernels::BlockLayout::panels;
       }
