@@ -64,6 +64,7 @@ LlamaStorage LlamaStorage::from_precision(const std::string& precision, bool ini
   s.dense = s.linear == kernels::WeightFormat::f32    ? torch::kFloat
             : s.linear == kernels::WeightFormat::bf16 ? torch::kBFloat16
                                                       : torch::kHalf;
+  s.cpu_kv_cache = s.linear == kernels::WeightFormat::f32 ? torch::kFloat : torch::kHalf;
   s.init = init;
   return s;
 }
@@ -94,13 +95,14 @@ torch::Tensor rotate_half(const torch::Tensor& x) {  // [..., Dh] -> cat(-x2, x1
   return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
-// Appends x [B,H,L,Dh] to a layer's cache [B,H,T,Dh] along T and returns the result (also stored in
-// `cache`). Without autograd (generation), the cache is a view of a buffer with room to spare and x is
+// Appends x [B,H,L,Dh] to a layer's cache [B,H,T,Dh] of `dtype` along T and returns the result (also
+// stored in `cache`). Without autograd (generation), the cache is a view of a buffer with room to spare and x is
 // written into that room: torch::cat would copy the whole cache every step, O(T) per token. The room
 // grows by a quarter of the length (at least 32 positions), so the copies stay amortised O(1) per
 // position and the spare memory small (a 13B model's caches are ~1.6 MB a position). Two copies of one
 // LlamaKVCache extended separately would share that room: extend one cache per generation.
-torch::Tensor append_to_cache(torch::Tensor& cache, const torch::Tensor& x) {
+torch::Tensor append_to_cache(torch::Tensor& cache, const torch::Tensor& x_in, torch::Dtype dtype) {
+  const auto x = x_in.to(dtype);
   if (!cache.defined()) return cache = x;
   if (torch::GradMode::is_enabled()) return cache = torch::cat({cache, x}, 2);
   const int64_t B = cache.size(0), H = cache.size(1), T = cache.size(2), Dh = cache.size(3), L = x.size(2);
@@ -153,7 +155,10 @@ void LlamaRotaryEmbeddingImpl::to(torch::Device device, torch::Dtype, bool non_b
 void LlamaRotaryEmbeddingImpl::to(torch::Dtype, bool) {}
 
 LlamaAttentionImpl::LlamaAttentionImpl(const LlamaConfig& c, const LlamaStorage& s)
-    : num_heads(c.num_attention_heads), num_kv_heads(c.num_key_value_heads), head_dim(c.head_dim()) {
+    : num_heads(c.num_attention_heads),
+      num_kv_heads(c.num_key_value_heads),
+      head_dim(c.head_dim()),
+      cpu_kv_cache(s.cpu_kv_cache) {
   q_proj = register_module("q_proj", linear(c.hidden_size, num_heads * head_dim, s));
   k_proj = register_module("k_proj", linear(c.hidden_size, num_kv_heads * head_dim, s));
   v_proj = register_module("v_proj", linear(c.hidden_size, num_kv_heads * head_dim, s));
@@ -176,11 +181,14 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
     k = k * cos + rotate_half(k) * sin;
   }
   if (past_k) {
-    k = append_to_cache(*past_k, k);  // [B,Hkv,T,Dh]
-    v = append_to_cache(*past_v, v);
+    const auto dtype = x.device().is_cpu() ? cpu_kv_cache : k.scalar_type();
+    k = append_to_cache(*past_k, k, dtype);  // [B,Hkv,T,Dh]
+    v = append_to_cache(*past_v, v, dtype);
   }
   // A decode step (few new positions, no autograd, CPU): one fused pass per head over the cache.
   if (kernels::decode_attention_applies(q, k, v, mask)) return o_proj(kernels::decode_attention(q, k, v, mask));
+  k = k.to(q.scalar_type());  // a 16-bit cache, widened for the matmuls (prefill)
+  v = v.to(q.scalar_type());
   if (num_kv_heads != num_heads) {  // grouped-query attention: each kv head serves H/Hkv query heads
     k = k.repeat_interleave(num_heads / num_kv_heads, 1);
     v = v.repeat_interleave(num_heads / num_kv_heads, 1);

@@ -54,6 +54,10 @@ struct LlamaStorage {
   // model.llama_mmap: packed weights of a quantized file used from its mapping instead of copied in
   // (FrozenLinearOptions::map_packed).
   bool map_packed = false;
+  // The KV cache's dtype on the CPU, where activations are fp32 (other devices keep the activations'
+  // dtype): fp32 beside fp32 weights (the original's numbers), fp16 beside 16-bit and quantized ones, as
+  // llama.cpp's default cache: half the bytes a decode step reads per cached position.
+  torch::Dtype cpu_kv_cache = torch::kFloat;
 
   // `model.llama_precision` (fp32, bf16, fp16, q8_0, q4_0; "auto" is resolved by the caller):
   // 16-bit precisions store everything 16-bit, as an HF torch_dtype load; quantized ones keep the
@@ -101,6 +105,7 @@ struct LlamaAttentionImpl : torch::nn::Module {
   FrozenLinear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   LlamaRotaryEmbedding rotary_emb{nullptr};
   int64_t num_heads, num_kv_heads, head_dim;
+  torch::Dtype cpu_kv_cache;  // LlamaStorage::cpu_kv_cache
 };
 TORCH_MODULE(LlamaAttention);
 

@@ -15,18 +15,19 @@ namespace cb::kernels {
 // The most new positions (L) decode_attention takes; longer inputs (prefill) go through BLAS.
 constexpr int64_t kDecodeAttentionMaxPositions = kSmallBatchRows;
 
-// Whether decode_attention takes these inputs: float32 CPU tensors, nothing that requires a gradient,
-// L <= kDecodeAttentionMaxPositions, H a multiple of Hkv, and a float32 mask (or none).
+// Whether decode_attention takes these inputs: CPU tensors, q float32 and k, v both float32 or both
+// float16 (a 16-bit KV cache), nothing that requires a gradient, L <= kDecodeAttentionMaxPositions, H a
+// multiple of Hkv, and a float32 mask (or none).
 bool decode_attention_applies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                               const torch::Tensor& mask);
 
 // softmax(q · kᵀ / √Dh + mask) · v, as the attention of models/llama.cpp computes it with matmuls (the
 // softmax in fp32, exp(s − max) scaled by 1/Σ). q [B,H,L,Dh]; k, v [B,Hkv,T,Dh] (any strides, e.g. a
 // view of the KV cache's buffer), query head h reading kv head h / (H / Hkv); mask undefined or
-// additive, broadcastable to [B,H,L,T]. Returns [B,L,H·Dh]. Equal to the matmul path up to fp32
-// summation order. Fails where decode_attention_applies does not hold. `kernel`: the SIMD family (the
-// scores through linear.h's dot_kernel; the weighted sum runs AVX2 code for AVX-512 too: at Dh <= 128
-// the vectors are short).
+// additive, broadcastable to [B,H,L,T]. Returns [B,L,H·Dh] float32. Equal to the matmul path (over k
+// and v widened to fp32) up to fp32 summation order. Fails where decode_attention_applies does not
+// hold. `kernel`: the SIMD family (the scores through linear.h's dot_kernel for k's dtype; the weighted
+// sum runs AVX2 code for AVX-512 too: at Dh <= 128 the vectors are short).
 torch::Tensor decode_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                const torch::Tensor& mask, LinearKernel kernel = default_linear_kernel());
 

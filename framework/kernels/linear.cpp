@@ -330,7 +330,6 @@ CB_AVX512 void dot_avx512(const uint8_t* w, const float* const* x, int64_t cols,
     if (b < blocks) block_dot16<Fmt, NM>(w + b * block_bytes(Fmt), x, b * kQuantBlock, a0);
     for (int i = 0; i < NM; ++i) out[i] = _mm512_reduce_add_ps(_mm512_add_ps(a0[i], a1[i]));
   } else {
-    constexpr int64_t elem = Fmt == F::f32 ? 4 : 2;
     int64_t c = 0;
     for (; c + 32 <= cols; c += 32) {
       // No software prefetch: the hardware prefetcher keeps up with one row stream per thread, and asking
@@ -714,23 +713,33 @@ void check_kernel(LinearKernel kernel) {
          kernel == LinearKernel::avx512 ? "AVX-512F, AVX2, FMA and F16C" : "AVX2, FMA and F16C");
 }
 
-// One fp32 row of `a` dotted with one row of x = `b`, through a row kernel.
+// One dense stored row `a` dotted with one fp32 row `b`, through a row kernel.
 template <RowDot Dot>
-float dot_f32(const float* a, const float* b, int64_t n) {
+float dot_row(const void* a, const float* b, int64_t n) {
   float out;
-  Dot(reinterpret_cast<const uint8_t*>(a), &b, n, &out);
+  Dot(static_cast<const uint8_t*>(a), &b, n, &out);
   return out;
+}
+
+template <F Fmt>
+DotKernel dot_kernel_for(LinearKernel kernel) {
+#if defined(__x86_64__)
+  if (kernel == LinearKernel::avx512) return dot_row<dot_avx512<Fmt, 1>>;
+  if (kernel == LinearKernel::avx2) return dot_row<dot_avx2<Fmt, 1>>;
+#endif
+  return dot_row<dot_scalar<Fmt, 1>>;
 }
 
 }  // namespace
 
-DotKernel dot_kernel(LinearKernel kernel) {
+DotKernel dot_kernel(LinearKernel kernel, WeightFormat a_format) {
   check_kernel(kernel);
-#if defined(__x86_64__)
-  if (kernel == LinearKernel::avx512) return dot_f32<dot_avx512<F::f32, 1>>;
-  if (kernel == LinearKernel::avx2) return dot_f32<dot_avx2<F::f32, 1>>;
-#endif
-  return dot_f32<dot_scalar<F::f32, 1>>;
+  switch (a_format) {
+    case F::f32: return dot_kernel_for<F::f32>(kernel);
+    case F::f16: return dot_kernel_for<F::f16>(kernel);
+    case F::bf16: return dot_kernel_for<F::bf16>(kernel);
+    default: fail("dot_kernel: {} rows are not dense", weight_format_name(a_format));
+  }
 }
 
 bool linear_kernel_available(LinearKernel kernel) {

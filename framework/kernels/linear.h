@@ -52,9 +52,10 @@ torch::Tensor linear_input_grad(const torch::Tensor& dy, const PackedWeight& w, 
 std::vector<torch::Tensor> linear_shared_input(const torch::Tensor& x, const std::vector<PackedWeight>& ws,
                                                LinearKernel kernel);
 
-// Σ a[i]·b[i] over n floats: the fp32 row kernel of `kernel`'s family, for other kernels that take dot
-// products (attention's scores). Fails when `kernel` cannot run.
-using DotKernel = float (*)(const float* a, const float* b, int64_t n);
-DotKernel dot_kernel(LinearKernel kernel);
+// Σ a[i]·b[i] over n elements, `a` stored in a dense format (fp32, fp16 or bf16) and `b` fp32: that
+// format's row kernel of `kernel`'s family, for other kernels that take dot products (attention's scores
+// over the KV cache). Fails when `kernel` cannot run or `a_format` is a block format.
+using DotKernel = float (*)(const void* a, const float* b, int64_t n);
+DotKernel dot_kernel(LinearKernel kernel, WeightFormat a_format = WeightFormat::f32);
 
 }  // namespace cb::kernels

@@ -142,6 +142,45 @@ TEST_CASE("llama precision: q8_0 and q4_0 logits and greedy tokens stay near fp3
   }
 }
 
+TEST_CASE("llama precision: beside 16-bit and quantized weights the CPU KV cache is fp16, fp32 beside fp32") {
+  // The cached forward reads keys and values rounded to fp16 (unit roundoff u = 2^-11 each); the full
+  // forward reads them unrounded. To first order each of the 2L rounded tensors moves the attention
+  // output by at most u of its scale, which the rest of the model carries to the logits as the weights'
+  // rounding is carried in the bound above: max|cached - full| <= 2L · u · max|logits|.
+  LlamaConfig c;
+  c.vocab_size = 96, c.hidden_size = 64, c.intermediate_size = 128, c.num_hidden_layers = 2;
+  c.num_attention_heads = c.num_key_value_heads = 4;
+  torch::manual_seed(12);
+  const auto sd = module_state_dict(*LlamaForCausalLM(c));
+  const auto ids = torch::randint(3, c.vocab_size, {2, 10}, torch::kLong);
+  torch::NoGradGuard no_grad;
+  for (const std::string precision : {"fp32", "bf16", "q8_0", "q4_0"}) {
+    INFO(precision);
+    LlamaForCausalLM model(c, LlamaStorage::from_precision(precision, /*init=*/false));
+    load_state_dict_into_frozen(*model, sd, /*strict=*/true, "random LLaMA");
+    model->eval();
+    LlamaInputs full;
+    full.input_ids = ids;
+    const auto ref = model->forward(full).logits;
+    LlamaKVCache cache;
+    LlamaInputs a, b;
+    a.input_ids = ids.narrow(1, 0, 7);  // 7 positions: the decode attention over the cache
+    a.cache = &cache;
+    const auto first = model->forward(a).logits;
+    b.input_ids = ids.narrow(1, 7, 3);
+    b.cache = &cache;
+    const auto cached = torch::cat({first, model->forward(b).logits}, 1);
+    const auto expected = precision == "fp32" ? torch::kFloat : torch::kHalf;
+    for (const auto& t : cache.keys) CHECK(t.scalar_type() == expected);
+    for (const auto& t : cache.values) CHECK(t.scalar_type() == expected);
+    const double err = (cached - ref).abs().max().item<double>(), scale = ref.abs().max().item<double>();
+    const double bound = precision == "fp32" ? 1e-5 * scale : 2 * c.num_hidden_layers * std::ldexp(1.0, -11) * scale;
+    std::cout << "[precision] " << precision << " cached vs full forward: max err " << err << " (bound " << bound
+              << ")\n";
+    CHECK(err <= bound);
+  }
+}
+
 TEST_CASE("llama precision: auto takes a packed directory's format on the CPU, fp32 from a dense one") {
   const auto hf = cb::test::golden_hf_dirs().front();
   auto config = cb::read_json_file(hf / "config.json", "golden config");

@@ -1,7 +1,7 @@
 // decode_attention (framework/kernels/attention.h) against the matmul path in fp64, for every kernel
 // family this CPU runs: grouped-query heads, additive masks broadcast over batch and heads (fully masked
 // rows included), several new positions, head widths with SIMD tails, and k/v read in place from a
-// cache buffer with room to spare.
+// cache buffer with room to spare; and an fp16 cache.
 //
 // Bound: each output sums T products p·v after scores that sum Dh products; in fp32 any order of those
 // stays within a few hundred ulps of |o| for these sizes. 1e-5 relative to the largest |v| is ~100 ulps
@@ -63,11 +63,36 @@ TEST_CASE("decode attention: every kernel family against the matmul path in fp64
             }
 }
 
+TEST_CASE("decode attention: an fp16 cache gives the fp32 result over the widened cache, bit for bit") {
+  // The fp16 rows go through the same row kernel and axpy order as fp32 ones, each element widened
+  // exactly: any difference is a wrong element, stride or conversion.
+  torch::manual_seed(6);
+  for (const auto kernel : kernels_here())
+    for (const int64_t Dh : {7, 24, 64})
+      for (const int64_t T : {1, 9, 40}) {
+        INFO(linear_kernel_name(kernel) << " Dh " << Dh << " T " << T);
+        const int64_t B = 2, H = 6, Hkv = 2, L = 2;
+        auto q = torch::randn({B, L, H, Dh}).transpose(1, 2);
+        auto kbuf = torch::randn({B, Hkv, T + 3, Dh}).to(torch::kHalf);
+        auto vbuf = torch::randn({B, Hkv, T + 3, Dh}).to(torch::kHalf);
+        auto k = kbuf.narrow(2, 0, T), v = vbuf.narrow(2, 0, T);
+        auto mask = torch::zeros({B, 1, L, T});
+        mask[0].narrow(-1, 0, T / 2).fill_(std::numeric_limits<float>::lowest());
+        const auto half = decode_attention(q, k, v, mask, kernel);
+        CHECK(half.scalar_type() == torch::kFloat);
+        CHECK(torch::equal(half, decode_attention(q, k.to(torch::kFloat), v.to(torch::kFloat), mask, kernel)));
+      }
+}
+
 TEST_CASE("decode attention: which inputs it takes") {
   auto q = torch::randn({1, 4, 1, 8}), k = torch::randn({1, 2, 5, 8});
   CHECK(decode_attention_applies(q, k, k, {}));
   CHECK(decode_attention_applies(q, k, k, torch::zeros({1, 1, 1, 5})));
+  CHECK(decode_attention_applies(q, k.to(torch::kHalf), k.to(torch::kHalf), {}));  // a 16-bit cache
   CHECK_FALSE(decode_attention_applies(q.to(torch::kDouble), k, k, {}));  // not float32
+  CHECK_FALSE(decode_attention_applies(q.to(torch::kHalf), k.to(torch::kHalf), k.to(torch::kHalf), {}));
+  CHECK_FALSE(decode_attention_applies(q, k.to(torch::kHalf), k, {}));  // k and v of two dtypes
+  CHECK_FALSE(decode_attention_applies(q, k.to(torch::kBFloat16), k.to(torch::kBFloat16), {}));
   CHECK_FALSE(decode_attention_applies(q, k, k, torch::zeros({1, 1, 1, 5}, torch::kDouble)));
   CHECK_FALSE(decode_attention_applies(q.clone().requires_grad_(), k, k, {}));  // training
   CHECK_FALSE(decode_attention_applies(torch::randn({1, 3, 1, 8}), k, k, {}));  // 3 heads over 2
