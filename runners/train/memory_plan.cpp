@@ -41,11 +41,22 @@ int64_t llama_layer_saved(const LlamaConfig& c, int64_t B, int64_t L, int64_t a)
          2 * B * c.num_attention_heads * L * L * 4;
 }
 
-// A train or decode step of LlamaForCausalLM on [B, L] positions of which `rows` are supervised.
-int64_t llama_activations(const LlamaConfig& c, int64_t B, int64_t L, int64_t rows, bool train, int64_t a) {
+// Bytes of a KV-cache element: where activations are fp32 the cache's dtype beside this model's weights
+// (models/llama.h LlamaStorage::cpu_kv_cache, which a 16-bit model on a GPU matches), else the activations'.
+int64_t kv_cache_bytes(const LlamaForCausalLMImpl& lm, int64_t a) {
+  if (a != 4) return a;
+  for (const auto& m : lm.modules(/*include_self=*/false))
+    if (const auto* attn = dynamic_cast<const LlamaAttentionImpl*>(m.get()))
+      return static_cast<int64_t>(c10::elementSize(attn->cpu_kv_cache));
+  return a;
+}
+
+// A train or decode step of LlamaForCausalLM on [B, L] positions of which `rows` are supervised; `kv`:
+// kv_cache_bytes.
+int64_t llama_activations(const LlamaConfig& c, int64_t B, int64_t L, int64_t rows, bool train, int64_t a, int64_t kv) {
   const int64_t layer = llama_layer_saved(c, B, L, a);
   if (!train)  // one layer's working set, the KV cache, the last position's logits
-    return layer + 2 * c.num_hidden_layers * B * L * c.hidden_size * a + B * c.vocab_size * 4;
+    return layer + 2 * c.num_hidden_layers * B * L * c.hidden_size * kv + B * c.vocab_size * 4;
   // Every layer's saved tensors + one layer's gradients in flight; logits, log-softmax and their
   // gradient on the supervised rows only (fp32).
   return c.num_hidden_layers * layer + layer + 3 * rows * c.vocab_size * 4;
@@ -56,7 +67,7 @@ struct Shapes {
 };
 
 int64_t chatbridge_activations(const ChatBridgeConfig& c, const Shapes& s, bool train, int64_t a, int64_t vit_a,
-                               std::string& note) {
+                               int64_t kv, std::string& note) {
   const auto& v = c.vit;
   const int64_t N = v.num_patches() + 1, C = v.embed_dim, M = v.mlp_hidden(), Hv = v.num_heads;
   // Frozen ViT under no_grad, one frame batch at a time: the largest block transient (q/k/v, scores
@@ -75,7 +86,7 @@ int64_t chatbridge_activations(const ChatBridgeConfig& c, const Shapes& s, bool 
       qformer += (2 * s.B * K * W + 4 * s.B * Nq * W + 2 * s.B * q.num_attention_heads * Nq * K) * a;
   }
   if (!train) qformer /= std::max<int64_t>(1, q.num_hidden_layers);
-  const int64_t llama = llama_activations(c.llama, s.B, s.L, s.rows, train, a);
+  const int64_t llama = llama_activations(c.llama, s.B, s.L, s.rows, train, a, kv);
   note = fmt::format("batch {}, {} image(s) of {} tokens per sample, LLM on {} positions ({} supervised rows)", s.B,
                      s.F, N, s.L, s.rows);
   return std::max(vit_transient, qformer) + tokens + qformer + llama;
@@ -165,11 +176,12 @@ MemoryPlan plan_memory(const torch::nn::Module& model, const MemoryPlanOptions& 
     const int64_t L = c.stage == 1 ? c.num_query_token + o.text_len : o.text_len;
     const int64_t rows = o.batch_size * (c.stage == 1 ? o.text_len : o.text_len - c.num_query_token);
     const int64_t vit_a = std::min<int64_t>(o.compute_bytes, element_size_of(*cb->visual_encoder));
+    const int64_t kv = kv_cache_bytes(*cb->llama_model, o.compute_bytes);
     plan.activation_bytes = chatbridge_activations(c, {s.B, s.F, L, std::max<int64_t>(rows, o.batch_size)}, o.train,
-                                                   o.compute_bytes, vit_a, plan.activation_note);
+                                                   o.compute_bytes, vit_a, kv, plan.activation_note);
   } else if (const auto* lm = dynamic_cast<const LlamaForCausalLMImpl*>(&model)) {
-    plan.activation_bytes =
-        llama_activations(lm->config(), o.batch_size, o.text_len, o.batch_size * o.text_len, o.train, o.compute_bytes);
+    plan.activation_bytes = llama_activations(lm->config(), o.batch_size, o.text_len, o.batch_size * o.text_len,
+                                              o.train, o.compute_bytes, kv_cache_bytes(*lm, o.compute_bytes));
     plan.activation_note = fmt::format("batch {}, {} positions", o.batch_size, o.text_len);
   } else {
     plan.activation_note = "no estimate for this model type";

@@ -89,7 +89,7 @@ TEST_CASE("decode attention: which inputs it takes") {
   CHECK(decode_attention_applies(q, k, k, {}));
   CHECK(decode_attention_applies(q, k, k, torch::zeros({1, 1, 1, 5})));
   CHECK(decode_attention_applies(q, k.to(torch::kHalf), k.to(torch::kHalf), {}));  // a 16-bit cache
-  CHECK_FALSE(decode_attention_applies(q.to(torch::kDouble), k, k, {}));  // not float32
+  CHECK_FALSE(decode_attention_applies(q.to(torch::kDouble), k, k, {}));           // not float32
   CHECK_FALSE(decode_attention_applies(q.to(torch::kHalf), k.to(torch::kHalf), k.to(torch::kHalf), {}));
   CHECK_FALSE(decode_attention_applies(q, k.to(torch::kHalf), k, {}));  // k and v of two dtypes
   CHECK_FALSE(decode_attention_applies(q, k.to(torch::kBFloat16), k.to(torch::kBFloat16), {}));
