@@ -436,12 +436,21 @@ CB_AVX512 inline void panel_block_dot16(const uint8_t* pb, const float* const* x
   }
 }
 
+// Bytes ahead of a panel's current block that its kernel asks the cache for. Unlike the fp32 rows (above),
+// a panel stream gains: medium decode with the prefetch distance switched every 24 tokens inside one
+// process (40 rounds, 2026-12-06, Zen 5): q8_0 206 -> 226 tok/s median from none to 8 KB ahead (4 and 16
+// KB gained less), q4_0 330 -> 342 (2 to 8 KB alike).
+constexpr int64_t kPanelPrefetchBytes = 8192;
+
 template <F Fmt, int NM>
 CB_AVX512 void panel_dot_avx512(const uint8_t* panel, const float* const* x, int64_t cols, float* out) {
   __m512 acc[NM];
   for (int i = 0; i < NM; ++i) acc[i] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < cols / kQuantBlock; ++b)
-    panel_block_dot16<Fmt, NM>(panel + b * kPanelRows * block_bytes(Fmt), x, b * kQuantBlock, acc);
+  for (int64_t b = 0; b < cols / kQuantBlock; ++b) {
+    const uint8_t* pb = panel + b * kPanelRows * block_bytes(Fmt);
+    for (int64_t l = 0; l < kPanelRows * block_bytes(Fmt); l += 64) prefetch_line(pb + kPanelPrefetchBytes + l);
+    panel_block_dot16<Fmt, NM>(pb, x, b * kQuantBlock, acc);
+  }
   for (int i = 0; i < NM; ++i) _mm512_storeu_ps(out + kPanelRows * i, acc[i]);
 }
 
