@@ -96,15 +96,14 @@ torch::Tensor rotate_half(const torch::Tensor& x) {  // [..., Dh] -> cat(-x2, x1
 }
 
 // Appends x [B,H,L,Dh] to a layer's cache [B,H,T,Dh] of `dtype` along T and returns the result (also
-// stored in `cache`). Without autograd (generation), the cache is a view of a buffer with room to spare and x is
-// written into that room: torch::cat would copy the whole cache every step, O(T) per token. The room
-// grows by a quarter of the length (at least 32 positions), so the copies stay amortised O(1) per
-// position and the spare memory small (a 13B model's caches are ~1.6 MB a position). Two copies of one
-// LlamaKVCache extended separately would share that room: extend one cache per generation.
-torch::Tensor append_to_cache(torch::Tensor& cache, const torch::Tensor& x_in, torch::Dtype dtype) {
-  const auto x = x_in.to(dtype);
-  if (!cache.defined()) return cache = x;
-  if (torch::GradMode::is_enabled()) return cache = torch::cat({cache, x}, 2);
+// stored in `cache`). Without autograd (generation), the cache is a view of a buffer with room to spare
+// and x is written (converted) into that room: torch::cat would copy the whole cache every step, O(T) per
+// token. The room grows by a quarter of the length (at least 32 positions), so the copies stay amortised
+// O(1) per position and the spare memory small (a 13B model's fp32 caches are ~1.6 MB a position). Two
+// copies of one LlamaKVCache extended separately would share that room: extend one cache per generation.
+torch::Tensor append_to_cache(torch::Tensor& cache, const torch::Tensor& x, torch::Dtype dtype) {
+  if (!cache.defined()) return cache = x.to(dtype);
+  if (torch::GradMode::is_enabled()) return cache = torch::cat({cache, x.to(dtype)}, 2);
   const int64_t B = cache.size(0), H = cache.size(1), T = cache.size(2), Dh = cache.size(3), L = x.size(2);
   const int64_t room = Dh > 0 ? cache.stride(1) / Dh : 0;  // positions the buffer holds, when `cache` is one
   const bool in_buffer = cache.stride(3) == 1 && cache.stride(2) == Dh && cache.stride(1) == room * Dh &&
