@@ -26,8 +26,11 @@ bool decode_attention_applies(const torch::Tensor& q, const torch::Tensor& k, co
 // view of the KV cache's buffer), query head h reading kv head h / (H / Hkv); mask undefined or
 // additive, broadcastable to [B,H,L,T]. Returns [B,L,H·Dh] float32. Equal to the matmul path (over k
 // and v widened to fp32) up to fp32 summation order. Fails where decode_attention_applies does not
-// hold. `kernel`: the SIMD family (the scores through linear.h's dot_kernel for k's dtype; the weighted
-// sum runs AVX2 code for AVX-512 too: at Dh <= 128 the vectors are short).
+// hold. `kernel`: the SIMD family. Scalar and AVX2: the scores through linear.h's dot_kernel for k's
+// dtype, one row at a time, and the weighted sum as one o += p·v per row. AVX-512 with Dh a multiple of
+// 16: the scores of 16 rows at a time (a 16 x 16 transpose sums their lanes) and the weighted sum with o
+// in registers, 30 % less time than the row calls (16 heads of 128, an fp16 cache of 190 or 1000
+// positions, 2 threads: 36 -> 24 us, 150 -> 98 us). Other Dh take the row calls there too.
 torch::Tensor decode_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                const torch::Tensor& mask, LinearKernel kernel = default_linear_kernel());
 

@@ -1,7 +1,8 @@
 // decode_attention (framework/kernels/attention.h) against the matmul path in fp64, for every kernel
 // family this CPU runs: grouped-query heads, additive masks broadcast over batch and heads (fully masked
-// rows included), several new positions, head widths with SIMD tails, and k/v read in place from a
-// cache buffer with room to spare; and an fp16 cache.
+// rows included), several new positions, head widths with SIMD tails (and, on AVX-512, multiples of 16:
+// 16-row score blocks before a tail of rows, the weighted sum in one pass or two), and k/v read in place
+// from a cache buffer with room to spare; and an fp16 cache.
 //
 // Bound: each output sums T products p·v after scores that sum Dh products; in fp32 any order of those
 // stays within a few hundred ulps of |o| for these sizes. 1e-5 relative to the largest |v| is ~100 ulps
@@ -34,7 +35,7 @@ TEST_CASE("decode attention: every kernel family against the matmul path in fp64
   torch::manual_seed(5);
   const float mn = std::numeric_limits<float>::lowest();
   for (const auto kernel : kernels_here())
-    for (const int64_t Dh : {1, 7, 8, 24, 64})
+    for (const int64_t Dh : {1, 7, 8, 16, 24, 64, 144})
       for (const auto& [H, Hkv] : {std::pair<int64_t, int64_t>{1, 1}, {4, 4}, {6, 2}})
         for (const int64_t L : {1, 3})
           for (const int64_t T : {int64_t{1}, L + 4, int64_t{37}})
@@ -68,7 +69,7 @@ TEST_CASE("decode attention: an fp16 cache gives the fp32 result over the widene
   // exactly: any difference is a wrong element, stride or conversion.
   torch::manual_seed(6);
   for (const auto kernel : kernels_here())
-    for (const int64_t Dh : {7, 24, 64})
+    for (const int64_t Dh : {7, 24, 64, 144})
       for (const int64_t T : {1, 9, 40}) {
         INFO(linear_kernel_name(kernel) << " Dh " << Dh << " T " << T);
         const int64_t B = 2, H = 6, Hkv = 2, L = 2;
