@@ -155,7 +155,7 @@ HeadOps head_ops_for(LinearKernel kernel) {
   // fails when `kernel` cannot run here
   const DotKernel dot = dot_kernel(kernel, std::is_same_v<T, float> ? WeightFormat::f32 : WeightFormat::f16);
 #if defined(__x86_64__)
-  if (kernel == LinearKernel::avx512)
+  if (uses_avx512(kernel))
     return {dot, axpy_avx2<T>, scores16_avx512<T>, scale_mask_max_avx512, scale_avx512, weighted_sum_avx512<T>};
   if (kernel != LinearKernel::scalar) return {dot, axpy_avx2<T>};
 #endif

@@ -24,6 +24,7 @@
 #include "framework/kernels/avx512_transpose.h"
 #include "framework/kernels/cpu_features.h"
 #include "framework/kernels/gemm.h"
+#include "framework/kernels/q4_0_vnni.h"
 #include "framework/kernels/row_threads.h"
 
 namespace cb::kernels {
@@ -369,11 +370,13 @@ CB_AVX512 void dequant_avx512(const uint8_t* w, int64_t cols, float* out) {
     for (; c < cols; ++c) out[c] = dense_at<Fmt>(w, c);
   }
 }
-// Row panels (weight_format.h): byte c of the 16 rows' quants is one 16-byte load; widened to 16 lanes it is
-// column c of every row (q8_0), or columns c and c+16 in each lane's low and high nibble (q4_0, looked up as
-// in rows). Each column multiplies that column's x broadcast from memory inside the FMA, and the 16 rows'
-// scales are one vector, applied once per block. Per 16 weights that is a widening load, a conversion or a
-// lookup, and one FMA: no per-row scale broadcast, no x vector load (the row kernels' costs).
+// Row panels (weight_format.h): one load gives the same quant bytes of the 16 rows, one lane per row. q8_0:
+// byte c of each row, widened, is column c. q4_0: bytes 4k..4k+3 of each row, whose nibble at bit 8i (and
+// 8i + 4) is column 4k + i (and 4k + i + 16), shifted down and looked up as in rows. Each column multiplies
+// that column's x broadcast from memory inside the FMA, and the 16 rows' scales are one vector, applied
+// once per block. Per 16 weights that is a widening load or a shift, a conversion or a lookup, and one
+// FMA: no per-row scale broadcast, no x vector load (the row kernels' costs). (q4_0 panels have a faster
+// kernel where the CPU has AVX-512 VNNI: q4_0_vnni.h.)
 
 // Independent FMA chains per row of x in a panel block: enough to cover the FMA latency (4 cycles, one
 // vector a cycle) with the other rows' chains; one row of x alone needs four.
@@ -393,20 +396,23 @@ CB_AVX512 inline __m512 panel_scales16(const uint8_t* pb) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb)));
 }
 
-// The 16 lanes of quant byte c of a panel block (the byte of each row).
-CB_AVX512 inline __m512i panel_bytes16(const uint8_t* quants, int c, bool is_signed) {
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(quants + kPanelRows * c));
-  return is_signed ? _mm512_cvtepi8_epi32(v) : _mm512_cvtepu8_epi32(v);
+// q4_0 chunk k of a panel block: bytes 4k..4k+3 of each row, one 32-bit lane per row (weight_format.h).
+CB_AVX512 inline __m512i q4_panel_chunk(const uint8_t* quants, int k) { return _mm512_loadu_si512(quants + 64 * k); }
+
+// Column j of a q4_0 panel block from its chunk: byte j % 16 of each row, low nibble for j < 16.
+CB_AVX512 inline __m512 q4_panel_column16(__m512i chunk, int j) {
+  const int shift = 8 * (j % 4) + (j < 16 ? 0 : 4);
+  return q4_values16(shift ? _mm512_srli_epi32(chunk, shift) : chunk);
 }
 
 // Column j of a panel block as 16 floats, one per row (q, without the scale).
 template <F Fmt>
 CB_AVX512 inline __m512 panel_column16(const uint8_t* quants, int j) {
   if constexpr (Fmt == F::q8_0) {
-    return _mm512_cvtepi32_ps(panel_bytes16(quants, j, true));
+    return _mm512_cvtepi32_ps(
+        _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(quants + kPanelRows * j))));
   } else {
-    const __m512i v = panel_bytes16(quants, j % 16, false);
-    return q4_values16(j < 16 ? v : _mm512_srli_epi32(v, 4));
+    return q4_panel_column16(q4_panel_chunk(quants, j % 16 / 4), j);
   }
 }
 
@@ -422,11 +428,15 @@ CB_AVX512 inline void panel_block_dot16(const uint8_t* pb, const float* const* x
 #pragma GCC unroll 32
     for (int c = 0; c < 32; ++c) panel_column<NM>(panel_column16<Fmt>(quants, c), x, off, c, c, s);
   } else {
-#pragma GCC unroll 16
-    for (int c = 0; c < 16; ++c) {  // one load for columns c and c+16
-      const __m512i v = panel_bytes16(quants, c, false);
-      panel_column<NM>(q4_values16(v), x, off, c, 2 * c, s);
-      panel_column<NM>(q4_values16(_mm512_srli_epi32(v, 4)), x, off, c + 16, 2 * c + 1, s);
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {  // one load for columns 4k..4k+3 and 4k+16..4k+19
+      const __m512i v = q4_panel_chunk(quants, k);
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) {
+        const int c = 4 * k + i;
+        panel_column<NM>(q4_panel_column16(v, c), x, off, c, 2 * c, s);
+        panel_column<NM>(q4_panel_column16(v, c + 16), x, off, c + 16, 2 * c + 1, s);
+      }
     }
   }
   for (int i = 0; i < NM; ++i) {
@@ -435,12 +445,6 @@ CB_AVX512 inline void panel_block_dot16(const uint8_t* pb, const float* const* x
     acc[i] = _mm512_fmadd_ps(d, sum, acc[i]);
   }
 }
-
-// Bytes ahead of a panel's current block that its kernel asks the cache for. Unlike the fp32 rows (above),
-// a panel stream gains: medium decode with the prefetch distance switched every 24 tokens inside one
-// process (40 rounds, 2026-12-06, Zen 5): q8_0 206 -> 226 tok/s median from none to 8 KB ahead (4 and 16
-// KB gained less), q4_0 330 -> 342 (2 to 8 KB alike).
-constexpr int64_t kPanelPrefetchBytes = 8192;
 
 template <F Fmt, int NM>
 CB_AVX512 void panel_dot_avx512(const uint8_t* panel, const float* const* x, int64_t cols, float* out) {
@@ -483,12 +487,14 @@ struct FormatKernels {
   // runs, preferred_layout).
   std::array<PanelDot, kRowGroup> panel_dot{};
   PanelDequant panel_dequant = nullptr;
+  // q4_0 on avx512_vnni: the panels take x prepared once per call (q4_0_vnni.h) instead of panel_dot.
+  bool panels_take_prepared_x = false;
 };
 
 template <F Fmt>
 FormatKernels kernels_for(LinearKernel k) {
 #if defined(__x86_64__)
-  if (k == LinearKernel::avx512) {
+  if (uses_avx512(k)) {
     FormatKernels out{{dot_avx512<Fmt, 1>, dot_avx512<Fmt, 2>, dot_avx512<Fmt, 3>, dot_avx512<Fmt, 4>},
                       dequant_avx512<Fmt>};
     if constexpr (Fmt == F::q8_0 || Fmt == F::q4_0) {
@@ -496,6 +502,7 @@ FormatKernels kernels_for(LinearKernel k) {
                        panel_dot_avx512<Fmt, 4>};
       out.panel_dequant = panel_dequant_avx512<Fmt>;
     }
+    out.panels_take_prepared_x = Fmt == F::q4_0 && k == LinearKernel::avx512_vnni;
     return out;
   }
   if (k == LinearKernel::avx2)
@@ -563,20 +570,26 @@ struct RowJob {
 };
 
 // y [M, rows] of one unit u (a panel or a row) of a job: its weights are read once for all M rows of x
-// (they stay in L1/L2 across the groups of kRowGroup).
-void row_unit(const float* x, int64_t M, const RowJob& job, int64_t u) {
+// (they stay in L1/L2 across the groups of kRowGroup). xq: x's rows prepared for the VNNI q4_0 panels
+// (cols / 32 blocks a row), where the job's kernels take them.
+void row_unit(const float* x, const Q4VnniBlock* xq, int64_t M, const RowJob& job, int64_t u) {
   const PackedWeight& w = *job.w;
   const int64_t stride = row_bytes(w.format, w.cols), cols = w.cols, rows = w.rows;
   const float* xs[kRowGroup];
+  const Q4VnniBlock* xqs[kRowGroup];
   float out[kRowGroup * kPanelRows], row_out[kRowGroup];  // out[i * 16 + r]: x row i, weight row r of the unit
   const int64_t r0 = job.units.first_row(u), nr = job.units.rows(u);
   const bool panel_kernel = u < job.units.panels && job.k.panel_dot[0];
+  const bool prepared = panel_kernel && job.k.panels_take_prepared_x;
   const uint8_t* wr = storage(w) + r0 * stride;
   if (u < job.units.panels && !panel_kernel) wr = panel_as_rows(w.format, wr, cols);
   for (int64_t m = 0; m < M; m += kRowGroup) {
     const int n = static_cast<int>(std::min<int64_t>(kRowGroup, M - m));
     for (int i = 0; i < n; ++i) xs[i] = x + (m + i) * cols;
-    if (panel_kernel) {
+    if (prepared) {
+      for (int i = 0; i < n; ++i) xqs[i] = xq + (m + i) * (cols / kQuantBlock);
+      q4_0_vnni_panel_dot(n, wr, xqs, cols, out);
+    } else if (panel_kernel) {
       job.k.panel_dot[n - 1](wr, xs, cols, out);
     } else {
       for (int64_t r = 0; r < nr; ++r) {
@@ -593,16 +606,26 @@ void row_unit(const float* x, int64_t M, const RowJob& job, int64_t u) {
 // the jobs' units in order (a decode step's q/k/v or gate/up then cost one fork-join, not one each).
 void row_kernel_linear(const float* x, int64_t M, RowJob* jobs, int n_jobs) {
   int64_t total = 0, grain = std::numeric_limits<int64_t>::max();
+  bool prepare = false;
   for (int j = 0; j < n_jobs; ++j) {
     jobs[j].first_unit = total;
     total += jobs[j].units.count;
     grain = std::min(grain, unit_grain(*jobs[j].w, jobs[j].units));
+    prepare = prepare || (jobs[j].k.panels_take_prepared_x && jobs[j].units.panels > 0);
   }
+  // x's rows for the VNNI q4_0 panels, once for all jobs (they share x), in the caller's buffer.
+  thread_local std::vector<Q4VnniBlock> xq;
+  if (prepare) {
+    const int64_t cols = jobs[0].w->cols, blocks = cols / kQuantBlock;
+    if (static_cast<int64_t>(xq.size()) < M * blocks) xq.resize(static_cast<size_t>(M * blocks));
+    for (int64_t m = 0; m < M; ++m) q4_0_vnni_prepare(x + m * cols, cols, xq.data() + m * blocks);
+  }
+  const Q4VnniBlock* prepared = prepare ? xq.data() : nullptr;
   parallel_rows(total, grain, [&](int64_t u0, int64_t u1) {
     int j = 0;
     for (int64_t u = u0; u < u1; ++u) {
       while (u >= jobs[j].first_unit + jobs[j].units.count) ++j;
-      row_unit(x, M, jobs[j], u - jobs[j].first_unit);
+      row_unit(x, prepared, M, jobs[j], u - jobs[j].first_unit);
     }
   });
 }
@@ -719,7 +742,9 @@ bool fast_path(const torch::Tensor& x, const PackedWeight& w) {
 void check_kernel(LinearKernel kernel) {
   if (!linear_kernel_available(kernel))
     fail("linear: the {} kernel needs an x86-64 CPU with {} (this one lacks one of them)", linear_kernel_name(kernel),
-         kernel == LinearKernel::avx512 ? "AVX-512F, AVX2, FMA and F16C" : "AVX2, FMA and F16C");
+         kernel == LinearKernel::avx512_vnni ? "AVX-512F, AVX-512 VNNI, AVX2, FMA and F16C"
+         : kernel == LinearKernel::avx512    ? "AVX-512F, AVX2, FMA and F16C"
+                                             : "AVX2, FMA and F16C");
 }
 
 // One dense stored row `a` dotted with one fp32 row `b`, through a row kernel.
@@ -733,7 +758,7 @@ float dot_row(const void* a, const float* b, int64_t n) {
 template <F Fmt>
 DotKernel dot_kernel_for(LinearKernel kernel) {
 #if defined(__x86_64__)
-  if (kernel == LinearKernel::avx512) return dot_row<dot_avx512<Fmt, 1>>;
+  if (uses_avx512(kernel)) return dot_row<dot_avx512<Fmt, 1>>;
   if (kernel == LinearKernel::avx2) return dot_row<dot_avx2<Fmt, 1>>;
 #endif
   return dot_row<dot_scalar<Fmt, 1>>;
@@ -757,6 +782,7 @@ bool linear_kernel_available(LinearKernel kernel) {
     case LinearKernel::scalar: return true;
     case LinearKernel::avx2: return f.avx2 && f.fma && f.f16c;
     case LinearKernel::avx512: return f.avx512f && f.avx2 && f.fma && f.f16c;
+    case LinearKernel::avx512_vnni: return f.avx512vnni && f.avx512f && f.avx2 && f.fma && f.f16c;
   }
   return false;
 }
@@ -766,6 +792,7 @@ const char* linear_kernel_name(LinearKernel kernel) {
     case LinearKernel::scalar: return "scalar";
     case LinearKernel::avx2: return "avx2";
     case LinearKernel::avx512: return "avx512";
+    case LinearKernel::avx512_vnni: return "avx512_vnni";
   }
   return "?";
 }
@@ -773,6 +800,8 @@ const char* linear_kernel_name(LinearKernel kernel) {
 LinearKernel default_linear_kernel() {
   static const LinearKernel kernel = [] {
     const auto limit = simd_limit();
+    if (limit >= SimdLevel::avx512_vnni && linear_kernel_available(LinearKernel::avx512_vnni))
+      return LinearKernel::avx512_vnni;
     if (limit >= SimdLevel::avx512 && linear_kernel_available(LinearKernel::avx512)) return LinearKernel::avx512;
     if (limit >= SimdLevel::avx2 && linear_kernel_available(LinearKernel::avx2)) return LinearKernel::avx2;
     return LinearKernel::scalar;
@@ -781,8 +810,7 @@ LinearKernel default_linear_kernel() {
 }
 
 BlockLayout preferred_layout(WeightFormat f) {
-  return is_block_format(f) && default_linear_kernel() == LinearKernel::avx512 ? BlockLayout::panels
-                                                                               : BlockLayout::rows;
+  return is_block_format(f) && uses_avx512(default_linear_kernel()) ? BlockLayout::panels : BlockLayout::rows;
 }
 
 torch::Tensor linear(const torch::Tensor& x, const PackedWeight& w) { return linear(x, w, default_linear_kernel()); }
@@ -813,7 +841,7 @@ torch::Tensor linear(const torch::Tensor& x, const PackedWeight& w, LinearKernel
     RowJob job(w, k, y2.data_ptr<float>());
     row_kernel_linear(x2.data_ptr<float>(), M, &job, 1);
 #if defined(__x86_64__)
-  } else if (kernel == LinearKernel::avx512) {
+  } else if (uses_avx512(kernel)) {
     gemm_linear(x2.data_ptr<float>(), M, w, k, y2.data_ptr<float>());
 #endif
   } else if (w.format == F::f32) {
@@ -865,7 +893,7 @@ torch::Tensor linear_input_grad(const torch::Tensor& dy, const PackedWeight& w, 
   if (w.rows == 0) return dx.zero_();
   const auto k = kernels_for(w.format, kernel);
 #if defined(__x86_64__)
-  if (kernel == LinearKernel::avx512) {
+  if (uses_avx512(kernel)) {
     gemm_input_grad(dy2.data_ptr<float>(), M, w, k, dx2.data_ptr<float>());
     return dx;
   }

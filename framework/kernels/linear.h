@@ -7,9 +7,9 @@
 // 64 rows through the AVX-512 GEMM (gemm.h) where that family runs, else tiles of rows through the BLAS
 // GEMM; so a 16-bit or quantized weight runs as fast as fp32 there. Threads split the output rows.
 // linear_input_grad takes the same GEMM (W's column panels, for any number of rows) or tiles + BLAS.
-// The kernel family is chosen once at run time (AVX-512F, else AVX2+FMA+F16C where the CPU has them, else
-// scalar; CHATBRIDGE_SIMD=avx2 or scalar caps it). Other devices or dtypes: dequantise, then torch::matmul in x's
-// dtype. Gradients flow to x only (W is frozen); use these inside an autograd function.
+// The kernel family is chosen once at run time (AVX-512F with VNNI, AVX-512F, else AVX2+FMA+F16C where the
+// CPU has them, else scalar; CHATBRIDGE_SIMD=avx512, avx2 or scalar caps it). Other devices or dtypes: dequantise, then
+// torch::matmul in x's dtype. Gradients flow to x only (W is frozen); use these inside an autograd function.
 #pragma once
 #include <torch/torch.h>
 
@@ -28,17 +28,23 @@ torch::Tensor linear_input_grad(const torch::Tensor& dy, const PackedWeight& w);
 std::vector<torch::Tensor> linear_shared_input(const torch::Tensor& x, const std::vector<PackedWeight>& ws);
 
 // The CPU kernel family. All compute the same sums in the same order up to fp32 rounding
-// (tests/framework/kernels/test_linear.cpp bounds the difference from an fp64 reference).
-enum class LinearKernel { scalar, avx2, avx512 };
+// (tests/framework/kernels/test_linear.cpp bounds the difference from an fp64 reference). avx512_vnni is
+// avx512 but for q4_0 panels, whose products it sums exactly in 32-bit integers (linear.cpp).
+enum class LinearKernel { scalar, avx2, avx512, avx512_vnni };
+
+// Whether `kernel` is one of the AVX-512 families (their GEMM, panels and attention paths).
+constexpr bool uses_avx512(LinearKernel kernel) {
+  return kernel == LinearKernel::avx512 || kernel == LinearKernel::avx512_vnni;
+}
 
 // Whether this build and CPU can run `kernel` (scalar: always; avx2: x86-64 with AVX2, FMA and F16C;
-// avx512: those and AVX-512F).
+// avx512: those and AVX-512F; avx512_vnni: and AVX-512 VNNI).
 bool linear_kernel_available(LinearKernel kernel);
-const char* linear_kernel_name(LinearKernel kernel);  // "scalar", "avx2", "avx512"
+const char* linear_kernel_name(LinearKernel kernel);  // "scalar", "avx2", "avx512", "avx512_vnni"
 // The widest family this CPU runs, within CHATBRIDGE_SIMD's limit (cpu_features.h).
 LinearKernel default_linear_kernel();
 
-// The layout a format's weights should be kept in on this CPU: the block formats in panels where the
+// The layout a format's weights should be kept in on this CPU: the block formats in panels where an
 // AVX-512 family is the default (its panel kernels decode 16 rows at once, ~2x the row kernels' rate from
 // cache: a widening load and one FMA per 16 weights, no per-block scale broadcast), the rest in rows.
 BlockLayout preferred_layout(WeightFormat f);

@@ -107,9 +107,14 @@ void convert_groups(torch::Tensor& data, WeightFormat f, Convert convert) {
   });
 }
 
+// Where byte c of row r's quants lies among a panel block's quant bytes (weight_format.h).
+int64_t panel_quant_offset(WeightFormat f, int64_t c, int r) {
+  return f == WeightFormat::q4_0 ? 64 * (c / 4) + 4 * r + c % 4 : kPanelRows * c + r;
+}
+
 // Calls fn(row block offset, panel block offset, r) for each block b and row r of a group of 16 rows: the
-// offsets of row r's block {d, quants} in the rows and of block b {16 scales, transposed quants} in the
-// panel, whose quant byte 16c + r is row r's quant byte c.
+// offsets of row r's block {d, quants} in the rows and of block b {16 scales, interleaved quants} in the
+// panel.
 template <class Fn>
 void for_each_panel_block(WeightFormat f, int64_t cols, Fn&& fn) {
   const int64_t bb = block_bytes(f), rb = row_bytes(f, cols);
@@ -123,7 +128,7 @@ void rows_to_panel(WeightFormat f, const uint8_t* rows, int64_t cols, uint8_t* p
   const int64_t quants = block_bytes(f) - 2;
   for_each_panel_block(f, cols, [&](int64_t blk, int64_t pb, int r) {
     std::memcpy(panel + pb + 2 * r, rows + blk, 2);
-    for (int64_t c = 0; c < quants; ++c) panel[pb + 2 * kPanelRows + kPanelRows * c + r] = rows[blk + 2 + c];
+    for (int64_t c = 0; c < quants; ++c) panel[pb + 2 * kPanelRows + panel_quant_offset(f, c, r)] = rows[blk + 2 + c];
   });
 }
 
@@ -131,7 +136,7 @@ void panel_to_rows(WeightFormat f, const uint8_t* panel, int64_t cols, uint8_t* 
   const int64_t quants = block_bytes(f) - 2;
   for_each_panel_block(f, cols, [&](int64_t blk, int64_t pb, int r) {
     std::memcpy(rows + blk, panel + pb + 2 * r, 2);
-    for (int64_t c = 0; c < quants; ++c) rows[blk + 2 + c] = panel[pb + 2 * kPanelRows + kPanelRows * c + r];
+    for (int64_t c = 0; c < quants; ++c) rows[blk + 2 + c] = panel[pb + 2 * kPanelRows + panel_quant_offset(f, c, r)];
   });
 }
 

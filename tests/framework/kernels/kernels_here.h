@@ -1,5 +1,5 @@
-// The kernel families this CPU runs (scalar always; AVX2 and AVX-512 where cpuid has them), for the
-// kernel tests to run each one.
+// The kernel families this CPU runs (scalar always; AVX2, AVX-512 and AVX-512 VNNI where cpuid has them),
+// for the kernel tests to run each one.
 #pragma once
 #include <vector>
 
@@ -9,7 +9,8 @@ namespace cb::test {
 
 inline std::vector<kernels::LinearKernel> kernels_here() {
   std::vector<kernels::LinearKernel> ks;
-  for (const auto k : {kernels::LinearKernel::scalar, kernels::LinearKernel::avx2, kernels::LinearKernel::avx512})
+  for (const auto k : {kernels::LinearKernel::scalar, kernels::LinearKernel::avx2, kernels::LinearKernel::avx512,
+                       kernels::LinearKernel::avx512_vnni})
     if (kernels::linear_kernel_available(k)) ks.push_back(k);
   return ks;
 }

@@ -90,6 +90,36 @@ TEST_CASE("linear: block formats in row panels, every kernel and path, panels an
   CHECK_THROWS_WITH(linear(torch::randn({1, 32}), dense), Catch::Contains("block formats only"));
 }
 
+TEST_CASE("linear: q4_0 panels with x of a wide range inside a block, huge, infinite and NaN elements") {
+  // The VNNI kernel (q4_0_vnni.h) sums x in integers at one scale per block of 32 and carries what an
+  // element has below that scale in fp32. A block whose largest element meets a zero weight (q = 8) leaves
+  // the bound to the small elements alone, so losing their remainders, or any of them, fails it.
+  torch::manual_seed(19);
+  const int64_t rows = 32, cols = 96, M = 3;
+  auto dense = torch::randn({rows, cols});
+  dense.select(1, 5).zero_();  // column 5: weight 0 in every row (q = 8 for any scale)
+  auto w = pack_weight(dense, WeightFormat::q4_0);
+  const auto W = unpack_weight(w, torch::kDouble);
+  storage_to_panels(w.data, w.format);
+  w.layout = BlockLayout::panels;
+  auto x = torch::randn({M, cols});
+  x.narrow(1, 0, 32).mul_(torch::logspace(-12, 0, 32).flip(0));  // block 0: 12 decades
+  x[0][5] = 1e6f;                                                // row 0: a huge element on the zero weight
+  x[1][5] = 3e9f;                                                // row 1: one past 2^30 (the fp32 path)
+  x[2].narrow(0, 32, 32).mul_(1e-38f);                           // row 2, block 1: subnormal and tiny
+  for (const auto kernel : kernels_here()) {
+    INFO(linear_kernel_name(kernel));
+    CHECK(excess_error(linear(x, w, kernel), x.to(torch::kDouble), W.t(), cols) <= 0);
+    auto bad = x.clone();
+    bad[0][40] = std::numeric_limits<float>::infinity();
+    bad[1][70] = std::numeric_limits<float>::quiet_NaN();
+    const auto y = linear(bad, w, kernel), ref = torch::matmul(bad, unpack_weight(w).t());
+    CHECK(torch::equal(y.isnan(), ref.isnan()));
+    CHECK(torch::equal(y.isinf(), ref.isinf()));
+    CHECK(torch::equal(y[2], linear(x, w, kernel)[2]));  // a row without them is untouched
+  }
+}
+
 TEST_CASE("linear_shared_input: weights of every format sharing x equal linear() of each, bit for bit") {
   torch::manual_seed(16);
   // 2048 wide: chunks of 1-8 rows (f32) to 3 panels (q4_0), so the threads' chunks cross from one weight

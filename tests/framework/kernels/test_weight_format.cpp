@@ -163,7 +163,10 @@ TEST_CASE("weight format: row panels hold each row's scales and quant bytes wher
         const uint8_t* pb = &p[(r / 16) * 16 * rb + b * 16 * bb];
         const int64_t lane = r % 16;
         CHECK((pb[2 * lane] == blk[0] && pb[2 * lane + 1] == blk[1]));
-        for (int64_t c = 0; c < bb - 2; ++c) CHECK(pb[32 + 16 * c + lane] == blk[2 + c]);
+        for (int64_t c = 0; c < bb - 2; ++c) {
+          const int64_t at = f == WeightFormat::q4_0 ? 64 * (c / 4) + 4 * lane + c % 4 : 16 * c + lane;
+          CHECK(pb[32 + at] == blk[2 + c]);
+        }
       }
     storage_to_rows(panels, f);
     CHECK(torch::equal(panels, packed.data));
