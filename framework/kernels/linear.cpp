@@ -1,6 +1,6 @@
 // The CPU kernels behind linear.h. Three families with one structure, scalar (portable), AVX2+FMA+F16C and
 // AVX-512F (the SIMD ones compiled with function-level target attributes, since the build targets generic
-// x86-64):
+// x86-64; avx512_vnni is AVX-512F with q4_0 panels through q4_0_vnni.h):
 //   row dot   y[m] = Σ_c W[r, c] x[m, c] for up to 4 rows of x against one stored row of W, decoding W in
 //             registers. Block formats sum q·x over a block of 32 and scale by the block's d once
 //             (d·Σ q x rather than Σ (d q) x: one multiply per block, not per element; equal up to fp32
