@@ -399,9 +399,9 @@ CB_AVX512 inline __m512 panel_scales16(const uint8_t* pb) {
 // q4_0 chunk k of a panel block: bytes 4k..4k+3 of each row, one 32-bit lane per row (weight_format.h).
 CB_AVX512 inline __m512i q4_panel_chunk(const uint8_t* quants, int k) { return _mm512_loadu_si512(quants + 64 * k); }
 
-// Column j of a q4_0 panel block from its chunk: byte j % 16 of each row, low nibble for j < 16.
+// Column j of a q4_0 panel block from its chunk q4_0_panel_chunk(j).
 CB_AVX512 inline __m512 q4_panel_column16(__m512i chunk, int j) {
-  const int shift = 8 * (j % 4) + (j < 16 ? 0 : 4);
+  const int shift = q4_0_panel_bit(j);
   return q4_values16(shift ? _mm512_srli_epi32(chunk, shift) : chunk);
 }
 
@@ -412,7 +412,7 @@ CB_AVX512 inline __m512 panel_column16(const uint8_t* quants, int j) {
     return _mm512_cvtepi32_ps(
         _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(quants + kPanelRows * j))));
   } else {
-    return q4_panel_column16(q4_panel_chunk(quants, j % 16 / 4), j);
+    return q4_panel_column16(q4_panel_chunk(quants, q4_0_panel_chunk(j)), j);
   }
 }
 

@@ -106,9 +106,9 @@ CB_VNNI inline void panel_block(const uint8_t* pb, const Q4VnniBlock* const* x, 
     const __m512i high = _mm512_add_epi32(u[i][2], _mm512_slli_epi32(u[i][3], 8));
     __m512 sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(high), _mm512_set1_ps(65536.f), _mm512_cvtepi32_ps(low));
     for (int t = 0; t < xb.n_rest; ++t) {
-      const int j = xb.rest_col[t], c = j % 16;
-      const __m512i v = _mm512_loadu_si512(quants + 64 * (c / 4));
-      const __m512i q = _mm512_and_si512(_mm512_srli_epi32(v, 8 * (c % 4) + (j >= 16 ? 4 : 0)), _mm512_set1_epi32(15));
+      const int j = xb.rest_col[t];
+      const __m512i v = _mm512_loadu_si512(quants + 64 * q4_0_panel_chunk(j));
+      const __m512i q = _mm512_and_si512(_mm512_srli_epi32(v, q4_0_panel_bit(j)), _mm512_set1_epi32(15));
       const __m512 w = _mm512_sub_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(8.f));
       sum = _mm512_fmadd_ps(w, _mm512_set1_ps(xb.rest[t]), sum);
     }
@@ -119,7 +119,7 @@ CB_VNNI inline void panel_block(const uint8_t* pb, const Q4VnniBlock* const* x, 
 
 template <int NM>
 CB_VNNI void panel_dot(const uint8_t* panel, const Q4VnniBlock* const* x, int64_t cols, float* out) {
-  constexpr int64_t kBlock = kPanelRows * (2 + kQuantBlock / 2);  // 16 scales + 16 x 16 quant bytes
+  constexpr int64_t kBlock = kPanelRows * block_bytes(WeightFormat::q4_0);
   __m512 acc[NM];
   for (int i = 0; i < NM; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < cols / kQuantBlock; ++b) {

@@ -19,6 +19,8 @@
 //         and high nibble, as in rows): a 64-byte load holds bytes 4k..4k+3 of each row r in its 32-bit
 //         lane r, the lanes of AVX-512's 8-bit dot product (VNNI), 8 columns of all 16 rows.
 // Panels never leave memory: files, pack_weight and unpack_weight speak rows.
+// Element j (0..31) of a q4_0 panel block lies in 64-byte chunk q4_0_panel_chunk(j), at bit
+// q4_0_panel_bit(j) of each row's 32-bit lane (the byte layout above, read by the kernels).
 #pragma once
 #include <torch/torch.h>
 
@@ -38,6 +40,9 @@ constexpr int64_t kPanelRows = 16;
 constexpr int64_t kPanelPrefetchBytes = 8192;
 
 enum class BlockLayout { rows, panels };
+
+constexpr int q4_0_panel_chunk(int j) { return j % 16 / 4; }
+constexpr int q4_0_panel_bit(int j) { return 8 * (j % 4) + (j < 16 ? 0 : 4); }
 
 // "fp32"/"f32", "bf16", "fp16"/"f16", "q8_0", "q4_0"; anything else fails naming `what`.
 WeightFormat parse_weight_format(const std::string& name, const std::string& what = "weight format");
