@@ -22,10 +22,11 @@ using ChunkFn = void (*)(const void* ctx, int64_t begin, int64_t end);
 void run_chunks(int64_t n, int64_t grain, ChunkFn fn, const void* ctx);
 }  // namespace detail
 
-// Calls fn(begin, end) for consecutive ranges of `grain` (>= 1; the last may be shorter) covering
-// [0, n), on up to at::get_num_threads() threads (the caller included); once over [0, n) on the caller
-// when that is 1, when n <= grain, inside a parallel region, or for a while after a late thread. fn must
-// not throw. Nothing is allocated per call.
+// Calls fn(begin, end) over [0, n) in pieces that are whole multiples of `grain` (>= 1; the last piece of
+// [0, n) may end short), on up to at::get_num_threads() threads (the caller included); once over [0, n)
+// on the caller when that is 1, when n <= grain, inside a parallel region, or for a while after a late
+// thread. A thread's first pieces are a share of its range, its last ones a single chunk of `grain`.
+// fn must not throw. Nothing is allocated per call.
 template <class Fn>
 void parallel_rows(int64_t n, int64_t grain, const Fn& fn) {
   detail::run_chunks(

@@ -19,13 +19,14 @@ using cb::kernels::parallel_rows;
 namespace {
 
 // Runs parallel_rows over [0, n) and returns how often each index was visited (-1 everywhere when a range
-// was empty, out of bounds or longer than row_threads.h allows; checked here, as Catch2 asserts on one thread only).
+// was empty, out of bounds or not whole chunks of `grain`; checked here, as Catch2 asserts on one thread only).
 std::vector<int> visits(int64_t n, int64_t grain) {
   std::vector<std::atomic<int>> seen(n);
   std::atomic<bool> bad_range{false};
   parallel_rows(n, grain, [&](int64_t b, int64_t e) {
     const bool whole = b == 0 && e == n;  // the serial paths take [0, n) at once
-    if (b < 0 || b >= e || e > n || (e - b > grain && !whole)) bad_range = true;
+    const bool whole_chunks = b % grain == 0 && (e % grain == 0 || e == n);
+    if (b < 0 || b >= e || e > n || (!whole_chunks && !whole)) bad_range = true;
     for (int64_t i = b; i < e && i < n; ++i) seen[i].fetch_add(1);
   });
   if (bad_range) return std::vector<int>(n, -1);
@@ -67,8 +68,8 @@ TEST_CASE("parallel_rows: every index once on teams of 3 and 5 (a range per thre
 
 TEST_CASE("parallel_rows: a thread held up in its range leaves the rest of the range to the others") {
   at::set_num_threads(2);
-  // The caller's range (chunks 0-49 of 100) starts with a chunk that sleeps; the other thread finishes its
-  // own 50 and then takes the caller's. Tried a few times: on a busy machine the other thread may not run.
+  // The caller's range (chunks 0-49 of 100) starts with a piece that sleeps; the other thread finishes its
+  // own 50 and then takes the rest of the caller's. Tried a few times: on a busy machine the other thread may not run.
   bool stolen = false;
   for (int attempt = 0; attempt < 5 && !stolen; ++attempt) {
     // A late thread leaves serial calls pending (row_threads.cpp): one earlier in this process, or the other
@@ -78,7 +79,7 @@ TEST_CASE("parallel_rows: a thread held up in its range leaves the rest of the r
     std::mutex m;
     std::vector<std::thread::id> ran_by(100);
     parallel_rows(1000, 10, [&](int64_t b, int64_t e) {
-      if (b == 0 && e == 10) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      if (b == 0 && e < 1000) std::this_thread::sleep_for(std::chrono::milliseconds(200));
       std::lock_guard<std::mutex> lock(m);
       for (int64_t c = b / 10; c < (e + 9) / 10; ++c) ran_by[c] = std::this_thread::get_id();
     });
