@@ -146,7 +146,7 @@ kernels::PackedWeight FrozenLinearImpl::packed() const {
 torch::Tensor FrozenLinearImpl::forward(const torch::Tensor& x) {
   const bool grad = torch::GradMode::is_enabled();
   if (grad && weight.requires_grad()) return torch::nn::functional::linear(x, weight);  // a weight that trains
-  const auto in = x.device().is_cpu() ? x.to(torch::kFloat) : x;
+  const auto in = x.device().is_cpu() && x.scalar_type() != torch::kFloat ? x.to(torch::kFloat) : x;
   const auto w = packed();
   if (without_graph(in, {weight})) return kernels::linear(in, w);
   if (kernels::is_block_format(w.format))

@@ -11,6 +11,7 @@
 #include "framework/kernels/attention.h"
 #include "framework/kernels/rms_norm.h"
 #include "framework/kernels/rope.h"
+#include "models/llama_decode_step.h"
 
 namespace cb {
 namespace F = torch::nn::functional;
@@ -95,31 +96,6 @@ torch::Tensor rotate_half(const torch::Tensor& x) {  // [..., Dh] -> cat(-x2, x1
   return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
-// Appends x [B,H,L,Dh] to a layer's cache [B,H,T,Dh] of `dtype` along T and returns the result (also
-// stored in `cache`). Without autograd (generation), the cache is a view of a buffer with room to spare
-// and x is written (converted) into that room: torch::cat would copy the whole cache every step, O(T) per
-// token. The room grows by a quarter of the length (at least 32 positions), so the copies stay amortised
-// O(1) per position and the spare memory small (a 13B model's fp32 caches are ~1.6 MB a position). Two
-// copies of one LlamaKVCache extended separately would share that room: extend one cache per generation.
-torch::Tensor append_to_cache(torch::Tensor& cache, const torch::Tensor& x, torch::Dtype dtype) {
-  if (!cache.defined()) return cache = x.to(dtype);
-  if (torch::GradMode::is_enabled()) return cache = torch::cat({cache, x.to(dtype)}, 2);
-  const int64_t B = cache.size(0), H = cache.size(1), T = cache.size(2), Dh = cache.size(3), L = x.size(2);
-  const int64_t room = Dh > 0 ? cache.stride(1) / Dh : 0;  // positions the buffer holds, when `cache` is one
-  const bool in_buffer = cache.stride(3) == 1 && cache.stride(2) == Dh && cache.stride(1) == room * Dh &&
-                         cache.stride(0) == H * room * Dh && cache.storage_offset() == 0 && T + L <= room &&
-                         cache.storage().nbytes() >= size_t(B * H * room * Dh) * cache.element_size();
-  torch::Tensor buffer;
-  if (in_buffer) {
-    buffer = cache.as_strided({B, H, room, Dh}, cache.strides());
-  } else {
-    buffer = torch::empty({B, H, T + L + std::max<int64_t>(32, (T + L) / 4), Dh}, cache.options());
-    buffer.narrow(2, 0, T).copy_(cache);
-  }
-  buffer.narrow(2, T, L).copy_(x);
-  return cache = buffer.narrow(2, 0, T + L);
-}
-
 FrozenLinear linear(int64_t in, int64_t out, const LlamaStorage& s) {
   FrozenLinearOptions o(in, out);
   o.format = s.linear;
@@ -129,6 +105,37 @@ FrozenLinear linear(int64_t in, int64_t out, const LlamaStorage& s) {
 }
 
 }  // namespace
+
+int64_t llama_cache_room(const torch::Tensor& slot) {
+  if (!slot.defined() || slot.dim() != 4) return 0;
+  const int64_t B = slot.size(0), H = slot.size(1), T = slot.size(2), Dh = slot.size(3);
+  const int64_t room = Dh > 0 ? slot.stride(1) / Dh : 0;
+  const bool view = slot.stride(3) == 1 && slot.stride(2) == Dh && slot.stride(1) == room * Dh &&
+                    slot.stride(0) == H * room * Dh && slot.storage_offset() == 0 && T <= room &&
+                    slot.storage().nbytes() >= size_t(B * H * room * Dh) * slot.element_size();
+  return view ? room : 0;
+}
+
+// Without autograd (generation) the slot is a view of a buffer with room to spare and x is written
+// (converted) into that room: torch::cat would copy the whole cache every step, O(T) per token. The room
+// grows by a quarter of the length (at least 32 positions), so the copies stay amortised O(1) per
+// position and the spare memory small (a 13B model's fp32 caches are ~1.6 MB a position). Two copies of
+// one LlamaKVCache extended separately would share that room: extend one cache per generation.
+torch::Tensor llama_append_to_cache(torch::Tensor& cache, const torch::Tensor& x, torch::Dtype dtype) {
+  if (!cache.defined()) return cache = x.to(dtype);
+  if (torch::GradMode::is_enabled()) return cache = torch::cat({cache, x.to(dtype)}, 2);
+  const int64_t B = cache.size(0), H = cache.size(1), T = cache.size(2), Dh = cache.size(3), L = x.size(2);
+  const int64_t room = llama_cache_room(cache);
+  torch::Tensor buffer;
+  if (room >= T + L) {
+    buffer = cache.as_strided({B, H, room, Dh}, cache.strides());
+  } else {
+    buffer = torch::empty({B, H, T + L + std::max<int64_t>(32, (T + L) / 4), Dh}, cache.options());
+    buffer.narrow(2, 0, T).copy_(cache);
+  }
+  buffer.narrow(2, T, L).copy_(x);
+  return cache = buffer.narrow(2, 0, T + L);
+}
 
 LlamaRMSNormImpl::LlamaRMSNormImpl(int64_t dim, double eps, torch::Dtype dtype) : eps(eps) {
   weight = register_parameter("weight", torch::ones({dim}, dtype));
@@ -181,8 +188,8 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
   }
   if (past_k) {
     const auto dtype = x.device().is_cpu() ? cpu_kv_cache : k.scalar_type();
-    k = append_to_cache(*past_k, k, dtype);  // [B,Hkv,T,Dh]
-    v = append_to_cache(*past_v, v, dtype);
+    k = llama_append_to_cache(*past_k, k, dtype);  // [B,Hkv,T,Dh]
+    v = llama_append_to_cache(*past_v, v, dtype);
   }
   // A decode step (few new positions, no autograd, CPU): one fused pass per head over the cache.
   if (kernels::decode_attention_applies(q, k, v, mask)) return o_proj(kernels::decode_attention(q, k, v, mask));
@@ -259,9 +266,7 @@ torch::Dtype LlamaModelImpl::compute_dtype() const {
   return norm->weight.device().is_cpu() ? torch::kFloat : norm->weight.scalar_type();
 }
 
-std::pair<torch::Tensor, torch::Tensor> LlamaModelImpl::rope_at(const torch::Tensor& position_ids, int64_t seq_len,
-                                                                torch::Dtype dtype) {
-  const auto device = position_ids.device();
+std::pair<torch::Tensor, torch::Tensor> LlamaModelImpl::rope_tables(int64_t seq_len, torch::Device device) {
   if (!rope_cos_.defined() || rope_cos_.size(0) < seq_len || rope_cos_.device() != device) {
     c10::InferenceMode normal_tensors(false);  // a cache made while generating also serves training
     auto t = torch::arange(std::max(config.max_position_embeddings, seq_len), torch::kFloat);
@@ -270,6 +275,12 @@ std::pair<torch::Tensor, torch::Tensor> LlamaModelImpl::rope_at(const torch::Ten
     rope_cos_ = emb.cos().to(device);
     rope_sin_ = emb.sin().to(device);
   }
+  return {rope_cos_, rope_sin_};
+}
+
+std::pair<torch::Tensor, torch::Tensor> LlamaModelImpl::rope_at(const torch::Tensor& position_ids, int64_t seq_len,
+                                                                torch::Dtype dtype) {
+  rope_tables(seq_len, position_ids.device());
   const auto B = position_ids.size(0), L = position_ids.size(1), Dh = config.head_dim();
   auto flat = position_ids.reshape({-1});
   auto cos = rope_cos_.index_select(0, flat).view({B, 1, L, Dh}).to(dtype);
@@ -278,6 +289,7 @@ std::pair<torch::Tensor, torch::Tensor> LlamaModelImpl::rope_at(const torch::Ten
 }
 
 torch::Tensor LlamaModelImpl::forward(const LlamaInputs& in) {
+  if (cpu_decode_step && llama_decode_step_applies(*this, in)) return llama_decode_step(*this, in);
   if (in.input_ids.defined() == in.inputs_embeds.defined())
     fail("LlamaModel: pass exactly one of input_ids and inputs_embeds");
   const auto dtype = compute_dtype();
@@ -329,7 +341,7 @@ LlamaOutput LlamaForCausalLMImpl::forward(const LlamaInputs& in) {
   auto h = model(in);  // [B,L,D]
   if (in.last_logits_only) {
     if (in.labels.defined()) fail("LlamaForCausalLM: labels need the logits of every position");
-    h = h.narrow(1, h.size(1) - 1, 1);
+    if (h.size(1) != 1) h = h.narrow(1, h.size(1) - 1, 1);
   }
   LlamaOutput out;
   out.logits = lm_head(h);

@@ -66,12 +66,18 @@ struct LlamaStorage {
 };
 
 // Per-layer keys/values of the tokens seen so far, [B, H_kv, T, head_dim] each (before the GQA
-// repeat): views of buffers with room to grow in place (append_to_cache in llama.cpp).
+// repeat): views of buffers with room to grow in place (llama_append_to_cache).
 struct LlamaKVCache {
   std::vector<torch::Tensor> keys, values;
   int64_t length() const { return keys.empty() ? 0 : keys.front().size(2); }
   bool empty() const { return keys.empty(); }
 };
+
+// Appends x [B,Hkv,L,Dh] to a layer's cache slot [B,Hkv,T,Dh], converted to `dtype`, and returns the slot
+// (also stored in it). Without autograd the slot becomes a view of a buffer with room to grow in place.
+torch::Tensor llama_append_to_cache(torch::Tensor& slot, const torch::Tensor& x, torch::Dtype dtype);
+// The positions the buffer behind a slot holds when the slot is such a view (its first T), else 0.
+int64_t llama_cache_room(const torch::Tensor& slot);
 
 // x·rsqrt(mean(x²)+eps) in fp32 times weight. A 16-bit weight on CUDA casts the normed x to its dtype
 // first (HF's order); on the CPU the result stays fp32 (the activations' dtype there).
@@ -162,11 +168,16 @@ struct LlamaModelImpl : torch::nn::Module {
   // max(max_position_embeddings, seq_len) positions (grown on demand, as HF does).
   std::pair<torch::Tensor, torch::Tensor> rope_at(const torch::Tensor& position_ids, int64_t seq_len,
                                                   torch::Dtype dtype);
+  // The cos/sin tables themselves, [T,Dh] fp32 on `device` (contiguous), T as above.
+  std::pair<torch::Tensor, torch::Tensor> rope_tables(int64_t seq_len, torch::Device device);
 
   torch::nn::Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers{nullptr};
   LlamaRMSNorm norm{nullptr};
   LlamaConfig config;
+  // A CPU decode step's forward runs through llama_decode_step.h (the same bits, a tenth of the LibTorch
+  // ops); false runs every forward through the modules (tests compare the two).
+  bool cpu_decode_step = true;
 
  private:
   // HF's non-persistent cos_cached/sin_cached [T,Dh] fp32, computed from the config formula

@@ -560,12 +560,13 @@ const uint8_t* panel_as_rows(F f, const uint8_t* panel, int64_t cols) {
 
 // One weight of a row-kernel call: y [M, w.rows] = x · Wᵀ, its units numbered from `first_unit` in the call.
 struct RowJob {
+  RowJob() = default;
   RowJob(const PackedWeight& weight, const FormatKernels& kernels, float* out)
       : w(&weight), k(kernels), units(row_units(weight, 0, weight.rows)), y(out) {}
-  const PackedWeight* w;
+  const PackedWeight* w = nullptr;
   FormatKernels k;
   RowUnits units;
-  float* y;
+  float* y = nullptr;
   int64_t first_unit = 0;  // set by row_kernel_linear
 };
 
@@ -733,9 +734,13 @@ torch::Tensor empty_with_features(const torch::Tensor& x, int64_t n) {
   return torch::empty(sizes, x.options());
 }
 
-bool fast_path(const torch::Tensor& x, const PackedWeight& w) {
+void check_layout(const PackedWeight& w) {
   if (w.layout == BlockLayout::panels && !is_block_format(w.format))
     fail("linear: a {} weight cannot lie in row panels (block formats only)", weight_format_name(w.format));
+}
+
+bool fast_path(const torch::Tensor& x, const PackedWeight& w) {
+  check_layout(w);
   return x.device().is_cpu() && w.data.device().is_cpu() && x.scalar_type() == torch::kFloat;
 }
 
@@ -829,22 +834,27 @@ torch::Tensor linear(const torch::Tensor& x, const PackedWeight& w, LinearKernel
     fail("linear: input has {} features, the weight expects {}", x.dim() ? x.size(-1) : 0, w.cols);
   if (!fast_path(x, w)) return torch::matmul(x, unpack_weight(w, x.scalar_type()).t());
 
-  torch::NoGradGuard no_grad;                            // W is frozen; the caller's autograd function owns the graph
-  const auto x2 = x.reshape({-1, w.cols}).contiguous();  // [M, cols]
-  const int64_t M = x2.size(0);
+  torch::NoGradGuard no_grad;  // W is frozen; the caller's autograd function owns the graph
+  const auto xc = x.contiguous();
+  const int64_t M = c10::multiply_integers(x.sizes().slice(0, x.dim() - 1));
   auto y = empty_with_features(x, w.rows);
-  auto y2 = y.view({M, w.rows});  // [M, rows]
   if (M == 0 || w.rows == 0) return y;
   if (w.cols == 0) return y.zero_();
   const auto k = kernels_for(w.format, kernel);
-  if (M <= kSmallBatchRows) {
-    RowJob job(w, k, y2.data_ptr<float>());
-    row_kernel_linear(x2.data_ptr<float>(), M, &job, 1);
+  if (M <= kSmallBatchRows) {  // from the pointers: a decode step's calls take no view op
+    RowJob job(w, k, y.data_ptr<float>());
+    row_kernel_linear(xc.data_ptr<float>(), M, &job, 1);
+    return y;
+  }
+  const auto x2 = xc.view({M, w.cols});  // [M, cols]
+  auto y2 = y.view({M, w.rows});         // [M, rows]
 #if defined(__x86_64__)
-  } else if (uses_avx512(kernel)) {
+  if (uses_avx512(kernel)) {
     gemm_linear(x2.data_ptr<float>(), M, w, k, y2.data_ptr<float>());
+    return y;
+  }
 #endif
-  } else if (w.format == F::f32) {
+  if (w.format == F::f32) {
     at::mm_out(y2, x2, w.data.t());
   } else {
     // y[:, r0:r0+n] = x · tileᵀ, written in place (BLAS takes the output's row stride).
@@ -868,14 +878,34 @@ std::vector<torch::Tensor> linear_shared_input(const torch::Tensor& x, const std
     return ys;
   }
   torch::NoGradGuard no_grad;
-  const auto x2 = x.reshape({M, x.size(-1)}).contiguous();
-  std::vector<RowJob> jobs;
+  const auto xc = x.contiguous();
+  std::vector<const PackedWeight*> wp;
+  std::vector<float*> yp;
   for (const auto& w : ws) {
     ys.push_back(empty_with_features(x, w.rows));
-    jobs.emplace_back(w, kernels_for(w.format, kernel), ys.back().data_ptr<float>());
+    wp.push_back(&w);
+    yp.push_back(ys.back().data_ptr<float>());
   }
-  row_kernel_linear(x2.data_ptr<float>(), M, jobs.data(), static_cast<int>(jobs.size()));
+  linear_rows(xc.data_ptr<float>(), M, x.size(-1), wp.data(), yp.data(), static_cast<int>(ws.size()), kernel);
   return ys;
+}
+
+void linear_rows(const float* x, int64_t M, int64_t cols, const PackedWeight* const* ws, float* const* ys, int n,
+                 LinearKernel kernel) {
+  check_kernel(kernel);
+  if (M < 1 || M > kSmallBatchRows) fail("linear_rows: {} rows of x (1 to {})", M, kSmallBatchRows);
+  constexpr int kMaxWeights = 8;
+  if (n < 1 || n > kMaxWeights) fail("linear_rows: {} weights (1 to {})", n, kMaxWeights);
+  std::array<RowJob, kMaxWeights> jobs;
+  for (int j = 0; j < n; ++j) {
+    const PackedWeight& w = *ws[j];
+    if (w.cols != cols || w.rows < 1 || !w.data.device().is_cpu())
+      fail("linear_rows: weight {} is [{}, {}] on {}, expected a CPU weight of {} columns and at least one row", j,
+           w.rows, w.cols, w.data.device().str(), cols);
+    check_layout(w);
+    jobs[j] = RowJob(w, kernels_for(w.format, kernel), ys[j]);
+  }
+  row_kernel_linear(x, M, jobs.data(), n);
 }
 
 torch::Tensor linear_input_grad(const torch::Tensor& dy, const PackedWeight& w, LinearKernel kernel) {

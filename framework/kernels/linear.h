@@ -58,6 +58,13 @@ torch::Tensor linear_input_grad(const torch::Tensor& dy, const PackedWeight& w, 
 std::vector<torch::Tensor> linear_shared_input(const torch::Tensor& x, const std::vector<PackedWeight>& ws,
                                                LinearKernel kernel);
 
+// y_k [M, W_k.rows] = x [M, cols] · W_kᵀ from pointers for n (1 to 8) weights that share x: the row
+// kernels of linear_shared_input without a tensor op around them (a CPU decode step:
+// models/llama_decode_step.h). 1 <= M <= kSmallBatchRows, x and every y_k contiguous float32; every W_k
+// on the CPU with `cols` columns and at least one row; fails otherwise.
+void linear_rows(const float* x, int64_t M, int64_t cols, const PackedWeight* const* ws, float* const* ys, int n,
+                 LinearKernel kernel = default_linear_kernel());
+
 // Σ a[i]·b[i] over n elements, `a` stored in a dense format (fp32, fp16 or bf16) and `b` fp32: that
 // format's row kernel of `kernel`'s family, for other kernels that take dot products (attention's scores
 // over the KV cache). Fails when `kernel` cannot run or `a_format` is a block format.

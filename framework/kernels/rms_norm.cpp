@@ -38,17 +38,23 @@ torch::Tensor rms_norm(const torch::Tensor& x_in, const torch::Tensor& weight_in
         "rms_norm: expected float32 CPU x [..., D] of at most {} rows and a CPU weight [D] of float32, bfloat16 "
         "or float16, without gradients",
         kSmallBatchRows);
-  const auto x = x_in.contiguous(), w = weight_in.contiguous();
+  const auto x = x_in.contiguous();
   auto y = torch::empty(x.sizes(), x.options());
-  const int64_t D = w.size(0), rows = D > 0 ? x.numel() / D : 0;
-  const float* xp = x.data_ptr<float>();
-  float* yp = y.data_ptr<float>();
-  switch (w.scalar_type()) {
-    case torch::kFloat: norm_rows(xp, w.data_ptr<float>(), rows, D, eps, yp); break;
-    case torch::kBFloat16: norm_rows(xp, w.data_ptr<c10::BFloat16>(), rows, D, eps, yp); break;
-    default: norm_rows(xp, w.data_ptr<c10::Half>(), rows, D, eps, yp); break;
-  }
+  const int64_t D = weight_in.size(0);
+  rms_norm(x.data_ptr<float>(), D > 0 ? x.numel() / D : 0, weight_in.contiguous(), eps, y.data_ptr<float>());
   return y;
+}
+
+void rms_norm(const float* x, int64_t rows, const torch::Tensor& w, double eps, float* y) {
+  if (!w.device().is_cpu() || w.dim() != 1 || !w.is_contiguous())
+    fail("rms_norm: expected a contiguous CPU weight [D]");
+  const int64_t D = w.size(0);
+  switch (w.scalar_type()) {
+    case torch::kFloat: return norm_rows(x, w.data_ptr<float>(), rows, D, eps, y);
+    case torch::kBFloat16: return norm_rows(x, w.data_ptr<c10::BFloat16>(), rows, D, eps, y);
+    case torch::kHalf: return norm_rows(x, w.data_ptr<c10::Half>(), rows, D, eps, y);
+    default: fail("rms_norm: a {} weight (float32, bfloat16 or float16 expected)", c10::toString(w.scalar_type()));
+  }
 }
 
 }  // namespace cb::kernels

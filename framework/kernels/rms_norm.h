@@ -18,4 +18,8 @@ bool rms_norm_applies(const torch::Tensor& x, const torch::Tensor& weight);
 // to fp32 summation order. Fails where rms_norm_applies does not hold.
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
 
+// The same from pointers: x, y [rows, D] contiguous float32 (y may be x), D = weight.size(0). Fails unless
+// weight is a contiguous CPU [D] of float32, bfloat16 or float16.
+void rms_norm(const float* x, int64_t rows, const torch::Tensor& weight, double eps, float* y);
+
 }  // namespace cb::kernels

@@ -6,6 +6,18 @@
 #include "framework/kernels/linear.h"
 
 namespace cb::kernels {
+namespace {
+
+// One head: x (elements xs apart) rotated into o [Dh]; o may be x when xs is 1 (each pair is read first).
+inline void rope_head(const float* x, int64_t xs, int64_t half, const float* c, const float* s, float* o) {
+  for (int64_t d = 0; d < half; ++d) {
+    const float lo = x[d * xs], hi = x[(d + half) * xs];
+    o[d] = lo * c[d] + -hi * s[d];
+    o[d + half] = hi * c[d + half] + lo * s[d + half];
+  }
+}
+
+}  // namespace
 
 bool rope_applies(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
   auto cpu_float = [](const torch::Tensor& t) {
@@ -32,16 +44,14 @@ torch::Tensor rope(const torch::Tensor& x, const torch::Tensor& cos_in, const to
     for (int64_t l = 0; l < L; ++l) {
       const float* cr = c.data_ptr<float>() + (b * L + l) * Dh;
       const float* sr = s.data_ptr<float>() + (b * L + l) * Dh;
-      for (int64_t h = 0; h < H; ++h, o += Dh) {
-        const float* xr = xp + b * xs0 + h * xs1 + l * xs2;
-        for (int64_t d = 0; d < half; ++d) {
-          const float lo = xr[d * xs3], hi = xr[(d + half) * xs3];
-          o[d] = lo * cr[d] + -hi * sr[d];
-          o[d + half] = hi * cr[d + half] + lo * sr[d + half];
-        }
-      }
+      for (int64_t h = 0; h < H; ++h, o += Dh) rope_head(xp + b * xs0 + h * xs1 + l * xs2, xs3, half, cr, sr, o);
     }
   return out.transpose(1, 2);
+}
+
+void rope(const float* x, int64_t heads, int64_t Dh, const float* cos, const float* sin, float* out) {
+  if (Dh % 2) fail("rope: head size {} is odd", Dh);
+  for (int64_t h = 0; h < heads; ++h) rope_head(x + h * Dh, 1, Dh / 2, cos, sin, out + h * Dh);
 }
 
 }  // namespace cb::kernels

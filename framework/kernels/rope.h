@@ -16,4 +16,8 @@ bool rope_applies(const torch::Tensor& x, const torch::Tensor& cos, const torch:
 // not hold.
 torch::Tensor rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
 
+// The same for one position from pointers: x, out [heads, Dh] contiguous float32 (out may be x), cos and
+// sin [Dh] of that position. Fails for an odd Dh.
+void rope(const float* x, int64_t heads, int64_t Dh, const float* cos, const float* sin, float* out);
+
 }  // namespace cb::kernels

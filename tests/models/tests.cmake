@@ -3,6 +3,7 @@ cb_add_test(test_llama_generation LABELS unit SOURCES models/test_generation.cpp
 cb_add_test(test_llama_hf LABELS unit SOURCES models/test_llama_hf.cpp LIBS cb_models)
 cb_add_test(test_frozen_linear LABELS unit SOURCES models/test_frozen_linear.cpp LIBS cb_models)
 cb_add_test(test_llama_precision LABELS golden SOURCES models/test_llama_precision.cpp LIBS cb_models)
+cb_add_test(test_llama_decode_step LABELS unit SOURCES models/test_llama_decode_step.cpp LIBS cb_models)
 cb_add_test(test_beam_search LABELS unit SOURCES models/test_beam_search.cpp LIBS cb_models)
 cb_add_test(test_eva_vit LABELS golden SOURCES models/test_eva_vit.cpp LIBS cb_models)
 cb_add_test(test_qformer LABELS golden SOURCES models/test_qformer.cpp LIBS cb_models)
