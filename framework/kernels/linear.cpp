@@ -894,9 +894,10 @@ void linear_rows(const float* x, int64_t M, int64_t cols, const PackedWeight* co
                  LinearKernel kernel) {
   check_kernel(kernel);
   if (M < 1 || M > kSmallBatchRows) fail("linear_rows: {} rows of x (1 to {})", M, kSmallBatchRows);
-  constexpr int kMaxWeights = 8;
-  if (n < 1 || n > kMaxWeights) fail("linear_rows: {} weights (1 to {})", n, kMaxWeights);
-  std::array<RowJob, kMaxWeights> jobs;
+  if (n < 1) fail("linear_rows: {} weights", n);
+  std::array<RowJob, 8> few;  // a layer's q/k/v or gate/up: no allocation
+  std::vector<RowJob> many(n > static_cast<int>(few.size()) ? n : 0);
+  RowJob* jobs = many.empty() ? few.data() : many.data();
   for (int j = 0; j < n; ++j) {
     const PackedWeight& w = *ws[j];
     if (w.cols != cols || w.rows < 1 || !w.data.device().is_cpu())
@@ -905,7 +906,7 @@ void linear_rows(const float* x, int64_t M, int64_t cols, const PackedWeight* co
     check_layout(w);
     jobs[j] = RowJob(w, kernels_for(w.format, kernel), ys[j]);
   }
-  row_kernel_linear(x, M, jobs.data(), n);
+  row_kernel_linear(x, M, jobs, n);
 }
 
 torch::Tensor linear_input_grad(const torch::Tensor& dy, const PackedWeight& w, LinearKernel kernel) {

@@ -58,7 +58,7 @@ torch::Tensor linear_input_grad(const torch::Tensor& dy, const PackedWeight& w, 
 std::vector<torch::Tensor> linear_shared_input(const torch::Tensor& x, const std::vector<PackedWeight>& ws,
                                                LinearKernel kernel);
 
-// y_k [M, W_k.rows] = x [M, cols] · W_kᵀ from pointers for n (1 to 8) weights that share x: the row
+// y_k [M, W_k.rows] = x [M, cols] · W_kᵀ from pointers for n >= 1 weights that share x: the row
 // kernels of linear_shared_input without a tensor op around them (a CPU decode step:
 // models/llama_decode_step.h). 1 <= M <= kSmallBatchRows, x and every y_k contiguous float32; every W_k
 // on the CPU with `cols` columns and at least one row; fails otherwise.
