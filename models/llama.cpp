@@ -289,7 +289,8 @@ std::pair<torch::Tensor, torch::Tensor> LlamaModelImpl::rope_at(const torch::Ten
 }
 
 torch::Tensor LlamaModelImpl::forward(const LlamaInputs& in) {
-  if (cpu_decode_step && llama_decode_step_applies(*this, in)) return llama_decode_step(*this, in);
+  if (cpu_decode_step)
+    if (auto h = llama_decode_step(*this, in); h.defined()) return h;
   if (in.input_ids.defined() == in.inputs_embeds.defined())
     fail("LlamaModel: pass exactly one of input_ids and inputs_embeds");
   const auto dtype = compute_dtype();

@@ -5,7 +5,6 @@
 #include <cstring>
 #include <vector>
 
-#include "framework/error.h"
 #include "framework/kernels/attention.h"
 #include "framework/kernels/linear.h"
 #include "framework/kernels/rms_norm.h"
@@ -122,11 +121,7 @@ bool llama_decode_step_applies(const LlamaModelImpl& m, const LlamaInputs& in) {
 }
 
 torch::Tensor llama_decode_step(LlamaModelImpl& m, const LlamaInputs& in) {
-  if (!llama_decode_step_applies(m, in))
-    fail(
-        "llama_decode_step: not a CPU decode step it takes (llama_decode_step_applies: one new position of 1 to {} "
-        "rows, a filled cache, nothing padded, no autograd)",
-        kernels::kSmallBatchRows);
+  if (!llama_decode_step_applies(m, in)) return {};
   const auto& c = m.config;
   const int64_t B = rows_of(in), D = c.hidden_size, Dh = c.head_dim(), I = c.intermediate_size;
   const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads, past = in.cache->length();

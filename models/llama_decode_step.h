@@ -23,7 +23,8 @@ namespace cb {
 bool llama_decode_step_applies(const LlamaModelImpl& model, const LlamaInputs& in);
 
 // LlamaModel::forward for such a forward: the final-normed hidden states [B,1,D] float32; the cache is
-// extended by the position as the modules extend it. Fails where llama_decode_step_applies does not hold.
+// extended by the position as the modules extend it. Where llama_decode_step_applies does not hold: an
+// undefined tensor, nothing touched (the caller runs the modules).
 torch::Tensor llama_decode_step(LlamaModelImpl& model, const LlamaInputs& in);
 
 }  // namespace cb

@@ -840,12 +840,13 @@ torch::Tensor linear(const torch::Tensor& x, const PackedWeight& w, LinearKernel
   auto y = empty_with_features(x, w.rows);
   if (M == 0 || w.rows == 0) return y;
   if (w.cols == 0) return y.zero_();
-  const auto k = kernels_for(w.format, kernel);
   if (M <= kSmallBatchRows) {  // from the pointers: a decode step's calls take no view op
-    RowJob job(w, k, y.data_ptr<float>());
-    row_kernel_linear(xc.data_ptr<float>(), M, &job, 1);
+    const PackedWeight* ws[] = {&w};
+    float* ys[] = {y.data_ptr<float>()};
+    linear_rows(xc.data_ptr<float>(), M, w.cols, ws, ys, 1, kernel);
     return y;
   }
+  const auto k = kernels_for(w.format, kernel);
   const auto x2 = xc.view({M, w.cols});  // [M, cols]
   auto y2 = y.view({M, w.rows});         // [M, rows]
 #if defined(__x86_64__)
