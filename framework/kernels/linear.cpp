@@ -1,6 +1,7 @@
 // The CPU kernels behind linear.h. Three families with one structure, scalar (portable), AVX2+FMA+F16C and
 // AVX-512F (the SIMD ones compiled with function-level target attributes, since the build targets generic
-// x86-64; avx512_vnni is AVX-512F with q4_0 panels through q4_0_vnni.h):
+// x86-64; avx512_vnni is AVX-512F with q4_0 panels through q4_0_vnni.h; avx2 lays q4_0 out in panels
+// too, read through q4_0_avx2.h):
 //   row dot   y[m] = Σ_c W[r, c] x[m, c] for up to 4 rows of x against one stored row of W, decoding W in
 //             registers. Block formats sum q·x over a block of 32 and scale by the block's d once
 //             (d·Σ q x rather than Σ (d q) x: one multiply per block, not per element; equal up to fp32
@@ -24,6 +25,7 @@
 #include "framework/kernels/avx512_transpose.h"
 #include "framework/kernels/cpu_features.h"
 #include "framework/kernels/gemm.h"
+#include "framework/kernels/q4_0_avx2.h"
 #include "framework/kernels/q4_0_vnni.h"
 #include "framework/kernels/row_threads.h"
 
@@ -204,6 +206,8 @@ CB_AVX2 void dot_avx2(const uint8_t* w, const float* const* x, int64_t cols, flo
     const int64_t blocks = cols / kQuantBlock;
     int64_t b = 0;
     for (; b + 2 <= blocks; b += 2) {
+      for (int64_t l = 0; l < 2 * block_bytes(Fmt); l += 64)
+        prefetch_line(w + b * block_bytes(Fmt) + kPrefetchBytes + l);
       block_dot<Fmt, NM>(w + b * block_bytes(Fmt), x, b * kQuantBlock, a0);
       block_dot<Fmt, NM>(w + (b + 1) * block_bytes(Fmt), x, (b + 1) * kQuantBlock, a1);
     }
@@ -484,11 +488,13 @@ struct FormatKernels {
   RowDequant dequant;
   // Block formats: panel_dot[n - 1] takes n rows of x, panel_dequant a panel; empty: panels are taken apart
   // into rows first (families without panel kernels; panels are only laid out where the AVX-512 family
-  // runs, preferred_layout).
+  // runs, or q4_0 where avx2 does: preferred_layout).
   std::array<PanelDot, kRowGroup> panel_dot{};
   PanelDequant panel_dequant = nullptr;
   // q4_0 on avx512_vnni: the panels take x prepared once per call (q4_0_vnni.h) instead of panel_dot.
   bool panels_take_prepared_x = false;
+  // q4_0 on avx2: the panels take x prepared once per call (q4_0_avx2.h); no other panel kernel there.
+  bool panels_take_avx2_x = false;
 };
 
 template <F Fmt>
@@ -505,8 +511,14 @@ FormatKernels kernels_for(LinearKernel k) {
     out.panels_take_prepared_x = Fmt == F::q4_0 && k == LinearKernel::avx512_vnni;
     return out;
   }
-  if (k == LinearKernel::avx2)
-    return {{dot_avx2<Fmt, 1>, dot_avx2<Fmt, 2>, dot_avx2<Fmt, 3>, dot_avx2<Fmt, 4>}, dequant_avx2<Fmt>};
+  if (k == LinearKernel::avx2) {
+    FormatKernels out{{dot_avx2<Fmt, 1>, dot_avx2<Fmt, 2>, dot_avx2<Fmt, 3>, dot_avx2<Fmt, 4>}, dequant_avx2<Fmt>};
+    if constexpr (Fmt == F::q4_0) {
+      out.panels_take_avx2_x = true;
+      out.panel_dequant = q4_0_avx2_panel_dequant;
+    }
+    return out;
+  }
 #endif
   return {{dot_scalar<Fmt, 1>, dot_scalar<Fmt, 2>, dot_scalar<Fmt, 3>, dot_scalar<Fmt, 4>}, dequant_scalar<Fmt>};
 }
@@ -570,26 +582,37 @@ struct RowJob {
   int64_t first_unit = 0;  // set by row_kernel_linear
 };
 
+// x's rows prepared for the q4_0 kernels that take them (cols / 32 blocks a row), or null.
+struct PreparedX {
+  const Q4VnniBlock* vnni = nullptr;  // for the VNNI q4_0 panels
+  const Q4Avx2Block* avx2 = nullptr;  // for the AVX2 q4_0 panels
+};
+
 // y [M, rows] of one unit u (a panel or a row) of a job: its weights are read once for all M rows of x
-// (they stay in L1/L2 across the groups of kRowGroup). xq: x's rows prepared for the VNNI q4_0 panels
-// (cols / 32 blocks a row), where the job's kernels take them.
-void row_unit(const float* x, const Q4VnniBlock* xq, int64_t M, const RowJob& job, int64_t u) {
+// (they stay in L1/L2 across the groups of kRowGroup).
+void row_unit(const float* x, const PreparedX& xp, int64_t M, const RowJob& job, int64_t u) {
   const PackedWeight& w = *job.w;
   const int64_t stride = row_bytes(w.format, w.cols), cols = w.cols, rows = w.rows;
   const float* xs[kRowGroup];
   const Q4VnniBlock* xqs[kRowGroup];
+  const Q4Avx2Block* x2s[kRowGroup];
   float out[kRowGroup * kPanelRows], row_out[kRowGroup];  // out[i * 16 + r]: x row i, weight row r of the unit
   const int64_t r0 = job.units.first_row(u), nr = job.units.rows(u);
-  const bool panel_kernel = u < job.units.panels && job.k.panel_dot[0];
+  const bool panel_kernel = u < job.units.panels && (job.k.panel_dot[0] || job.k.panels_take_avx2_x);
   const bool prepared = panel_kernel && job.k.panels_take_prepared_x;
+  const bool prepared_avx2 = panel_kernel && job.k.panels_take_avx2_x;
+  const int64_t blocks = cols / kQuantBlock;
   const uint8_t* wr = storage(w) + r0 * stride;
   if (u < job.units.panels && !panel_kernel) wr = panel_as_rows(w.format, wr, cols);
   for (int64_t m = 0; m < M; m += kRowGroup) {
     const int n = static_cast<int>(std::min<int64_t>(kRowGroup, M - m));
     for (int i = 0; i < n; ++i) xs[i] = x + (m + i) * cols;
     if (prepared) {
-      for (int i = 0; i < n; ++i) xqs[i] = xq + (m + i) * (cols / kQuantBlock);
+      for (int i = 0; i < n; ++i) xqs[i] = xp.vnni + (m + i) * blocks;
       q4_0_vnni_panel_dot(n, wr, xqs, cols, out);
+    } else if (prepared_avx2) {
+      for (int i = 0; i < n; ++i) x2s[i] = xp.avx2 + (m + i) * blocks;
+      q4_0_avx2_panel_dot(n, wr, x2s, cols, out);
     } else if (panel_kernel) {
       job.k.panel_dot[n - 1](wr, xs, cols, out);
     } else {
@@ -607,26 +630,34 @@ void row_unit(const float* x, const Q4VnniBlock* xq, int64_t M, const RowJob& jo
 // the jobs' units in order (a decode step's q/k/v or gate/up then cost one fork-join, not one each).
 void row_kernel_linear(const float* x, int64_t M, RowJob* jobs, int n_jobs) {
   int64_t total = 0, grain = std::numeric_limits<int64_t>::max();
-  bool prepare = false;
+  bool vnni = false, avx2 = false;
   for (int j = 0; j < n_jobs; ++j) {
     jobs[j].first_unit = total;
     total += jobs[j].units.count;
     grain = std::min(grain, unit_grain(*jobs[j].w, jobs[j].units));
-    prepare = prepare || (jobs[j].k.panels_take_prepared_x && jobs[j].units.panels > 0);
+    vnni = vnni || (jobs[j].k.panels_take_prepared_x && jobs[j].units.panels > 0);
+    avx2 = avx2 || (jobs[j].k.panels_take_avx2_x && jobs[j].units.panels > 0);
   }
-  // x's rows for the VNNI q4_0 panels, once for all jobs (they share x), in the caller's buffer.
+  // x's rows for the q4_0 kernels that take them, once for all jobs (they share x), in the caller's buffers.
   thread_local std::vector<Q4VnniBlock> xq;
-  if (prepare) {
-    const int64_t cols = jobs[0].w->cols, blocks = cols / kQuantBlock;
+  thread_local std::vector<Q4Avx2Block> xq2;
+  const int64_t cols = jobs[0].w->cols, blocks = cols / kQuantBlock;
+  PreparedX xp;
+  if (vnni) {
     if (static_cast<int64_t>(xq.size()) < M * blocks) xq.resize(static_cast<size_t>(M * blocks));
     for (int64_t m = 0; m < M; ++m) q4_0_vnni_prepare(x + m * cols, cols, xq.data() + m * blocks);
+    xp.vnni = xq.data();
   }
-  const Q4VnniBlock* prepared = prepare ? xq.data() : nullptr;
+  if (avx2) {
+    if (static_cast<int64_t>(xq2.size()) < M * blocks) xq2.resize(static_cast<size_t>(M * blocks));
+    for (int64_t m = 0; m < M; ++m) q4_0_avx2_prepare(x + m * cols, cols, xq2.data() + m * blocks);
+    xp.avx2 = xq2.data();
+  }
   parallel_rows(total, grain, [&](int64_t u0, int64_t u1) {
     int j = 0;
     for (int64_t u = u0; u < u1; ++u) {
       while (u >= jobs[j].first_unit + jobs[j].units.count) ++j;
-      row_unit(x, prepared, M, jobs[j], u - jobs[j].first_unit);
+      row_unit(x, xp, M, jobs[j], u - jobs[j].first_unit);
     }
   });
 }
@@ -815,7 +846,9 @@ LinearKernel default_linear_kernel() {
 }
 
 BlockLayout preferred_layout(WeightFormat f) {
-  return is_block_format(f) && uses_avx512(default_linear_kernel()) ? BlockLayout::panels : BlockLayout::rows;
+  const auto k = default_linear_kernel();
+  const bool panels = is_block_format(f) && (uses_avx512(k) || (f == F::q4_0 && k == LinearKernel::avx2));
+  return panels ? BlockLayout::panels : BlockLayout::rows;
 }
 
 torch::Tensor linear(const torch::Tensor& x, const PackedWeight& w) { return linear(x, w, default_linear_kernel()); }

@@ -46,7 +46,8 @@ LinearKernel default_linear_kernel();
 
 // The layout a format's weights should be kept in on this CPU: the block formats in panels where an
 // AVX-512 family is the default (its panel kernels decode 16 rows at once, ~2x the row kernels' rate from
-// cache: a widening load and one FMA per 16 weights, no per-block scale broadcast), the rest in rows.
+// cache: a widening load and one FMA per 16 weights, no per-block scale broadcast), and q4_0 where avx2 is
+// (q4_0_avx2.h: 1.7x its row kernel's rate), the rest in rows.
 BlockLayout preferred_layout(WeightFormat f);
 
 // The most rows of x (the product of x's leading dimensions) that take the row kernels.

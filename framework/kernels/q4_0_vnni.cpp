@@ -28,12 +28,7 @@ constexpr int kLargestExponent = 30;  // |X| < 2^30: four signed bytes hold it w
 // The block's 32 elements as remainders only (scale 1, all digits 0): the fp32 path for all of them.
 void prepare_as_rest(const float* x, Q4VnniBlock& b) {
   std::memset(&b, 0, sizeof b);
-  b.inv_scale = 1.f;
-  b.n_rest = 32;
-  for (int j = 0; j < 32; ++j) {
-    b.rest_col[j] = static_cast<uint8_t>(j);
-    b.rest[j] = x[j];
-  }
+  b.rest.take_all(x);
 }
 
 // The lanes of r that are not zero, appended to b's remainders as columns c0 + lane.
@@ -42,8 +37,7 @@ CB_VNNI void add_rest(__m512 r, int c0, Q4VnniBlock& b) {
   _mm512_store_ps(v, r);
   for (unsigned m = _mm512_cmp_ps_mask(r, _mm512_setzero_ps(), _CMP_NEQ_UQ); m; m &= m - 1) {
     const int lane = __builtin_ctz(m);
-    b.rest_col[b.n_rest] = static_cast<uint8_t>(c0 + lane);
-    b.rest[b.n_rest++] = v[lane];
+    b.rest.add(c0 + lane, v[lane]);
   }
 }
 
@@ -55,13 +49,10 @@ CB_VNNI void prepare_block(const float* x, Q4VnniBlock& b) {
     return prepare_as_rest(x, b);  // an element >= 2^30, infinite or NaN
   const float mx = _mm512_reduce_max_ps(_mm512_max_ps(abs_lo, abs_hi));
   std::memset(&b, 0, sizeof b);
-  b.inv_scale = 1.f;
+  b.rest.inv_scale = 1.f;
   if (mx == 0.f) return;
-  int e = 0;
-  std::frexp(mx, &e);  // mx < 2^e, e <= 30
-  // 2^s stays a normal float both ways (|x| >= 2^-126 cannot need more; a tinier block keeps remainders).
-  const int s = std::min(kLargestExponent - e, 126);
-  b.inv_scale = std::ldexp(1.f, -s);
+  const int s = q4_x_block_exponent(mx, kLargestExponent);
+  b.rest.inv_scale = std::ldexp(1.f, -s);
   const __m512 scale = _mm512_set1_ps(std::ldexp(1.f, s));
   __m512i X[2];
   int32_t digit_sum[4] = {};
@@ -105,15 +96,15 @@ CB_VNNI inline void panel_block(const uint8_t* pb, const Q4VnniBlock* const* x, 
     const __m512i low = _mm512_add_epi32(u[i][0], _mm512_slli_epi32(u[i][1], 8));
     const __m512i high = _mm512_add_epi32(u[i][2], _mm512_slli_epi32(u[i][3], 8));
     __m512 sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(high), _mm512_set1_ps(65536.f), _mm512_cvtepi32_ps(low));
-    for (int t = 0; t < xb.n_rest; ++t) {
-      const int j = xb.rest_col[t];
+    for (int t = 0; t < xb.rest.count; ++t) {
+      const int j = xb.rest.col[t];
       const __m512i v = _mm512_loadu_si512(quants + 64 * q4_0_panel_chunk(j));
       const __m512i q = _mm512_and_si512(_mm512_srli_epi32(v, q4_0_panel_bit(j)), _mm512_set1_epi32(15));
       const __m512 w = _mm512_sub_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(8.f));
-      sum = _mm512_fmadd_ps(w, _mm512_set1_ps(xb.rest[t]), sum);
+      sum = _mm512_fmadd_ps(w, _mm512_set1_ps(xb.rest.value[t]), sum);
     }
     // d·sum first, then the exact power of two: no intermediate underflow for a block of tiny x.
-    acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(d, sum), _mm512_set1_ps(xb.inv_scale), acc[i]);
+    acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(d, sum), _mm512_set1_ps(xb.rest.inv_scale), acc[i]);
   }
 }
 

@@ -17,6 +17,8 @@
 #pragma once
 #include <cstdint>
 
+#include "framework/kernels/q4_0_x_rest.h"
+
 namespace cb::kernels {
 
 // One block of 32 elements of an x row, prepared for q4_0_vnni_panel_dot.
@@ -25,10 +27,7 @@ struct alignas(64) Q4VnniBlock {
   // high nibbles of a panel chunk's 32-bit lanes (weight_format.h).
   uint32_t digits[4][8];
   int32_t start[4];  // −8 · Σ_j d_k,j: the sums of q·d_k start there, so they end as Σ (q − 8)·d_k
-  float inv_scale;   // 2^-s
-  int32_t n_rest;    // columns with a remainder
-  uint8_t rest_col[32];
-  float rest[32];  // their remainders in units of 2^-s (X's units)
+  Q4XRest rest;      // the block's 2^-s and remainders
 };
 
 // x [cols] (cols % 32 == 0) -> cols / 32 blocks. Needs AVX-512F and VNNI (linear.h: avx512_vnni).

@@ -105,8 +105,9 @@ TEST_CASE("linear: q4_0 panels with x of a wide range inside a block, huge, infi
   auto x = torch::randn({M, cols});
   x.narrow(1, 0, 32).mul_(torch::logspace(-12, 0, 32).flip(0));  // block 0: 12 decades
   x[0][5] = 1e6f;                                                // row 0: a huge element on the zero weight
-  x[1][5] = 3e9f;                                                // row 1: one past 2^30 (the fp32 path)
-  x[2].narrow(0, 32, 32).mul_(1e-38f);                           // row 2, block 1: subnormal and tiny
+  x[0][31] = 0.3f;  // and in the block's last column, an element with bits far below the block's scale
+  x[1][5] = 3e9f;   // row 1: one past 2^30 (the fp32 path)
+  x[2].narrow(0, 32, 32).mul_(1e-38f);  // row 2, block 1: subnormal and tiny
   for (const auto kernel : kernels_here()) {
     INFO(linear_kernel_name(kernel));
     CHECK(excess_error(linear(x, w, kernel), x.to(torch::kDouble), W.t(), cols) <= 0);
