@@ -47,13 +47,13 @@ CB_AVX2 void prepare_block(const float* x, Q4Avx2Block& b) {
   if (over) return prepare_as_rest(x, b);
   b.rest.count = 0;
   b.rest.inv_scale = 1.f;
-  const float m = hmax(mx);
-  if (m == 0.f) {
+  const float top = hmax(mx);
+  if (top == 0.f) {
     std::memset(b.pairs, 0, sizeof b.pairs);
     b.start[0] = b.start[1] = 0;
     return;
   }
-  const int s = q4_x_block_exponent(m, kLargestExponent);
+  const int s = q4_x_block_exponent(top, kLargestExponent);
   b.rest.inv_scale = std::ldexp(1.f, -s);
   const __m256 scale = _mm256_set1_ps(std::ldexp(1.f, s));
   __m256i d[2][4];
