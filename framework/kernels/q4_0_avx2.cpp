@@ -151,25 +151,28 @@ CB_AVX2 void panel_dot(const uint8_t* panel, const Q4Avx2Block* const* x, int64_
     for (int h = 0; h < 2; ++h) _mm256_storeu_ps(out + kPanelRows * i + 8 * h, acc[i][h]);
 }
 
-// Row r of each half: its lane of chunk c broadcast, shifted so that nibble i lands in lane i (elements
-// 4c..4c+3 from the low nibbles, 4c+16..4c+19 from the high ones), scaled (d·(q − 8): exact) and stored.
+// Row r of each half: its lane of each chunk c broadcast, shifted so that nibble i lands in lane i
+// (elements 4c..4c+3 from the low nibbles, 4c+16..4c+19 from the high ones), scaled (d·(q − 8): exact, the
+// bits of unpack_weight's) and stored.
 CB_AVX2 void panel_dequant(const uint8_t* panel, int64_t cols, float* out, int64_t ld) {
-  const __m256i shifts = _mm256_setr_epi32(0, 8, 16, 24, 4, 12, 20, 28);
+  const __m256i shifts = _mm256_setr_epi32(0, 8, 16, 24, 4, 12, 20, 28), nibble = _mm256_set1_epi32(15);
   for (int64_t b = 0; b < cols / kQuantBlock; ++b) {
     const uint8_t* pb = panel + b * kPanelBlock;
     for (int h = 0; h < 2; ++h) {
       const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pb + 16 * h)));
-      for (int c = 0; c < 4; ++c) {
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb + 2 * kPanelRows + 64 * c + 32 * h));
-        for (int r = 0; r < 8; ++r) {
-          const __m256i lane = _mm256_set1_epi32(r);
+      __m256i v[4];
+      for (int c = 0; c < 4; ++c)
+        v[c] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb + 2 * kPanelRows + 64 * c + 32 * h));
+      for (int r = 0; r < 8; ++r) {
+        const __m256i lane = _mm256_set1_epi32(r);
+        const __m256 dr = _mm256_permutevar8x32_ps(d, lane);
+        float* row = out + (8 * h + r) * ld + b * kQuantBlock;
+        for (int c = 0; c < 4; ++c) {
           const __m256i q =
-              _mm256_and_si256(_mm256_srlv_epi32(_mm256_permutevar8x32_epi32(v, lane), shifts), _mm256_set1_epi32(15));
-          const __m256 w = _mm256_mul_ps(_mm256_permutevar8x32_ps(d, lane),
-                                         _mm256_sub_ps(_mm256_cvtepi32_ps(q), _mm256_set1_ps(8.f)));
-          float* row = out + (8 * h + r) * ld + b * kQuantBlock + 4 * c;
-          _mm_storeu_ps(row, _mm256_castps256_ps128(w));
-          _mm_storeu_ps(row + 16, _mm256_extractf128_ps(w, 1));
+              _mm256_and_si256(_mm256_srlv_epi32(_mm256_permutevar8x32_epi32(v[c], lane), shifts), nibble);
+          const __m256 w = _mm256_mul_ps(dr, _mm256_sub_ps(_mm256_cvtepi32_ps(q), _mm256_set1_ps(8.f)));
+          _mm_storeu_ps(row + 4 * c, _mm256_castps256_ps128(w));
+          _mm_storeu_ps(row + 16 + 4 * c, _mm256_extractf128_ps(w, 1));
         }
       }
     }
