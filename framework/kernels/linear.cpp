@@ -483,6 +483,8 @@ CB_AVX512 void panel_dequant_avx512(const uint8_t* panel, int64_t cols, float* o
 
 // ---- dispatch ----
 
+enum class PanelX { floats, vnni, avx2 };
+
 struct FormatKernels {
   std::array<RowDot, kRowGroup> dot;  // dot[n - 1] takes n rows of x
   RowDequant dequant;
@@ -491,10 +493,9 @@ struct FormatKernels {
   // runs, or q4_0 where avx2 does: preferred_layout).
   std::array<PanelDot, kRowGroup> panel_dot{};
   PanelDequant panel_dequant = nullptr;
-  // q4_0 on avx512_vnni: the panels take x prepared once per call (q4_0_vnni.h) instead of panel_dot.
-  bool panels_take_prepared_x = false;
-  // q4_0 on avx2: the panels take x prepared once per call (q4_0_avx2.h); no other panel kernel there.
-  bool panels_take_avx2_x = false;
+  // What x the panels take: floats through panel_dot, or x prepared once per call for q4_0 on avx512_vnni
+  // (q4_0_vnni.h) and on avx2 (q4_0_avx2.h, the family's only panel kernel).
+  PanelX panel_x = PanelX::floats;
 };
 
 template <F Fmt>
@@ -508,13 +509,13 @@ FormatKernels kernels_for(LinearKernel k) {
                        panel_dot_avx512<Fmt, 4>};
       out.panel_dequant = panel_dequant_avx512<Fmt>;
     }
-    out.panels_take_prepared_x = Fmt == F::q4_0 && k == LinearKernel::avx512_vnni;
+    if (Fmt == F::q4_0 && k == LinearKernel::avx512_vnni) out.panel_x = PanelX::vnni;
     return out;
   }
   if (k == LinearKernel::avx2) {
     FormatKernels out{{dot_avx2<Fmt, 1>, dot_avx2<Fmt, 2>, dot_avx2<Fmt, 3>, dot_avx2<Fmt, 4>}, dequant_avx2<Fmt>};
     if constexpr (Fmt == F::q4_0) {
-      out.panels_take_avx2_x = true;
+      out.panel_x = PanelX::avx2;
       out.panel_dequant = q4_0_avx2_panel_dequant;
     }
     return out;
@@ -588,6 +589,17 @@ struct PreparedX {
   const Q4Avx2Block* avx2 = nullptr;  // for the AVX2 q4_0 panels
 };
 
+// x [M, cols] prepared by `prepare` a row at a time into the calling thread's buffer for Block (grown as
+// needed and kept).
+template <class Block>
+const Block* prepare_x(const float* x, int64_t M, int64_t cols, void (*prepare)(const float*, int64_t, Block*)) {
+  thread_local std::vector<Block> buffer;
+  const int64_t blocks = cols / kQuantBlock;
+  if (static_cast<int64_t>(buffer.size()) < M * blocks) buffer.resize(static_cast<size_t>(M * blocks));
+  for (int64_t m = 0; m < M; ++m) prepare(x + m * cols, cols, buffer.data() + m * blocks);
+  return buffer.data();
+}
+
 // y [M, rows] of one unit u (a panel or a row) of a job: its weights are read once for all M rows of x
 // (they stay in L1/L2 across the groups of kRowGroup).
 void row_unit(const float* x, const PreparedX& xp, int64_t M, const RowJob& job, int64_t u) {
@@ -598,19 +610,18 @@ void row_unit(const float* x, const PreparedX& xp, int64_t M, const RowJob& job,
   const Q4Avx2Block* x2s[kRowGroup];
   float out[kRowGroup * kPanelRows], row_out[kRowGroup];  // out[i * 16 + r]: x row i, weight row r of the unit
   const int64_t r0 = job.units.first_row(u), nr = job.units.rows(u);
-  const bool panel_kernel = u < job.units.panels && (job.k.panel_dot[0] || job.k.panels_take_avx2_x);
-  const bool prepared = panel_kernel && job.k.panels_take_prepared_x;
-  const bool prepared_avx2 = panel_kernel && job.k.panels_take_avx2_x;
+  const bool panel_kernel = u < job.units.panels && (job.k.panel_dot[0] || job.k.panel_x != PanelX::floats);
+  const PanelX panel_x = panel_kernel ? job.k.panel_x : PanelX::floats;
   const int64_t blocks = cols / kQuantBlock;
   const uint8_t* wr = storage(w) + r0 * stride;
   if (u < job.units.panels && !panel_kernel) wr = panel_as_rows(w.format, wr, cols);
   for (int64_t m = 0; m < M; m += kRowGroup) {
     const int n = static_cast<int>(std::min<int64_t>(kRowGroup, M - m));
     for (int i = 0; i < n; ++i) xs[i] = x + (m + i) * cols;
-    if (prepared) {
+    if (panel_x == PanelX::vnni) {
       for (int i = 0; i < n; ++i) xqs[i] = xp.vnni + (m + i) * blocks;
       q4_0_vnni_panel_dot(n, wr, xqs, cols, out);
-    } else if (prepared_avx2) {
+    } else if (panel_x == PanelX::avx2) {
       for (int i = 0; i < n; ++i) x2s[i] = xp.avx2 + (m + i) * blocks;
       q4_0_avx2_panel_dot(n, wr, x2s, cols, out);
     } else if (panel_kernel) {
@@ -635,24 +646,15 @@ void row_kernel_linear(const float* x, int64_t M, RowJob* jobs, int n_jobs) {
     jobs[j].first_unit = total;
     total += jobs[j].units.count;
     grain = std::min(grain, unit_grain(*jobs[j].w, jobs[j].units));
-    vnni = vnni || (jobs[j].k.panels_take_prepared_x && jobs[j].units.panels > 0);
-    avx2 = avx2 || (jobs[j].k.panels_take_avx2_x && jobs[j].units.panels > 0);
+    const bool has_panels = jobs[j].units.panels > 0;
+    vnni = vnni || (has_panels && jobs[j].k.panel_x == PanelX::vnni);
+    avx2 = avx2 || (has_panels && jobs[j].k.panel_x == PanelX::avx2);
   }
-  // x's rows for the q4_0 kernels that take them, once for all jobs (they share x), in the caller's buffers.
-  thread_local std::vector<Q4VnniBlock> xq;
-  thread_local std::vector<Q4Avx2Block> xq2;
-  const int64_t cols = jobs[0].w->cols, blocks = cols / kQuantBlock;
+  // x's rows for the q4_0 kernels that take them, once for all jobs (they share x).
+  const int64_t cols = jobs[0].w->cols;
   PreparedX xp;
-  if (vnni) {
-    if (static_cast<int64_t>(xq.size()) < M * blocks) xq.resize(static_cast<size_t>(M * blocks));
-    for (int64_t m = 0; m < M; ++m) q4_0_vnni_prepare(x + m * cols, cols, xq.data() + m * blocks);
-    xp.vnni = xq.data();
-  }
-  if (avx2) {
-    if (static_cast<int64_t>(xq2.size()) < M * blocks) xq2.resize(static_cast<size_t>(M * blocks));
-    for (int64_t m = 0; m < M; ++m) q4_0_avx2_prepare(x + m * cols, cols, xq2.data() + m * blocks);
-    xp.avx2 = xq2.data();
-  }
+  if (vnni) xp.vnni = prepare_x(x, M, cols, q4_0_vnni_prepare);
+  if (avx2) xp.avx2 = prepare_x(x, M, cols, q4_0_avx2_prepare);
   parallel_rows(total, grain, [&](int64_t u0, int64_t u1) {
     int j = 0;
     for (int64_t u = u0; u < u1; ++u) {
