@@ -18,7 +18,7 @@ namespace {
 
 #define CB_AVX2 [[gnu::target("avx2,fma,f16c")]]
 
-constexpr int kLargestExponent = 29;  // |X| < 2^29: d1 = (X − d0) / 2^15 stays within 16 bits
+constexpr int kLargestExponent = 30;  // |X| < 2^30: d1 = ⌊X / 2^15⌋ stays within 16 bits
 
 // The block's 32 elements as remainders only (scale 1, all digits 0): the fp32 path for all of them.
 void prepare_as_rest(const float* x, Q4Avx2Block& b) {
@@ -41,7 +41,7 @@ CB_AVX2 void prepare_block(const float* x, Q4Avx2Block& b) {
   for (int k = 0; k < 4; ++k) {
     v[k] = _mm256_loadu_ps(x + 8 * k);
     const __m256 a = _mm256_and_ps(v[k], abs_mask);
-    over |= _mm256_movemask_ps(_mm256_cmp_ps(a, limit, _CMP_NLT_UQ));  // >= 2^29, infinite or NaN
+    over |= _mm256_movemask_ps(_mm256_cmp_ps(a, limit, _CMP_NLT_UQ));  // >= 2^30, infinite or NaN
     mx = _mm256_max_ps(mx, a);
   }
   if (over) return prepare_as_rest(x, b);
@@ -70,8 +70,8 @@ CB_AVX2 void prepare_block(const float* x, Q4Avx2Block& b) {
       }
     }
     const __m256i X = _mm256_cvtps_epi32(yr);
-    d[0][k] = _mm256_srai_epi32(_mm256_slli_epi32(X, 17), 17);      // the low 15 bits, signed
-    d[1][k] = _mm256_srai_epi32(_mm256_sub_epi32(X, d[0][k]), 15);  // exact: X − d0 is a multiple of 2^15
+    d[0][k] = _mm256_and_si256(X, _mm256_set1_epi32(0x7FFF));  // the low 15 bits, 0 <= d0 < 2^15
+    d[1][k] = _mm256_srai_epi32(X, 15);                        // ⌊X / 2^15⌋: X = d0 + 2^15·d1
   }
   alignas(32) int32_t digit[2][32];  // digit[k][j]: d_k of element j
   for (int k = 0; k < 2; ++k)
@@ -96,26 +96,36 @@ template <int NM>
 CB_AVX2 inline void panel_block(const uint8_t* pb, const Q4Avx2Block* const* x, int64_t b, __m256 (*acc)[2]) {
   const uint8_t* quants = pb + 2 * kPanelRows;
   const __m256i nibbles = _mm256_set1_epi32(0x000F000F);  // bits 0-3 and 16-19: two 16-bit elements
+  // Chunk by chunk, one nibble pair at a time for both halves, so that few registers are live (AVX2 has
+  // 16). Left to itself GCC spilled the lanes to the stack (80 cycles a panel's block on Zen 3, 62
+  // without): the loops must be unrolled for the lanes to stay in registers, and the empty asm after each
+  // pair of adds pins them there in order, else GCC reassociates the sums into trees and hoists the products.
   __m256i u[NM][2][2];
   for (int i = 0; i < NM; ++i)
     for (int h = 0; h < 2; ++h)
       for (int k = 0; k < 2; ++k) u[i][h][k] = _mm256_set1_epi32(x[i][b].start[k]);
+#pragma GCC unroll 4
   for (int c = 0; c < 4; ++c) {
-    __m256i p[2][4];  // p[h][m]: nibble pair m of chunk c, rows 8h..8h+7
-    for (int h = 0; h < 2; ++h) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(quants + 64 * c + 32 * h));
-      p[h][0] = _mm256_and_si256(v, nibbles);
-      p[h][1] = _mm256_and_si256(_mm256_srli_epi32(v, 8), nibbles);
-      p[h][2] = _mm256_and_si256(_mm256_srli_epi32(v, 4), nibbles);
-      p[h][3] = _mm256_and_si256(_mm256_srli_epi32(v, 12), nibbles);
-    }
-    for (int i = 0; i < NM; ++i)
-      for (int k = 0; k < 2; ++k)
-        for (int m = 0; m < 4; ++m) {
+    const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(quants + 64 * c));
+    const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(quants + 64 * c + 32));
+#pragma GCC unroll 4
+    for (int m = 0; m < 4; ++m) {
+      // m = 3: the top nibble of each 16-bit half, which a 16-bit shift brings down alone.
+      constexpr int kShift[4] = {0, 8, 4, 12};
+      const __m256i p0 =
+          m == 3 ? _mm256_srli_epi16(v0, 12) : _mm256_and_si256(_mm256_srli_epi32(v0, kShift[m]), nibbles);
+      const __m256i p1 =
+          m == 3 ? _mm256_srli_epi16(v1, 12) : _mm256_and_si256(_mm256_srli_epi32(v1, kShift[m]), nibbles);
+      for (int i = 0; i < NM; ++i)
+        for (int k = 0; k < 2; ++k) {
           const __m256i xd = _mm256_set1_epi32(x[i][b].pairs[k][c][m]);
-          for (int h = 0; h < 2; ++h) u[i][h][k] = _mm256_add_epi32(u[i][h][k], _mm256_madd_epi16(p[h][m], xd));
+          u[i][0][k] = _mm256_add_epi32(u[i][0][k], _mm256_madd_epi16(p0, xd));
+          u[i][1][k] = _mm256_add_epi32(u[i][1][k], _mm256_madd_epi16(p1, xd));
+          asm("" : "+x"(u[i][0][k]), "+x"(u[i][1][k]));  // see above: no reassociation, no hoisting
         }
+    }
   }
+#pragma GCC unroll 2
   for (int h = 0; h < 2; ++h) {
     const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pb + 16 * h)));
     for (int i = 0; i < NM; ++i) {

@@ -10,11 +10,11 @@
 //
 // How x stays exact (as q4_0_vnni.h, with two 15-bit digits instead of four bytes). Each block of 32
 // elements of an x row is written as integers X_j = round(x_j · 2^s), one power of two per block with
-// |X| < 2^29, as X = d0 + 2^15·d1, d0 in [-2^14, 2^14), |d1| <= 2^14 + 1. The lanes sum q·d_k (q the
-// unsigned nibble) from −8·Σ_j d_k,j in 32-bit integers (|sum| < 2^24), so Σ_j (q_j − 8)·X_j is exact
-// until one rounding joins the two digits. An element within 2^5 of its block's largest binade is exactly
+// |X| < 2^30, as X = d0 + 2^15·d1, d0 in [0, 2^15), d1 in [−2^15, 2^15). The lanes sum q·d_k (q the
+// unsigned nibble) from −8·Σ_j d_k,j in 32-bit integers (|sum| <= 2^23), so Σ_j (q_j − 8)·X_j is exact
+// until one rounding joins the two digits. An element within 2^6 of its block's largest binade is exactly
 // X_j · 2^-s; a smaller one leaves a remainder r_j = x_j·2^s − X_j (exact in fp32), and those columns add
-// (q_j − 8)·r_j in fp32. A block with an element that is not finite, or as large as 2^29, goes wholly
+// (q_j − 8)·r_j in fp32. A block with an element that is not finite, or as large as 2^30, goes wholly
 // through the fp32 remainders (infinities and NaNs propagate). test_linear.cpp's bound holds unchanged.
 #pragma once
 #include <cstdint>
