@@ -125,25 +125,29 @@ CB_AVX2 inline void panel_block(const uint8_t* pb, const Q4Avx2Block* const* x, 
         }
     }
   }
-#pragma GCC unroll 2
-  for (int h = 0; h < 2; ++h) {
-    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pb + 16 * h)));
-    for (int i = 0; i < NM; ++i) {
-      const Q4Avx2Block& xb = x[i][b];
-      // u0 + 2^15·u1: each below 2^24, exact in fp32; one rounding joins them.
-      __m256 sum =
-          _mm256_fmadd_ps(_mm256_cvtepi32_ps(u[i][h][1]), _mm256_set1_ps(32768.f), _mm256_cvtepi32_ps(u[i][h][0]));
-      for (int t = 0; t < xb.rest.count; ++t) {
-        const int j = xb.rest.col[t];
-        const __m256i v =
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(quants + 64 * q4_0_panel_chunk(j) + 32 * h));
-        const __m256i q = _mm256_and_si256(_mm256_srli_epi32(v, q4_0_panel_bit(j)), _mm256_set1_epi32(15));
-        const __m256 w = _mm256_sub_ps(_mm256_cvtepi32_ps(q), _mm256_set1_ps(8.f));
-        sum = _mm256_fmadd_ps(w, _mm256_set1_ps(xb.rest.value[t]), sum);
+  const __m256 d[2] = {_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pb))),
+                       _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pb + 16)))};
+  for (int i = 0; i < NM; ++i) {
+    const Q4Avx2Block& xb = x[i][b];
+    // u0 + 2^15·u1: each below 2^24, exact in fp32; one rounding joins them.
+    __m256 sum[2];
+    for (int h = 0; h < 2; ++h)
+      sum[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(u[i][h][1]), _mm256_set1_ps(32768.f), _mm256_cvtepi32_ps(u[i][h][0]));
+    // Both halves in one loop over the remainders: its trip count varies from block to block.
+    for (int t = 0; t < xb.rest.count; ++t) {
+      const int j = xb.rest.col[t];
+      const uint8_t* chunk = quants + 64 * q4_0_panel_chunk(j);
+      const __m128i bit = _mm_cvtsi32_si128(q4_0_panel_bit(j));
+      const __m256 r = _mm256_set1_ps(xb.rest.value[t]);
+      for (int h = 0; h < 2; ++h) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(chunk + 32 * h));
+        const __m256i q = _mm256_and_si256(_mm256_srl_epi32(v, bit), _mm256_set1_epi32(15));
+        sum[h] = _mm256_fmadd_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(q), _mm256_set1_ps(8.f)), r, sum[h]);
       }
-      // d·sum first, then the exact power of two: no intermediate underflow for a block of tiny x.
-      acc[i][h] = _mm256_fmadd_ps(_mm256_mul_ps(d, sum), _mm256_set1_ps(xb.rest.inv_scale), acc[i][h]);
     }
+    // d·sum first, then the exact power of two: no intermediate underflow for a block of tiny x.
+    for (int h = 0; h < 2; ++h)
+      acc[i][h] = _mm256_fmadd_ps(_mm256_mul_ps(d[h], sum[h]), _mm256_set1_ps(xb.rest.inv_scale), acc[i][h]);
   }
 }
 
