@@ -12,11 +12,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A caller that waits at the region's closing barrier, after the last chunk was claimed, longer than this
-// and than twice its own longest piece waited for a thread the OS had not run (another process on its
+// A thread that ends its work (or finds none left) longer than this, and than twice the caller's longest
+// piece, after the caller found no chunk left was a thread the OS had not run (another process on its
 // core). The second bound is for chunks that take milliseconds themselves (a GEMM's): a thread finishing
 // one of those is not late (medium train1, its ViT on our GEMM: flagged as late, its later calls ran on one
-// thread and the step took 1.76-1.95 s instead of 0.99-1.25 s).
+// thread and the step took 1.76-1.95 s instead of 0.99-1.25 s). The other threads' own end times count,
+// not when the caller leaves the closing barrier: a caller that the OS holds up there itself (a busy
+// machine) says nothing about the others, and took on-time threads for late ones.
 constexpr auto kLateThread = std::chrono::milliseconds(1);
 // After such a call the next calls run on the caller alone: a run that doubles with every late call and
 // shrinks by one with every call on time, within these bounds. On a busy machine every call would
@@ -64,8 +66,9 @@ void run_chunks(int64_t n, int64_t grain, ChunkFn fn, const void* ctx) {
     ranges[i].next.store(chunks * i / nr, std::memory_order_relaxed);
     ranges[i].end = chunks * (i + 1) / nr;
   }
-  Clock::time_point claimed_all;  // when the caller found no chunk left
-  Clock::duration longest{0};     // the caller's longest piece
+  Clock::time_point claimed_all;           // when the caller found no chunk left
+  Clock::duration longest{0};              // the caller's longest piece
+  std::atomic<Clock::rep> others_done{0};  // when the last of the other threads ended, since the clock's epoch
   // The team ATen's ops use (no num_threads clause: a team of another size makes libgomp rebuild its pool).
 #pragma omp parallel
   {
@@ -81,10 +84,19 @@ void run_chunks(int64_t n, int64_t grain, ChunkFn fn, const void* ctx) {
         if (t == 0) longest = std::max(longest, Clock::now() - start);
       }
     }
-    if (t == 0) claimed_all = Clock::now();
+    const auto done = Clock::now();
+    if (t == 0) {
+      claimed_all = done;
+    } else {
+      Clock::rep last = others_done.load(std::memory_order_relaxed);
+      while (last < done.time_since_epoch().count() &&
+             !others_done.compare_exchange_weak(last, done.time_since_epoch().count(), std::memory_order_relaxed)) {
+      }
+    }
   }
   const int run = serial_run.load(std::memory_order_relaxed);
-  if (Clock::now() - claimed_all > std::max<Clock::duration>(kLateThread, 2 * longest)) {
+  const Clock::time_point others_end{Clock::duration(others_done.load(std::memory_order_relaxed))};
+  if (others_end - claimed_all > std::max<Clock::duration>(kLateThread, 2 * longest)) {
     serial_calls_left.store(run, std::memory_order_relaxed);
     serial_run.store(std::min(2 * run, kMaxSerialCalls), std::memory_order_relaxed);
   } else if (run > kMinSerialCalls) {

@@ -1,7 +1,7 @@
 // parallel_rows (framework/kernels/row_threads.h): every index exactly once, for any count and grain, on
 // two threads and on teams with more threads than cores or than chunks; a thread held up leaves its range
-// to the others; long chunks are not taken for a late thread; a nested call and a second caller still
-// cover their ranges.
+// to the others; long chunks are not taken for a late thread, a thread that ends long after the caller
+// is; a nested call and a second caller still cover their ranges.
 #include <catch2/catch.hpp>
 
 #include <ATen/Parallel.h>
@@ -114,6 +114,29 @@ TEST_CASE("parallel_rows: chunks of milliseconds (a GEMM's) are not taken for a 
     CHECK(deals_chunks());
   }
   CHECK(on_time > 0);
+}
+
+TEST_CASE("parallel_rows: a thread that ends long after the caller is taken for a late thread") {
+  at::set_num_threads(2);
+  // Two chunks: the caller's ends at once, the other thread's sleeps 5 ms, as a thread that the OS ran
+  // 5 ms late would end. The next calls must run on the caller alone. Only attempts where the other thread
+  // ran its own chunk count (on a busy machine the caller may take both before the other thread starts).
+  const auto caller = std::this_thread::get_id();
+  int counted = 0;
+  for (int attempt = 0; attempt < 20 && counted < 2; ++attempt) {
+    for (int call = 0, in_a_row = 0; call < 10000 && in_a_row < 2; ++call) in_a_row = deals_chunks() ? in_a_row + 1 : 0;
+    std::atomic<bool> other_slept{false};
+    parallel_rows(2, 1, [&](int64_t b, int64_t) {
+      if (b == 1 && std::this_thread::get_id() != caller) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        other_slept = true;
+      }
+    });
+    if (!other_slept) continue;
+    ++counted;
+    CHECK_FALSE(deals_chunks());
+  }
+  CHECK(counted > 0);
 }
 
 TEST_CASE("parallel_rows: many calls in a row and a nested call") {
