@@ -217,7 +217,9 @@ CB_AVX2 void dot_avx2(const uint8_t* w, const float* const* x, int64_t cols, flo
     constexpr int64_t elem = Fmt == F::f32 ? 4 : 2;
     int64_t c = 0;
     for (; c + 16 <= cols; c += 16) {
-      if (elem == 2 && c % 32 == 0) prefetch_line(w + c * elem + kPrefetchBytes);  // one per 64-byte line
+      // The 16-bit rows ask for one line ahead per 64 bytes; the fp32 rows for none: there the hardware
+      // prefetcher alone streamed faster (docs/kernels.md: the row kernels' prefetch).
+      if (elem == 2 && c % 32 == 0) prefetch_line(w + c * elem + kPrefetchBytes);
       const __m256 w0 = dense8<Fmt>(w, c), w1 = dense8<Fmt>(w, c + 8);
       for (int i = 0; i < NM; ++i) {
         a0[i] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[i] + c), a0[i]);

@@ -87,10 +87,10 @@ void run_chunks(int64_t n, int64_t grain, ChunkFn fn, const void* ctx) {
     const auto done = Clock::now();
     if (t == 0) {
       claimed_all = done;
-    } else {
+    } else {  // others_done = max(others_done, done)
+      const Clock::rep end = done.time_since_epoch().count();
       Clock::rep last = others_done.load(std::memory_order_relaxed);
-      while (last < done.time_since_epoch().count() &&
-             !others_done.compare_exchange_weak(last, done.time_since_epoch().count(), std::memory_order_relaxed)) {
+      while (last < end && !others_done.compare_exchange_weak(last, end, std::memory_order_relaxed)) {
       }
     }
   }
