@@ -118,21 +118,30 @@ TEST_CASE("parallel_rows: chunks of milliseconds (a GEMM's) are not taken for a 
 
 TEST_CASE("parallel_rows: a thread that ends long after the caller is taken for a late thread") {
   at::set_num_threads(2);
-  // Two chunks: the caller's ends at once, the other thread's sleeps 5 ms, as a thread that the OS ran
-  // 5 ms late would end. The next calls must run on the caller alone. Only attempts where the other thread
-  // ran its own chunk count (on a busy machine the caller may take both before the other thread starts).
+  // Two chunks: the caller's waits until the other thread has started its own (so the caller cannot take
+  // both), then ends; the other's sleeps 50 ms, as a thread that the OS ran 50 ms late would end. The next
+  // calls must run on the caller alone. Only attempts where the other thread started within 5 ms count
+  // (the caller's piece then stays far below half of the 50 ms: a long piece of its own would excuse it).
+  using Clock = std::chrono::steady_clock;
   const auto caller = std::this_thread::get_id();
   int counted = 0;
   for (int attempt = 0; attempt < 20 && counted < 2; ++attempt) {
     for (int call = 0, in_a_row = 0; call < 10000 && in_a_row < 2; ++call) in_a_row = deals_chunks() ? in_a_row + 1 : 0;
-    std::atomic<bool> other_slept{false};
+    std::atomic<bool> other_started{false}, other_slept{false};
+    Clock::duration caller_waited{};
     parallel_rows(2, 1, [&](int64_t b, int64_t) {
-      if (b == 1 && std::this_thread::get_id() != caller) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      const bool by_caller = std::this_thread::get_id() == caller;
+      if (b == 0 && by_caller) {
+        const auto t0 = Clock::now();
+        while (!other_started && Clock::now() - t0 < std::chrono::milliseconds(100)) std::this_thread::yield();
+        caller_waited = Clock::now() - t0;
+      } else if (b == 1 && !by_caller) {
+        other_started = true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
         other_slept = true;
       }
     });
-    if (!other_slept) continue;
+    if (!other_slept || caller_waited > std::chrono::milliseconds(5)) continue;
     ++counted;
     CHECK_FALSE(deals_chunks());
   }
