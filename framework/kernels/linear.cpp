@@ -602,21 +602,21 @@ const Block* prepare_x(const float* x, int64_t M, int64_t cols, void (*prepare)(
   return buffer.data();
 }
 
-// y [M, rows] of one unit u (a panel or a row) of a job: its weights are read once for all M rows of x
-// (they stay in L1/L2 across the groups of kRowGroup).
-void row_unit(const float* x, const PreparedX& xp, int64_t M, const RowJob& job, int64_t u) {
+// y [M, rows] of one panel u of a job: its weights are read once for all M rows of x (they stay in L1/L2
+// across the groups of kRowGroup).
+void panel_unit(const float* x, const PreparedX& xp, int64_t M, const RowJob& job, int64_t u) {
   const PackedWeight& w = *job.w;
   const int64_t stride = row_bytes(w.format, w.cols), cols = w.cols, rows = w.rows;
   const float* xs[kRowGroup];
   const Q4VnniBlock* xqs[kRowGroup];
   const Q4Avx2Block* x2s[kRowGroup];
-  float out[kRowGroup * kPanelRows], row_out[kRowGroup];  // out[i * 16 + r]: x row i, weight row r of the unit
-  const int64_t r0 = job.units.first_row(u), nr = job.units.rows(u);
-  const bool panel_kernel = u < job.units.panels && (job.k.panel_dot[0] || job.k.panel_x != PanelX::floats);
+  float out[kRowGroup * kPanelRows], row_out[kRowGroup];  // out[i * 16 + r]: x row i, weight row r of the panel
+  const int64_t r0 = job.units.first_row(u);
+  const bool panel_kernel = job.k.panel_dot[0] || job.k.panel_x != PanelX::floats;
   const PanelX panel_x = panel_kernel ? job.k.panel_x : PanelX::floats;
   const int64_t blocks = cols / kQuantBlock;
   const uint8_t* wr = storage(w) + r0 * stride;
-  if (u < job.units.panels && !panel_kernel) wr = panel_as_rows(w.format, wr, cols);
+  if (!panel_kernel) wr = panel_as_rows(w.format, wr, cols);
   for (int64_t m = 0; m < M; m += kRowGroup) {
     const int n = static_cast<int>(std::min<int64_t>(kRowGroup, M - m));
     for (int i = 0; i < n; ++i) xs[i] = x + (m + i) * cols;
@@ -629,13 +629,45 @@ void row_unit(const float* x, const PreparedX& xp, int64_t M, const RowJob& job,
     } else if (panel_kernel) {
       job.k.panel_dot[n - 1](wr, xs, cols, out);
     } else {
-      for (int64_t r = 0; r < nr; ++r) {
+      for (int64_t r = 0; r < kPanelRows; ++r) {
         job.k.dot[n - 1](wr + r * stride, xs, cols, row_out);
         for (int i = 0; i < n; ++i) out[i * kPanelRows + r] = row_out[i];
       }
     }
     for (int i = 0; i < n; ++i)
-      for (int64_t r = 0; r < nr; ++r) job.y[(m + i) * rows + r0 + r] = out[i * kPanelRows + r];
+      for (int64_t r = 0; r < kPanelRows; ++r) job.y[(m + i) * rows + r0 + r] = out[i * kPanelRows + r];
+  }
+}
+
+// y [M, rows] of W's stored rows [r0, r1) (the rows after its panels): each row is read once for all M rows
+// of x. One call for the whole run, not one per row: at M = 1 a call per row cost ~3 % of an fp32 decode.
+void row_run(const float* x, int64_t M, const RowJob& job, int64_t r0, int64_t r1) {
+  const PackedWeight& w = *job.w;
+  const int64_t stride = row_bytes(w.format, w.cols), cols = w.cols, rows = w.rows;
+  const uint8_t* wr = storage(w);
+  if (M == 1) {  // a decode step: the kernel writes y's element itself
+    const float* xs[1] = {x};
+    const RowDot dot = job.k.dot[0];
+    for (int64_t r = r0; r < r1; ++r) dot(wr + r * stride, xs, cols, job.y + r);
+    return;
+  }
+  const float* xs[kRowGroup];
+  float row_out[kRowGroup];
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t m = 0; m < M; m += kRowGroup) {
+      const int n = static_cast<int>(std::min<int64_t>(kRowGroup, M - m));
+      for (int i = 0; i < n; ++i) xs[i] = x + (m + i) * cols;
+      job.k.dot[n - 1](wr + r * stride, xs, cols, row_out);
+      for (int i = 0; i < n; ++i) job.y[(m + i) * rows + r] = row_out[i];
+    }
+}
+
+// y of a job's units [u0, u1).
+void job_units(const float* x, const PreparedX& xp, int64_t M, const RowJob& job, int64_t u0, int64_t u1) {
+  for (int64_t u = u0; u < std::min(u1, job.units.panels); ++u) panel_unit(x, xp, M, job, u);
+  if (u1 > job.units.panels) {
+    const int64_t ur = std::max(u0, job.units.panels);
+    row_run(x, M, job, job.units.first_row(ur), job.units.first_row(u1 - 1) + 1);
   }
 }
 
@@ -659,9 +691,11 @@ void row_kernel_linear(const float* x, int64_t M, RowJob* jobs, int n_jobs) {
   if (avx2) xp.avx2 = prepare_x(x, M, cols, q4_0_avx2_prepare);
   parallel_rows(total, grain, [&](int64_t u0, int64_t u1) {
     int j = 0;
-    for (int64_t u = u0; u < u1; ++u) {
+    for (int64_t u = u0; u < u1;) {
       while (u >= jobs[j].first_unit + jobs[j].units.count) ++j;
-      row_unit(x, xp, M, jobs[j], u - jobs[j].first_unit);
+      const int64_t end = std::min(u1, jobs[j].first_unit + jobs[j].units.count);
+      job_units(x, xp, M, jobs[j], u - jobs[j].first_unit, end - jobs[j].first_unit);
+      u = end;
     }
   });
 }
