@@ -59,8 +59,8 @@ int run(int argc, char** argv) {
     sub->add_option("--peak-flops", peak_flops, "device peak FLOP/s: the train benches then print MFU");
     sub->add_option(
         "--profile-ops", opts.profile_top,
-        "train and decode parts: after timing, profile the steps op by op (decode: the single-position steps) "
-        "and list the N ops with most self time");
+        "train and decode parts: after timing, profile the steps op by op (decode: the single-position steps, "
+        "then one prefill as generate() runs it) and list the N ops with most self time");
     sub->add_option("--device", device, "cpu, cuda or cuda:N: where train1, train2 and decode run (default cpu)");
     sub->add_option("--llama-precision", llama_precision,
                     "the LLaMA's linear layers in fp32, bf16, fp16, q8_0 or q4_0 (model.llama_precision; default: "

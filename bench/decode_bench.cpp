@@ -143,6 +143,10 @@ nlohmann::json run_decode(const Workload& w, int profile_top) {
     const auto run = greedy_decode(model, prompt, d.new_tokens, &ops);
     out["op_profile"] = ops->to_json(size_t(profile_top));
     out["op_profile_decode_s"] = run.decode_s;  // the profiled steps' wall time, ops and kernels together
+    ops.reset();                                // one profile at a time
+    OpProfile prefill_ops;  // generate()'s prefill: the prompt's forward and the last position's logits
+    out["op_profile_prefill_s"] = generate_prefill(model, prompt).seconds;
+    out["op_profile_prefill"] = prefill_ops.to_json(size_t(profile_top));
   }
   // The memory-bound limit of a step: every weight read once per token (batch rows share the reads).
   const int64_t bytes = weight_bytes_per_token(model);

@@ -29,7 +29,8 @@ struct DecodeRun {
 };
 
 // One generation, clocking the prefill and the incremental steps separately. With `step_ops`, the
-// incremental steps' ops are profiled into it (framework/op_profile.h; the prefill is not).
+// incremental steps' ops are profiled into it (framework/op_profile.h; the prefill is not: run_decode
+// profiles a generate_prefill of its own after it).
 DecodeRun greedy_decode(LlamaForCausalLM& model, const torch::Tensor& prompt_ids, int64_t new_tokens,
                         std::unique_ptr<OpProfile>* step_ops = nullptr);
 

@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <string>
 
 #include "bench/decode_bench.h"
 #include "bench/train_bench.h"
@@ -89,4 +91,21 @@ TEST_CASE("bench decode: prompt ids, prefill logits over every position, one pos
   full.input_ids = run.sequences.narrow(1, 0, run.sequences.size(1) - 1);
   auto greedy = model->forward(full).logits.narrow(1, d.prompt_len - 1, 5).argmax(-1);
   CHECK(greedy.equal(run.sequences.narrow(1, d.prompt_len, 5)));
+}
+
+TEST_CASE("bench decode: --profile-ops profiles the single-position steps, then generate()'s prefill") {
+  auto w = Workload::load(kWorkload);
+  w.decode.warmup_runs = 0;
+  w.decode.runs = 1;
+  w.decode.new_tokens = 2;
+  const auto out = run_decode(w, 40);
+  auto names = [&](const char* key) {
+    std::set<std::string> s;
+    for (const auto& op : out.at(key)) s.insert(op.at("name").get<std::string>());
+    return s;
+  };
+  CHECK(out.at("op_profile_prefill_s").get<double>() > 0);
+  // The prompt's attention runs through LibTorch's softmax; a step's through the fused decode attention.
+  CHECK(names("op_profile_prefill").count("aten::_softmax") == 1);
+  CHECK(names("op_profile").count("aten::_softmax") == 0);
 }
