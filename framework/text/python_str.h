@@ -10,6 +10,8 @@ namespace cb::pystr {
 // UTF-8 <-> code points; invalid UTF-8 is an error (the original only ever sees decoded str).
 std::u32string decode_utf8(std::string_view s);
 std::string encode_utf8(std::u32string_view s);
+// The offset of the first byte that starts no valid UTF-8 character, npos when all of `s` is valid.
+size_t invalid_utf8_at(std::string_view s);
 
 // str.isspace() of one character; also what `\s` matches in a Python `re` str pattern.
 bool is_space(char32_t c);

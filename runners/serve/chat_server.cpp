@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "framework/error.h"
+#include "framework/text/python_str.h"
 #include "framework/worker_pool.h"
 
 namespace cb {
@@ -28,6 +29,10 @@ struct RequestError {
 
 [[noreturn]] void bad_request(std::string message) { throw RequestError{400, std::move(message)}; }
 
+// A response body or event. Bytes that are not UTF-8 become U+FFFD instead of failing the response: an
+// answer can end inside a character that byte tokens spell, and an error message can quote a file's name.
+std::string to_text(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 void send_error(httplib::Response& res, int status, const std::string& message) {
   const char* type = status == 413   ? "request_too_large"
                      : status == 401 ? "authentication_error"
@@ -35,7 +40,7 @@ void send_error(httplib::Response& res, int status, const std::string& message) 
                      : status < 500  ? "invalid_request_error"
                                      : "server_error";
   res.status = status;
-  res.set_content(json{{"error", {{"message", message}, {"type", type}}}}.dump(), "application/json");
+  res.set_content(to_text(json{{"error", {{"message", message}, {"type", type}}}}), "application/json");
 }
 
 // Whether `given` equals `key` (non-empty), in a time that depends on the length of `given` only: no
@@ -174,10 +179,14 @@ MediaPart decode_part_media(const json& part, const std::string& type, const std
 }
 
 ParsedRequest parse_request(const std::string& body, const ChatSettings& defaults, const ChatMediaOptions& media) {
+  // JSON text is UTF-8 (RFC 8259); the parser passes other bytes in strings through, and they would then
+  // fail when the conversation or the answer is written out.
+  if (const size_t at = pystr::invalid_utf8_at(body); at != std::string::npos)
+    bad_request("the request body is not UTF-8 (byte " + std::to_string(at) + ")");
   json j;
   try {
     j = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // a syntax error, or a number out of range (1e400)
     bad_request(std::string("malformed JSON: ") + e.what());
   }
   if (!j.is_object()) bad_request("the request body must be a JSON object");
@@ -354,7 +363,7 @@ struct ChatServer::Impl {
                       {"total_tokens", st.prompt_positions + st.generated_tokens}}}};
       });
       try {
-        res.set_content(result.get().dump(), "application/json");
+        res.set_content(to_text(result.get()), "application/json");
       } catch (const Error& e) {
         send_error(res, 400, e.what());
       }
@@ -362,7 +371,7 @@ struct ChatServer::Impl {
     }
     auto ch = std::make_shared<EventChannel>();
     worker.submit([this, parsed, ch, id, created] {
-      auto event = [](const json& j) { return "data: " + j.dump() + "\n\n"; };
+      auto event = [](const json& j) { return "data: " + to_text(j) + "\n\n"; };
       try {
         ChatSession chat(model);
         build_conversation(chat, *parsed);

@@ -86,6 +86,20 @@ TEST_CASE("python_str: split_whitespace, split and lower") {
   CHECK(cb::pystr::encode_utf8(cb::pystr::lower(cb::pystr::decode_utf8("ÀÖØÞĀĲŸΣДЀ"))) == "àöøþāĳÿσдѐ");
 }
 
+TEST_CASE("python_str: invalid_utf8_at finds the first byte that starts no valid character") {
+  using cb::pystr::invalid_utf8_at;
+  constexpr auto none = std::string_view::npos;
+  CHECK(invalid_utf8_at("") == none);
+  CHECK(invalid_utf8_at("a€𝄞ß") == none);
+  CHECK(invalid_utf8_at("ab\xff") == 2);               // not a lead byte
+  CHECK(invalid_utf8_at("x\xe2\x82") == 1);            // cut short
+  CHECK(invalid_utf8_at("\xe2\x28\xa1") == 0);         // a bad continuation byte
+  CHECK(invalid_utf8_at("ok\xc0\xaf") == 2);           // overlong '/'
+  CHECK(invalid_utf8_at("\xed\xa0\x80") == 0);         // a surrogate
+  CHECK(invalid_utf8_at("\xf4\x90\x80\x80") == 0);     // past U+10FFFF
+  CHECK_THROWS_WITH(cb::pystr::decode_utf8("ab\xff"), Catch::Contains("invalid UTF-8 at byte 2"));
+}
+
 TEST_CASE("text processors: registered under the original names, from_config defaults") {
   auto cfg = [](const std::string& yaml) { return cb::Config(cb::parse_yaml(yaml, "proc.yaml"), "proc.yaml"); };
   auto cap = cb::make_processor(cfg("name: blip_caption\nprompt: 'a picture of '\nmax_words: 2\n"));

@@ -184,6 +184,10 @@ TEST_CASE("chat server: health, models, page, completions (plain, streamed, conc
       R"({"messages": [{"role": "user", "content": "x"}], "num_beams": 2.5})",
       R"({"messages": [{"role": "user", "content": "x"}], "num_beams": "3"})",
       R"({"messages": [{"role": "user", "content": "x"}], "num_beams": true})",
+      R"({"messages": [{"role": "user", "content": "x"}], "temperature": 1e400})",  // overflows a double
+      R"({"messages": [{"role": "user", "content": "x"}], "max_tokens": 99999999999999999999999})",
+      "{\"messages\": [{\"role\": \"user\", \"content\": \"\xff\xfe\"}]}",  // not UTF-8
+      std::string(100000, '[') + std::string(100000, ']'),                  // deeply nested
       image_url("data:image/png;base64,@@@@"),
       image_url("data:image/png;base64,"),
       image_url("data:image/png," + hello),
