@@ -240,7 +240,8 @@ LlamaFeed ChatBridgeImpl::process_prompt_instruct(const std::vector<Features>& f
                                                   const std::vector<std::string>& conversations,
                                                   int64_t max_len) const {
   const auto& tok = *tokenizer_;
-  const auto dev = feats.at(0).embeds.device();
+  // A text-only conversation (a chat before any upload) has no features.
+  const auto dev = feats.empty() ? llama_model->device() : feats.front().embeds.device();
   const auto dtype = llama_model->dtype();
   const auto long_opts = torch::dtype(torch::kLong).device(dev);
   const int64_t B = int64_t(conversations.size()), K = int64_t(feats.size());

@@ -66,7 +66,7 @@ std::string streamed_content(const std::string& body) {
 
 }  // namespace
 
-TEST_CASE("chat server: health, models, page, completions (plain, streamed, concurrent), 200 bad requests") {
+TEST_CASE("chat server: health, models, page, completions (plain, streamed, concurrent, text alone), 200 bad requests") {
   RunningServer rs;
   auto cli = rs.client();
 
@@ -145,6 +145,14 @@ TEST_CASE("chat server: health, models, page, completions (plain, streamed, conc
   REQUIRE(vr);
   INFO(vr->body);
   CHECK(vr->status == 200);
+
+  // Text alone, before any media (as an OpenAI client's first message usually is).
+  json text = {{"messages", json::array({{{"role", "user"}, {"content", "Hello, who are you?"}}})}, {"max_tokens", 4}};
+  auto tr = cli.Post("/v1/chat/completions", text.dump(), "application/json");
+  REQUIRE(tr);
+  INFO(tr->body);
+  CHECK(tr->status == 200);
+  CHECK(json::parse(tr->body).at("choices").at(0).at("message").at("content").is_string());
 
   // Malformed requests.
   auto with_part = [](json part) {

@@ -96,7 +96,7 @@ TEST_CASE("visible_answer holds back a possible stop start, whitespace and unfin
   CHECK(visible_answer("caf\xC3\xA9", stops) == "caf\xC3\xA9");
 }
 
-TEST_CASE("get_context_emb interleaves token embeddings and features, bos first, and cuts from the left") {
+TEST_CASE("get_context_emb interleaves token embeddings and features, bos first, cuts from the left, text alone") {
   test::TempDir dir;
   auto model = test::tiny_chat_model(dir.path);
   const auto& tok = model->tokenizer();
@@ -129,6 +129,15 @@ TEST_CASE("get_context_emb interleaves token embeddings and features, bos first,
 
   feats.pop_back();
   CHECK_THROWS_AS(get_context_emb(*model, prompt, feats, 10, 2000), Error);
+
+  // A question before any upload: no features, the prompt's tokens alone (this threw until 2026-12-07).
+  Conversation t;
+  t.ask("What happens?");
+  t.append_message("Assistant", std::nullopt);
+  REQUIRE(t.get_prompt() == "###Human: What happens?###Assistant:");
+  const auto ids = tok.encode(t.get_prompt(), true);
+  CHECK(torch::equal(get_context_emb(*model, t.get_prompt(), {}, 10, 2000),
+                     model->embed_tokens(torch::tensor(ids).unsqueeze(0))));
 }
 
 TEST_CASE("training, evaluation and chat feed the LLaMA the same prompt: same pieces, tokens and feature rows") {
