@@ -66,7 +66,8 @@ std::string streamed_content(const std::string& body) {
 
 }  // namespace
 
-TEST_CASE("chat server: health, models, page, completions (plain, streamed, concurrent, text alone), 200 bad requests") {
+TEST_CASE(
+    "chat server: health, models, page, completions (plain, streamed, concurrent, text alone), 200 bad requests") {
   RunningServer rs;
   auto cli = rs.client();
 
