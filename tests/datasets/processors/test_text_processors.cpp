@@ -91,12 +91,12 @@ TEST_CASE("python_str: invalid_utf8_at finds the first byte that starts no valid
   constexpr auto none = std::string_view::npos;
   CHECK(invalid_utf8_at("") == none);
   CHECK(invalid_utf8_at("a€𝄞ß") == none);
-  CHECK(invalid_utf8_at("ab\xff") == 2);               // not a lead byte
-  CHECK(invalid_utf8_at("x\xe2\x82") == 1);            // cut short
-  CHECK(invalid_utf8_at("\xe2\x28\xa1") == 0);         // a bad continuation byte
-  CHECK(invalid_utf8_at("ok\xc0\xaf") == 2);           // overlong '/'
-  CHECK(invalid_utf8_at("\xed\xa0\x80") == 0);         // a surrogate
-  CHECK(invalid_utf8_at("\xf4\x90\x80\x80") == 0);     // past U+10FFFF
+  CHECK(invalid_utf8_at("ab\xff") == 2);            // not a lead byte
+  CHECK(invalid_utf8_at("x\xe2\x82") == 1);         // cut short
+  CHECK(invalid_utf8_at("\xe2\x28\xa1") == 0);      // a bad continuation byte
+  CHECK(invalid_utf8_at("ok\xc0\xaf") == 2);        // overlong '/'
+  CHECK(invalid_utf8_at("\xed\xa0\x80") == 0);      // a surrogate
+  CHECK(invalid_utf8_at("\xf4\x90\x80\x80") == 0);  // past U+10FFFF
   CHECK_THROWS_WITH(cb::pystr::decode_utf8("ab\xff"), Catch::Contains("invalid UTF-8 at byte 2"));
 }
 
