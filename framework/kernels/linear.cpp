@@ -645,12 +645,6 @@ void row_run(const float* x, int64_t M, const RowJob& job, int64_t r0, int64_t r
   const PackedWeight& w = *job.w;
   const int64_t stride = row_bytes(w.format, w.cols), cols = w.cols, rows = w.rows;
   const uint8_t* wr = storage(w);
-  if (M == 1) {  // a decode step: the kernel writes y's element itself
-    const float* xs[1] = {x};
-    const RowDot dot = job.k.dot[0];
-    for (int64_t r = r0; r < r1; ++r) dot(wr + r * stride, xs, cols, job.y + r);
-    return;
-  }
   const float* xs[kRowGroup];
   float row_out[kRowGroup];
   for (int64_t r = r0; r < r1; ++r)
