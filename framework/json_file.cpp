@@ -13,6 +13,7 @@
 #include <fstream>
 
 #include "framework/error.h"
+#include "framework/text/utf8.h"
 
 namespace cb {
 
@@ -166,26 +167,12 @@ class Scanner {
     }
     return true;
   }
-  // One multi-byte UTF-8 sequence (RFC 3629: no overlongs, no surrogates, at most U+10FFFF).
+  // One multi-byte UTF-8 character.
   bool utf8() {
-    const auto b = [&](ptrdiff_t i) { return static_cast<unsigned char>(p_[i]); };
-    const auto cont = [&](ptrdiff_t i, unsigned lo = 0x80, unsigned hi = 0xBF) {
-      return i < end_ - p_ && b(i) >= lo && b(i) <= hi;
-    };
-    const unsigned c = b(0);
-    int n = 0;
-    if (c >= 0xC2 && c <= 0xDF) n = 1;
-    else if (c == 0xE0) n = cont(1, 0xA0) ? 2 : 0;
-    else if (c == 0xED) n = cont(1, 0x80, 0x9F) ? 2 : 0;
-    else if (c >= 0xE1 && c <= 0xEF) n = 2;
-    else if (c == 0xF0) n = cont(1, 0x90) ? 3 : 0;
-    else if (c >= 0xF1 && c <= 0xF3) n = 3;
-    else if (c == 0xF4) n = cont(1, 0x80, 0x8F) ? 3 : 0;
-    if (n == 0) return false;
-    for (int i = 1; i <= n; ++i)
-      if (!cont(i)) return false;
-    p_ += n + 1;
-    return true;
+    char32_t c = 0;
+    const int n = utf8_char_at(std::string_view(p_, static_cast<size_t>(end_ - p_)), 0, &c);
+    p_ += n;
+    return n != 0;
   }
 
   const char* p_;

@@ -5,6 +5,7 @@
 #include <queue>
 
 #include "framework/error.h"
+#include "framework/text/utf8.h"
 
 namespace cb {
 namespace {
@@ -15,22 +16,10 @@ constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";  // U+FFFD
 // sentencepiece's UTF-8 decoder (string_util::DecodeUTF8): the code point and its byte length, or
 // (U+FFFD, 1) for a malformed, overlong, surrogate or truncated sequence.
 std::pair<char32_t, size_t> decode_utf8(std::string_view s) {
-  auto b = [&](size_t i) { return static_cast<uint8_t>(s[i]); };
-  auto trail = [&](size_t i) { return (b(i) & 0xC0) == 0x80; };
-  auto valid = [](char32_t c) { return c < 0xD800 || (c >= 0xE000 && c <= 0x10FFFF); };
-  const size_t n = s.size();
-  if (b(0) < 0x80) return {b(0), 1};
-  if (n >= 2 && (b(0) & 0xE0) == 0xC0) {
-    const char32_t c = ((b(0) & 0x1F) << 6) | (b(1) & 0x3F);
-    if (trail(1) && c >= 0x80 && valid(c)) return {c, 2};
-  } else if (n >= 3 && (b(0) & 0xF0) == 0xE0) {
-    const char32_t c = ((b(0) & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F);
-    if (trail(1) && trail(2) && c >= 0x800 && valid(c)) return {c, 3};
-  } else if (n >= 4 && (b(0) & 0xF8) == 0xF0) {
-    const char32_t c = ((b(0) & 0x07) << 18) | ((b(1) & 0x3F) << 12) | ((b(2) & 0x3F) << 6) | (b(3) & 0x3F);
-    if (trail(1) && trail(2) && trail(3) && c >= 0x10000 && valid(c)) return {c, 4};
-  }
-  return {0xFFFD, 1};
+  char32_t c = 0;
+  const int n = utf8_char_at(s, 0, &c);
+  if (n == 0) return {0xFFFD, 1};
+  return {c, static_cast<size_t>(n)};
 }
 
 // string_util::IsValidDecodeUTF8: a literal U+FFFD (3 bytes) counts as valid.
