@@ -1,7 +1,7 @@
 // The demo (demo.py) in a terminal or behind an HTTP server:
 //   chatbridge-chat --cfg-path eval_configs/chatbridge_eval.yaml [--device cpu|cuda|cuda:N | --gpu-id N]
 //                   [--num-beams N] [--options k=v ...]
-//   chatbridge-chat --cfg-path ... --serve [--host 127.0.0.1] [--port 8080] [--api-key KEY]
+//   chatbridge-chat --cfg-path ... --serve [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--max-queue N]
 //   chatbridge-chat --cfg-path ... [--image F] [--audio F] [--video F] --ask "TEXT" [--greedy]
 //                   [--max-new-tokens N]      (one question, the answer on stdout, then exit)
 // Terminal commands: /image PATH, /audio PATH, /video PATH, /reset, /quit, /temperature X, /top-p X,
@@ -125,14 +125,14 @@ void terminal_chat(cb::ChatBridge model, cb::ChatSettings settings) {
 struct OneShot {
   std::string image, audio, video, question;
   bool greedy = false;
-  int64_t max_new_tokens = 0;  // 0: the demo's default
+  std::optional<int64_t> max_new_tokens;  // unset: the demo's default
 };
 
 int one_shot(cb::ChatBridge model, const OneShot& q, cb::ChatSettings settings) {
   const auto media = cb::ChatMediaOptions::for_model(model->config());
   cb::ChatSession chat(std::move(model));
   settings.do_sample = !q.greedy;
-  if (q.max_new_tokens > 0) command(chat, settings, media, "/max-new-tokens", std::to_string(q.max_new_tokens));
+  if (q.max_new_tokens) command(chat, settings, media, "/max-new-tokens", std::to_string(*q.max_new_tokens));
   if (!q.image.empty()) command(chat, settings, media, "/image", q.image);
   if (!q.audio.empty()) command(chat, settings, media, "/audio", q.audio);
   if (!q.video.empty()) command(chat, settings, media, "/video", q.video);
@@ -154,6 +154,9 @@ int run(int argc, char** argv) {
   app.add_flag("--serve", serve, "serve the web page and the API instead of the terminal chat");
   app.add_option("--host", server.host, "address to listen on (--serve)")->capture_default_str();
   app.add_option("--port", server.port, "port to listen on (--serve; 0 = any free port)")->capture_default_str();
+  app.add_option("--max-queue", server.max_queue, "--serve: requests that may wait while one runs; more get 503")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
   app.add_option("--api-key", server.api_key,
                  "--serve: every route but / and /health needs 'Authorization: Bearer KEY' (prefer the "
                  "environment variable, which ps does not show)")
@@ -174,8 +177,7 @@ int run(int argc, char** argv) {
   app.add_flag("--greedy", q.greedy, "one-shot: greedy decoding instead of the demo's sampling");
   app.add_option("--max-new-tokens", q.max_new_tokens, "one-shot: answer length limit (default: the demo's)");
   if (const auto exit_code = cb::parse_config_app(app, opts, cli_argc, argv)) return *exit_code;
-  const bool one_shot_flags =
-      !q.image.empty() || !q.audio.empty() || !q.video.empty() || q.greedy || q.max_new_tokens > 0;
+  const bool one_shot_flags = !q.image.empty() || !q.audio.empty() || !q.video.empty() || q.greedy || q.max_new_tokens;
   if (one_shot_flags && q.question.empty())
     cb::fail("--image/--audio/--video/--greedy/--max-new-tokens belong to the one-shot mode: add --ask TEXT");
   if (!q.question.empty() && serve) cb::fail("--ask and --serve exclude each other");

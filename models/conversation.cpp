@@ -1,5 +1,7 @@
 #include "models/conversation.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 
 #include "framework/error.h"
@@ -59,6 +61,14 @@ torch::Tensor get_context_emb(const ChatBridgeImpl& model, const std::string& pr
   torch::NoGradGuard no_grad;
   const auto embs = model.instruct_inputs(features, {conversation}).inputs_embeds;  // [1,L,D]
   const int64_t begin = std::max<int64_t>(0, embs.size(1) + max_new_tokens - max_length);
+  if (begin >= embs.size(1))
+    fail("get_context_emb: max_new_tokens {} leaves no room for the prompt in max_length {}", max_new_tokens,
+         max_length);
+  if (begin > 0)
+    spdlog::warn(
+        "the conversation ({} positions) and max_new_tokens {} exceed max_length {}: the model will not see "
+        "its first {} positions",
+        embs.size(1), max_new_tokens, max_length, begin);
   return embs.slice(1, begin);
 }
 

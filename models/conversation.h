@@ -48,7 +48,8 @@ struct Conversation {
 // get_context_emb: the prompt's <ImageHere> slots become <query> markers and the LLaMA inputs are
 // built by the model's instruct_inputs, the path training and evaluation take (bos, then each piece
 // tokenised on its own, features in their slots) -> [1,L,D]; then the demo's left cut
-// begin = max(0, L + max_new_tokens - max_length) (may drop bos). For a one-turn prompt the tokens are
+// begin = max(0, L + max_new_tokens - max_length) (may drop bos; logged as a warning, as the demo
+// prints one; an error when nothing of the prompt would be left). For a one-turn prompt the tokens are
 // the original demo's; in later turns the answers are their own pieces, as in training.
 torch::Tensor get_context_emb(const ChatBridgeImpl& model, const std::string& prompt,
                               const std::vector<Features>& features, int64_t max_new_tokens, int64_t max_length);

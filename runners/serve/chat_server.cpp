@@ -139,6 +139,7 @@ struct ParsedRequest {
   std::vector<ParsedMessage> messages;
   ChatSettings settings;
   bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage: a last chunk with the usage
 };
 
 MediaPart decode_part_media(const json& part, const std::string& type, const std::string& where,
@@ -192,6 +193,7 @@ ParsedRequest parse_request(const std::string& body, const ChatSettings& default
   if (!j.is_object()) bad_request("the request body must be a JSON object");
   ParsedRequest r;
   r.settings = defaults;
+  r.settings.cut_long_prompt = false;  // a client cannot see a cut: a prompt too long is a 400
   if (auto v = optional_number<double>(j, "temperature")) {
     if (*v < 0 || *v > 2) bad_request("temperature: expected 0..2");
     r.settings.do_sample = *v > 0;  // OpenAI's temperature 0 = greedy
@@ -203,8 +205,9 @@ ParsedRequest parse_request(const std::string& body, const ChatSettings& default
   }
   for (const char* key : {"max_tokens", "max_completion_tokens"})
     if (auto v = optional_number<int64_t>(j, key)) {
-      if (*v < 1 || *v > r.settings.max_length)
-        bad_request(std::string(key) + ": expected 1.." + std::to_string(r.settings.max_length));
+      if (*v < 1 || *v >= r.settings.max_length)
+        bad_request(std::string(key) + ": expected 1.." + std::to_string(r.settings.max_length - 1) +
+                    " (the prompt and the answer share " + std::to_string(r.settings.max_length) + " positions)");
       r.settings.max_new_tokens = *v;
     }
   if (j.contains("num_beams") && !j["num_beams"].is_null()) {
@@ -218,6 +221,15 @@ ParsedRequest parse_request(const std::string& body, const ChatSettings& default
   if (j.contains("stream") && !j["stream"].is_null()) {
     if (!j["stream"].is_boolean()) bad_request("stream: expected a boolean");
     r.stream = j["stream"].get<bool>();
+  }
+  if (j.contains("stream_options") && !j["stream_options"].is_null()) {
+    const auto& so = j["stream_options"];
+    if (!so.is_object()) bad_request("stream_options: expected an object");
+    if (!r.stream) bad_request("stream_options: only allowed with stream: true");
+    if (so.contains("include_usage") && !so["include_usage"].is_null()) {
+      if (!so["include_usage"].is_boolean()) bad_request("stream_options.include_usage: expected a boolean");
+      r.include_usage = so["include_usage"].get<bool>();
+    }
   }
   if (j.contains("stop") && !j["stop"].is_null()) {
     const auto& s = j["stop"];
@@ -240,8 +252,9 @@ ParsedRequest parse_request(const std::string& body, const ChatSettings& default
     if (!m.is_object()) bad_request(where + ": expected an object");
     ParsedMessage pm;
     pm.role = member(m, "role", json::value_t::string, where).get<std::string>();
+    if (pm.role == "developer") pm.role = "system";  // newer OpenAI clients' name for it
     if (pm.role != "system" && pm.role != "user" && pm.role != "assistant")
-      bad_request(where + ".role: expected system, user or assistant");
+      bad_request(where + ".role: expected system (or developer), user or assistant");
     const auto it = m.find("content");
     if (it == m.end()) bad_request(where + ": missing 'content'");
     if (it->is_string()) {
@@ -277,7 +290,7 @@ ParsedRequest parse_request(const std::string& body, const ChatSettings& default
 void build_conversation(ChatSession& chat, const ParsedRequest& r) {
   for (const auto& m : r.messages) {
     if (m.role == "system") {
-      chat.conversation().system = m.text;
+      chat.set_system(m.text);
     } else if (m.role == "assistant") {
       chat.add_answer(m.text);
     } else {
@@ -297,12 +310,14 @@ void build_conversation(ChatSession& chat, const ParsedRequest& r) {
   }
 }
 
-// Server-sent events handed from the worker to the connection thread.
+// Server-sent events handed from the worker to the connection thread. Nothing is sent before the first
+// event, which comes once the prompt is built: a request that fails before it gets its 4xx instead.
 struct EventChannel {
   std::mutex mu;
   std::condition_variable cv;
   std::deque<std::string> events;
   bool done = false;
+  std::optional<RequestError> refused;  // the job failed before its first event
   std::atomic<bool> cancelled{false};
   void push(std::string e, bool last = false) {
     {
@@ -312,7 +327,19 @@ struct EventChannel {
     }
     cv.notify_one();
   }
+  void refuse(RequestError error) {
+    {
+      std::lock_guard lock(mu);
+      refused = std::move(error);
+      done = true;
+    }
+    cv.notify_one();
+  }
 };
+
+// The status of a failed job: the model's checks (cb::Error: the request's media or prompt) are the
+// client's; anything else is the server's.
+RequestError job_error(const std::exception& e) { return {dynamic_cast<const Error*>(&e) ? 400 : 500, e.what()}; }
 
 int64_t unix_time() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -325,12 +352,19 @@ struct ChatServer::Impl {
   ChatServerOptions opts;
   httplib::Server server;
   std::atomic<int64_t> next_id{1};
+  std::atomic<int> admitted{0};  // completions running or waiting for the worker
   int bound_port = -1;
   // The single thread that runs the model, requests in arrival order. Declared last: joined first, before
   // the model goes (serve() has returned by then, so no request waits on it).
   WorkerPool worker{1};
 
   std::string completion_id() { return "chatcmpl-" + std::to_string(next_id++); }
+
+  static json usage(const AnswerStats& st) {
+    return {{"prompt_tokens", st.prompt_positions},
+            {"completion_tokens", st.generated_tokens},
+            {"total_tokens", st.prompt_positions + st.generated_tokens}};
+  }
 
   json chunk(const std::string& id, int64_t created, json delta, const json& finish) const {
     return {{"id", id},
@@ -342,10 +376,23 @@ struct ChatServer::Impl {
 
   void completions(const httplib::Request& req, httplib::Response& res) {
     auto parsed = std::make_shared<ParsedRequest>(parse_request(req.body, opts.defaults, opts.media));
+    // Each admitted request holds a connection thread until its answer is out: past the queue's bound
+    // the answer is 503, so threads stay free for /health and the page.
+    if (admitted.fetch_add(1) > opts.max_queue) {
+      --admitted;
+      res.set_header("Retry-After", "5");
+      throw RequestError{503, "the server is busy: " + std::to_string(opts.max_queue) +
+                                  " requests are waiting for the model (--max-queue); retry later"};
+    }
+    struct Release {
+      std::atomic<int>& n;
+      ~Release() { --n; }
+    };
     const auto id = completion_id();
     const auto created = unix_time();
     if (!parsed->stream) {
       auto result = worker.submit([this, parsed, id, created] {
+        const Release release{admitted};
         ChatSession chat(model);
         build_conversation(chat, *parsed);
         const auto text = chat.answer(parsed->settings);
@@ -357,36 +404,54 @@ struct ChatServer::Impl {
                     {"choices", json::array({{{"index", 0},
                                               {"message", {{"role", "assistant"}, {"content", text}}},
                                               {"finish_reason", st.hit_token_limit ? "length" : "stop"}}})},
-                    {"usage",
-                     {{"prompt_tokens", st.prompt_positions},
-                      {"completion_tokens", st.generated_tokens},
-                      {"total_tokens", st.prompt_positions + st.generated_tokens}}}};
+                    {"usage", usage(st)}};
       });
       try {
         res.set_content(to_text(result.get()), "application/json");
-      } catch (const Error& e) {
-        send_error(res, 400, e.what());
+      } catch (const std::exception& e) {
+        const auto error = job_error(e);
+        send_error(res, error.status, error.message);
       }
       return;
     }
     auto ch = std::make_shared<EventChannel>();
     worker.submit([this, parsed, ch, id, created] {
+      const Release release{admitted};
       auto event = [](const json& j) { return "data: " + to_text(j) + "\n\n"; };
+      bool started = false;
       try {
         ChatSession chat(model);
         build_conversation(chat, *parsed);
-        ch->push(event(chunk(id, created, {{"role", "assistant"}, {"content", ""}}, nullptr)));
-        chat.answer(parsed->settings, [&](const std::string& delta) {
-          ch->push(event(chunk(id, created, {{"content", delta}}, nullptr)));
-          return ch->cancelled.load();
-        });
-        ch->push(event(chunk(id, created, json::object(), chat.last_stats().hit_token_limit ? "length" : "stop")));
+        chat.answer(
+            parsed->settings,
+            [&](const std::string& delta) {
+              ch->push(event(chunk(id, created, {{"content", delta}}, nullptr)));
+              return ch->cancelled.load();
+            },
+            [&] {
+              started = true;
+              ch->push(event(chunk(id, created, {{"role", "assistant"}, {"content", ""}}, nullptr)));
+            });
+        const auto& st = chat.last_stats();
+        ch->push(event(chunk(id, created, json::object(), st.hit_token_limit ? "length" : "stop")));
+        if (parsed->include_usage) {
+          auto last = chunk(id, created, json::object(), nullptr);
+          last["choices"] = json::array();
+          last["usage"] = usage(st);
+          ch->push(event(last));
+        }
       } catch (const std::exception& e) {
+        if (!started) return ch->refuse(job_error(e));
         spdlog::warn("{}: {}", id, e.what());
         ch->push(event(json{{"error", {{"message", e.what()}, {"type", "server_error"}}}}));
       }
       ch->push("data: [DONE]\n\n", /*last=*/true);
     });
+    {  // the status line waits for the prompt
+      std::unique_lock lock(ch->mu);
+      ch->cv.wait(lock, [&] { return !ch->events.empty() || ch->done; });
+      if (ch->refused) return send_error(res, ch->refused->status, ch->refused->message);
+    }
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
@@ -411,6 +476,8 @@ struct ChatServer::Impl {
 
   void routes() {
     server.set_payload_max_length(opts.max_body_bytes);
+    // One thread per connection: the running request, the waiting ones, and a few for everything else.
+    server.new_task_queue = [n = opts.max_queue + 1 + 4] { return new httplib::ThreadPool(n); };
     if (!opts.api_key.empty())
       server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
         if (req.path == "/" || req.path == "/health" ||
@@ -426,9 +493,13 @@ struct ChatServer::Impl {
     server.Get("/health", [](const httplib::Request&, httplib::Response& res) {
       res.set_content(R"({"status":"ok"})", "application/json");
     });
-    server.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
-      json m{{"id", opts.model_name}, {"object", "model"}, {"created", 0}, {"owned_by", "chatbridge"}};
-      res.set_content(json{{"object", "list"}, {"data", json::array({m})}}.dump(), "application/json");
+    const json model_entry{{"id", opts.model_name}, {"object", "model"}, {"created", 0}, {"owned_by", "chatbridge"}};
+    server.Get("/v1/models", [model_entry](const httplib::Request&, httplib::Response& res) {
+      res.set_content(to_text(json{{"object", "list"}, {"data", json::array({model_entry})}}), "application/json");
+    });
+    server.Get(R"(/v1/models/(.+))", [this, model_entry](const httplib::Request& req, httplib::Response& res) {
+      if (req.matches[1] != opts.model_name) return send_error(res, 404, "no model '" + req.matches[1].str() + "'");
+      res.set_content(to_text(model_entry), "application/json");
     });
     server.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
       try {
@@ -448,10 +519,11 @@ struct ChatServer::Impl {
       spdlog::error("request failed: {}", msg);
       send_error(res, 500, msg);
     });
-    server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    server.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty()) return;
       send_error(res, res.status,
-                 res.status == 413   ? "request body too large"
+                 res.status == 413 ? "request body too large (over " + std::to_string(opts.max_body_bytes >> 20) +
+                                         " MiB; media are sent base64, a third larger than the file)"
                  : res.status == 404 ? "no such endpoint: " + req.path
                                      : "HTTP error " + std::to_string(res.status));
     });

@@ -1,6 +1,7 @@
 #include "runners/serve/chat_session.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "framework/error.h"
 
@@ -64,6 +65,13 @@ torch::Tensor ChatSession::to_model(const torch::Tensor& t) const {
   return t.to(model_->llama_proj->weight.device(), torch::kFloat);
 }
 
+const std::string& ChatSession::checked_text(const std::string& text) {
+  for (const char* marker : {kImageSlot, "<query>"})
+    if (text.find(marker) != std::string::npos)
+      fail("the text holds '{}', which stands for an uploaded medium in the prompt; upload the medium instead", marker);
+  return text;
+}
+
 void ChatSession::upload_image(const torch::Tensor& pixels) {
   if (!(pixels.dim() == 3 || (pixels.dim() == 4 && pixels.size(0) == 1)))
     fail("upload_image: expected pixels [3,S,S] or [1,3,S,S], got {}", c10::str(pixels.sizes()));
@@ -105,7 +113,9 @@ void ChatSession::reset() {
 GenerateOptions generate_options(const ChatSettings& s, const LlamaTokenizer& tokenizer) {
   if (s.num_beams < 1 || s.num_beams > kMaxChatBeams)
     fail("num_beams must be in 1..{}, got {}", kMaxChatBeams, s.num_beams);
-  if (s.max_new_tokens < 1) fail("max_new_tokens must be at least 1, got {}", s.max_new_tokens);
+  if (s.max_new_tokens < 1 || s.max_new_tokens >= s.max_length)
+    fail("max_new_tokens must be in 1..{} (below max_length, which the prompt shares), got {}", s.max_length - 1,
+         s.max_new_tokens);
   if (s.do_sample && !(s.temperature > 0)) fail("temperature must be > 0, got {}", s.temperature);
   if (!(s.top_p > 0 && s.top_p <= 1)) fail("top_p must be in (0, 1], got {}", s.top_p);
   GenerateOptions o;
@@ -125,13 +135,21 @@ GenerateOptions generate_options(const ChatSettings& s, const LlamaTokenizer& to
   return o;
 }
 
-std::string ChatSession::answer(const ChatSettings& s, const TextCallback& on_text) {
+std::string ChatSession::answer(const ChatSettings& s, const TextCallback& on_text,
+                                const std::function<void()>& on_start) {
   const auto& tok = model_->tokenizer();
   auto o = generate_options(s, tok);
   conv_.append_message(conv_.roles.second, std::nullopt);
   try {
     torch::NoGradGuard no_grad;
-    auto embs = get_context_emb(*model_, conv_.get_prompt(), features_, s.max_new_tokens, s.max_length);
+    const int64_t room = s.cut_long_prompt ? s.max_length : std::numeric_limits<int64_t>::max();
+    auto embs = get_context_emb(*model_, conv_.get_prompt(), features_, s.max_new_tokens, room);
+    if (embs.size(1) + s.max_new_tokens > s.max_length)
+      fail(
+          "the prompt takes {} positions and the answer up to {} (max_new_tokens): more than the {} of max_length; "
+          "shorten the conversation or ask for fewer tokens",
+          embs.size(1), s.max_new_tokens, s.max_length);
+    if (on_start) on_start();
     const auto stops = all_stops(s);
     const auto has_stop = [&](const std::string& raw) {
       return std::any_of(stops.begin(), stops.end(), [&](const auto& x) { return raw.find(x) != std::string::npos; });

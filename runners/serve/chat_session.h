@@ -19,8 +19,11 @@ namespace cb {
 // The demo's generate call (Chat.answer in chatbridge/conversation/conversation.py); defaults are the gradio handler's.
 struct ChatSettings {
   int64_t max_new_tokens = 300;
-  int64_t max_length = 2000;  // only for the left cut of the prompt
-  int64_t num_beams = 1;      // 1..10 (the demo's slider); > 1: beam search, or beam sampling with do_sample
+  int64_t max_length = 2000;  // positions for the prompt and the answer together
+  // The demo's left cut: a prompt that does not fit max_length with max_new_tokens loses its start (with
+  // a warning). false: that is an error instead (the API, whose clients cannot see a cut).
+  bool cut_long_prompt = true;
+  int64_t num_beams = 1;  // 1..10 (the demo's slider); > 1: beam search, or beam sampling with do_sample
   bool do_sample = true;
   double temperature = 1.0;
   double top_p = 0.9;
@@ -56,11 +59,16 @@ class ChatSession {
   void upload_video(const torch::Tensor& frames, const std::optional<torch::Tensor>& fbank);
   void upload_image_audio(const torch::Tensor& pixels, const torch::Tensor& fbank);
 
-  void ask(const std::string& text) { conv_.ask(text); }
-  void add_answer(const std::string& text) { conv_.append_message(conv_.roles.second, text); }
+  // Text from the user (questions, earlier answers, a system prompt) may not hold the markers that
+  // stand for media in the prompt (<ImageHere>, <query>): it would take a medium's slot.
+  void ask(const std::string& text) { conv_.ask(checked_text(text)); }
+  void add_answer(const std::string& text) { conv_.append_message(conv_.roles.second, checked_text(text)); }
+  void set_system(const std::string& text) { conv_.system = checked_text(text); }
   // Generates the pending Assistant turn, stores and returns the post-processed answer: the text of
-  // generate_from_embeds with `generate_options(settings)` on the prompt's embeddings.
-  std::string answer(const ChatSettings& settings, const TextCallback& on_text = nullptr);
+  // generate_from_embeds with `generate_options(settings)` on the prompt's embeddings. on_start runs
+  // once the prompt is built and fits, before generation: errors before it are the request's.
+  std::string answer(const ChatSettings& settings, const TextCallback& on_text = nullptr,
+                     const std::function<void()>& on_start = nullptr);
   void reset();
 
   Conversation& conversation() { return conv_; }
@@ -71,6 +79,7 @@ class ChatSession {
 
  private:
   torch::Tensor to_model(const torch::Tensor& t) const;
+  static const std::string& checked_text(const std::string& text);
 
   ChatBridge model_;
   Conversation conv_;

@@ -36,11 +36,12 @@ struct RunningServer {
   TempDir dir;
   std::unique_ptr<ChatServer> server;
   std::thread thread;
-  explicit RunningServer(std::string api_key = "") {
+  explicit RunningServer(std::string api_key = "", int max_queue = ChatServerOptions{}.max_queue) {
     auto model = tiny_chat_model(dir.path);
     ChatServerOptions o;
     o.port = 0;
     o.api_key = std::move(api_key);
+    o.max_queue = max_queue;
     o.media = ChatMediaOptions::for_model(model->config());
     o.media.audio.target_length = 256;  // a short clip is enough for the tiny BEATs
     server = std::make_unique<ChatServer>(model, o);

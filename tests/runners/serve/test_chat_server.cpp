@@ -368,3 +368,109 @@ TEST_CASE("chat server with an API key: 401 with an OpenAI-style error on every 
     CHECK(missing->status == 404);
   }
 }
+
+TEST_CASE("chat server: the context limit is a 400 (streamed too, before any event), usage chunk, a full queue 503") {
+  RunningServer rs("", /*max_queue=*/1);
+  auto cli = rs.client();
+  auto post = [&](const json& j) { return cli.Post("/v1/chat/completions", j.dump(), "application/json"); };
+  auto require_400 = [](const httplib::Result& r, const std::string& says) {
+    REQUIRE(r);
+    INFO(r->body);
+    CHECK(r->status == 400);
+    CHECK(r->get_header_value("Content-Type") == "application/json");
+    CHECK_THAT(json::parse(r->body)["error"]["message"].get<std::string>(), Catch::Contains(says));
+  };
+
+  // max_tokens must leave the prompt some of the 2000 positions (it used to reach generate() as an
+  // empty prompt).
+  auto req = image_request(false);
+  req["max_tokens"] = 2000;
+  require_400(post(req), "expected 1..1999");
+  // A prompt that does not fit beside max_tokens: a 400, where the demo would silently cut its start
+  // (here the image), streamed or not.
+  req["max_tokens"] = 1990;
+  for (const bool stream : {false, true}) {
+    req["stream"] = stream;
+    require_400(post(req), "shorten the conversation or ask for fewer tokens");
+  }
+  std::string words;
+  for (int i = 0; i < 2500; ++i) words += "word ";
+  require_400(post({{"messages", json::array({{{"role", "user"}, {"content", words}}})}, {"max_tokens", 4}}),
+              "more than the 2000 of max_length");
+  // A marker that stands for a medium, typed as text: a 400 before the stream starts.
+  for (const std::string role : {"user", "system", "developer"}) {
+    json marker = {{"messages", json::array({{{"role", role}, {"content", "what is <ImageHere>?"}},
+                                             {{"role", "user"}, {"content", "hi"}}})},
+                   {"stream", true}};
+    require_400(post(marker), "stands for an uploaded medium");
+  }
+
+  // stream_options.include_usage: after the finish chunk, one chunk without choices holding the usage
+  // of the same answer unstreamed.
+  auto plain = post(image_request(false));
+  REQUIRE(plain);
+  REQUIRE(plain->status == 200);
+  const auto usage = json::parse(plain->body).at("usage");
+  req = image_request(true);
+  req["stream_options"] = {{"include_usage", true}};
+  auto streamed = post(req);
+  REQUIRE(streamed);
+  REQUIRE(streamed->status == 200);
+  std::vector<json> events;
+  for (size_t p = 0, e; (e = streamed->body.find("\n\n", p)) != std::string::npos; p = e + 2)
+    events.push_back(streamed->body.substr(p + 6, e - p - 6) == "[DONE]"
+                         ? json("[DONE]")
+                         : json::parse(streamed->body.substr(p + 6, e - p - 6)));
+  REQUIRE(events.size() >= 4);
+  CHECK(events.back() == "[DONE]");
+  const auto& last = events[events.size() - 2];
+  CHECK(last.at("choices").empty());
+  CHECK(last.at("usage") == usage);
+  CHECK(!events[events.size() - 3].at("choices").at(0).at("finish_reason").is_null());
+  req.erase("stream_options");
+  req["stream"] = false;
+  req["stream_options"] = {{"include_usage", true}};
+  require_400(post(req), "only allowed with stream: true");
+
+  auto one = cli.Get("/v1/models/chatbridge");
+  REQUIRE(one);
+  CHECK(json::parse(one->body).at("id") == "chatbridge");
+  auto other = cli.Get("/v1/models/gpt-4");
+  REQUIRE(other);
+  CHECK(other->status == 404);
+
+  // A queue of 1 behind the running request: of 8 slow requests at once, those past it get 503 with a
+  // Retry-After, and /health still answers meanwhile (each waiting request holds a connection thread).
+  json slow = image_request(false);
+  slow["num_beams"] = 10;
+  slow["max_tokens"] = 64;
+  std::vector<int> status(8, 0);
+  std::vector<std::string> retry(8);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < status.size(); ++i)
+    threads.emplace_back([&, i] {
+      auto c = rs.client();
+      auto r = c.Post("/v1/chat/completions", slow.dump(), "application/json");
+      status[i] = r ? r->status : -1;
+      if (r) retry[i] = r->get_header_value("Retry-After");
+    });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto health = rs.client();
+  health.set_read_timeout(5, 0);
+  auto h = health.Get("/health");
+  for (auto& t : threads) t.join();
+  REQUIRE(h);
+  CHECK(h->status == 200);
+  int ok = 0, busy = 0;
+  for (size_t i = 0; i < status.size(); ++i) {
+    INFO("request " << i << ": " << status[i]);
+    CHECK((status[i] == 200 || status[i] == 503));
+    if (status[i] == 200) ++ok;
+    if (status[i] == 503) {
+      ++busy;
+      CHECK(retry[i] == "5");
+    }
+  }
+  CHECK(ok >= 2);
+  CHECK(busy >= 1);
+}
