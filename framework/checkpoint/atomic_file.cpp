@@ -12,7 +12,9 @@ namespace cb {
 
 AtomicFile::AtomicFile(std::filesystem::path target) : target_(std::move(target)) {
   auto dir = target_.has_parent_path() ? target_.parent_path() : std::filesystem::path(".");
-  std::filesystem::create_directories(dir);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) fail("{}: cannot create the directory {}: {}", target_.string(), dir.string(), ec.message());
   tmp_ = dir / fmt::format(".{}.tmp.{}", target_.filename().string(), getpid());
   fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) fail("{}: cannot create temporary file {}: {}", target_.string(), tmp_.string(), std::strerror(errno));

@@ -26,12 +26,12 @@ struct Parsed {
   size_t header_len = 0;
   std::vector<SafetensorsEntry> entries;
   std::map<std::string, std::string> metadata;
-  std::map<std::string, StoredTensor> packed;
+  PackedTags packed;
 };
 
 // The packed-weight tags of __metadata__[kWeightFormatKey]; each must name a U8 [rows, row_bytes] entry.
-std::map<std::string, StoredTensor> parse_packed_tags(const Parsed& p, const std::string& label) {
-  std::map<std::string, StoredTensor> out;
+PackedTags parse_packed_tags(const Parsed& p, const std::string& label) {
+  PackedTags out;
   auto it = p.metadata.find(kWeightFormatKey);
   if (it == p.metadata.end()) return out;
   auto tags = nlohmann::json::parse(it->second, nullptr, false);
@@ -245,10 +245,14 @@ void SafetensorsWriter::commit() {
 }
 
 void save_safetensors(const std::filesystem::path& path, const StateDict& tensors,
-                      const std::map<std::string, std::string>& metadata) {
+                      const std::map<std::string, std::string>& metadata, const PackedTags& packed) {
   std::vector<TensorSpec> plan;
-  for (const auto& kv : tensors)
-    plan.push_back(TensorSpec::dense(kv.key(), kv.value().scalar_type(), kv.value().sizes().vec()));
+  for (const auto& kv : tensors) {
+    const auto tag = packed.find(kv.key());
+    plan.push_back(tag == packed.end()
+                       ? TensorSpec::dense(kv.key(), kv.value().scalar_type(), kv.value().sizes().vec())
+                       : TensorSpec::packed_weight(kv.key(), *tag->second.packed, tag->second.rows, tag->second.cols));
+  }
   SafetensorsWriter w(path, std::move(plan), metadata);
   for (const auto& kv : tensors) w.write(kv.key(), kv.value());
   w.commit();

@@ -48,6 +48,9 @@ struct StoredTensor {
   kernels::PackedWeight packed_weight() const;
 };
 
+// Packed weights' tags (format, rows, cols; no data) by tensor name.
+using PackedTags = std::map<std::string, StoredTensor>;
+
 class SafetensorsFile {
  public:
   // Validates the whole header (length, JSON, dtypes, shapes, offsets, packed-weight tags); throws
@@ -58,6 +61,7 @@ class SafetensorsFile {
 
   const std::vector<SafetensorsEntry>& entries() const { return entries_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  const PackedTags& packed_tags() const { return packed_; }
   bool contains(const std::string& name) const { return index_.count(name) > 0; }
   torch::Tensor tensor(const std::string& name) const;  // throws if absent
   StoredTensor stored(const std::string& name) const;   // tensor(name) with its packed-weight tag
@@ -72,7 +76,7 @@ class SafetensorsFile {
   std::vector<SafetensorsEntry> entries_;
   std::map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;
-  std::map<std::string, StoredTensor> packed_;  // tags only (no data): format, rows, cols
+  PackedTags packed_;
 };
 
 // What one tensor of a file will be, before its data exists (SafetensorsWriter's plan).
@@ -107,9 +111,10 @@ class SafetensorsWriter {
   uint64_t data_bytes_ = 0;
 };
 
-// Writes tensors (made contiguous, CPU) in the given order, atomically.
+// Writes tensors (made contiguous, CPU) in the given order, atomically. Those `packed` names are
+// written as packed weights, tagged (a converted checkpoint keeps them identifiable).
 void save_safetensors(const std::filesystem::path& path, const StateDict& tensors,
-                      const std::map<std::string, std::string>& metadata = {});
+                      const std::map<std::string, std::string>& metadata = {}, const PackedTags& packed = {});
 
 std::string safetensors_dtype_name(torch::ScalarType t);
 
