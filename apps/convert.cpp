@@ -15,7 +15,6 @@
 
 #include "framework/app_options.h"
 #include "framework/checkpoint/convert.h"
-#include "framework/checkpoint/load.h"
 #include "framework/checkpoint/safetensors.h"
 #include "framework/checkpoint/torch_load.h"
 #include "framework/checkpoint/zip_reader.h"
@@ -29,32 +28,36 @@ namespace {
 using Named = std::vector<std::pair<std::string, torch::Tensor>>;
 
 // What --inspect lists: every tensor in a torch.save file's object tree (or below its entry), else
-// the state dict.
-Named inspect_tensors(const std::filesystem::path& input, const std::string& entry) {
-  if (std::filesystem::is_directory(input)) {
-    Named out;
-    for (const auto& kv : cb::load_hf_directory(input)) out.emplace_back(kv.key(), kv.value());
-    return out;
+// the state dict and its packed weights' tags.
+std::pair<Named, cb::PackedTags> inspect_tensors(const std::filesystem::path& input, const std::string& entry) {
+  if (!std::filesystem::is_directory(input)) {
+    auto file = cb::MappedFile::open(input);
+    if (cb::looks_like_zip(file->data(), file->size()) || cb::looks_like_legacy_torch(file->data(), file->size())) {
+      auto obj = cb::torch_load(file);
+      const cb::pickle::Value* node = entry.empty() ? obj.root : obj.root->get(entry);
+      if (!node) cb::fail("{}: the checkpoint has no entry '{}'", input.string(), entry);
+      return {cb::tensors_in(node), {}};
+    }
   }
-  auto file = cb::MappedFile::open(input);
-  if (cb::looks_like_zip(file->data(), file->size()) || cb::looks_like_legacy_torch(file->data(), file->size())) {
-    auto obj = cb::torch_load(file);
-    const cb::pickle::Value* node = entry.empty() ? obj.root : obj.root->get(entry);
-    if (!node) cb::fail("{}: the checkpoint has no entry '{}'", input.string(), entry);
-    return cb::tensors_in(node);
-  }
+  auto sd = cb::load_with_packed_tags(input, entry);
   Named out;
-  for (const auto& kv : cb::load_state_dict_file(input, entry)) out.emplace_back(kv.key(), kv.value());
-  return out;
+  for (const auto& kv : sd.tensors) out.emplace_back(kv.key(), kv.value());
+  return {std::move(out), std::move(sd.packed)};
 }
 
+// One line per tensor: a packed weight as its format and logical shape [out, in], which the totals
+// count as parameters (its bytes as stored).
 void inspect(const std::filesystem::path& input, const std::string& entry) {
   uint64_t elements = 0, bytes = 0;
-  const auto tensors = inspect_tensors(input, entry);
+  const auto [tensors, packed] = inspect_tensors(input, entry);
   for (const auto& [name, t] : tensors) {
-    std::printf("%s\t%s\t[%s]\n", name.c_str(), cb::safetensors_dtype_name(t.scalar_type()).c_str(),
-                fmt::format("{}", fmt::join(t.sizes(), ", ")).c_str());
-    elements += t.numel();
+    const auto tag = packed.find(name);
+    const bool is_packed = tag != packed.end();
+    const auto shape = is_packed ? std::vector<int64_t>{tag->second.rows, tag->second.cols} : t.sizes().vec();
+    const std::string type =
+        is_packed ? cb::kernels::weight_format_name(*tag->second.packed) : cb::safetensors_dtype_name(t.scalar_type());
+    std::printf("%s\t%s\t[%s]\n", name.c_str(), type.c_str(), fmt::format("{}", fmt::join(shape, ", ")).c_str());
+    elements += is_packed ? uint64_t(shape[0] * shape[1]) : t.numel();
     bytes += t.numel() * t.element_size();
   }
   std::printf("%zu tensors, %llu parameters, %llu bytes\n", tensors.size(), (unsigned long long)elements,
@@ -75,14 +78,15 @@ int run(int argc, char** argv) {
                  "BEATs checkpoint, BLIP-2, LLaMA folder, ckpt) and write its whole state dict");
   app.add_option("--options", overrides, "with --chatbridge: key.path=value overrides, as chatbridge-train");
   app.add_option("-o,--output", output,
-                 "output .safetensors file; with --max-shard-size, the output directory; a .pth file: the original's "
-                 "checkpoint_N.pth from a training checkpoint directory");
+                 "output .safetensors file (replaced if it exists); with --max-shard-size, the output directory (its "
+                 "files of the same names replaced); a .pth file: the original's checkpoint_N.pth from a training "
+                 "checkpoint directory");
   app.add_option("--entry", entry, "the sub-dict of the checkpoint that holds the state dict, e.g. model");
   app.add_option("--max-shard-size", max_shard, "write Hugging Face shards of at most this size, e.g. 5GB");
   app.add_flag("--inspect", inspect_only, "list tensor names, dtypes and shapes, and the totals");
   app.add_option("--quantize", quantize,
                  "q8_0, q4_0, bf16 or fp16: rewrite the Hugging Face LLaMA directory `input` into the directory "
-                 "`output` with its linear layers in that format, one shard at a time");
+                 "`output` (new or empty) with its linear layers in that format, one shard at a time");
   app.add_option("output", output, "the output (as -o)");
   CLI11_PARSE(app, argc, argv);
   cb::apply_app_options(opts);
@@ -91,18 +95,22 @@ int run(int argc, char** argv) {
     inspect(input, entry);
     return 0;
   }
-  if (output.empty()) cb::fail("no output given (-o FILE, or -o DIR with --max-shard-size)");
   if (!quantize.empty()) {
-    if (input.empty() || !chatbridge_cfg.empty() || !max_shard.empty() || !entry.empty())
+    if (input.empty() || output.empty() || !chatbridge_cfg.empty() || !max_shard.empty() || !entry.empty())
       cb::fail(
-          "--quantize takes a Hugging Face directory and an output directory, and no --chatbridge, "
-          "--max-shard-size (the output keeps the input's shards) or --entry");
+          "--quantize takes a Hugging Face directory and an output directory (--quantize FORMAT IN_DIR OUT_DIR), "
+          "and no --chatbridge, --max-shard-size (the output keeps the input's shards) or --entry");
     const auto format = cb::kernels::parse_weight_format(quantize, "--quantize");
     const auto r = cb::quantize_hf_directory(input, output, format);
-    spdlog::info("wrote {} ({} file(s)): {} weights packed as {}, {} tensors kept dense; {:.2f} GB -> {:.2f} GB",
-                 output, r.shards, r.packed, quantize, r.kept, r.bytes_in / 1e9, r.bytes_out / 1e9);
+    const auto name = cb::kernels::weight_format_name(format);
+    const auto what = cb::kernels::is_block_format(format)
+                          ? fmt::format("{} weights packed as {}, {} tensors kept dense", r.packed, name, r.kept)
+                          : fmt::format("{} tensors stored as {}", r.kept, name);
+    spdlog::info("wrote {} ({} file(s)): {}; {} -> {}", output, r.shards, what, cb::format_byte_size(r.bytes_in),
+                 cb::format_byte_size(r.bytes_out));
     return 0;
   }
+  if (output.empty()) cb::fail("no output given (-o FILE, or -o DIR with --max-shard-size)");
   if (input.empty() == chatbridge_cfg.empty()) cb::fail("give either an input checkpoint or --chatbridge CONFIG");
   if (std::filesystem::path(output).extension() == ".pth") {
     if (!cb::is_training_checkpoint(input))
@@ -112,20 +120,22 @@ int run(int argc, char** argv) {
                  e.optimizer_states, e.epoch);
     return 0;
   }
-  cb::StateDict sd;
+  cb::TaggedStateDict sd;
   if (!chatbridge_cfg.empty()) {
     auto cfg = cb::resolve_config(chatbridge_cfg, overrides);
     torch::manual_seed(cfg.get<int64_t>("run.seed", 42));  // randomly initialised parts as in training
-    sd = cb::module_state_dict(*cb::build_chatbridge(cfg.sub("model")));
+    sd.tensors = cb::module_state_dict(*cb::build_chatbridge(cfg.sub("model")));
   } else {
-    sd = std::filesystem::is_directory(input) ? cb::load_hf_directory(input) : cb::load_state_dict_file(input, entry);
+    sd = cb::load_with_packed_tags(input, entry);
   }
   if (max_shard.empty()) {
-    cb::save_safetensors(output, sd, {{"format", "pt"}});
-    spdlog::info("wrote {} tensors to {}", sd.size(), output);
+    cb::save_safetensors(output, sd.tensors, {{"format", "pt"}}, sd.packed);
+    spdlog::info("wrote {} tensors to {}", sd.tensors.size(), output);
   } else {
-    auto files = cb::save_safetensors_sharded(sd, output, cb::parse_byte_size(max_shard));
-    spdlog::info("wrote {} tensors to {} ({} files)", sd.size(), output, files.size());
+    auto files = cb::save_safetensors_sharded(sd.tensors, output, cb::parse_byte_size(max_shard), sd.packed);
+    // The config and tokenizer, so that the output loads as the Hugging Face directory the input was.
+    if (std::filesystem::is_directory(input)) cb::copy_non_weight_files(input, output);
+    spdlog::info("wrote {} tensors to {} ({} files)", sd.tensors.size(), output, files.size());
   }
   return 0;
 }

@@ -33,8 +33,34 @@ uint64_t parse_byte_size(const std::string& text) {
   fail("'{}' is not a byte size: unknown unit '{}' (use B, KB, MB, GB, KiB, MiB or GiB)", text, text.substr(end));
 }
 
+std::string format_byte_size(uint64_t bytes) {
+  if (bytes >= 1000000000) return fmt::format("{:.2f} GB", bytes / 1e9);
+  if (bytes >= 1000000) return fmt::format("{:.1f} MB", bytes / 1e6);
+  if (bytes >= 1000) return fmt::format("{:.1f} KB", bytes / 1e3);
+  return fmt::format("{} B", bytes);
+}
+
+TaggedStateDict load_with_packed_tags(const std::filesystem::path& input, const std::string& entry) {
+  TaggedStateDict out;
+  auto add_tags = [&](const std::filesystem::path& file) {
+    if (file.extension() != ".safetensors") return;
+    const auto tags = SafetensorsFile(file).packed_tags();
+    out.packed.insert(tags.begin(), tags.end());
+  };
+  if (!std::filesystem::is_directory(input)) {
+    out.tensors = load_state_dict_file(input, entry);
+    add_tags(input);
+    return out;
+  }
+  for_each_hf_shard(input, [&](const StateDict& shard, const std::filesystem::path& file) {
+    for (const auto& kv : shard) out.tensors.insert(kv.key(), kv.value());
+    add_tags(file);
+  });
+  return out;
+}
+
 std::vector<std::filesystem::path> save_safetensors_sharded(const StateDict& sd, const std::filesystem::path& dir,
-                                                            uint64_t max_shard_bytes) {
+                                                            uint64_t max_shard_bytes, const PackedTags& packed) {
   const std::map<std::string, std::string> metadata = {{"format", "pt"}};
   // Greedy in state-dict order, as transformers' shard_checkpoint: a tensor larger than the limit
   // gets a shard of its own.
@@ -51,14 +77,14 @@ std::vector<std::filesystem::path> save_safetensors_sharded(const StateDict& sd,
     total += bytes;
   }
   if (shards.size() == 1) {
-    save_safetensors(dir / "model.safetensors", sd, metadata);
+    save_safetensors(dir / "model.safetensors", sd, metadata, packed);
     return {dir / "model.safetensors"};
   }
   std::vector<std::filesystem::path> written;
   nlohmann::json weight_map = nlohmann::json::object();  // sorted keys, as Hugging Face writes it
   for (size_t i = 0; i < shards.size(); ++i) {
     auto name = fmt::format("model-{:05d}-of-{:05d}.safetensors", i + 1, shards.size());
-    save_safetensors(dir / name, shards[i], metadata);
+    save_safetensors(dir / name, shards[i], metadata, packed);
     for (const auto& kv : shards[i]) weight_map[kv.key()] = name;
     written.push_back(dir / name);
   }
@@ -87,6 +113,11 @@ torch::ScalarType dense_dtype(WeightFormat f) {
 
 // How `t` (named `name`) is stored in a `format` directory.
 TensorSpec output_spec(const std::string& name, const torch::Tensor& t, WeightFormat format, const std::string& file) {
+  if (is_llama_linear_weight(name) && !t.is_floating_point())
+    fail(
+        "{}: '{}' is {}, not a floating-point weight: the input is already quantized; quantize from the "
+        "fp32/fp16/bf16 directory",
+        file, name, safetensors_dtype_name(t.scalar_type()));
   if (!t.is_floating_point() || ends_with(name, "rotary_emb.inv_freq"))
     return TensorSpec::dense(name, t.scalar_type(), t.sizes().vec());
   if (is_llama_linear_weight(name) && kernels::is_block_format(format)) {
@@ -137,15 +168,18 @@ bool is_llama_linear_weight(const std::string& name) {
   return false;
 }
 
-QuantizeReport quantize_hf_directory(const std::filesystem::path& in, const std::filesystem::path& out,
-                                     kernels::WeightFormat format) {
+void copy_non_weight_files(const std::filesystem::path& in, const std::filesystem::path& out) {
   namespace fs = std::filesystem;
-  if (format == WeightFormat::f32) fail("--quantize: fp32 is not a smaller format (q8_0, q4_0, bf16 or fp16)");
-  if (!fs::is_directory(in)) fail("{}: not a directory (--quantize reads a Hugging Face LLaMA directory)", in.string());
-  if (!fs::exists(in / "config.json")) fail("{}: no config.json (not a Hugging Face model directory)", in.string());
-  if (fs::exists(out) && (!fs::is_directory(out) || !fs::is_empty(out)))
-    fail("{}: the output directory exists and is not empty", out.string());
-  fs::create_directories(out);
+  for (const auto& e : fs::directory_iterator(in))
+    if (e.is_regular_file() && !is_weight_file(e.path()))
+      fs::copy_file(e.path(), out / e.path().filename(), fs::copy_options::overwrite_existing);
+}
+
+namespace {
+
+// quantize_hf_directory's work, once its checks have passed; the first shard's writer creates `out`.
+QuantizeReport write_quantized(const std::filesystem::path& in, const std::filesystem::path& out, WeightFormat format) {
+  namespace fs = std::filesystem;
 
   QuantizeReport report;
   std::vector<std::pair<fs::path, std::vector<std::string>>> shards;  // written file, its tensors
@@ -165,8 +199,8 @@ QuantizeReport quantize_hf_directory(const std::filesystem::path& in, const std:
     }
     writer.commit();
     total += writer.data_bytes();
-    spdlog::info("{}: {} tensors -> {} ({:.1f} MB)", file.string(), plan.size(), part.filename().string(),
-                 writer.data_bytes() / 1e6);
+    spdlog::info("{}: {} tensors -> {} ({})", file.string(), plan.size(), part.filename().string(),
+                 format_byte_size(writer.data_bytes()));
     shards.emplace_back(part, std::move(names));
   });
   report.bytes_out = total;
@@ -192,11 +226,42 @@ QuantizeReport quantize_hf_directory(const std::filesystem::path& in, const std:
     config["quantization_config"] = {{"quant_method", "chatbridge"},
                                      {"weight_format", kernels::weight_format_name(format)},
                                      {"block_size", kernels::kQuantBlock}};
+  copy_non_weight_files(in, out);  // config.json too, replaced next
   atomic_write_file(out / "config.json", config.dump(2) + "\n");
-  for (const auto& e : fs::directory_iterator(in))
-    if (e.is_regular_file() && e.path().filename() != "config.json" && !is_weight_file(e.path()))
-      fs::copy_file(e.path(), out / e.path().filename());
   return report;
+}
+
+}  // namespace
+
+QuantizeReport quantize_hf_directory(const std::filesystem::path& in, const std::filesystem::path& out,
+                                     kernels::WeightFormat format) {
+  namespace fs = std::filesystem;
+  if (format == WeightFormat::f32) fail("--quantize: fp32 is not a smaller format (q8_0, q4_0, bf16 or fp16)");
+  if (!fs::is_directory(in)) fail("{}: not a directory (--quantize reads a Hugging Face LLaMA directory)", in.string());
+  if (!fs::exists(in / "config.json")) fail("{}: no config.json (not a Hugging Face model directory)", in.string());
+  // Packed weights would have to be unpacked first, and q4_0 from q8_0 rounds twice.
+  if (const auto have = hf_weight_format(in))
+    fail("{} is already {}: quantize from the fp32/fp16/bf16 directory", in.string(),
+         kernels::weight_format_name(*have));
+  if (fs::exists(out) && (!fs::is_directory(out) || !fs::is_empty(out)))
+    fail("{}: the output directory exists and is not empty", out.string());
+  // On failure, remove what this call wrote (so that a rerun can start): the directories it created
+  // (the topmost of them), else the contents of `out`, which was empty.
+  fs::path created;
+  for (auto p = fs::absolute(out); !fs::exists(p); p = p.parent_path()) created = p;
+  try {
+    return write_quantized(in, out, format);
+  } catch (...) {
+    std::error_code ec;
+    if (!created.empty()) {
+      fs::remove_all(created, ec);
+    } else {
+      std::vector<fs::path> written;
+      for (fs::directory_iterator it(out, ec), end; !ec && it != end; it.increment(ec)) written.push_back(it->path());
+      for (const auto& p : written) fs::remove_all(p, ec);
+    }
+    throw;
+  }
 }
 
 std::optional<kernels::WeightFormat> hf_weight_format(const std::filesystem::path& dir) {

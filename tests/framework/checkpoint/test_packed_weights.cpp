@@ -210,11 +210,39 @@ TEST_CASE("quantize_hf_directory: damaged input shards and unpackable weights ar
   cb::test::write_llama_dir(in, {});
   const auto shard = in / "model-2.safetensors";
   fs::resize_file(shard, fs::file_size(shard) - 100);  // truncated, as an interrupted download
-  expect_error([&] { cb::quantize_hf_directory(in, scratch("damaged-out"), WeightFormat::q8_0); },
+  // Shard 1 was written before shard 2 failed: the failed call removes it and the directories it
+  // created, so that a rerun can start; an existing (empty) output directory stays, emptied.
+  const auto out = scratch("damaged-out");
+  expect_error([&] { cb::quantize_hf_directory(in, out / "nested", WeightFormat::q8_0); },
                {shard.string(), "out of range"});
+  CHECK_FALSE(fs::exists(out));
+  fs::create_directories(out);
+  fs::remove(shard);
+  expect_error([&] { cb::quantize_hf_directory(in, out, WeightFormat::q8_0); }, {shard.string(), "missing"});
+  CHECK(fs::is_empty(out));
 
   const auto odd = scratch("odd");
   cb::test::write_llama_dir(odd, {.hidden = 64, .intermediate = 100});
   expect_error([&] { cb::quantize_hf_directory(odd, scratch("odd-out"), WeightFormat::q4_0); },
                {"model-1.safetensors", "model.layers.0.mlp.down_proj.weight", "not a multiple of 32"});
+}
+
+TEST_CASE("quantize_hf_directory refuses a directory it already quantized, and an output it cannot create") {
+  const auto in = scratch("requant"), q8 = scratch("requant-q8"), out = scratch("requant-out");
+  torch::manual_seed(8);
+  cb::test::write_llama_dir(in, {.layers = 1});
+  cb::quantize_hf_directory(in, q8, WeightFormat::q8_0);
+  for (const auto format : {WeightFormat::q4_0, WeightFormat::q8_0, WeightFormat::bf16}) {
+    expect_error([&] { cb::quantize_hf_directory(q8, out, format); },
+                 {q8.string() + " is already q8_0: quantize from the fp32/fp16/bf16 directory"});
+    CHECK_FALSE(fs::exists(out));
+  }
+  // An output that cannot be created: the path and the reason, not a bare filesystem_error.
+  expect_error([&] { cb::quantize_hf_directory(in, in / "config.json" / "out", WeightFormat::q4_0); },
+               {"cannot create the directory " + (in / "config.json" / "out").string(), "Not a directory"});
+  // Packed shards under a config that does not say so: the packed weight itself is refused.
+  fs::copy_file(in / "config.json", q8 / "config.json", fs::copy_options::overwrite_existing);
+  expect_error([&] { cb::quantize_hf_directory(q8, out, WeightFormat::q4_0); },
+               {"model.safetensors", "is U8, not a floating-point weight", "already quantized"});
+  CHECK_FALSE(fs::exists(out));
 }

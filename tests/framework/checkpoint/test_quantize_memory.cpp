@@ -1,12 +1,15 @@
 // chatbridge-convert --quantize holds one input shard at a time: its peak RSS (the child's ru_maxrss,
 // i.e. VmHWM) above the same command's on a tiny directory stays within one input shard plus one
-// output shard, far below the whole checkpoint.
+// output shard, far below the whole checkpoint. And the command on quantized directories: converted,
+// inspected, refused as --quantize input.
 #include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <catch2/catch.hpp>
 #include <fstream>
 
+#include "framework/checkpoint/convert.h"
+#include "framework/checkpoint/load.h"
 #include "tests/framework/checkpoint/llama_dir.h"
 #include "tests/support/process_util.h"
 #include "tests/support/scratch_dir.h"
@@ -93,4 +96,56 @@ TEST_CASE("chatbridge-convert --quantize: a truncated shard fails naming the fil
   INFO(bad.log);
   CHECK(bad.exit_code != 0);
   CHECK(bad.log.find("'q3_k' is not a weight format") != std::string::npos);
+}
+
+TEST_CASE(
+    "chatbridge-convert on a quantized directory: conversion keeps the packed weights tagged and the config, "
+    "--inspect shows their format, --quantize refuses it") {
+  const auto root = cb::test::fresh_dir("convert_packed");
+  torch::manual_seed(7);
+  cb::test::write_llama_dir(root / "in", {});
+  const auto in = (root / "in").string(), q4 = (root / "q4").string();
+  auto has = [](const std::string& log, const std::string& part) { return log.find(part) != std::string::npos; };
+  auto ok = [&](const std::vector<std::string>& args, const std::string& log) {
+    const auto r = convert(args, root / log);
+    INFO(r.log);
+    REQUIRE(r.exit_code == 0);
+    return r.log;
+  };
+  auto log = ok({"--quantize", "q4_0", in, q4}, "q4.log");
+  CHECK(has(log, "15 weights packed as q4_0, 8 tensors kept dense; "));
+  CHECK(has(log, " KB -> "));  // ~380 KB of fp32, not "0.00 GB"
+  log = ok({"--quantize", "bf16", in, (root / "bf16").string()}, "bf16.log");
+  CHECK(has(log, "23 tensors stored as bf16; "));
+  CHECK_FALSE(has(log, "weights packed"));
+
+  // One file, and shards that load as the HF directory they came from.
+  ok({q4, "-o", (root / "one.safetensors").string()}, "one.log");
+  CHECK(cb::load_with_packed_tags(root / "one.safetensors").packed.size() == 15);
+  ok({q4, "--max-shard-size", "20KB", "-o", (root / "shards").string()}, "shards.log");
+  CHECK(fs::exists(root / "shards" / "model.safetensors.index.json"));
+  const auto shards = cb::load_with_packed_tags(root / "shards");
+  CHECK(shards.packed.size() == 15);
+  CHECK(shards.packed.at("lm_head.weight").packed == cb::kernels::WeightFormat::q4_0);
+  CHECK(fs::exists(root / "shards" / "tokenizer.model"));
+  CHECK(cb::hf_weight_format(root / "shards") == cb::kernels::WeightFormat::q4_0);
+
+  // A packed weight listed as its format and logical shape, counted as its parameters.
+  log = ok({"--log-level", "warn", "--inspect", q4}, "inspect.log");
+  CHECK(has(log, "lm_head.weight\tq4_0\t[96, 64]\n"));
+  uint64_t parameters = 0;
+  for (const auto& kv : cb::load_hf_directory(in)) parameters += kv.value().numel();
+  CHECK(has(log, "23 tensors, " + std::to_string(parameters) + " parameters, "));
+
+  for (const char* format : {"q8_0", "bf16"}) {
+    const auto out = root / (std::string("re-") + format);
+    const auto r = convert({"--quantize", format, q4, out.string()}, out.string() + ".log");
+    INFO(r.log);
+    CHECK(r.exit_code != 0);
+    CHECK(has(r.log, q4 + " is already q4_0: quantize from the fp32/fp16/bf16 directory"));
+    CHECK_FALSE(fs::exists(out));
+  }
+  const auto r = convert({"--quantize", "q4_0", in}, root / "no-output.log");
+  CHECK(r.exit_code != 0);
+  CHECK(has(r.log, "--quantize FORMAT IN_DIR OUT_DIR"));
 }
