@@ -209,9 +209,11 @@ int run(int argc, char** argv) {
     return 0;
   }
   spdlog::info("config:\n{}", cfg.to_yaml());
+  auto env = cb::dist::dist_env_from_environment();
+  // Before rank 0 writes anything into run.output_dir, so every rank sees the same files.
+  auto resume_from = cb::resolve_resume(cfg, resume, env.restart_count);
   if (cb::rank_from_env().rank == 0) write_resolved_config(cfg);
 
-  auto env = cb::dist::dist_env_from_environment();
   cb::dist::DistOptions dist;
   if (const double t = cfg.get<double>("run.dist_timeout"); !(t > 0))
     cb::fail("run.dist_timeout: must be > 0 seconds, got {}", t);
@@ -226,7 +228,7 @@ int run(int argc, char** argv) {
                       task->build_model(cfg),
                       task->build_train_source(cfg, pg->rank(), pg->world_size()),
                       pg,
-                      cb::resolve_resume(cfg, resume, env.restart_count)};
+                      std::move(resume_from)};
   auto result = cb::make_runner(std::move(in))->train();
   if (!result.losses.empty())
     spdlog::info("done: {} steps, first loss {:.4f}, last loss {:.4f}", result.global_step, result.losses.front(),

@@ -376,6 +376,16 @@ std::optional<fs::path> resolve_resume(const Config& cfg, const std::string& res
   }
   if (!resume.empty()) return fs::path(resume);
   if (auto p = cfg.get_optional<std::string>("run.resume_ckpt_path")) return fs::path(*p);
+  // A fresh run would overwrite the earlier run's same-step checkpoints, leave its newer ones for a
+  // later --resume auto to pick, and append to its metrics.jsonl.
+  if (auto latest = latest_checkpoint(output_dir))
+    fail(
+        "run.output_dir '{}' holds checkpoints of an earlier run (newest: {}): resume it with --resume auto, or "
+        "choose another run.output_dir",
+        output_dir.string(), latest->string());
+  if (fs::exists(output_dir / "metrics.jsonl"))
+    fail("run.output_dir '{}' holds the metrics.jsonl of an earlier run: choose another run.output_dir",
+         output_dir.string());
   return std::nullopt;
 }
 

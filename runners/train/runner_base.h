@@ -61,7 +61,8 @@ std::unique_ptr<Runner> make_runner(RunnerInputs in);
 
 // Which checkpoint to resume from: `resume` = "auto" (or a launcher restart, restart_count > 0) takes
 // the latest complete checkpoint in run.output_dir (none: a fresh start); a path names one; otherwise
-// run.resume_ckpt_path if set.
+// run.resume_ckpt_path if set. A fresh start (none of these) fails when run.output_dir already holds an
+// earlier run's checkpoints or metrics.jsonl. Reads files only: every rank calls it before any writes.
 std::optional<std::filesystem::path> resolve_resume(const Config& cfg, const std::string& resume, int restart_count);
 
 // Seed of the per-iteration task RNG.

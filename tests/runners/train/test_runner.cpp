@@ -85,3 +85,26 @@ TEST_CASE("runner: resuming from a mid-epoch checkpoint reproduces the uninterru
   CHECK(full.losses.back() < full.losses.front());
   fs::remove_all(a), fs::remove_all(b);
 }
+
+TEST_CASE("resolve_resume: a fresh run into an earlier run's output directory is refused, a resume is not") {
+  auto dir = fresh("reuse");
+  const auto cfg = run_config(dir.string());
+  CHECK_FALSE(resolve_resume(cfg, "", 0));  // empty: a fresh start
+  std::ofstream(dir / "metrics.jsonl") << "{\"step\": 0}\n";
+  CHECK_THROWS_WITH(resolve_resume(cfg, "", 0), Catch::Contains(dir.string()) && Catch::Contains("metrics.jsonl"));
+  CHECK_FALSE(resolve_resume(cfg, "auto", 0));  // no checkpoint yet: --resume auto starts over
+
+  for (const char* step : {"step_000000003", "step_000000006"}) {
+    fs::create_directories(checkpoints_dir(dir) / step);
+    std::ofstream(checkpoints_dir(dir) / step / "COMPLETE");
+  }
+  const auto newest = checkpoints_dir(dir) / "step_000000006";
+  CHECK_THROWS_WITH(resolve_resume(cfg, "", 0), Catch::Contains(dir.string()) && Catch::Contains(newest.string()) &&
+                                                    Catch::Contains("--resume auto") &&
+                                                    Catch::Contains("another run.output_dir"));
+  CHECK(resolve_resume(cfg, "auto", 0) == newest);
+  CHECK(resolve_resume(cfg, "", 1) == newest);  // a launcher restart resumes
+  const auto older = checkpoints_dir(dir) / "step_000000003";
+  CHECK(resolve_resume(cfg, older.string(), 0) == older);
+  fs::remove_all(dir);
+}
