@@ -3,6 +3,7 @@
 #pragma once
 #include <ATen/autocast_mode.h>
 #include <c10/core/Event.h>
+#include <torch/library.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 
@@ -33,12 +34,36 @@ inline std::string torch_version() { return TORCH_VERSION; }
 // releases, c10::intrusive_ptr<Node> in newer ones (Debian sid's 2.14). Both have get() and ->.
 using AutogradNodePtr = decltype(torch::autograd::impl::grad_accumulator(std::declval<const torch::Tensor&>()));
 
+#if !CB_TORCH_AT_LEAST(2, 0)
+// 1.13's CPU autocast leaves layer_norm out of its fp32 list, and the CPU kernel then refuses a bf16
+// input (a conv's or linear's output) with fp32 parameters; 2.x's kernel takes mixed dtypes. Registers
+// once what CUDA autocast does with layer_norm: input and parameters in fp32, an fp32 result.
+inline void cpu_autocast_layer_norm_in_fp32() {
+  static const auto* library = [] {
+    auto* lib = new torch::Library(torch::Library::IMPL, "aten", c10::DispatchKey::AutocastCPU, __FILE__, __LINE__);
+    lib->impl("layer_norm", [](const at::Tensor& x, at::IntArrayRef shape, const c10::optional<at::Tensor>& weight,
+                               const c10::optional<at::Tensor>& bias, double eps, bool cudnn) {
+      c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCPU);
+      const auto fp32 = [](const c10::optional<at::Tensor>& t) {
+        return t && t->defined() ? c10::optional<at::Tensor>(t->to(at::kFloat)) : t;
+      };
+      return at::layer_norm(x.to(at::kFloat), shape, fp32(weight), fp32(bias), eps, cudnn);
+    });
+    return lib;
+  }();
+  (void)library;
+}
+#endif
+
 // CPU autocast switches: 2.4 replaced the per-device functions with device-typed ones.
 inline void set_cpu_autocast(bool enabled, at::ScalarType dtype) {
 #if CB_TORCH_AT_LEAST(2, 4)
   at::autocast::set_autocast_enabled(at::kCPU, enabled);
   at::autocast::set_autocast_dtype(at::kCPU, dtype);
 #else
+#if !CB_TORCH_AT_LEAST(2, 0)
+  if (enabled) cpu_autocast_layer_norm_in_fp32();
+#endif
   at::autocast::set_cpu_enabled(enabled);
   at::autocast::set_autocast_cpu_dtype(dtype);
 #endif
