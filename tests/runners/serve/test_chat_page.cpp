@@ -45,6 +45,27 @@ json wait_for(test::HeadlessChromium& b, const std::string& session, const std::
   }
 }
 
+// Sets a file on the page's real <input type=file>, as a user's file chooser would.
+void upload(test::HeadlessChromium& b, const std::string& session, const std::filesystem::path& file) {
+  const auto root = b.call("DOM.getDocument", json::object(), session)["root"]["nodeId"];
+  const auto input = b.call("DOM.querySelector", {{"nodeId", root}, {"selector", "#file"}}, session)["nodeId"];
+  b.call("DOM.setFileInputFiles", {{"files", {file.string()}}, {"nodeId", input}}, session);
+}
+
+// A streamed answer as the server sends it: one delta per piece, with include_usage a usage-only chunk
+// (no choices), then [DONE].
+std::string sse(const std::vector<std::string>& pieces, bool usage = false) {
+  std::string out;
+  for (const auto& p : pieces) {
+    json delta = {{"content", p}};
+    json choice = {{"index", 0}, {"delta", delta}};
+    out += "data: " + json{{"choices", json::array({choice})}}.dump() + "\n\n";
+  }
+  json counts = {{"total_tokens", 3}};
+  if (usage) out += "data: " + json{{"choices", json::array()}, {"usage", counts}}.dump() + "\n\n";
+  return out + "data: [DONE]\n\n";
+}
+
 }  // namespace
 
 TEST_CASE("chat page in headless Chromium: API key, upload an image, ask, streamed reply, beams, screenshot") {
@@ -72,11 +93,8 @@ TEST_CASE("chat page in headless Chromium: API key, upload an image, ask, stream
   browser.eval(page, "const m = document.getElementById('max_tokens'); m.value = 12; m.oninput(); true");
   browser.eval(page, "document.getElementById('api_key').value = '" + key + "'; true");  // as a user types it
 
-  // Upload through the real <input type=file>, as a user's file chooser would.
-  const auto root = browser.call("DOM.getDocument", json::object(), page)["root"]["nodeId"];
-  const auto input = browser.call("DOM.querySelector", {{"nodeId", root}, {"selector", "#file"}}, page)["nodeId"];
-  browser.call("DOM.setFileInputFiles", {{"files", {photo.string()}}, {"nodeId", input}}, page);
-  wait_for(browser, page, "document.getElementById('pending').textContent.startsWith('image attached')", 30);
+  upload(browser, page, photo);
+  wait_for(browser, page, "document.querySelectorAll('#pending .att').length === 1", 30);
 
   browser.eval(page,
                "document.getElementById('text').value = 'What is in the picture?';"
@@ -143,7 +161,7 @@ TEST_CASE("chat page in headless Chromium: API key, upload an image, ask, stream
                "document.getElementById('bar').requestSubmit(); true");
   wait_for(browser, page, "window.__requests.length === 3 && !document.getElementById('send').disabled", 60);
   const auto refused = browser.eval(page, "document.querySelector('#log .msg:last-child').textContent");
-  CHECK(refused.get<std::string>().rfind("Error: missing or wrong API key", 0) == 0);
+  CHECK(refused == "Error: wrong or missing API key: enter it in the API key field");
 
   const auto shot = base64_decode(browser.call("Page.captureScreenshot", {{"format", "png"}}, page)["data"]);
   const auto shot_path = std::filesystem::current_path() / "chat_page_screenshot.png";
@@ -156,4 +174,130 @@ TEST_CASE("chat page in headless Chromium: API key, upload an image, ask, stream
   // Clear empties the conversation.
   browser.eval(page, "document.getElementById('clear').click(); true");
   CHECK(browser.eval(page, "document.querySelectorAll('#log .msg').length") == 0);
+}
+
+// The page's own behaviour with a scripted server: the page's fetch is replaced (test-side) by one that
+// records each request and answers only when the test says so, so a request can be left in flight.
+struct ScriptedPage {
+  test::RunningServer rs;  // serves the page; the model is never asked
+  test::HeadlessChromium browser{rs.dir.path / "profile", rs.dir.path / "chromium.log"};
+  std::string page = browser.attach_page();
+
+  ScriptedPage() {
+    browser.call("Page.enable", json::object(), page);
+    browser.call("Page.navigate", {{"url", "http://127.0.0.1:" + std::to_string(rs.server->port()) + "/"}}, page);
+    wait_for(browser, page, "document.readyState === 'complete' && !!document.getElementById('file')", 30);
+    eval(R"JS(
+      window.__calls = [];
+      window.fetch = (url, opts) => new Promise(resolve => {
+        const call = {body: JSON.parse(opts.body), aborted: false,
+                      reply: (status, text) => resolve(new Response(text, {status}))};
+        if (opts.signal) opts.signal.addEventListener("abort", () => { call.aborted = true; });  // never rejects
+        window.__calls.push(call);
+      }); true)JS");
+  }
+  json eval(const std::string& js) { return browser.eval(page, js); }
+  void wait(const std::string& js) { wait_for(browser, page, js, 30); }
+  // Uploads `bytes` as `name` and waits until the pending list mentions `kind`.
+  void attach(const std::string& name, const std::vector<uint8_t>& bytes, const std::string& kind) {
+    test::write_file(rs.dir.path / name, bytes);
+    upload(browser, page, rs.dir.path / name);
+    wait("document.getElementById('pending').textContent.includes(" + json(kind).dump() + ")");
+  }
+  // Submits `text` and returns the body of the page's request, the `calls`-th.
+  json send(const std::string& text, size_t calls) {
+    eval("document.getElementById('text').value = " + json(text).dump() +
+         "; document.getElementById('bar').requestSubmit(); true");
+    wait("window.__calls.length === " + std::to_string(calls));
+    return eval("window.__calls[" + std::to_string(calls - 1) + "].body");
+  }
+  // Answers request `call` (0-based) and waits until the page is ready for the next message.
+  void reply(size_t call, int status, const std::string& body) {
+    eval("window.__calls[" + std::to_string(call) + "].reply(" + std::to_string(status) + ", " + json(body).dump() +
+         "); true");
+    wait("!document.getElementById('send').disabled");
+  }
+  json last() {
+    return eval(R"JS((() => { const m = document.querySelector('#log .msg:last-child');
+        return m ? {text: m.textContent, cls: m.className} : null; })())JS");
+  }
+  json pending() {
+    return eval("[...document.querySelectorAll('#pending .att')].map(r => r.firstChild.textContent.trim())");
+  }
+};
+
+std::vector<uint8_t> test_png() { return test::encode_png(test::pattern_frame(3, 48, 64), 2 /*PNG_COLOR_TYPE_RGB*/); }
+
+TEST_CASE("chat page: Clear during an answer aborts it, and its late answer stays out of the new conversation") {
+  ScriptedPage p;
+  p.send("A slow question", 1);
+  p.eval("document.getElementById('clear').click(); true");
+  CHECK(p.eval("window.__calls[0].aborted") == true);
+  CHECK(p.eval("document.getElementById('send').disabled") == false);  // usable at once
+  p.eval("window.__calls[0].reply(200, " + json(sse({"OLD ANSWER"})).dump() + "); true");
+  p.eval("new Promise(ok => setTimeout(() => ok(true), 300))");
+  CHECK(p.eval("document.querySelectorAll('#log .msg').length") == 0);
+  const auto body = p.send("A fresh start", 2);
+  REQUIRE(body["messages"].size() == 1);  // no assistant turn the user never saw
+  CHECK(body["messages"][0]["content"] == json::array({{{"type", "text"}, {"text", "A fresh start"}}}));
+  p.reply(1, 200, sse({"new"}));
+  CHECK(p.eval("[...document.querySelectorAll('#log .msg')].map(m => m.textContent)") ==
+        json({"A fresh start", "new"}));
+}
+
+TEST_CASE("chat page: image and audio together are both sent and both shown, and a refused request keeps them") {
+  ScriptedPage p;
+  const auto png = test_png();
+  p.attach("photo.png", png, "image");
+  p.attach("tone.wav", test::encode_wav_tone(16000, 4000, 440.0), "audio");
+  const json content = p.send("Describe both", 1)["messages"].at(0)["content"];
+  REQUIRE(content.size() == 3);
+  CHECK(content[0]["image_url"]["url"].get<std::string>().rfind("data:image/png;base64," + test::base64(png), 0) == 0);
+  CHECK(content[1]["input_audio"]["format"] == "wav");
+  CHECK(content[2]["text"] == "Describe both");
+  CHECK(p.eval("document.querySelectorAll('#log .msg.user img.media').length") == 1);
+  CHECK(p.eval("document.querySelectorAll('#log .msg.user audio.media').length") == 1);
+  CHECK(p.eval("document.getElementById('pending').textContent") == "No media attached.");
+
+  // Refused (401): a message for a page user; the attachments stay for the resend.
+  p.reply(0, 401, R"({"error":{"message":"missing or wrong API key: send the header","type":"authentication_error"}})");
+  CHECK(p.last() ==
+        json({{"text", "Error: wrong or missing API key: enter it in the API key field"}, {"cls", "msg error"}}));
+  CHECK(p.pending() == json({"image: photo.png", "audio: tone.wav"}));
+  const auto body = p.send("Describe both", 2);
+  CHECK(body["messages"].size() == 1);  // the refused turn is not in the history
+  CHECK(body["messages"][0]["content"] == content);
+  p.reply(1, 200, sse({"Two ", "things."}, /*usage=*/true));
+  CHECK(p.last() == json({{"text", "Two things."}, {"cls", "msg assistant"}}));
+}
+
+TEST_CASE("chat page: each pending attachment has its own remove control") {
+  ScriptedPage p;
+  p.attach("photo.png", test_png(), "image");
+  p.attach("second.jpg", test::encode_jpeg(test::pattern_frame(5, 48, 64)), "second.jpg");
+  p.attach("tone.wav", test::encode_wav_tone(16000, 4000, 440.0), "audio");
+  CHECK(p.pending() == json({"image: photo.png", "image: second.jpg", "audio: tone.wav"}));
+  p.eval("document.querySelectorAll('#pending .att .rm')[1].click(); true");
+  CHECK(p.pending() == json({"image: photo.png", "audio: tone.wav"}));
+  const auto content = p.send("Which?", 1)["messages"].at(0)["content"];
+  REQUIRE(content.size() == 3);
+  CHECK(content[0]["type"] == "image_url");
+  CHECK(content[1]["type"] == "input_audio");
+}
+
+TEST_CASE("chat page: empty answer, no favicon request, accepted file types") {
+  ScriptedPage p;
+  CHECK(p.eval("document.querySelector('link[rel=icon]').getAttribute('href')") == "data:,");
+  CHECK(p.eval("document.getElementById('file').accept") ==
+        "image/jpeg,image/png,video/*,.wav,.mp3,.flac,.ogg,.m4a,.webm");
+  // A file the server cannot decode: the page names what it accepts and attaches nothing.
+  test::write_text(p.rs.dir.path / "notes", "not media");
+  upload(p.browser, p.page, p.rs.dir.path / "notes");
+  p.wait("document.querySelectorAll('#log .msg.error').length === 1");
+  CHECK(p.last()["text"].get<std::string>().rfind("Cannot use 'notes': the server accepts JPEG or PNG images", 0) == 0);
+  CHECK(p.eval("document.getElementById('pending').textContent") == "No media attached.");
+
+  p.send("Say nothing", 1);
+  p.reply(0, 200, sse({}));
+  CHECK(p.last() == json({{"text", "(empty answer)"}, {"cls", "msg assistant empty"}}));
 }
