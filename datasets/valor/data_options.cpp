@@ -1,8 +1,10 @@
 #include "datasets/valor/data_options.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "datasets/processors/image_processors.h"
+#include "framework/did_you_mean.h"
 #include "framework/error.h"
 #include "framework/json_file.h"
 
@@ -31,8 +33,16 @@ T optional_or(const json& j, const std::string& key, T fallback, const std::stri
   return required<T>(j, key, where);
 }
 
+// The original ignores keys it does not read, so a typo ran with the default; here it is an error.
+void check_keys(const json& j, const std::vector<std::string>& known, const std::string& where) {
+  for (const auto& item : j.items())
+    if (std::find(known.begin(), known.end(), item.key()) == known.end())
+      fail("{}: unknown key '{}'{}", where, item.key(), did_you_mean(item.key(), known));
+}
+
 ValorDatasetSpec parse_dataset(const json& j, const std::string& where) {
   if (!j.is_object()) fail("{}: expected an object", where);
+  check_keys(j, {"name", "txt", "video", "audio", "datatype", "video_transforms"}, where);
   ValorDatasetSpec d;
   d.name = required<std::string>(j, "name", where);
   d.txt = required<std::string>(j, "txt", where);
@@ -49,6 +59,10 @@ ValorDatasetSpec parse_dataset(const json& j, const std::string& where) {
 
 LoaderGroupSpec parse_group(const json& j, const std::string& where) {
   if (!j.is_object()) fail("{}: expected an object", where);
+  check_keys(j,
+             {"datasets", "task", "data_format", "video_sample_num", "audio_sample_num", "steps", "epoch", "batch_size",
+              "n_workers"},
+             where);
   LoaderGroupSpec g;
   g.task = required<std::string>(j, "task", where);
   const json& ds = j.contains("datasets") ? j.at("datasets") : json();
@@ -87,6 +101,14 @@ std::string LoaderGroupSpec::name() const {
 DataOptions DataOptions::load(const std::filesystem::path& path) {
   const json j = read_json_file(path, "data options file");
   const std::string where = path.string();
+  if (!j.is_object()) fail("{}: expected a JSON object", where);
+  // multimodal_encoder_type and audio_type are read by the original's model setup, data_cfg.val by its
+  // evaluation: the shipped files carry them, training here does not use them.
+  check_keys(j,
+             {"video_resolution", "video_encoder_type", "multimodal_encoder_type", "audio_encoder_type",
+              "gradient_accumulation_steps", "dataset_mix_type", "audio_melbins", "audio_target_length", "audio_type",
+              "zh", "data_cfg"},
+             where);
   DataOptions o;
   o.source = path;
   o.video_resolution = optional_or<int64_t>(j, "video_resolution", 224, where);
@@ -107,8 +129,10 @@ DataOptions DataOptions::load(const std::filesystem::path& path) {
   o.audio_target_length = optional_or<int64_t>(j, "audio_target_length", 1024, where);
   o.zh = optional_or<bool>(j, "zh", false, where);
   const json* train = nullptr;
-  if (j.contains("data_cfg") && j["data_cfg"].is_object() && j["data_cfg"].contains("train"))
-    train = &j["data_cfg"]["train"];
+  if (j.contains("data_cfg") && j["data_cfg"].is_object()) {
+    check_keys(j["data_cfg"], {"train", "val"}, where + ": data_cfg");
+    if (j["data_cfg"].contains("train")) train = &j["data_cfg"]["train"];
+  }
   if (!train || !train->is_array() || train->empty()) fail("{}: data_cfg.train must be a non-empty list", where);
   for (size_t i = 0; i < train->size(); ++i)
     o.train.push_back(parse_group((*train)[i], fmt::format("{}: data_cfg.train[{}]", where, i)));

@@ -412,4 +412,19 @@ TEST_CASE("data options errors name the file and the key", "[data]") {
   json big = s.group("ti", "imgs", "ann/images.json", {{"video", "images"}}, "image", 64, 0);
   REQUIRE_THROWS_WITH(cb::build_train_source(s.config(json::array({big})), 0, 1),
                       Catch::Contains("fewer than one batch"));
+
+  // A typo'd key is an error, not the default: at the top level, in a loader group, in a dataset.
+  json ok = s.group("ti", "imgs", "ann/images.json", {{"video", "images"}}, "image", 2, 0);
+  REQUIRE_THROWS_WITH(cb::build_train_source(
+                          s.config(json::array({ok}), "tri_pretrain", {}, {{"dataset_mix_typ", "round-robin"}}), 0, 1),
+                      Catch::Contains("opts") && Catch::Contains("unknown key 'dataset_mix_typ'") &&
+                          Catch::Contains("did you mean 'dataset_mix_type'"));
+  json typo = ok;
+  typo["batch_sise"] = 2;
+  REQUIRE_THROWS_WITH(cb::build_train_source(s.config(json::array({typo})), 0, 1),
+                      Catch::Contains("data_cfg.train[0]: unknown key 'batch_sise' (did you mean 'batch_size'?)"));
+  json extra = ok;
+  extra["datasets"][0]["extra_key"] = 1;
+  REQUIRE_THROWS_WITH(cb::build_train_source(s.config(json::array({extra})), 0, 1),
+                      Catch::Contains("data_cfg.train[0].datasets[0]: unknown key 'extra_key'"));
 }
