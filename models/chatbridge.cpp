@@ -107,10 +107,12 @@ void ChatBridgeImpl::load_pretrained() {
     log_load(r, "llama_model (" + c.llama_precision + ")", c.llama_model);
   }
   if (weights_named(c.ckpt)) {
-    // The original's checkpoint_*.pth ("model" entry) or a training checkpoint directory of ours.
-    auto ours = std::filesystem::path(c.ckpt) / "model.safetensors";
-    auto sd =
-        std::filesystem::is_directory(c.ckpt) ? load_state_dict_file(ours) : load_state_dict_file(c.ckpt, "model");
+    // The original's checkpoint_*.pth ("model" entry), a training checkpoint directory of ours, or a
+    // flat state dict in safetensors (chatbridge-convert --chatbridge, or a directory's model.safetensors).
+    const std::filesystem::path ckpt(c.ckpt);
+    auto sd = std::filesystem::is_directory(ckpt)  ? load_state_dict_file(ckpt / "model.safetensors")
+              : ckpt.extension() == ".safetensors" ? load_state_dict_file(ckpt)
+                                                   : load_state_dict_file(ckpt, "model");
     auto r = load_state_dict_into_frozen(*this, sd, false, c.ckpt);
     log_load(r, "ChatBridge checkpoint", c.ckpt);
     for (const auto& k : r.unexpected) spdlog::warn("{}: unexpected key '{}' ignored", c.ckpt, k);

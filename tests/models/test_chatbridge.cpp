@@ -1,10 +1,13 @@
 // ChatBridge structure: the model registry's skeleton (what --dry-run prints) is the built model's
 // state dict, key for key, with no storage; freezing and modality routing.
+#include <unistd.h>
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <map>
 #include <tuple>
 
+#include "framework/checkpoint/safetensors.h"
 #include "framework/config.h"
 #include "models/model_factory.h"
 #include "tests/models/chatbridge_fixture.h"
@@ -89,4 +92,26 @@ TEST_CASE("modality routing follows the original's substring tests") {
   CHECK(torch::equal(model->encode(both)[0].embeds, model->encode_img(video.image).embeds));
   both.task = "xyz";
   CHECK_THROWS_WITH(model->encode(both), Catch::Contains("selects no modality"));
+}
+
+TEST_CASE("model.ckpt takes a flat .safetensors state dict (chatbridge-convert --chatbridge) as well as a directory") {
+  Fixture f("chatbridge_stage2");
+  const auto dir = std::filesystem::temp_directory_path() / ("cb-ckpt-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "step");
+  save_safetensors(dir / "whole.safetensors", f.weights());
+  save_safetensors(dir / "step" / "model.safetensors", f.weights());
+  for (const auto& ckpt : {dir / "whole.safetensors", dir / "step"}) {
+    INFO(ckpt.string());
+    auto cfg = f.config();
+    cfg["ckpt"] = ckpt.string();
+    ChatBridge model(ChatBridgeConfig::from_config(model_section(cfg)), LlamaTokenizer::load(golden_tokenizer()));
+    model->load_pretrained();
+    const auto sd = module_state_dict(*model);
+    for (const auto& kv : f.weights()) {
+      INFO(kv.key());
+      REQUIRE(sd.contains(kv.key()));
+      CHECK(torch::equal(sd[kv.key()], kv.value()));
+    }
+  }
+  std::filesystem::remove_all(dir);
 }
