@@ -88,10 +88,14 @@ std::map<std::string, BuiltDatasets> build_datasets(const Config& cfg, const std
   const Config datasets = cfg.sub("datasets");
   for (const std::string& name : datasets.keys()) {
     out[name] = build_dataset(name, datasets.sub(name), cache_root);
-    for (const auto& [split, ds] : out[name])
-      spdlog::info(
-          "dataset {}: {} samples{}", ds->name(), ds->size() < 0 ? std::string("streamed") : std::to_string(ds->size()),
-          ds->malformed().empty() ? "" : fmt::format(", {} malformed records skipped", ds->malformed().size()));
+    for (const auto& [split, ds] : out[name]) {
+      const std::string size = ds->size() < 0 ? std::string("streamed") : std::to_string(ds->size());
+      const auto& bad = ds->malformed();
+      if (bad.empty()) spdlog::info("dataset {}: {} samples", ds->name(), size);
+      else
+        spdlog::warn("dataset {}: {} samples; {} malformed annotation records skipped, the first: {} ({})", ds->name(),
+                     size, bad.size(), bad[0].reason, bad[0].file);
+    }
   }
   return out;
 }

@@ -133,6 +133,11 @@ std::optional<nlohmann::ordered_json> evaluate_split(ChatBridgeImpl& model, cons
     for (const auto& j : part) items.push_back(from_json(j));
   std::sort(items.begin(), items.end(), [](const auto& a, const auto& b) { return a.index < b.index; });
   if (items.empty()) fail("{}: no sample could be evaluated", info.name());
+  const auto skipped = static_cast<int64_t>(ds.malformed().size()) + ds.size() - static_cast<int64_t>(items.size());
+  if (skipped > 0)  // the metrics leave them out: say so where the figures are read
+    spdlog::warn("{}: the metrics cover {} of {} annotation records ({} malformed, {} with unreadable media)",
+                 info.name(), items.size(), static_cast<int64_t>(ds.malformed().size()) + ds.size(),
+                 ds.malformed().size(), ds.size() - static_cast<int64_t>(items.size()));
 
   nlohmann::ordered_json results = nlohmann::ordered_json::array();
   for (const auto& it : items) results.push_back(task.record(it));
