@@ -69,6 +69,12 @@ std::vector<std::string> take_options_remainder(int argc, char** argv, int& cli_
   for (int i = 1; i < argc; ++i)
     if (std::string_view(argv[i]) == "--options") {
       cli_argc = i;
+      for (int k = i + 1; k < argc; ++k)  // a flag here would be taken for a config key
+        if (std::string_view(argv[k]).starts_with("--"))
+          fail(
+              "{} after --options: --options takes the rest of the command line as key=value items; put the "
+              "flag before it",
+              argv[k]);
       return {argv + i + 1, argv + argc};
     }
   return {};

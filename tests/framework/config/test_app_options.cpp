@@ -75,3 +75,19 @@ TEST_CASE("a malformed torchrun environment is an error naming the variable") {
   CHECK(r.rank == 0);
   CHECK(r.world_size == 1);
 }
+
+TEST_CASE("app options: --options takes the rest of the command line, a flag after it is an error") {
+  auto remainder = [](std::vector<std::string> args, int& cli_argc) {
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    return cb::take_options_remainder(static_cast<int>(argv.size()), argv.data(), cli_argc);
+  };
+  int cli_argc = 0;
+  CHECK(remainder({"train", "--cfg-path", "a.yaml", "--options", "run.seed=1", "run.init_lr", "-3"}, cli_argc) ==
+        std::vector<std::string>{"run.seed=1", "run.init_lr", "-3"});
+  CHECK(cli_argc == 3);
+  CHECK(remainder({"train", "--cfg-path", "a.yaml"}, cli_argc).empty());
+  CHECK(cli_argc == 3);
+  CHECK_THROWS_WITH(remainder({"eval", "--options", "model.ckpt=x", "--threads", "2"}, cli_argc),
+                    Catch::Contains("--threads after --options") && Catch::Contains("put the flag before it"));
+}
