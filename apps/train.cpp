@@ -1,7 +1,8 @@
 // chatbridge-train: train.py of the original.
 //   chatbridge-train --cfg-path train_configs/chatbridge_pretrain.yaml [--threads N] [--resume auto|DIR]
 //                    [--dry-run] [--options k=v ...]
-// --options takes the rest of the command line, as there. Exit code 143 after a SIGTERM stop (saved).
+// --options takes the rest of the command line, as there. Exit code 143 after a SIGTERM stop, 130 after a
+// Ctrl-C (SIGINT) stop (both saved; a second Ctrl-C exits at once, unsaved).
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -233,7 +234,7 @@ int run(int argc, char** argv) {
   if (!result.losses.empty())
     spdlog::info("done: {} steps, first loss {:.4f}, last loss {:.4f}", result.global_step, result.losses.front(),
                  result.losses.back());
-  return result.interrupted ? 143 : 0;
+  return result.stop_signal != 0 ? 128 + result.stop_signal : 0;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "runners/train/runner_base.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <spdlog/spdlog.h>
 #include <atomic>
@@ -8,6 +9,7 @@
 #include "framework/autocast.h"
 #include "framework/device_prefetch.h"
 #include "framework/distributed/grad_sync.h"
+#include "framework/distributed/rendezvous.h"
 #include "framework/error.h"
 #include "framework/splitmix64.h"
 #include "models/chatbridge.h"
@@ -24,23 +26,44 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::atomic<bool> g_stop_requested{false};
-extern "C" void on_sigterm(int) { g_stop_requested = true; }
+std::atomic<int> g_stop_signal{0};  // the first SIGTERM or SIGINT received, 0 before one
+bool g_second_sigint_exits = false;
 
-// SIGTERM handler for the duration of train(); the previous one is restored afterwards.
-class SigtermScope {
+extern "C" void on_stop_signal(int sig) {
+  int none = 0;
+  if (!g_stop_signal.compare_exchange_strong(none, sig)) return;
+  // Async-signal-safe feedback now: the step in progress may take a while.
+  static constexpr char kMsg[] =
+      "\nstop requested: a checkpoint is saved at the end of this step, then training stops\n";
+  static constexpr char kAgain[] = "(Ctrl-C again exits at once, without a checkpoint)\n";
+  [[maybe_unused]] auto n = ::write(STDERR_FILENO, kMsg, sizeof kMsg - 1);
+  if (sig == SIGINT && g_second_sigint_exits) n = ::write(STDERR_FILENO, kAgain, sizeof kAgain - 1);
+}
+
+// SIGTERM and SIGINT (Ctrl-C) handlers for the duration of train(): save at the step's end and stop;
+// the previous handlers are restored afterwards. Run directly, a second SIGINT takes the default action
+// (exit at once). Under a launcher (chatbridge-launch, torchrun) it does not: the launcher forwards the
+// terminal's Ctrl-C that already reached the worker, so one press arrives twice.
+class StopSignalScope {
  public:
-  SigtermScope() {
-    g_stop_requested = false;
+  StopSignalScope() {
+    g_stop_signal = 0;
+    g_second_sigint_exits = dist::dist_env_from_environment().source == "none";
     struct sigaction sa {};
-    sa.sa_handler = on_sigterm;
+    sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, &prev_);
+    sigaction(SIGTERM, &sa, &prev_term_);
+    if (g_second_sigint_exits) sa.sa_flags = SA_RESETHAND;
+    sigaction(SIGINT, &sa, &prev_int_);
   }
-  ~SigtermScope() { sigaction(SIGTERM, &prev_, nullptr); }
+  ~StopSignalScope() {
+    sigaction(SIGTERM, &prev_term_, nullptr);
+    sigaction(SIGINT, &prev_int_, nullptr);
+  }
 
  private:
-  struct sigaction prev_ {};
+  struct sigaction prev_term_ {};
+  struct sigaction prev_int_ {};
 };
 
 class RunnerBase : public Runner {
@@ -50,7 +73,7 @@ class RunnerBase : public Runner {
 
   // The loop, top to bottom: per iteration the next batch, the LR of the schedule, forward and backward,
   // an optimiser step every accum_grad_iters, the metrics over ranks, the log line, a checkpoint when
-  // one is due; SIGTERM stops at the next optimiser step, after saving. After each epoch the valid
+  // one is due; SIGTERM or SIGINT stops at the next optimiser step, after saving. After each epoch the valid
   // splits, after the last the test splits; at the end the loss/LR plot.
   TrainResult train() override;
 
@@ -70,7 +93,7 @@ class RunnerBase : public Runner {
   StepOutput forward_backward(const Batch& batch, bool sync_grads);
   void optimizer_step();
   StepMetrics reduce_metrics(const StepOutput& out, const Batch& batch);
-  bool stop_requested();  // SIGTERM on any rank; every rank gets the same answer
+  bool stop_requested();  // SIGTERM or SIGINT on any rank; every rank gets the same answer
   void log_progress(int64_t epoch, int64_t iter, double lr, const StepMetrics& m);
   void maybe_save(int64_t epoch, int64_t iter, bool stop);  // called on optimiser steps only
   fs::path save(int64_t epoch, int64_t iters_done);         // the checkpoint's directory on rank 0
@@ -138,7 +161,7 @@ TrainResult RunnerBase::train() {
   if (in_.resume) start = resume();
   broadcast_parameters();
 
-  SigtermScope sigterm;
+  StopSignalScope stop_signals;
   const int64_t ipe = sched_cfg_.iters_per_epoch, max_epoch = sched_cfg_.max_epoch;
   log_.emplace(pg().is_main() ? output_dir_ : fs::path(), log_freq_, pg().is_main(),
                pg().is_main() && tensorboard_ ? output_dir_ / "tb" : fs::path());
@@ -259,7 +282,7 @@ RunnerBase::StepMetrics RunnerBase::reduce_metrics(const StepOutput& out, const 
 }
 
 bool RunnerBase::stop_requested() {
-  const bool stop = g_stop_requested;
+  const bool stop = g_stop_signal != 0;
   if (pg().world_size() == 1) return stop;
   return pg().all_reduce_mean(stop ? 1.0 : 0.0) > 0;  // every rank stops at the same step
 }
@@ -302,9 +325,11 @@ fs::path RunnerBase::save(int64_t epoch, int64_t iters_done) {
 TrainResult RunnerBase::stop_after_save(TrainResult result) {
   log_->finish_bar();
   write_plot();
-  spdlog::warn("SIGTERM: checkpoint saved at step {}, stopping", global_);
+  // A rank that received nothing stops for another rank's signal.
+  result.stop_signal = g_stop_signal != 0 ? g_stop_signal.load() : SIGTERM;
+  spdlog::warn("{}: checkpoint saved at step {}, stopping", result.stop_signal == SIGINT ? "SIGINT" : "SIGTERM",
+               global_);
   result.global_step = global_;
-  result.interrupted = true;
   return result;
 }
 

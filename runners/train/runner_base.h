@@ -5,10 +5,11 @@
 // from rank 0, gradients averaged by GradSync); rank-0 logs, metrics.jsonl and checkpoints.
 //
 // Beyond the original: checkpoints also mid-epoch (`run.save_every_iters`) with everything an exact
-// resume needs (training_checkpoint.h), `keep_last_checkpoints`, SIGTERM = save at the next optimiser
-// step and stop. The model's own per-step RNG (ChatBridge's task alternatives) is reseeded from
-// (seed, rank, step) every iteration, so it needs no saved state. At the end of a completed run,
-// rank 0 lets the task export what later stages read (Task::finish).
+// resume needs (training_checkpoint.h), `keep_last_checkpoints`, SIGTERM or SIGINT (Ctrl-C) = save at
+// the next optimiser step and stop (a second Ctrl-C exits at once). The model's own per-step RNG
+// (ChatBridge's task alternatives) is reseeded from (seed, rank, step) every iteration, so it needs no
+// saved state. At the end of a completed run, rank 0 lets the task export what later stages read
+// (Task::finish).
 //
 // Validation as the original's (run.valid_splits after each epoch, checkpoint_best, run.test_splits at
 // the end: validation.h); with run.tensorboard, TensorBoard event files under <output_dir>/tb
@@ -42,7 +43,7 @@ struct RunnerInputs {
 struct TrainResult {
   std::vector<double> losses;  // per iteration run by this process (mean over ranks)
   int64_t global_step = 0;     // iterations done in total, resumed ones included
-  bool interrupted = false;    // stopped by SIGTERM after saving
+  int stop_signal = 0;         // SIGTERM or SIGINT when that stopped the run (after saving), else 0
 };
 
 class Runner {

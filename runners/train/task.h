@@ -33,7 +33,7 @@ class Task {
   // The loss of one batch. `step_seed` seeds the model's own per-step randomness (ChatBridge's choice
   // among '%'-alternative tasks); it depends only on (seed, rank, step), so resumed runs agree.
   virtual StepOutput train_step(torch::nn::Module& model, const Batch& batch, uint64_t step_seed) const = 0;
-  // Rank 0, once training has run to its end (not after a SIGTERM stop): export whatever the task
+  // Rank 0, once training has run to its end (not after a SIGTERM/SIGINT stop): export whatever the task
   // hands on to later stages. Nothing by default.
   virtual void finish(const torch::nn::Module& model, const Config& cfg) const {}
 };

@@ -1,6 +1,10 @@
 // Runner: checkpoint layout, atomicity and keep-last-k; exact resume from a mid-epoch checkpoint.
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -27,6 +31,36 @@ TrainResult run(const Config& cfg, int64_t batch, std::optional<fs::path> resume
                   task->build_train_source(cfg, 0, 1),
                   dist::ProcessGroup::init(dist::DistEnv{}),
                   resume};
+  return make_runner(std::move(in))->train();
+}
+
+// The generated source that raises SIGINT when it is asked for batch `at` (a Ctrl-C mid-step), `times` times.
+class CtrlCSource : public BatchSource {
+ public:
+  CtrlCSource(std::unique_ptr<BatchSource> inner, int64_t at, int times)
+      : inner_(std::move(inner)), at_(at), times_(times) {}
+  Batch next() override {
+    if (calls_++ == at_)
+      for (int k = 0; k < times_; ++k) ::raise(SIGINT);
+    return inner_->next();
+  }
+  nlohmann::json state() const override { return inner_->state(); }
+  void restore(const nlohmann::json& s) override { inner_->restore(s); }
+
+ private:
+  std::unique_ptr<BatchSource> inner_;
+  int64_t at_, calls_ = 0;
+  int times_;
+};
+
+TrainResult run_with_ctrl_c(const Config& cfg, int64_t at, int times) {
+  auto task = std::make_shared<GeneratedTask>(2);
+  RunnerInputs in{cfg,
+                  task,
+                  tiny_chatbridge().ptr(),
+                  std::make_unique<CtrlCSource>(task->build_train_source(cfg, 0, 1), at, times),
+                  dist::ProcessGroup::init(dist::DistEnv{}),
+                  std::nullopt};
   return make_runner(std::move(in))->train();
 }
 
@@ -107,4 +141,34 @@ TEST_CASE("resolve_resume: a fresh run into an earlier run's output directory is
   const auto older = checkpoints_dir(dir) / "step_000000003";
   CHECK(resolve_resume(cfg, older.string(), 0) == older);
   fs::remove_all(dir);
+}
+
+TEST_CASE("runner: Ctrl-C saves a checkpoint at the end of the step and stops, a second one exits at once") {
+  torch::set_num_threads(1);
+  const auto twice = fresh("ctrl_c_twice"), once = fresh("ctrl_c");
+  // Twice, in a child process (it dies of the second): at once, no checkpoint.
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    run_with_ctrl_c(run_config(twice.string(), "  accum_grad_iters: 1\n"), /*at=*/1, /*times=*/2);
+    ::_exit(0);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGINT);
+  CHECK_FALSE(latest_checkpoint(twice));
+
+  // Once, during the second step: that step completes, is saved, and the run stops.
+  struct sigaction before {};
+  ::sigaction(SIGINT, nullptr, &before);
+  auto result = run_with_ctrl_c(run_config(once.string(), "  accum_grad_iters: 1\n"), /*at=*/1, /*times=*/1);
+  CHECK(result.stop_signal == SIGINT);
+  CHECK(result.global_step == 2);
+  CHECK(result.losses.size() == 2);
+  CHECK(latest_checkpoint(once) == checkpoints_dir(once) / "step_000000002");
+  struct sigaction after {};
+  ::sigaction(SIGINT, nullptr, &after);
+  CHECK(after.sa_handler == before.sa_handler);  // the caller's handler is back
+  fs::remove_all(twice), fs::remove_all(once);
 }
