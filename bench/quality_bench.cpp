@@ -3,6 +3,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "framework/checkpoint/convert.h"
 #include "framework/error.h"
 #include "models/llama_hf.h"
 #include "models/tokenizer.h"
@@ -20,6 +21,12 @@ std::string read_text(const std::filesystem::path& p) {
 
 nlohmann::json run_quality(const QualityOptions& o) {
   if (o.ctx < 4) fail("--ctx {}: need at least 4 tokens per chunk", o.ctx);
+  // The reference is the directory read as fp32: a packed one would be compared with itself.
+  if (const auto packed = hf_weight_format(o.hf_dir))
+    fail(
+        "{}: the weights are already {}, so the fp32 reference would be the same model; give the fp32, fp16 or "
+        "bf16 directory it was quantized from",
+        o.hf_dir.string(), kernels::weight_format_name(*packed));
   const auto tok = LlamaTokenizer::load(o.hf_dir / "tokenizer.model");
   const auto ids = tok.encode(read_text(o.text), /*add_bos=*/true);
   const int64_t chunks = static_cast<int64_t>(ids.size()) / o.ctx;
