@@ -1,4 +1,6 @@
 // Runner: checkpoint layout, atomicity and keep-last-k; exact resume from a mid-epoch checkpoint.
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <catch2/catch.hpp>
 
 #include <signal.h>
@@ -52,6 +54,16 @@ class CtrlCSource : public BatchSource {
   int64_t at_, calls_ = 0;
   int times_;
 };
+
+RunnerInputs inputs(const Config& cfg) {
+  auto task = std::make_shared<GeneratedTask>(2);
+  return {cfg,
+          task,
+          tiny_chatbridge().ptr(),
+          task->build_train_source(cfg, 0, 1),
+          dist::ProcessGroup::init(dist::DistEnv{}),
+          std::nullopt};
+}
 
 TrainResult run_with_ctrl_c(const Config& cfg, int64_t at, int times) {
   auto task = std::make_shared<GeneratedTask>(2);
@@ -171,4 +183,41 @@ TEST_CASE("runner: Ctrl-C saves a checkpoint at the end of the step and stops, a
   ::sigaction(SIGINT, nullptr, &after);
   CHECK(after.sa_handler == before.sa_handler);  // the caller's handler is back
   fs::remove_all(twice), fs::remove_all(once);
+}
+
+// run_config with `key: value` in place of its own line, or added.
+Config with_value(const fs::path& dir, const std::string& key, const std::string& value) {
+  auto yaml = run_config(dir.string()).to_yaml();
+  const auto at = yaml.find("  " + key + ":");
+  const auto line = fmt::format("  {}: {}\n", key, value);
+  if (at == std::string::npos) yaml += line;
+  else yaml.replace(at, yaml.find('\n', at) + 1 - at, line);
+  return Config(parse_yaml(yaml, "runner test config"), "runner test config");
+}
+
+TEST_CASE("runner: counts below their minimum are refused, a warmup as long as the run is warned about") {
+  const auto dir = fresh("bad_values");
+  for (const auto& [key, value, min] :
+       std::vector<std::tuple<std::string, std::string, int>>{{"log_freq", "-1", 1},
+                                                              {"log_freq", "0", 1},
+                                                              {"save_every_iters", "-5", 0},
+                                                              {"keep_last_checkpoints", "-1", 0},
+                                                              {"accum_grad_iters", "0", 1},
+                                                              {"warmup_steps", "-2", 0}}) {
+    INFO(key << ": " << value);
+    CHECK_THROWS_WITH(make_runner(inputs(with_value(dir, key, value))),
+                      Catch::StartsWith(fmt::format("run.{} in runner test config (line ", key)) &&
+                          Catch::EndsWith(fmt::format("must be >= {}, got {}", min, value)));
+  }
+
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
+  make_runner(inputs(run_config(dir.string())));  // 2 warmup steps of 8
+  CHECK(log.str().find("warmup") == std::string::npos);
+  make_runner(inputs(with_value(dir, "warmup_steps", "8")));
+  spdlog::default_logger()->sinks().pop_back();
+  CHECK_THAT(log.str(), Catch::Contains("run.warmup_steps (8) is not shorter than the whole run") &&
+                            Catch::Contains("never reaches run.init_lr"));
+  fs::remove_all(dir);
 }
