@@ -232,6 +232,21 @@ TrainingState RunnerBase::resume() {
   if (static_cast<int>(start.ranks.size()) != pg().world_size())
     fail("checkpoint '{}': saved by {} ranks, this run has {}", in_.resume->string(), start.ranks.size(),
          pg().world_size());
+  // Saved with another iters_per_epoch, its iteration may lie past this run's epoch end and its step
+  // count no longer equals epoch x iters_per_epoch + iteration: the run would take too few or too many
+  // steps, shift the LR schedule and show a negative ETA. (Within epoch 0 a change cannot be seen, nor
+  // does it matter.)
+  if (const int64_t ipe = sched_cfg_.iters_per_epoch;
+      start.iter > ipe || start.epoch * ipe + start.iter != start.global_step) {
+    const auto saved_yaml = *in_.resume / "config.yaml";
+    const auto saved = Config(load_yaml_file(saved_yaml, saved_yaml.string()), saved_yaml.string())
+                           .get_optional<int64_t>("run.iters_per_epoch");
+    fail(
+        "checkpoint '{}' (epoch {}, iteration {}, step {}) was saved by a run with run.iters_per_epoch {}, this run "
+        "has {}: resume with the iters_per_epoch it was saved with, or start a new run in another run.output_dir",
+        in_.resume->string(), start.epoch, start.iter, start.global_step, saved ? std::to_string(*saved) : "(not set)",
+        ipe);
+  }
   const auto& mine = start.ranks.at(pg().rank());
   in_.source->restore(mine.at("loader"));
   set_torch_cpu_rng_state(mine.at("torch_rng").get<std::vector<uint8_t>>());

@@ -221,3 +221,23 @@ TEST_CASE("runner: counts below their minimum are refused, a warmup as long as t
                             Catch::Contains("never reaches run.init_lr"));
   fs::remove_all(dir);
 }
+
+TEST_CASE("runner: resuming with another iters_per_epoch than the checkpoint's is refused, naming both") {
+  torch::set_num_threads(1);
+  const auto dir = fresh("ipe");
+  const std::string extra = "  save_every_iters: 3\n  accum_grad_iters: 1\n";
+  REQUIRE(run(run_config(dir.string(), extra), 2, std::nullopt).losses.size() == 8);  // 2 epochs x 4
+  const auto step3 = checkpoints_dir(dir) / "step_000000003", step6 = checkpoints_dir(dir) / "step_000000006";
+  auto resume_with = [&](const fs::path& ckpt, int64_t ipe) {
+    return run(with_value(dir, "iters_per_epoch", std::to_string(ipe)), 2, ckpt);
+  };
+  // Epoch 0, iteration 3: past the end of an epoch of 2.
+  CHECK_THROWS_WITH(resume_with(step3, 2), Catch::Contains(step3.string()) &&
+                                               Catch::Contains("epoch 0, iteration 3, step 3") &&
+                                               Catch::Contains("run.iters_per_epoch 4, this run has 2"));
+  // Epoch 1, iteration 2 at step 6: epochs of 3 would put it at step 5.
+  CHECK_THROWS_WITH(resume_with(step6, 3), Catch::Contains("run.iters_per_epoch 4, this run has 3"));
+  // Within epoch 0 a longer epoch continues it: 5 - 3 + 5 steps.
+  CHECK(resume_with(step3, 5).losses.size() == 7);
+  fs::remove_all(dir);
+}
