@@ -17,13 +17,29 @@
 
 namespace cb {
 
+namespace {
+
+// nlohmann's parse error quotes the whole token it was reading ("last read: '...'"): of a file cut
+// inside a long string, kilobytes. Its end, where the parser stopped, is what helps.
+std::string short_parse_error(std::string message) {
+  constexpr std::string_view kMark = "last read: '";
+  constexpr size_t kKeep = 60;
+  const size_t at = message.find(kMark), close = message.rfind('\'');
+  if (at == std::string::npos || close < at + kMark.size() + kKeep) return message;
+  size_t from = close - kKeep;
+  while ((static_cast<unsigned char>(message[from]) & 0xC0) == 0x80) ++from;  // not inside a UTF-8 character
+  return message.substr(0, at + kMark.size()) + "..." + message.substr(from);
+}
+
+}  // namespace
+
 nlohmann::json read_json_file(const std::filesystem::path& file, std::string_view what) {
   std::ifstream in(file, std::ios::binary);
   if (!in) fail("{}: cannot open the {}", file.string(), what);
   try {
     return nlohmann::json::parse(in);
   } catch (const nlohmann::json::exception& e) {
-    fail("{}: the {} is not valid JSON: {}", file.string(), what, e.what());
+    fail("{}: the {} is not valid JSON: {}", file.string(), what, short_parse_error(e.what()));
   }
 }
 

@@ -145,6 +145,8 @@ std::optional<fs::path> latest_checkpoint(const fs::path& output_dir) {
 }
 
 TrainingState load_training_checkpoint(const fs::path& dir, const StateDict& params, torch::optim::AdamW& optimizer) {
+  if (!fs::is_directory(dir))
+    fail("checkpoint '{}': {}", dir.string(), fs::exists(dir) ? "not a directory" : "does not exist");
   if (!fs::exists(dir / kMarker))
     fail("checkpoint '{}': not a complete training checkpoint (no {} marker)", dir.string(), kMarker);
   SafetensorsFile model(dir / "model.safetensors");

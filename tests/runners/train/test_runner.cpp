@@ -106,6 +106,26 @@ TEST_CASE("training checkpoints: complete marker, latest, keep-last-k, crashed s
   auto st = load_training_checkpoint(root / "step_000000015", params, *opt);
   CHECK(st.global_step == 15);
   CHECK(st.ranks.at(0).at("loader").at("pos") == 1);
+
+  CHECK_THROWS_WITH(load_training_checkpoint(dir / "nonexistent", params, *opt),
+                    Catch::Contains((dir / "nonexistent").string()) && Catch::Contains("does not exist"));
+  // A state.json cut inside a long string (a loader's RNG state): the error names the file and quotes
+  // only the end of what it read.
+  c.state.global_step = 30;
+  c.state.ranks[0]["loader"]["rng"] = std::string(5000, '7');
+  const auto cut = save_training_checkpoint(dir, c, 0);
+  std::ifstream saved(cut / "state.json");
+  const std::string text((std::istreambuf_iterator<char>(saved)), std::istreambuf_iterator<char>());
+  fs::resize_file(cut / "state.json", text.find(std::string(5000, '7')) + 2500);
+  try {
+    load_training_checkpoint(cut, params, *opt);
+    FAIL("a truncated state.json loaded");
+  } catch (const std::exception& e) {
+    const std::string message = e.what();
+    CHECK_THAT(message, Catch::Contains((cut / "state.json").string()) && Catch::Contains("not valid JSON") &&
+                            Catch::Contains("last read: '...7777"));
+    CHECK(message.size() < 400);
+  }
   fs::remove_all(dir);
 }
 
