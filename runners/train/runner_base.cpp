@@ -429,8 +429,13 @@ std::optional<fs::path> resolve_resume(const Config& cfg, const std::string& res
     if (!latest) spdlog::info("resume: no complete checkpoint in {}, starting fresh", output_dir.string());
     return latest;
   }
-  if (!resume.empty()) return fs::path(resume);
-  if (auto p = cfg.get_optional<std::string>("run.resume_ckpt_path")) return fs::path(*p);
+  // Named checkpoints are checked before the model is built (minutes at full size).
+  const auto named = [](const fs::path& p, const char* from) {
+    if (!fs::exists(p)) fail("{} '{}': the checkpoint does not exist", from, p.string());
+    return p;
+  };
+  if (!resume.empty()) return named(resume, "--resume");
+  if (auto p = cfg.get_optional<std::string>("run.resume_ckpt_path")) return named(*p, "run.resume_ckpt_path");
   // A fresh run would overwrite the earlier run's same-step checkpoints, leave its newer ones for a
   // later --resume auto to pick, and append to its metrics.jsonl.
   if (auto latest = latest_checkpoint(output_dir))

@@ -172,6 +172,9 @@ TEST_CASE("resolve_resume: a fresh run into an earlier run's output directory is
   CHECK(resolve_resume(cfg, "", 1) == newest);  // a launcher restart resumes
   const auto older = checkpoints_dir(dir) / "step_000000003";
   CHECK(resolve_resume(cfg, older.string(), 0) == older);
+  // A named checkpoint that is not there fails here, before the model is built.
+  CHECK_THROWS_WITH(resolve_resume(cfg, (dir / "nope").string(), 0),
+                    Catch::Contains("--resume") && Catch::Contains("nope") && Catch::Contains("does not exist"));
   fs::remove_all(dir);
 }
 
