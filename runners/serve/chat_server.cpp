@@ -14,6 +14,7 @@
 #include "framework/error.h"
 #include "framework/text/python_str.h"
 #include "framework/worker_pool.h"
+#include "runners/serve/client_socket.h"
 
 namespace cb {
 
@@ -390,12 +391,21 @@ struct ChatServer::Impl {
     };
     const auto id = completion_id();
     const auto created = unix_time();
+    // A client that gives up (a timeout, a closed tab) is not answered: its request is skipped if it
+    // still waits, and its answer stops at the next token.
+    const auto client = ClientSocket::find(req.remote_addr, req.remote_port, req.local_port);
     if (!parsed->stream) {
-      auto result = worker.submit([this, parsed, id, created] {
+      auto result = worker.submit([this, parsed, id, created, client] {
         const Release release{admitted};
+        if (client.gone()) {
+          spdlog::info("{}: the client left while the request waited: skipped", id);
+          return json();
+        }
         ChatSession chat(model);
         build_conversation(chat, *parsed);
-        const auto text = chat.answer(parsed->settings);
+        const auto text = chat.answer(parsed->settings, [&](const std::string&) { return client.gone(); });
+        if (client.gone())
+          spdlog::info("{}: the client left: stopped after {} tokens", id, chat.last_stats().generated_tokens);
         const auto& st = chat.last_stats();
         return json{{"id", id},
                     {"object", "chat.completion"},
@@ -415,9 +425,13 @@ struct ChatServer::Impl {
       return;
     }
     auto ch = std::make_shared<EventChannel>();
-    worker.submit([this, parsed, ch, id, created] {
+    worker.submit([this, parsed, ch, id, created, client] {
       const Release release{admitted};
       auto event = [](const json& j) { return "data: " + to_text(j) + "\n\n"; };
+      if (client.gone()) {
+        spdlog::info("{}: the client left while the request waited: skipped", id);
+        return ch->refuse({499, "the client closed the connection"});
+      }
       bool started = false;
       try {
         ChatSession chat(model);
@@ -426,7 +440,7 @@ struct ChatServer::Impl {
             parsed->settings,
             [&](const std::string& delta) {
               ch->push(event(chunk(id, created, {{"content", delta}}, nullptr)));
-              return ch->cancelled.load();
+              return ch->cancelled.load() || client.gone();
             },
             [&] {
               started = true;

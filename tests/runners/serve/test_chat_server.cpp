@@ -2,9 +2,12 @@
 // non-streaming and streaming completions with an image data URL, concurrent requests, then 200
 // malformed requests that must all be answered 4xx with a JSON error while the server keeps serving.
 #include <httplib.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <catch2/catch.hpp>
 
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "models/conversation.h"
@@ -473,4 +476,47 @@ TEST_CASE("chat server: the context limit is a 400 (streamed too, before any eve
   }
   CHECK(ok >= 2);
   CHECK(busy >= 1);
+}
+
+TEST_CASE("chat server: a request whose client left while it waited is skipped, streamed or not") {
+  RunningServer rs;
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
+  // A long request holds the model; behind it, two clients give up (read timeout, connection closed)
+  // before their turn comes.
+  json slow = image_request(false);
+  slow["num_beams"] = 10;
+  slow["max_tokens"] = 100;
+  std::string words;
+  for (int i = 0; i < 500; ++i) words += "word ";
+  slow["messages"][0]["content"][1]["text"] = words;
+  int slow_status = 0;
+  std::string slow_body;
+  std::thread first([&] {
+    auto c = rs.client();
+    auto r = c.Post("/v1/chat/completions", slow.dump(), "application/json");
+    slow_status = r ? r->status : -1;
+    if (r) slow_body = r->body;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  for (const bool stream : {false, true}) {
+    httplib::Client impatient("127.0.0.1", rs.server->port());
+    impatient.set_read_timeout(0, 100000);
+    CHECK_FALSE(impatient.Post("/v1/chat/completions", image_request(stream).dump(), "application/json"));
+  }
+  first.join();
+  // The next request runs once the abandoned ones are passed over.
+  auto after = rs.client().Post("/v1/chat/completions", image_request(false).dump(), "application/json");
+  spdlog::default_logger()->sinks().pop_back();
+  INFO(slow_body);
+  CHECK(slow_status == 200);
+  REQUIRE(after);
+  CHECK(after->status == 200);
+  const auto text = log.str();
+  INFO(text);
+  size_t skipped = 0;
+  for (size_t p = 0; (p = text.find("the client left while the request waited: skipped", p)) != std::string::npos; ++p)
+    ++skipped;
+  CHECK(skipped == 2);
 }
