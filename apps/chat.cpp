@@ -107,12 +107,18 @@ void terminal_chat(cb::ChatBridge model, cb::ChatSettings settings) {
         if (!command(chat, settings, media, name, arg)) break;
         continue;
       }
-      chat.ask(line);
-      std::cout << "Assistant: " << std::flush;
-      chat.answer(settings, [](const std::string& delta) {
-        std::cout << delta << std::flush;
-        return false;
-      });
+      const auto before = chat.conversation().messages;  // a question whose answer fails is not kept
+      try {
+        chat.ask(line);
+        std::cout << "Assistant: " << std::flush;
+        chat.answer(settings, [](const std::string& delta) {
+          std::cout << delta << std::flush;
+          return false;
+        });
+      } catch (...) {
+        chat.conversation().messages = before;
+        throw;
+      }
       std::cout << "\n";
     } catch (const std::exception& e) {  // cb::Error, or a LibTorch error (its first line; the rest is a backtrace)
       const std::string what = e.what();

@@ -340,7 +340,10 @@ struct EventChannel {
 
 // The status of a failed job: the model's checks (cb::Error: the request's media or prompt) are the
 // client's; anything else is the server's.
-RequestError job_error(const std::exception& e) { return {dynamic_cast<const Error*>(&e) ? 400 : 500, e.what()}; }
+RequestError job_error(const std::exception& e) {
+  if (const auto* t = dynamic_cast<const c10::Error*>(&e)) return {500, t->what_without_backtrace()};
+  return {dynamic_cast<const Error*>(&e) ? 400 : 500, e.what()};
+}
 
 int64_t unix_time() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -455,9 +458,10 @@ struct ChatServer::Impl {
           ch->push(event(last));
         }
       } catch (const std::exception& e) {
-        if (!started) return ch->refuse(job_error(e));
-        spdlog::warn("{}: {}", id, e.what());
-        ch->push(event(json{{"error", {{"message", e.what()}, {"type", "server_error"}}}}));
+        auto error = job_error(e);
+        if (!started) return ch->refuse(std::move(error));
+        spdlog::warn("{}: {}", id, error.message);
+        ch->push(event(json{{"error", {{"message", error.message}, {"type", "server_error"}}}}));
       }
       ch->push("data: [DONE]\n\n", /*last=*/true);
     });
@@ -486,6 +490,15 @@ struct ChatServer::Impl {
         [ch](bool success) {
           if (!success) ch->cancelled = true;
         });
+  }
+
+  std::string too_large(const httplib::Request& req) const {
+    // cpp-httplib parses a form body itself and caps it at 8 KB (curl -d sends one without -H).
+    if (req.get_header_value("Content-Type") == "application/x-www-form-urlencoded")
+      return "a body sent as application/x-www-form-urlencoded is limited to 8 KB by the HTTP library: send "
+             "'Content-Type: application/json'";
+    return "request body too large (over " + std::to_string(opts.max_body_bytes >> 20) +
+           " MiB; media are sent base64, a third larger than the file)";
   }
 
   void routes() {
@@ -527,7 +540,7 @@ struct ChatServer::Impl {
       try {
         std::rethrow_exception(ep);
       } catch (const std::exception& e) {
-        msg = e.what();
+        msg = job_error(e).message;
       } catch (...) {
       }
       spdlog::error("request failed: {}", msg);
@@ -536,8 +549,7 @@ struct ChatServer::Impl {
     server.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty()) return;
       send_error(res, res.status,
-                 res.status == 413 ? "request body too large (over " + std::to_string(opts.max_body_bytes >> 20) +
-                                         " MiB; media are sent base64, a third larger than the file)"
+                 res.status == 413   ? too_large(req)
                  : res.status == 404 ? "no such endpoint: " + req.path
                                      : "HTTP error " + std::to_string(res.status));
     });

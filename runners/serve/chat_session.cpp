@@ -34,6 +34,14 @@ size_t unfinished_utf8(const std::string& text) {
   return 0;
 }
 
+// Drops what the end of `text` cannot show yet or ever: byte-fallback pieces still missing their
+// partners (U+FFFD) and an unfinished UTF-8 character.
+void drop_broken_tail(std::string& text) {
+  static const std::string replacement = "\xEF\xBF\xBD";
+  while (text.ends_with(replacement)) text.resize(text.size() - replacement.size());
+  text.resize(text.size() - unfinished_utf8(text));
+}
+
 std::vector<std::string> all_stops(const ChatSettings& s) {
   std::vector<std::string> stops{"###"};
   for (const auto& x : s.stop)
@@ -51,9 +59,7 @@ std::string visible_answer(const std::string& raw_decoded, const std::vector<std
   size_t hold = 0;
   for (const auto& s : stops) hold = std::max(hold, partial_stop_suffix(text, s));
   text.resize(text.size() - hold);
-  static const std::string replacement = "\xEF\xBF\xBD";  // a byte-fallback piece still missing its partners
-  while (text.ends_with(replacement)) text.resize(text.size() - replacement.size());
-  text.resize(text.size() - unfinished_utf8(text));
+  drop_broken_tail(text);
   const auto last = text.find_last_not_of(" \t\n\r\v\f");
   text.resize(last == std::string::npos ? 0 : last + 1);
   return text;
@@ -121,7 +127,7 @@ GenerateOptions generate_options(const ChatSettings& s, const LlamaTokenizer& to
   GenerateOptions o;
   o.max_new_tokens = s.max_new_tokens;
   o.num_beams = s.num_beams;
-  o.do_sample = s.do_sample;
+  o.do_sample = s.do_sample && s.temperature >= kMinSamplingTemperature;
   o.temperature = s.temperature;
   o.top_p = s.top_p;
   o.top_k = s.top_k;
@@ -182,6 +188,10 @@ std::string ChatSession::answer(const ChatSettings& s, const TextCallback& on_te
     stats_.hit_token_limit =
         stats_.generated_tokens >= s.max_new_tokens && !eos && !cancelled && !has_stop(tok.decode(generated));
     auto text = strip_whitespace(cut_at_stops(postprocess_answer(tok, ids), stops));
+    if (stats_.hit_token_limit) {  // the limit may cut a character's bytes apart
+      drop_broken_tail(text);
+      text = strip_whitespace(text);
+    }
     // The streamed pieces end where the final text does; send what was held back (or diverged), or
     // with beams the whole answer.
     if (on_text && text.size() > shown.size() && text.starts_with(shown)) on_text(text.substr(shown.size()));

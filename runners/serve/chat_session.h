@@ -35,6 +35,9 @@ struct ChatSettings {
 
 // The demo's beams slider range.
 constexpr int64_t kMaxChatBeams = 10;
+// Below this temperature a sample is greedy (vLLM's epsilon): logits / T overflow to inf, and sampling
+// tends to the argmax as T goes to 0.
+constexpr double kMinSamplingTemperature = 1e-5;
 
 // Streamed text: each call gets the next piece of the answer; returning true stops generation. With
 // beams the search only knows its answer at the end: one call with the whole text.

@@ -435,6 +435,25 @@ TEST_CASE("chat server: the context limit is a 400 (streamed too, before any eve
   req["stream_options"] = {{"include_usage", true}};
   require_400(post(req), "only allowed with stream: true");
 
+  // A temperature too small to divide the logits by is greedy (it was a 500 quoting LibTorch's
+  // backtrace: inf logits, nan probabilities).
+  auto greedy = image_request(false);
+  auto tiny_t = greedy;
+  tiny_t["temperature"] = 1e-300;
+  auto g = post(greedy), t = post(tiny_t);
+  REQUIRE(g);
+  REQUIRE(t);
+  INFO(t->body);
+  REQUIRE(t->status == 200);
+  CHECK(json::parse(t->body)["choices"][0]["message"]["content"] ==
+        json::parse(g->body)["choices"][0]["message"]["content"]);
+  // curl -d without -H sends a form body, which cpp-httplib caps at 8 KB: the 413 says so.
+  auto form = cli.Post("/v1/chat/completions", image_request(false).dump() + std::string(9000, ' '),
+                       "application/x-www-form-urlencoded");
+  REQUIRE(form);
+  CHECK(form->status == 413);
+  CHECK_THAT(form->body, Catch::Contains("Content-Type: application/json"));
+
   auto one = cli.Get("/v1/models/chatbridge");
   REQUIRE(one);
   CHECK(json::parse(one->body).at("id") == "chatbridge");
