@@ -4,14 +4,15 @@
 //   chatbridge-chat --cfg-path ... --serve [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--max-queue N]
 //   chatbridge-chat --cfg-path ... [--image F] [--audio F] [--video F] --ask "TEXT" [--greedy]
 //                   [--max-new-tokens N]      (one question, the answer on stdout, then exit)
-// Terminal commands: /image PATH, /audio PATH, /video PATH, /reset, /quit, /temperature X, /top-p X,
-// /beams N (1..10), /max-new-tokens N, /help; any other line is a question. --options takes the rest
-// of the command line, as in chatbridge-train.
+// Terminal commands: /image PATH, /audio PATH, /video PATH (a file or a directory of frames), /reset,
+// /quit, /temperature X, /top-p X, /beams N (1..10), /max-new-tokens N, /help; any other line is a
+// question. --options takes the rest of the command line, as in chatbridge-train.
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
 #include <charconv>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -28,7 +29,7 @@
 namespace {
 
 constexpr const char* kHelp =
-    "commands: /image PATH | /audio PATH | /video PATH | /reset | /quit\n"
+    "commands: /image PATH | /audio PATH | /video PATH (a file or a folder of frames) | /reset | /quit\n"
     "          /temperature X | /top-p X | /beams N | /max-new-tokens N | /help\n"
     "anything else is a question about the uploaded media.\n";
 
@@ -62,7 +63,8 @@ bool command(cb::ChatSession& chat, cb::ChatSettings& settings, const cb::ChatMe
     std::cout << "audio uploaded\n";
   } else if (name == "/video") {
     need_arg();
-    auto clip = cb::video_from_bytes(cb::read_media_file(arg), arg, media);
+    auto clip = std::filesystem::is_directory(arg) ? cb::video_from_frame_dir(arg, media)
+                                                   : cb::video_from_bytes(cb::read_media_file(arg), arg, media);
     chat.upload_video(clip.frames, clip.fbank);
     std::cout << (clip.fbank ? "video and its soundtrack uploaded\n" : "video uploaded (no soundtrack)\n");
   } else if (name == "/temperature") {

@@ -64,7 +64,9 @@ void Input::IoDeleter::operator()(AVIOContext* io) const {
 Input Input::open_file(const std::filesystem::path& path, const char* what) {
   quiet_logging();
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) fail("{} '{}': no such file", what, path.string());
+  if (!std::filesystem::is_regular_file(path, ec))
+    fail("{} '{}': {}", what, path.string(),
+         std::filesystem::is_directory(path, ec) ? "a directory, not a file" : "no such file");
   if (std::filesystem::file_size(path, ec) == 0) fail("{} '{}': the file is empty", what, path.string());
   AVFormatContext* raw = nullptr;
   const int rc = avformat_open_input(&raw, path.c_str(), nullptr, nullptr);

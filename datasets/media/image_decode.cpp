@@ -234,7 +234,9 @@ torch::Tensor decode_png(const uint8_t* data, size_t size, const std::string& na
 
 void read_file_bytes(const std::filesystem::path& path, std::vector<uint8_t>& out, const char* what) {
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) fail("{} '{}': no such file", what, path.string());
+  if (!std::filesystem::is_regular_file(path, ec))
+    fail("{} '{}': {}", what, path.string(),
+         std::filesystem::is_directory(path, ec) ? "a directory, not a file" : "no such file");
   const auto size = std::filesystem::file_size(path, ec);
   if (ec) fail("{} '{}': cannot read the file size: {}", what, path.string(), ec.message());
   std::ifstream in(path, std::ios::binary);

@@ -52,6 +52,15 @@ VideoClip video_from_bytes(const std::vector<uint8_t>& bytes, const std::string&
   return clip;
 }
 
+VideoClip video_from_frame_dir(const std::filesystem::path& dir, const ChatMediaOptions& o) {
+  VideoMapperOptions vo;
+  vo.resolution = o.image_size;
+  vo.sample_num = o.video_frames;
+  ImageDecoder decoder;
+  std::mt19937_64 unused_in_eval{0};
+  return {VideoMapper(dir.parent_path(), vo).video(dir.filename().string(), decoder, unused_in_eval), std::nullopt};
+}
+
 std::vector<uint8_t> read_media_file(const std::filesystem::path& path) {
   std::vector<uint8_t> out;
   read_file_bytes(path, out, "media file");

@@ -35,6 +35,8 @@ torch::Tensor image_from_bytes(const std::vector<uint8_t>& bytes, const std::str
 torch::Tensor audio_from_bytes(const std::vector<uint8_t>& bytes, const std::string& name,
                                const ChatMediaOptions& o);  // [1,T,F]
 VideoClip video_from_bytes(const std::vector<uint8_t>& bytes, const std::string& name, const ChatMediaOptions& o);
+// A directory of frame images (the datasets' 'frame' format), sampled as a video file; no soundtrack.
+VideoClip video_from_frame_dir(const std::filesystem::path& dir, const ChatMediaOptions& o);
 
 std::vector<uint8_t> read_media_file(const std::filesystem::path& path);
 

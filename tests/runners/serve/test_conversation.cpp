@@ -2,9 +2,11 @@
 // chatbridge/conversation/conversation.py), and ChatSession on the tiny model.
 #include <catch2/catch.hpp>
 
+#include "datasets/media/valor_video.h"
 #include "framework/error.h"
 #include "models/conversation.h"
 #include "models/generation.h"
+#include "runners/serve/chat_media.h"
 #include "runners/serve/chat_session.h"
 #include "tests/runners/serve/chat_fixture.h"
 #include "tests/support/make_media.h"
@@ -279,4 +281,25 @@ TEST_CASE("ChatSession with 3 beams answers what generate() with the same settin
   const auto sampled = chat.answer(settings);
   torch::manual_seed(5);
   CHECK(sampled == direct_generate(*model, image, question, o));
+}
+
+TEST_CASE("chat media: a folder of frames is a video, sampled as the datasets' VideoMapper samples it") {
+  test::TempDir dir;
+  const auto clip = dir.path / "clip";
+  std::filesystem::create_directories(clip);
+  for (int t = 0; t < 8; ++t)
+    test::write_file(clip / fmt::format("img_{:04d}.jpg", t + 1), test::encode_jpeg(test::pattern_frame(t, 40, 48)));
+  ChatMediaOptions media;
+  media.image_size = 32;
+  const auto v = video_from_frame_dir(clip, media);
+  CHECK(v.frames.sizes() == torch::IntArrayRef{4, 3, 32, 32});
+  CHECK_FALSE(v.fbank.has_value());
+  VideoMapperOptions vo;
+  vo.resolution = 32;
+  vo.sample_num = 4;
+  ImageDecoder decoder;
+  std::mt19937_64 rng{0};
+  CHECK(torch::equal(v.frames, VideoMapper(dir.path, vo).video("clip", decoder, rng)));
+  for (int64_t k = 1; k < 4; ++k) CHECK_FALSE(torch::equal(v.frames[k], v.frames[k - 1]));  // one frame per group
+  CHECK_THROWS_WITH(read_media_file(clip), Catch::Contains("a directory, not a file"));
 }
