@@ -131,9 +131,10 @@ void print_dry_run(const cb::Config& cfg, std::optional<double> budget_gib) {
   std::vector<std::string> parts;
   std::map<std::string, std::pair<int64_t, int64_t>> per_part;  // total, trainable
   int64_t total = 0, trainable = 0;
+  const auto counts = cb::parameter_counts(*model);
   for (const auto& p : model->named_parameters()) {
     const auto c = cb::pystr::split(p.key(), ".");
-    const int64_t numel = p.value().numel();
+    const int64_t numel = counts.at(p.key());
     size_t k = 1;
     while (k < c.size() && !std::all_of(c[k].begin(), c[k].end(), ::isdigit)) ++k;
     std::string g = c[0];

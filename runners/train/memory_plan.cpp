@@ -130,6 +130,19 @@ std::string MemoryPlan::describe(std::optional<int64_t> budget_bytes) const {
   return o.str();
 }
 
+std::map<std::string, int64_t> parameter_counts(const torch::nn::Module& model) {
+  std::map<std::string, int64_t> packed;  // FrozenLinear weights by name: in x out
+  for (const auto& m : model.named_modules())
+    if (const auto* f = dynamic_cast<const FrozenLinearImpl*>(m.value().get()))
+      packed[m.key() + ".weight"] = f->in_features * f->out_features;
+  std::map<std::string, int64_t> out;
+  for (const auto& p : model.named_parameters()) {
+    const auto it = packed.find(p.key());
+    out[p.key()] = p.value().scalar_type() == torch::kByte && it != packed.end() ? it->second : p.value().numel();
+  }
+  return out;
+}
+
 MemoryPlan plan_memory(const torch::nn::Module& model, const MemoryPlanOptions& o) {
   MemoryPlan plan;
   plan.baseline_bytes = o.baseline_bytes;
@@ -140,17 +153,12 @@ MemoryPlan plan_memory(const torch::nn::Module& model, const MemoryPlanOptions& 
     if (!index.count(top)) index[top] = plan.parts.size(), plan.parts.emplace_back().name = top;
     return plan.parts[index[top]];
   };
-  // A packed (q8_0/q4_0) FrozenLinear weight is uint8 bytes: count its in x out parameters instead.
-  std::map<std::string, int64_t> packed_params;
-  for (const auto& m : model.named_modules())
-    if (const auto* f = dynamic_cast<const FrozenLinearImpl*>(m.value().get()))
-      packed_params[m.key() + ".weight"] = f->in_features * f->out_features;
+  const auto counts = parameter_counts(model);
   int64_t trainable_bytes = 0;
   for (const auto& p : model.named_parameters()) {
     auto& part = part_of(p.key());
     const auto& t = p.value();
-    const auto packed = packed_params.find(p.key());
-    part.params += t.scalar_type() == torch::kByte && packed != packed_params.end() ? packed->second : t.numel();
+    part.params += counts.at(p.key());
     part.weight_bytes += t.numel() * static_cast<int64_t>(t.element_size());
     dtypes[part.name].insert(dtype_name(t.scalar_type()));
     if (!t.requires_grad() || !o.train) continue;

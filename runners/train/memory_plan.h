@@ -6,6 +6,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,6 +45,10 @@ struct MemoryPlan {
 
 // `model` is a ChatBridge or a LlamaForCausalLM (any module: no activation estimate for others).
 MemoryPlan plan_memory(const torch::nn::Module& model, const MemoryPlanOptions& options);
+
+// The parameters a model holds, by name: numel, except a packed (q8_0/q4_0) weight, whose uint8 bytes
+// hold in x out parameters.
+std::map<std::string, int64_t> parameter_counts(const torch::nn::Module& model);
 
 // Resident set size of this process now, and MemTotal of the machine (from /proc; 0 if unreadable).
 int64_t current_rss_bytes();
