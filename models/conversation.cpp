@@ -6,6 +6,7 @@
 
 #include "framework/error.h"
 #include "framework/text/python_str.h"
+#include "models/instruct_prompt.h"
 
 namespace cb {
 
@@ -51,7 +52,7 @@ torch::Tensor get_context_emb(const ChatBridgeImpl& model, const std::string& pr
     fail("get_context_emb: the prompt has {} <ImageHere> slots but {} feature blocks were given", slots.size() - 1,
          features.size());
   std::string conversation = slots[0];
-  for (size_t i = 1; i < slots.size(); ++i) conversation += "<query>" + slots[i];
+  for (size_t i = 1; i < slots.size(); ++i) conversation += kQuerySlot + slots[i];
   for (size_t i = 0; i < features.size(); ++i) {
     const auto& f = features[i].embeds;
     const int64_t d = model.config().llama.hidden_size;

@@ -7,7 +7,7 @@ namespace cb {
 std::vector<PromptPiece> split_instruct_prompt(const std::string& conversation) {
   using Kind = PromptPiece::Kind;
   std::vector<PromptPiece> pieces;
-  const auto parts = pystr::split(conversation, "<query>");
+  const auto parts = pystr::split(conversation, kQuerySlot);
   for (size_t k = 0; k + 1 < parts.size(); ++k) {
     pieces.push_back({Kind::text, parts[k]});
     pieces.push_back({Kind::query, {}});

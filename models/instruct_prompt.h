@@ -11,6 +11,9 @@
 
 namespace cb {
 
+// The marker of one feature block in a conversation.
+inline constexpr const char* kQuerySlot = "<query>";
+
 struct PromptPiece {
   enum class Kind { text, answer, query };  // answer: a training target; query: one feature block
   Kind kind;

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "framework/error.h"
+#include "models/instruct_prompt.h"
 
 namespace cb {
 
@@ -72,7 +73,7 @@ torch::Tensor ChatSession::to_model(const torch::Tensor& t) const {
 }
 
 const std::string& ChatSession::checked_text(const std::string& text) {
-  for (const char* marker : {kImageSlot, "<query>"})
+  for (const char* marker : {kImageSlot, kQuerySlot})
     if (text.find(marker) != std::string::npos)
       fail("the text holds '{}', which stands for an uploaded medium in the prompt; upload the medium instead", marker);
   return text;
