@@ -406,9 +406,9 @@ struct ChatServer::Impl {
         }
         ChatSession chat(model);
         build_conversation(chat, *parsed);
-        const auto text = chat.answer(parsed->settings, [&](const std::string&) { return client.gone(); });
-        if (client.gone())
-          spdlog::info("{}: the client left: stopped after {} tokens", id, chat.last_stats().generated_tokens);
+        bool left = false;
+        const auto text = chat.answer(parsed->settings, [&](const std::string&) { return left = client.gone(); });
+        if (left) spdlog::info("{}: the client left: stopped after {} tokens", id, chat.last_stats().generated_tokens);
         const auto& st = chat.last_stats();
         return json{{"id", id},
                     {"object", "chat.completion"},
