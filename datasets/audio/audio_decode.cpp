@@ -213,10 +213,17 @@ DecodedAudio decode_audio_file(const std::filesystem::path& path) {
 }
 
 DecodedAudio decode_audio_bytes(const uint8_t* data, size_t size, const std::string& name) {
-  if (data && size > 0)
-    if (auto wav = decode_plain_wav(data, size, name)) return std::move(*wav);
-  auto fmt = ffmpeg::Input::open_bytes(data, size, name, "audio");
-  return decode_opened(fmt.get(), name, declared_wav_data_bytes(data, size));
+  std::optional<DecodedAudio> out;
+  if (data && size > 0) out = decode_plain_wav(data, size, name);
+  if (!out) {
+    auto fmt = ffmpeg::Input::open_bytes(data, size, name, "audio");
+    out = decode_opened(fmt.get(), name, declared_wav_data_bytes(data, size));
+  }
+  // Float formats can carry NaN or inf: such a clip would turn the loss and then every trained
+  // weight into NaN, so it is refused as corrupt (and skipped in training) instead.
+  if (!torch::isfinite(out->samples).all().item<bool>())
+    fail("audio '{}': the file holds NaN or infinite samples", name);
+  return std::move(*out);
 }
 
 }  // namespace cb

@@ -3,10 +3,14 @@
 // the same numbers, for every PCM width and both float widths, in stereo.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <limits>
 #include <string>
 
 #include "datasets/audio/audio_decode.h"
+#include "framework/error.h"
 #include "tests/support/make_media.h"
 
 namespace {
@@ -48,4 +52,28 @@ TEST_CASE("8-bit WAV: unsigned samples centred on 128, within one step of the 16
              s16 = cb::decode_audio_file(dir.path / "s16.wav").samples;
   REQUIRE(u8.sizes() == s16.sizes());
   CHECK((u8 - s16).abs().max().item<float>() <= 1.0f / 128);
+}
+
+TEST_CASE("float audio holding NaN or inf is an error naming the file, read directly or through FFmpeg") {
+  cb::test::TempDir dir;
+  for (const float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    for (const std::string container : {"wav", "aiff"}) {  // the direct reader and FFmpeg
+      INFO(bad << " " << container);
+      const auto path = dir.path / ("tone." + container);
+      write_tones(path, container == "wav" ? "pcm_f32le" : "pcm_f32be");
+      auto bytes = cb::test::read_bytes(path);
+      // One sample, 100 samples before the end of the file, becomes NaN or inf.
+      uint32_t raw;
+      std::memcpy(&raw, &bad, 4);
+      if (container == "aiff") raw = __builtin_bswap32(raw);
+      std::memcpy(bytes.data() + bytes.size() - 400, &raw, 4);
+      cb::test::write_file(path, bytes);
+      try {
+        cb::decode_audio_file(path);
+        FAIL("no error for a non-finite sample");
+      } catch (const cb::Error& e) {
+        CHECK_THAT(e.what(), Catch::Contains(path.string()) && Catch::Contains("NaN or infinite"));
+      }
+    }
+  }
 }
