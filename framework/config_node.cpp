@@ -73,6 +73,20 @@ ConfigNode typed_plain_scalar(const std::string& text, const ConfigNode& at) {
   return n;
 }
 
+// YAML 1.1's merge key, which PyYAML (so OmegaConf and the original) resolves: `<<: *anchor` or
+// `<<: [*a, *b]` brings in the keys of the mappings given, an earlier one winning over a later one.
+// yaml-cpp 0.7 would keep `<<` as an ordinary key, silently (under an `any` section) or as an unknown key.
+void add_merge_key(ConfigNode& merged, const ConfigNode& value) {
+  auto add = [&](const ConfigNode& m) {
+    if (!m.is_map())
+      fail("{}: the merge key '<<' takes a mapping or a list of mappings, got {}", m.where(), m.describe());
+    for (const auto& [k, v] : m.entries)
+      if (!merged.find(k)) merged.entries.emplace_back(k, v);
+  };
+  if (value.type != ConfigNode::Type::list) return add(value);
+  for (const auto& m : value.items) add(m);
+}
+
 ConfigNode convert(const YAML::Node& y, const std::string& source) {
   ConfigNode n;
   n.source = source;
@@ -98,14 +112,23 @@ ConfigNode convert(const YAML::Node& y, const std::string& source) {
       n.type = ConfigNode::Type::list;
       for (const auto& item : y) n.items.push_back(convert(item, source));
       return n;
-    case YAML::NodeType::Map:
+    case YAML::NodeType::Map: {
       n.type = ConfigNode::Type::map;
+      ConfigNode merged = ConfigNode::mapping(source);  // what `<<:` brings in
       for (const auto& kv : y) {
         std::string key = kv.first.Scalar();
+        if (key == "<<" && kv.first.Tag() == "?") {
+          add_merge_key(merged, convert(kv.second, source));
+          continue;
+        }
         if (n.find(key)) fail("{} (line {}): duplicate key '{}'", source, kv.first.Mark().line + 1, key);
         n.entries.emplace_back(key, convert(kv.second, source));
       }
+      // The mapping's own keys win over merged ones, wherever they stand (PyYAML's flatten_mapping).
+      for (auto& [k, v] : n.entries) merged.child(k) = std::move(v);
+      n.entries = std::move(merged.entries);
       return n;
+    }
   }
   return n;
 }

@@ -60,6 +60,26 @@ TEST_CASE("YAML errors name the file and line") {
   CHECK_THROWS_WITH(cb::load_yaml_file("/nonexistent/x.yaml", "x.yaml"), Catch::Contains("x.yaml: cannot open"));
 }
 
+TEST_CASE("the merge key '<<' brings in an anchor's keys, as PyYAML does") {
+  auto tree = cb::parse_yaml(
+      "a: &a {x: 1, y: 2}\nb: &b {y: 3, z: 4}\n"
+      "one:\n  w: 0\n  <<: *a\n  x: 5\n"  // own keys win, wherever they stand
+      "two:\n  <<: [*a, *b]\n",           // an earlier mapping wins over a later one
+      "m.yaml");
+  const auto& one = *tree.find("one");
+  CHECK(one.find("<<") == nullptr);
+  CHECK(one.find("x")->integer == 5);
+  CHECK(one.find("y")->integer == 2);
+  CHECK(one.find("w")->integer == 0);
+  const auto& two = *tree.find("two");
+  CHECK(two.find("y")->integer == 2);
+  CHECK(two.find("z")->integer == 4);
+  CHECK(two.find("y")->where() == "m.yaml (line 1)");                     // errors point at the anchor's value
+  CHECK(cb::parse_yaml("'<<': 1\n", "m.yaml").find("<<")->integer == 1);  // quoted: an ordinary key
+  CHECK_THROWS_WITH(cb::parse_yaml("a: &s 1\nb:\n  <<: *s\n", "m.yaml"),
+                    Catch::Contains("m.yaml (line 1): the merge key '<<' takes a mapping"));
+}
+
 TEST_CASE("quoted strings over several lines are refused (yaml-cpp folds them unlike PyYAML)") {
   // PyYAML writes "\n" as '<newline><newline>    '; yaml-cpp would read it as "".
   CHECK_THROWS_WITH(cb::parse_yaml("model:\n  end_sym: '\n\n    '\n  x: 1\n", "t.yaml"),
