@@ -86,6 +86,7 @@ class Node {
       fail("chatbridge-launch: store at {}:{} ({}): {}", o.master_addr, o.master_port,
            so.isServer ? "hosting" : "connecting", e.what());
     }
+    check_layout();
   }
 
   int run() {
@@ -123,6 +124,29 @@ class Node {
   }
   void sleep_interval() const { std::this_thread::sleep_for(o_.monitor_interval); }
 
+  // Every launcher must describe the same job. Ranks are node_rank x nproc_per_node + local rank, so a
+  // node with another --nproc-per-node gives overlapping ranks and another world size (Gloo then fails
+  // with an opaque size check); another --nnodes or --max-restarts waits for nodes or attempts that
+  // never come. Node 0 publishes its options; a node that differs says so, and so do the others.
+  void check_layout() {
+    const std::string mine = fmt::format("--nnodes {} --nproc-per-node {} --max-restarts {} --rdzv-id {}", o_.nnodes,
+                                         o_.nproc_per_node, o_.max_restarts, o_.run_id);
+    if (o_.node_rank == 0) {
+      store_->set("launch/layout", std::vector<uint8_t>(mine.begin(), mine.end()));
+      return;
+    }
+    const auto v = store_->get("launch/layout");  // waits for node 0's launcher
+    if (const std::string first(v.begin(), v.end()); first != mine) {
+      const auto why = fmt::format(
+          "node {} was started with {}, node 0 with {} (store {}:{}): start every node's launcher with the same "
+          "options",
+          o_.node_rank, mine, first, o_.master_addr, o_.master_port);
+      store_->set("launch/abort", std::vector<uint8_t>(why.begin(), why.end()));
+      store_->add("launch/exited", 1);
+      fail("chatbridge-launch: {}", why);
+    }
+  }
+
   // Signal received here, or a shutdown published by another node: the exit code to use.
   std::optional<int> shutdown_requested() {
     if (g_signal) {
@@ -132,6 +156,11 @@ class Node {
       return code;
     }
     if (store_->check({"launch/shutdown"})) return read_code("launch/shutdown");
+    if (store_->check({"launch/abort"})) {
+      const auto why = store_->get("launch/abort");
+      spdlog::error("chatbridge-launch: stopping: {}", std::string(why.begin(), why.end()));
+      return 1;
+    }
     return std::nullopt;
   }
 

@@ -162,3 +162,27 @@ TEST_CASE("SIGTERM to the launcher stops every worker", "[distributed]") {
   for (pid_t p : workers) CHECK((::kill(p, 0) == -1 && errno == ESRCH));
   fs::remove_all(out);
 }
+
+TEST_CASE("launchers started with different --nproc-per-node stop at once, naming both nodes' options",
+          "[distributed]") {
+  // Ranks are node_rank x nproc_per_node + local rank: without the check node 1's worker took rank 1
+  // of 2 while node 0's took ranks 0..1 of 4, and Gloo failed with "sizeof(impl_) == bytes.size()".
+  auto out = fresh_dir("layout");
+  auto port = std::to_string(cb::dist::free_tcp_port());
+  std::vector<pid_t> nodes;
+  for (int n = 0; n < 2; ++n)
+    nodes.push_back(spawn(
+        launch_argv(port, {"--nnodes", "2", "--node-rank", std::to_string(n), "--nproc-per-node", n == 0 ? "2" : "1"},
+                    out, {"--batch", "2"}),
+        {}, out / ("launcher" + std::to_string(n) + ".txt")));
+  for (pid_t p : nodes) CHECK(wait_exit(p) == 1);
+  for (int n = 0; n < 2; ++n) {
+    std::ifstream in(out / ("launcher" + std::to_string(n) + ".txt"));
+    const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    INFO("node " << n << " log:\n" << log);
+    CHECK(log.find("node 1 was started with --nnodes 2 --nproc-per-node 1") != std::string::npos);
+    CHECK(log.find("node 0 with --nnodes 2 --nproc-per-node 2") != std::string::npos);
+    CHECK(!exists_attempt(out, 0, 0));  // no worker started
+  }
+  fs::remove_all(out);
+}
