@@ -80,6 +80,11 @@ class Node {
     so.isServer = o.node_rank == 0;
     so.waitWorkers = false;
     so.timeout = o.rendezvous_timeout;
+    // A wrong --master-addr/--master-port or a node 0 not started yet looks the same from here: say
+    // what this launcher waits for, rather than nothing for the whole timeout.
+    if (!so.isServer)
+      spdlog::info("chatbridge-launch: node {} connects to the store of node 0's launcher at {}:{} (up to {} s)",
+                   o.node_rank, o.master_addr, o.master_port, o.rendezvous_timeout.count() / 1000);
     try {
       store_ = c10::make_intrusive<c10d::TCPStore>(o.master_addr, so);
     } catch (const std::exception& e) {
@@ -357,8 +362,17 @@ int run_launcher(const LaunchOptions& opts) {
     fail("chatbridge-launch: --node-rank {} is not in [0, {})", opts.node_rank, opts.nnodes);
   if (opts.max_restarts < 0) fail("chatbridge-launch: --max-restarts must be >= 0, got {}", opts.max_restarts);
   SignalScope signals;
-  Node node(opts);
-  return node.run();
+  std::optional<Node> node;
+  try {
+    node.emplace(opts);
+  } catch (const std::exception& e) {
+    if (!g_signal) throw;
+    // Ctrl-C while connecting or checking the options interrupts a store call: a stop, not a failure.
+    spdlog::warn("chatbridge-launch: {} received while joining the store at {}:{}, stopping", strsignal(g_signal),
+                 opts.master_addr, opts.master_port);
+    return 128 + g_signal;
+  }
+  return node->run();
 }
 
 uint16_t free_tcp_port() {

@@ -186,3 +186,23 @@ TEST_CASE("launchers started with different --nproc-per-node stop at once, namin
   }
   fs::remove_all(out);
 }
+
+TEST_CASE("Ctrl-C to a launcher waiting for node 0's store: it says what it waits for and exits 130", "[distributed]") {
+  auto out = fresh_dir("no_store");
+  const auto log = out / "launcher1.txt";
+  // Nothing listens on the port: node 0 not started yet, or a wrong --master-addr/--master-port.
+  pid_t node1 = spawn(launch_argv(std::to_string(cb::dist::free_tcp_port()), {"--nnodes", "2", "--node-rank", "1"},
+                                  out, {"--batch", "2"}),
+                      {}, log);
+  auto text = [&] {
+    std::ifstream in(log);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  for (int i = 0; i < 400 && text().find("connects to the store") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  INFO(text());
+  CHECK(text().find("node 1 connects to the store of node 0's launcher at 127.0.0.1:") != std::string::npos);
+  REQUIRE(::kill(node1, SIGINT) == 0);
+  CHECK(wait_exit(node1) == 128 + SIGINT);  // a stop, as torchrun's; was 1 ("Interrupted system call")
+  fs::remove_all(out);
+}
