@@ -1,6 +1,7 @@
 #include "datasets/valor/task_conversation.h"
 
 #include <fstream>
+#include <set>
 
 #include "framework/error.h"
 
@@ -102,7 +103,16 @@ std::string TaskConversation::check(const json& r) const {
         if (!turn.is_object() || !turn.contains("value") || !turn["value"].is_string() || !turn.contains("from") ||
             !turn["from"].is_string())
           return "a conversation turn without string 'from'/'value'";
-      return "";
+      if (kind_ == Kind::det_rea) return "";
+      // build() keeps the 'human' and 'gpt' turns among the first 8. Without a 'gpt' one there is no
+      // answer to learn: the loss is a mean over no target tokens, NaN ('user'/'assistant' records too).
+      std::set<std::string> from;
+      for (size_t i = 0; i < std::min<size_t>(c.size(), 8); ++i) {
+        if (c[i]["from"] == "gpt") return "";
+        from.insert(c[i]["from"].get<std::string>());
+      }
+      return fmt::format("no 'gpt' turn among the first 8 turns (from: {}): nothing to learn",
+                         from.empty() ? "none" : fmt::to_string(fmt::join(from, ", ")));
     }
   }
   return "";

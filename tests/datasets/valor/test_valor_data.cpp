@@ -221,6 +221,14 @@ TEST_CASE("conversation turns: up to 8, media tags cleaned, zh variant", "[data]
       {"conversations", {{{"from", "human"}, {"value", "hear?\n<audio>"}}, {{"from", "gpt"}, {"value", "rain"}}}}};
   REQUIRE(zh.build(det, rng) == "给定音频：<query>。\n###问题：hear?\n###答案：rain\n</s>###");
   REQUIRE_FALSE(conv.check({{"image_id", 1}}).empty());
+  // No 'gpt' turn among those kept: nothing to learn (the loss would be NaN), so the record is refused.
+  json user = {{{"from", "user"}, {"value", "<image>\nq"}}, {{"from", "assistant"}, {"value", "a"}}};
+  REQUIRE_THAT(conv.check({{"image_id", 1}, {"conversations", user}}),
+               Catch::Contains("no 'gpt' turn") && Catch::Contains("assistant, user"));
+  REQUIRE_THAT(conv.check({{"image_id", 1}, {"conversations", json::array()}}), Catch::Contains("no 'gpt' turn"));
+  json late = turns;  // the first 8 turns all from 'human', a 'gpt' one after them
+  for (int i = 0; i < 8; ++i) late[i]["from"] = "human";
+  REQUIRE_THAT(conv.check({{"image_id", 1}, {"conversations", late}}), Catch::Contains("no 'gpt' turn"));
   REQUIRE_THROWS_AS(cb::TaskConversation("ti-cap", prompts, false), cb::Error);  // no templates
   REQUIRE_THROWS_AS(cb::TaskConversation("xx-cap", prompts, false), cb::Error);  // no modality
 }
