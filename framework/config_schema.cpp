@@ -22,6 +22,10 @@ struct Key {
   Expect type;                    // Expect::any: anything below is accepted (builder / processor specific sections)
   std::string_view default_yaml;  // the value when absent, as YAML ('' is the empty string), or a marker below
   std::string_view doc;           // one line for docs/config-keys.md
+  // Read only when another key has one of these values ("run.task=tri_pretrain,tri_instruct"): the
+  // schema is one list for every model and task, so a key of another one's section would otherwise be
+  // accepted and silently do nothing. Set elsewhere, it warns like kNotRead. Empty: read by all.
+  std::string_view only = {};
 };
 
 constexpr std::string_view kRequired = "!required";  // the code that reads it fails when it is absent
@@ -39,46 +43,58 @@ constexpr Key kKeys[] = {
     // model: (ChatBridge.from_config)
     {"model.arch", E::string, kRequired, "registered model: `chatbridge`, or `llama_causal_lm` (stage 0)"},
     {"model.model_type", E::string, kRequired, "picks the base yaml of `arch` (e.g. `pretrain_vicuna`)"},
-    {"model.vit_model", E::string, "eva_clip_g", "vision encoder; only `eva_clip_g` exists"},
-    {"model.q_former_model", E::string, "''", "BLIP-2 checkpoint: Q-Former, query tokens, ln_vision ('': fresh)"},
-    {"model.image_size", E::integer, kRequired, "ViT input side in pixels"},
-    {"model.num_query_token", E::integer, kRequired, "query tokens per Q-Former pass (image and audio)"},
+    {"model.vit_model", E::string, "eva_clip_g", "vision encoder; only `eva_clip_g` exists", "model.arch=chatbridge"},
+    {"model.q_former_model", E::string, "''", "BLIP-2 checkpoint: Q-Former, query tokens, ln_vision ('': fresh)",
+     "model.arch=chatbridge"},
+    {"model.image_size", E::integer, kRequired, "ViT input side in pixels", "model.arch=chatbridge"},
+    {"model.num_query_token", E::integer, kRequired, "query tokens per Q-Former pass (image and audio)",
+     "model.arch=chatbridge"},
     {"model.llama_model", E::string, "''", "Hugging Face LLaMA/Vicuna folder (config, weights, tokenizer)"},
-    {"model.drop_path_rate", E::number, "0.0", "ViT stochastic depth"},
-    {"model.use_grad_checkpoint", E::boolean, "false", "activation checkpointing in the ViT and Q-Former"},
-    {"model.vit_precision", E::string, "fp16", "ViT weights: fp16 (CUDA only), bf16 or fp32"},
+    {"model.drop_path_rate", E::number, "0.0", "ViT stochastic depth", "model.arch=chatbridge"},
+    {"model.use_grad_checkpoint", E::boolean, "false", "activation checkpointing in the ViT and Q-Former",
+     "model.arch=chatbridge"},
+    {"model.vit_precision", E::string, "fp16", "ViT weights: fp16 (CUDA only), bf16 or fp32", "model.arch=chatbridge"},
     {"model.llama_precision", E::string, "auto",
      "frozen LLaMA storage: fp32, bf16, fp16, q8_0, q4_0; auto = fp16 with CUDA, else a quantized "
-     "directory's own format, else fp32 (docs/precision.md)"},
-    {"model.beats_precision", E::string, "fp32", "new: BEATs weights as vit_precision (the original keeps fp32)"},
+     "directory's own format, else fp32 (docs/precision.md)",
+     "model.arch=chatbridge"},
+    {"model.beats_precision", E::string, "fp32", "new: BEATs weights as vit_precision (the original keeps fp32)",
+     "model.arch=chatbridge"},
     {"model.llama_mmap", E::boolean, "false",
      "new: True uses a quantized LLaMA file's packed weights from its memory mapping (fast load, slower "
-     "CPU decode); False copies them in"},
-    {"model.freeze_vit", E::boolean, "true", "keep the ViT frozen"},
-    {"model.freeze_beat", E::boolean, "true", "keep the BEATs audio encoder frozen"},
-    {"model.freeze_qformer", E::boolean, "true", "keep the Q-Former and query tokens frozen"},
-    {"model.prompt_template", E::string, "''", "stored, unused by training (as the original)"},
+     "CPU decode); False copies them in",
+     "model.arch=chatbridge"},
+    {"model.freeze_vit", E::boolean, "true", "keep the ViT frozen", "model.arch=chatbridge"},
+    {"model.freeze_beat", E::boolean, "true", "keep the BEATs audio encoder frozen", "model.arch=chatbridge"},
+    {"model.freeze_qformer", E::boolean, "true", "keep the Q-Former and query tokens frozen", "model.arch=chatbridge"},
+    {"model.prompt_template", E::string, "''", "stored, unused by training (as the original)", "model.arch=chatbridge"},
     {"model.prompt", E::string, kNotRead, "the original's base yaml sets it; ChatBridge reads prompt_template"},
     {"model.max_txt_len", E::integer, "32", "stage 1: caption tokens; stage 2: positions per conversation"},
-    {"model.end_sym", E::string, "\"\\n\"", "appended to stage-1 captions"},
-    {"model.stage", E::integer, "1", "1: caption loss; 2/3: conversation loss; 4: also forces `drop`"},
-    {"model.multi_sample", E::boolean, "false", "temporal embeddings for video frames and audio slices"},
+    {"model.end_sym", E::string, "\"\\n\"", "appended to stage-1 captions", "model.arch=chatbridge"},
+    {"model.stage", E::integer, "1", "1: caption loss; 2/3: conversation loss; 4: also forces `drop`",
+     "model.arch=chatbridge"},
+    {"model.multi_sample", E::boolean, "false", "temporal embeddings for video frames and audio slices",
+     "model.arch=chatbridge"},
     {"model.apply_lemmatizer", E::boolean, kNotRead, "accepted for the original's configs; not read"},
     {"model.inf_type", E::any, kNotRead, "accepted for the original's configs; not read"},
-    {"model.drop", E::boolean, "false", "Q-Former BERT dropouts 0.1"},
+    {"model.drop", E::boolean, "false", "Q-Former BERT dropouts 0.1", "model.arch=chatbridge"},
     {"model.ckpt", E::string, "''",
-     "ChatBridge checkpoint loaded last, non-strictly (.pth, .safetensors or checkpoint dir)"},
+     "ChatBridge checkpoint loaded last, non-strictly (.pth, .safetensors or checkpoint dir)", "model.arch=chatbridge"},
     {"model.prompt_path", E::string, kNotRead, "accepted for the original's configs; not read"},
-    {"model.low_resource", E::boolean, "false", "True: the LLaMA in 8 bits, i.e. llama_precision q8_0"},
-    {"model.device_8bit", E::integer, "0", "the original's 8-bit LLaMA device; non-zero warns (one device here)"},
+    {"model.low_resource", E::boolean, "false", "True: the LLaMA in 8 bits, i.e. llama_precision q8_0",
+     "model.arch=chatbridge"},
+    {"model.device_8bit", E::integer, "0", "the original's 8-bit LLaMA device; non-zero warns (one device here)",
+     "model.arch=chatbridge"},
     // model: keys of this implementation (paths the original hard-codes or downloads; tiny models)
-    {"model.vit_ckpt", E::string, "''", "LAVIS eva_vit_g.pth ('': fresh ViT)"},
-    {"model.beats_ckpt", E::string, "''", "BEATs_iter3_plus_AS2M.pt ('': fresh BEATs)"},
+    {"model.vit_ckpt", E::string, "''", "LAVIS eva_vit_g.pth ('': fresh ViT)", "model.arch=chatbridge"},
+    {"model.beats_ckpt", E::string, "''", "BEATs_iter3_plus_AS2M.pt ('': fresh BEATs)", "model.arch=chatbridge"},
     {"model.llama_tokenizer", E::string, kNoDefault, "tokenizer.model or its folder (absent: `llama_model`)"},
-    {"model.num_frames", E::integer, "4", "temporal embedding slots for video frames"},
-    {"model.num_audios", E::integer, "2", "temporal embedding slots for audio slices"},
-    {"model.tiny_dims", E::any, kNoDefault, "part configs of a small model (the golden fixtures' layout)"},
-    {"model.llama_config", E::any, kNoDefault, "llama_causal_lm: config.json keys of a fresh LLaMA"},
+    {"model.num_frames", E::integer, "4", "temporal embedding slots for video frames", "model.arch=chatbridge"},
+    {"model.num_audios", E::integer, "2", "temporal embedding slots for audio slices", "model.arch=chatbridge"},
+    {"model.tiny_dims", E::any, kNoDefault, "part configs of a small model (the golden fixtures' layout)",
+     "model.arch=chatbridge"},
+    {"model.llama_config", E::any, kNoDefault, "llama_causal_lm: config.json keys of a fresh LLaMA",
+     "model.arch=llama_causal_lm"},
 
     // run: (train.py, RunnerBase, tasks, schedulers)
     {"run.task", E::string, kRequired, "registered task (tri_pretrain, tri_instruct, lm_pretrain, *_eval)"},
@@ -94,7 +110,9 @@ constexpr Key kKeys[] = {
     {"run.iters_per_epoch", E::integer, kNoDefault, "iterations per epoch (absent: the loader's length, else 10000)"},
     {"run.iter_per_epoch", E::integer, kNotRead, "accepted for the original's configs; not read"},
     {"run.inner_save", E::integer, kNotRead, "accepted for the original's configs; not read"},
-    {"run.batch_size_train", E::integer, kRequired, "lm_pretrain: texts per rank and step"},
+    {"run.batch_size_train", E::integer, kRequired,
+     "texts per rank and step; the tri tasks take each loader's batch_size in run.valor_data_opts_path",
+     "run.task=lm_pretrain"},
     {"run.batch_size_eval", E::integer, "1", "chatbridge-eval and validation: items per generation batch"},
     {"run.num_workers", E::integer, kNotRead, "accepted for the original's configs; not read"},
     {"run.accum_grad_iters", E::integer, "1", "micro-batches per optimiser step"},
@@ -120,9 +138,11 @@ constexpr Key kKeys[] = {
     {"run.gpu", E::integer, kNotRead, "accepted; the launcher's environment sets it"},
     {"run.rank", E::integer, kNotRead, "accepted; the launcher's environment sets it"},
     {"run.dist_backend", E::string, kNotRead, "accepted; the launcher's environment sets it"},
-    {"run.valor_data_opts_path", E::string, kRequired, "tri_pretrain / tri_instruct: VALOR data-options JSON"},
-    {"run.prompt_path", E::string, kNoDefault, "task prompts JSON: required by tri_instruct, optional for lm_pretrain"},
-    {"run.stage", E::integer, "1", "data stage; tri_pretrain takes 1 only"},
+    {"run.valor_data_opts_path", E::string, kRequired, "tri_pretrain / tri_instruct: VALOR data-options JSON",
+     "run.task=tri_pretrain,tri_instruct"},
+    {"run.prompt_path", E::string, kNoDefault, "task prompts JSON: required by tri_instruct, optional for lm_pretrain",
+     "run.task=tri_instruct,lm_pretrain"},
+    {"run.stage", E::integer, "1", "data stage; tri_pretrain takes 1 only", "run.task=tri_pretrain"},
     {"run.losses", E::list, kNotRead, "accepted for the original's configs; not read"},
     {"run.wandb_key", E::string, "''", "Weights & Biases: not implemented, warns when set"},
     {"run.gt_file", E::string, kNotRead, "accepted for the original's configs; not read"},
@@ -136,11 +156,13 @@ constexpr Key kKeys[] = {
      "seconds a collective may wait for the other ranks before the job fails naming them (torchrun's 30 min)"},
     {"run.max_bad_sample_fraction", E::number, "0.1", "stop when a dataset skips more than this fraction"},
     {"run.pin_memory", E::boolean, "true", "page-locked batches when CUDA is available (as the original)"},
-    {"run.lm_data_opts_paths", E::list, kRequired, "lm_pretrain: data-options JSONs whose texts make the corpus"},
-    {"run.caption_end_sym", E::string, "\"\\n\"", "lm_pretrain: appended to stage-1 captions"},
-    {"run.lm_fill_query_slots", E::boolean, "false", "lm_pretrain: query slots hold their media's caption text"},
+    {"run.lm_data_opts_paths", E::list, kRequired, "lm_pretrain: data-options JSONs whose texts make the corpus",
+     "run.task=lm_pretrain"},
+    {"run.caption_end_sym", E::string, "\"\\n\"", "lm_pretrain: appended to stage-1 captions", "run.task=lm_pretrain"},
+    {"run.lm_fill_query_slots", E::boolean, "false", "lm_pretrain: query slots hold their media's caption text",
+     "run.task=lm_pretrain"},
     {"run.export_dir", E::string, kNoDefault,
-     "lm_pretrain: Hugging Face directory written at the end (absent: `<output_dir>/llama`)"},
+     "lm_pretrain: Hugging Face directory written at the end (absent: `<output_dir>/llama`)", "run.task=lm_pretrain"},
     // Evaluation tasks (caption_eval, vqa_eval; LAVIS's task keys).
     {"run.prompt", E::string, "''", "prompt with `<query>` per feature block, `<question>`, `<caption>`"},
     {"run.num_beams", E::integer, kNoDefault, "beam size (absent: caption_eval 5, vqa_eval 3)"},
@@ -197,17 +219,47 @@ void warn_not_read(const Key& k, const ConfigNode& value) {
     spdlog::warn("{} is set in {} but has no effect here: {}", k.path, value.where(), k.doc);
 }
 
-void validate(const ConfigNode& map, const std::string& parent) {
+// "run.task=a,b" -> "`run.task` a<sep>b" (Markdown) or "run.task a<sep>b"
+std::string scope_text(std::string_view only, std::string_view sep, bool markdown) {
+  const auto eq = only.find('=');
+  const auto key = std::string(only.substr(0, eq));
+  std::string out = (markdown ? "`" + key + "`" : key) + " ";
+  const auto values = pystr::split(only.substr(eq + 1), ",");
+  for (size_t i = 0; i < values.size(); ++i) out += (i ? std::string(sep) : "") + values[i];
+  return out;
+}
+
+// A key set where its `only` condition does not hold, e.g. model.freeze_vit under model.arch
+// llama_causal_lm: warns, once per key and process, naming the value that rules it out. Nothing is
+// said while the condition's key is absent or not a string (its own check reports that).
+void warn_out_of_scope(const Key& k, const ConfigNode& value, const ConfigNode& root) {
+  const auto eq = k.only.find('=');
+  const auto on = k.only.substr(0, eq);
+  const ConfigNode* n = &root;
+  for (const auto& part : pystr::split(on, ".")) n = n && n->is_map() ? n->find(part) : nullptr;
+  if (!n || n->type != ConfigNode::Type::string) return;
+  const auto values = pystr::split(k.only.substr(eq + 1), ",");
+  if (std::find(values.begin(), values.end(), n->string) != values.end()) return;
+  static std::mutex mutex;
+  static std::set<std::string_view> warned;
+  std::lock_guard lock(mutex);
+  if (warned.insert(k.path).second)
+    spdlog::warn("{} is set in {} but has no effect with {} '{}' (read with {} only): {}", k.path, value.where(), on,
+                 n->string, scope_text(k.only, " / ", false), k.doc);
+}
+
+void validate(const ConfigNode& map, const std::string& parent, const ConfigNode& root) {
   for (const auto& [name, value] : map.entries) {
     std::string path = parent.empty() ? name : parent + "." + name;
     if (const Key* k = find_key(path)) {
       if (!value.is_null() && !matches(k->type, value))
         fail("{} in {}: expected {}, got {}", path, value.where(), describe(k->type), value.describe());
       if (!value.is_null() && k->default_yaml == kNotRead) warn_not_read(*k, value);
+      if (!value.is_null() && !k->only.empty()) warn_out_of_scope(*k, value, root);
     } else if (is_section(path)) {
       if (!value.is_null() && !value.is_map())
         fail("{} in {}: expected a mapping, got {}", path, value.where(), value.describe());
-      if (value.is_map()) validate(value, path);
+      if (value.is_map()) validate(value, path, root);
     } else {
       auto hint = did_you_mean(name, siblings(parent));
       if (!hint.empty() && !parent.empty()) hint.insert(hint.find('\'') + 1, parent + ".");
@@ -257,7 +309,7 @@ std::string_view describe(Expect e) {
 
 void validate_config_schema(const ConfigNode& root) {
   if (!root.is_map()) fail("{}: expected a mapping at the top level, got {}", root.where(), root.describe());
-  validate(root, "");
+  validate(root, "", root);
 }
 
 const ConfigNode* declared_default(std::string_view path) {
@@ -287,20 +339,23 @@ std::string config_reference_markdown() {
       "Every key an experiment yaml may set, with its type and the value used when it is absent. Generated by\n"
       "`chatbridge-train --config-reference` from framework/config_schema.cpp; a test fails when this file\n"
       "differs. *required*: the code that reads the key fails without it; *none*: optional, absence means\n"
-      "what the doc says. Sections marked *any* belong to their dataset builders and processors.\n";
+      "what the doc says. Sections marked *any* belong to their dataset builders and processors. *read with*:\n"
+      "the model or task that reads the key; set with another one, it warns that it has no effect.\n";
   std::string section = "-";
   for (const auto& k : kKeys) {
     auto dot = k.path.find('.');
     auto sec = dot == std::string_view::npos ? std::string("top level") : std::string(k.path.substr(0, dot));
     if (sec != section) {
       section = sec;
-      md += fmt::format("\n## {}\n\n| key | type | default | doc |\n|---|---|---|---|\n", section);
+      md += fmt::format("\n## {}\n\n| key | type | default | read with | doc |\n|---|---|---|---|---|\n", section);
     }
     auto def = k.default_yaml == kRequired    ? std::string("*required*")
                : k.default_yaml == kNoDefault ? std::string("*none*")
                : k.default_yaml == kNotRead   ? std::string("*not read* (warns)")
                                               : fmt::format("`{}`", k.default_yaml);
-    md += fmt::format("| `{}` | {} | {} | {} |\n", k.path, type_name(k.type), def, k.doc);
+    // "read with": the `only` condition, `model.arch` chatbridge; every model / task when empty
+    auto scope = k.only.empty() ? std::string("all") : scope_text(k.only, ", ", true);
+    md += fmt::format("| `{}` | {} | {} | {} | {} |\n", k.path, type_name(k.type), def, scope, k.doc);
   }
   return md;
 }

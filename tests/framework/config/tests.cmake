@@ -56,3 +56,10 @@ add_test(NAME "chatbridge-train: a key that is not read warns with the reason"
                  --options run.num_workers=4)
 set_tests_properties("chatbridge-train: a key that is not read warns with the reason" PROPERTIES LABELS unit
                      PASS_REGULAR_EXPRESSION "run\\.num_workers is set in [^\n]* but has no effect here: accepted")
+# The schema is one list for every model and task: a key only another one reads says so when set.
+add_test(NAME "chatbridge-train: a key of another model or task warns that it has no effect"
+         COMMAND chatbridge-train --cfg-path ${CMAKE_SOURCE_DIR}/train_configs/tiny_lm_pretrain.yaml --print-config
+                 --options model.freeze_vit=false run.valor_data_opts_path=x.json)
+set_tests_properties("chatbridge-train: a key of another model or task warns that it has no effect" PROPERTIES
+                     LABELS unit PASS_REGULAR_EXPRESSION
+                     "run\\.valor_data_opts_path is set in --options but has no effect with run\\.task 'lm_pretrain'.*model\\.freeze_vit is set in --options but has no effect with model\\.arch 'llama_causal_lm' \\(read with model\\.arch chatbridge only\\)")
