@@ -36,6 +36,13 @@ ValorDataset::ValorDataset(const ValorDatasetSpec& spec, const LoaderGroupSpec& 
       video_root_(spec.video),
       audio_root_(spec.audio),
       conversation_(std::move(conversation)) {
+  // A misspelt media root would only show as every sample failing, after 64 tries, in the first batch.
+  for (const auto& [root, key] : {std::pair{&spec.video, "video"}, std::pair{&spec.audio, "audio"}}) {
+    std::error_code ec;
+    if (*root && !std::filesystem::is_directory(**root, ec))
+      fail("dataset '{}': the {} root {} {}", name_, key, (*root)->string(),
+           std::filesystem::exists(**root, ec) ? "is not a directory" : "does not exist");
+  }
   if (spec.video) video_.emplace(*spec.video, opts.video_options(group, spec));
   if (spec.audio) audio_.emplace(*spec.audio, opts.audio_options(group));
 

@@ -409,6 +409,18 @@ TEST_CASE("absurd image headers, broken MP4 files and a corrupt frame are skippe
   REQUIRE(skipped.at("tv--frames/frames").at("bad").get<int64_t>() >= 1);
 }
 
+TEST_CASE("a media root that is missing or not a directory is an error at startup naming it", "[data]") {
+  Sample s;
+  for (const std::string root : {"no_such_dir", "ann/images.json"}) {
+    json groups = {s.group("ti", "imgs", "ann/images.json", {{"video", root}}, "image", 1, 0)};
+    REQUIRE_THROWS_WITH(cb::build_train_source(s.config(groups), 0, 1),
+                        Catch::Contains("dataset 'imgs': the video root") && Catch::Contains(root));
+    groups = {s.group("ta", "auds", "ann/audios.json", {{"audio", root}}, "audio", 1, 0)};
+    REQUIRE_THROWS_WITH(cb::build_train_source(s.config(groups), 0, 1),
+                        Catch::Contains("dataset 'auds': the audio root") && Catch::Contains(root));
+  }
+}
+
 TEST_CASE("data options errors name the file and the key", "[data]") {
   Sample s;
   json g = s.group("ti", "imgs", "ann/images.json", {{"video", "images"}}, "image", 2, 0);
