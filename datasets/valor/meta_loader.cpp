@@ -43,7 +43,7 @@ MetaLoader::MetaLoader(std::vector<SubLoader> loaders, MetaLoaderOptions opts)
       const std::string key = counter_key(l, *d);
       // Malformed annotation records count as tried-and-skipped samples.
       Counter& c = counters_[key];
-      c.tried = c.bad = static_cast<int64_t>(d->malformed().size());
+      c.tried = c.bad = malformed_[key] = static_cast<int64_t>(d->malformed().size());
       dataset_sizes_[key] = d->size() + c.tried;
       for (size_t k = 0; k < d->malformed().size() && static_cast<int64_t>(k) < kLoggedBadSamples; ++k)
         spdlog::warn("loader {}: skipping an annotation of {}: {} ({})", l.name, d->name(), d->malformed()[k].reason,
@@ -186,7 +186,10 @@ void MetaLoader::update_skip_counters(const Result& r) {
   for (const Bad& b : r.bad) {
     Counter& c = counters_[b.dataset];
     ++c.bad;
-    if (c.bad <= kLoggedBadSamples || c.bad % 100 == 0)
+    // Malformed records count as bad but were logged at load time: they must not use up the warnings
+    // for unreadable media, which would then stay silent until the 100th.
+    const int64_t unreadable = c.bad - malformed_.at(b.dataset);
+    if (unreadable <= kLoggedBadSamples || unreadable % 100 == 0)
       spdlog::warn("{}: skipped {} ({}); {} of {} samples skipped so far", b.dataset, b.file, b.reason, c.bad, c.tried);
   }
   for (const auto& [key, c] : counters_) {

@@ -106,6 +106,7 @@ class MetaLoader : public BatchSource {
   Position planned_, consumed_;
   std::map<std::string, Counter> counters_;
   std::map<std::string, int64_t> dataset_sizes_;
+  std::map<std::string, int64_t> malformed_;  // per dataset: records dropped at load, logged there
   std::deque<Pending> pending_;
 
   // Sampler orders, cached per loader for the epochs in use.

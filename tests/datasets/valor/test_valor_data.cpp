@@ -1,10 +1,13 @@
 // The valor training pipeline on a sample generated at test time: data-options parsing, stage-1 and
 // stage-2 batches, DistributedSampler sharding over 2 ranks, resume from a saved state, and bad data
 // (corrupt, empty, missing media; broken annotation lines) skipped and counted.
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <set>
+#include <sstream>
 
 #include "datasets/processors/text_processors.h"
 #include "datasets/train_source.h"
@@ -363,6 +366,28 @@ TEST_CASE("bad data is skipped and counted; too much of it stops with an error",
   write_text(s.root / "ann/broken.json", "[{\"video_id\": ");
   json broken = json::array({s.group("ti", "b", "ann/broken.json", {{"video", "images"}}, "image", 1, 0)});
   REQUIRE_THROWS_WITH(cb::build_train_source(s.config(broken), 0, 1), Catch::Contains("broken.json"));
+}
+
+TEST_CASE("unreadable media are logged even when many annotation records were malformed", "[data]") {
+  Sample s(4);
+  write_file(s.root / "images/img1.jpg", {});  // zero-length
+  std::string lines;
+  for (int i = 0; i < 4; ++i) lines += json({{"video_id", fmt::format("img{}", i)}, {"caption", "c"}}).dump() + "\n";
+  for (int i = 0; i < 15; ++i) lines += "[1, 2]\n";  // malformed records: more than the 10 logged warnings
+  write_text(s.root / "ann/many_malformed.jsonl", lines);
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
+  {
+    json groups = {s.group("ti", "imgs", "ann/many_malformed.jsonl", {{"video", "images"}}, "image", 2, 0)};
+    auto source = cb::build_train_source(s.config(groups, "tri_pretrain", {"run.max_bad_sample_fraction=0.95"}), 0, 1);
+    take(*source, 4);  // two epochs: img1 tried at least twice
+    REQUIRE(source->state().at("skipped").at("ti--imgs/imgs").at("bad").get<int64_t>() >= 15 + 2);
+  }
+  spdlog::default_logger()->sinks().pop_back();
+  INFO(log.str());
+  CHECK_THAT(log.str(),
+             Catch::Contains("skipped " + (s.root / "images/img1").string()) && Catch::Contains("the file is empty"));
 }
 
 TEST_CASE("absurd image headers, broken MP4 files and a corrupt frame are skipped and counted", "[data]") {
