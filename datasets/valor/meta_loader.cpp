@@ -51,9 +51,14 @@ MetaLoader::MetaLoader(std::vector<SubLoader> loaders, MetaLoaderOptions opts)
     }
     if (batches_per_epoch(i) < 1) {
       int64_t total = 0;
-      for (const auto& d : l.datasets) total += d->size();
-      fail("loader {}: {} usable samples give rank {} fewer than one batch of {} (global batch_size / world_size)",
-           l.name, total, opts_.rank, l.batch_size);
+      std::vector<std::string> files;  // where the records came from, e.g. an empty annotation file
+      for (const auto& d : l.datasets) {
+        total += d->size();
+        files.push_back(fmt::format("{}: {} usable, {} malformed records", d->annotation_file().string(), d->size(),
+                                    d->malformed().size()));
+      }
+      fail("loader {}: {} usable samples give rank {} fewer than one batch of {} (global batch_size / world_size); {}",
+           l.name, total, opts_.rank, l.batch_size, fmt::join(files, "; "));
     }
     if (l.weight < 0) fail("loader {}: negative mixing weight", l.name);
     total_weight_ += l.weight;

@@ -49,6 +49,7 @@ class ValorDataset {
 
   int64_t size() const { return static_cast<int64_t>(records_.size()); }
   const std::string& name() const { return name_; }
+  const std::filesystem::path& annotation_file() const { return txt_; }
   const std::vector<BadSample>& malformed() const { return malformed_; }
   bool has_video() const { return video_.has_value(); }
   bool has_audio() const { return audio_.has_value(); }

@@ -446,6 +446,15 @@ TEST_CASE("a media root that is missing or not a directory is an error at startu
   }
 }
 
+TEST_CASE("an empty annotation file is an error at startup naming the file", "[data]") {
+  Sample s;
+  write_text(s.root / "ann/empty.json", "");
+  json groups = {s.group("ti", "imgs", "ann/empty.json", {{"video", "images"}}, "image", 1, 0)};
+  REQUIRE_THROWS_WITH(cb::build_train_source(s.config(groups), 0, 1),
+                      Catch::Contains("fewer than one batch") &&
+                          Catch::Contains((s.root / "ann/empty.json").string() + ": 0 usable, 0 malformed records"));
+}
+
 TEST_CASE("data options errors name the file and the key", "[data]") {
   Sample s;
   json g = s.group("ti", "imgs", "ann/images.json", {{"video", "images"}}, "image", 2, 0);
