@@ -86,6 +86,7 @@ class RunnerBase : public Runner {
 
   // Setup, in train()'s order.
   void setup();                 // model on the device, optimiser, LR schedule, grad scaler, torch seed
+  void agree_on_resume();       // every rank resumes from rank 0's checkpoint, or every rank fails
   TrainingState resume();       // parameters, optimiser, loader, RNG and scaler from in_.resume
   void broadcast_parameters();  // rank 0's trainable parameters to every rank; GradSync over > 1 rank
   // One iteration's steps.
@@ -172,6 +173,7 @@ RunnerBase::RunnerBase(RunnerInputs in) : in_(std::move(in)) {
 
 TrainResult RunnerBase::train() {
   setup();
+  agree_on_resume();
   TrainingState start;
   if (in_.resume) start = resume();
   broadcast_parameters();
@@ -225,6 +227,40 @@ void RunnerBase::setup() {
   if (amp_ && device_.is_cuda()) scaler_ = std::make_unique<GradScaler>();
   torch::manual_seed(seed_ + pg().rank());  // setup_seeds of the original
   if (Validator::configured(in_.cfg)) validator_ = std::make_unique<Validator>(in_.cfg, *in_.model, device_);
+}
+
+// Each rank resolved its checkpoint from its own view of run.output_dir (resolve_resume). Views differ
+// when the directory is not on a file system every node sees, or when a network file system still
+// lists a node's cached directory: a rank that started fresh (or from an older checkpoint) beside one
+// that resumed would train other steps with other optimiser and loader state, and the ranks' collectives
+// would stop matching. Rank 0's choice counts; a rank that cannot read it fails, and so does every rank.
+void RunnerBase::agree_on_resume() {
+  if (pg().world_size() == 1) return;
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  const std::string mine = in_.resume ? in_.resume->string() : "";
+  const auto views = pg().all_gather_json({{"resume", mine}, {"host", host}});
+  const std::string chosen = views.at(0).at("resume");
+  const bool readable = chosen.empty() || is_complete_checkpoint(chosen);
+  const auto readable_on = pg().all_gather_json(readable);
+  std::vector<std::string> blind;
+  for (int r = 0; r < pg().world_size(); ++r)
+    if (!readable_on.at(r).get<bool>())
+      blind.push_back(fmt::format("rank {} (host {}, which found {})", r, views.at(r).at("host").get<std::string>(),
+                                  views.at(r).at("resume").get<std::string>().empty()
+                                      ? "no checkpoint"
+                                      : views.at(r).at("resume").get<std::string>()));
+  if (!blind.empty())
+    fail(
+        "resume: rank 0 (host {}) resumes from '{}', which {} cannot read: run.output_dir '{}' must be on a file "
+        "system every node sees (docs/multinode.md)",
+        views.at(0).at("host").get<std::string>(), chosen, fmt::join(blind, ", "), output_dir_.string());
+  if (mine != chosen) {
+    spdlog::warn("resume: rank {} found {} in its view of {}; resuming from rank 0's {}", pg().rank(),
+                 mine.empty() ? "no checkpoint" : "'" + mine + "'", output_dir_.string(),
+                 chosen.empty() ? "fresh start" : "'" + chosen + "'");
+    in_.resume = chosen.empty() ? std::nullopt : std::optional<fs::path>(chosen);
+  }
 }
 
 TrainingState RunnerBase::resume() {

@@ -138,6 +138,11 @@ fs::path save_training_checkpoint(const fs::path& output_dir, const CheckpointCo
   return final_dir;
 }
 
+bool is_complete_checkpoint(const fs::path& dir) {
+  std::error_code ec;
+  return fs::exists(dir / kMarker, ec);
+}
+
 std::optional<fs::path> latest_checkpoint(const fs::path& output_dir) {
   auto all = complete_checkpoints(output_dir);
   if (all.empty()) return std::nullopt;

@@ -54,6 +54,9 @@ std::filesystem::path checkpoints_dir(const std::filesystem::path& output_dir);
 std::filesystem::path save_training_checkpoint(const std::filesystem::path& output_dir, const CheckpointContents& c,
                                                int keep_last);
 
+// Whether `dir` holds a complete checkpoint (its COMPLETE marker), as this process sees it.
+bool is_complete_checkpoint(const std::filesystem::path& dir);
+
 // The complete checkpoint with the highest step under output_dir, if any.
 std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::path& output_dir);
 
