@@ -375,6 +375,7 @@ std::vector<std::string> trainable_parameter_names(const torch::nn::Module& m) {
 
 ChatBridge build_chatbridge(const Config& model_cfg) {
   auto c = ChatBridgeConfig::from_config(model_cfg);
+  c.check_weight_files(model_cfg);
   auto tok_path = c.llama_tokenizer.empty() ? c.llama_model : c.llama_tokenizer;
   if (tok_path.empty()) fail("model.llama_tokenizer / model.llama_model: no tokenizer given");
   ChatBridge model(c, LlamaTokenizer::load(tok_path));

@@ -207,4 +207,26 @@ ChatBridgeConfig ChatBridgeConfig::from_config(const Config& m) {
   return c;
 }
 
+void ChatBridgeConfig::check_weight_files(const Config& m) const {
+  namespace fs = std::filesystem;
+  auto missing = [&](const char* key, const std::string& path, std::string_view what) {
+    const ConfigNode* n = m.node().find(key);
+    fail("model.{}: {}, set in {}, {}; give the path with --options model.{}=PATH", key, path,
+         n ? n->where() : "the config", what, key);
+  };
+  const std::pair<const char*, const std::string*> files[] = {
+      {"vit_ckpt", &vit_ckpt}, {"beats_ckpt", &beats_ckpt}, {"q_former_model", &q_former_model}, {"ckpt", &ckpt}};
+  for (const auto& [key, path] : files)
+    if (weights_named(*path) && !fs::exists(*path)) missing(key, *path, "does not exist");
+  if (m.has("llama_tokenizer") && !fs::exists(llama_tokenizer))
+    missing("llama_tokenizer", llama_tokenizer, "does not exist");
+  if (llama_random_init) return;
+  if (!weights_named(llama_model))
+    missing("llama_model", "''", "names no LLaMA folder (a Hugging Face LLaMA/Vicuna folder is expected)");
+  if (!fs::is_directory(llama_model))
+    missing("llama_model", llama_model, "is not a folder (a Hugging Face LLaMA/Vicuna folder is expected)");
+  if (!fs::exists(fs::path(llama_model) / "config.json"))
+    missing("llama_model", llama_model, "has no config.json (a Hugging Face LLaMA/Vicuna folder is expected)");
+}
+
 }  // namespace cb

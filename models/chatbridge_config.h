@@ -66,6 +66,11 @@ struct ChatBridgeConfig {
   // A resolved `model:` section. Reads the BEATs cfg from `beats_ckpt` and LLaMA's config.json from
   // `llama_model` unless tiny_dims describe them.
   static ChatBridgeConfig from_config(const Config& model_cfg);
+
+  // Before anything is loaded (a 13B LLaMA takes minutes, model.ckpt is read last): every weight
+  // file or folder `model_cfg` names exists, and the LLaMA folder has its config.json unless tiny_dims
+  // describes the LLaMA. Fails naming the key, the path and the file and line that set it.
+  void check_weight_files(const Config& model_cfg) const;
 };
 
 }  // namespace cb

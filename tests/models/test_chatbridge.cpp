@@ -115,3 +115,20 @@ TEST_CASE("model.ckpt takes a flat .safetensors state dict (chatbridge-convert -
   }
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("a missing weight file fails before anything loads, naming the key and where it was set") {
+  Fixture f("chatbridge_stage2");
+  auto cfg = f.config();
+  CHECK_NOTHROW(ChatBridgeConfig::from_config(model_section(cfg)).check_weight_files(model_section(cfg)));
+  cfg["ckpt"] = "MODEL_WEIGHT";  // the shipped eval yaml's placeholder: was read last, after the LLaMA
+  CHECK_THROWS_WITH(build_chatbridge(model_section(cfg)),
+                    Catch::Contains("model.ckpt: MODEL_WEIGHT, set in test (line 1), does not exist") &&
+                        Catch::Contains("--options model.ckpt=PATH"));
+  cfg = f.config();
+  cfg["tiny_dims"].erase("llama_config");  // the LLaMA comes from llama_model now
+  cfg["llama_model"] = "/PATH/TO/vicuna-13b";
+  CHECK_THROWS_WITH(
+      build_chatbridge(model_section(cfg)),
+      Catch::Contains(
+          "model.llama_model: /PATH/TO/vicuna-13b, set in test (line 1), is not a folder"));  // was the tokenizer's
+}

@@ -5,8 +5,9 @@ cb_add_test(test_config LABELS unit
             LIBS cb_models)
 
 # chatbridge-train end to end: the shipped config resolves and prints; without --print-config the run
-# writes the resolved config to run.output_dir, then stops with an error naming the placeholder LLaMA
-# folder of the shipped yaml; --dry-run describes the full-size model without allocating it.
+# writes the resolved config to run.output_dir, then stops before loading anything with an error naming
+# the key, the placeholder LLaMA folder of the base yaml and where it is set; --dry-run describes the
+# full-size model without allocating it.
 add_test(NAME "chatbridge-train: --print-config"
          COMMAND chatbridge-train --cfg-path ${CMAKE_SOURCE_DIR}/train_configs/chatbridge_pretrain.yaml --print-config
                  --options run.init_lr 3e-5)
@@ -24,7 +25,7 @@ add_test(NAME "chatbridge-train: writes config, names the missing LLaMA folder"
          COMMAND chatbridge-train --threads 1 --cfg-path ${CMAKE_SOURCE_DIR}/train_configs/chatbridge_pretrain.yaml
                  --options run.output_dir=${CMAKE_BINARY_DIR}/tests/chatbridge-train-out)
 set_tests_properties("chatbridge-train: writes config, names the missing LLaMA folder" PROPERTIES LABELS unit
-                     PASS_REGULAR_EXPRESSION "resolved config written to .*error: /PATH/TO/vicuna-13b")
+                     PASS_REGULAR_EXPRESSION "resolved config written to .*error: model\\.llama_model: /PATH/TO/vicuna-13b, set in models/configs/chatbridge\\.yaml \\(line [0-9]+\\), is not a folder [^\n]*; give the path with --options model\\.llama_model=PATH")
 add_test(NAME "chatbridge-train: --dry-run of the full-size model"
          COMMAND chatbridge-train --cfg-path ${CMAKE_SOURCE_DIR}/train_configs/chatbridge_pretrain.yaml --dry-run)
 set_tests_properties("chatbridge-train: --dry-run of the full-size model" PROPERTIES LABELS unit
