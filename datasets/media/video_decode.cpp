@@ -130,8 +130,14 @@ struct VideoReader::State {
     sws_scale(sws.get(), frame->data, frame->linesize, 0, frame->height, dst, stride);
   }
 
-  std::string end_reason() const {
-    return read_error.empty() ? "the stream ends there" : "the data stops early (" + read_error + "; truncated?)";
+  // Why no frame came at or after `target`. A file cut inside its media data, with its index first,
+  // reads to a clean end of file: its header still declares all its frames.
+  std::string end_reason(int64_t target) const {
+    if (!read_error.empty()) return "the data stops early (" + read_error + "; truncated?)";
+    const int64_t declared = input->streams[stream]->nb_frames;
+    if (declared > target)
+      return fmt::format("the file ends before the {} frames its header declares (truncated?)", declared);
+    return "the stream ends there";
   }
 };
 
@@ -180,9 +186,11 @@ torch::Tensor VideoReader::frames(const std::vector<int64_t>& indices, int64_t o
     const bool behind = !s.at_start && target <= s.cursor;
     if (behind || target - s.cursor > kSeekAhead) s.seek(target);
     for (;;) {
-      if (!s.next_frame())
-        fail("video '{}': frame {} requested but only frames up to {} could be decoded: {}", s.name, target, s.cursor,
-             s.end_reason());
+      if (!s.next_frame())  // cursor is -1 when nothing decoded since the seek to the keyframe before target
+        fail("video '{}': frame {} requested but {}: {}", s.name, target,
+             s.cursor >= 0 ? fmt::format("only frames up to {} could be decoded", s.cursor)
+                           : std::string("no frame could be decoded from the keyframe before it"),
+             s.end_reason(target));
       if (s.cursor >= target) break;
     }
     auto rgb = torch::empty({out_h, out_w, 3}, torch::kUInt8);

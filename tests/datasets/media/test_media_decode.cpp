@@ -220,7 +220,14 @@ TEST_CASE("video decode: truncated + random + empty + missing files throw cb::Er
   auto cut = cb::VideoReader::open_bytes(fast.data(), fast.size() * 6 / 10, "fastcut.mp4");
   CHECK(cut.frame_count() == 24);
   CHECK(cut.frames({1}).size(0) == 1);
-  CHECK_THROWS_WITH(cut.frames({23}), Contains("fastcut.mp4") && Contains("could be decoded"));
+  CHECK_THROWS_WITH(cut.frames({23}), Contains("fastcut.mp4") && Contains("only frames up to") &&
+                                          Contains("ends before the 24 frames its header declares (truncated?)"));
+  // A far frame is reached by a seek to its keyframe, which lies past the cut: nothing decodes there.
+  cb::test::write_mp4(tmp.path / "long.mp4", 96, 32, 32, 6, 12, /*faststart=*/true);
+  const auto longer = cb::test::read_bytes(tmp.path / "long.mp4");
+  auto long_cut = cb::VideoReader::open_bytes(longer.data(), longer.size() * 6 / 10, "longcut.mp4");
+  CHECK_THROWS_WITH(long_cut.frames({90}), Contains("longcut.mp4") && Contains("no frame could be decoded") &&
+                                               Contains("ends before the 96 frames its header declares"));
   const auto noise = random_bytes(8192, 7);
   CHECK_THROWS_WITH(open_and_read_all(noise.data(), noise.size(), "noise.mp4"), Contains("noise.mp4"));
   CHECK_THROWS_WITH(open_and_read_all(bytes.data(), 0, "empty.mp4"), Contains("empty.mp4"));
