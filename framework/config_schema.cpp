@@ -261,8 +261,7 @@ void validate(const ConfigNode& map, const std::string& parent, const ConfigNode
         fail("{} in {}: expected a mapping, got {}", path, value.where(), value.describe());
       if (value.is_map()) validate(value, path, root);
     } else {
-      auto hint = did_you_mean(name, siblings(parent));
-      if (!hint.empty() && !parent.empty()) hint.insert(hint.find('\'') + 1, parent + ".");
+      auto hint = did_you_mean(name, siblings(parent), parent.empty() ? "" : parent + ".");
       fail("{} in {}: unknown key{}", path, value.where(), hint);
     }
   }
