@@ -1,6 +1,8 @@
 #include "framework/config.h"
 
+#include <cstdlib>
 #include <limits>
+#include <optional>
 
 #include "framework/config_schema.h"
 #include "framework/error.h"
@@ -103,7 +105,100 @@ void set_dotted(ConfigNode& root, const std::string& key, const ConfigNode& valu
   merge_into(*n, value);
 }
 
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+
+// OmegaConf's interpolation over the merged tree (what the original's config reads after its merge).
+class Interpolator {
+ public:
+  explicit Interpolator(ConfigNode& root) : root_(root) {}
+  void resolve(ConfigNode& n) {
+    if (n.type == Type::string) return resolve_string(n);
+    for (auto& c : n.items) resolve(c);
+    for (auto& [k, v] : n.entries) resolve(v);
+  }
+
+ private:
+  void resolve_string(ConfigNode& n) {
+    if (n.string.find("${") == std::string::npos) return;
+    if (std::find(busy_.begin(), busy_.end(), &n) != busy_.end())
+      fail("{}: interpolation '{}' refers back to itself", n.where(), n.string);
+    busy_.push_back(&n);
+    const std::string text = n.string;
+    std::string out;
+    std::optional<ConfigNode> whole;  // "${a.b}" alone keeps the referenced value's type
+    for (size_t i = 0; i < text.size();) {
+      if (text.compare(i, 3, "\\${") == 0) {  // \${ is a literal ${
+        out += "${", i += 3;
+        continue;
+      }
+      if (text.compare(i, 2, "${") != 0) {
+        out += text[i++];
+        continue;
+      }
+      const size_t end = text.find('}', i);
+      if (end == std::string::npos) fail("{}: '{}': '${{' without its '}}'", n.where(), text);
+      ConfigNode v = value_of(text.substr(i + 2, end - i - 2), n);
+      if (i == 0 && end + 1 == text.size()) whole = std::move(v);
+      else out += as_text(v, n);
+      i = end + 1;
+    }
+    busy_.pop_back();
+    const auto source = n.source;
+    const auto line = n.line;
+    if (whole) n = std::move(*whole);
+    else n.string = std::move(out);
+    n.source = source, n.line = line;  // errors about the value point at the interpolation
+  }
+
+  ConfigNode value_of(const std::string& expr, const ConfigNode& at) {
+    if (expr.find("${") != std::string::npos)
+      fail("{}: nested interpolation '${{{}}}' is not supported", at.where(), expr);
+    if (const auto colon = expr.find(':'); colon != std::string::npos) {  // a resolver
+      const auto name = expr.substr(0, colon);
+      if (name != "oc.env" && name != "env")
+        fail("{}: resolver '{}' in '${{{}}}' is not supported (oc.env and env are)", at.where(), name, expr);
+      auto arg = expr.substr(colon + 1);
+      const auto comma = arg.find(',');
+      std::optional<std::string> fallback;
+      if (comma != std::string::npos) fallback = trim(arg.substr(comma + 1)), arg = arg.substr(0, comma);
+      const char* env = std::getenv(trim(arg).c_str());
+      if (!env && !fallback) fail("{}: environment variable '{}' is not set (${{{}}})", at.where(), arg, expr);
+      ConfigNode v;
+      v.type = Type::string, v.string = env ? env : *fallback;
+      return v;
+    }
+    if (expr.empty() || expr[0] == '.')
+      fail("{}: '${{{}}}': only absolute key paths are supported, e.g. ${{run.output_dir}}", at.where(), expr);
+    ConfigNode* n = &root_;
+    for (const auto& part : pystr::split(expr, ".")) {
+      n = n->is_map() ? const_cast<ConfigNode*>(n->find(part)) : nullptr;
+      if (!n) fail("{}: interpolation '${{{}}}': no key {} in the config", at.where(), expr, expr);
+    }
+    resolve(*n);  // it may interpolate in turn
+    return *n;
+  }
+
+  static std::string as_text(const ConfigNode& v, const ConfigNode& at) {  // Python's str() of the value
+    switch (v.type) {
+      case Type::string: return v.string;
+      case Type::boolean: return v.boolean ? "True" : "False";
+      case Type::null: return "None";
+      case Type::integer:
+      case Type::floating: return v.describe();
+      default: fail("{}: '{}': {} is inserted into a string", at.where(), at.string, v.describe());
+    }
+  }
+
+  ConfigNode& root_;
+  std::vector<const ConfigNode*> busy_;
+};
+
 }  // namespace
+
+void resolve_interpolations(ConfigNode& root) { Interpolator(root).resolve(root); }
 
 Config::Config() : Config(ConfigNode::mapping(), "") {}
 
@@ -284,6 +379,7 @@ Config resolve_config(const std::filesystem::path& cfg_path, const std::vector<s
   }
 
   merge_into(resolved, user);
+  resolve_interpolations(resolved);
   validate_config_schema(resolved);
   return Config(std::move(resolved), name);
 }

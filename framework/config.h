@@ -59,9 +59,16 @@ class Config {
 // '='; values typed as YAML (OmegaConf.from_dotlist). A `key` token without '=' sets null, as there.
 ConfigNode options_to_node(const std::vector<std::string>& options);
 
+// OmegaConf's interpolation, resolved in place over a merged tree: "${a.b}" alone takes the value at
+// a.b with its type, text around it makes a string ("${run.output_dir}/eval"); ${oc.env:NAME} and
+// ${env:NAME} read the environment (${oc.env:NAME,default}); "\${" stays a literal "${". A missing
+// key, a cycle or another resolver fails naming the value's file and line.
+void resolve_interpolations(ConfigNode& root);
+
 // The original's merge (Config.build_config): {"run": yaml.run}, then the model's default yaml for
 // model.model_type with the yaml's model section over it, then each dataset builder's default yaml
-// with the yaml's datasets.<name> over it, then --options over everything; checked against the schema.
+// with the yaml's datasets.<name> over it, then --options over everything; interpolations resolved;
+// checked against the schema.
 Config resolve_config(const std::filesystem::path& cfg_path, const std::vector<std::string>& options);
 
 }  // namespace cb

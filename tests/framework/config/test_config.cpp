@@ -111,6 +111,28 @@ TEST_CASE("unknown keys fail with a did-you-mean") {
                     Contains("model.totally_new_thing in --options: unknown key") && !Contains("did you mean"));
 }
 
+TEST_CASE(
+    "OmegaConf interpolation: ${key} takes the value, text around it makes a string, oc.env reads the environment") {
+  ::setenv("CB_TEST_DATA_ROOT", "data", 1);
+  ::unsetenv("CB_TEST_UNSET_VAR");
+  const auto path = write_yaml(
+      "interp.yaml", kMinimal +
+                         "  min_lr: ${run.init_lr}\n"
+                         "  valid_task: '${run.output_dir}/${model.num_query_token}/${oc.env:CB_TEST_DATA_ROOT}'\n"
+                         "  prompt: '\\${literal} ${oc.env:CB_TEST_UNSET_VAR, fallback}'\n");
+  auto cfg = cb::resolve_config(path, {"run.init_lr=3e-5"});
+  CHECK(cfg.get<double>("run.min_lr") == 3e-5);  // typed, and after --options, as OmegaConf resolves on access
+  CHECK(cfg.get<std::string>("run.valid_task") == "out/16/data");
+  CHECK(cfg.get<std::string>("run.prompt") == "${literal} fallback");
+  CHECK_THROWS_WITH(cb::resolve_config(path, {"run.min_lr=${run.nope}"}),
+                    Contains("--options: interpolation '${run.nope}': no key run.nope in the config"));
+  CHECK_THROWS_WITH(cb::resolve_config(path, {"run.min_lr=${run.warmup_lr}", "run.warmup_lr=${run.min_lr}"}),
+                    Contains("refers back to itself"));
+  CHECK_THROWS_WITH(cb::resolve_config(path, {"run.valid_task=${oc.decode:1}"}),
+                    Contains("resolver 'oc.decode' in '${oc.decode:1}' is not supported"));
+  CHECK_THROWS_WITH(cb::resolve_config(path, {"run.valid_task=x${run.output_dir"}), Contains("'${' without its '}'"));
+}
+
 TEST_CASE("model and datasets sections are resolved through the registry") {
   auto arch =
       write_yaml("arch.yaml", "model:\n  arch: mini_gpt4_tri\n  model_type: pretrain_vicuna\nrun:\n  task: x\n");
