@@ -19,14 +19,6 @@ namespace {
 using nlohmann::json;
 
 // An annotation file: a JSON list of records, or JSON Lines (as the valor datasets read them).
-std::vector<json> read_records(const std::filesystem::path& path) {
-  std::vector<std::string> bad_lines;
-  std::vector<json> out;
-  for (auto& r : read_json_records(path, "annotation file", bad_lines)) out.push_back(std::move(r.value));
-  if (!bad_lines.empty()) fail("{}: not a JSON list or JSON Lines file: {}", path.string(), bad_lines.front());
-  return out;
-}
-
 struct Item {
   std::string id;
   json record;
@@ -130,22 +122,33 @@ std::unique_ptr<BatchSource> make_lm_corpus_source(const LmCorpusOptions& o) {
         if (ds.video) kinds.push_back(ds.datatype == "image" ? "image" : "video");
         if (ds.audio) kinds.push_back("audio");
         const std::vector<std::string> slots_of_record = conversation ? kinds : std::vector<std::string>{};
-        auto records = read_records(ds.txt);
+        // Each malformed record: where and why. JSON Lines that are not JSON are dropped like the
+        // valor loaders of stages 1 and 2 drop them, so that one file serves all three stages.
+        std::vector<std::string> dropped;
+        auto records = read_json_records(ds.txt, "annotation file", dropped);
         int64_t used = 0;
         for (size_t k = 0; k < records.size(); ++k) {
-          const json& r = records[k];
-          const bool ok = !r.is_object() ? false
-                          : conversation
-                              ? conversation->check(r).empty()
-                              : (r.contains("desc") && r["desc"].is_string()) ||
-                                    (!r.contains("desc") && r.contains("caption") && r["caption"].is_string());
-          if (!ok) continue;
+          const json& r = records[k].value;
+          const std::string why = !r.is_object() ? "not a JSON object"
+                                  : conversation ? conversation->check(r)
+                                  : (r.contains("desc") && r["desc"].is_string()) ||
+                                          (!r.contains("desc") && r.contains("caption") && r["caption"].is_string())
+                                      ? ""
+                                      : "no caption/desc string";
+          if (!why.empty()) {
+            dropped.push_back(records[k].where + ": " + why);
+            continue;
+          }
           if (!conversation && !kinds.empty()) captions[{kinds.front(), media_stem(r)}] = caption_of(r);
           items.push_back({fmt::format("{}:{}", ds.txt.string(), k), r, conversation, {}});
           slot_kinds.push_back(slots_of_record);
           ++used;
         }
         spdlog::info("lm corpus: {} texts from {} ({}, task {})", used, ds.txt.string(), ds.name, group.task);
+        if (!dropped.empty())
+          spdlog::warn("lm corpus: {} malformed records of {} skipped: {}{}", dropped.size(), ds.txt.string(),
+                       fmt::join(dropped.begin(), dropped.begin() + std::min<size_t>(dropped.size(), 10), "; "),
+                       dropped.size() > 10 ? "; ..." : "");
       }
     }
   }

@@ -2,11 +2,14 @@
 // targets, stage-2 conversations with their <query> markers (or, filled, their media's caption),
 // malformed records left out, ranks disjoint within an epoch, a restored state continuing with the
 // same batches.
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <catch2/catch.hpp>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 
 #include "datasets/text/lm_corpus.h"
 #include "framework/error.h"
@@ -84,6 +87,30 @@ TEST_CASE("lm corpus: caption targets and conversations, malformed records left 
   }
   CHECK(conversations == 4);
   for (const auto& id : b.ids) CHECK(id.find("caps.json:10") == std::string::npos);
+}
+
+TEST_CASE("lm corpus: broken JSON Lines and malformed records are skipped and logged, as in stages 1 and 2", "[data]") {
+  Corpus c;
+  // The stage-1 file as JSON Lines with a line that is not JSON; a conversation with no 'gpt' turn.
+  std::ofstream lines(c.dir.path / "caps.json");
+  for (int i = 0; i < 4; ++i) lines << json({{"video_id", std::to_string(i)}, {"caption", "cap"}}).dump() << "\n";
+  lines << "{\"video_id\": \"cut\n";
+  lines.close();
+  json convs = json::array();
+  for (const char* from : {"gpt", "user"})
+    convs.push_back({{"video_id", "v"},
+                     {"conversations", {{{"from", "human"}, {"value", "q"}}, {{"from", from}, {"value", "a"}}}}});
+  write(c.dir.path / "convs.json", convs);
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
+  std::unique_ptr<cb::BatchSource> src;
+  CHECK_NOTHROW(src = cb::make_lm_corpus_source(c.options(0, 1, 5)));  // 4 captions + 1 conversation
+  spdlog::default_logger()->sinks().pop_back();
+  REQUIRE(src);
+  CHECK(src->next().text_input.size() == 5);
+  CHECK_THAT(log.str(), Catch::Contains("1 malformed records of " + (c.dir.path / "caps.json").string()) &&
+                            Catch::Contains("line 5: ") && Catch::Contains("record 1: no 'gpt' turn"));
 }
 
 TEST_CASE("lm corpus: ranks see disjoint texts per epoch and a restored state continues exactly", "[data]") {
