@@ -5,6 +5,10 @@
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -49,6 +53,62 @@ std::chrono::milliseconds timeout_from_env(std::chrono::milliseconds fallback) {
 
 bool is_loopback(const std::string& addr) { return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1"; }
 
+// The numeric address of a socket's end.
+std::string numeric(const sockaddr* sa, socklen_t len) {
+  char host[NI_MAXHOST] = {};
+  if (::getnameinfo(sa, len, host, sizeof host, nullptr, 0, NI_NUMERICHOST) != 0) return "";
+  return host;
+}
+
+// The first address this host's name resolves to, as Gloo's default device takes it; "" when none.
+std::string host_name_address() {
+  char name[256] = {};
+  ::gethostname(name, sizeof name - 1);
+  addrinfo hints{}, *res = nullptr;
+  hints.ai_socktype = SOCK_STREAM;
+  if (::getaddrinfo(name, nullptr, &hints, &res) != 0 || !res) return "";
+  std::string addr = numeric(res->ai_addr, res->ai_addrlen);
+  ::freeaddrinfo(res);
+  return addr;
+}
+
+// The local address the kernel routes traffic to `host` from (a UDP connect sends nothing); "" when
+// `host` does not resolve or has no route.
+std::string address_toward(const std::string& host) {
+  addrinfo hints{}, *res = nullptr;
+  hints.ai_socktype = SOCK_DGRAM;
+  if (::getaddrinfo(host.c_str(), "9", &hints, &res) != 0 || !res) return "";
+  std::string addr;
+  if (int fd = ::socket(res->ai_family, SOCK_DGRAM, 0); fd >= 0) {
+    sockaddr_storage local{};
+    socklen_t len = sizeof local;
+    if (::connect(fd, res->ai_addr, res->ai_addrlen) == 0 &&
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) == 0)
+      addr = numeric(reinterpret_cast<sockaddr*>(&local), len);
+    ::close(fd);
+  }
+  ::freeaddrinfo(res);
+  return addr;
+}
+
+#ifdef CB_HAVE_GLOO
+// Gloo binds to the address the host name resolves to and tells the peers that address. Debian and
+// Ubuntu map the host name to 127.0.1.1 in /etc/hosts, and an unresolvable name makes Gloo fall back
+// to 127.0.0.1: the other hosts then connect to their own loopback ("connect [127.0.1.1]:N: Connection
+// refused"). Then the address this host reaches the store through is the one the peers can reach.
+std::shared_ptr<::gloo::transport::Device> gloo_device_across_hosts(const std::string& master_addr) {
+  const std::string own = host_name_address();
+  if (!own.empty() && !is_loopback(own)) return c10d::ProcessGroupGloo::createDefaultDevice();
+  const std::string route = address_toward(master_addr);
+  if (route.empty() || is_loopback(route)) return c10d::ProcessGroupGloo::createDefaultDevice();
+  spdlog::info(
+      "distributed: this host's name resolves to {}, which other hosts cannot reach; Gloo uses {}, the "
+      "address toward the store at {} (GLOO_SOCKET_IFNAME chooses an interface)",
+      own.empty() ? "no address" : own, route, master_addr);
+  return c10d::ProcessGroupGloo::createDeviceForHostname(route);
+}
+#endif
+
 c10::intrusive_ptr<compat::C10dBackend> make_backend(const c10::intrusive_ptr<c10d::Store>& store, int rank, int world,
                                                      const DistOptions& opts, const std::string& master_addr) {
   std::string want = opts.backend;
@@ -71,7 +131,7 @@ c10::intrusive_ptr<compat::C10dBackend> make_backend(const c10::intrusive_ptr<c1
     o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
   else if (is_loopback(master_addr))  // a single-machine job: the host name may not resolve in containers
     o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
-  else o->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+  else o->devices.push_back(gloo_device_across_hosts(master_addr));
   return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, o);
 #else
   fail("distributed backend 'gloo': built without the Gloo headers (install libgloo-dev and rebuild)");

@@ -7,6 +7,8 @@ metrics.jsonl (every logged one, replayed steps included) with a one-host run of
   setup            tiny data, a short stage 0 (the frozen LLaMA), the one-host references (1, 2, 4 ranks)
   hosts_2x1        2 hosts x 1 rank through chatbridge-launch: same losses; traffic crossed eth0
   hosts_2x2        2 hosts x 2 ranks: same losses as 4 ranks on one host
+  debian_hosts     2 hosts x 1 rank whose /etc/hosts map their own names to 127.0.1.1 (Debian's and
+                   Ubuntu's default): Gloo binds to the address toward the store instead: same losses
   torchrun         2 hosts x 1 rank launched by PyTorch's torchrun (c10d rendezvous, --no-python)
   host_lost        host 1 killed (kill -9 of its namespace) mid-epoch: rank 0 fails within the timeout
                    naming rank 1 and its host; host 1's launcher started again, the group restarts and
@@ -245,6 +247,19 @@ def hosts(nproc):
         say(f"2 hosts x {nproc} ranks: {time.time() - t0:.1f} s; host 1 sent {sent / 1e6:.1f} MB over eth0")
         check(sent > 1e6, "no training traffic crossed host 1's interface")
         compare(2 * nproc, out)
+
+
+def debian_hosts():
+    # Gloo took the host name's address, 127.0.1.1, and rank 0 failed at once with
+    # "connect [127.0.1.1]:N: Connection refused" (its peer's loopback).
+    need_netns()
+    d = scenario_dir()
+    with netns_hosts.Hosts(ARGS.scenario, 2, own_name_loopback=True) as h:
+        out, procs = start_nodes(h, d, 1, 60)
+        check(wait_exit(procs, 180, "2 hosts") == [0, 0], "a launcher failed, see node*.log")
+        wait_log(os.path.join(d, "node0.log"), re.escape(f"Gloo uses {h.addr(0)}, the address toward the store"), 1,
+                 "rank 0")  # rank 1 logs warnings only
+        compare(2, out)
 
 
 def torchrun():
@@ -527,7 +542,8 @@ def watchdog():
         check(named, f"rank {r}'s reports do not name the silent rank 3")
 
 
-SCENARIOS = {"setup": setup, "hosts_2x1": lambda: hosts(1), "hosts_2x2": lambda: hosts(2), "torchrun": torchrun,
+SCENARIOS = {"setup": setup, "hosts_2x1": lambda: hosts(1), "hosts_2x2": lambda: hosts(2),
+             "debian_hosts": debian_hosts, "torchrun": torchrun,
              "host_lost": host_lost, "link_cut_short": link_cut_short, "link_cut_long": link_cut_long,
              "slow_link": slow_link, "save_killed": save_killed, "enospc": enospc, "preemption": preemption,
              "watchdog": watchdog}

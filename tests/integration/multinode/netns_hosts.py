@@ -41,7 +41,10 @@ def unavailable():
 
 
 class Hosts:
-    def __init__(self, name, n):
+    def __init__(self, name, n, own_name_loopback=False):
+        # own_name_loopback: each host's /etc/hosts maps its own name to 127.0.1.1, as Debian and Ubuntu
+        # install it, and the other hosts' names to their addresses.
+        self.own_name_loopback = own_name_loopback
         self.stale = f"cb{name}-"
         self.prefix = f"{self.stale}{os.getpid()}-"
         self.n = n
@@ -70,12 +73,15 @@ class Hosts:
         run("ip", "netns", "add", self.switch)
         run("ip", "-n", self.switch, "link", "add", "br0", "type", "bridge", "forward_delay", "0")
         run("ip", "-n", self.switch, "link", "set", "br0", "up")
-        hosts_file = "127.0.0.1 localhost\n" + "".join(f"{self.addr(k)} {self.hostname(k)}\n" for k in range(self.n))
+        def hosts_file(own):
+            return "127.0.0.1 localhost\n" + "".join(
+                f"{'127.0.1.1' if k == own and self.own_name_loopback else self.addr(k)} {self.hostname(k)}\n"
+                for k in range(self.n))
         for k, ns in enumerate(self.hosts):
             run("ip", "netns", "add", ns)
             os.makedirs(f"/etc/netns/{ns}", exist_ok=True)
             with open(f"/etc/netns/{ns}/hosts", "w") as f:
-                f.write(hosts_file)
+                f.write(hosts_file(k))
             run("ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", f"h{k}", "netns", self.switch)
             run("ip", "-n", self.switch, "link", "set", f"h{k}", "master", "br0")
             run("ip", "-n", self.switch, "link", "set", f"h{k}", "up")

@@ -6,7 +6,7 @@ set(CB_MULTINODE python3 ${CMAKE_CURRENT_LIST_DIR}/multinode.py --bin ${CMAKE_BI
 add_test(NAME "multinode: setup (tiny data, stage 0, one-host references)" COMMAND ${CB_MULTINODE} setup)
 set_tests_properties("multinode: setup (tiny data, stage 0, one-host references)" PROPERTIES LABELS multinode
                      FIXTURES_SETUP cb_multinode RUN_SERIAL TRUE TIMEOUT 600)
-foreach(scenario hosts_2x1 hosts_2x2 torchrun host_lost link_cut_short link_cut_long slow_link save_killed enospc
+foreach(scenario hosts_2x1 hosts_2x2 debian_hosts torchrun host_lost link_cut_short link_cut_long slow_link save_killed enospc
                  preemption watchdog)
   add_test(NAME "multinode: ${scenario}" COMMAND ${CB_MULTINODE} ${scenario})
   set_tests_properties("multinode: ${scenario}" PROPERTIES LABELS multinode FIXTURES_REQUIRED cb_multinode
