@@ -232,20 +232,27 @@ std::string scope_text(std::string_view only, std::string_view sep, bool markdow
 // A key set where its `only` condition does not hold, e.g. model.freeze_vit under model.arch
 // llama_causal_lm: warns, once per key and process, naming the value that rules it out. Nothing is
 // said while the condition's key is absent or not a string (its own check reports that).
-void warn_out_of_scope(const Key& k, const ConfigNode& value, const ConfigNode& root) {
+// The value of k.only's key that rules k out (e.g. "llama_causal_lm" for model.freeze_vit), or nullptr
+// when k is read, or when that key is absent or not a string (its own check reports that).
+const ConfigNode* ruled_out_by(const Key& k, const ConfigNode& root) {
+  if (k.only.empty()) return nullptr;
   const auto eq = k.only.find('=');
-  const auto on = k.only.substr(0, eq);
   const ConfigNode* n = &root;
-  for (const auto& part : pystr::split(on, ".")) n = n && n->is_map() ? n->find(part) : nullptr;
-  if (!n || n->type != ConfigNode::Type::string) return;
+  for (const auto& part : pystr::split(k.only.substr(0, eq), ".")) n = n && n->is_map() ? n->find(part) : nullptr;
+  if (!n || n->type != ConfigNode::Type::string) return nullptr;
   const auto values = pystr::split(k.only.substr(eq + 1), ",");
-  if (std::find(values.begin(), values.end(), n->string) != values.end()) return;
+  return std::find(values.begin(), values.end(), n->string) != values.end() ? nullptr : n;
+}
+
+void warn_out_of_scope(const Key& k, const ConfigNode& value, const ConfigNode& root) {
+  const ConfigNode* by = ruled_out_by(k, root);
+  if (!by) return;
   static std::mutex mutex;
   static std::set<std::string_view> warned;
   std::lock_guard lock(mutex);
   if (warned.insert(k.path).second)
-    spdlog::warn("{} is set in {} but has no effect with {} '{}' (read with {} only): {}", k.path, value.where(), on,
-                 n->string, scope_text(k.only, " / ", false), k.doc);
+    spdlog::warn("{} is set in {} but has no effect with {} '{}' (read with {} only): {}", k.path, value.where(),
+                 k.only.substr(0, k.only.find('=')), by->string, scope_text(k.only, " / ", false), k.doc);
 }
 
 void validate(const ConfigNode& map, const std::string& parent, const ConfigNode& root) {
@@ -255,7 +262,7 @@ void validate(const ConfigNode& map, const std::string& parent, const ConfigNode
       if (!value.is_null() && !matches(k->type, value))
         fail("{} in {}: expected {}, got {}", path, value.where(), describe(k->type), value.describe());
       if (!value.is_null() && k->default_yaml == kNotRead) warn_not_read(*k, value);
-      if (!value.is_null() && !k->only.empty()) warn_out_of_scope(*k, value, root);
+      if (!value.is_null()) warn_out_of_scope(*k, value, root);
     } else if (is_section(path)) {
       if (!value.is_null() && !value.is_map())
         fail("{} in {}: expected a mapping, got {}", path, value.where(), value.describe());
@@ -321,7 +328,7 @@ ConfigNode absent_defaults(const Config& cfg) {
   ConfigNode out = ConfigNode::mapping();
   for (const auto& k : kKeys) {  // in declaration order
     const ConfigNode* value = declared_default(k.path);
-    if (!value || cfg.has(k.path)) continue;
+    if (!value || cfg.has(k.path) || ruled_out_by(k, cfg.node())) continue;  // not read by this model / task
     ConfigNode* at = &out;
     for (const auto& part : pystr::split(k.path, ".")) {
       if (at->is_null()) *at = ConfigNode::mapping();

@@ -28,7 +28,8 @@ void validate_config_schema(const ConfigNode& root);
 // (required, optional without a default, or not declared).
 const ConfigNode* declared_default(std::string_view path);
 
-// The declared defaults of the keys a resolved config leaves absent or null, as a tree:
+// The declared defaults of the keys a resolved config leaves absent or null and its model and task
+// read (a key's `only`), as a tree:
 // {run: {log_freq: 50, ...}, model: {...}}.
 ConfigNode absent_defaults(const Config& cfg);
 

@@ -80,3 +80,18 @@ TEST_CASE("config schema: --print-config's defaults are those of the keys the co
   REQUIRE(model->find("freeze_beat"));
   CHECK(model->find("freeze_beat")->boolean);
 }
+
+TEST_CASE("config schema: --print-config's defaults leave out the keys this model and task do not read") {
+  const auto path = cb::test::fresh_dir("config_schema_scope") / "lm.yaml";
+  std::ofstream(path) << "model:\n  arch: llama_causal_lm\n  model_type: fresh\nrun:\n  task: lm_pretrain\n";
+  auto d = cb::absent_defaults(cb::resolve_config(path, {}));
+  REQUIRE(d.find("run"));
+  CHECK(d.find("run")->find("caption_end_sym"));  // lm_pretrain reads it
+  CHECK_FALSE(d.find("run")->find("stage"));      // tri_pretrain's
+  REQUIRE(d.find("model"));
+  CHECK(d.find("model")->find("llama_model"));       // both models read it
+  CHECK_FALSE(d.find("model")->find("freeze_vit"));  // ChatBridge's
+  auto tri = cb::absent_defaults(resolve());
+  CHECK(tri.find("run")->find("stage"));
+  CHECK_FALSE(tri.find("run")->find("caption_end_sym"));
+}
