@@ -58,7 +58,7 @@ std::string did_you_mean(std::string_view name, const std::vector<std::string>& 
     if (!words.empty() && (all_in(words, cw) || (cw.size() > 1 && all_in(cw, words))))
       near.push_back(fmt::format("'{}{}'", prefix, c));
   }
-  if (near.empty() || near.size() > 3) return "";
+  if (near.empty() || near.size() > 5) return "";
   std::string list = near[0];
   for (size_t i = 1; i < near.size(); ++i) list += (i + 1 == near.size() ? " or " : ", ") + near[i];
   return fmt::format(" (did you mean {}?)", list);

@@ -44,12 +44,14 @@ TEST_CASE("did_you_mean picks the closest name within reach") {
   CHECK(cb::edit_distance("", "abc") == 3);
   CHECK(cb::did_you_mean("init_lrr", {"min_lr", "init_lr", "warmup_lr"}) == " (did you mean 'init_lr'?)");
   CHECK(cb::did_you_mean("completely_different", {"init_lr", "seed"}).empty());
-  // Nothing within reach: the names made of the same words (at most three), qualified by the prefix.
+  // Nothing within reach: the names made of the same words (at most five), qualified by the prefix.
   const std::vector<std::string> run = {"init_lr",          "min_lr",          "warmup_lr",  "warmup_steps",
                                         "batch_size_train", "batch_size_eval", "output_dir", "seed"};
   CHECK(cb::did_you_mean("lr", run, "run.") == " (did you mean 'run.init_lr', 'run.min_lr' or 'run.warmup_lr'?)");
   CHECK(cb::did_you_mean("batch_size", run) == " (did you mean 'batch_size_train' or 'batch_size_eval'?)");
   CHECK(cb::did_you_mean("output", run) == " (did you mean 'output_dir'?)");
   CHECK(cb::did_you_mean("vit_ckpt_path", {"vit_ckpt", "vit_model"}) == " (did you mean 'vit_ckpt'?)");
-  CHECK(cb::did_you_mean("lr", {"init_lr", "min_lr", "warmup_lr", "decay_lr"}).empty());  // too many to help
+  CHECK(cb::did_you_mean("lr", {"init_lr", "min_lr", "warmup_lr", "lr_sched", "lr_decay_rate"}) ==
+        " (did you mean 'init_lr', 'min_lr', 'warmup_lr', 'lr_sched' or 'lr_decay_rate'?)");  // the real run section
+  CHECK(cb::did_you_mean("lr", {"aa_lr", "bb_lr", "cc_lr", "dd_lr", "ee_lr", "ff_lr"}).empty());  // too many to help
 }
