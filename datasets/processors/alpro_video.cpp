@@ -22,11 +22,21 @@ std::vector<int64_t> uniform_frame_indices(int64_t length, int64_t n_frms) {
   return indices;
 }
 
+// The original takes min(n_frms, length) frames, so a clip shorter than a set n_frms has fewer frames
+// than the rest of its batch, and the whole evaluation stopped at collate: it is refused instead, and
+// the dataset skips and reports it like any unreadable sample.
+void check_length(const std::filesystem::path& path, int64_t length, int64_t n_frms) {
+  if (n_frms != std::numeric_limits<int64_t>::max() && length < n_frms)
+    fail("video '{}': {} frame(s), fewer than n_frms = {}: the other samples of a batch have {}", path.string(), length,
+         n_frms, n_frms);
+}
+
 torch::Tensor AlproVideoEvalProcessor::operator()(const std::filesystem::path& path) const {
   torch::Tensor frames;  // [n, s, s, 3] uint8
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
     const auto files = list_frames(path);
+    check_length(path, int64_t(files.size()), n_frms);
     std::mt19937_64 unused;  // eval picks are deterministic
     ImageDecoder decoder;
     std::vector<torch::Tensor> picked;
@@ -36,7 +46,9 @@ torch::Tensor AlproVideoEvalProcessor::operator()(const std::filesystem::path& p
     frames = torch::stack(picked);
   } else {
     auto reader = VideoReader::open_file(path);
-    frames = reader.frames(uniform_frame_indices(reader.frame_count(), n_frms), image_size, image_size);
+    const int64_t length = reader.frame_count();
+    check_length(path, length, n_frms);
+    frames = reader.frames(uniform_frame_indices(length, n_frms), image_size, image_size);
   }
   auto x = frames.permute({3, 0, 1, 2}).to(torch::kFloat32).div(255);  // ToTensorVideo: [3, n, s, s]
   auto m = torch::tensor({mean[0], mean[1], mean[2]}, torch::kFloat32).view({3, 1, 1, 1});

@@ -2,6 +2,7 @@
 // with the frames resized by the decoder to image_size x image_size, n = min(n_frms, length) frames at
 // np.arange(0, length, length / n).astype(int), then /255 and Normalize -> [3, n, s, s]. When the path
 // is a frame directory: the middle frame of each of min(n_frms, #files) groups, PIL bicubic resize.
+// With n_frms set, a clip of fewer frames is a cb::Error (it could not share a batch).
 #pragma once
 #include <torch/torch.h>
 

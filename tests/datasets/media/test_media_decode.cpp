@@ -193,6 +193,12 @@ TEST_CASE("video decode: frames by index with seeking equal sequential decoding 
       torch::tensor({cb::kClipStd[0], cb::kClipStd[1], cb::kClipStd[2]}, torch::kFloat32).view({3, 1, 1, 1});
   CHECK(torch::allclose(clip, (small.permute({3, 0, 1, 2}).to(torch::kFloat32) / 255 - mean) / std));
   CHECK_THROWS_WITH(alpro.file((tmp.path / "missing.mp4").string()), Contains("missing.mp4"));
+  // A clip shorter than n_frms would give fewer frames than its batch holds: refused, naming it.
+  cb::test::write_mp4(tmp.path / "short.mp4", 3, 16, 16, 3, 12);
+  CHECK_THROWS_WITH(alpro.file((tmp.path / "short.mp4").string()),
+                    Contains("short.mp4") && Contains("3 frame(s), fewer than n_frms = 5"));
+  CHECK(cb::AlproVideoEvalProcessor{16}(tmp.path / "short.mp4").sizes() ==
+        torch::IntArrayRef{3, 3, 16, 16});  // n_frms unset: every frame
 }
 
 TEST_CASE("video decode: truncated + random + empty + missing files throw cb::Error naming the file") {
@@ -297,6 +303,8 @@ TEST_CASE("valor VideoMapper: frame directories and images") {
   cb::AlproVideoEvalProcessor alpro{12, 3};
   const auto from_dir = alpro(tmp.path / "videos" / "ab" / "AbcClip");
   CHECK(from_dir.sizes() == torch::IntArrayRef{3, 3, 12, 12});
+  CHECK_THROWS_WITH((cb::AlproVideoEvalProcessor{12, 20}(tmp.path / "videos" / "ab" / "AbcClip")),
+                    Contains("AbcClip") && Contains("fewer than n_frms = 20"));
 
   // A corrupt frame file fails with its name.
   cb::test::write_bytes(tmp.path / "videos" / "ab" / "AbcClip" / "img_0004.jpg", jpeg.data(), jpeg.size() / 3);
