@@ -185,7 +185,10 @@ class Node {
   // Every node's launcher arrives before attempt `attempt` starts; nullopt when it may start.
   std::optional<int> join(int attempt) {
     set_code("launch/attempt", attempt);
-    store_->add(key(attempt, "joined"), 1);
+    // Once per node: a launcher started again on its node while the others still wait (the first one
+    // was lost after joining) would otherwise count twice, and the attempt start without a node.
+    if (store_->add(key(attempt, ("node_" + std::to_string(o_.node_rank)).c_str()), 1) == 1)
+      store_->add(key(attempt, "joined"), 1);
     auto deadline = std::chrono::steady_clock::now() + o_.rendezvous_timeout;
     if (const auto joined = counter(key(attempt, "joined")); joined < o_.nnodes)
       spdlog::info("chatbridge-launch: node {} waits for {} more node(s) to join attempt {} (up to {} s)", o_.node_rank,

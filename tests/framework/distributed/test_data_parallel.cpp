@@ -191,8 +191,8 @@ TEST_CASE("Ctrl-C to a launcher waiting for node 0's store: it says what it wait
   auto out = fresh_dir("no_store");
   const auto log = out / "launcher1.txt";
   // Nothing listens on the port: node 0 not started yet, or a wrong --master-addr/--master-port.
-  pid_t node1 = spawn(launch_argv(std::to_string(cb::dist::free_tcp_port()), {"--nnodes", "2", "--node-rank", "1"},
-                                  out, {"--batch", "2"}),
+  pid_t node1 = spawn(launch_argv(std::to_string(cb::dist::free_tcp_port()), {"--nnodes", "2", "--node-rank", "1"}, out,
+                                  {"--batch", "2"}),
                       {}, log);
   auto text = [&] {
     std::ifstream in(log);
@@ -204,5 +204,36 @@ TEST_CASE("Ctrl-C to a launcher waiting for node 0's store: it says what it wait
   CHECK(text().find("node 1 connects to the store of node 0's launcher at 127.0.0.1:") != std::string::npos);
   REQUIRE(::kill(node1, SIGINT) == 0);
   CHECK(wait_exit(node1) == 128 + SIGINT);  // a stop, as torchrun's; was 1 ("Interrupted system call")
+  fs::remove_all(out);
+}
+
+TEST_CASE("a launcher started again while the others wait for a third node counts once", "[distributed]") {
+  auto out = fresh_dir("rejoin_wait");
+  auto port = std::to_string(cb::dist::free_tcp_port());
+  auto node = [&](int n, const std::string& log) {
+    return spawn(launch_argv(port, {"--nnodes", "3", "--node-rank", std::to_string(n)}, out, {"--batch", "2"}), {},
+                 out / log);
+  };
+  auto text = [&](const std::string& log) {
+    std::ifstream in(out / log);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  pid_t node0 = node(0, "launcher0.txt"), lost = node(1, "launcher1_lost.txt");
+  // Node 1 has joined attempt 0 once it waits for the one node left (bounded, not timed).
+  for (int i = 0; i < 400 && text("launcher1_lost.txt").find("waits for 1 more node") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  REQUIRE(text("launcher1_lost.txt").find("waits for 1 more node") != std::string::npos);
+  REQUIRE(::kill(lost, SIGKILL) == 0);
+  wait_exit(lost);
+  // Its node starts it again, then node 2 arrives. Before, node 1 counted twice: nodes 0 and 1 started
+  // attempt 0 without node 2, whose arrival failed that attempt, and with no restarts the job.
+  pid_t node1 = node(1, "launcher1.txt");
+  for (int i = 0; i < 400 && text("launcher1.txt").find("waits for 1 more node") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  pid_t node2 = node(2, "launcher2.txt");
+  for (pid_t p : {node0, node1, node2}) CHECK(wait_exit(p) == 0);
+  INFO(text("launcher0.txt"));
+  CHECK(exists_attempt(out, 0, 2));
+  CHECK(!exists_attempt(out, 1, 0));  // no restart
   fs::remove_all(out);
 }
