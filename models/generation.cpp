@@ -83,6 +83,7 @@ GenerateResult decode(LlamaForCausalLM& model, torch::Tensor ids, torch::Tensor 
   const auto B = ids.size(0), prompt_len = ids.size(1);
   const auto opts = torch::dtype(torch::kLong).device(ids.device());
   auto unfinished = torch::ones({B}, opts);
+  auto new_tokens = torch::zeros({B}, opts);
   LlamaKVCache cache;
   GenerateResult result;
 
@@ -100,6 +101,7 @@ GenerateResult decode(LlamaForCausalLM& model, torch::Tensor ids, torch::Tensor 
     if (r.eos) next = next * unfinished + *r.pad * (1 - unfinished);
     ids = torch::cat({ids, next.unsqueeze(1)}, 1);
     mask = torch::cat({mask, torch::ones({B, 1}, opts)}, 1);
+    new_tokens += unfinished;
     if (r.eos) unfinished = unfinished * (next != *r.eos).to(torch::kLong);
 
     const bool callback_stop = o.on_token && o.on_token(next);
@@ -108,6 +110,8 @@ GenerateResult decode(LlamaForCausalLM& model, torch::Tensor ids, torch::Tensor 
     if (row0_ends_with_stop(ids, o.stop_sequences)) break;
   }
   result.sequences = ids;
+  const auto counts = new_tokens.cpu().contiguous();
+  result.new_tokens.assign(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + B);
   return result;
 }
 
@@ -115,21 +119,26 @@ GenerateResult decode(LlamaForCausalLM& model, torch::Tensor ids, torch::Tensor 
 // sum_logprobs / len**length_penalty where len counts the whole row (prompt or bos placeholder
 // included, the final eos excluded).
 struct BeamHypotheses {
+  struct Hypothesis {
+    double score;
+    std::vector<int64_t> ids;
+    bool ended_by_eos;  // else cut by max_length or a stop sequence
+  };
   int64_t num_beams;
   double length_penalty;
   bool early_stopping;
-  std::vector<std::pair<double, std::vector<int64_t>>> beams;  // (score, ids) in insertion order
+  std::vector<Hypothesis> beams;  // in insertion order
   double worst_score = 1e9;
 
-  void add(std::vector<int64_t> hyp, double sum_logprobs) {
+  void add(std::vector<int64_t> hyp, double sum_logprobs, bool ended_by_eos) {
     const double score = sum_logprobs / std::pow(static_cast<double>(hyp.size()), length_penalty);
     if (static_cast<int64_t>(beams.size()) < num_beams || score > worst_score) {
-      beams.emplace_back(score, std::move(hyp));
+      beams.push_back({score, std::move(hyp), ended_by_eos});
       if (static_cast<int64_t>(beams.size()) > num_beams) {
         // Python sorts (score, index) pairs: the lowest score goes (the earliest among ties), the
         // second lowest becomes the worst.
         std::vector<std::pair<double, size_t>> order;
-        for (size_t i = 0; i < beams.size(); ++i) order.emplace_back(beams[i].first, i);
+        for (size_t i = 0; i < beams.size(); ++i) order.emplace_back(beams[i].score, i);
         std::sort(order.begin(), order.end());
         beams.erase(beams.begin() + static_cast<std::ptrdiff_t>(order[0].second));
         worst_score = order[1].first;
@@ -147,10 +156,10 @@ struct BeamHypotheses {
   }
 
   // Python's stable sort by score, then pop(): the best, the last added among ties.
-  const std::pair<double, std::vector<int64_t>>& best() const {
+  const Hypothesis& best() const {
     const auto* b = &beams.front();
     for (const auto& h : beams)
-      if (h.first >= b->first) b = &h;
+      if (h.score >= b->score) b = &h;
     return *b;
   }
 };
@@ -234,7 +243,7 @@ GenerateResult beam_decode(LlamaForCausalLM& model, torch::Tensor ids, torch::Te
         if (r.eos && token_of[c] == *r.eos) {
           if (rank >= K) continue;
           if (!ids_cpu.defined()) ids_cpu = ids.cpu().contiguous();
-          hyps[b].add(row_ids(ids_cpu, row), score_of[c]);
+          hyps[b].add(row_ids(ids_cpu, row), score_of[c], /*ended_by_eos=*/true);
         } else {
           ns[b * K + filled] = score_of[c];
           nt[b * K + filled] = token_of[c];
@@ -267,19 +276,21 @@ GenerateResult beam_decode(LlamaForCausalLM& model, torch::Tensor ids, torch::Te
   const auto final_scores = beam_scores.cpu().contiguous();
   for (int64_t b = 0; b < B; ++b) {
     if (done[b]) continue;
-    for (int64_t k = 0; k < K; ++k) hyps[b].add(row_ids(ids_cpu, b * K + k), final_scores[b * K + k].item<float>());
+    for (int64_t k = 0; k < K; ++k)
+      hyps[b].add(row_ids(ids_cpu, b * K + k), final_scores[b * K + k].item<float>(), /*ended_by_eos=*/false);
   }
   int64_t longest = 0;
-  for (const auto& h : hyps) longest = std::max<int64_t>(longest, static_cast<int64_t>(h.best().second.size()));
+  for (const auto& h : hyps) longest = std::max<int64_t>(longest, static_cast<int64_t>(h.best().ids.size()));
   const auto width = std::min(longest + 1, max_length);
   auto sequences = torch::full({B, width}, r.pad.value_or(0), torch::kLong);
   result.sequence_scores = torch::zeros({B}, torch::kFloat);
   for (int64_t b = 0; b < B; ++b) {
-    const auto& [score, hyp] = hyps[b].best();
-    const auto n = static_cast<int64_t>(hyp.size());
-    sequences[b].narrow(0, 0, n).copy_(torch::tensor(hyp, torch::kLong));
+    const auto& best = hyps[b].best();
+    const auto n = static_cast<int64_t>(best.ids.size());
+    sequences[b].narrow(0, 0, n).copy_(torch::tensor(best.ids, torch::kLong));
     if (n < width && r.eos) sequences[b][n] = *r.eos;
-    result.sequence_scores[b] = score;
+    result.sequence_scores[b] = best.score;
+    result.new_tokens.push_back(n - prompt_len + (best.ended_by_eos ? 1 : 0));
   }
   result.sequences = sequences.to(device);
   result.sequence_scores = result.sequence_scores.to(device);

@@ -43,6 +43,10 @@ struct GenerateResult {
   torch::Tensor sequences;
   std::vector<torch::Tensor> scores;  // per step [B,V] ([B*num_beams,V] for beams), when output_scores
   torch::Tensor sequence_scores;      // beam search: [B] fp32, the returned hypotheses' length-penalised scores
+  // Per row, how many of the ids after the prompt the search generated: the eos that ended a row
+  // counts, the eos that beam search's finalize appends to a hypothesis cut by a limit or a stop
+  // sequence does not, nor padding.
+  std::vector<int64_t> new_tokens;
 };
 
 // Greedy search's choice per row: scores [B,V] -> [B] int64, torch::argmax's index (the CPU's fp32 scores

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <limits>
+#include <utility>
+
+#include <spdlog/spdlog.h>
 
 #include "framework/error.h"
 #include "models/instruct_prompt.h"
@@ -156,6 +159,14 @@ std::string ChatSession::answer(const ChatSettings& s, const TextCallback& on_te
           "the prompt takes {} positions and the answer up to {} (max_new_tokens): more than the {} of max_length; "
           "shorten the conversation or ask for fewer tokens",
           embs.size(1), s.max_new_tokens, s.max_length);
+    // RoPE extends past the trained positions (as HF's does), but a model is only known to answer
+    // within them: the tiny LLaMA has 512, Vicuna 2048, max_length 2000.
+    const auto trained = model_->llama_model->config().max_position_embeddings;
+    if (embs.size(1) + s.max_new_tokens > trained && !std::exchange(warned_positions_, true))
+      spdlog::warn(
+          "the prompt ({} positions) and up to {} new tokens pass the LLaMA's max_position_embeddings ({}): "
+          "answers there may degrade",
+          embs.size(1), s.max_new_tokens, trained);
     if (on_start) on_start();
     const auto stops = all_stops(s);
     const auto has_stop = [&](const std::string& raw) {
@@ -182,7 +193,7 @@ std::string ChatSession::answer(const ChatSettings& s, const TextCallback& on_te
     auto out = generate_from_embeds(model_->llama_model, embs, torch::Tensor(), o);
     auto seq = out.sequences[0].to(torch::kCPU).contiguous();  // [1 + steps]: the bos placeholder first
     std::vector<int64_t> ids(seq.data_ptr<int64_t>(), seq.data_ptr<int64_t>() + seq.numel());
-    generated.assign(ids.begin() + 1, ids.end());
+    generated.assign(ids.begin() + 1, ids.begin() + 1 + out.new_tokens[0]);
     stats_.prompt_positions = embs.size(1);
     stats_.generated_tokens = static_cast<int64_t>(generated.size());
     const bool eos = !generated.empty() && generated.back() == tok.eos_id();

@@ -88,6 +88,7 @@ class ChatSession {
   Conversation conv_;
   std::vector<Features> features_;
   AnswerStats stats_;
+  bool warned_positions_ = false;
 };
 
 // The generate() settings of a chat answer (the demo's Chat.answer call); throws cb::Error naming the

@@ -91,18 +91,22 @@ TEST_CASE("beam search: hand-checked 2-beam case, length penalty and early stopp
   auto o = beam_options(2, 1.0, 3);
   auto lp1 = cb::generate(model, prompt, torch::Tensor(), o);
   CHECK(torch::equal(lp1.sequences, ids_of({kA, kC, kEos})));
+  CHECK(lp1.new_tokens == std::vector<int64_t>{2});  // c and the eos that ended it
   CHECK(lp1.sequence_scores[0].item<double>() == Approx((lg(0.4) + lg(0.9)) / 2).epsilon(1e-5));
 
   o.length_penalty = 3.0;
   auto lp3 = cb::generate(model, prompt, torch::Tensor(), o);
   CHECK(torch::equal(lp3.sequences, ids_of({kA, kB, kB, kB})));
+  CHECK(lp3.new_tokens == std::vector<int64_t>{3});
   CHECK(lp3.sequence_scores[0].item<double>() == Approx((lg(0.6) + 2 * lg(0.4)) / 64).epsilon(1e-5));
 
   o.early_stopping = true;
   CHECK(torch::equal(cb::generate(model, prompt, torch::Tensor(), o).sequences, ids_of({kA, kB, kC, kEos})));
 
   auto greedy = beam_options(1, 1.0, 3);
-  CHECK(torch::equal(cb::generate(model, prompt, torch::Tensor(), greedy).sequences, ids_of({kA, kB, kB, kB})));
+  const auto greedy_out = cb::generate(model, prompt, torch::Tensor(), greedy);
+  CHECK(torch::equal(greedy_out.sequences, ids_of({kA, kB, kB, kB})));
+  CHECK(greedy_out.new_tokens == std::vector<int64_t>{3});
 }
 
 TEST_CASE("beam search: a batch pads the shorter winner with eos then pad; min_new_tokens delays eos") {
@@ -111,9 +115,10 @@ TEST_CASE("beam search: a batch pads the shorter winner with eos then pad; min_n
   // beats (every other path of row 1 passes a 0.05 step).
   auto prompts = torch::tensor({kA, kC}, torch::kLong).unsqueeze(1);
   auto o = beam_options(2, 1.0, 3);
-  auto out = cb::generate(model, prompts, torch::Tensor(), o).sequences;
+  const auto batch = cb::generate(model, prompts, torch::Tensor(), o);
   // width = longest returned hypothesis (2) + 1
-  CHECK(torch::equal(out, torch::tensor({kA, kC, kEos, kC, kEos, kPad}, torch::kLong).view({2, 3})));
+  CHECK(torch::equal(batch.sequences, torch::tensor({kA, kC, kEos, kC, kEos, kPad}, torch::kLong).view({2, 3})));
+  CHECK(batch.new_tokens == std::vector<int64_t>{2, 1});  // the pad is not generated
 
   // min_new_tokens 2: eos is impossible at the first two steps. Beams a·b·b -1.427, a·b·c -1.561 after
   // step 1; at step 2 a·b·c·eos (-1.666/3) becomes the hypothesis that beats the open beams a·b·b·b
@@ -277,10 +282,11 @@ TEST_CASE("beam search: a stop sequence on row 0 ends the search; eos follows th
   auto model = markov_model(abc_table());
   auto o = beam_options(2, 3.0, 3);  // unstopped winner: a b b b
   o.stop_sequences = {{kB, kB}};     // row 0 (the best beam) ends with b b after step 1
-  auto out = cb::generate(model, ids_of({kA}), torch::Tensor(), o).sequences;
+  const auto out = cb::generate(model, ids_of({kA}), torch::Tensor(), o);
   // Stopped at cur_len 3 < max_length 4: open beams a·b·b (-1.427/27) and a·b·c (-1.561/27) compete
   // with [a c] (-1.021/8): a b b wins and, shorter than max_length, gets eos (HF's finalize).
-  CHECK(torch::equal(out, ids_of({kA, kB, kB, kEos})));
+  CHECK(torch::equal(out.sequences, ids_of({kA, kB, kB, kEos})));
+  CHECK(out.new_tokens == std::vector<int64_t>{2});  // finalize's eos was not generated
   o.on_token = [](const torch::Tensor&) { return false; };
   CHECK_THROWS_AS(cb::generate(model, ids_of({kA}), torch::Tensor(), o), cb::Error);
 }

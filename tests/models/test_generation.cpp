@@ -257,9 +257,15 @@ TEST_CASE("generate: eos finishes rows, pads them, and stops when all are finish
 
   o.eos_token_id = first0;  // row 0 finishes at step 0
   o.pad_token_id = 39;
-  auto out = cb::generate(model, ids, torch::Tensor(), o).sequences;
+  const auto result = cb::generate(model, ids, torch::Tensor(), o);
+  const auto& out = result.sequences;
   CHECK(out[0][P].item<int64_t>() == first0);
   for (int64_t t = P + 1; t < out.size(1); ++t) CHECK(out[0][t].item<int64_t>() == 39);
+  CHECK(result.new_tokens[0] == 1);  // the eos, not the padding after it
+  int64_t row1 = 0;                  // up to and with row 1's first eos
+  while (P + row1 < out.size(1) && out[1][P + row1++].item<int64_t>() != first0) {
+  }
+  CHECK(result.new_tokens[1] == row1);
 
   auto one = ids.narrow(0, 0, 1);
   CHECK(cb::generate(model, one, torch::Tensor(), o).sequences.size(1) == P + 1);  // all rows finished

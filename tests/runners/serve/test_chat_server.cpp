@@ -255,6 +255,7 @@ TEST_CASE("chat server: num_beams 3 answers what generate() answers, streamed in
   auto media = ChatMediaOptions::for_model(model->config());
   const auto png = test::encode_png(test::pattern_frame(0, 40, 48), 2 /*PNG_COLOR_TYPE_RGB*/);
   std::string expected, greedy;
+  int64_t expected_tokens = 0, stopped_tokens = 0;
   {
     torch::NoGradGuard no_grad;
     Conversation c;
@@ -269,11 +270,17 @@ TEST_CASE("chat server: num_beams 3 answers what generate() answers, streamed in
     o.top_p = 0.9;
     o.stop_sequences = stop_sequences_for(model->tokenizer());
     auto text = [&](const GenerateOptions& g) {
-      auto seq = generate_from_embeds(model->llama_model, embs, torch::Tensor(), g).sequences[0].contiguous();
+      const auto out = generate_from_embeds(model->llama_model, embs, torch::Tensor(), g);
+      if (g.num_beams > 1) expected_tokens = out.new_tokens[0];
+      auto seq = out.sequences[0].contiguous();
       return postprocess_answer(model->tokenizer(),
                                 std::vector<int64_t>(seq.data_ptr<int64_t>(), seq.data_ptr<int64_t>() + seq.numel()));
     };
     expected = text(o);
+    REQUIRE(expected_tokens > 0);
+    auto stopped = o;  // a stop string inside the beam answer ends the search early
+    for (auto& seq : stop_sequences_for(model->tokenizer(), " of")) stopped.stop_sequences.push_back(seq);
+    stopped_tokens = generate_from_embeds(model->llama_model, embs, torch::Tensor(), stopped).new_tokens[0];
     o.num_beams = 1;
     greedy = text(o);
   }
@@ -284,6 +291,18 @@ TEST_CASE("chat server: num_beams 3 answers what generate() answers, streamed in
   INFO(plain->body);
   REQUIRE(plain->status == 200);
   CHECK(json::parse(plain->body)["choices"][0]["message"]["content"] == expected);
+  // the tokens the search generated, not the eos that beam finalize appends to a cut hypothesis
+  CHECK(json::parse(plain->body)["usage"]["completion_tokens"] == expected_tokens);
+  {  // cut by a stop string: finalize appends an eos that the search did not generate
+    auto cut = request;
+    cut["stop"] = " of";
+    auto r = cli.Post("/v1/chat/completions", cut.dump(), "application/json");
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+    INFO(r->body);
+    REQUIRE(stopped_tokens < expected_tokens);
+    CHECK(json::parse(r->body)["usage"]["completion_tokens"] == stopped_tokens);
+  }
 
   request["stream"] = true;
   auto streamed = cli.Post("/v1/chat/completions", request.dump(), "application/json");
