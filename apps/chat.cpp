@@ -4,17 +4,16 @@
 //   chatbridge-chat --cfg-path ... --serve [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--max-queue N]
 //   chatbridge-chat --cfg-path ... [--image F] [--audio F] [--video F] --ask "TEXT" [--greedy]
 //                   [--max-new-tokens N]      (one question, the answer on stdout, then exit)
-// Terminal commands: /image PATH, /audio PATH, /video PATH (a file or a directory of frames), /reset,
-// /quit, /temperature X, /top-p X, /beams N (1..10), /max-new-tokens N, /help; any other line is a
-// question. --options takes the rest of the command line, as in chatbridge-train.
+// The terminal's commands: runners/serve/chat_terminal.h. --options takes the rest of the command line,
+// as in chatbridge-train.
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
-#include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -25,109 +24,9 @@
 #include "runners/serve/chat_media.h"
 #include "runners/serve/chat_server.h"
 #include "runners/serve/chat_session.h"
+#include "runners/serve/chat_terminal.h"
 
 namespace {
-
-constexpr const char* kHelp =
-    "commands: /image PATH | /audio PATH | /video PATH (a file or a folder of frames) | /reset | /quit\n"
-    "          /temperature X | /top-p X | /beams N | /max-new-tokens N | /help\n"
-    "anything else is a question about the uploaded media.\n";
-
-template <typename T>
-T parse_number(const std::string& s, const char* what) {
-  T v{};
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size()) cb::fail("{}: '{}' is not a number", what, s);
-  return v;
-}
-
-// One terminal command; returns false on /quit.
-bool command(cb::ChatSession& chat, cb::ChatSettings& settings, const cb::ChatMediaOptions& media,
-             const std::string& name, const std::string& arg) {
-  auto need_arg = [&] {
-    if (arg.empty()) cb::fail("{} needs an argument (see /help)", name);
-  };
-  if (name == "/quit" || name == "/exit") return false;
-  if (name == "/help") {
-    std::cout << kHelp;
-  } else if (name == "/reset") {
-    chat.reset();
-    std::cout << "conversation cleared\n";
-  } else if (name == "/image") {
-    need_arg();
-    chat.upload_image(cb::image_from_bytes(cb::read_media_file(arg), arg, media));
-    std::cout << "image uploaded\n";
-  } else if (name == "/audio") {
-    need_arg();
-    chat.upload_audio(cb::audio_from_bytes(cb::read_media_file(arg), arg, media));
-    std::cout << "audio uploaded\n";
-  } else if (name == "/video") {
-    need_arg();
-    auto clip = std::filesystem::is_directory(arg) ? cb::video_from_frame_dir(arg, media)
-                                                   : cb::video_from_bytes(cb::read_media_file(arg), arg, media);
-    chat.upload_video(clip.frames, clip.fbank);
-    std::cout << (clip.fbank ? "video and its soundtrack uploaded\n" : "video uploaded (no soundtrack)\n");
-  } else if (name == "/temperature") {
-    need_arg();
-    const auto t = parse_number<double>(arg, "/temperature");
-    if (!(t > 0)) cb::fail("/temperature must be > 0");
-    settings.temperature = t;
-  } else if (name == "/top-p") {
-    need_arg();
-    const auto p = parse_number<double>(arg, "/top-p");
-    if (!(p > 0 && p <= 1)) cb::fail("/top-p must be in (0, 1]");
-    settings.top_p = p;
-  } else if (name == "/beams") {
-    need_arg();
-    const auto n = parse_number<int64_t>(arg, "/beams");
-    if (n < 1 || n > cb::kMaxChatBeams) cb::fail("/beams must be in 1..{}", cb::kMaxChatBeams);
-    settings.num_beams = n;
-  } else if (name == "/max-new-tokens") {
-    need_arg();
-    const auto n = parse_number<int64_t>(arg, "/max-new-tokens");
-    if (n < 1 || n >= settings.max_length) cb::fail("/max-new-tokens must be in 1..{}", settings.max_length - 1);
-    settings.max_new_tokens = n;
-  } else {
-    cb::fail("unknown command {} (see /help)", name);
-  }
-  return true;
-}
-
-void terminal_chat(cb::ChatBridge model, cb::ChatSettings settings) {
-  const auto media = cb::ChatMediaOptions::for_model(model->config());
-  cb::ChatSession chat(std::move(model));
-  std::cout << kHelp;
-  std::string line;
-  while (std::cout << "Human: " << std::flush, std::getline(std::cin, line)) {
-    line = cb::strip_whitespace(line);
-    if (line.empty()) continue;
-    try {
-      if (line.front() == '/') {
-        const auto space = line.find(' ');
-        const auto name = line.substr(0, space);
-        const auto arg = space == std::string::npos ? "" : cb::strip_whitespace(line.substr(space + 1));
-        if (!command(chat, settings, media, name, arg)) break;
-        continue;
-      }
-      const auto before = chat.conversation().messages;  // a question whose answer fails is not kept
-      try {
-        chat.ask(line);
-        std::cout << "Assistant: " << std::flush;
-        chat.answer(settings, [](const std::string& delta) {
-          std::cout << delta << std::flush;
-          return false;
-        });
-      } catch (...) {
-        chat.conversation().messages = before;
-        throw;
-      }
-      std::cout << "\n";
-    } catch (const std::exception& e) {  // cb::Error, or a LibTorch error (its first line; the rest is a backtrace)
-      const std::string what = e.what();
-      std::cout << "\nerror: " << what.substr(0, what.find('\n')) << "\n";
-    }
-  }
-}
 
 // One-shot mode: the media uploaded in the order image, audio, video, one question, its answer.
 struct OneShot {
@@ -140,10 +39,12 @@ int one_shot(cb::ChatBridge model, const OneShot& q, cb::ChatSettings settings) 
   const auto media = cb::ChatMediaOptions::for_model(model->config());
   cb::ChatSession chat(std::move(model));
   settings.do_sample = !q.greedy;
-  if (q.max_new_tokens) command(chat, settings, media, "/max-new-tokens", std::to_string(*q.max_new_tokens));
-  if (!q.image.empty()) command(chat, settings, media, "/image", q.image);
-  if (!q.audio.empty()) command(chat, settings, media, "/audio", q.audio);
-  if (!q.video.empty()) command(chat, settings, media, "/video", q.video);
+  std::ostringstream quiet;  // stdout carries the question and its answer only
+  if (q.max_new_tokens)
+    cb::terminal_command(chat, settings, media, "/max-new-tokens", std::to_string(*q.max_new_tokens), quiet);
+  if (!q.image.empty()) cb::terminal_command(chat, settings, media, "/image", q.image, quiet);
+  if (!q.audio.empty()) cb::terminal_command(chat, settings, media, "/audio", q.audio, quiet);
+  if (!q.video.empty()) cb::terminal_command(chat, settings, media, "/video", q.video, quiet);
   chat.ask(q.question);
   std::cout << "Human: " << q.question << "\nAssistant: " << chat.answer(settings) << std::endl;
   return 0;
@@ -208,7 +109,9 @@ int run(int argc, char** argv) {
   settings.num_beams = num_beams;
   if (!q.question.empty()) return one_shot(std::move(model), q, settings);
   if (!serve) {
-    terminal_chat(std::move(model), settings);
+    const auto media = cb::ChatMediaOptions::for_model(model->config());
+    cb::ChatSession chat(std::move(model));
+    cb::terminal_chat(chat, settings, media, std::cin, std::cout);
     return 0;
   }
   server.defaults = settings;
