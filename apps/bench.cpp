@@ -18,6 +18,7 @@
 #include "bench/real_size_bench.h"
 #include "bench/run.h"
 #include "framework/app_options.h"
+#include "framework/cli_checks.h"
 #include "framework/error.h"
 #include "framework/logging.h"
 #include "framework/runtime.h"
@@ -53,14 +54,17 @@ int run(int argc, char** argv) {
     sub->add_option("--workload", workload_file,
                     "workload JSON (e.g. tests/bench/small.json; format: docs/benchmarks.md)")
         ->required();
-    sub->add_option("--threads", threads, "intra-op and BLAS threads (default: the workload's)");
+    sub->add_option("--threads", threads, "intra-op and BLAS threads (default: the workload's)")
+        ->check(cb::cli::non_negative);
     sub->add_option("--tokenizer", opts.tokenizer, "tokenizer.model (default: the workload's, found upward)");
     sub->add_option("--work-dir", opts.work_dir, "scratch directory for the generated media (reused)");
-    sub->add_option("--peak-flops", peak_flops, "device peak FLOP/s: the train benches then print MFU");
+    sub->add_option("--peak-flops", peak_flops, "device peak FLOP/s: the train benches then print MFU")
+        ->check(cb::cli::positive);
     sub->add_option(
-        "--profile-ops", opts.profile_top,
-        "train and decode parts: after timing, profile the steps op by op (decode: the single-position steps, "
-        "then one prefill as generate() runs it) and list the N ops with most self time");
+           "--profile-ops", opts.profile_top,
+           "train and decode parts: after timing, profile the steps op by op (decode: the single-position steps, "
+           "then one prefill as generate() runs it) and list the N ops with most self time")
+        ->check(cb::cli::positive);
     sub->add_option("--device", device, "cpu, cuda or cuda:N: where train1, train2 and decode run (default cpu)");
     sub->add_option("--llama-precision", llama_precision,
                     "the LLaMA's linear layers in fp32, bf16, fp16, q8_0 or q4_0 (model.llama_precision; default: "
@@ -80,8 +84,9 @@ int run(int argc, char** argv) {
       ->required();
   quality_cmd->add_option("--text", quality.text, "the text scored")->required();
   quality_cmd->add_option("--precision", quality.precision, "bf16, fp16, q8_0 or q4_0");
-  quality_cmd->add_option("--ctx", quality.ctx, "tokens per chunk (the second half of each is scored)");
-  quality_cmd->add_option("--threads", threads, "intra-op threads (default: all cores)");
+  quality_cmd->add_option("--ctx", quality.ctx, "tokens per chunk (the second half of each is scored)")
+      ->check(cb::cli::positive);
+  quality_cmd->add_option("--threads", threads, "intra-op threads (default: all cores)")->check(cb::cli::non_negative);
   quality_cmd->add_option("--log-level", log_level, "trace, debug, info, warn, error");
   cb::bench::RealSizeOptions real;
   auto* real_size = app.add_subcommand("real-size", "a 7B/13B-shaped LLaMA from a file: load time, peak RSS, tokens/s");
@@ -90,19 +95,22 @@ int run(int argc, char** argv) {
   real_size->add_option("--dir", real.dir, "the model directory (written by --make)")->required();
   real_size->add_flag("--make", real.make, "write the directory from random weights and stop");
   real_size->add_flag("--mmap", real.mmap, "use packed weights from the file's mapping (model.llama_mmap True)");
-  real_size->add_option("--new-tokens", real.new_tokens, "tokens decoded");
-  real_size->add_option("--threads", threads, "intra-op threads (default: all cores)");
+  real_size->add_option("--new-tokens", real.new_tokens, "tokens decoded")->check(cb::cli::positive);
+  real_size->add_option("--threads", threads, "intra-op threads (default: all cores)")->check(cb::cli::non_negative);
   real_size->add_option("--log-level", log_level, "trace, debug, info, warn, error");
   cb::bench::AnnotationBenchOptions annotations;
   auto* annotations_cmd = app.add_subcommand(
       "annotations", "annotation readers at N records beside the original's json.load: start-up time, RSS per record");
-  annotations_cmd->add_option("--records", annotations.records, "records in the generated annotation file");
+  annotations_cmd->add_option("--records", annotations.records, "records in the generated annotation file")
+      ->check(cb::cli::positive);
   annotations_cmd->add_option("--dir", annotations.dir, "where the generated files are written and reused")->required();
   annotations_cmd->add_option("--reader", annotations.reader, "valor (stage-1 mapper), lavis (coco_caption) or both");
   annotations_cmd->add_option("--side", annotations.side, "both (each side in a child process) or ours (this process)");
-  annotations_cmd->add_option("--rounds", annotations.rounds, "alternating rounds per reader (medians reported)");
+  annotations_cmd->add_option("--rounds", annotations.rounds, "alternating rounds per reader (medians reported)")
+      ->check(cb::cli::positive);
   annotations_cmd->add_option("--python", annotations.python, "the Python that runs the original's path");
-  annotations_cmd->add_option("--threads", threads, "threads, as the apps' --threads (default: all cores)");
+  annotations_cmd->add_option("--threads", threads, "threads, as the apps' --threads (default: all cores)")
+      ->check(cb::cli::non_negative);
   annotations_cmd->add_option("--log-level", log_level, "trace, debug, info, warn, error");
   CLI11_PARSE(app, argc, argv);
   if (annotations_cmd->parsed()) {

@@ -15,6 +15,7 @@
 #include "datasets/valor/data_options.h"
 #include "framework/app_options.h"
 #include "framework/checkpoint/atomic_file.h"
+#include "framework/cli_checks.h"
 #include "framework/config.h"
 #include "framework/config_schema.h"
 #include "framework/device.h"
@@ -22,6 +23,7 @@
 #include "framework/error.h"
 #include "framework/registry.h"
 #include "framework/text/python_str.h"
+#include "models/frozen_linear.h"
 #include "models/model_factory.h"
 #include "runners/train/memory_plan.h"
 #include "runners/train/runner_base.h"
@@ -69,6 +71,14 @@ std::string human(int64_t n) {
   return std::to_string(n);
 }
 
+// Why a run through a q8_0/q4_0 LLaMA stops (FrozenLinear refuses a gradient through packed weights).
+std::string quantized_training_refusal(cb::kernels::WeightFormat format) {
+  return fmt::format(
+      "the LLaMA is {} (model.llama_precision / model.low_resource), which serves inference only; set "
+      "model.llama_precision to fp32, bf16 or fp16 and model.low_resource to False to train",
+      cb::kernels::weight_format_name(format));
+}
+
 // The memory plan of one rank (runners/train/memory_plan.h) for the configured batch: for the valor
 // tasks the data options' loader groups (per-rank batch, frames per sample), the largest group decides;
 // lm_pretrain: run.batch_size_train texts of max_txt_len tokens.
@@ -110,6 +120,8 @@ void print_memory_plan(const cb::Config& cfg, const torch::nn::Module& model, st
   else if (!cuda && cb::total_memory_bytes() > 0) budget = cb::total_memory_bytes() / world;  // ranks share the host
   std::cout << fmt::format("device: {}{}\n", device, budget ? "" : " (no budget: give --memory-budget GIB)");
   std::cout << worst->describe(budget);
+  if (const auto format = cb::quantized_format(model))
+    std::cout << fmt::format("training: not possible: {}\n", quantized_training_refusal(*format));
 }
 
 // The module tree and parameter counts of the configured model, from the model registry's skeleton of
@@ -186,7 +198,8 @@ int run(int argc, char** argv) {
   std::optional<double> budget_gib;
   app.add_option("--memory-budget", budget_gib,
                  "--dry-run: memory per rank in GiB to check the plan against (default on the CPU: the machine's "
-                 "memory / ranks)");
+                 "memory / ranks)")
+      ->check(cb::cli::positive);
   app.add_option("--resume", resume, "'auto' (latest complete checkpoint in run.output_dir) or a checkpoint directory");
   if (const auto exit_code = cb::parse_config_app(app, opts, cli_argc, argv)) return *exit_code;
 
@@ -225,9 +238,12 @@ int run(int argc, char** argv) {
   auto pg = cb::dist::ProcessGroup::init(env, dist);
   std::shared_ptr<const cb::Task> task = cb::make_task(cfg);
   torch::manual_seed(cfg.get<int64_t>("run.seed"));  // same on every rank: randomly initialised parts agree
+  auto model = task->build_model(cfg);
+  if (const auto format = cb::quantized_format(*model))  // before the data loads, not at the first step
+    cb::fail("{}", quantized_training_refusal(*format));
   cb::RunnerInputs in{cfg,
                       task,
-                      task->build_model(cfg),
+                      std::move(model),
                       task->build_train_source(cfg, pg->rank(), pg->world_size()),
                       pg,
                       std::move(resume_from)};

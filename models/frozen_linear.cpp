@@ -206,6 +206,15 @@ void FrozenLinearImpl::to(torch::Dtype dtype, bool non_blocking) {
   if (weight.scalar_type() != torch::kByte) torch::nn::Module::to(dtype, non_blocking);
 }
 
+std::optional<kernels::WeightFormat> quantized_format(const torch::nn::Module& module) {
+  std::vector<const torch::nn::Module*> all{&module};  // modules(true) needs a module held by a shared_ptr
+  for (const auto& m : module.modules(/*include_self=*/false)) all.push_back(m.get());
+  for (const auto* m : all)
+    if (const auto* f = dynamic_cast<const FrozenLinearImpl*>(m); f && kernels::is_block_format(f->format()))
+      return f->format();
+  return std::nullopt;
+}
+
 LoadReport load_state_dict_into_frozen(torch::nn::Module& module, const StateDict& sd, bool strict,
                                        const std::string& source) {
   std::map<std::string, FrozenLinearImpl*> frozen;  // "<path>.weight" -> its layer

@@ -11,6 +11,7 @@
 // every parameter) must be fp32 and goes through torch's linear.
 #pragma once
 #include <torch/torch.h>
+#include <optional>
 
 #include "framework/checkpoint/state_dict.h"
 #include "framework/kernels/weight_format.h"
@@ -74,6 +75,10 @@ std::vector<torch::Tensor> forward_shared_input(const torch::Tensor& x, const st
 // sgemm and reads bf16 rows at fp32 speed (LibTorch's bf16 GEMM is ~4.5 GFLOP/s on AVX2). Otherwise
 // F::linear, with a 16-bit W and b converted to x's dtype (differentiably) where x is fp32 on the CPU.
 torch::Tensor dense_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias = {});
+
+// The block format (q8_0 or q4_0) of `module`'s quantized FrozenLinear layers, if it has any: such a
+// model serves inference only (FrozenLinearImpl::forward refuses a gradient through it).
+std::optional<kernels::WeightFormat> quantized_format(const torch::nn::Module& module);
 
 // load_state_dict (framework/checkpoint/state_dict.h), except that the weights of `module`'s
 // FrozenLinear layers are set with set_weight, so a dense checkpoint tensor lands in a quantized
