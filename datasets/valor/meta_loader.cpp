@@ -31,6 +31,9 @@ MetaLoader::MetaLoader(std::vector<SubLoader> loaders, MetaLoaderOptions opts)
     : loaders_(std::move(loaders)), opts_(opts) {
   if (loaders_.empty()) fail("valor data: no loaders");
   if (opts_.accum_steps < 1) fail("valor data: gradient_accumulation_steps must be >= 1");
+  // Outside [0, 1] the check below would stop a run with no bad sample at all (or never judge).
+  if (!(opts_.max_bad_fraction >= 0 && opts_.max_bad_fraction <= 1))
+    fail("run.max_bad_sample_fraction must be between 0 and 1, got {}", opts_.max_bad_fraction);
   size_t workers = 0;
   for (size_t i = 0; i < loaders_.size(); ++i) {
     const SubLoader& l = loaders_[i];

@@ -362,6 +362,11 @@ TEST_CASE("bad data is skipped and counted; too much of it stops with an error",
     }
     REQUIRE(stopped);
   }
+  // A fraction outside [0, 1] is refused at startup (-1 stopped the run with "0 of 12 bad").
+  for (const char* f : {"-1", "1.5", "nan"})
+    REQUIRE_THROWS_WITH(cb::build_train_source(
+                            s.config(groups, "tri_pretrain", {std::string("run.max_bad_sample_fraction=") + f}), 0, 1),
+                        Catch::Contains("run.max_bad_sample_fraction must be between 0 and 1"));
   // A whole-file JSON list that does not parse is a configuration error naming the file.
   write_text(s.root / "ann/broken.json", "[{\"video_id\": ");
   json broken = json::array({s.group("ti", "b", "ann/broken.json", {{"video", "images"}}, "image", 1, 0)});
