@@ -22,21 +22,6 @@
 
 namespace {
 
-// --model-cfg: its resolved model section as the first --options token (YAML flow = JSON), so the
-// user's own --options still override it. Alternating `key value` options become `key=value` first.
-std::vector<std::string> with_model_section(const std::string& model_cfg, std::vector<std::string> options) {
-  if (model_cfg.empty()) return options;
-  if (!options.empty() && options[0].find('=') == std::string::npos) {
-    if (options.size() % 2) cb::fail("--options '{}': key without a value", options.back());
-    std::vector<std::string> pairs;
-    for (size_t i = 0; i < options.size(); i += 2) pairs.push_back(options[i] + "=" + options[i + 1]);
-    options = pairs;
-  }
-  const auto model = cb::resolve_config(model_cfg, {}).sub("model").to_json();
-  options.insert(options.begin(), "model=" + model.dump());
-  return options;
-}
-
 int run(int argc, char** argv) {
   int cli_argc = argc;
   const std::vector<std::string> options = cb::take_options_remainder(argc, argv, cli_argc);
@@ -50,7 +35,7 @@ int run(int argc, char** argv) {
   app.add_flag("--print-config", print_config, "print the resolved config as YAML and exit");
   if (const auto exit_code = cb::parse_config_app(app, opts, cli_argc, argv)) return *exit_code;
 
-  const cb::Config cfg = cb::resolve_config(cfg_path, with_model_section(model_cfg, options));
+  const cb::Config cfg = cb::resolve_config(cfg_path, options, model_cfg);
   if (print_config) {
     std::cout << cfg.to_yaml();
     return 0;

@@ -311,8 +311,19 @@ ConfigNode options_to_node(const std::vector<std::string>& options) {
 }
 
 Config resolve_config(const std::filesystem::path& cfg_path, const std::vector<std::string>& options) {
+  return resolve_config(cfg_path, options, {});
+}
+
+Config resolve_config(const std::filesystem::path& cfg_path, const std::vector<std::string>& options,
+                      const std::filesystem::path& model_cfg) {
   const std::string name = cfg_path.string();
   ConfigNode user = options_to_node(options);
+  if (!model_cfg.empty()) {  // under --options, its keys keeping the file and line they came from
+    ConfigNode over = ConfigNode::mapping(model_cfg.string());
+    over.child("model") = *resolve_config(model_cfg, {}).node().find("model");  // a resolved config has one
+    merge_into(over, user);
+    user = std::move(over);
+  }
   ConfigNode file = load_yaml_file(cfg_path, name);
   if (!file.is_map()) fail("{}: expected a mapping with model/run sections, got {}", name, file.describe());
   for (const auto& [k, v] : file.entries)

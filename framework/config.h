@@ -70,5 +70,9 @@ void resolve_interpolations(ConfigNode& root);
 // with the yaml's datasets.<name> over it, then --options over everything; interpolations resolved;
 // checked against the schema.
 Config resolve_config(const std::filesystem::path& cfg_path, const std::vector<std::string>& options);
+// chatbridge-eval --model-cfg: the model section of experiment yaml `model_cfg`, resolved, goes over the
+// yaml's own model section and under --options; messages name its file and lines.
+Config resolve_config(const std::filesystem::path& cfg_path, const std::vector<std::string>& options,
+                      const std::filesystem::path& model_cfg);
 
 }  // namespace cb

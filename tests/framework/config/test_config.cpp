@@ -133,6 +133,21 @@ TEST_CASE(
   CHECK_THROWS_WITH(cb::resolve_config(path, {"run.valid_task=x${run.output_dir"}), Contains("'${' without its '}'"));
 }
 
+TEST_CASE("a model section taken from another yaml (eval --model-cfg) keeps its file and lines, under --options") {
+  const auto train = write_yaml("train_for_eval.yaml", kMinimal + "  seed: 1\n");  // num_query_token 16 on line 5
+  const auto eval = write_yaml("eval_with_model.yaml",
+                               "model:\n  arch: chatbridge\n  model_type: pretrain_vicuna\n  stage: 2\n"
+                               "run:\n  task: caption_eval\n");
+  auto cfg = cb::resolve_config(eval, {"model.max_txt_len", "64"}, train);
+  CHECK(cfg.get<int64_t>("model.num_query_token") == 16);  // the training yaml's
+  CHECK(cfg.get<int64_t>("model.stage") == 2);             // the eval yaml's, the training yaml leaves it
+  CHECK(cfg.get<int64_t>("model.max_txt_len") == 64);      // --options last
+  CHECK_FALSE(cfg.has("run.seed"));                        // only the model section is taken
+  CHECK(cfg.node().find("model")->find("num_query_token")->where() == train.string() + " (line 5)");  // was "--options"
+  CHECK_THROWS_WITH(cb::resolve_config(eval, {}, write_yaml("bad_model.yaml", kMinimal + "  init_lr: x\n")),
+                    Contains("bad_model.yaml"));
+}
+
 TEST_CASE("model and datasets sections are resolved through the registry") {
   auto arch =
       write_yaml("arch.yaml", "model:\n  arch: mini_gpt4_tri\n  model_type: pretrain_vicuna\nrun:\n  task: x\n");
