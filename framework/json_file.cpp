@@ -297,6 +297,8 @@ JsonRecordFile::JsonRecordFile(std::filesystem::path file, std::string_view what
     if (!sc.expect(']', "expected ',' or ']'")) invalid();
   };
 
+  // A leading UTF-8 byte-order mark (Windows editors write one) is not part of the document.
+  if (text.starts_with("\xEF\xBB\xBF")) sc.seek(base + 3);
   sc.skip_blank();
   const char first = sc.peek();
   if (layout.list_key.empty() && first != '[') {

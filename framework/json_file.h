@@ -38,9 +38,9 @@ struct ScannedRecord {
 // hundred bytes a record and seconds per million records to build (docs/data-pipeline.md).
 //
 // Layouts, as the original's json.load reads them: a JSON list when the first non-blank character is
-// '[', else JSON Lines (blank lines skipped; a line that is not one JSON value is left out and
-// "line <n>: not valid JSON" added to `bad_lines`). With `list_key`, the document is an object whose
-// `list_key` member is the list of records (AVSD's {"dialogs": [...]}), or also a bare list when
+// '[' (after a UTF-8 byte-order mark, which is skipped), else JSON Lines (blank lines skipped; a line that is not one
+// JSON value is left out and "line <n>: not valid JSON" added to `bad_lines`). With `list_key`, the document is an
+// object whose `list_key` member is the list of records (AVSD's {"dialogs": [...]}), or also a bare list when
 // `bare_list` is set. The scan validates the whole document (RFC 8259 with UTF-8 strings, as the
 // parser that reads each record later) without building anything; errors as read_json_file, with the
 // line and column. The file stays open until this object is destroyed; records are read with pread,

@@ -130,3 +130,30 @@ TEST_CASE("a record read after its file changed is an error naming the file", "[
   cb::test::write_text(dir.path / "a.json", R"([{"caption": "one"}])");
   REQUIRE_THROWS_WITH(s.file->read(s.spans[1]), Contains("a.json") && Contains("byte"));
 }
+
+TEST_CASE("a leading UTF-8 byte-order mark is skipped: a list stays a list, JSON Lines keep line 1", "[json]") {
+  cb::test::TempDir dir;
+  const std::string bom = "\xEF\xBB\xBF";
+  cb::test::write_text(dir.path / "list.json", bom + "[{\"a\": 1},\n {\"a\": 2}]\n");
+  Scanned list = scan(dir.path / "list.json");
+  CHECK(list.values == std::vector<json>{{{"a", 1}}, {{"a", 2}}});
+  CHECK(list.where == std::vector<std::string>{"record 0", "record 1"});
+  CHECK(list.bad_lines.empty());
+  CHECK(list.file->read(list.spans[0]) == json{{"a", 1}});
+
+  cb::test::write_text(dir.path / "lines.json", bom + "{\"a\": 1}\n{\"a\": 2}\n");
+  Scanned lines = scan(dir.path / "lines.json");
+  CHECK(lines.values == std::vector<json>{{{"a", 1}}, {{"a", 2}}});
+  CHECK(lines.where == std::vector<std::string>{"line 1", "line 2"});
+  CHECK(lines.bad_lines.empty());
+
+  cb::test::write_text(dir.path / "dialogs.json", bom + "{\"dialogs\": [{\"a\": 1}]}");
+  Scanned dialogs = scan(dir.path / "dialogs.json", {.list_key = "dialogs", .label = "dialog"});
+  CHECK(dialogs.values == std::vector<json>{{{"a", 1}}});
+
+  std::vector<std::string> bad;
+  const auto records = cb::read_json_records(dir.path / "list.json", "annotation file", bad);
+  CHECK(records.size() == 2);
+  CHECK(bad.empty());
+  CHECK(cb::read_json_file(dir.path / "list.json", "annotation file") == json::parse("[{\"a\": 1}, {\"a\": 2}]"));
+}
