@@ -3,7 +3,9 @@
 #include <spdlog/fmt/fmt.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -80,21 +82,33 @@ size_t write_loss_plot(const std::filesystem::path& metrics_jsonl, const std::fi
       fail("{}:{}: not a JSON line", metrics_jsonl.string(), line_no);
     }
     if (!j.contains("loss")) continue;  // a validation line
-    by_step[j.at("step").get<int64_t>()] = {j.at("loss").get<double>(), j.at("loss_avg").get<double>(),
-                                            j.at("lr").get<double>()};
+    // A NaN loss is written as null (JSON has no NaN): that point is left out of its line.
+    const auto number = [&](const char* key) {
+      const auto& v = j.at(key);
+      return v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.get<double>();
+    };
+    by_step[j.at("step").get<int64_t>()] = {number("loss"), number("loss_avg"), number("lr")};
   }
   if (by_step.empty()) return 0;
 
-  std::vector<double> steps, loss, loss_avg, lr;
+  std::vector<double> steps, loss_steps, loss, avg_steps, loss_avg, lr;
   for (const auto& [s, p] : by_step) {
-    steps.push_back(static_cast<double>(s));
-    loss.push_back(p.loss), loss_avg.push_back(p.loss_avg), lr.push_back(p.lr);
+    const auto step = static_cast<double>(s);
+    steps.push_back(step), lr.push_back(p.lr);
+    if (std::isfinite(p.loss)) loss_steps.push_back(step), loss.push_back(p.loss);
+    if (std::isfinite(p.loss_avg)) avg_steps.push_back(step), loss_avg.push_back(p.loss_avg);
   }
   const auto lo = [](const auto& a, const auto& b) {
-    return std::min(*std::min_element(a.begin(), a.end()), *std::min_element(b.begin(), b.end()));
+    double m = std::numeric_limits<double>::infinity();
+    for (const auto* v : {&a, &b})
+      if (!v->empty()) m = std::min(m, *std::min_element(v->begin(), v->end()));
+    return std::isfinite(m) ? m : 0.0;  // no finite loss at all: an empty panel
   };
   const auto hi = [](const auto& a, const auto& b) {
-    return std::max(*std::max_element(a.begin(), a.end()), *std::max_element(b.begin(), b.end()));
+    double m = -std::numeric_limits<double>::infinity();
+    for (const auto* v : {&a, &b})
+      if (!v->empty()) m = std::max(m, *std::max_element(v->begin(), v->end()));
+    return std::isfinite(m) ? m : 0.0;
   };
   const Panel top(0, steps.front(), steps.back(), lo(loss, loss_avg), hi(loss, loss_avg));
   const Panel bottom(kPanel, steps.front(), steps.back(), lo(lr, lr), hi(lr, lr));
@@ -105,8 +119,8 @@ size_t write_loss_plot(const std::filesystem::path& metrics_jsonl, const std::fi
       "font-family=\"sans-serif\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
       kWidth, 2 * kPanel);
   s += top.frame(fmt::format("loss ({} logged steps; blue: the step's loss, orange: loss_avg)", steps.size()));
-  s += top.polyline("loss", "stroke=\"#1f77b4\" stroke-width=\"1\"", steps, loss);
-  s += top.polyline("loss_avg", "stroke=\"#ff7f0e\" stroke-width=\"2\"", steps, loss_avg);
+  s += top.polyline("loss", "stroke=\"#1f77b4\" stroke-width=\"1\"", loss_steps, loss);
+  s += top.polyline("loss_avg", "stroke=\"#ff7f0e\" stroke-width=\"2\"", avg_steps, loss_avg);
   s += bottom.frame("learning rate");
   s += bottom.polyline("lr", "stroke=\"#2ca02c\" stroke-width=\"2\"", steps, lr);
   s += "</svg>\n";

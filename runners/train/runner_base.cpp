@@ -92,7 +92,8 @@ class RunnerBase : public Runner {
   // One iteration's steps.
   Batch next_batch(int64_t epoch, int64_t iter);
   StepOutput forward_backward(const Batch& batch, bool sync_grads);
-  void optimizer_step();
+  void optimizer_step();          // skipped when a gradient is not finite
+  bool gradients_finite() const;  // every trainable parameter's gradient
   StepMetrics reduce_metrics(const StepOutput& out, const Batch& batch);
   bool stop_requested();  // SIGTERM or SIGINT on any rank; every rank gets the same answer
   void log_progress(int64_t epoch, int64_t iter, double lr, const StepMetrics& m);
@@ -131,6 +132,9 @@ class RunnerBase : public Runner {
   std::optional<DevicePrefetcher> prefetch_;
   nlohmann::json loader_before_prefetch_;
   int64_t global_ = 0;  // iterations done, resumed ones included
+  // Optimiser steps skipped for non-finite gradients (without the grad scaler), in all and in a row.
+  static constexpr int64_t kMaxNonFiniteInARow = 10;
+  int64_t nonfinite_steps_ = 0, nonfinite_in_a_row_ = 0;
 };
 
 RunnerBase::RunnerBase(RunnerInputs in) : in_(std::move(in)) {
@@ -330,10 +334,35 @@ StepOutput RunnerBase::forward_backward(const Batch& batch, bool sync_grads) {
   return out;
 }
 
+// Under the CUDA grad scaler a non-finite gradient skips the step (torch.cuda.amp). Elsewhere the same
+// holds here, where the original would step: AdamW would turn every trained weight into NaN for good,
+// and the run would go on with `loss nan` to its end. The gradients were averaged over ranks, so every
+// rank takes the same decision. Many skips in a row mean that nothing is learning any more: stop.
 void RunnerBase::optimizer_step() {
-  if (scaler_) scaler_->step(*opt_);
-  else opt_->step();
+  if (scaler_) {
+    scaler_->step(*opt_);
+  } else if (gradients_finite()) {
+    opt_->step();
+    nonfinite_in_a_row_ = 0;
+  } else {
+    ++nonfinite_steps_;
+    if (++nonfinite_in_a_row_ >= kMaxNonFiniteInARow)
+      fail(
+          "step {}: the gradients hold NaN or inf for the {}th optimiser step in a row: stopping (the "
+          "checkpoints in {} hold the last finite weights)",
+          global_ + 1, nonfinite_in_a_row_, output_dir_.string());
+    spdlog::warn("step {}: the gradients hold NaN or inf: this optimiser step is skipped ({} skipped so far)",
+                 global_ + 1, nonfinite_steps_);
+  }
   zero_grad_keep(*opt_);
+}
+
+bool RunnerBase::gradients_finite() const {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> finite;  // one flag per gradient, reduced with one device-to-host copy
+  for (const auto& p : params_)
+    if (p.value().grad().defined()) finite.push_back(p.value().grad().isfinite().all());
+  return finite.empty() || torch::stack(finite).all().item<bool>();
 }
 
 RunnerBase::StepMetrics RunnerBase::reduce_metrics(const StepOutput& out, const Batch& batch) {

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -30,7 +31,10 @@ void TrainLog::record(const StepRecord& r) {
   ++steps_done_;
   window_samples_ += r.samples;
   window_tokens_ += r.tokens;
-  window_loss_ += r.loss;
+  if (std::isfinite(r.loss)) {  // a step skipped for a NaN loss would poison the window's mean
+    window_loss_ += r.loss;
+    ++window_loss_steps_;
+  }
   ++window_steps_;
   auto now = Clock::now();
   double per_step = std::chrono::duration<double>(now - start_).count() / steps_done_;
@@ -49,7 +53,7 @@ void TrainLog::record(const StepRecord& r) {
   double sps = window_samples_ / window, tps = window_tokens_ / window;
   double rss_mb = current_rss_bytes() / 1048576.0;
   // One step's loss depends on which dataset the mixture drew; the window mean shows the trend.
-  const double loss_avg = window_loss_ / static_cast<double>(window_steps_);
+  const double loss_avg = window_loss_steps_ ? window_loss_ / static_cast<double>(window_loss_steps_) : NAN;
   if (bar_) std::fputc('\n', stderr);
   spdlog::info(
       "Train: epoch [{}] [{}/{}] step {} loss {:.4f} (avg {:.4f}) lr {:.6f} samples/s {:.2f} tokens/s {:.1f} mem "
@@ -69,7 +73,7 @@ void TrainLog::record(const StepRecord& r) {
     for (const auto& [key, value] : scalars) tb_->scalar(std::string("train/") + key, r.step, value);
   }
   window_start_ = now;
-  window_samples_ = window_tokens_ = window_steps_ = 0;
+  window_samples_ = window_tokens_ = window_steps_ = window_loss_steps_ = 0;
   window_loss_ = 0;
 }
 

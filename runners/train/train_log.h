@@ -43,8 +43,8 @@ class TrainLog {
   std::ofstream metrics_;
   std::optional<TensorBoardWriter> tb_;
   Clock::time_point start_, window_start_;
-  int64_t steps_done_ = 0, window_samples_ = 0, window_tokens_ = 0, window_steps_ = 0;
-  double window_loss_ = 0;  // sum of the losses since the last logged line
+  int64_t steps_done_ = 0, window_samples_ = 0, window_tokens_ = 0, window_steps_ = 0, window_loss_steps_ = 0;
+  double window_loss_ = 0;  // sum of the finite losses since the last logged line
 };
 
 }  // namespace cb

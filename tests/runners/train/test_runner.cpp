@@ -7,8 +7,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <limits>
+#include <sstream>
 
 #include "framework/distributed/process_group.h"
 #include "runners/train/optim.h"
@@ -263,4 +267,71 @@ TEST_CASE("runner: resuming with another iters_per_epoch than the checkpoint's i
   // Within epoch 0 a longer epoch continues it: 5 - 3 + 5 steps.
   CHECK(resume_with(step3, 5).losses.size() == 7);
   fs::remove_all(dir);
+}
+
+namespace {
+
+// The generated source whose batches at the given calls carry NaN images: the loss and every gradient
+// of those steps are NaN.
+class NanSource : public BatchSource {
+ public:
+  NanSource(std::unique_ptr<BatchSource> inner, std::function<bool(int64_t)> poisoned)
+      : inner_(std::move(inner)), poisoned_(std::move(poisoned)) {}
+  Batch next() override {
+    auto b = inner_->next();
+    if (poisoned_(calls_++)) b.image.fill_(std::numeric_limits<float>::quiet_NaN());
+    return b;
+  }
+  nlohmann::json state() const override { return inner_->state(); }
+  void restore(const nlohmann::json& s) override { inner_->restore(s); }
+
+ private:
+  std::unique_ptr<BatchSource> inner_;
+  std::function<bool(int64_t)> poisoned_;
+  int64_t calls_ = 0;
+};
+
+bool all_finite(torch::nn::Module& model) {
+  for (const auto& p : model.parameters())
+    if (!p.isfinite().all().item<bool>()) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("runner: a step with non-finite gradients is skipped, ten in a row stop the run") {
+  torch::set_num_threads(1);
+  const auto dir = fresh("nan"), dir_all = fresh("nan_all");
+  auto run_nan = [](const Config& cfg, std::function<bool(int64_t)> poisoned, ChatBridge model) {
+    auto task = std::make_shared<GeneratedTask>(2);
+    RunnerInputs in{cfg,
+                    task,
+                    model.ptr(),
+                    std::make_unique<NanSource>(task->build_train_source(cfg, 0, 1), std::move(poisoned)),
+                    dist::ProcessGroup::init(dist::DistEnv{}),
+                    std::nullopt};
+    return make_runner(std::move(in))->train();
+  };
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
+
+  // One poisoned batch: its step is skipped, the weights stay finite, later losses are finite, and the
+  // run ends with its plot (a null loss in metrics.jsonl used to stop the plot).
+  auto model = tiny_chatbridge();
+  const auto result = run_nan(
+      run_config(dir.string(), "  accum_grad_iters: 1\n"), [](int64_t call) { return call == 1; }, model);
+  REQUIRE(result.losses.size() == 8);
+  CHECK(std::isnan(result.losses[1]));
+  for (size_t i : {0, 2, 3, 7}) CHECK(std::isfinite(result.losses[i]));
+  CHECK(all_finite(*model));
+  CHECK_THAT(log.str(), Catch::Contains("step 2: the gradients hold NaN or inf: this optimiser step is skipped"));
+  CHECK(fs::exists(dir / "loss_lr.svg"));
+
+  // Every batch poisoned: the tenth skipped step in a row stops the run.
+  CHECK_THROWS_WITH(run_nan(
+                        with_value(dir_all, "max_epoch", "3"), [](int64_t) { return true; }, tiny_chatbridge()),
+                    Catch::Contains("step 10: the gradients hold NaN or inf for the 10th optimiser step in a row"));
+  spdlog::default_logger()->sinks().pop_back();
+  fs::remove_all(dir), fs::remove_all(dir_all);
 }

@@ -244,4 +244,8 @@ TEST_CASE("tensorboard writer: CRC-32C check value, and the loss plot draws each
 )";
   CHECK(write_loss_plot(d / "metrics.jsonl", d / "loss_lr.svg") == 3);  // step 1 replayed after a restart
   CHECK(fs::exists(d / "loss_lr.svg"));
+  // A NaN loss is written as null: the point is left out of the loss lines, the lr line keeps it.
+  std::ofstream(d / "metrics.jsonl", std::ios::app) << R"({"step":3,"loss":null,"loss_avg":null,"lr":0.05}
+)";
+  CHECK(write_loss_plot(d / "metrics.jsonl", d / "loss_lr.svg") == 4);
 }
