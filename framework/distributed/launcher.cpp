@@ -47,7 +47,14 @@ class SignalScope {
 };
 
 std::string find_program(const std::string& name) {
-  if (name.find('/') != std::string::npos) return name;
+  if (name.find('/') != std::string::npos) {
+    // Checked here, once: a path that is wrong on this node would otherwise fail in every worker with
+    // exit code 127, attempt after attempt.
+    if (::access(name.c_str(), X_OK) != 0)
+      fail("chatbridge-launch: program '{}': {}", name,
+           errno == ENOENT ? "no such file on this host" : std::strerror(errno));
+    return name;
+  }
   const char* path = std::getenv("PATH");
   std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
   for (size_t start = 0; start <= dirs.size();) {

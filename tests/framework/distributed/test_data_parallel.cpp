@@ -237,3 +237,17 @@ TEST_CASE("a launcher started again while the others wait for a third node count
   CHECK(!exists_attempt(out, 1, 0));  // no restart
   fs::remove_all(out);
 }
+
+TEST_CASE("a program path that does not exist on this node fails the launcher at once, naming it", "[distributed]") {
+  auto out = fresh_dir("no_program");
+  const std::string missing = (out / "bin" / "chatbridge-train").string();
+  const int code = wait_exit(spawn({kLaunch, "--standalone", "--nproc-per-node", "2", "--max-restarts", "2", missing},
+                                   {}, out / "launcher.txt"));
+  std::ifstream in(out / "launcher.txt");
+  const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  INFO(log);
+  CHECK(code == 1);  // was 127 after every worker of every attempt printed "exec failed"
+  CHECK(log.find("program '" + missing + "': no such file on this host") != std::string::npos);
+  CHECK(log.find("exec failed") == std::string::npos);
+  fs::remove_all(out);
+}
