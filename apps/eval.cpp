@@ -49,7 +49,7 @@ int run(int argc, char** argv) {
   const auto device = cb::run_device(cfg.get<std::string>("run.device"), pg->local_rank());
   torch::manual_seed(cfg.get<int64_t>("run.seed", 42));  // required only for training
   auto module = task->build_model(cfg);
-  auto& model = cb::model_as<cb::ChatBridgeImpl>(*module, task->name().c_str());
+  auto& model = cb::model_to_evaluate(*module, task->name());
   model.place(device);
 
   const auto splits = cfg.get<std::vector<std::string>>("run.test_splits");

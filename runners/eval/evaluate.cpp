@@ -75,6 +75,14 @@ std::vector<std::string> predict(ChatBridgeImpl& model, const EvalTask& task, co
   return texts;
 }
 
+ChatBridgeImpl& model_to_evaluate(torch::nn::Module& model, const std::string& task) {
+  if (auto* m = dynamic_cast<ChatBridgeImpl*>(&model)) return *m;
+  fail(
+      "task '{}' cannot evaluate the model '{}' (check model.arch: chatbridge-eval evaluates ChatBridge models; "
+      "--model-cfg takes the model section of a ChatBridge training yaml)",
+      task, model.name());
+}
+
 std::optional<nlohmann::ordered_json> evaluate_split(ChatBridgeImpl& model, const EvalTask& task, const Dataset& ds,
                                                      dist::ProcessGroup& pg, const EvalSplitOptions& opts) {
   const auto& info = ds.info();

@@ -26,6 +26,10 @@ struct EvalSplitOptions {
   torch::Device device = torch::kCPU;
 };
 
+// The model chatbridge-eval evaluates, as ChatBridge; cb::Error "task '<task>' cannot evaluate the model
+// ..." naming model.arch when it is another model (a LLaMA of an lm_pretrain yaml given as --model-cfg).
+ChatBridgeImpl& model_to_evaluate(torch::nn::Module& model, const std::string& task);
+
 // The predictions of `samples` (one generated text each), generated as one batch.
 std::vector<std::string> predict(ChatBridgeImpl& model, const EvalTask& task, const DatasetInfo& info,
                                  const std::vector<Sample>& samples, torch::Device device);

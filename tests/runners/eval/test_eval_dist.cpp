@@ -176,3 +176,20 @@ TEST_CASE("chatbridge-eval: 1 rank and 2 ranks write the same results and metric
     CHECK(read_json(one / "result/val_results.json").size() > 0);
   }
 }
+
+TEST_CASE("chatbridge-eval with a LLaMA training yaml as --model-cfg: it cannot evaluate that model", "[eval]") {
+  const auto out = fresh_dir("eval_llama_model");
+  const auto log = out / "log.txt";
+  const int code = wait_exit(
+      spawn({CB_EVAL, "--threads", "1", "--cfg-path", (kSource / "eval_configs" / "tiny_caption_eval.yaml").string(),
+             "--model-cfg", (kSource / "train_configs" / "tiny_lm_pretrain.yaml").string(), "--options",
+             "run.output_dir=" + out.string(),
+             "model.llama_tokenizer=" + (kSource / "tests/golden/tokenizer.model").string()},
+            {}, log));
+  std::ifstream in(log);
+  const std::string text(std::istreambuf_iterator<char>(in), {});
+  INFO(text);
+  CHECK(code != 0);
+  CHECK(text.find("task 'caption_eval' cannot evaluate the model") != std::string::npos);
+  CHECK(text.find("cannot train") == std::string::npos);
+}
