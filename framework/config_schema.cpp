@@ -26,6 +26,9 @@ struct Key {
   // schema is one list for every model and task, so a key of another one's section would otherwise be
   // accepted and silently do nothing. Set elsewhere, it warns like kNotRead. Empty: read by all.
   std::string_view only = {};
+  // The values accepted for a string key ("generate"; comma-separated): another one is refused with the
+  // doc as the reason (a LAVIS setting whose other values would do what this code does not). Empty: any.
+  std::string_view values = {};
 };
 
 constexpr std::string_view kRequired = "!required";  // the code that reads it fails when it is absent
@@ -171,6 +174,14 @@ constexpr Key kKeys[] = {
     {"run.min_len", E::integer, "1", "HF min_length, likewise"},
     {"run.length_penalty", E::number, "1.0", "beam search length penalty"},
     {"run.repetition_penalty", E::number, "1.0", "HF repetition penalty"},
+    // LAVIS eval yamls' keys, accepted so that they load (they warn that they have no effect).
+    {"run.inference_method", E::string, kNotRead,
+     "LAVIS's VQA inference: answers are always generated, so only `generate` is accepted (`rank` over "
+     "candidate answers is not implemented)",
+     "", "generate"},
+    {"run.num_ans_candidates", E::integer, kNotRead,
+     "LAVIS's candidate answers of `rank` inference, which is not implemented: answers are generated"},
+    {"run.report_metric", E::boolean, kNotRead, "LAVIS's switch for metrics: they are always computed and written"},
 };
 
 bool matches(Expect e, const ConfigNode& n) {
@@ -261,6 +272,12 @@ void validate(const ConfigNode& map, const std::string& parent, const ConfigNode
     if (const Key* k = find_key(path)) {
       if (!value.is_null() && !matches(k->type, value))
         fail("{} in {}: expected {}, got {}", path, value.where(), describe(k->type), value.describe());
+      if (!k->values.empty() && value.type == ConfigNode::Type::string) {
+        const auto allowed = pystr::split(k->values, ",");
+        if (std::find(allowed.begin(), allowed.end(), value.string) == allowed.end())
+          fail("{} in {}: '{}' is not supported (accepted: {}): {}", path, value.where(), value.string, k->values,
+               k->doc);
+      }
       if (!value.is_null() && k->default_yaml == kNotRead) warn_not_read(*k, value);
       if (!value.is_null()) warn_out_of_scope(*k, value, root);
     } else if (is_section(path)) {

@@ -95,3 +95,16 @@ TEST_CASE("config schema: --print-config's defaults leave out the keys this mode
   CHECK(tri.find("run")->find("stage"));
   CHECK_FALSE(tri.find("run")->find("caption_end_sym"));
 }
+
+TEST_CASE("config schema: a LAVIS eval yaml's run keys load, with a warning; inference_method only as generate") {
+  // A LAVIS eval yaml sets these; they were refused as unknown keys.
+  auto cfg = resolve({"run.inference_method=generate", "run.num_ans_candidates=128", "run.report_metric=True"});
+  CHECK(cfg.get<std::string>("run.inference_method") == "generate");
+  CHECK(cfg.get<int64_t>("run.num_ans_candidates") == 128);
+  CHECK(cfg.get<bool>("run.report_metric"));
+  CHECK_THROWS_WITH(resolve({"run.inference_method=rank"}),
+                    Contains("run.inference_method in --options: 'rank' is not supported (accepted: generate)") &&
+                        Contains("not implemented"));
+  CHECK_THROWS_WITH(resolve({"run.num_ans_candidates=many"}),
+                    Contains("run.num_ans_candidates in --options: expected an integer"));
+}
