@@ -75,6 +75,17 @@ std::vector<std::string> predict(ChatBridgeImpl& model, const EvalTask& task, co
   return texts;
 }
 
+std::string coverage_warning(const std::string& dataset, int64_t evaluated, int64_t samples,
+                             int64_t malformed_records) {
+  if (evaluated >= samples && malformed_records == 0) return "";
+  std::string note = fmt::format("{}: the metrics cover {} of {} samples", dataset, evaluated, samples);
+  if (evaluated < samples) note += fmt::format(" ({} with unreadable media)", samples - evaluated);
+  if (malformed_records > 0)
+    note += fmt::format("; {} malformed annotation record{} dropped when the set was built, not among them",
+                        malformed_records, malformed_records == 1 ? " was" : "s were");
+  return note;
+}
+
 ChatBridgeImpl& model_to_evaluate(torch::nn::Module& model, const std::string& task) {
   if (auto* m = dynamic_cast<ChatBridgeImpl*>(&model)) return *m;
   fail(
@@ -141,11 +152,11 @@ std::optional<nlohmann::ordered_json> evaluate_split(ChatBridgeImpl& model, cons
     for (const auto& j : part) items.push_back(from_json(j));
   std::sort(items.begin(), items.end(), [](const auto& a, const auto& b) { return a.index < b.index; });
   if (items.empty()) fail("{}: no sample could be evaluated", info.name());
-  const auto skipped = static_cast<int64_t>(ds.malformed().size()) + ds.size() - static_cast<int64_t>(items.size());
-  if (skipped > 0)  // the metrics leave them out: say so where the figures are read
-    spdlog::warn("{}: the metrics cover {} of {} annotation records ({} malformed, {} with unreadable media)",
-                 info.name(), items.size(), static_cast<int64_t>(ds.malformed().size()) + ds.size(),
-                 ds.malformed().size(), ds.size() - static_cast<int64_t>(items.size()));
+  // The metrics leave them out: say so where the figures are read.
+  if (const auto note = coverage_warning(info.name(), static_cast<int64_t>(items.size()), ds.size(),
+                                         static_cast<int64_t>(ds.malformed().size()));
+      !note.empty())
+    spdlog::warn("{}", note);
 
   nlohmann::ordered_json results = nlohmann::ordered_json::array();
   for (const auto& it : items) results.push_back(task.record(it));

@@ -30,6 +30,12 @@ struct EvalSplitOptions {
 // ..." naming model.arch when it is another model (a LLaMA of an lm_pretrain yaml given as --model-cfg).
 ChatBridgeImpl& model_to_evaluate(torch::nn::Module& model, const std::string& task);
 
+// The warning that the metrics leave samples out, or "" when they cover every one: `evaluated` of the
+// dataset's `samples` (the others' media could not be read), and the annotation records dropped as
+// malformed when the set was built. Counts are of samples (one may group several records, e.g. an
+// image's captions) except the malformed ones, which are records.
+std::string coverage_warning(const std::string& dataset, int64_t evaluated, int64_t samples, int64_t malformed_records);
+
 // The predictions of `samples` (one generated text each), generated as one batch.
 std::vector<std::string> predict(ChatBridgeImpl& model, const EvalTask& task, const DatasetInfo& info,
                                  const std::vector<Sample>& samples, torch::Device device);

@@ -12,6 +12,7 @@
 
 #include "framework/checkpoint/safetensors.h"
 #include "framework/distributed/launcher.h"
+#include "runners/eval/evaluate.h"
 #include "runners/eval/metrics/bleu.h"
 #include "runners/eval/metrics/cider.h"
 #include "runners/eval/metrics/ptb_tokenizer.h"
@@ -192,4 +193,18 @@ TEST_CASE("chatbridge-eval with a LLaMA training yaml as --model-cfg: it cannot 
   CHECK(code != 0);
   CHECK(text.find("task 'caption_eval' cannot evaluate the model") != std::string::npos);
   CHECK(text.find("cannot train") == std::string::npos);
+}
+
+TEST_CASE("the warning that the metrics leave samples out counts samples, and malformed records apart", "[eval]") {
+  // 11 annotation records, one malformed, grouped into 5 images' samples, 4 evaluated: it said
+  // "the metrics cover 4 of 10 annotation records" (samples + malformed records).
+  CHECK(cb::coverage_warning("coco_caption", 4, 5, 1) ==
+        "coco_caption: the metrics cover 4 of 5 samples (1 with unreadable media); 1 malformed annotation record "
+        "was dropped when the set was built, not among them");
+  CHECK(cb::coverage_warning("coco_caption", 5, 5, 2) ==
+        "coco_caption: the metrics cover 5 of 5 samples; 2 malformed annotation records were dropped when the set "
+        "was built, not among them");
+  CHECK(cb::coverage_warning("coco_caption", 3, 5, 0) ==
+        "coco_caption: the metrics cover 3 of 5 samples (2 with unreadable media)");
+  CHECK(cb::coverage_warning("coco_caption", 5, 5, 0).empty());
 }
