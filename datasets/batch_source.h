@@ -6,6 +6,9 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <map>
+#include <string>
+
 #include "framework/batch.h"
 
 namespace cb {
@@ -19,6 +22,13 @@ class BatchSource {
   // Position, RNG state and skip counters, as JSON a checkpoint can store.
   virtual nlohmann::json state() const = 0;
   virtual void restore(const nlohmann::json& state) = 0;
+
+  // Per dataset: the samples tried, and those skipped as unreadable, on this rank since the run began
+  // (a resumed run's included). Empty for a source that skips nothing.
+  struct SkipCount {
+    int64_t tried = 0, bad = 0;
+  };
+  virtual std::map<std::string, SkipCount> skip_counts() const { return {}; }
 };
 
 }  // namespace cb

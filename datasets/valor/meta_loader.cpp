@@ -45,7 +45,7 @@ MetaLoader::MetaLoader(std::vector<SubLoader> loaders, MetaLoaderOptions opts)
              l.datasets[0]->name(), d->name());
       const std::string key = counter_key(l, *d);
       // Malformed annotation records count as tried-and-skipped samples.
-      Counter& c = counters_[key];
+      SkipCount& c = counters_[key];
       c.tried = c.bad = malformed_[key] = static_cast<int64_t>(d->malformed().size());
       dataset_sizes_[key] = d->size() + c.tried;
       for (size_t k = 0; k < d->malformed().size() && static_cast<int64_t>(k) < kLoggedBadSamples; ++k)
@@ -192,7 +192,7 @@ void MetaLoader::drain() {
 void MetaLoader::update_skip_counters(const Result& r) {
   for (const auto& [key, n] : r.tried) counters_[key].tried += n;
   for (const Bad& b : r.bad) {
-    Counter& c = counters_[b.dataset];
+    SkipCount& c = counters_[b.dataset];
     ++c.bad;
     // Malformed records count as bad but were logged at load time: they must not use up the warnings
     // for unreadable media, which would then stay silent until the 100th.
@@ -265,7 +265,7 @@ void MetaLoader::restore(const nlohmann::json& s) {
     p.batch = s.at("batch").get<std::vector<int64_t>>();
     if (p.sampler_epoch.size() != loaders_.size() || p.batch.size() != loaders_.size() || p.current >= loaders_.size())
       fail("data loader state: per-loader lists do not match the {} loaders", loaders_.size());
-    std::map<std::string, Counter> counters = counters_;
+    std::map<std::string, SkipCount> counters = counters_;
     if (s.contains("skipped"))
       for (const auto& [key, c] : s["skipped"].items())
         counters[key] = {c.at("tried").get<int64_t>(), c.at("bad").get<int64_t>()};

@@ -58,11 +58,8 @@ class MetaLoader : public BatchSource {
   nlohmann::json state() const override;
   void restore(const nlohmann::json& state) override;
 
-  // Skip counters per dataset ("<loader>/<dataset>"): samples tried and skipped.
-  struct Counter {
-    int64_t tried = 0, bad = 0;
-  };
-  const std::map<std::string, Counter>& counters() const { return counters_; }
+  // Per dataset ("<loader>/<dataset>").
+  std::map<std::string, SkipCount> skip_counts() const override { return counters_; }
 
  private:
   // Where the mixture stands: which batch comes next from which loader.
@@ -104,7 +101,7 @@ class MetaLoader : public BatchSource {
   MetaLoaderOptions opts_;
   int64_t total_weight_ = 0;
   Position planned_, consumed_;
-  std::map<std::string, Counter> counters_;
+  std::map<std::string, SkipCount> counters_;
   std::map<std::string, int64_t> dataset_sizes_;
   std::map<std::string, int64_t> malformed_;  // per dataset: records dropped at load, logged there
   std::deque<Pending> pending_;

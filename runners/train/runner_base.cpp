@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 #include <atomic>
+#include <map>
 
 #include "framework/autocast.h"
 #include "framework/device_prefetch.h"
@@ -105,6 +106,7 @@ class RunnerBase : public Runner {
   void end_epoch(int64_t epoch);
   void test(int64_t last_epoch);  // run.test_splits after the last epoch
   void write_plot();
+  void report_skipped_samples();  // the data's skips over all ranks, logged by rank 0
 
   dist::ProcessGroup& pg() const { return *in_.pg; }
 
@@ -214,6 +216,7 @@ TrainResult RunnerBase::train() {
     end_epoch(epoch);
   }
   log_->finish_bar();
+  report_skipped_samples();
   if (pg().is_main()) in_.task->finish(*in_.model, in_.cfg);
   test(max_epoch - 1);
   write_plot();
@@ -417,8 +420,32 @@ fs::path RunnerBase::save(int64_t epoch, int64_t iters_done) {
   return dir;
 }
 
+// The warnings name the first skipped samples as they happen; the end of a run gives the totals, which
+// include the run's earlier parts when it was resumed (the counters live in the checkpoints).
+void RunnerBase::report_skipped_samples() {
+  nlohmann::json mine = nlohmann::json::object();
+  for (const auto& [dataset, c] : in_.source->skip_counts()) mine[dataset] = {c.tried, c.bad};
+  const auto ranks = pg().world_size() > 1 ? pg().all_gather_json(mine) : std::vector<nlohmann::json>{mine};
+  if (!pg().is_main() || mine.empty()) return;
+  std::map<std::string, BatchSource::SkipCount> sum;
+  for (const auto& r : ranks)
+    for (const auto& [dataset, c] : r.items()) {
+      sum[dataset].tried += c[0].get<int64_t>();
+      sum[dataset].bad += c[1].get<int64_t>();
+    }
+  int64_t tried = 0, bad = 0;
+  std::string which;
+  for (const auto& [dataset, c] : sum) {
+    tried += c.tried, bad += c.bad;
+    if (c.bad) which += fmt::format("{}{} {} of {}", which.empty() ? "" : ", ", dataset, c.bad, c.tried);
+  }
+  if (bad == 0) spdlog::info("data: no sample skipped ({} tried)", tried);
+  else spdlog::warn("data: {} of {} samples skipped as unreadable or malformed: {}", bad, tried, which);
+}
+
 TrainResult RunnerBase::stop_after_save(TrainResult result) {
   log_->finish_bar();
+  report_skipped_samples();
   write_plot();
   // A rank that received nothing stops for another rank's signal.
   result.stop_signal = g_stop_signal != 0 ? g_stop_signal.load() : SIGTERM;

@@ -335,3 +335,39 @@ TEST_CASE("runner: a step with non-finite gradients is skipped, ten in a row sto
   spdlog::default_logger()->sinks().pop_back();
   fs::remove_all(dir), fs::remove_all(dir_all);
 }
+
+TEST_CASE("runner: the end of a run logs the samples the data skipped, per dataset") {
+  torch::set_num_threads(1);
+  const auto dir = fresh("skips");
+  // The generated source, reporting that one of its two datasets skipped 3 of the samples it tried.
+  class Skipping : public BatchSource {
+   public:
+    explicit Skipping(std::unique_ptr<BatchSource> inner) : inner_(std::move(inner)) {}
+    Batch next() override { return ++calls_, inner_->next(); }
+    nlohmann::json state() const override { return inner_->state(); }
+    void restore(const nlohmann::json& s) override { inner_->restore(s); }
+    std::map<std::string, SkipCount> skip_counts() const override {
+      return {{"ti--cc3m/cc3m", {2 * calls_, 3}}, {"ta--audio/audio", {5, 0}}};
+    }
+
+   private:
+    std::unique_ptr<BatchSource> inner_;
+    int64_t calls_ = 0;
+  };
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
+  const auto cfg = run_config(dir.string(), "  accum_grad_iters: 1\n");
+  auto task = std::make_shared<GeneratedTask>(2);
+  RunnerInputs in{cfg,
+                  task,
+                  tiny_chatbridge().ptr(),
+                  std::make_unique<Skipping>(task->build_train_source(cfg, 0, 1)),
+                  dist::ProcessGroup::init(dist::DistEnv{}),
+                  std::nullopt};
+  make_runner(std::move(in))->train();
+  spdlog::default_logger()->sinks().pop_back();
+  CHECK_THAT(log.str(),
+             Catch::Contains("data: 3 of 21 samples skipped as unreadable or malformed: ti--cc3m/cc3m 3 of 16"));
+  fs::remove_all(dir);
+}
