@@ -88,7 +88,10 @@ int run_main(const char* name, int (*run)(int, char**), int argc, char** argv) {
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {
-    std::cerr << name << ": error: " << e.what() << "\n";
+    // Under a launcher every rank may print the same error: say whose it is.
+    const auto r = rank_from_env();
+    const auto who = r.world_size > 1 ? fmt::format(" (rank {} of {})", r.rank, r.world_size) : std::string();
+    std::cerr << name << who << ": error: " << e.what() << "\n";
     return 1;
   }
 }

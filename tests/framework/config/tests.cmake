@@ -65,3 +65,8 @@ add_test(NAME "chatbridge-train: a key of another model or task warns that it ha
 set_tests_properties("chatbridge-train: a key of another model or task warns that it has no effect" PROPERTIES
                      LABELS unit PASS_REGULAR_EXPRESSION
                      "run\\.valor_data_opts_path is set in --options but has no effect with run\\.task 'lm_pretrain'.*model\\.freeze_vit is set in --options but has no effect with model\\.arch 'llama_causal_lm' \\(read with model\\.arch chatbridge only\\)")
+# Under a launcher every rank may fail the same way: each error line says whose it is.
+add_test(NAME "chatbridge-train: an error under a launcher names its rank"
+         COMMAND ${CMAKE_COMMAND} -E env RANK=1 WORLD_SIZE=2 $<TARGET_FILE:chatbridge-train> --cfg-path /nonexistent.yaml)
+set_tests_properties("chatbridge-train: an error under a launcher names its rank" PROPERTIES LABELS unit
+                     PASS_REGULAR_EXPRESSION "chatbridge-train \\(rank 1 of 2\\): error: [^\n]*nonexistent\\.yaml")
