@@ -251,14 +251,19 @@ class Node {
       std::vector<char*> envp;
       for (auto& kv : env) envp.push_back(kv.data());
       envp.push_back(nullptr);
+      const std::string exec_failed =
+          fmt::format("chatbridge-launch: rank {}: cannot run {}: ", o_.node_rank * o_.nproc_per_node + lr, program_);
       pid_t pid = ::fork();
       if (pid < 0) fail("chatbridge-launch: fork failed: {}", std::strerror(errno));
       if (pid == 0) {
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a launcher killed with -9 takes its workers along
         if (::getppid() != self) ::_exit(128 + SIGKILL);
         ::execve(program_.c_str(), argv.data(), envp.data());
-        const char msg[] = "chatbridge-launch: exec failed\n";
-        [[maybe_unused]] auto n = ::write(2, msg, sizeof msg - 1);
+        // Only async-signal-safe calls past fork: write(2), and glibc's static table of errno texts.
+        const char* why = ::strerrordesc_np(errno);
+        [[maybe_unused]] auto n = ::write(2, exec_failed.data(), exec_failed.size());
+        n = ::write(2, why ? why : "unknown error", why ? std::strlen(why) : 13);
+        n = ::write(2, "\n", 1);
         ::_exit(127);
       }
       workers_.push_back({lr, pid, std::nullopt});
