@@ -7,6 +7,9 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <unordered_set>
 
@@ -119,8 +122,24 @@ fs::path save_training_checkpoint(const fs::path& output_dir, const CheckpointCo
   try {
     fs::create_directories(tmp);
     write_checkpoint_files(tmp, c);
-    fs::remove_all(final_dir);  // a same-step save (e.g. epoch end right after a periodic one)
-    fs::rename(tmp, final_dir);
+    if (fs::exists(final_dir)) {
+      // A same-step save (e.g. epoch end right after a periodic one): swap the two directories in one
+      // step, so that a crash never leaves step_N missing; the old one, now under the temporary name,
+      // goes (or the next save's remove_temporaries takes it). Where the file system cannot exchange
+      // (EINVAL: some network file systems), the old one is first moved aside.
+      if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) != 0) {
+        if (errno != EINVAL && errno != ENOSYS)
+          fail("cannot replace {} with {}: {}", final_dir.string(), tmp.string(), std::strerror(errno));
+        const auto aside = root / (kTmpPrefix + std::string("replaced-") + name);
+        fs::rename(final_dir, aside);
+        fs::rename(tmp, final_dir);
+        fs::remove_all(aside);
+      } else {
+        fs::remove_all(tmp);
+      }
+    } else {
+      fs::rename(tmp, final_dir);
+    }
     fsync_dir(root);
   } catch (const std::exception& e) {
     // A failed save (no space left, ...) leaves nothing behind: the space goes back to the earlier
@@ -133,7 +152,13 @@ fs::path save_training_checkpoint(const fs::path& output_dir, const CheckpointCo
 
   if (keep_last > 0) {
     auto all = complete_checkpoints(output_dir);
-    for (size_t i = 0; i + keep_last < all.size(); ++i) fs::remove_all(all[i]);
+    // Each goes under a temporary name first: a crash in the middle of remove_all must not leave a
+    // half-deleted directory that still holds its COMPLETE marker.
+    for (size_t i = 0; i + keep_last < all.size(); ++i) {
+      const auto doomed = root / (kTmpPrefix + std::string("pruned-") + all[i].filename().string());
+      fs::rename(all[i], doomed);
+      fs::remove_all(doomed);
+    }
   }
   return final_dir;
 }

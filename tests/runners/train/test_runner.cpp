@@ -100,6 +100,13 @@ TEST_CASE("training checkpoints: complete marker, latest, keep-last-k, crashed s
   CHECK_FALSE(fs::exists(root / "step_000000005"));
   CHECK(fs::exists(root / "step_000000010" / "COMPLETE"));
   REQUIRE(latest_checkpoint(dir) == root / "step_000000015");
+  // A same-step save replaces the checkpoint (exchanged in one rename); nothing temporary stays behind.
+  c.state.ranks[0]["loader"]["pos"] = 2;
+  save_training_checkpoint(dir, c, /*keep_last=*/2);
+  CHECK(load_training_checkpoint(root / "step_000000015", params, *opt).ranks.at(0).at("loader").at("pos") == 2);
+  c.state.ranks[0]["loader"]["pos"] = 1;
+  save_training_checkpoint(dir, c, /*keep_last=*/2);
+  for (const auto& e : fs::directory_iterator(root)) CHECK(e.path().filename().string().rfind(".tmp-", 0) != 0);
 
   // A save killed before its rename leaves a temporary; one killed before the marker an unmarked dir.
   fs::create_directories(root / ".tmp-step_000000020");
