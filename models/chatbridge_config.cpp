@@ -201,7 +201,11 @@ ChatBridgeConfig ChatBridgeConfig::from_config(const Config& m) {
   if (!tiny_llama) {
     auto cfg_json = std::filesystem::path(c.llama_model) / "config.json";
     if (std::filesystem::exists(cfg_json)) c.llama = LlamaConfig::from_file(cfg_json);
-    else spdlog::warn("model.llama_model: {} not found; describing Vicuna-13B's architecture", cfg_json.string());
+    else
+      spdlog::warn("model.llama_model: {} not found; describing Vicuna-13B's architecture{}", cfg_json.string(),
+                   m.has("tiny_dims") ? " (a tiny config's LLaMA is stage 0's export: run a llama_causal_lm config "
+                                        "such as train_configs/tiny_lm_pretrain.yaml first)"
+                                      : "");
   }
   finish_qformer(c);
   return c;

@@ -70,3 +70,9 @@ add_test(NAME "chatbridge-train: an error under a launcher names its rank"
          COMMAND ${CMAKE_COMMAND} -E env RANK=1 WORLD_SIZE=2 $<TARGET_FILE:chatbridge-train> --cfg-path /nonexistent.yaml)
 set_tests_properties("chatbridge-train: an error under a launcher names its rank" PROPERTIES LABELS unit
                      PASS_REGULAR_EXPRESSION "chatbridge-train \\(rank 1 of 2\\): error: [^\n]*nonexistent\\.yaml")
+# Before stage 0 has run, a tiny config's dry run describes Vicuna-13B: the warning says what to run.
+add_test(NAME "chatbridge-train: a tiny dry run without stage 0's LLaMA says to run stage 0"
+         COMMAND chatbridge-train --cfg-path ${CMAKE_SOURCE_DIR}/train_configs/tiny_pretrain.yaml --dry-run
+                 --options model.llama_model=/nonexistent/llama)
+set_tests_properties("chatbridge-train: a tiny dry run without stage 0's LLaMA says to run stage 0" PROPERTIES
+                     LABELS unit PASS_REGULAR_EXPRESSION "describing Vicuna-13B's architecture \\(a tiny config's LLaMA is stage 0's export")
