@@ -71,14 +71,6 @@ std::string human(int64_t n) {
   return std::to_string(n);
 }
 
-// Why a run through a q8_0/q4_0 LLaMA stops (FrozenLinear refuses a gradient through packed weights).
-std::string quantized_training_refusal(cb::kernels::WeightFormat format) {
-  return fmt::format(
-      "the LLaMA is {} (model.llama_precision / model.low_resource), which serves inference only; set "
-      "model.llama_precision to fp32, bf16 or fp16 and model.low_resource to False to train",
-      cb::kernels::weight_format_name(format));
-}
-
 // The memory plan of one rank (runners/train/memory_plan.h) for the configured batch: for the valor
 // tasks the data options' loader groups (per-rank batch, frames per sample), the largest group decides;
 // lm_pretrain: run.batch_size_train texts of max_txt_len tokens.
@@ -121,7 +113,7 @@ void print_memory_plan(const cb::Config& cfg, const torch::nn::Module& model, st
   std::cout << fmt::format("device: {}{}\n", device, budget ? "" : " (no budget: give --memory-budget GIB)");
   std::cout << worst->describe(budget);
   if (const auto format = cb::quantized_format(model))
-    std::cout << fmt::format("training: not possible: {}\n", quantized_training_refusal(*format));
+    std::cout << fmt::format("training: not possible: {}\n", cb::quantized_training_refusal(*format));
 }
 
 // The module tree and parameter counts of the configured model, from the model registry's skeleton of
@@ -240,7 +232,7 @@ int run(int argc, char** argv) {
   torch::manual_seed(cfg.get<int64_t>("run.seed"));  // same on every rank: randomly initialised parts agree
   auto model = task->build_model(cfg);
   if (const auto format = cb::quantized_format(*model))  // before the data loads, not at the first step
-    cb::fail("{}", quantized_training_refusal(*format));
+    cb::fail("{}", cb::quantized_training_refusal(*format));
   cb::RunnerInputs in{cfg,
                       task,
                       std::move(model),

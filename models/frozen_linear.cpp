@@ -149,11 +149,7 @@ torch::Tensor FrozenLinearImpl::forward(const torch::Tensor& x) {
   const auto in = x.device().is_cpu() && x.scalar_type() != torch::kFloat ? x.to(torch::kFloat) : x;
   const auto w = packed();
   if (without_graph(in, {weight})) return kernels::linear(in, w);
-  if (kernels::is_block_format(w.format))
-    fail(
-        "training through a {} LLaMA is not supported: its weights are quantized for inference; set "
-        "model.llama_precision to fp32, bf16 or fp16 (and model.low_resource to False) to train",
-        kernels::weight_format_name(w.format));
+  if (kernels::is_block_format(w.format)) fail("{}", quantized_training_refusal(w.format));
   return FrozenLinearFunction::apply(in, w.data, static_cast<int64_t>(w.format), w.rows, w.cols);
 }
 
@@ -213,6 +209,15 @@ std::optional<kernels::WeightFormat> quantized_format(const torch::nn::Module& m
     if (const auto* f = dynamic_cast<const FrozenLinearImpl*>(m); f && kernels::is_block_format(f->format()))
       return f->format();
   return std::nullopt;
+}
+
+std::string quantized_training_refusal(kernels::WeightFormat format) {
+  const auto name = kernels::weight_format_name(format);
+  return fmt::format(
+      "the LLaMA is {} (model.llama_precision / model.low_resource), which serves inference only: training "
+      "through a {} LLaMA is not supported; set model.llama_precision to fp32, bf16 or fp16 and "
+      "model.low_resource to False to train",
+      name, name);
 }
 
 LoadReport load_state_dict_into_frozen(torch::nn::Module& module, const StateDict& sd, bool strict,

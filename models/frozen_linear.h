@@ -12,6 +12,7 @@
 #pragma once
 #include <torch/torch.h>
 #include <optional>
+#include <string>
 
 #include "framework/checkpoint/state_dict.h"
 #include "framework/kernels/weight_format.h"
@@ -79,6 +80,8 @@ torch::Tensor dense_linear(const torch::Tensor& x, const torch::Tensor& weight, 
 // The block format (q8_0 or q4_0) of `module`'s quantized FrozenLinear layers, if it has any: such a
 // model serves inference only (FrozenLinearImpl::forward refuses a gradient through it).
 std::optional<kernels::WeightFormat> quantized_format(const torch::nn::Module& module);
+// Why training through a LLaMA in that block format is refused, and what to set instead.
+std::string quantized_training_refusal(kernels::WeightFormat format);
 
 // load_state_dict (framework/checkpoint/state_dict.h), except that the weights of `module`'s
 // FrozenLinear layers are set with set_weight, so a dense checkpoint tensor lands in a quantized
