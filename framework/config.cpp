@@ -343,15 +343,20 @@ Config resolve_config(const std::filesystem::path& cfg_path, const std::vector<s
   const ConfigNode* model = file.find("model");
   if (!model || !model->is_map()) fail("model: missing section in {}", name);
   // model.arch / model.model_type given in --options pick the class and base yaml (the original reads
-  // them from the yaml only: its lookup of "model.model_type" in the options never matched).
-  Config file_cfg(file, name), user_cfg(user, "--options");
-  auto pick = [&](const std::string& field) -> std::pair<std::string, std::string> {
-    const std::string key = "model." + field;
-    const Config& from = user_cfg.has(key) ? user_cfg : file_cfg;
-    return {from.get<std::string>(key), from.node().find("model")->find(field)->where()};
+  // them from the yaml only: its lookup of "model.model_type" in the options never matched). They and
+  // datasets.*.type are read before the base yamls exist, so an interpolation in them is resolved over
+  // the experiment yaml and --options alone, as OmegaConf resolves the original's model.arch.
+  ConfigNode early = file;
+  merge_into(early, user);
+  auto pick = [&](const std::string& key) -> std::pair<std::string, std::string> {
+    Config(early, name).get<std::string>(key);  // a missing key or a wrong type, before any resolving
+    ConfigNode* n = &early;
+    for (const auto& part : pystr::split(key, ".")) n = const_cast<ConfigNode*>(n->find(part));
+    Interpolator(early).resolve(*n);
+    return {Config(early, name).get<std::string>(key), n->where()};
   };
-  auto [arch, arch_where] = pick("arch");
-  auto [type, type_where] = pick("model_type");
+  auto [arch, arch_where] = pick("model.arch");
+  auto [type, type_where] = pick("model.model_type");
   std::filesystem::path base_path;
   try {
     base_path = registry::default_config(Kind::model, arch, type);
@@ -371,8 +376,8 @@ Config resolve_config(const std::filesystem::path& cfg_path, const std::vector<s
   if (const ConfigNode* datasets = file.find("datasets"); datasets && !datasets->is_null()) {
     if (!datasets->is_map()) wrong_type("datasets", *datasets, "a mapping");
     for (const auto& [ds, section] : datasets->entries) {
-      auto ds_type =
-          Config(section.is_map() ? section : ConfigNode::mapping(), name).get<std::string>("type", "default");
+      const bool typed = section.is_map() && section.find("type");
+      const std::string ds_type = typed ? pick("datasets." + ds + ".type").first : "default";
       std::filesystem::path ds_path;
       try {
         ds_path = registry::default_config(Kind::dataset_builder, ds, ds_type);

@@ -133,6 +133,25 @@ TEST_CASE(
   CHECK_THROWS_WITH(cb::resolve_config(path, {"run.valid_task=x${run.output_dir"}), Contains("'${' without its '}'"));
 }
 
+TEST_CASE("model.arch, model.model_type and datasets.*.type interpolate over the experiment yaml and --options") {
+  ::setenv("CB_TEST_MODEL_TYPE", "pretrain_vicuna", 1);
+  ::unsetenv("CB_TEST_UNSET_VAR");
+  const auto path =  // run.output_dir holds the arch name only to have a key of the same yaml to refer to
+      write_yaml("interp_select.yaml",
+                 "model:\n  arch: ${run.output_dir}\n  model_type: ${oc.env:CB_TEST_MODEL_TYPE}\n"
+                 "run:\n  task: tri_pretrain\n  output_dir: chatbridge\n");
+  auto cfg = cb::resolve_config(path, {});
+  CHECK(cfg.get<std::string>("model.arch") == "chatbridge");
+  CHECK(cfg.get<std::string>("model.model_type") == "pretrain_vicuna");
+  CHECK(cfg.get<int64_t>("model.image_size") == 224);  // the base yaml they select
+  CHECK_THROWS_WITH(cb::resolve_config(path, {"run.output_dir=nope"}),
+                    Contains("model.arch in") && Contains("interp_select.yaml (line 2)") && Contains("model 'nope'"));
+  CHECK_THROWS_WITH(cb::resolve_config(path, {"model.arch=${model.image_size}"}),
+                    Contains("no key model.image_size"));  // the base yamls are not read yet
+  const auto ds = write_yaml("interp_ds.yaml", kMinimal + "datasets:\n  x:\n    type: ${oc.env:CB_TEST_UNSET_VAR}\n");
+  CHECK_THROWS_WITH(cb::resolve_config(ds, {}), Contains("environment variable 'CB_TEST_UNSET_VAR' is not set"));
+}
+
 TEST_CASE("a model section taken from another yaml (eval --model-cfg) keeps its file and lines, under --options") {
   const auto train = write_yaml("train_for_eval.yaml", kMinimal + "  seed: 1\n");  // num_query_token 16 on line 5
   const auto eval = write_yaml("eval_with_model.yaml",
