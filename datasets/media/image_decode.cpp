@@ -5,6 +5,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "datasets/media/image_formats.h"
 #include "framework/error.h"
 
 extern "C" {
@@ -106,12 +107,7 @@ ImageDecoder::~ImageDecoder() = default;
 
 namespace {
 
-void check_pixels(int64_t w, int64_t h, int64_t max_pixels, const std::string& name) {
-  if (w <= 0 || h <= 0) fail("image '{}': invalid dimensions {}x{}", name, w, h);
-  if (w * h > max_pixels)
-    fail("image '{}': {}x{} = {} pixels exceeds the limit of {} (possible decompression bomb)", name, w, h, w * h,
-         max_pixels);
-}
+using media::check_image_pixels;
 
 torch::Tensor decode_jpeg(ImageDecoder::Jpeg& j, const uint8_t* data, size_t size, const std::string& name,
                           int64_t max_pixels) {
@@ -119,7 +115,7 @@ torch::Tensor decode_jpeg(ImageDecoder::Jpeg& j, const uint8_t* data, size_t siz
   const int64_t w = j.cinfo.output_width, h = j.cinfo.output_height, c = j.cinfo.output_components;
   if (w <= 0 || h <= 0 || w * h > max_pixels) {
     jpeg_abort_decompress(&j.cinfo);
-    check_pixels(w, h, max_pixels, name);
+    check_image_pixels(w, h, max_pixels, name);
   }
   auto raw = torch::empty({h, w, c}, torch::kUInt8);
   if (!j.read_pixels(raw.data_ptr<uint8_t>(), size_t(w * c))) fail("image '{}': corrupt JPEG: {}", name, j.err.message);
@@ -204,7 +200,7 @@ torch::Tensor decode_png(const uint8_t* data, size_t size, const std::string& na
   PngReader r{data, size};
   if (!r.read_header()) fail("image '{}': corrupt PNG: {}", name, r.message[0] ? r.message : "out of memory");
   const int64_t w = r.width, h = r.height;
-  check_pixels(w, h, max_pixels, name);
+  check_image_pixels(w, h, max_pixels, name);
   if (r.channels < 1 || r.channels > 4 || (r.bit_depth != 8 && !(r.bit_depth == 16 && r.channels == 1)))
     fail("image '{}': unsupported PNG layout ({} channels of {} bits)", name, r.channels, r.bit_depth);
   std::vector<uint8_t> pixels(static_cast<size_t>(h) * r.row_bytes);
@@ -232,6 +228,13 @@ torch::Tensor decode_png(const uint8_t* data, size_t size, const std::string& na
 
 }  // namespace
 
+void media::check_image_pixels(int64_t w, int64_t h, int64_t max_pixels, const std::string& name) {
+  if (w <= 0 || h <= 0) fail("image '{}': invalid dimensions {}x{}", name, w, h);
+  if (w * h > max_pixels)
+    fail("image '{}': {}x{} = {} pixels exceeds the limit of {} (possible decompression bomb)", name, w, h, w * h,
+         max_pixels);
+}
+
 void read_file_bytes(const std::filesystem::path& path, std::vector<uint8_t>& out, const char* what) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
@@ -254,7 +257,10 @@ torch::Tensor ImageDecoder::decode_bytes(const uint8_t* data, size_t size, const
   if (size == 0 || data == nullptr) fail("image '{}': the file is empty", name);
   if (is_jpeg(data, size)) return decode_jpeg(*jpeg_, data, size, name, max_pixels_);
   if (is_png(data, size)) return decode_png(data, size, name, max_pixels_);
-  fail("image '{}': not a JPEG or PNG file (unrecognised signature)", name);
+  if (media::is_gif(data, size)) return media::decode_gif(data, size, name, max_pixels_);
+  if (media::is_webp(data, size)) return media::decode_webp(data, size, name, max_pixels_);
+  if (media::is_bmp(data, size)) return media::decode_bmp(data, size, name, max_pixels_);
+  fail("image '{}': not a JPEG, PNG, GIF, WebP or BMP file (unrecognised signature)", name);
 }
 
 }  // namespace cb

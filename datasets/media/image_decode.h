@@ -2,7 +2,7 @@
 // JPEG through libjpeg(-turbo) with its default decompression (ISLOW IDCT, fancy upsampling, libjpeg's
 // YCbCr/CMYK handling as PIL requests it), PNG through libpng (palette, gray, gray+alpha, RGBA -> RGB by
 // dropping alpha; 16-bit samples keep their high byte, 16-bit gray clips at 255 like PIL's I -> L).
-// The format is sniffed from the bytes, not the file name.
+// GIF, WebP and BMP go through image_formats.h. The format is sniffed from the bytes, not the file name.
 #pragma once
 #include <torch/torch.h>
 

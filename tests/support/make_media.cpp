@@ -6,11 +6,13 @@
 #include <stdexcept>
 
 extern "C" {
+#include <gif_lib.h>
 #include <jpeglib.h>
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libswscale/swscale.h>
 #include <png.h>
+#include <webp/encode.h>
 }
 
 namespace cb::test {
@@ -174,6 +176,103 @@ void put_be32(uint8_t* p, uint32_t v) {
 }
 
 }  // namespace
+
+std::vector<uint8_t> encode_gif(const torch::Tensor& indices, const std::vector<uint8_t>& palette, int64_t screen_w,
+                                int64_t screen_h, const GifFrame& frame) {
+  auto idx = indices.contiguous();
+  const int h = int(idx.size(0)), w = int(idx.size(1));
+  std::vector<uint8_t> bytes;
+  int err = 0;
+  GifFileType* gif = EGifOpen(
+      &bytes,
+      [](GifFileType* g, const GifByteType* d, int n) {
+        auto* v = static_cast<std::vector<uint8_t>*>(g->UserData);
+        v->insert(v->end(), d, d + n);
+        return n;
+      },
+      &err);
+  if (!gif) throw std::runtime_error("EGifOpen failed");
+  EGifSetGifVersion(gif, true);
+  ColorMapObject* map = nullptr;
+  if (!palette.empty()) {
+    const int colors = int(palette.size() / 3);
+    map = GifMakeMapObject(1 << std::max(1, GifBitSize(colors)), nullptr);
+    for (int i = 0; i < colors; ++i) map->Colors[i] = {palette[3 * i], palette[3 * i + 1], palette[3 * i + 2]};
+  }
+  bool ok = EGifPutScreenDesc(gif, int(screen_w), int(screen_h), 8, 0, frame.local_palette ? nullptr : map) == GIF_OK;
+  if (frame.transparent >= 0) {
+    const GifByteType gce[4] = {1, 0, 0, GifByteType(frame.transparent)};
+    ok = ok && EGifPutExtension(gif, GRAPHICS_EXT_FUNC_CODE, 4, gce) == GIF_OK;
+  }
+  ok = ok && EGifPutImageDesc(gif, int(frame.left), int(frame.top), w, h, frame.interlace,
+                              frame.local_palette ? map : nullptr) == GIF_OK;
+  std::vector<int> rows;  // an interlaced image is sent in its four passes
+  constexpr int kStart[4] = {0, 4, 2, 1}, kStep[4] = {8, 8, 4, 2};
+  for (int pass = 0; pass < (frame.interlace ? 4 : 1); ++pass)
+    for (int y = frame.interlace ? kStart[pass] : 0; y < h; y += frame.interlace ? kStep[pass] : 1) rows.push_back(y);
+  for (int y : rows) ok = ok && EGifPutLine(gif, idx.data_ptr<uint8_t>() + int64_t(y) * w, w) == GIF_OK;
+  GifFreeMapObject(map);
+  ok = EGifCloseFile(gif, &err) == GIF_OK && ok;
+  if (!ok) throw std::runtime_error("giflib could not encode the test GIF");
+  return bytes;
+}
+
+std::vector<uint8_t> encode_webp(const torch::Tensor& image, bool lossless, float quality) {
+  auto img = image.contiguous();
+  const int h = int(img.size(0)), w = int(img.size(1)), c = int(img.size(2));
+  WebPConfig config;
+  WebPPicture pic;
+  if (!WebPConfigInit(&config) || !WebPPictureInit(&pic)) throw std::runtime_error("libwebp version mismatch");
+  config.lossless = lossless;
+  config.quality = quality;
+  config.exact = 1;
+  pic.use_argb = lossless;
+  pic.width = w;
+  pic.height = h;
+  WebPMemoryWriter writer;
+  WebPMemoryWriterInit(&writer);
+  pic.writer = WebPMemoryWrite;
+  pic.custom_ptr = &writer;
+  const bool ok = (c == 4 ? WebPPictureImportRGBA(&pic, img.data_ptr<uint8_t>(), w * 4)
+                          : WebPPictureImportRGB(&pic, img.data_ptr<uint8_t>(), w * 3)) &&
+                  WebPEncode(&config, &pic);
+  std::vector<uint8_t> bytes(writer.mem, writer.mem + writer.size);
+  WebPPictureFree(&pic);
+  WebPMemoryWriterClear(&writer);
+  if (!ok) throw std::runtime_error("libwebp could not encode the test WebP");
+  return bytes;
+}
+
+std::vector<uint8_t> encode_bmp(const torch::Tensor& image, int bits, const std::vector<uint8_t>& palette,
+                                bool top_down) {
+  auto img = image.contiguous();
+  const int64_t h = img.size(0), w = img.size(1), c = img.size(2);
+  const int64_t stride = (w * bits + 31) / 32 * 4, colors = int64_t(palette.size() / 3);
+  const uint32_t offset = uint32_t(14 + 40 + 4 * colors), total = uint32_t(offset + stride * h);
+  std::vector<uint8_t> b;
+  auto put = [&](uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) b.push_back(uint8_t(v >> (8 * i)));
+  };
+  b.push_back('B'), b.push_back('M');
+  put(total, 4), put(0, 4), put(offset, 4);
+  put(40, 4), put(uint32_t(w), 4), put(uint32_t(top_down ? -h : h), 4), put(1, 2), put(uint32_t(bits), 2);
+  put(0, 4), put(uint32_t(stride * h), 4), put(2835, 4), put(2835, 4), put(uint32_t(colors), 4), put(0, 4);
+  for (int64_t i = 0; i < colors; ++i)
+    put(palette[3 * i + 2], 1), put(palette[3 * i + 1], 1), put(palette[3 * i], 1), put(0, 1);
+  const uint8_t* px = img.data_ptr<uint8_t>();
+  for (int64_t r = 0; r < h; ++r) {
+    const int64_t y = top_down ? r : h - 1 - r;
+    const size_t row_start = b.size();
+    for (int64_t x = 0; x < w; ++x) {
+      const uint8_t* p = px + (y * w + x) * c;
+      if (bits == 8) b.push_back(p[0]);
+      else b.push_back(p[2]), b.push_back(p[1]), b.push_back(p[0]);
+      if (bits == 32) b.push_back(c == 4 ? p[3] : 255);
+    }
+    b.resize(row_start + size_t(stride), 0);
+  }
+  return b;
+}
 
 std::vector<uint8_t> with_huge_png_header(std::vector<uint8_t> png) {
   if (png.size() < 33) throw std::runtime_error("not a PNG");

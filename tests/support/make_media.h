@@ -1,5 +1,6 @@
-// Tiny media made at test time (no files committed): JPEG and PNG bytes through libjpeg/libpng,
-// MPEG-4 Part 2 in an MP4 container through libavcodec/libavformat, PCM WAV written by hand.
+// Tiny media made at test time (no files committed): JPEG, PNG, GIF and WebP bytes through libjpeg,
+// libpng, giflib and libwebp, BMP written by hand, MPEG-4 Part 2 in an MP4 container through
+// libavcodec/libavformat, PCM WAV written by hand.
 #pragma once
 #include <torch/torch.h>
 
@@ -16,6 +17,23 @@ std::vector<uint8_t> encode_jpeg(const torch::Tensor& image, int quality = 95);
 // libpng colour type `color_type`; for palette images `samples` holds indices and `palette` RGB triples.
 std::vector<uint8_t> encode_png(const torch::Tensor& samples, int color_type, int bit_depth = 8,
                                 const std::vector<uint8_t>& palette = {});
+// GIF bytes through giflib: `indices` [h, w] uint8 as a frame at (left, top) of a `screen_w` x `screen_h`
+// screen, `palette` RGB triples as the global colour table (none when empty) or, with `local_palette`, as
+// the frame's own table; `transparent` >= 0 writes a graphic control extension naming that index.
+struct GifFrame {
+  int64_t left = 0, top = 0;
+  bool interlace = false, local_palette = false;
+  int transparent = -1;
+};
+std::vector<uint8_t> encode_gif(const torch::Tensor& indices, const std::vector<uint8_t>& palette, int64_t screen_w,
+                                int64_t screen_h, const GifFrame& frame = {});
+// WebP bytes through libwebp: `image` [H, W, 3] (RGB) or [H, W, 4] (RGBA) uint8; lossless, or lossy at
+// `quality`. Lossless RGBA keeps the colour of transparent pixels (exact).
+std::vector<uint8_t> encode_webp(const torch::Tensor& image, bool lossless, float quality = 80);
+// BMP bytes written by hand (40-byte info header): bits 24 or 32 (`image` [H, W, 3] / [H, W, 4], stored
+// BGR / BGRA), or 8 (`image` [H, W, 1] indices into `palette` RGB triples); rows bottom-up unless top_down.
+std::vector<uint8_t> encode_bmp(const torch::Tensor& image, int bits, const std::vector<uint8_t>& palette = {},
+                                bool top_down = false);
 // A smooth moving test pattern: frame t of a video, [H, W, 3] uint8.
 torch::Tensor pattern_frame(int64_t t, int64_t height, int64_t width);
 // Encodes pattern frames 0..frames-1 as MPEG-4 (keyframe every `gop`) into an MP4 file at `path`;
