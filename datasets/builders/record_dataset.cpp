@@ -165,7 +165,10 @@ RecordDataset::RecordDataset(DatasetInfo info, const RecordFiles& files, ItemPar
     files_.push_back(std::make_unique<JsonRecordFile>(
         path, "annotation file",
         [&](const ScannedRecord& r) {
-          if (!batch) batch = std::make_shared<RecordBatch>(RecordBatch{.file = file});
+          if (!batch) {
+            batch = std::make_shared<RecordBatch>();
+            batch->file = file;
+          }
           batch->add(r);
           if (batch->records.size() == kCheckBatch) submit(batch);
         },

@@ -96,7 +96,7 @@ TEST_CASE("tiny VQA eval: coco_vqa eval default, questions with answer lists", "
   const json expected = annotations("vqa_val.json");
   REQUIRE(val.size() == static_cast<int64_t>(expected.size()));
   auto samples = all(val);
-  const json answer_list = annotations("vqa_answer_list.json");
+  const auto answer_list = annotations("vqa_answer_list.json").get<std::vector<std::string>>();
   for (size_t i = 0; i < samples.size(); ++i) {
     INFO(i);
     CHECK(samples[i].id == std::to_string(expected[i].at("question_id").get<int64_t>()));

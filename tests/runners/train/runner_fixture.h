@@ -29,8 +29,8 @@ class GeneratedSource : public BatchSource {
       int64_t j = (pos_ * world_ + rank_) * batch_ + k;
       auto gen = at::make_generator<at::CPUGeneratorImpl>(1000 + j);
       images.push_back(torch::randn({3, size_, size_}, gen));
-      b.text_input.push_back("a small red cat sits on the mat");
     }
+    b.text_input.assign(batch_, "a small red cat sits on the mat");
     b.image = torch::stack(images);
     ++pos_;
     return b;
