@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "datasets/valor/meta_loader.h"
+#include "datasets/valor/webdataset_images.h"
 #include "framework/error.h"
 
 namespace cb {
@@ -23,6 +24,7 @@ std::unique_ptr<BatchSource> build_train_source(const Config& cfg, int rank, int
   if (instruct) prompts = load_task_prompts(cfg.get<std::string>("run.prompt_path"));
 
   std::vector<SubLoader> loaders;
+  const int64_t seed = cfg.get<int64_t>("run.seed");
   for (const LoaderGroupSpec& group : opts.train) {
     SubLoader l;
     l.name = group.name();
@@ -33,6 +35,18 @@ std::unique_ptr<BatchSource> build_train_source(const Config& cfg, int rank, int
       fail("{}: loader {} has batch_size {} (global) for {} ranks", opts.source.string(), l.name, group.batch_size,
            world_size);
     l.n_workers = group.n_workers;
+    if (group.data_format == "webdataset") {
+      if (instruct)
+        fail("{}: loader {}: data_format webdataset gives captions for stage 1 (tri_pretrain), not conversations",
+             opts.source.string(), l.name);
+      l.shards =
+          std::make_shared<WebdatasetImages>(group, opts, rank, world_size, seed, static_cast<int64_t>(loaders.size()));
+      l.weight = *group.steps;
+      spdlog::info("loader {}: {} tar shards on this rank in {} readers, weight {}, batch {} per rank", l.name,
+                   l.shards->shards(), l.shards->readers(), l.weight, l.batch_size);
+      loaders.push_back(std::move(l));
+      continue;
+    }
     std::shared_ptr<const TaskConversation> conversation;
     if (instruct) conversation = std::make_shared<const TaskConversation>(group.task, prompts, opts.zh);
     int64_t total = 0;
@@ -50,7 +64,7 @@ std::unique_ptr<BatchSource> build_train_source(const Config& cfg, int rank, int
   MetaLoaderOptions mo;
   mo.rank = rank;
   mo.world_size = world_size;
-  mo.seed = cfg.get<int64_t>("run.seed");
+  mo.seed = seed;
   mo.accum_steps = opts.gradient_accumulation_steps;
   mo.round_robin = opts.dataset_mix_type != "random";
   mo.max_bad_fraction = cfg.get<double>("run.max_bad_sample_fraction");

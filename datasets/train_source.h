@@ -3,6 +3,7 @@
 //
 //   run.task                 tri_pretrain -> stage-1 VALORDataset loaders (captions, task "ti"/"ta"/...)
 //                            tri_instruct -> stage-2 TASKDataset loaders (MULTIS conversations)
+//                            (a stage-1 group may stream webdataset tar shards: data_format webdataset)
 //   run.valor_data_opts_path the data-options JSON (datasets, tasks, mixing weights, batch sizes, workers)
 //   run.prompt_path          tri_instruct only: task -> instruction templates (task_prompt.json)
 //   run.seed                 base seed: mixing draws use seed + rank, as the original

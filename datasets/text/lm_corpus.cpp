@@ -111,6 +111,10 @@ std::unique_ptr<BatchSource> make_lm_corpus_source(const LmCorpusOptions& o) {
   for (const auto& path : o.data_opts) {
     const DataOptions opts = DataOptions::load(path);
     for (const LoaderGroupSpec& group : opts.train) {
+      if (group.data_format == "webdataset") {  // its captions lie inside tar shards: not read for stage 0
+        spdlog::info("lm corpus: loader group {} (webdataset shards) is not read", group.name());
+        continue;
+      }
       std::shared_ptr<const TaskConversation> conversation;
       if (group.task.find('-') != std::string::npos) {  // a stage-2 task tag
         if (!prompts) prompts = load_task_prompts(o.prompt_path.string());

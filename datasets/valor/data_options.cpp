@@ -40,10 +40,20 @@ void check_keys(const json& j, const std::vector<std::string>& known, const std:
       fail("{}: unknown key '{}'{}", where, item.key(), did_you_mean(item.key(), known));
 }
 
-ValorDatasetSpec parse_dataset(const json& j, const std::string& where) {
+ValorDatasetSpec parse_dataset(const json& j, const std::string& data_format, const std::string& where) {
   if (!j.is_object()) fail("{}: expected an object", where);
-  check_keys(j, {"name", "txt", "video", "audio", "datatype", "video_transforms"}, where);
   ValorDatasetSpec d;
+  if (data_format == "webdataset") {
+    // Image-text tar shards (img2dataset's layout): the image and its caption are members of the shard.
+    check_keys(j, {"name", "shards", "datatype"}, where);
+    d.name = required<std::string>(j, "name", where);
+    d.shards = required<std::string>(j, "shards", where);
+    d.datatype = optional_or<std::string>(j, "datatype", "image", where);
+    if (d.datatype != "image")
+      fail("{}: data_format webdataset reads image shards: datatype must be image, got '{}'", where, d.datatype);
+    return d;
+  }
+  check_keys(j, {"name", "txt", "video", "audio", "datatype", "video_transforms"}, where);
   d.name = required<std::string>(j, "name", where);
   d.txt = required<std::string>(j, "txt", where);
   if (j.contains("video")) d.video = required<std::string>(j, "video", where);
@@ -65,17 +75,23 @@ LoaderGroupSpec parse_group(const json& j, const std::string& where) {
              where);
   LoaderGroupSpec g;
   g.task = required<std::string>(j, "task", where);
+  // The original reads data_format with getattr(..., 'kvreader'): absent means the internal KV store.
+  g.data_format = optional_or<std::string>(j, "data_format", "kvreader", where);
   const json& ds = j.contains("datasets") ? j.at("datasets") : json();
   if (!ds.is_array() || ds.empty()) fail("{}: 'datasets' must be a non-empty list", where);
   for (size_t i = 0; i < ds.size(); ++i)
-    g.datasets.push_back(parse_dataset(ds[i], fmt::format("{}.datasets[{}]", where, i)));
-  // The original reads data_format with getattr(..., 'kvreader'): absent means the internal KV store.
-  g.data_format = optional_or<std::string>(j, "data_format", "kvreader", where);
-  bool has_video = false, has_audio = false;
+    g.datasets.push_back(parse_dataset(ds[i], g.data_format, fmt::format("{}.datasets[{}]", where, i)));
+  const bool webdataset = g.data_format == "webdataset";
+  bool has_video = webdataset, has_audio = false;
   for (const auto& d : g.datasets) has_video |= d.video.has_value(), has_audio |= d.audio.has_value();
-  if (has_video && g.data_format != "frame" && g.data_format != "raw")
-    fail("{}: data_format '{}' is not supported: use 'frame' (files on disk) or 'raw' (video files){}", where,
-         g.data_format, j.contains("data_format") ? "" : " (absent means 'kvreader' in the original)");
+  if (has_video && g.data_format != "frame" && g.data_format != "raw" && !webdataset)
+    fail(
+        "{}: data_format '{}' is not supported: use 'frame' (files on disk), 'raw' (video files) or 'webdataset' "
+        "(image tar shards){}",
+        where, g.data_format, j.contains("data_format") ? "" : " (absent means 'kvreader' in the original)");
+  // A stream has no length for `epoch` to scale.
+  if (webdataset && !j.contains("steps"))
+    fail("{}: a data_format webdataset group needs 'steps' (its size is unknown, so 'epoch' cannot weigh it)", where);
   bool has_frames = false;
   for (const auto& d : g.datasets) has_frames |= d.video && d.datatype == "video";
   if (has_frames) g.video_sample_num = required<int64_t>(j, "video_sample_num", where);

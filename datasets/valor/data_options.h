@@ -15,7 +15,8 @@ namespace cb {
 // One entry of a loader group's `datasets` list.
 struct ValorDatasetSpec {
   std::string name;
-  std::filesystem::path txt;                   // annotation ("txt mapper") JSON
+  std::filesystem::path txt;                   // annotation ("txt mapper") JSON; empty for webdataset
+  std::string shards;                          // data_format webdataset: tar shard brace pattern
   std::optional<std::filesystem::path> video;  // image / frame-directory root
   std::optional<std::filesystem::path> audio;  // audio root
   std::string datatype;                        // image | video | audio
@@ -24,8 +25,9 @@ struct ValorDatasetSpec {
 // One entry of `data_cfg.train`: its datasets are concatenated into one loader.
 struct LoaderGroupSpec {
   std::vector<ValorDatasetSpec> datasets;
-  std::string task;         // "ti", "ta", "ti-cap", "tva-conv", ...
-  std::string data_format;  // frame | raw (kvreader, the original's default, is ByteDance-internal)
+  std::string task;  // "ti", "ta", "ti-cap", "tva-conv", ...
+  // frame | raw | webdataset (tar shards, stage 1 images; kvreader, the original's default, is ByteDance-internal)
+  std::string data_format;
   int64_t video_sample_num = 1;
   int64_t audio_sample_num = 1;
   std::optional<int64_t> steps;  // sampling weight

@@ -37,7 +37,15 @@ MetaLoader::MetaLoader(std::vector<SubLoader> loaders, MetaLoaderOptions opts)
   size_t workers = 0;
   for (size_t i = 0; i < loaders_.size(); ++i) {
     const SubLoader& l = loaders_[i];
-    if (l.datasets.empty()) fail("loader {}: no datasets", l.name);
+    if (l.shards) {
+      // A stream's size is unknown: the bad fraction is judged after kMinTriesForFraction tries.
+      for (const auto& d : l.shards->dataset_names()) {
+        const std::string key = l.name + "/" + d;
+        counters_[key], malformed_[key] = 0, dataset_sizes_[key] = kMinTriesForFraction;
+      }
+    } else if (l.datasets.empty()) {
+      fail("loader {}: no datasets", l.name);
+    }
     for (const auto& d : l.datasets) {
       if (d->has_video() != l.datasets[0]->has_video() || d->has_audio() != l.datasets[0]->has_audio() ||
           d->frames() != l.datasets[0]->frames())
@@ -52,7 +60,7 @@ MetaLoader::MetaLoader(std::vector<SubLoader> loaders, MetaLoaderOptions opts)
         spdlog::warn("loader {}: skipping an annotation of {}: {} ({})", l.name, d->name(), d->malformed()[k].reason,
                      d->malformed()[k].file);
     }
-    if (batches_per_epoch(i) < 1) {
+    if (!l.shards && batches_per_epoch(i) < 1) {
       int64_t total = 0;
       std::vector<std::string> files;  // where the records came from, e.g. an empty annotation file
       for (const auto& d : l.datasets) {
@@ -72,6 +80,9 @@ MetaLoader::MetaLoader(std::vector<SubLoader> loaders, MetaLoaderOptions opts)
   planned_.mix_rng.seed(static_cast<uint64_t>(opts_.seed));
   planned_.sampler_epoch.assign(loaders_.size(), 0);
   planned_.batch.assign(loaders_.size(), 0);
+  planned_.cursors.resize(loaders_.size());
+  for (size_t i = 0; i < loaders_.size(); ++i)
+    if (loaders_[i].shards) planned_.cursors[i].resize(static_cast<size_t>(loaders_[i].shards->readers()));
   consumed_ = planned_;
   // One shared pool sized by the largest n_workers; two batches in flight per worker, as DataLoader's
   // default prefetch_factor.
@@ -99,6 +110,7 @@ MetaLoader::Job MetaLoader::advance(Position& p) const {
   }
   ++p.step;
   const size_t l = p.current;
+  if (loaders_[l].shards) return Job{l, 0, p.batch[l]++};
   if (p.batch[l] >= batches_per_epoch(l)) {
     ++p.epoch;
     p.sampler_epoch[l] = p.epoch;
@@ -120,14 +132,29 @@ std::shared_ptr<const std::vector<int64_t>> MetaLoader::indices(size_t loader, i
   return order;
 }
 
+void MetaLoader::load_shard_batch(const Job& job, ImageDecoder& decoder, Result& r,
+                                  std::vector<torch::Tensor>& images) const {
+  const SubLoader& l = loaders_[job.loader];
+  ShardBatch b = l.shards->next_batch(job.batch, l.batch_size, decoder);
+  for (auto& [dataset, n] : b.tried) r.tried[l.name + "/" + dataset] += n;
+  for (auto& bad : b.bad) r.bad.push_back({l.name + "/" + bad.dataset, std::move(bad.file), std::move(bad.reason)});
+  for (ValorSample& s : b.samples) {
+    r.batch.ids.push_back(std::move(s.id));
+    r.batch.text_input.push_back(std::move(s.text));
+    images.push_back(s.image);
+  }
+  r.cursor.emplace(static_cast<size_t>(job.batch % l.shards->readers()), b.after);
+}
+
 MetaLoader::Result MetaLoader::load_batch(const Job& job) const {
   thread_local ImageDecoder decoder;
   const SubLoader& l = loaders_[job.loader];
-  const auto order = indices(job.loader, job.sampler_epoch);
   Result r;
   std::vector<torch::Tensor> images, audios;
   r.batch.task = l.task;
-  for (int64_t p = job.batch * l.batch_size; p < (job.batch + 1) * l.batch_size; ++p) {
+  if (l.shards) load_shard_batch(job, decoder, r, images);
+  const auto order = l.shards ? nullptr : indices(job.loader, job.sampler_epoch);
+  for (int64_t p = job.batch * l.batch_size; order && p < (job.batch + 1) * l.batch_size; ++p) {
     // ConcatDataset: find the dataset holding the global index.
     int64_t index = (*order)[p];
     size_t d = 0;
@@ -223,6 +250,9 @@ Batch MetaLoader::next() {
     after = std::move(p.after);
     r = p.result.get();
   }
+  // Shard positions are known once a batch is built: the planned position does not carry them.
+  after.cursors = std::move(consumed_.cursors);
+  if (r.cursor) after.cursors[after.current][r.cursor->first] = r.cursor->second;
   consumed_ = std::move(after);
   update_skip_counters(r);
   if (depth_ > 0) fill();
@@ -238,6 +268,9 @@ nlohmann::json MetaLoader::state() const {
   s["mix_rng"] = rng_to_string(consumed_.mix_rng);
   s["sampler_epoch"] = consumed_.sampler_epoch;
   s["batch"] = consumed_.batch;
+  // Only with shard loaders, so that the state of file-only mixtures keeps its form.
+  for (const auto& l : loaders_)
+    if (l.shards) s["shard_cursors"] = consumed_.cursors;
   for (const auto& [key, c] : counters_) s["skipped"][key] = {{"tried", c.tried}, {"bad", c.bad}};
   s["rank"] = opts_.rank;
   s["world_size"] = opts_.world_size;
@@ -265,11 +298,25 @@ void MetaLoader::restore(const nlohmann::json& s) {
     p.batch = s.at("batch").get<std::vector<int64_t>>();
     if (p.sampler_epoch.size() != loaders_.size() || p.batch.size() != loaders_.size() || p.current >= loaders_.size())
       fail("data loader state: per-loader lists do not match the {} loaders", loaders_.size());
+    p.cursors.resize(loaders_.size());
+    for (size_t i = 0; i < loaders_.size(); ++i)
+      if (loaders_[i].shards) {
+        if (!s.contains("shard_cursors"))
+          fail("data loader state: no shard positions saved for loader {}", loaders_[i].name);
+        p.cursors[i] = s.at("shard_cursors").at(i).get<std::vector<ShardCursor>>();
+        if (p.cursors[i].size() != static_cast<size_t>(loaders_[i].shards->readers()))
+          fail(
+              "data loader state: loader {} was saved with {} shard readers, this run has {} (n_workers, the number "
+              "of ranks or the shards changed)",
+              loaders_[i].name, p.cursors[i].size(), loaders_[i].shards->readers());
+      }
     std::map<std::string, SkipCount> counters = counters_;
     if (s.contains("skipped"))
       for (const auto& [key, c] : s["skipped"].items())
         counters[key] = {c.at("tried").get<int64_t>(), c.at("bad").get<int64_t>()};
     drain();
+    for (size_t i = 0; i < loaders_.size(); ++i)
+      if (loaders_[i].shards) loaders_[i].shards->reset(p.cursors[i], p.batch[i]);
     planned_ = consumed_ = std::move(p);
     counters_ = std::move(counters);
   } catch (const nlohmann::json::exception& e) {

@@ -10,6 +10,10 @@
 // rank, loader, epoch, position), so batches do not depend on the thread timing, and state() after
 // k batches restores to the (k+1)-th batch exactly.
 //
+// A loader of webdataset shards (SubLoader::shards) is a stream instead: it takes no part in the
+// shared epoch counter, its batch j comes from shard reader j mod readers, and the state keeps each
+// reader's shard position (webdataset_images.h).
+//
 // A sample whose media cannot be loaded is replaced by a random other sample of the same dataset (as
 // the original), and counted with its file and reason; next() throws cb::Error once a dataset's
 // skipped fraction exceeds max_bad_fraction (judged after min(100, dataset size) tries).
@@ -19,12 +23,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "datasets/batch_source.h"
 #include "datasets/valor/valor_dataset.h"
+#include "datasets/valor/webdataset_images.h"
 #include "framework/worker_pool.h"
 
 namespace cb {
@@ -33,6 +39,7 @@ struct SubLoader {
   std::string name;  // "<task>--<dataset names>"
   std::string task;
   std::vector<std::shared_ptr<const ValorDataset>> datasets;  // concatenated
+  std::shared_ptr<WebdatasetImages> shards;                   // instead of `datasets`: streamed tar shards
   int64_t batch_size = 1;                                     // per rank
   int64_t weight = 1;                                         // mixing weight (steps)
   int64_t n_workers = 0;
@@ -69,6 +76,8 @@ class MetaLoader : public BatchSource {
     size_t current = 0;  // loader of the running accumulation window
     std::mt19937_64 mix_rng;
     std::vector<int64_t> sampler_epoch, batch;
+    // Per loader, per shard reader (empty for indexed loaders); kept up to date in consumed_ only.
+    std::vector<std::vector<ShardCursor>> cursors;
   };
   struct Job {
     size_t loader;
@@ -81,6 +90,8 @@ class MetaLoader : public BatchSource {
     Batch batch;
     std::vector<Bad> bad;
     std::map<std::string, int64_t> tried;
+    // A shard loader's batch: where its reader stands after it.
+    std::optional<std::pair<size_t, ShardCursor>> cursor;  // (reader, position)
   };
   struct Pending {
     std::future<Result> result;
@@ -90,6 +101,7 @@ class MetaLoader : public BatchSource {
   Job advance(Position& p) const;
   // Loads the job's samples (replacing the unloadable ones) and collates them; any thread.
   Result load_batch(const Job& job) const;
+  void load_shard_batch(const Job& job, ImageDecoder& decoder, Result& r, std::vector<torch::Tensor>& images) const;
   std::shared_ptr<const std::vector<int64_t>> indices(size_t loader, int64_t epoch) const;
   int64_t batches_per_epoch(size_t loader) const;
   void fill();

@@ -49,13 +49,20 @@ bool WebdatasetShardReader::read_member() {
 }
 
 std::optional<WebdatasetSample> WebdatasetShardReader::next() {
+  if (!deferred_error_.empty()) fail("{}", deferred_error_);
   if (!pending_ && !read_member()) return std::nullopt;
   WebdatasetSample sample;
   sample.key = pending_->first;
-  do {
-    sample.members[pending_->second.first] = std::move(pending_->second.second);
-    pending_.reset();
-  } while (read_member() && pending_->first == sample.key);
+  try {
+    do {
+      sample.members[pending_->second.first] = std::move(pending_->second.second);
+      pending_.reset();
+    } while (read_member() && pending_->first == sample.key);
+  } catch (const Error& e) {
+    // Damage while looking for more members: the sample ends with those read, the error comes next call.
+    deferred_error_ = e.what();
+    at_end_ = true;
+  }
   return sample;
 }
 

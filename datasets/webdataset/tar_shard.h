@@ -28,7 +28,8 @@ class WebdatasetShardReader {
   WebdatasetShardReader& operator=(const WebdatasetShardReader&) = delete;
 
   // The next sample, or nullopt at the end; cb::Error (naming the shard and the member) when the
-  // archive is corrupt or truncated.
+  // archive is corrupt or truncated. Damage found while looking for more members of a sample ends the
+  // sample: it is returned, and the error comes with the next call.
   std::optional<WebdatasetSample> next();
 
  private:
@@ -37,6 +38,7 @@ class WebdatasetShardReader {
   std::filesystem::path path_;
   archive* archive_ = nullptr;
   bool at_end_ = false;
+  std::string deferred_error_;
   std::optional<std::pair<std::string, std::pair<std::string, std::vector<uint8_t>>>> pending_;  // key, (ext, bytes)
 };
 

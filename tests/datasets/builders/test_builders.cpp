@@ -3,8 +3,6 @@
 // with a test section merged over it (as resolve_config does), then sample contents (ids, texts,
 // answer lists and weights, media shapes), collation, and bad records / bad media skipped and reported
 // with their file and reason.
-#include <archive.h>
-#include <archive_entry.h>
 #include <catch2/catch.hpp>
 
 #include <set>
@@ -12,6 +10,7 @@
 #include "datasets/builders/dataset.h"
 #include "framework/config_node.h"
 #include "framework/error.h"
+#include "tests/datasets/webdataset/write_tar.h"
 #include "tests/support/make_media.h"
 
 namespace fs = std::filesystem;
@@ -24,28 +23,10 @@ constexpr int64_t kSize = 16, kFrames = 2;
 
 using cb::test::encode_wav_tone;
 using cb::test::write_file;
+using cb::test::write_tar;
 using cb::test::write_text;
 
 std::vector<uint8_t> jpeg(int64_t t) { return cb::test::encode_jpeg(cb::test::pattern_frame(t, 24, 32)); }
-
-void write_tar(const fs::path& path, const std::vector<std::pair<std::string, std::string>>& members) {
-  fs::create_directories(path.parent_path());
-  archive* a = archive_write_new();
-  archive_write_set_format_ustar(a);
-  REQUIRE(archive_write_open_filename(a, path.c_str()) == ARCHIVE_OK);
-  for (const auto& [name, data] : members) {
-    archive_entry* e = archive_entry_new();
-    archive_entry_set_pathname(e, name.c_str());
-    archive_entry_set_size(e, static_cast<la_int64_t>(data.size()));
-    archive_entry_set_filetype(e, AE_IFREG);
-    archive_entry_set_perm(e, 0644);
-    REQUIRE(archive_write_header(a, e) == ARCHIVE_OK);
-    REQUIRE(archive_write_data(a, data.data(), data.size()) == static_cast<la_ssize_t>(data.size()));
-    archive_entry_free(e);
-  }
-  archive_write_close(a);
-  archive_write_free(a);
-}
 
 // Media every test can use: images/img{0..3}.jpg, videos/vid{0,1}.mp4, audios/vid{0,1}.wav,
 // audios/clip{0,1}.wav, plus broken files: images/broken.jpg (truncated), videos/broken.mp4 (random

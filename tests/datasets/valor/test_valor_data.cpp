@@ -1,6 +1,7 @@
 // The valor training pipeline on a sample generated at test time: data-options parsing, stage-1 and
 // stage-2 batches, DistributedSampler sharding over 2 ranks, resume from a saved state, and bad data
-// (corrupt, empty, missing media; broken annotation lines) skipped and counted.
+// (corrupt, empty, missing media; broken annotation lines) skipped and counted; the same for loader
+// groups of webdataset tar shards (data_format webdataset), which must batch like their files.
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 #include <catch2/catch.hpp>
@@ -14,6 +15,7 @@
 #include "datasets/valor/distributed_sampler.h"
 #include "datasets/valor/task_conversation.h"
 #include "framework/error.h"
+#include "tests/datasets/webdataset/write_tar.h"
 #include "tests/support/make_media.h"
 
 namespace fs = std::filesystem;
@@ -73,6 +75,13 @@ struct Sample {
             {"audio_sample_num", 1}, {"steps", steps}, {"batch_size", batch},    {"n_workers", workers}};
   }
 
+  // A data_format webdataset group of one dataset named `name` reading `pattern` (under root).
+  json shard_group(const std::string& name, const std::string& pattern, int batch, int workers, int steps = 1) const {
+    json ds = {{"name", name}, {"shards", (root / pattern).string()}, {"datatype", "image"}};
+    return {{"datasets", {ds}}, {"task", "ti"},        {"data_format", "webdataset"},
+            {"steps", steps},   {"batch_size", batch}, {"n_workers", workers}};
+  }
+
   // A config for `groups`; extra run options appended.
   cb::Config config(const json& groups, const std::string& task = "tri_pretrain", std::vector<std::string> extra = {},
                     const json& mix = json::object()) const {
@@ -105,6 +114,25 @@ void require_same(const cb::Batch& a, const cb::Batch& b) {
   if (a.image.defined()) REQUIRE(torch::equal(a.image, b.image));
   REQUIRE(a.audio.defined() == b.audio.defined());
   if (a.audio.defined()) REQUIRE(torch::equal(a.audio, b.audio));
+}
+
+// Resuming `cfg` on rank 0 of 1: a source stopped after `n` batches (each checked against `reference`)
+// saves a state; a new source restored from it gives reference[n...], and restoring again rewinds it.
+// Returns the saved state.
+json require_resumes(const cb::Config& cfg, const std::vector<cb::Batch>& reference, int n) {
+  json saved;
+  {
+    auto first = cb::build_train_source(cfg, 0, 1);
+    auto head = take(*first, n);
+    for (int i = 0; i < n; ++i) require_same(head[i], reference[i]);
+    saved = json::parse(first->state().dump());
+  }  // workers may have prefetched beyond batch n: that must not matter
+  auto resumed = cb::build_train_source(cfg, 0, 1);
+  resumed->restore(saved);
+  for (size_t i = n; i < reference.size(); ++i) require_same(resumed->next(), reference[i]);
+  resumed->restore(saved);
+  require_same(resumed->next(), reference[n]);
+  return saved;
 }
 
 }  // namespace
@@ -289,18 +317,7 @@ TEST_CASE("resume: a restored source continues with the next unseen batch", "[da
   auto uninterrupted = cb::build_train_source(cfg, 0, 1);
   auto reference = take(*uninterrupted, 14);
 
-  auto first = cb::build_train_source(cfg, 0, 1);
-  auto head = take(*first, 6);
-  for (int i = 0; i < 6; ++i) require_same(head[i], reference[i]);
-  const std::string saved = first->state().dump();
-  first.reset();  // workers may have prefetched beyond batch 6: that must not matter
-
-  auto resumed = cb::build_train_source(cfg, 0, 1);
-  resumed->restore(json::parse(saved));
-  for (int i = 6; i < 14; ++i) require_same(resumed->next(), reference[i]);
-  // Restoring into a source that already ran also rewinds it.
-  resumed->restore(json::parse(saved));
-  require_same(resumed->next(), reference[6]);
+  require_resumes(cfg, reference, 6);
 }
 
 TEST_CASE("bad data is skipped and counted; too much of it stops with an error", "[data]") {
@@ -486,4 +503,205 @@ TEST_CASE("data options errors name the file and the key", "[data]") {
   extra["datasets"][0]["extra_key"] = 1;
   REQUIRE_THROWS_WITH(cb::build_train_source(s.config(json::array({extra})), 0, 1),
                       Catch::Contains("data_cfg.train[0].datasets[0]: unknown key 'extra_key'"));
+}
+
+namespace {
+
+std::string as_string(const std::vector<uint8_t>& v) { return std::string(v.begin(), v.end()); }
+
+// Shard `k` of `n_shards`: samples s<k>_<i>, i < per_shard, each a JPEG and a txt caption.
+void write_shards(const fs::path& dir, int n_shards, int per_shard) {
+  for (int k = 0; k < n_shards; ++k) {
+    std::vector<std::pair<std::string, std::string>> members;
+    for (int i = 0; i < per_shard; ++i) {
+      const std::string key = fmt::format("s{}_{}", k, i);
+      members.push_back({key + ".jpg", as_string(image_jpeg(10 * k + i))});
+      members.push_back({key + ".txt", "shard " + key});
+    }
+    cb::test::write_tar(dir / fmt::format("{:05d}.tar", k), members);
+  }
+}
+
+std::vector<std::string> ids_of(cb::BatchSource& s, int batches) {
+  std::vector<std::string> ids;
+  for (const cb::Batch& b : take(s, batches)) ids.insert(ids.end(), b.ids.begin(), b.ids.end());
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("webdataset group: batches equal those of the same images and captions as files", "[data][webdataset]") {
+  Sample s(0);
+  // Eight images of several sizes (one PNG) with captions that the text cleaning changes, as files
+  // with an annotation file and as one shard (txt captions for some, json "caption" for the others).
+  json captions = json::array();
+  std::vector<std::pair<std::string, std::string>> members;
+  for (int i = 0; i < 8; ++i) {
+    const std::string id = fmt::format("img{}", i);
+    const std::string caption = fmt::format("A  Photo-of THING/{}, here!", i);
+    const auto bytes =
+        i == 7 ? cb::test::encode_png(cb::test::pattern_frame(i, 20, 28), 2) : image_jpeg(i, 16 + 4 * i, 40 - 2 * i);
+    write_file(s.root / "images" / id, bytes);  // no extension: the decoder sniffs the format
+    captions.push_back({{"video_id", id}, {"caption", caption}});
+    members.push_back({id + (i == 7 ? ".png" : ".jpg"), as_string(bytes)});
+    if (i % 2) members.push_back({id + ".txt", caption});
+    else members.push_back({id + ".json", json({{"caption", caption}, {"key", id}}).dump()});
+  }
+  write_text(s.root / "ann/images.json", captions.dump());
+  cb::test::write_tar(s.root / "shards/00000.tar", members);
+
+  auto files = cb::build_train_source(
+      s.config(json::array({s.group("ti", "imgs", "ann/images.json", {{"video", "images"}}, "image", 2, 0)})), 0, 1);
+  auto shards = cb::build_train_source(s.config(json::array({s.shard_group("imgs", "shards/00000.tar", 2, 0)})), 0, 1);
+  std::map<std::string, std::pair<torch::Tensor, std::string>> from_files;
+  for (const cb::Batch& b : take(*files, 4))
+    for (size_t i = 0; i < b.ids.size(); ++i) from_files[b.ids[i]] = {b.image[i], b.text_input[i]};
+  REQUIRE(from_files.size() == 8);
+  std::vector<std::string> order;
+  for (const cb::Batch& b : take(*shards, 4)) {
+    REQUIRE(b.task == "ti");
+    REQUIRE(b.image.sizes() == torch::IntArrayRef{2, 1, 3, kResolution, kResolution});
+    REQUIRE_FALSE(b.audio.defined());
+    REQUIRE(b.conversation.empty());
+    for (size_t i = 0; i < b.ids.size(); ++i) {
+      INFO(b.ids[i]);
+      order.push_back(b.ids[i]);
+      REQUIRE(torch::equal(b.image[i], from_files.at(b.ids[i]).first));
+      REQUIRE(b.text_input[i] == from_files.at(b.ids[i]).second);
+    }
+  }
+  // One shard: its samples in order, then again from the start (the stream is endless).
+  REQUIRE(order == std::vector<std::string>{"img0", "img1", "img2", "img3", "img4", "img5", "img6", "img7"});
+  REQUIRE(ids_of(*shards, 1) == std::vector<std::string>{"img0", "img1"});
+  REQUIRE(shards->state().at("skipped").at("ti--imgs/imgs").at("bad") == 0);
+}
+
+TEST_CASE("webdataset group: ranks and workers read disjoint shards that cover the set", "[data][webdataset]") {
+  Sample s(0);
+  write_shards(s.root / "shards", 5, 2);
+  std::set<std::string> all;
+  for (int k = 0; k < 5; ++k)
+    for (int i = 0; i < 2; ++i) all.insert(fmt::format("s{}_{}", k, i));
+  for (int workers : {0, 2}) {
+    INFO("n_workers " << workers);
+    const cb::Config cfg = s.config(json::array({s.shard_group("wds", "shards/{00000..00004}.tar", 2, workers)}));
+    auto r0 = cb::build_train_source(cfg, 0, 2);
+    auto r1 = cb::build_train_source(cfg, 1, 2);
+    // Rank 0 reads shards 0, 2, 4 (6 samples), rank 1 shards 1, 3 (4 samples); batch 1 per rank. With
+    // 2 workers rank 0's readers hold shards {0, 4} and {2} and take turns, so 8 batches cover them.
+    const auto ids0 = ids_of(*r0, 8), ids1 = ids_of(*r1, 8);
+    const std::set<std::string> set0(ids0.begin(), ids0.end()), set1(ids1.begin(), ids1.end());
+    REQUIRE(set0.size() == 6);
+    REQUIRE(set1.size() == 4);
+    for (const auto& id : set0) REQUIRE((id[1] == '0' || id[1] == '2' || id[1] == '4'));
+    for (const auto& id : set1) REQUIRE((id[1] == '1' || id[1] == '3'));
+    std::set<std::string> both = set0;
+    both.insert(set1.begin(), set1.end());
+    REQUIRE(both == all);
+    if (workers == 0) {
+      // One reader: each pass takes every shard once, in a newly shuffled order.
+      REQUIRE(std::set<std::string>(ids1.begin(), ids1.begin() + 4) == set1);
+      REQUIRE(std::set<std::string>(ids1.begin() + 4, ids1.end()) == set1);
+    } else {
+      REQUIRE(std::count(ids0.begin(), ids0.end(), "s2_0") == 2);  // the 1-shard reader's second pass
+    }
+  }
+  // Fewer shards than ranks; a pattern naming no file.
+  const cb::Config two = s.config(json::array({s.shard_group("wds", "shards/{00000..00001}.tar", 3, 0)}));
+  REQUIRE_THROWS_WITH(cb::build_train_source(two, 0, 3),
+                      Catch::Contains("ti--wds") && Catch::Contains("2 shards for 3 ranks"));
+  const cb::Config none = s.config(json::array({s.shard_group("wds", "missing/{0..3}.tar", 1, 0)}));
+  REQUIRE_THROWS_WITH(cb::build_train_source(none, 0, 1),
+                      Catch::Contains("ti--wds") && Catch::Contains((s.root / "missing/{0..3}.tar").string()) &&
+                          Catch::Contains("matches no file"));
+}
+
+TEST_CASE("webdataset group: a restored source continues at the saved shard position", "[data][webdataset]") {
+  Sample s(4);
+  write_shards(s.root / "shards", 3, 3);
+  json groups = {s.shard_group("wds", "shards/{00000..00002}.tar", 2, 2, 3),
+                 s.group("ti", "imgs", "ann/images.json", {{"video", "images"}}, "image", 1, 1, 1)};
+  const cb::Config cfg = s.config(groups);
+  auto uninterrupted = cb::build_train_source(cfg, 0, 1);
+  auto reference = take(*uninterrupted, 20);
+
+  const json saved = require_resumes(cfg, reference, 7);
+  // Both readers had moved past the start of their first shard.
+  const json cursors = saved.at("shard_cursors").at(0);
+  REQUIRE(cursors.size() == 2);
+  for (const auto& c : cursors) REQUIRE(c.at("shard").get<int64_t>() * 10 + c.at("sample").get<int64_t>() > 0);
+  // Another reader count cannot continue these positions.
+  groups[0]["n_workers"] = 1;
+  auto other = cb::build_train_source(s.config(groups), 0, 1);
+  REQUIRE_THROWS_WITH(other->restore(saved), Catch::Contains("saved with 2 shard readers"));
+}
+
+TEST_CASE("webdataset group: corrupt shards and undecodable members are skipped and reported", "[data][webdataset]") {
+  Sample s(0);
+  const auto good = [](int t) { return as_string(image_jpeg(t)); };
+  cb::test::write_tar(s.root / "shards/00000.tar",
+                      {{"a0.jpg", good(0)}, {"a0.txt", "first"}, {"a1.jpg", good(1)}, {"a1.txt", "second"}});
+  // Truncated inside its second sample's image: the first sample is read, the rest skipped.
+  const fs::path cut = s.root / "shards/00001.tar";
+  cb::test::write_tar(cut, {{"b0.jpg", good(2)},
+                            {"b0.txt", "third"},
+                            {"b1.jpg", std::string(20000, 'x')},
+                            {"b1.txt", "lost"},
+                            {"b2.jpg", good(3)},
+                            {"b2.txt", "lost too"}});
+  fs::resize_file(cut, 512 + 8000);
+  cb::test::write_tar(s.root / "shards/00002.tar", {{"c0.jpg", "not an image"},
+                                                    {"c0.txt", "broken"},
+                                                    {"c1.jpg", good(4)},
+                                                    {"c1.json", "{\"text\": 1}"},
+                                                    {"c2.txt", "no image"},
+                                                    {"c3.jpg", good(5)},
+                                                    {"c3.txt", "fine"}});
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
+  json groups = {s.shard_group("wds", "shards/{00000..00003}.tar", 1, 1)};  // 00003.tar does not exist
+  {
+    auto source = cb::build_train_source(s.config(groups, "tri_pretrain", {"run.max_bad_sample_fraction=0.95"}), 0, 1);
+    std::set<std::string> ids;
+    for (const auto& id : ids_of(*source, 30)) ids.insert(id);
+    REQUIRE(ids == std::set<std::string>{"a0", "a1", "b0", "c3"});
+    const json skipped = source->state().at("skipped").at("ti--wds/wds");
+    REQUIRE(skipped.at("bad").get<int64_t>() >= 5);  // truncated, missing shard, c0, c1, c2
+  }
+  spdlog::default_logger()->sinks().pop_back();
+  const std::string shards = (s.root / "shards").string();
+  INFO(log.str());
+  CHECK_THAT(log.str(), Catch::Contains("skipped " + shards + "/00001.tar (") &&
+                            Catch::Contains("skipped " + shards + "/00003.tar (") &&
+                            Catch::Contains("skipped " + shards + "/00002.tar:c0 (") &&
+                            Catch::Contains("00002.tar:c0.jpg") && Catch::Contains("00002.tar:c1 (") &&
+                            Catch::Contains("caption") && Catch::Contains("00002.tar:c2 (no image member"));
+  // Too many bad samples stop the run, as for files.
+  auto strict = cb::build_train_source(s.config(groups, "tri_pretrain", {"run.max_bad_sample_fraction=0.1"}), 0, 1);
+  REQUIRE_THROWS_WITH(ids_of(*strict, 200), Catch::Contains("max_bad_sample_fraction"));
+  // Shards of nothing usable at all are an error, not an endless search.
+  cb::test::write_tar(s.root / "empty/00000.tar", {{"x.txt", "no image"}});
+  auto empty = cb::build_train_source(s.config(json::array({s.shard_group("e", "empty/00000.tar", 1, 0)}),
+                                               "tri_pretrain", {"run.max_bad_sample_fraction=1"}),
+                                      0, 1);
+  REQUIRE_THROWS_WITH(empty->next(), Catch::Contains("ti--e"));
+}
+
+TEST_CASE("webdataset group: options errors name the key", "[data][webdataset]") {
+  Sample s(0);
+  write_shards(s.root / "shards", 1, 2);
+  json g = s.shard_group("wds", "shards/00000.tar", 1, 0);
+  g.erase("steps");
+  g["epoch"] = 1.0;
+  REQUIRE_THROWS_WITH(cb::build_train_source(s.config(json::array({g})), 0, 1),
+                      Catch::Contains("data_cfg.train[0]") && Catch::Contains("needs 'steps'"));
+  json txt = s.shard_group("wds", "shards/00000.tar", 1, 0);
+  txt["datasets"][0]["txt"] = "ann.json";
+  REQUIRE_THROWS_WITH(cb::build_train_source(s.config(json::array({txt})), 0, 1),
+                      Catch::Contains("data_cfg.train[0].datasets[0]: unknown key 'txt'"));
+  REQUIRE_THROWS_WITH(
+      cb::build_train_source(s.config(json::array({s.shard_group("wds", "shards/00000.tar", 1, 0)}), "tri_instruct"), 0,
+                             1),
+      Catch::Contains("ti--wds") && Catch::Contains("tri_pretrain"));
 }

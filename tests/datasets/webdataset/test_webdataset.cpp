@@ -1,41 +1,21 @@
 // Webdataset shards written at test time with libarchive: members grouped into samples by key,
-// truncated and random-byte shards reported as cb::Error naming the shard.
-#include <archive.h>
-#include <archive_entry.h>
+// truncated and random-byte shards reported as cb::Error naming the shard; brace patterns of shards.
 #include <catch2/catch.hpp>
 
 #include <fstream>
 #include <random>
 
+#include "datasets/webdataset/shard_pattern.h"
 #include "datasets/webdataset/tar_shard.h"
 #include "framework/error.h"
+#include "tests/datasets/webdataset/write_tar.h"
 #include "tests/support/scratch_dir.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Member {
-  std::string name, data;
-};
-
-void write_tar(const fs::path& path, const std::vector<Member>& members) {
-  archive* a = archive_write_new();
-  archive_write_set_format_ustar(a);
-  REQUIRE(archive_write_open_filename(a, path.c_str()) == ARCHIVE_OK);
-  for (const Member& m : members) {
-    archive_entry* e = archive_entry_new();
-    archive_entry_set_pathname(e, m.name.c_str());
-    archive_entry_set_size(e, static_cast<la_int64_t>(m.data.size()));
-    archive_entry_set_filetype(e, AE_IFREG);
-    archive_entry_set_perm(e, 0644);
-    REQUIRE(archive_write_header(a, e) == ARCHIVE_OK);
-    REQUIRE(archive_write_data(a, m.data.data(), m.data.size()) == static_cast<la_ssize_t>(m.data.size()));
-    archive_entry_free(e);
-  }
-  archive_write_close(a);
-  archive_write_free(a);
-}
+using cb::test::write_tar;
 
 fs::path temp_file(const std::string& name) {
   static const auto dir = cb::test::fresh_dir("wds");
@@ -95,4 +75,14 @@ TEST_CASE("webdataset shard: truncated, random and missing shards are errors nam
   REQUIRE_THROWS_AS(read_all(), cb::Error);
   fs::remove(shard);
   REQUIRE_THROWS_AS(cb::WebdatasetShardReader(shard), cb::Error);
+}
+
+TEST_CASE("shard patterns: numeric ranges padded like their bounds, alternatives, left to right", "[data]") {
+  using V = std::vector<std::string>;
+  REQUIRE(cb::expand_braces("/d/{00008..00010}.tar") == V{"/d/00008.tar", "/d/00009.tar", "/d/00010.tar"});
+  REQUIRE(cb::expand_braces("{8..10}") == V{"8", "9", "10"});
+  REQUIRE(cb::expand_braces("{a,b}-{1..0}") == V{"a-1", "a-0", "b-1", "b-0"});
+  REQUIRE(cb::expand_braces("plain.tar") == V{"plain.tar"});
+  REQUIRE_THROWS_WITH(cb::expand_braces("x{1..2"), Catch::Contains("x{1..2") && Catch::Contains("unbalanced"));
+  REQUIRE_THROWS_WITH(cb::expand_braces("{a..b}"), Catch::Contains("not a numeric range"));
 }
