@@ -30,6 +30,8 @@ Resolved resolve(const LlamaForCausalLM& model, const GenerateOptions& o) {
   if (o.max_new_tokens < 1) fail("generate: max_new_tokens must be >= 1, got {}", o.max_new_tokens);
   if (o.min_new_tokens < 0) fail("generate: min_new_tokens must be >= 0, got {}", o.min_new_tokens);
   if (o.repetition_penalty <= 0) fail("generate: repetition_penalty must be > 0, got {}", o.repetition_penalty);
+  if (!std::isfinite(o.frequency_penalty) || !std::isfinite(o.presence_penalty))
+    fail("generate: frequency_penalty and presence_penalty must be finite");
   if (o.do_sample) {
     if (!(o.temperature > 0)) fail("generate: temperature must be > 0 when sampling, got {}", o.temperature);
     if (o.top_k < 0) fail("generate: top_k must be >= 0, got {}", o.top_k);
@@ -48,15 +50,27 @@ Resolved resolve(const LlamaForCausalLM& model, const GenerateOptions& o) {
   }
   if (o.min_new_tokens > 0 && !(r.eos && *r.eos >= 0 && *r.eos < c.vocab_size))
     fail("generate: min_new_tokens needs an eos_token_id within the vocabulary (0..{})", c.vocab_size - 1);
+  for (const auto& [id, bias] : o.logit_bias) {
+    if (id < 0 || id >= c.vocab_size) fail("generate: logit_bias: token id {} is not in 0..{}", id, c.vocab_size - 1);
+    if (!std::isfinite(bias)) fail("generate: logit_bias of token {} must be finite", id);
+  }
   auto bos = o.bos_token_id ? o.bos_token_id : c.bos_token_id;
   r.bos = bos.value_or(0);
   return r;
 }
 
-// Logits processors (HF 4.28 order: repetition penalty, then min_new_tokens). scores [B,V] fp32.
+// Logits processors (HF 4.28 order: repetition penalty, then min_new_tokens; OpenAI's penalties and bias
+// between them). scores [B,V] fp32.
 torch::Tensor process(torch::Tensor scores, const torch::Tensor& ids, int64_t prompt_len, const GenerateOptions& o,
                       const Resolved& r) {
   if (o.repetition_penalty != 1.0) scores = apply_repetition_penalty(scores, ids, o.repetition_penalty);
+  if ((o.frequency_penalty != 0 || o.presence_penalty != 0) && ids.size(1) > prompt_len)
+    scores = apply_occurrence_penalties(scores, ids.narrow(1, prompt_len, ids.size(1) - prompt_len),
+                                        o.frequency_penalty, o.presence_penalty);
+  if (!o.logit_bias.empty()) {
+    scores = scores.clone();
+    for (const auto& [id, bias] : o.logit_bias) scores.select(1, id).add_(bias);
+  }
   if (o.min_new_tokens > 0 && ids.size(1) - prompt_len < o.min_new_tokens) {
     scores = scores.clone();
     scores.select(1, *r.eos).fill_(kNegInf);
@@ -327,6 +341,12 @@ torch::Tensor apply_repetition_penalty(const torch::Tensor& scores, const torch:
   auto seen = scores.gather(1, ids);  // every id of the sequence so far, prompt included
   seen = torch::where(seen < 0, seen * penalty, seen / penalty);
   return scores.scatter(1, ids, seen);
+}
+
+torch::Tensor apply_occurrence_penalties(const torch::Tensor& scores, const torch::Tensor& generated, double frequency,
+                                         double presence) {
+  auto counts = torch::zeros_like(scores).scatter_add_(1, generated, torch::ones_like(generated, scores.options()));
+  return scores - frequency * counts - presence * (counts > 0).to(scores.scalar_type());
 }
 
 torch::Tensor apply_sampling_warpers(const torch::Tensor& input, const GenerateOptions& o) {

@@ -14,14 +14,18 @@
 namespace cb {
 
 struct GenerateOptions {
-  int64_t max_new_tokens = 20;          // Number of decoding steps at most.
-  int64_t min_new_tokens = 0;           // eos is forbidden (logit -inf) until this many tokens were generated.
-  int64_t num_beams = 1;                // > 1: beam search (do_sample false) or beam sampling (do_sample true).
-  bool do_sample = false;               // false: argmax (greedy); true: temperature -> top-k -> top-p -> multinomial.
-  double temperature = 1.0;             // Sampling only: logits are divided by it (must be > 0).
-  int64_t top_k = 50;                   // Sampling only: keep the k best logits (0 = off); HF default 50.
-  double top_p = 1.0;                   // Sampling only: keep the smallest top set with probability >= top_p (1 = off).
-  double repetition_penalty = 1.0;      // Logits of every id already in the sequence: /p if > 0, *p if < 0 (1 = off).
+  int64_t max_new_tokens = 20;      // Number of decoding steps at most.
+  int64_t min_new_tokens = 0;       // eos is forbidden (logit -inf) until this many tokens were generated.
+  int64_t num_beams = 1;            // > 1: beam search (do_sample false) or beam sampling (do_sample true).
+  bool do_sample = false;           // false: argmax (greedy); true: temperature -> top-k -> top-p -> multinomial.
+  double temperature = 1.0;         // Sampling only: logits are divided by it (must be > 0).
+  int64_t top_k = 50;               // Sampling only: keep the k best logits (0 = off); HF default 50.
+  double top_p = 1.0;               // Sampling only: keep the smallest top set with probability >= top_p (1 = off).
+  double repetition_penalty = 1.0;  // Logits of every id already in the sequence: /p if > 0, *p if < 0 (1 = off).
+  // OpenAI's penalties, over the generated ids only: s -= frequency * count + presence * (count > 0).
+  double frequency_penalty = 0.0;
+  double presence_penalty = 0.0;
+  std::vector<std::pair<int64_t, double>> logit_bias;  // OpenAI's: added to those ids' logits before sampling
   double length_penalty = 1.0;          // Beam search only: a hypothesis scores sum_logprobs / length**length_penalty.
   bool early_stopping = false;          // Beam search only: true ends a prompt once num_beams hypotheses finished.
   std::optional<int64_t> eos_token_id;  // Finishes a row; default: the model config's eos.
@@ -56,6 +60,11 @@ torch::Tensor greedy_pick(const torch::Tensor& scores);
 // HF RepetitionPenaltyLogitsProcessor: scores [B,V] of every id in `ids` [B,T] become s/p (s > 0)
 // or s*p (s < 0).
 torch::Tensor apply_repetition_penalty(const torch::Tensor& scores, const torch::Tensor& ids, double penalty);
+
+// OpenAI's frequency and presence penalties: scores [B,V] minus frequency * n + presence * (n > 0), n
+// the times each id occurs in `generated` [B,T].
+torch::Tensor apply_occurrence_penalties(const torch::Tensor& scores, const torch::Tensor& generated, double frequency,
+                                         double presence);
 
 // HF 4.28 sampling warpers in their order: temperature (if != 1), top-k (if != 0), top-p (if < 1).
 // Removed entries become -inf. scores [B,V]. At least one token survives top-k/top-p, two when

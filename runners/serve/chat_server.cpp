@@ -5,11 +5,13 @@
 
 #include <atomic>
 #include <cctype>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "framework/error.h"
 #include "framework/text/python_str.h"
@@ -180,6 +182,39 @@ MediaPart decode_part_media(const json& part, const std::string& type, const std
   }
 }
 
+// OpenAI answers an unknown request field with a 400 rather than ignoring it; so does this server, so that
+// no client believes a setting took effect. Fields of OpenAI's service that change nothing in an answer
+// are accepted; its features this server lacks are refused unless the value asks for nothing.
+void check_request_fields(const json& j) {
+  static const std::set<std::string> read{"messages", "temperature", "top_p", "max_tokens", "max_completion_tokens",
+                                          "stop", "seed", "n", "stream", "stream_options", "frequency_penalty",
+                                          "presence_penalty", "logit_bias",
+                                          // extensions, as vLLM names them
+                                          "num_beams", "top_k", "repetition_penalty"};
+  static const std::set<std::string> no_effect{
+      "model", "user", "metadata", "store", "service_tier", "prompt_cache_key", "safety_identifier"};
+  auto off = [](const std::string& key, const json& v) {
+    if (v.is_null()) return true;
+    if (key == "logprobs" || key == "parallel_tool_calls")
+      return v.is_boolean() && (key != "logprobs" || !v.get<bool>());
+    if (key == "tools" || key == "functions") return v.is_array() && v.empty();
+    if (key == "tool_choice" || key == "function_call") return v == "none";
+    if (key == "response_format") return v.is_object() && v.value("type", "") == "text";
+    if (key == "modalities") return v == json::array({"text"});
+    return false;
+  };
+  for (const auto& [key, value] : j.items()) {
+    if (read.count(key) || no_effect.count(key) || off(key, value)) continue;
+    static const std::set<std::string> missing{
+        "tools",      "tool_choice",        "functions",          "function_call",
+        "logprobs",   "top_logprobs",       "response_format",    "audio",
+        "modalities", "prediction",         "web_search_options", "reasoning_effort",
+        "verbosity",  "parallel_tool_calls"};
+    if (missing.count(key)) bad_request(key + ": not supported by this server (value " + value.dump() + ")");
+    bad_request("unrecognized request field '" + key + "'");
+  }
+}
+
 ParsedRequest parse_request(const std::string& body, const ChatSettings& defaults, const ChatMediaOptions& media) {
   // JSON text is UTF-8 (RFC 8259); the parser passes other bytes in strings through, and they would then
   // fail when the conversation or the answer is written out.
@@ -192,6 +227,7 @@ ParsedRequest parse_request(const std::string& body, const ChatSettings& default
     bad_request(std::string("malformed JSON: ") + e.what());
   }
   if (!j.is_object()) bad_request("the request body must be a JSON object");
+  check_request_fields(j);
   ParsedRequest r;
   r.settings = defaults;
   r.settings.cut_long_prompt = false;  // a client cannot see a cut: a prompt too long is a 400
@@ -216,6 +252,32 @@ ParsedRequest parse_request(const std::string& body, const ChatSettings& default
     if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > kMaxChatBeams)
       bad_request("num_beams: expected an integer 1.." + std::to_string(kMaxChatBeams) + ", got " + v.dump());
     r.settings.num_beams = v.get<int64_t>();
+  }
+  for (auto [key, value] : {std::pair{"frequency_penalty", &r.settings.frequency_penalty},
+                            std::pair{"presence_penalty", &r.settings.presence_penalty}})
+    if (auto v = optional_number<double>(j, key)) {
+      if (*v < -2 || *v > 2) bad_request(std::string(key) + ": expected -2..2");
+      *value = *v;
+    }
+  if (j.contains("logit_bias") && !j["logit_bias"].is_null()) {
+    if (!j["logit_bias"].is_object()) bad_request("logit_bias: expected an object of token id -> bias");
+    for (const auto& [id, bias] : j["logit_bias"].items()) {
+      int64_t token = -1;
+      const auto [end, ec] = std::from_chars(id.data(), id.data() + id.size(), token);
+      if (ec != std::errc() || end != id.data() + id.size() || token < 0)
+        bad_request("logit_bias: '" + id + "' is not a token id");
+      if (!bias.is_number() || bias.get<double>() < -100 || bias.get<double>() > 100)
+        bad_request("logit_bias." + id + ": expected a number in -100..100");
+      r.settings.logit_bias.emplace_back(token, bias.get<double>());
+    }
+  }
+  if (auto v = optional_number<int64_t>(j, "top_k")) {
+    if (*v < 0) bad_request("top_k: expected an integer >= 0 (0: off)");
+    r.settings.top_k = *v;
+  }
+  if (auto v = optional_number<double>(j, "repetition_penalty")) {
+    if (!(*v > 0)) bad_request("repetition_penalty: expected a number > 0 (1: off)");
+    r.settings.repetition_penalty = *v;
   }
   if (auto v = optional_number<int64_t>(j, "seed")) r.settings.seed = static_cast<uint64_t>(*v);
   if (auto v = optional_number<int64_t>(j, "n"); v && *v != 1) bad_request("n: only 1 is supported");

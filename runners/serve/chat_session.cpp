@@ -136,6 +136,9 @@ GenerateOptions generate_options(const ChatSettings& s, const LlamaTokenizer& to
   o.top_p = s.top_p;
   o.top_k = s.top_k;
   o.repetition_penalty = s.repetition_penalty;
+  o.frequency_penalty = s.frequency_penalty;
+  o.presence_penalty = s.presence_penalty;
+  o.logit_bias = s.logit_bias;
   // "###" as the demo's StoppingCriteriaSub; the extra stops too, so beam search (which streams no
   // tokens to check the text of) ends on them as well.
   o.stop_sequences = stop_sequences_for(tokenizer);

@@ -29,8 +29,11 @@ struct ChatSettings {
   double top_p = 0.9;
   int64_t top_k = 50;  // transformers' GenerationConfig default, not passed by the demo
   double repetition_penalty = 1.0;
-  std::vector<std::string> stop;  // extra stop strings besides "###"
-  std::optional<uint64_t> seed;   // seeds LibTorch's generator before sampling
+  double frequency_penalty = 0.0;  // OpenAI's, over the answer's tokens (GenerateOptions)
+  double presence_penalty = 0.0;
+  std::vector<std::pair<int64_t, double>> logit_bias;  // token id -> added to its logit
+  std::vector<std::string> stop;                       // extra stop strings besides "###"
+  std::optional<uint64_t> seed;                        // seeds LibTorch's generator before sampling
 };
 
 // The demo's beams slider range.

@@ -185,6 +185,38 @@ TEST_CASE("repetition penalty divides positive and multiplies negative logits of
   CHECK(torch::equal(out, row({1.0f, -2.0f, 0.5f, 3.0f})));
 }
 
+TEST_CASE("OpenAI penalties subtract frequency x count and presence once per generated id") {
+  auto scores = row({2.0f, -1.0f, 0.5f, 3.0f});
+  auto generated = torch::tensor({1, 1, 3}, torch::kLong).unsqueeze(0);
+  auto out = cb::apply_occurrence_penalties(scores, generated, 0.5, 0.25);
+  CHECK(torch::equal(out, row({2.0f, -1.0f - 1.0f - 0.25f, 0.5f, 3.0f - 0.5f - 0.25f})));
+}
+
+TEST_CASE("generate: logit_bias forces a token; the penalties count only generated ids") {
+  auto model = random_model();
+  auto ids = torch::randint(3, 40, {1, 5}, torch::kLong);
+  cb::GenerateOptions o;
+  o.max_new_tokens = 4;
+  o.eos_token_id = -1;
+  o.logit_bias = {{17, 100.0}};
+  auto biased = cb::generate(model, ids, torch::Tensor(), o).sequences;
+  CHECK(torch::equal(biased.narrow(1, 5, 4), torch::full({1, 4}, 17, torch::kLong)));
+  o.presence_penalty = 1e6;  // a token once generated is never chosen again, whatever the bias
+  auto varied = cb::generate(model, ids, torch::Tensor(), o).sequences.narrow(1, 5, 4);
+  CHECK(varied[0][0].item<int64_t>() == 17);
+  CHECK(std::get<0>(at::_unique(varied)).numel() == 4);
+  o = {};
+  o.max_new_tokens = 2;
+  o.eos_token_id = -1;
+  o.frequency_penalty = 1e6;  // the prompt's ids stay allowed: the first pick equals greedy's
+  auto plain = cb::GenerateOptions{o};
+  plain.frequency_penalty = 0;
+  CHECK(cb::generate(model, ids, torch::Tensor(), o).sequences[0][5].item<int64_t>() ==
+        cb::generate(model, ids, torch::Tensor(), plain).sequences[0][5].item<int64_t>());
+  o.logit_bias = {{40000, 1.0}};
+  CHECK_THROWS_WITH(cb::generate(model, ids, torch::Tensor(), o), Catch::Contains("logit_bias: token id 40000"));
+}
+
 TEST_CASE("sampling warpers: temperature, top-k, top-p in HF order") {
   cb::GenerateOptions o;
   o.top_k = 0;

@@ -242,6 +242,77 @@ TEST_CASE(
   CHECK(json::parse(missing->body).contains("error"));
 }
 
+TEST_CASE(
+    "chat server: request fields as OpenAI's (unknown ones 400, missing features 400 unless off); penalties, "
+    "logit_bias, top_k and repetition_penalty take effect") {
+  RunningServer rs;
+  auto cli = rs.client();
+  auto post = [&](const json& body) {
+    auto r = cli.Post("/v1/chat/completions", body.dump(), "application/json");
+    REQUIRE(r);
+    return std::pair{r->status, json::parse(r->body)};
+  };
+  auto with = [](json fields) {
+    json body = {{"messages", json::array({{{"role", "user"}, {"content", "Hello there"}}})},
+                 {"max_tokens", 6},
+                 {"temperature", 0}};
+    if (fields.is_object()) body.update(fields);
+    return body;
+  };
+  auto refused = [&](const json& fields, const std::string& message) {
+    auto [status, j] = post(with(fields));
+    INFO(fields.dump() << " -> " << j.dump());
+    CHECK(status == 400);
+    CHECK_THAT(j.at("error").at("message").get<std::string>(), Catch::Contains(message));
+  };
+  refused({{"temprature", 0.5}}, "unrecognized request field 'temprature'");
+  refused({{"tools", json::array({{{"type", "function"}, {"function", {{"name", "f"}}}}})}}, "tools: not supported");
+  refused({{"logprobs", true}}, "logprobs: not supported");
+  refused({{"response_format", {{"type", "json_object"}}}}, "response_format: not supported");
+  refused({{"frequency_penalty", 3}}, "frequency_penalty: expected -2..2");
+  refused({{"logit_bias", {{"abc", 1}}}}, "logit_bias: 'abc' is not a token id");
+  refused({{"logit_bias", {{"5", 101}}}}, "logit_bias.5: expected a number in -100..100");
+  refused({{"logit_bias", {{"99999999", 1}}}}, "logit_bias: token id 99999999");
+  refused({{"top_k", -1}}, "top_k");
+  refused({{"repetition_penalty", 0}}, "repetition_penalty");
+
+  // What clients send by default, and OpenAI's bookkeeping fields: accepted, same answer.
+  auto [status, plain] = post(with({}));
+  REQUIRE(status == 200);
+  const auto text = [](const json& j) { return j.at("choices").at(0).at("message").at("content").get<std::string>(); };
+  auto [s2, defaults] = post(with({{"model", "gpt-4o"},
+                                   {"user", "u1"},
+                                   {"store", false},
+                                   {"n", 1},
+                                   {"frequency_penalty", 0},
+                                   {"presence_penalty", 0},
+                                   {"logit_bias", json::object()},
+                                   {"tools", json::array()},
+                                   {"tool_choice", "none"},
+                                   {"logprobs", false},
+                                   {"response_format", {{"type", "text"}}},
+                                   {"top_k", 50},
+                                   {"repetition_penalty", 1.0}}));
+  REQUIRE(s2 == 200);
+  CHECK(text(defaults) == text(plain));
+
+  // logit_bias +100 on one word piece makes greedy decoding repeat it.
+  LlamaTokenizer tok = LlamaTokenizer::load(test::golden_tokenizer());
+  const int64_t cat = tok.piece_to_id("\u2581cat");
+  REQUIRE(cat != tok.unk_id());
+  auto [s3, forced] = post(with({{"logit_bias", {{std::to_string(cat), 100}}}, {"max_tokens", 3}}));
+  REQUIRE(s3 == 200);
+  CHECK(text(forced) == "cat cat cat");
+  // The tiny model's greedy answer repeats itself; the penalties change it (their arithmetic is
+  // test_llama_generation's).
+  auto [s4, long_plain] = post(with({{"max_tokens", 16}}));
+  auto [s5, penalised] = post(with({{"max_tokens", 16}, {"frequency_penalty", 2}, {"presence_penalty", 2}}));
+  REQUIRE(s4 == 200);
+  REQUIRE(s5 == 200);
+  INFO(text(long_plain) << " | " << text(penalised));
+  CHECK(text(penalised) != text(long_plain));
+}
+
 TEST_CASE("chat server: num_beams 3 answers what generate() answers, streamed in one piece, bad values 400") {
   RunningServer rs;
   auto cli = rs.client();
