@@ -157,3 +157,17 @@ TEST_CASE("lm corpus: filled query slots hold the stage-1 caption of the same me
   CHECK(with_caption == 2);
   CHECK(empty == 2);
 }
+
+TEST_CASE("lm corpus: webdataset groups (captions inside tar shards) are left out", "[data]") {
+  Corpus c;
+  json opts = json::parse(std::ifstream(c.opts));
+  opts["data_cfg"]["train"].push_back({{"datasets", {{{"name", "laion"}, {"shards", "/no/such/{0..9}.tar"}}}},
+                                       {"task", "ti"},
+                                       {"data_format", "webdataset"},
+                                       {"steps", 1},
+                                       {"batch_size", 2},
+                                       {"n_workers", 0}});
+  write(c.opts, opts);
+  auto src = cb::make_lm_corpus_source(c.options(0, 1, 14));  // the same 14 texts as without the group
+  REQUIRE(src->next().text_input.size() == 14);
+}
