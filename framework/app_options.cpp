@@ -4,27 +4,21 @@
 #include <string_view>
 
 #include <CLI/CLI.hpp>
-#include <charconv>
 #include <csignal>
 #include <cstdlib>
-#include <cstring>
 
 #include "framework/crash_report.h"
 #include "framework/error.h"
 #include "framework/logging.h"
 #include "framework/runtime.h"
+#include "framework/text/parse_number.h"
 
 namespace cb {
 namespace {
 
 int env_int(const char* name, int fallback, int min) {
   const char* s = std::getenv(name);
-  if (!s || !*s) return fallback;
-  int v = 0;
-  auto [end, ec] = std::from_chars(s, s + std::strlen(s), v);
-  if (ec != std::errc() || *end || v < min)
-    fail("environment variable {}='{}': expected an integer >= {}", name, s, min);
-  return v;
+  return s && *s ? parse_int(s, fmt::format("environment variable {}", name), min) : fallback;
 }
 
 }  // namespace

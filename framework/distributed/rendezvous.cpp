@@ -1,11 +1,11 @@
 #include "framework/distributed/rendezvous.h"
 
-#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
 
 #include "framework/error.h"
+#include "framework/text/parse_number.h"
 
 namespace cb::dist {
 namespace {
@@ -16,18 +16,9 @@ std::optional<std::string> env(const char* name) {
   return std::string(s);
 }
 
-// Whole value must be an integer in [min, max].
-int64_t parse_int(const char* name, const std::string& s, int64_t min, int64_t max) {
-  int64_t v = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size() || v < min || v > max)
-    fail("environment variable {}='{}': expected an integer in [{}, {}]", name, s, min, max);
-  return v;
-}
-
 int64_t env_int(const char* name, int64_t fallback, int64_t min, int64_t max = INT32_MAX) {
   auto s = env(name);
-  return s ? parse_int(name, *s, min, max) : fallback;
+  return s ? parse_int(*s, fmt::format("environment variable {}", name), min, max) : fallback;
 }
 
 // Leading count of a SLURM tasks-per-node value such as "4(x2),3".
@@ -37,7 +28,7 @@ std::optional<int> slurm_leading_count(const char* name) {
   size_t n = 0;
   while (n < s->size() && std::isdigit(static_cast<unsigned char>((*s)[n]))) ++n;
   if (n == 0) fail("environment variable {}='{}': expected a task count", name, *s);
-  return static_cast<int>(parse_int(name, s->substr(0, n), 1, INT32_MAX));
+  return parse_int<int>(s->substr(0, n), fmt::format("environment variable {}", name), 1, INT32_MAX);
 }
 
 }  // namespace

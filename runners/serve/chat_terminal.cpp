@@ -1,12 +1,12 @@
 #include "runners/serve/chat_terminal.h"
 
-#include <charconv>
 #include <filesystem>
 #include <istream>
 #include <ostream>
 #include <set>
 
 #include "framework/error.h"
+#include "framework/text/parse_number.h"
 
 namespace cb {
 
@@ -16,14 +16,6 @@ const char* const kTerminalHelp =
     "anything else is a question about the uploaded media.\n";
 
 namespace {
-
-template <typename T>
-T parse_number(const std::string& s, const std::string& what) {
-  T v{};
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size()) fail("{}: '{}' is not a number", what, s);
-  return v;
-}
 
 void print_settings(const ChatSettings& s, std::ostream& out) {
   out << fmt::format("settings: temperature {}, top_p {}, beams {}, max_new_tokens {}{}\n", s.temperature, s.top_p,
