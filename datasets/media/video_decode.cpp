@@ -43,6 +43,11 @@ struct VideoReader::State {
   bool draining = false;   // the demuxer is exhausted, the decoder is being flushed
   std::string read_error;  // why the demuxer stopped early, if it did
   int64_t counted = -1;    // frame count found by decoding everything
+  // decord's frame index: the pts of every video packet, sorted, read once at opening without decoding.
+  // Frame i is the frame shown at pts_table[i], on constant and variable frame rates alike. Empty when
+  // some packet has no pts (then frames are numbered from timestamp x frame rate, else counted).
+  std::vector<int64_t> pts_table;
+  std::string index_error;  // why reading the packets for the table stopped early, if it did
 
   explicit State(ffmpeg::Input in, std::string n, int64_t max_px)
       : name(std::move(n)), input(std::move(in)), max_pixels(max_px) {
@@ -63,12 +68,39 @@ struct VideoReader::State {
     rate = guessed.num > 0 && guessed.den > 0 ? av_q2d(guessed) : 0;
     if (rate <= 0) fail("video '{}': unknown frame rate", name);
     start_pts = st->start_time != AV_NOPTS_VALUE ? st->start_time : 0;
+    index_packets();
   }
 
-  // The frame index of the decoded `frame`: from its timestamp when it has one, else by counting.
+  // Fills pts_table the way decord's IndexKeyframes does (every packet of the stream, sorted by pts),
+  // then rewinds. Other streams are discarded so that their data is not read.
+  void index_packets() {
+    AVFormatContext* fmt = input.get();
+    for (unsigned i = 0; i < fmt->nb_streams; ++i)
+      if (int(i) != stream) fmt->streams[i]->discard = AVDISCARD_ALL;
+    bool complete = true;
+    int rc = 0;
+    while ((rc = av_read_frame(fmt, packet.get())) >= 0) {
+      if (packet->stream_index == stream) {
+        if (packet->pts == AV_NOPTS_VALUE) complete = false;
+        pts_table.push_back(packet->pts);
+      }
+      av_packet_unref(packet.get());
+    }
+    if (rc != AVERROR_EOF) index_error = ffmpeg::error_string(rc);
+    if (complete) {
+      std::sort(pts_table.begin(), pts_table.end());
+    } else {
+      pts_table.clear();
+    }
+    seek(0);
+  }
+
+  // The frame index of the decoded `frame`: its place in pts_table (or, without a table, from its
+  // timestamp x frame rate) when it has a timestamp, else by counting.
   int64_t index_of_frame() const {
     const int64_t pts = frame->best_effort_timestamp;
     if (pts == AV_NOPTS_VALUE) return cursor + 1;
+    if (!pts_table.empty()) return std::lower_bound(pts_table.begin(), pts_table.end(), pts) - pts_table.begin();
     return std::llround(double(pts - start_pts) * av_q2d(time_base) * rate);
   }
 
@@ -107,7 +139,10 @@ struct VideoReader::State {
 
   // Positions the demuxer at the keyframe at or before `target` (the start for target 0).
   void seek(int64_t target) {
-    const int64_t ts = start_pts + std::llround(double(target) / rate / av_q2d(time_base));
+    const int64_t ts = target == 0 ? start_pts
+                       : target < int64_t(pts_table.size())
+                           ? pts_table[size_t(target)]
+                           : start_pts + std::llround(double(target) / rate / av_q2d(time_base));
     int rc = av_seek_frame(input.get(), stream, ts, AVSEEK_FLAG_BACKWARD);
     if (rc < 0) rc = av_seek_frame(input.get(), stream, start_pts, AVSEEK_FLAG_BACKWARD);
     if (rc < 0) fail("video '{}': cannot seek to frame {}: {}", name, target, ffmpeg::error_string(rc));
@@ -133,7 +168,8 @@ struct VideoReader::State {
   // Why no frame came at or after `target`. A file cut inside its media data, with its index first,
   // reads to a clean end of file: its header still declares all its frames.
   std::string end_reason(int64_t target) const {
-    if (!read_error.empty()) return "the data stops early (" + read_error + "; truncated?)";
+    if (!read_error.empty() || !index_error.empty())
+      return "the data stops early (" + (read_error.empty() ? index_error : read_error) + "; truncated?)";
     const int64_t declared = input->streams[stream]->nb_frames;
     if (declared > target)
       return fmt::format("the file ends before the {} frames its header declares (truncated?)", declared);
@@ -160,6 +196,9 @@ int64_t VideoReader::height() const { return s_->dec->height; }
 
 int64_t VideoReader::frame_count() {
   AVStream* st = s_->input->streams[s_->stream];
+  // decord's len(): the packets indexed. A header that declares more (a file cut short) keeps its count,
+  // so that asking for the missing frames says the file is truncated.
+  if (!s_->pts_table.empty()) return std::max<int64_t>(int64_t(s_->pts_table.size()), st->nb_frames);
   if (st->nb_frames > 0) return st->nb_frames;
   if (st->duration != AV_NOPTS_VALUE && st->duration > 0)
     return std::llround(double(st->duration) * av_q2d(st->time_base) * s_->rate);
@@ -181,16 +220,29 @@ torch::Tensor VideoReader::frames(const std::vector<int64_t>& indices, int64_t o
   targets.erase(std::unique(targets.begin(), targets.end()), targets.end());
   if (!targets.empty() && targets.front() < 0) fail("video '{}': negative frame index {}", s.name, targets.front());
 
+  const auto table_size = int64_t(s.pts_table.size());
+  if (table_size > 0 && !targets.empty() && targets.back() >= table_size)
+    fail("video '{}': frame {} requested but only frames up to {} are in the file: {}", s.name, targets.back(),
+         table_size - 1, s.end_reason(targets.back()));
   std::map<int64_t, torch::Tensor> decoded;
   for (const int64_t target : targets) {
     const bool behind = !s.at_start && target <= s.cursor;
-    if (behind || target - s.cursor > kSeekAhead) s.seek(target);
+    bool sought = behind || target - s.cursor > kSeekAhead;
+    if (sought) s.seek(target);
     for (;;) {
       if (!s.next_frame())  // cursor is -1 when nothing decoded since the seek to the keyframe before target
         fail("video '{}': frame {} requested but {}: {}", s.name, target,
              s.cursor >= 0 ? fmt::format("only frames up to {} could be decoded", s.cursor)
                            : std::string("no frame could be decoded from the keyframe before it"),
              s.end_reason(target));
+      // The keyframe the demuxer found shows after the target (a seek by pts into reordered frames):
+      // decode from the start instead, once.
+      if (sought && s.cursor > target && target > 0) {
+        s.seek(0);
+        sought = false;
+        continue;
+      }
+      sought = false;
       if (s.cursor >= target) break;
     }
     auto rgb = torch::empty({out_h, out_w, 3}, torch::kUInt8);

@@ -1,7 +1,9 @@
 // Video decoding through FFmpeg (libavformat/libavcodec, RGB conversion by libswscale) from a file or
 // from bytes in memory, returning chosen frames by index: the role decord's VideoReader plays in the
-// original (`raw` video format, alpro_video_eval). Frame indices count decoded frames in presentation
-// order; for a far-away frame the reader seeks to the preceding keyframe instead of decoding everything.
+// original (`raw` video format, alpro_video_eval). Frame i is the i-th frame in presentation order, as
+// in decord: opening reads every packet's pts (no decoding) into a sorted table, so variable-frame-rate
+// clips are indexed by their frames, not by timestamp x frame rate; for a far-away frame the reader
+// seeks to the keyframe before that frame's pts instead of decoding everything.
 #pragma once
 #include <torch/torch.h>
 
@@ -27,7 +29,8 @@ class VideoReader {
   VideoReader& operator=(VideoReader&&) noexcept;
   ~VideoReader();
 
-  // Number of frames: the container's count, else duration x frame rate, else counted by decoding.
+  // Number of frames: the packets in the table (decord's len()), or the container's count when it is larger
+  // (a file cut short); without a table, the container's count, else duration x frame rate, else counted.
   int64_t frame_count();
   double fps() const;
   int64_t width() const;

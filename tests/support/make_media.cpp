@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <stdexcept>
 
@@ -93,8 +94,12 @@ torch::Tensor pattern_frame(int64_t t, int64_t height, int64_t width) {
   return v.clamp(0, 255).to(torch::kUInt8);
 }
 
-void write_mp4(const std::filesystem::path& path, int64_t frames, int64_t height, int64_t width, int gop, int fps,
-               bool faststart) {
+namespace {
+
+// MPEG-4 Part 2 in MP4: frame(t) at pts(t) (in units of 1/rate s) for t < frames.
+void encode_mp4(const std::filesystem::path& path, int64_t frames, const std::function<int64_t(int64_t)>& pts,
+                const std::function<torch::Tensor(int64_t)>& image, int64_t height, int64_t width, int gop, int fps,
+                bool faststart, int b_frames = 0) {
   auto check = [](int rc, const char* what) {
     if (rc < 0) throw std::runtime_error(std::string("write_mp4: ") + what);
   };
@@ -110,7 +115,7 @@ void write_mp4(const std::filesystem::path& path, int64_t frames, int64_t height
   enc->time_base = AVRational{1, fps};
   enc->framerate = AVRational{fps, 1};
   enc->gop_size = gop;
-  enc->max_b_frames = 0;
+  enc->max_b_frames = b_frames;
   enc->bit_rate = 2000000;
   if (fmt->oformat->flags & AVFMT_GLOBALHEADER) enc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
   check(avcodec_open2(enc, codec, nullptr), "open encoder");
@@ -140,12 +145,12 @@ void write_mp4(const std::filesystem::path& path, int64_t frames, int64_t height
   for (int64_t t = 0; t < frames; ++t) {
     // swscale's SIMD reads up to 16 bytes past a row: give the source a spare row.
     auto rgb = torch::zeros({height + 1, width, 3}, torch::kUInt8);
-    rgb.slice(0, 0, height).copy_(pattern_frame(t, height, width));
+    rgb.slice(0, 0, height).copy_(image(t));
     const uint8_t* src[1] = {rgb.data_ptr<uint8_t>()};
     const int stride[1] = {int(width * 3)};
     check(av_frame_make_writable(frame), "writable");
     sws_scale(sws, src, stride, 0, int(height), frame->data, frame->linesize);
-    frame->pts = t;
+    frame->pts = pts(t);
     check(avcodec_send_frame(enc, frame), "encode");
     drain();
   }
@@ -158,6 +163,29 @@ void write_mp4(const std::filesystem::path& path, int64_t frames, int64_t height
   sws_freeContext(sws);
   avcodec_free_context(&enc);
   avformat_free_context(fmt);
+}
+
+}  // namespace
+
+void write_mp4(const std::filesystem::path& path, int64_t frames, int64_t height, int64_t width, int gop, int fps,
+               bool faststart) {
+  encode_mp4(
+      path, frames, [](int64_t t) { return t; }, [&](int64_t t) { return pattern_frame(t, height, width); }, height,
+      width, gop, fps, faststart);
+}
+
+torch::Tensor solid_colour(int64_t k) {
+  return torch::tensor({int(k * 53 % 256), int(k * 101 % 256), int((k * 29 + 64) % 256)}, torch::kUInt8);
+}
+
+void write_vfr_mp4(const std::filesystem::path& path, const std::vector<int64_t>& pts, int64_t height, int64_t width,
+                   int gop, int rate, int b_frames) {
+  encode_mp4(
+      path, int64_t(pts.size()), [&](int64_t t) { return pts[size_t(t)]; },
+      [&](int64_t t) {
+        return solid_colour(t).view({1, 1, 3}).expand({height, width, 3});
+      },
+      height, width, gop, rate, false, b_frames);
 }
 
 namespace {

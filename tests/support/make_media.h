@@ -41,6 +41,14 @@ torch::Tensor pattern_frame(int64_t t, int64_t height, int64_t width);
 void write_mp4(const std::filesystem::path& path, int64_t frames, int64_t height, int64_t width, int gop, int fps,
                bool faststart = false);
 
+// Frame k of write_vfr_mp4: a distinct solid colour, [3] uint8 (k < 256 all differ).
+torch::Tensor solid_colour(int64_t k);
+// A variable-frame-rate MP4 (MPEG-4 Part 2): frame k, solid_colour(k), shown at pts[k] / rate seconds
+// (pts increasing, gaps as irregular as wanted), a keyframe every `gop` frames, up to `b_frames`
+// B-frames in a row (decode order then differs from presentation order).
+void write_vfr_mp4(const std::filesystem::path& path, const std::vector<int64_t>& pts, int64_t height, int64_t width,
+                   int gop, int rate, int b_frames = 0);
+
 // The same encoded image with a header that claims absurd dimensions: PNG IHDR 100000 x 100000 (CRC
 // recomputed, so only the size check can refuse it), JPEG SOF0 60138 x 60138.
 std::vector<uint8_t> with_huge_png_header(std::vector<uint8_t> png);
