@@ -157,14 +157,18 @@ void FrozenLinearImpl::set_weight(const torch::Tensor& w, const std::string& sou
   torch::NoGradGuard no_grad;
   const auto target = format();
   const bool packed_source = w.scalar_type() == torch::kByte;
-  const auto source_format = packed_source ? block_format_of(w.dim() == 2 ? w.size(1) : -1, in_features) : std::nullopt;
-  if (packed_source && (!source_format || w.dim() != 2 || w.size(0) != out_features))
-    fail("{}: uint8 tensor of shape {} is neither a q8_0 nor a q4_0 packing of a [{}, {}] weight", source,
-         fmt::join(w.sizes(), "x"), out_features, in_features);
+  auto source_format = kernels::WeightFormat::f32;  // a packed w's block format
+  if (packed_source) {
+    const auto found = block_format_of(w.dim() == 2 ? w.size(1) : -1, in_features);
+    if (!found || w.dim() != 2 || w.size(0) != out_features)
+      fail("{}: uint8 tensor of shape {} is neither a q8_0 nor a q4_0 packing of a [{}, {}] weight", source,
+           fmt::join(w.sizes(), "x"), out_features, in_features);
+    source_format = *found;
+  }
   if (!packed_source && w.sizes() != torch::IntArrayRef({out_features, in_features}))
     fail("{}: tensor has shape {} but the model expects {}x{}", source, fmt::join(w.sizes(), "x"), out_features,
          in_features);
-  const bool same_format = packed_source && *source_format == target;
+  const bool same_format = packed_source && source_format == target;
   if (same_format && w.device() == weight.device() && (map_packed_ || !w.is_cpu())) {
     weight.set_data(w.contiguous());  // used as stored: no copy
     stored_as_given_ = true;
@@ -184,7 +188,7 @@ void FrozenLinearImpl::set_weight(const torch::Tensor& w, const std::string& sou
     copy_by_slices(weight, w, store);
   } else {
     const auto dense =
-        packed_source ? kernels::unpack_weight({*source_format, out_features, in_features, w.contiguous()}) : w;
+        packed_source ? kernels::unpack_weight({source_format, out_features, in_features, w.contiguous()}) : w;
     if (!kernels::is_block_format(target)) return copy_by_slices(weight, dense);  // cast into the existing storage
     // Packed a slice of rows at a time into the existing storage: no fp32 copy of the whole weight.
     copy_by_slices(weight, dense,

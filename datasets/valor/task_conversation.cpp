@@ -36,8 +36,9 @@ std::string string_or_choice(const json& j, std::mt19937_64& rng) {
 
 std::string clean_media_tags(std::string text) {
   for (const char* tag : {"<image>", "<video>", "<audio>", "<图片>", "<视频>", "<音频>"}) {
-    replace_all(text, std::string(tag) + "\n", "");
-    replace_all(text, "\n" + std::string(tag), "");
+    const std::string t = tag;
+    replace_all(text, t + "\n", "");
+    replace_all(text, std::string("\n").append(t), "");
   }
   return text;
 }

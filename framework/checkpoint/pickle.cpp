@@ -51,10 +51,10 @@ std::string hash_key(const Value* v) {
   switch (v->kind) {
     case Kind::None: return "n";
     case Kind::Bool: return v->b ? "i1" : "i0";  // True == 1 in Python
-    case Kind::Int: return "i" + std::to_string(v->i);
+    case Kind::Int: return fmt::format("i{}", v->i);
     case Kind::Float:
       if (std::isfinite(v->f) && v->f == std::trunc(v->f) && std::fabs(v->f) < 9.2e18)
-        return "i" + std::to_string(int64_t(v->f));
+        return fmt::format("i{}", int64_t(v->f));
       return fmt::format("f{}", v->f);
     case Kind::Str: return "s" + v->s;
     case Kind::Bytes: return "b" + v->s;

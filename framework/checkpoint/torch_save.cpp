@@ -233,7 +233,7 @@ Value* TreeBuilder::set(Value* dict, Value* key, Value* value) {
   // The reader's dict index keys ("s" + str, "i" + int), so Value::get finds what was set.
   std::string hash;
   if (key->kind == Kind::Str) hash = "s" + key->s;
-  else if (key->kind == Kind::Int) hash = "i" + std::to_string(key->i);
+  else if (key->kind == Kind::Int) hash = fmt::format("i{}", key->i);
   else fail("torch_save: dict keys must be str or int, not {}", pickle::kind_name(key->kind));
   auto [it, fresh] = dict->index.emplace(hash, dict->entries.size());
   if (fresh) dict->entries.emplace_back(key, value);

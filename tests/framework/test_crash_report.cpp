@@ -15,8 +15,9 @@ namespace cb::test {
 [[gnu::noinline]] void crash_here_for_the_test(volatile int* p) { *p = 1; }
 
 // A call through a null function pointer: the fault is at address 0, where no unwind table is.
-[[gnu::noinline]] void call_null_for_the_test(void (*volatile f)()) {
-  f();
+[[gnu::noinline]] void call_null_for_the_test(void (*f)()) {
+  void (*volatile g)() = f;  // read back from memory: the compiler cannot see that it is null
+  g();
   asm volatile("");  // keeps the call a call (not a tail jump), so its return address is on the stack
 }
 

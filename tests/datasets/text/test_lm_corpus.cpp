@@ -33,7 +33,7 @@ struct Corpus {
       caps.push_back({{"video_id", std::to_string(i)}, {"caption", "A Dog/" + std::to_string(i) + "  runs."}});
     caps.push_back({{"video_id", "bad"}, {"caption", 7}});
     for (int i = 0; i < 4; ++i)
-      convs.push_back({{"video_id", i < 2 ? std::to_string(i + 1) + ".jpg" : "v" + std::to_string(i)},
+      convs.push_back({{"video_id", i < 2 ? std::to_string(i + 1) + ".jpg" : fmt::format("v{}", i)},
                        {"conversations",
                         {{{"from", "human"}, {"value", "<image>\nWhat is it?"}},
                          {{"from", "gpt"}, {"value", "Thing " + std::to_string(i) + "."}}}}});

@@ -135,7 +135,7 @@ TEST_CASE("GradSync buckets: reverse parameter order, first bucket capped separa
   std::vector<std::vector<size_t>> buckets;
   on_ranks(2, [&](ProcessGroup& pg) {
     torch::OrderedDict<std::string, torch::Tensor> d;
-    for (int i = 0; i < 5; ++i) d.insert("p" + std::to_string(i), param({1, 2}));  // 8 bytes each
+    for (int i = 0; i < 5; ++i) d.insert(fmt::format("p{}", i), param({1, 2}));  // 8 bytes each
     GradSync sync(d, std::shared_ptr<ProcessGroup>(&pg, [](ProcessGroup*) {}), {/*cap*/ 16, /*first cap*/ 8});
     if (pg.rank() == 0) buckets = sync.bucket_indices();
   });

@@ -50,8 +50,13 @@ TEST_CASE("golden lr_schedule: linear_warmup_cosine_lr, every setting and row") 
 }
 
 TEST_CASE("lr_schedule: warmup restarts each epoch while total < warmup_steps (original quirk)") {
-  LrScheduleConfig c{
-      .init_lr = 1e-3, .min_lr = 0, .warmup_start_lr = 0, .warmup_steps = 150, .max_epoch = 3, .iters_per_epoch = 100};
+  LrScheduleConfig c{.init_lr = 1e-3,
+                     .min_lr = 0,
+                     .warmup_start_lr = 0,
+                     .warmup_steps = 150,
+                     .max_epoch = 3,
+                     .iters_per_epoch = 100,
+                     .decay_rate = std::nullopt};
   cb::LinearWarmupCosineLr s(c);
   CHECK(s.lr_at(0, 50) == Approx(1e-3 * 50 / 150.0));
   CHECK(s.lr_at(1, 10) == Approx(1e-3 * 10 / 150.0));  // total 110 < 150: ramp restarted from step 10
@@ -59,8 +64,13 @@ TEST_CASE("lr_schedule: warmup restarts each epoch while total < warmup_steps (o
 }
 
 TEST_CASE("lr_schedule: no warmup, negative warmup_lr, epoch end") {
-  LrScheduleConfig c{
-      .init_lr = 2e-4, .min_lr = 1e-5, .warmup_start_lr = -1, .warmup_steps = 0, .max_epoch = 2, .iters_per_epoch = 10};
+  LrScheduleConfig c{.init_lr = 2e-4,
+                     .min_lr = 1e-5,
+                     .warmup_start_lr = -1,
+                     .warmup_steps = 0,
+                     .max_epoch = 2,
+                     .iters_per_epoch = 10,
+                     .decay_rate = std::nullopt};
   cb::LinearWarmupCosineLr s(c);
   CHECK(s.lr_at(0, 0) == 2e-4);                          // cos(0) = 1: starts at init_lr
   CHECK(s.lr_at(1, 10) == Approx(1e-5).epsilon(1e-12));  // t = T: min_lr
@@ -130,7 +140,8 @@ TEST_CASE("lr_schedule: step() sets every param group of the optimizer") {
                      .warmup_start_lr = 1e-6,
                      .warmup_steps = 10,
                      .max_epoch = 1,
-                     .iters_per_epoch = 100};
+                     .iters_per_epoch = 100,
+                     .decay_rate = std::nullopt};
   cb::LinearWarmupCosineLr s(c);
   const double lr = s.step(opt, 0, 3);
   CHECK(lr == s.lr_at(0, 3));

@@ -35,7 +35,7 @@ struct Trained {
 // The tiny model after one AdamW step on deterministic gradients, saved at `iter` iterations into
 // epoch 1 of 3-iteration epochs, with a grad scaler state.
 Trained train_and_save(const fs::path& dir, int64_t iter) {
-  Trained t{test::tiny_chat_model(dir), nullptr, {}, {}};
+  Trained t{test::tiny_chat_model(dir), nullptr, StateDict(), {}};
   t.params = trainable_named_parameters(*t.model);
   REQUIRE(t.params.size() > 2);
   t.optimizer = make_adamw(*t.model, AdamWSettings{.lr = 1e-4, .weight_decay = 0.05});
