@@ -9,29 +9,18 @@
 #include "framework/app_options.h"
 #include "framework/distributed/launcher.h"
 #include "framework/error.h"
+#include "framework/text/parse_number.h"
 
 namespace {
 
 // "N" or "MIN:MAX" (elastic membership is not supported: MAX nodes must all be started).
 int parse_nnodes(const std::string& s) {
-  auto colon = s.find(':');
-  try {
-    size_t used = 0;
-    if (colon == std::string::npos) {
-      int n = std::stoi(s, &used);
-      if (used == s.size()) return n;
-    } else {
-      int lo = std::stoi(s.substr(0, colon), &used);
-      if (used == colon) {
-        int hi = std::stoi(s.substr(colon + 1), &used);
-        if (used == s.size() - colon - 1) {
-          if (lo != hi)
-            spdlog::warn("chatbridge-launch: --nnodes {}: membership is fixed, waiting for {} nodes", s, hi);
-          return hi;
-        }
-      }
-    }
-  } catch (const std::exception&) {
+  const auto colon = s.find(':');
+  if (colon == std::string::npos) {
+    if (auto n = cb::to_number<int>(s)) return *n;
+  } else if (auto lo = cb::to_number<int>(s.substr(0, colon)), hi = cb::to_number<int>(s.substr(colon + 1)); lo && hi) {
+    if (*lo != *hi) spdlog::warn("chatbridge-launch: --nnodes {}: membership is fixed, waiting for {} nodes", s, *hi);
+    return *hi;
   }
   cb::fail("--nnodes '{}': expected N or MIN:MAX", s);
 }
@@ -54,6 +43,9 @@ int main(int argc, char** argv) {
   app.add_option("--master-port,--master_port", o.master_port, "port of the store on node 0")->capture_default_str();
   app.add_option("--rdzv-endpoint,--rdzv_endpoint", rdzv_endpoint, "HOST[:PORT] of the store (overrides --master-*)");
   app.add_option("--rdzv-id,--rdzv_id", o.run_id, "job id, passed as TORCHELASTIC_RUN_ID")->capture_default_str();
+  std::string rdzv_conf;
+  app.add_option("--rdzv-conf,--rdzv_conf", rdzv_conf,
+                 "torchrun's key=value[,key=value]: join_timeout=SECONDS, the rendezvous wait (default 900)");
   std::string rdzv_backend = "static";
   app.add_option("--rdzv-backend,--rdzv_backend", rdzv_backend,
                  "accepted as torchrun's: static or c10d (both rendezvous through the store on node 0)")
@@ -78,8 +70,11 @@ int main(int argc, char** argv) {
       auto colon = rdzv_endpoint.rfind(':');
       o.master_addr = rdzv_endpoint.substr(0, colon);
       o.master_port =
-          colon == std::string::npos ? 29400 : static_cast<uint16_t>(std::stoi(rdzv_endpoint.substr(colon + 1)));
+          colon == std::string::npos
+              ? 29400
+              : static_cast<uint16_t>(cb::parse_int(rdzv_endpoint.substr(colon + 1), "--rdzv-endpoint port", 1, 65535));
     }
+    cb::dist::apply_rdzv_conf(rdzv_conf, o);
     if (standalone) {
       if (o.nnodes != 1) cb::fail("--standalone: needs --nnodes 1, got {}", o.nnodes);
       o.master_addr = "127.0.0.1";

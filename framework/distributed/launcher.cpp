@@ -15,9 +15,11 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <random>
 #include <thread>
 
 #include "framework/error.h"
+#include "framework/text/parse_number.h"
 
 extern char** environ;
 
@@ -96,9 +98,14 @@ class Node {
       store_ = c10::make_intrusive<c10d::TCPStore>(o.master_addr, so);
     } catch (const std::exception& e) {
       fail("chatbridge-launch: store at {}:{} ({}): {}", o.master_addr, o.master_port,
-           so.isServer ? "hosting" : "connecting", e.what());
+           so.isServer ? "hosting"
+                       : fmt::format("connecting, waited up to {} s: --rdzv-conf join_timeout",
+                                     o.rendezvous_timeout.count() / 1000),
+           e.what());
     }
     check_layout();
+    so.isServer = false;  // the heartbeat's own connection: its calls never wait behind the main loop's
+    claim_rank(c10::make_intrusive<c10d::TCPStore>(o.master_addr, so));
   }
 
   int run() {
@@ -106,6 +113,8 @@ class Node {
       if (auto code = join(attempt)) return finish(*code);
       spawn(attempt);
       Outcome out = monitor(attempt);
+      if (out.kind != Outcome::kFailure || attempt >= o_.max_restarts) leave();  // the outcome is final
+      stop_workers();
       if (out.kind == Outcome::kSuccess) return finish(0);
       if (out.kind == Outcome::kShutdown) return finish(out.code);
       if (attempt >= o_.max_restarts) {
@@ -159,6 +168,71 @@ class Node {
     }
   }
 
+  std::string rank_key(const char* what) const { return fmt::format("launch/node_{}/{}", o_.node_rank, what); }
+
+  // --node-rank is one launcher's alone. A second launcher given the same rank by mistake counted as
+  // the first one started again after a loss: the job ran with two workers of the same RANK (a Gloo
+  // error) or waited for the node nobody started. The launcher holding a rank ticks
+  // launch/node_<r>/beat from a thread of its own every kBeat; a launcher that finds the rank held
+  // watches that tick for kBeatWatch: ticking, the holder runs, and this launcher stops naming both
+  // hosts (every launcher stops, unless the job already runs with every node); silent, the holder
+  // was lost (its host is back, the launcher started again) and this one takes its place.
+  static constexpr std::chrono::milliseconds kBeat{200}, kBeatWatch{2000};
+
+  void claim_rank(c10::intrusive_ptr<c10d::Store> beat_store) {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    const auto me = fmt::format("{} (pid {})", host, ::getpid());
+    const auto id = fmt::format("{}|{}", std::random_device{}(), me);  // unique even where pids repeat
+    const auto bytes = [](const std::string& t) { return std::vector<uint8_t>(t.begin(), t.end()); };
+    for (;;) {
+      const auto held = store_->compareSet(rank_key("holder"), {}, bytes(id));
+      const std::string holder(held.begin(), held.end());
+      if (holder == id) break;
+      const auto who = holder.substr(holder.find('|') + 1);
+      spdlog::info("chatbridge-launch: node {} is held by the launcher on {}; checking for {} ms whether it runs",
+                   o_.node_rank, who, kBeatWatch.count());
+      const auto before = counter(rank_key("beat"));
+      for (auto end = std::chrono::steady_clock::now() + kBeatWatch; std::chrono::steady_clock::now() < end;) {
+        if (g_signal) fail("chatbridge-launch: interrupted");  // run_launcher makes it a stop
+        std::this_thread::sleep_for(kBeat / 4);
+        if (counter(rank_key("beat")) != before) duplicate_rank(who, me);
+      }
+      // Silent: take its place, unless a third launcher of this rank did meanwhile (then check that one).
+      const auto now = store_->compareSet(rank_key("holder"), held, bytes(id));
+      if (std::string(now.begin(), now.end()) == id) {
+        spdlog::warn("chatbridge-launch: the launcher of node {} on {} is gone; this one on {} takes its place",
+                     o_.node_rank, who, me);
+        break;
+      }
+    }
+    beat_store->add(rank_key("beat"), 1);
+    std::thread([store = std::move(beat_store), k = rank_key("beat")] {
+      try {
+        for (;; std::this_thread::sleep_for(kBeat)) store->add(k, 1);
+      } catch (const std::exception&) {  // the store is gone: the main loop says so
+      }
+    }).detach();
+  }
+
+  [[noreturn]] void duplicate_rank(const std::string& holder, const std::string& me) {
+    auto why = fmt::format(
+        "--node-rank {} was given to two launchers: the one on {} holds it, the one on {} was started with it too "
+        "(store {}:{}): give each node's launcher its own --node-rank in [0, {})",
+        o_.node_rank, holder, me, o_.master_addr, o_.master_port, o_.nnodes);
+    // Before the job runs a node is missing (its rank was given twice): every launcher stops rather
+    // than wait for it. A job already running with every node is left alone.
+    const bool running =
+        store_->check({"launch/attempt"}) && counter(key(read_code("launch/attempt"), "joined")) >= o_.nnodes;
+    if (running) {
+      why += "; the job runs on without this launcher";
+    } else {
+      store_->set("launch/abort", std::vector<uint8_t>(why.begin(), why.end()));
+      store_->add("launch/exited", 1);  // stands for the node nobody started: node 0 need not wait for it
+    }
+    fail("chatbridge-launch: {}", why);
+  }
+
   // Signal received here, or a shutdown published by another node: the exit code to use.
   std::optional<int> shutdown_requested() {
     if (g_signal) {
@@ -202,9 +276,16 @@ class Node {
                    o_.nnodes - joined, attempt, o_.rendezvous_timeout.count() / 1000);
     while (counter(key(attempt, "joined")) < o_.nnodes) {
       if (auto code = shutdown_requested()) return code;
-      if (std::chrono::steady_clock::now() > deadline)
-        fail("chatbridge-launch: only {} of {} nodes joined attempt {} at {}:{}", counter(key(attempt, "joined")),
-             o_.nnodes, attempt, o_.master_addr, o_.master_port);
+      if (std::chrono::steady_clock::now() > deadline) {
+        std::vector<int> missing;
+        for (int n = 0; n < o_.nnodes; ++n)
+          if (!store_->check({key(attempt, ("node_" + std::to_string(n)).c_str())})) missing.push_back(n);
+        fail(
+            "chatbridge-launch: only {} of {} nodes joined attempt {} at {}:{} within {} s (--rdzv-conf "
+            "join_timeout); missing: node {}",
+            counter(key(attempt, "joined")), o_.nnodes, attempt, o_.master_addr, o_.master_port,
+            o_.rendezvous_timeout.count() / 1000, fmt::join(missing, ", "));
+      }
       sleep_interval();
     }
     return std::nullopt;
@@ -321,16 +402,10 @@ class Node {
       for (;;) {
         sleep_interval();
         if (g_signal) signal_workers(g_signal);  // forwarded first, as torchrun does
-        if (auto code = shutdown_requested()) {
-          stop_workers();
-          return {Outcome::kShutdown, *code};
-        }
+        if (auto code = shutdown_requested()) return {Outcome::kShutdown, *code};
         if (auto code = reap(); code && store_->add(key(attempt, "nfailed"), 1) == 1)
           set_code(key(attempt, "failcode"), *code);
-        if (store_->check({key(attempt, "failcode")})) {
-          stop_workers();
-          return {Outcome::kFailure, read_code(key(attempt, "failcode"))};
-        }
+        if (store_->check({key(attempt, "failcode")})) return {Outcome::kFailure, read_code(key(attempt, "failcode"))};
         bool all_ok = std::all_of(workers_.begin(), workers_.end(), [](const Worker& w) { return w.code == 0; });
         if (all_ok && !done_reported) {
           store_->add(key(attempt, "done"), 1);
@@ -341,21 +416,33 @@ class Node {
     } catch (const c10::Error& e) {  // the store (node 0's launcher) is gone
       spdlog::error("chatbridge-launch: lost the store at {}:{}: {}", o_.master_addr, o_.master_port,
                     e.what_without_backtrace());
-      stop_workers();
+      store_lost_ = true;
       return {Outcome::kShutdown, 1};
     }
   }
 
-  // Node 0 hosts the store: it leaves last, so that the others can read the outcome.
-  int finish(int code) {
+  // Node 0 hosts the store: it leaves last, so that the others can read the outcome. Each other
+  // launcher says it has read it as soon as it has, before stopping its workers (which may take the
+  // stop grace), so node 0 waits only for launchers that are lost, and those for final_wait at most.
+  void leave() {
+    if (o_.node_rank == 0 || left_ || store_lost_) return;  // a lost store would block here, not fail
+    left_ = true;
     try {
-      if (o_.node_rank != 0) {
-        store_->add("launch/exited", 1);
-      } else {
-        auto deadline = std::chrono::steady_clock::now() + o_.stop_grace;
-        while (counter("launch/exited") < o_.nnodes - 1 && std::chrono::steady_clock::now() < deadline)
-          sleep_interval();
-      }
+      store_->add("launch/exited", 1);
+    } catch (const c10::Error&) {
+    }
+  }
+
+  int finish(int code) {
+    leave();
+    if (o_.node_rank != 0) return code;
+    try {
+      const auto deadline = std::chrono::steady_clock::now() + final_wait(o_);
+      while (counter("launch/exited") < o_.nnodes - 1 && std::chrono::steady_clock::now() < deadline) sleep_interval();
+      if (const auto left = counter("launch/exited"); left < o_.nnodes - 1)
+        spdlog::warn(
+            "chatbridge-launch: {} of {} other launchers did not read the outcome within {} ms; closing the store",
+            o_.nnodes - 1 - left, o_.nnodes - 1, final_wait(o_).count());
     } catch (const c10::Error&) {
     }
     return code;
@@ -365,9 +452,62 @@ class Node {
   std::string program_;
   c10::intrusive_ptr<c10d::Store> store_;
   std::vector<Worker> workers_;
+  bool left_ = false, store_lost_ = false;
 };
 
 }  // namespace
+
+void apply_rdzv_conf(const std::string& conf, LaunchOptions& opts) {
+  // torchrun's rendezvous keys that have no counterpart here: membership is fixed (no last call for
+  // late nodes, no closing), the store is this launcher's own TCPStore (no other store type, host or
+  // read timeout of its own), and nodes are watched through their workers, not rendezvous heartbeats.
+  static const std::map<std::string, const char*> unsupported = {
+      {"last_call_timeout", "membership is fixed: every node is waited for, none joins late"},
+      {"close_timeout", "membership is fixed: a rendezvous is never closed early"},
+      {"read_timeout", "the store's reads are bounded by join_timeout"},
+      {"heartbeat", "nodes are not watched through rendezvous heartbeats"},
+      {"keep_alive_interval", "nodes are not watched through rendezvous heartbeats"},
+      {"keep_alive_max_attempt", "nodes are not watched through rendezvous heartbeats"},
+      {"is_host", "node 0's launcher always hosts the store"},
+      {"store_type", "the store is always a TCPStore on node 0"},
+      {"use_libuv", "the store is always a TCPStore on node 0"},
+      {"local_addr", "every launcher reaches the store at --master-addr"},
+      {"rank", "use --node-rank"},
+  };
+  std::optional<std::pair<std::string, int64_t>> timeout;  // the key that set it, and its value
+  for (size_t start = 0, end = 0; !conf.empty() && end != conf.size(); start = end + 1) {
+    end = std::min(conf.find(',', start), conf.size());
+    const auto item = conf.substr(start, end - start);
+    const auto eq = item.find('=');
+    const auto key = item.substr(0, eq);
+    if (eq == std::string::npos || key.empty() || eq + 1 == item.size())
+      fail("--rdzv-conf '{}': '{}' is not key=value (expected key=value[,key=value])", conf, item);
+    const auto value = item.substr(eq + 1);
+    if (key == "join_timeout" || key == "timeout") {
+      const auto seconds = parse_int<int64_t>(value, "--rdzv-conf " + key, 1, 365LL * 24 * 3600);
+      if (timeout && timeout->second != seconds)
+        fail("--rdzv-conf: {}={} and {}={} both set the rendezvous wait", timeout->first, timeout->second, key,
+             seconds);
+      timeout = {key, seconds};
+    } else if (auto it = unsupported.find(key); it != unsupported.end()) {
+      fail("--rdzv-conf {}: torchrun's {} is not supported by chatbridge-launch ({}); it takes join_timeout", key, key,
+           it->second);
+    } else {
+      std::vector<std::string> others;
+      for (const auto& [k, why] : unsupported) others.push_back(k);
+      fail(
+          "--rdzv-conf: unknown key '{}'; known: join_timeout (or timeout), in seconds; torchrun's {} are not "
+          "supported here",
+          key, fmt::join(others, ", "));
+    }
+  }
+  if (timeout) opts.rendezvous_timeout = std::chrono::seconds(timeout->second);
+}
+
+std::chrono::milliseconds final_wait(const LaunchOptions& opts) {
+  // A live launcher reads the outcome within a monitor interval or two; 5 s absorbs a loaded host.
+  return std::max(std::chrono::milliseconds(5000), 10 * opts.monitor_interval);
+}
 
 int run_launcher(const LaunchOptions& opts) {
   if (opts.command.empty()) fail("chatbridge-launch: no program to run");

@@ -34,10 +34,20 @@ struct LaunchOptions {
   int max_restarts = 0;
   std::string run_id = "none";
   std::chrono::milliseconds monitor_interval{100};
-  std::chrono::milliseconds stop_grace{30000};           // SIGTERM -> SIGKILL
-  std::chrono::milliseconds rendezvous_timeout{900000};  // waiting for the other nodes (torchrun's 900 s)
-  std::vector<std::string> command;                      // program and its arguments
+  std::chrono::milliseconds stop_grace{30000};  // SIGTERM -> SIGKILL
+  // Waiting for node 0's store, for every node to join an attempt, and for a store out of reach
+  // (torchrun's 900 s); --rdzv-conf join_timeout=SECONDS. Each launcher's own: not compared across nodes.
+  std::chrono::milliseconds rendezvous_timeout{900000};
+  std::vector<std::string> command;  // program and its arguments
 };
+
+// Applies torchrun's --rdzv-conf "key=value[,key=value]": join_timeout (or timeout, the name torchrun's
+// static backend reads) in seconds; torchrun's other keys, and unknown ones, are refused by name.
+void apply_rdzv_conf(const std::string& conf, LaunchOptions& opts);
+
+// How long node 0's launcher, which hosts the store, stays up at the end of the job for the other
+// launchers to read the outcome (each says once it has): lost launchers delay its exit by this at most.
+std::chrono::milliseconds final_wait(const LaunchOptions& opts);
 
 // Runs the job on this node; returns the launcher's exit code.
 int run_launcher(const LaunchOptions& opts);

@@ -71,6 +71,30 @@ bool exists_attempt(const fs::path& out, int attempt, int rank) {
   return fs::exists(out / ("attempt_" + std::to_string(attempt) + "_rank" + std::to_string(rank)));
 }
 
+std::string read_text(const fs::path& file) {
+  std::ifstream in(file);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Until `file` holds `what` (bounded, not timed); whether it does.
+bool wait_for_text(const fs::path& file, const std::string& what) {
+  for (int i = 0; i < 800 && read_text(file).find(what) == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  return read_text(file).find(what) != std::string::npos;
+}
+
+// Node n's launcher of a job of `nnodes` on `port`, its output in out/log.
+pid_t start_node(const std::string& port, int nnodes, int n, const fs::path& out,
+                 const std::vector<std::string>& worker_args, const std::string& log) {
+  return spawn(
+      launch_argv(port, {"--nnodes", std::to_string(nnodes), "--node-rank", std::to_string(n)}, out, worker_args), {},
+      out / log);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 }  // namespace
 
 TEST_CASE("2 ranks with batch b train as 1 rank with batch 2b", "[distributed]") {
@@ -93,11 +117,13 @@ TEST_CASE("2 nodes x 2 processes through chatbridge-launch", "[distributed]") {
   run_direct(one, 1, {"--batch", "8"});
   auto port = std::to_string(cb::dist::free_tcp_port());
   std::vector<pid_t> nodes;
+  // The rendezvous wait is each launcher's own: node 1's differs from node 0's and the layout check lets it.
   for (int n = 0; n < 2; ++n)
-    nodes.push_back(
-        spawn(launch_argv(port, {"--nnodes", "2", "--node-rank", std::to_string(n), "--nproc-per-node", "2"}, four,
-                          {"--batch", "2"}),
-              {}, four / ("launcher" + std::to_string(n) + ".txt")));
+    nodes.push_back(spawn(launch_argv(port,
+                                      {"--nnodes", "2", "--node-rank", std::to_string(n), "--nproc-per-node", "2",
+                                       "--rdzv-conf", n == 1 ? "join_timeout=120" : "timeout=900"},
+                                      four, {"--batch", "2"}),
+                          {}, four / ("launcher" + std::to_string(n) + ".txt")));
   for (pid_t p : nodes) REQUIRE(wait_exit(p) == 0);
   require_close(read_losses(four / "losses.txt"), read_losses(one / "losses.txt"), 1e-5, "2x2 ranks vs 1 rank losses");
   CHECK(max_param_diff(one, four, "2x2 ranks vs 1 rank") <= 1e-5);
@@ -210,10 +236,7 @@ TEST_CASE("Ctrl-C to a launcher waiting for node 0's store: it says what it wait
 TEST_CASE("a launcher started again while the others wait for a third node counts once", "[distributed]") {
   auto out = fresh_dir("rejoin_wait");
   auto port = std::to_string(cb::dist::free_tcp_port());
-  auto node = [&](int n, const std::string& log) {
-    return spawn(launch_argv(port, {"--nnodes", "3", "--node-rank", std::to_string(n)}, out, {"--batch", "2"}), {},
-                 out / log);
-  };
+  auto node = [&](int n, const std::string& log) { return start_node(port, 3, n, out, {"--batch", "2"}, log); };
   auto text = [&](const std::string& log) {
     std::ifstream in(out / log);
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -249,5 +272,93 @@ TEST_CASE("a program path that does not exist on this node fails the launcher at
   CHECK(code == 1);  // was 127 after every worker of every attempt printed "exec failed"
   CHECK(log.find("program '" + missing + "': no such file on this host") != std::string::npos);
   CHECK(log.find("exec failed") == std::string::npos);
+  fs::remove_all(out);
+}
+
+TEST_CASE(
+    "launch option --rdzv-conf join_timeout=2 with node 1 never started: node 0 stops after about 2 s, naming node 1",
+    "[distributed]") {
+  auto out = fresh_dir("join_timeout");
+  const auto t0 = std::chrono::steady_clock::now();
+  const int code = wait_exit(
+      spawn(launch_argv(std::to_string(cb::dist::free_tcp_port()),
+                        {"--nnodes", "2", "--node-rank", "0", "--rdzv-conf", "join_timeout=2"}, out, {"--batch", "2"}),
+            {}, out / "launcher0.txt"));
+  const double took = seconds_since(t0);
+  const auto log = read_text(out / "launcher0.txt");
+  INFO(log << "took " << took << " s");
+  CHECK(code == 1);
+  CHECK(took >= 2.0);
+  CHECK(took < 12.0);  // the wait, the launcher's start-up and slack for a loaded machine; was 900 s
+  CHECK(log.find("only 1 of 2 nodes joined attempt 0 at 127.0.0.1:") != std::string::npos);
+  CHECK(log.find("within 2 s (--rdzv-conf join_timeout); missing: node 1") != std::string::npos);
+  fs::remove_all(out);
+}
+
+TEST_CASE("a second launcher with the same --node-rank: every launcher stops, naming the rank and both launchers",
+          "[distributed]") {
+  // Before, it counted as node 1's launcher started again after a loss: three nodes were expected, two
+  // ranks came, and every launcher waited for node 2 for 900 s.
+  auto out = fresh_dir("same_rank");
+  auto port = std::to_string(cb::dist::free_tcp_port());
+  auto node = [&](int n, const std::string& log) { return start_node(port, 3, n, out, {"--batch", "2"}, log); };
+  pid_t node0 = node(0, "launcher0.txt"), first = node(1, "launcher1.txt");
+  REQUIRE(wait_for_text(out / "launcher1.txt", "waits for 1 more node"));
+  const auto t0 = std::chrono::steady_clock::now();
+  pid_t second = node(1, "launcher1b.txt");
+  for (pid_t p : {node0, first, second}) CHECK(wait_exit(p) == 1);
+  const double took = seconds_since(t0);
+  const std::string why = "--node-rank 1 was given to two launchers: the one on ";
+  for (const auto* log : {"launcher0.txt", "launcher1.txt", "launcher1b.txt"}) {
+    const auto text = read_text(out / log);
+    INFO(log << ":\n" << text);
+    const auto at = text.find(why);
+    REQUIRE(at != std::string::npos);
+    // Both launchers by host and pid, the holder first.
+    CHECK(text.find("holds it, the one on ", at) != std::string::npos);
+    CHECK(text.find("was started with it too", at) != std::string::npos);
+  }
+  CHECK(took < 15.0);
+  CHECK(!exists_attempt(out, 0, 0));  // no worker started
+  fs::remove_all(out);
+}
+
+TEST_CASE("a second launcher with the same --node-rank while the job runs: it stops alone, the job runs on",
+          "[distributed]") {
+  auto out = fresh_dir("same_rank_running");
+  auto port = std::to_string(cb::dist::free_tcp_port());
+  auto node = [&](int n, const std::string& log) { return start_node(port, 2, n, out, {"--wait-for-signal"}, log); };
+  pid_t node0 = node(0, "launcher0.txt"), node1 = node(1, "launcher1.txt");
+  REQUIRE(wait_for_text(out / "launcher1.txt", "attempt 0: started ranks 1..1"));
+  CHECK(wait_exit(node(1, "launcher1b.txt")) == 1);
+  const auto text = read_text(out / "launcher1b.txt");
+  INFO(text);
+  CHECK(text.find("--node-rank 1 was given to two launchers") != std::string::npos);
+  CHECK(text.find("the job runs on without this launcher") != std::string::npos);
+  CHECK(::kill(node0, 0) == 0);  // still running
+  CHECK(::kill(node1, 0) == 0);
+  REQUIRE(::kill(node0, SIGTERM) == 0);
+  CHECK(wait_exit(node0) == 128 + SIGTERM);
+  CHECK(wait_exit(node1) == 128 + SIGTERM);
+  fs::remove_all(out);
+}
+
+TEST_CASE("node 0 waits for a lost launcher a few seconds at its end, not the stop grace", "[distributed]") {
+  auto out = fresh_dir("lost_launcher");
+  auto port = std::to_string(cb::dist::free_tcp_port());
+  auto node = [&](int n, const std::string& log) { return start_node(port, 2, n, out, {"--wait-for-signal"}, log); };
+  pid_t node0 = node(0, "launcher0.txt"), node1 = node(1, "launcher1.txt");
+  REQUIRE(wait_for_text(out / "launcher1.txt", "attempt 0: started ranks 1..1"));
+  REQUIRE(wait_for_text(out / "launcher0.txt", "attempt 0: started ranks 0..0"));
+  REQUIRE(::kill(node1, SIGKILL) == 0);  // its worker goes with it (PR_SET_PDEATHSIG)
+  wait_exit(node1);
+  const auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(::kill(node0, SIGTERM) == 0);
+  CHECK(wait_exit(node0) == 128 + SIGTERM);
+  const double took = seconds_since(t0);
+  INFO(read_text(out / "launcher0.txt"));
+  CHECK(took >= cb::dist::final_wait({}).count() / 1000.0 - 0.5);  // it did wait for node 1 ...
+  CHECK(took < 20.0);                                              // ... not 30 s (the stop grace) as before
+  CHECK(read_text(out / "launcher0.txt").find("1 of 1 other launchers did not read the outcome") != std::string::npos);
   fs::remove_all(out);
 }

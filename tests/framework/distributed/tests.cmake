@@ -14,3 +14,5 @@ target_compile_definitions(test_data_parallel PRIVATE CB_DIST_WORKER="$<TARGET_F
 
 cb_add_test(test_watchdog LABELS unit SOURCES framework/distributed/test_watchdog.cpp support/process_util.cpp
             LIBS cb_framework)
+
+cb_add_test(test_launch_options LABELS unit SOURCES framework/distributed/test_launch_options.cpp LIBS cb_framework)

@@ -27,6 +27,10 @@ metrics.jsonl (every logged one, replayed steps included) with a one-host run of
                    continues exactly (no step run twice): same losses
   watchdog         one of 4 ranks stopped (SIGSTOP): every waiting rank reports its rank, the
                    collective and the step, naming the silent rank, and the job ends
+  same_node_rank   hosts 1 and 2 both started with --node-rank 1 (3 nodes expected): every launcher
+                   stops within seconds naming the rank and both hosts (no fixture needed)
+  join_timeout     node 1's launcher never started, --rdzv-conf join_timeout=3: node 0 stops after
+                   about 3 s naming node 1 (no fixture needed)
 
   multinode.py --bin BUILD/bin --work DIR SCENARIO      (exit 77: skipped, with one line saying why)
 """
@@ -542,11 +546,50 @@ def watchdog():
         check(named, f"rank {r}'s reports do not name the silent rank 3")
 
 
+def same_node_rank():
+    # Before, host 2's launcher counted as host 1's started again after a loss: every launcher waited
+    # 900 s for node 2, which nobody had started.
+    need_netns()
+    d = scenario_dir()
+    with netns_hosts.Hosts(ARGS.scenario, 3) as h:
+        procs = [h.start(0, launch_cmd(3, 0, 1, h.addr(0), PORT) + ["sleep", "60"], os.path.join(d, "node0.log"))]
+        procs.append(h.start(1, launch_cmd(3, 1, 1, h.addr(0), PORT) + ["sleep", "60"], os.path.join(d, "node1.log")))
+        wait_log(os.path.join(d, "node1.log"), "waits for 1 more node", 30, "host 1's launcher")
+        t0 = time.time()
+        procs.append(h.start(2, launch_cmd(3, 1, 1, h.addr(0), PORT) + ["sleep", "60"], os.path.join(d, "node2.log")))
+        codes = wait_exit(procs, 30, "launchers with a rank given twice")
+        took = time.time() - t0
+        say(f"rank 1 given to hosts 1 and 2: every launcher stopped after {took:.1f} s with {codes}")
+        check(codes == [1, 1, 1], f"exit codes {codes}, expected 1 from every launcher")
+        for k in range(3):
+            m, _ = wait_log(os.path.join(d, f"node{k}.log"),
+                            r"--node-rank 1 was given to two launchers: the one on cbhost1 \(pid \d+\) holds it, "
+                            r"the one on cbhost2 \(pid \d+\) was started with it too", 1, f"host {k}'s launcher")
+            if k == 0:
+                say(m.group(0))
+
+
+def join_timeout():
+    need_netns()
+    d = scenario_dir()
+    with netns_hosts.Hosts(ARGS.scenario, 2) as h:
+        log = os.path.join(d, "node0.log")
+        t0 = time.time()
+        p = h.start(0, launch_cmd(2, 0, 1, h.addr(0), PORT) + ["--rdzv-conf", "join_timeout=3", "sleep", "60"], log)
+        code = wait_exit([p], 30, "node 0 without node 1")[0]
+        took = time.time() - t0
+        say(f"node 1 never started, join_timeout=3: node 0 exited {code} after {took:.1f} s")
+        check(code == 1, f"exit code {code}, expected 1")
+        check(3 <= took < 15, f"took {took:.1f} s, expected about 3 s")
+        wait_log(log, r"only 1 of 2 nodes joined attempt 0 at 10\.200\.0\.1:\d+ within 3 s \(--rdzv-conf "
+                 r"join_timeout\); missing: node 1", 1, "node 0's launcher")
+
+
 SCENARIOS = {"setup": setup, "hosts_2x1": lambda: hosts(1), "hosts_2x2": lambda: hosts(2),
              "debian_hosts": debian_hosts, "torchrun": torchrun,
              "host_lost": host_lost, "link_cut_short": link_cut_short, "link_cut_long": link_cut_long,
              "slow_link": slow_link, "save_killed": save_killed, "enospc": enospc, "preemption": preemption,
-             "watchdog": watchdog}
+             "watchdog": watchdog, "same_node_rank": same_node_rank, "join_timeout": join_timeout}
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

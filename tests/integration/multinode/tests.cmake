@@ -12,3 +12,9 @@ foreach(scenario hosts_2x1 hosts_2x2 debian_hosts torchrun host_lost link_cut_sh
   set_tests_properties("multinode: ${scenario}" PROPERTIES LABELS multinode FIXTURES_REQUIRED cb_multinode
                        RUN_SERIAL TRUE SKIP_RETURN_CODE 77 TIMEOUT 400)
 endforeach()
+# Launcher checks that start no training: no fixture.
+foreach(scenario same_node_rank join_timeout)
+  add_test(NAME "multinode: ${scenario}" COMMAND ${CB_MULTINODE} ${scenario})
+  set_tests_properties("multinode: ${scenario}" PROPERTIES LABELS multinode RUN_SERIAL TRUE SKIP_RETURN_CODE 77
+                       TIMEOUT 120)
+endforeach()
