@@ -3,9 +3,8 @@
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <spdlog/spdlog.h>
 
-#include <charconv>
-
 #include "framework/error.h"
+#include "framework/text/parse_number.h"
 
 namespace cb {
 
@@ -15,12 +14,9 @@ namespace {
 int parse_index(const std::string& spec, std::string_view what, int bare_cuda) {
   if (spec == "cpu") return -1;
   if (spec == "cuda") return bare_cuda;
-  int index = 0;
-  const std::string_view n = spec.starts_with("cuda:") ? std::string_view(spec).substr(5) : std::string_view();
-  const auto [end, ec] = std::from_chars(n.data(), n.data() + n.size(), index);
-  if (n.empty() || ec != std::errc() || end != n.data() + n.size() || index < 0)
-    fail("{} '{}': expected cpu, cuda or cuda:N", what, spec);
-  return index;
+  const auto index = spec.starts_with("cuda:") ? to_number<int>(std::string_view(spec).substr(5)) : std::nullopt;
+  if (!index || *index < 0) fail("{} '{}': expected cpu, cuda or cuda:N", what, spec);
+  return *index;
 }
 
 int visible_cuda_devices() { return at::hasCUDA() ? static_cast<int>(torch::cuda::device_count()) : 0; }
