@@ -26,7 +26,8 @@ struct Resolved {
 
 Resolved resolve(const LlamaForCausalLM& model, const GenerateOptions& o) {
   if (o.num_beams < 1) fail("generate: num_beams must be >= 1, got {}", o.num_beams);
-  if (o.num_beams > 1 && o.on_token) fail("generate: on_token streaming needs num_beams = 1, got {}", o.num_beams);
+  if (o.num_beams > 1 && (o.on_token || o.on_logits))
+    fail("generate: on_token and on_logits need num_beams = 1, got {}", o.num_beams);
   if (o.max_new_tokens < 1) fail("generate: max_new_tokens must be >= 1, got {}", o.max_new_tokens);
   if (o.min_new_tokens < 0) fail("generate: min_new_tokens must be >= 0, got {}", o.min_new_tokens);
   if (o.repetition_penalty <= 0) fail("generate: repetition_penalty must be > 0, got {}", o.repetition_penalty);
@@ -103,6 +104,7 @@ GenerateResult decode(LlamaForCausalLM& model, torch::Tensor ids, torch::Tensor 
 
   for (int64_t step = 0; step < o.max_new_tokens; ++step) {
     auto logits = next_logits(model, ids, mask, embeds, step, o.use_cache ? &cache : nullptr);  // [B,V]
+    if (o.on_logits) o.on_logits(logits);
     auto scores = process(logits, ids, prompt_len, o, r);
     torch::Tensor next;  // [B]
     if (o.do_sample) {

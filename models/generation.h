@@ -39,6 +39,9 @@ struct GenerateOptions {
   // Called after every step with that step's ids [B] (finished rows already replaced by pad);
   // returning true stops generation after this step. num_beams 1 only (HF streams no beams either).
   std::function<bool(const torch::Tensor& tokens)> on_token;
+  // Called every step, before on_token, with the model's logits [B,V] (fp32) ahead of any processor or
+  // warper: what a log-probability report reads. num_beams 1 only.
+  std::function<void(const torch::Tensor& logits)> on_logits;
 };
 
 struct GenerateResult {

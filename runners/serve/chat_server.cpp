@@ -16,6 +16,7 @@
 #include "framework/error.h"
 #include "framework/text/python_str.h"
 #include "framework/worker_pool.h"
+#include "models/sentencepiece_model.h"
 #include "runners/serve/client_socket.h"
 
 namespace cb {
@@ -188,15 +189,14 @@ MediaPart decode_part_media(const json& part, const std::string& type, const std
 void check_request_fields(const json& j) {
   static const std::set<std::string> read{"messages", "temperature", "top_p", "max_tokens", "max_completion_tokens",
                                           "stop", "seed", "n", "stream", "stream_options", "frequency_penalty",
-                                          "presence_penalty", "logit_bias",
+                                          "presence_penalty", "logit_bias", "logprobs", "top_logprobs",
                                           // extensions, as vLLM names them
                                           "num_beams", "top_k", "repetition_penalty"};
   static const std::set<std::string> no_effect{
       "model", "user", "metadata", "store", "service_tier", "prompt_cache_key", "safety_identifier"};
   auto off = [](const std::string& key, const json& v) {
     if (v.is_null()) return true;
-    if (key == "logprobs" || key == "parallel_tool_calls")
-      return v.is_boolean() && (key != "logprobs" || !v.get<bool>());
+    if (key == "parallel_tool_calls") return v.is_boolean();
     if (key == "tools" || key == "functions") return v.is_array() && v.empty();
     if (key == "tool_choice" || key == "function_call") return v == "none";
     if (key == "response_format") return v.is_object() && v.value("type", "") == "text";
@@ -206,10 +206,9 @@ void check_request_fields(const json& j) {
   for (const auto& [key, value] : j.items()) {
     if (read.count(key) || no_effect.count(key) || off(key, value)) continue;
     static const std::set<std::string> missing{
-        "tools",      "tool_choice",        "functions",          "function_call",
-        "logprobs",   "top_logprobs",       "response_format",    "audio",
-        "modalities", "prediction",         "web_search_options", "reasoning_effort",
-        "verbosity",  "parallel_tool_calls"};
+        "tools",     "tool_choice",        "functions",  "function_call",      "response_format",
+        "audio",     "modalities",         "prediction", "web_search_options", "reasoning_effort",
+        "verbosity", "parallel_tool_calls"};
     if (missing.count(key)) bad_request(key + ": not supported by this server (value " + value.dump() + ")");
     bad_request("unrecognized request field '" + key + "'");
   }
@@ -279,6 +278,17 @@ ParsedRequest parse_request(const std::string& body, const ChatSettings& default
     if (!(*v > 0)) bad_request("repetition_penalty: expected a number > 0 (1: off)");
     r.settings.repetition_penalty = *v;
   }
+  if (j.contains("logprobs") && !j["logprobs"].is_null()) {
+    if (!j["logprobs"].is_boolean()) bad_request("logprobs: expected a boolean");
+    if (j["logprobs"].get<bool>()) r.settings.top_logprobs = 0;
+  }
+  if (auto v = optional_number<int64_t>(j, "top_logprobs")) {
+    if (!r.settings.top_logprobs) bad_request("top_logprobs: needs logprobs: true");
+    if (*v < 0 || *v > 20) bad_request("top_logprobs: expected an integer 0..20");
+    r.settings.top_logprobs = *v;
+  }
+  if (r.settings.top_logprobs && r.settings.num_beams > 1)
+    bad_request("logprobs: reported for num_beams 1 only (beam search keeps several hypotheses)");
   if (auto v = optional_number<int64_t>(j, "seed")) r.settings.seed = static_cast<uint64_t>(*v);
   if (auto v = optional_number<int64_t>(j, "n"); v && *v != 1) bad_request("n: only 1 is supported");
   if (j.contains("stream") && !j["stream"].is_null()) {
@@ -432,6 +442,34 @@ struct ChatServer::Impl {
             {"total_tokens", st.prompt_positions + st.generated_tokens}};
   }
 
+  // OpenAI's logprobs object: per token its text (sentencepiece's word mark as a space, a byte piece as
+  // its byte), log-probability, UTF-8 bytes and the alternatives.
+  json logprobs(const std::vector<TokenLogprob>& tokens) const {
+    const auto& tok = model->tokenizer();
+    auto entry = [&](int64_t id, double logprob) {
+      const std::string& piece = tok.id_to_piece(id);
+      std::string text;
+      if (const int byte = piece_to_byte(piece); byte >= 0) {
+        text.push_back(static_cast<char>(byte));
+      } else {
+        for (size_t k = 0; k < piece.size(); ++k) {
+          const bool space = piece.compare(k, 3, "\xE2\x96\x81") == 0;  // U+2581, sentencepiece's space
+          text.push_back(space ? ' ' : piece[k]);
+          if (space) k += 2;
+        }
+      }
+      return json{{"token", text}, {"logprob", logprob}, {"bytes", std::vector<uint8_t>(text.begin(), text.end())}};
+    };
+    json content = json::array();
+    for (const auto& t : tokens) {
+      json e = entry(t.id, t.logprob);
+      e["top_logprobs"] = json::array();
+      for (const auto& [id, lp] : t.top) e["top_logprobs"].push_back(entry(id, lp));
+      content.push_back(std::move(e));
+    }
+    return {{"content", std::move(content)}};
+  }
+
   json chunk(const std::string& id, int64_t created, json delta, const json& finish) const {
     return {{"id", id},
             {"object", "chat.completion.chunk"},
@@ -472,13 +510,15 @@ struct ChatServer::Impl {
         const auto text = chat.answer(parsed->settings, [&](const std::string&) { return left = client.gone(); });
         if (left) spdlog::info("{}: the client left: stopped after {} tokens", id, chat.last_stats().generated_tokens);
         const auto& st = chat.last_stats();
+        json choice = {{"index", 0},
+                       {"message", {{"role", "assistant"}, {"content", text}}},
+                       {"finish_reason", st.hit_token_limit ? "length" : "stop"}};
+        if (parsed->settings.top_logprobs) choice["logprobs"] = logprobs(chat.take_logprobs());
         return json{{"id", id},
                     {"object", "chat.completion"},
                     {"created", created},
                     {"model", opts.model_name},
-                    {"choices", json::array({{{"index", 0},
-                                              {"message", {{"role", "assistant"}, {"content", text}}},
-                                              {"finish_reason", st.hit_token_limit ? "length" : "stop"}}})},
+                    {"choices", json::array({std::move(choice)})},
                     {"usage", usage(st)}};
       });
       try {
@@ -504,7 +544,9 @@ struct ChatServer::Impl {
         chat.answer(
             parsed->settings,
             [&](const std::string& delta) {
-              ch->push(event(chunk(id, created, {{"content", delta}}, nullptr)));
+              auto c = chunk(id, created, {{"content", delta}}, nullptr);
+              if (parsed->settings.top_logprobs) c["choices"][0]["logprobs"] = logprobs(chat.take_logprobs());
+              ch->push(event(c));
               return ch->cancelled.load() || client.gone();
             },
             [&] {

@@ -128,6 +128,11 @@ GenerateOptions generate_options(const ChatSettings& s, const LlamaTokenizer& to
          s.max_new_tokens);
   if (s.do_sample && !(s.temperature > 0)) fail("temperature must be > 0, got {}", s.temperature);
   if (!(s.top_p > 0 && s.top_p <= 1)) fail("top_p must be in (0, 1], got {}", s.top_p);
+  if (s.top_logprobs && (*s.top_logprobs < 0 || *s.top_logprobs > 20))
+    fail("top_logprobs must be in 0..20, got {}", *s.top_logprobs);
+  if (s.top_logprobs && s.num_beams > 1)
+    fail("log-probabilities are reported for num_beams 1 only (beam search keeps several hypotheses), got {}",
+         s.num_beams);
   GenerateOptions o;
   o.max_new_tokens = s.max_new_tokens;
   o.num_beams = s.num_beams;
@@ -177,14 +182,31 @@ std::string ChatSession::answer(const ChatSettings& s, const TextCallback& on_te
     };
     std::vector<int64_t> generated;
     std::string shown;
+    size_t visible = 0;      // the visible answer's length after the tokens so far
     bool cancelled = false;  // the caller asked to stop
-    if (o.num_beams == 1)    // beam search has no answer before its end: nothing to stream
+    logprobs_.clear(), starts_.clear(), released_ = taken_ = 0;
+    torch::Tensor step_logits;  // [V], this step's
+    if (s.top_logprobs) o.on_logits = [&](const torch::Tensor& logits) { step_logits = logits[0]; };
+    if (o.num_beams == 1)  // beam search has no answer before its end: nothing to stream
       o.on_token = [&](const torch::Tensor& next) {
         generated.push_back(next[0].item<int64_t>());
+        if (s.top_logprobs) {
+          const auto lp = step_logits.to(torch::kCPU, torch::kFloat).log_softmax(-1);
+          TokenLogprob t{generated.back(), lp[generated.back()].item<double>(), {}};
+          if (*s.top_logprobs > 0) {
+            const auto [values, ids] = lp.topk(*s.top_logprobs);
+            for (int64_t k = 0; k < values.size(0); ++k)
+              t.top.emplace_back(ids[k].item<int64_t>(), values[k].item<double>());
+          }
+          logprobs_.push_back(std::move(t));
+          starts_.push_back(visible);
+        }
         const auto raw = tok.decode(generated);
-        if (on_text) {
+        if (on_text || s.top_logprobs) {
           const auto vis = visible_answer(raw, stops);
-          if (vis.size() > shown.size() && vis.starts_with(shown)) {
+          visible = vis.size();
+          if (on_text && vis.size() > shown.size() && vis.starts_with(shown)) {
+            release_logprobs(vis.size());
             cancelled = on_text(vis.substr(shown.size()));
             shown = vis;
           }
@@ -209,6 +231,7 @@ std::string ChatSession::answer(const ChatSettings& s, const TextCallback& on_te
     }
     // The streamed pieces end where the final text does; send what was held back (or diverged), or
     // with beams the whole answer.
+    release_logprobs(text.size());
     if (on_text && text.size() > shown.size() && text.starts_with(shown)) on_text(text.substr(shown.size()));
     conv_.messages.back().second = text;
     return text;
@@ -216,6 +239,17 @@ std::string ChatSession::answer(const ChatSettings& s, const TextCallback& on_te
     conv_.messages.pop_back();
     throw;
   }
+}
+
+void ChatSession::release_logprobs(size_t shown) {
+  while (released_ < starts_.size() && starts_[released_] < shown) ++released_;
+}
+
+std::vector<TokenLogprob> ChatSession::take_logprobs() {
+  std::vector<TokenLogprob> out(logprobs_.begin() + static_cast<std::ptrdiff_t>(taken_),
+                                logprobs_.begin() + static_cast<std::ptrdiff_t>(released_));
+  taken_ = released_;
+  return out;
 }
 
 }  // namespace cb

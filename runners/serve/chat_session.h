@@ -33,7 +33,10 @@ struct ChatSettings {
   double presence_penalty = 0.0;
   std::vector<std::pair<int64_t, double>> logit_bias;  // token id -> added to its logit
   std::vector<std::string> stop;                       // extra stop strings besides "###"
-  std::optional<uint64_t> seed;                        // seeds LibTorch's generator before sampling
+  // Set: each answer token's log-probability and this many most likely alternatives (0..20) are
+  // recorded (ChatSession::take_logprobs); num_beams 1 only.
+  std::optional<int64_t> top_logprobs;
+  std::optional<uint64_t> seed;  // seeds LibTorch's generator before sampling
 };
 
 // The demo's beams slider range.
@@ -45,6 +48,14 @@ constexpr double kMinSamplingTemperature = 1e-5;
 // Streamed text: each call gets the next piece of the answer; returning true stops generation. With
 // beams the search only knows its answer at the end: one call with the whole text.
 using TextCallback = std::function<bool(const std::string& delta)>;
+
+// One answer token's log-probability under the model (log_softmax of its logits before penalties,
+// temperature or top-p, as OpenAI and vLLM report it) and the most likely ids at that step, best first.
+struct TokenLogprob {
+  int64_t id = 0;
+  double logprob = 0;
+  std::vector<std::pair<int64_t, double>> top;
+};
 
 // Token counts of the last answer (for API usage reports).
 struct AnswerStats {
@@ -81,6 +92,10 @@ class ChatSession {
   const Conversation& conversation() const { return conv_; }
   const std::vector<Features>& features() const { return features_; }
   const AnswerStats& last_stats() const { return stats_; }
+  // With settings.top_logprobs: the answer's tokens whose text begins within what the answer shows so
+  // far, not taken before; inside an on_text callback, those of that piece. Tokens cut away with a
+  // stop string or after the answer's end (eos) are never handed out.
+  std::vector<TokenLogprob> take_logprobs();
   ChatBridgeImpl& model() { return *model_; }
 
  private:
@@ -92,6 +107,10 @@ class ChatSession {
   std::vector<Features> features_;
   AnswerStats stats_;
   bool warned_positions_ = false;
+  std::vector<TokenLogprob> logprobs_;  // the last answer's tokens
+  std::vector<size_t> starts_;          // per token, the visible answer's length before it
+  size_t released_ = 0, taken_ = 0;     // logprobs_[taken_, released_) await take_logprobs
+  void release_logprobs(size_t shown);  // the tokens that begin before `shown`
 };
 
 // The generate() settings of a chat answer (the demo's Chat.answer call); throws cb::Error naming the

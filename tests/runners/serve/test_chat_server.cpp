@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "framework/text/python_str.h"
 #include "models/conversation.h"
 #include "models/generation.h"
 #include "runners/serve/chat_server.h"
@@ -267,7 +268,10 @@ TEST_CASE(
   };
   refused({{"temprature", 0.5}}, "unrecognized request field 'temprature'");
   refused({{"tools", json::array({{{"type", "function"}, {"function", {{"name", "f"}}}}})}}, "tools: not supported");
-  refused({{"logprobs", true}}, "logprobs: not supported");
+  refused({{"logprobs", "yes"}}, "logprobs: expected a boolean");
+  refused({{"top_logprobs", 2}}, "top_logprobs: needs logprobs: true");
+  refused({{"logprobs", true}, {"top_logprobs", 21}}, "top_logprobs: expected an integer 0..20");
+  refused({{"logprobs", true}, {"num_beams", 2}}, "logprobs: reported for num_beams 1 only");
   refused({{"response_format", {{"type", "json_object"}}}}, "response_format: not supported");
   refused({{"frequency_penalty", 3}}, "frequency_penalty: expected -2..2");
   refused({{"logit_bias", {{"abc", 1}}}}, "logit_bias: 'abc' is not a token id");
@@ -311,6 +315,74 @@ TEST_CASE(
   REQUIRE(s5 == 200);
   INFO(text(long_plain) << " | " << text(penalised));
   CHECK(text(penalised) != text(long_plain));
+}
+
+TEST_CASE("chat server: logprobs cover the answer's tokens, streamed or not, greedy picks the best") {
+  RunningServer rs;
+  auto cli = rs.client();
+  auto request = [](json fields) {
+    json body = {{"messages", json::array({{{"role", "user"}, {"content", "Hello there"}}})},
+                 {"max_tokens", 10},
+                 {"temperature", 0},
+                 {"logprobs", true},
+                 {"top_logprobs", 3}};
+    body.update(fields);
+    return body;
+  };
+  auto strip = [](std::string s) {
+    s.erase(0, s.find_first_not_of(' '));
+    s.erase(s.find_last_not_of(' ') + 1);
+    return s;
+  };
+  auto tokens_text = [](const json& content) {
+    std::string t;
+    for (const auto& e : content) t += e.at("token").get<std::string>();
+    return t;
+  };
+  auto r = cli.Post("/v1/chat/completions", request(json::object()).dump(), "application/json");
+  REQUIRE(r);
+  INFO(r->body);
+  REQUIRE(r->status == 200);
+  const auto j = json::parse(r->body);
+  const auto answer = j["choices"][0]["message"]["content"].get<std::string>();
+  const json content = j["choices"][0]["logprobs"]["content"];
+  REQUIRE(!answer.empty());
+  CHECK(strip(tokens_text(content)) == answer);
+  for (const auto& e : content) {
+    const auto& top = e.at("top_logprobs");
+    REQUIRE(top.size() == 3);
+    CHECK(e.at("logprob").get<double>() <= 0);
+    CHECK(top[0].at("logprob").get<double>() >= top[1].at("logprob").get<double>());
+    CHECK(top[1].at("logprob").get<double>() >= top[2].at("logprob").get<double>());
+    CHECK(e.at("token") == top[0].at("token"));  // greedy
+    CHECK(e.at("logprob").get<double>() == top[0].at("logprob").get<double>());
+    const auto text = e.at("token").get<std::string>();
+    CHECK(e.at("bytes") == std::vector<uint8_t>(text.begin(), text.end()));
+  }
+  CHECK(j["usage"]["completion_tokens"].get<size_t>() >= content.size());
+
+  // Streamed: the chunks' entries together are the same tokens and values.
+  auto s = cli.Post("/v1/chat/completions", request({{"stream", true}}).dump(), "application/json");
+  REQUIRE(s);
+  REQUIRE(s->status == 200);
+  json streamed = json::array();
+  for (size_t pos = 0; (pos = s->body.find("data: {", pos)) != std::string::npos; ++pos) {
+    const auto c = json::parse(s->body.substr(pos + 6, s->body.find("\n\n", pos) - pos - 6));
+    const auto& choice = c.at("choices").at(0);
+    if (choice.contains("logprobs"))
+      for (const auto& e : choice["logprobs"]["content"]) streamed.push_back(e);
+  }
+  CHECK(streamed == content);
+
+  // A stop string cuts the answer and its tokens: none after the cut is reported.
+  const auto words = pystr::split(answer, " ");
+  REQUIRE(words.size() >= 2);
+  auto cut = cli.Post("/v1/chat/completions", request({{"stop", " " + words[1]}}).dump(), "application/json");
+  REQUIRE(cut);
+  REQUIRE(cut->status == 200);
+  const auto cj = json::parse(cut->body);
+  CHECK(cj["choices"][0]["message"]["content"] == words[0]);
+  CHECK(strip(tokens_text(cj["choices"][0]["logprobs"]["content"])) == words[0]);
 }
 
 TEST_CASE("chat server: num_beams 3 answers what generate() answers, streamed in one piece, bad values 400") {
