@@ -81,7 +81,8 @@ fs::path generate(const AnnotationBenchOptions& o, const std::string& reader) {
 int64_t build_ours(const std::string& reader, const fs::path& file, const fs::path& dir,
                    std::shared_ptr<const void>& held) {
   if (reader == "valor") {
-    ValorDatasetSpec spec{.name = "cc3m", .txt = file, .video = dir, .audio = std::nullopt, .datatype = "image"};
+    ValorDatasetSpec spec{
+        .name = "cc3m", .txt = file, .shards = "", .video = dir, .audio = std::nullopt, .datatype = "image"};
     LoaderGroupSpec group;
     group.datasets = {spec};
     group.task = "ti";
