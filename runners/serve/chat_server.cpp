@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <cctype>
-#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -14,6 +13,7 @@
 #include <set>
 
 #include "framework/error.h"
+#include "framework/text/parse_number.h"
 #include "framework/text/python_str.h"
 #include "framework/worker_pool.h"
 #include "models/sentencepiece_model.h"
@@ -261,13 +261,11 @@ ParsedRequest parse_request(const std::string& body, const ChatSettings& default
   if (j.contains("logit_bias") && !j["logit_bias"].is_null()) {
     if (!j["logit_bias"].is_object()) bad_request("logit_bias: expected an object of token id -> bias");
     for (const auto& [id, bias] : j["logit_bias"].items()) {
-      int64_t token = -1;
-      const auto [end, ec] = std::from_chars(id.data(), id.data() + id.size(), token);
-      if (ec != std::errc() || end != id.data() + id.size() || token < 0)
-        bad_request("logit_bias: '" + id + "' is not a token id");
+      const auto token = to_number<int64_t>(id);
+      if (!token || *token < 0) bad_request("logit_bias: '" + id + "' is not a token id");
       if (!bias.is_number() || bias.get<double>() < -100 || bias.get<double>() > 100)
         bad_request("logit_bias." + id + ": expected a number in -100..100");
-      r.settings.logit_bias.emplace_back(token, bias.get<double>());
+      r.settings.logit_bias.emplace_back(*token, bias.get<double>());
     }
   }
   if (auto v = optional_number<int64_t>(j, "top_k")) {
