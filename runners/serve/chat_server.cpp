@@ -282,7 +282,8 @@ ParsedRequest parse_request(const std::string& body, const ChatSettings& default
   }
   if (auto v = optional_number<int64_t>(j, "top_logprobs")) {
     if (!r.settings.top_logprobs) bad_request("top_logprobs: needs logprobs: true");
-    if (*v < 0 || *v > 20) bad_request("top_logprobs: expected an integer 0..20");
+    if (*v < 0 || *v > kMaxTopLogprobs)
+      bad_request("top_logprobs: expected an integer 0.." + std::to_string(kMaxTopLogprobs));
     r.settings.top_logprobs = *v;
   }
   if (r.settings.top_logprobs && r.settings.num_beams > 1)

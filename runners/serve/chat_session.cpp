@@ -128,8 +128,8 @@ GenerateOptions generate_options(const ChatSettings& s, const LlamaTokenizer& to
          s.max_new_tokens);
   if (s.do_sample && !(s.temperature > 0)) fail("temperature must be > 0, got {}", s.temperature);
   if (!(s.top_p > 0 && s.top_p <= 1)) fail("top_p must be in (0, 1], got {}", s.top_p);
-  if (s.top_logprobs && (*s.top_logprobs < 0 || *s.top_logprobs > 20))
-    fail("top_logprobs must be in 0..20, got {}", *s.top_logprobs);
+  if (s.top_logprobs && (*s.top_logprobs < 0 || *s.top_logprobs > kMaxTopLogprobs))
+    fail("top_logprobs must be in 0..{}, got {}", kMaxTopLogprobs, *s.top_logprobs);
   if (s.top_logprobs && s.num_beams > 1)
     fail("log-probabilities are reported for num_beams 1 only (beam search keeps several hypotheses), got {}",
          s.num_beams);

@@ -33,7 +33,7 @@ struct ChatSettings {
   double presence_penalty = 0.0;
   std::vector<std::pair<int64_t, double>> logit_bias;  // token id -> added to its logit
   std::vector<std::string> stop;                       // extra stop strings besides "###"
-  // Set: each answer token's log-probability and this many most likely alternatives (0..20) are
+  // Set: each answer token's log-probability and this many most likely alternatives (0..kMaxTopLogprobs) are
   // recorded (ChatSession::take_logprobs); num_beams 1 only.
   std::optional<int64_t> top_logprobs;
   std::optional<uint64_t> seed;  // seeds LibTorch's generator before sampling
@@ -41,6 +41,8 @@ struct ChatSettings {
 
 // The demo's beams slider range.
 constexpr int64_t kMaxChatBeams = 10;
+// OpenAI's bound on top_logprobs.
+constexpr int64_t kMaxTopLogprobs = 20;
 // Below this temperature a sample is greedy (vLLM's epsilon): logits / T overflow to inf, and sampling
 // tends to the argmax as T goes to 0.
 constexpr double kMinSamplingTemperature = 1e-5;
