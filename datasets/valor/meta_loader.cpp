@@ -146,15 +146,11 @@ void MetaLoader::load_shard_batch(const Job& job, ImageDecoder& decoder, Result&
   r.cursor.emplace(static_cast<size_t>(job.batch % l.shards->readers()), b.after);
 }
 
-MetaLoader::Result MetaLoader::load_batch(const Job& job) const {
-  thread_local ImageDecoder decoder;
+void MetaLoader::load_file_batch(const Job& job, ImageDecoder& decoder, Result& r, std::vector<torch::Tensor>& images,
+                                 std::vector<torch::Tensor>& audios) const {
   const SubLoader& l = loaders_[job.loader];
-  Result r;
-  std::vector<torch::Tensor> images, audios;
-  r.batch.task = l.task;
-  if (l.shards) load_shard_batch(job, decoder, r, images);
-  const auto order = l.shards ? nullptr : indices(job.loader, job.sampler_epoch);
-  for (int64_t p = job.batch * l.batch_size; order && p < (job.batch + 1) * l.batch_size; ++p) {
+  const auto order = indices(job.loader, job.sampler_epoch);
+  for (int64_t p = job.batch * l.batch_size; p < (job.batch + 1) * l.batch_size; ++p) {
     // ConcatDataset: find the dataset holding the global index.
     int64_t index = (*order)[p];
     size_t d = 0;
@@ -182,6 +178,16 @@ MetaLoader::Result MetaLoader::load_batch(const Job& job) const {
       }
     }
   }
+}
+
+MetaLoader::Result MetaLoader::load_batch(const Job& job) const {
+  thread_local ImageDecoder decoder;
+  const SubLoader& l = loaders_[job.loader];
+  Result r;
+  std::vector<torch::Tensor> images, audios;
+  r.batch.task = l.task;
+  if (l.shards) load_shard_batch(job, decoder, r, images);
+  else load_file_batch(job, decoder, r, images, audios);
   // valor_collate / task_collate: per-modality tensors stacked along a new batch dimension.
   try {
     if (!images.empty()) r.batch.image = torch::stack(images);  // [B, n, 3, S, S]
@@ -269,8 +275,8 @@ nlohmann::json MetaLoader::state() const {
   s["sampler_epoch"] = consumed_.sampler_epoch;
   s["batch"] = consumed_.batch;
   // Only with shard loaders, so that the state of file-only mixtures keeps its form.
-  for (const auto& l : loaders_)
-    if (l.shards) s["shard_cursors"] = consumed_.cursors;
+  if (std::any_of(loaders_.begin(), loaders_.end(), [](const SubLoader& l) { return l.shards != nullptr; }))
+    s["shard_cursors"] = consumed_.cursors;
   for (const auto& [key, c] : counters_) s["skipped"][key] = {{"tried", c.tried}, {"bad", c.bad}};
   s["rank"] = opts_.rank;
   s["world_size"] = opts_.world_size;

@@ -99,8 +99,12 @@ class MetaLoader : public BatchSource {
   };
 
   Job advance(Position& p) const;
-  // Loads the job's samples (replacing the unloadable ones) and collates them; any thread.
+  // Loads the job's samples and collates them; any thread.
   Result load_batch(const Job& job) const;
+  // A file loader's samples, the unloadable ones replaced by random others of their dataset.
+  void load_file_batch(const Job& job, ImageDecoder& decoder, Result& r, std::vector<torch::Tensor>& images,
+                       std::vector<torch::Tensor>& audios) const;
+  // A shard loader's: the reader's next usable samples.
   void load_shard_batch(const Job& job, ImageDecoder& decoder, Result& r, std::vector<torch::Tensor>& images) const;
   std::shared_ptr<const std::vector<int64_t>> indices(size_t loader, int64_t epoch) const;
   int64_t batches_per_epoch(size_t loader) const;
