@@ -1,9 +1,10 @@
 // Decoders behind ImageDecoder (image_decode.cpp) for the formats PIL opens besides JPEG and PNG, each
 // giving what the original's `PIL.Image.open(f).convert('RGB')` gives (Pillow 9.4, checked pixel for
 // pixel by tests/datasets/media/make_pil_reference.py):
-//   GIF  (giflib)   the first frame; palette -> RGB, transparent pixels keep their palette colour (PIL's
+//   GIF  (own LZW)  the first frame; palette -> RGB, transparent pixels keep their palette colour (PIL's
 //                   convert('RGB') of a "P" image ignores transparency); pixels outside the frame take
-//                   the transparent index, else index 0, as PIL fills its canvas.
+//                   the transparent index, else index 0, as PIL fills its canvas. Damaged files as Pillow
+//                   reads them (gif_decode.cpp lists what it reads through and what it refuses).
 //   WebP (libwebp)  the library PIL links: lossy and lossless, alpha dropped; an animation's first frame
 //                   through WebPAnimDecoder, as PIL reads every WebP.
 //   BMP  (FFmpeg)   1/4/8-bit palette, 16-bit 5:5:5 / 5:6:5 (PIL's x * 255 / 31 widening), 24 and 32 bit,

@@ -4,7 +4,10 @@
     PYTHONPATH=<dir holding PIL> python3 tests/datasets/media/make_pil_reference.py OUT_DIR
     CB_PIL_REFERENCE_DIR=OUT_DIR build/tests/test_media_decode "image decode: PIL reference*"
 
-Each <case>.<ext> gets <case>.<ext>.rgb: 'H W\n' then H*W*3 bytes. Needs only Pillow (no numpy).
+Each <case>.<ext> gets <case>.<ext>.rgb: 'H W\n' then H*W*3 bytes, or, where Pillow raises (with its
+default ImageFile.LOAD_TRUNCATED_IMAGES = False), <case>.<ext>.err holding the exception: the test then
+expects a cb::Error naming the file. Besides well-formed files there are damaged GIFs (edge_cases: cut,
+stray bytes, odd blocks and code sizes) and random mutations of a few GIFs (mutants). Needs only Pillow.
 """
 import io
 import random
@@ -72,6 +75,166 @@ def gif_bytes(screen, palette, frame, indices, *, local=None, transparent=None, 
     return bytes(out)
 
 
+def lzw_pack(codes, min_size):
+    """Packs LZW codes LSB first, widening codes as a decoder that adds one table entry per code after the
+    first (and after each clear) does: the way Pillow's decoder and GIF encoders agree on."""
+    clear = 1 << min_size
+    width, nxt, fresh = min_size + 1, clear + 2, True
+    bits, nbits, data = 0, 0, bytearray()
+    for c in codes:
+        bits |= c << nbits
+        nbits += width
+        while nbits >= 8:
+            data.append(bits & 255)
+            bits >>= 8
+            nbits -= 8
+        if c == clear:
+            width, nxt, fresh = min_size + 1, clear + 2, True
+        elif c != clear + 1:
+            if not fresh and nxt < 4096:
+                if nxt == (1 << width) - 1 and width < 12:
+                    width += 1
+                nxt += 1
+            fresh = False
+    if nbits:
+        data.append(bits & 255)
+    return bytes(data)
+
+
+def sub_blocks(data, size=255):
+    return b"".join(bytes([len(data[i:i + size])]) + data[i:i + size] for i in range(0, len(data), size))
+
+
+def gif_with_codes(screen, palette, frame, codes, min_size=8, *, before_image=b"", blocks=None):
+    """A GIF whose first frame's data is `codes` (literal pixel values, clear and end codes as given)."""
+    out = gif_bytes(screen, palette, frame, [0] * (frame[2] * frame[3]))
+    start = 13 + (3 << ((out[10] & 7) + 1) if out[10] & 0x80 else 0)
+    desc = out[start:start + 10]
+    data = lzw_pack(codes, min_size)
+    return out[:start] + before_image + desc + bytes([min_size]) + (blocks or sub_blocks)(data) + b"\x00;"
+
+
+def gif_edge_cases(pal, rnd):
+    """Damaged and unusual GIFs, each with what Pillow 9.4 does in its .rgb or .err file."""
+    w, h = 11, 7
+    idx = [rnd.randrange(len(pal) // 3) for _ in range(w * h)]
+    base = gif_bytes((w, h), pal, (0, 0, w, h), idx)
+    img = 13 + (3 << ((base[10] & 7) + 1))  # the image descriptor; code size at img + 10, data at img + 11
+    assert base[img] == ord(",")
+    data = img + 11
+    yield "gif_edge_cut_in_data.gif", base[:data + 5]
+    yield "gif_edge_cut_in_last_sub_block.gif", base[:-3]
+    yield "gif_edge_cut_after_last_sub_block.gif", base[:-2]
+    yield "gif_edge_cut_after_code_size.gif", base[:data]
+    yield "gif_edge_cut_in_descriptor.gif", base[:img + 5]
+    yield "gif_edge_no_trailer.gif", base[:-1]
+    yield "gif_edge_garbage_after_trailer.gif", base + b"garbage\x00,\x01;"
+    yield "gif_edge_stray_bytes_before_image.gif", base[:img] + b"\x00\x01xyz\xff" + base[img:]
+    yield "gif_edge_semicolon_before_image.gif", base[:img] + b";" + base[img:]
+    yield "gif_edge_no_image.gif", base[:img] + b";"
+    yield "gif_edge_header_only.gif", base[:img]
+    yield "gif_edge_unknown_extension.gif", base[:img] + b"!\x42\x03abc\x02de\x00" + base[img:]
+    # An extension whose first sub-block is the terminator: Pillow reads on, taking ',' as a length.
+    yield "gif_edge_extension_empty.gif", base[:img] + b"!\x42\x00" + base[img:]
+    yield "gif_edge_comment_empty.gif", base[:img] + b"!\xfe\x00" + base[img:]
+    yield "gif_edge_comment.gif", base[:img] + b"!\xfe\x05hello\x03abc\x00" + base[img:]
+    yield "gif_edge_plain_text_extension.gif", base[:img] + b"!\x01\x0c" + bytes(12) + b"\x02hi\x00" + base[img:]
+    yield "gif_edge_gce_3_bytes.gif", base[:img] + b"!\xf9\x03\x00\x00\x00\x00" + base[img:]
+    yield "gif_edge_gce_3_bytes_transparent.gif", base[:img] + b"!\xf9\x03\x01\x00\x00\x00" + base[img:]
+    yield "gif_edge_gce_empty.gif", base[:img] + b"!\xf9\x00" + base[img:]
+    yield "gif_edge_gce_6_bytes_transparent.gif", base[:img] + b"!\xf9\x06\x01\x00\x00\x05\x00\x00\x00" + base[img:]
+    yield "gif_edge_two_gces.gif", (base[:img] + b"!\xf9\x04\x01\x00\x00\x09\x00" + b"!\xf9\x04\x00\x00\x00\x02\x00" +
+                                    base[img:img + 1] + bytes([2, 0, 1, 0]) + base[img + 5:])
+    yield "gif_edge_app_extension_empty.gif", base[:img] + b"!\xff\x00" + base[img:]
+    yield "gif_edge_netscape_without_loop.gif", base[:img] + b"!\xff\x0bNETSCAPE2.0\x00" + base[img:]
+    yield "gif_edge_netscape.gif", base[:img] + b"!\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00" + base[img:]
+    for bits in [0, 1, 2, 7, 9, 12, 13, 255]:
+        b = bytearray(base)
+        b[img + 10] = bits
+        yield f"gif_edge_code_size_{bits}.gif", bytes(b)
+    n = base[data]
+    block = base[data + 1:data + 1 + n]
+    yield "gif_edge_empty_sub_block_first.gif", base[:data] + b"\x00" + base[data:]
+    yield "gif_edge_empty_sub_block_between.gif", (base[:data] + bytes([5]) + block[:5] + b"\x00\x00" +
+                                                   bytes([n - 5]) + block[5:] + base[data + 1 + n:])
+    yield "gif_edge_sub_block_past_end.gif", base[:data] + bytes([n + 10]) + base[data + 1:]
+    yield "gif_edge_sub_block_255_past_end.gif", base[:data] + bytes([255]) + base[data + 1:]
+    # Frame rectangles: past the screen, empty, width 0 at x 0 (Pillow decodes it over the whole canvas).
+    yield "gif_edge_frame_past_screen_interlaced.gif", gif_bytes((8, 5), pal, (3, 2, w, h), idx, interlace=True)
+    yield "gif_edge_screen_0x0.gif", gif_bytes((0, 0), pal, (0, 0, w, h), idx)
+    yield "gif_edge_frame_width_0_at_0.gif", gif_with_codes((w, h), pal, (0, 2, 0, 3), [256] + idx + [257])
+    yield "gif_edge_frame_width_0_at_0_short.gif", gif_with_codes((w, h), pal, (0, 2, 0, 3), [256] + idx[:20] + [257])
+    yield "gif_edge_frame_width_0_at_4.gif", gif_with_codes((w, h), pal, (4, 2, 0, 3), [256] + idx + [257])
+    yield "gif_edge_frame_height_0.gif", gif_with_codes((w, h), pal, (1, 2, 5, 0), [256] + idx + [257])
+    yield "gif_edge_1x1_interlaced.gif", gif_bytes((1, 1), pal, (0, 0, 1, 1), idx[:1], interlace=True)
+    yield "gif_edge_3x3_interlaced.gif", gif_bytes((3, 3), pal, (0, 0, 3, 3), idx[:9], interlace=True)
+    # LZW streams: an end code before the last pixel, a code past the table, extra codes after the frame,
+    # no clear code first, literal-only streams that fill the table (deferred clear) with and without a
+    # clear code after it, and string codes (KwKwK: a code defined by its own use).
+    yield "gif_edge_end_code_early.gif", gif_with_codes((w, h), pal, (0, 0, w, h), [256] + idx[:30] + [257])
+    yield "gif_edge_code_past_table.gif", gif_with_codes((w, h), pal, (0, 0, w, h), [256] + idx[:3] + [300] + idx)
+    yield "gif_edge_codes_after_frame.gif", gif_with_codes((w, h), pal, (0, 0, w, h), [256] + idx + idx + [257])
+    yield "gif_edge_no_clear_code.gif", gif_with_codes((w, h), pal, (0, 0, w, h), idx + [257])
+    yield "gif_edge_clear_clear.gif", gif_with_codes((w, h), pal, (0, 0, w, h), [256, 256] + idx[:5] + [256, 256] + idx[5:] + [257])
+    yield "gif_edge_kwkwk.gif", gif_with_codes((w, h), pal, (0, 0, w, h), [256, 3, 258, 259, 260] + idx + [257])
+    yield "gif_edge_first_code_is_string.gif", gif_with_codes((w, h), pal, (0, 0, w, h), [256, 258] + idx + [257])
+    big = [rnd.randrange(len(pal) // 3) for _ in range(90 * 80)]
+    yield "gif_edge_table_full.gif", gif_with_codes((90, 80), pal, (0, 0, 90, 80), [256] + big + [257])
+    yield "gif_edge_table_full_then_clear.gif", gif_with_codes((90, 80), pal, (0, 0, 90, 80), [256] + big[:5000] + [256] + big[5000:] + [257])
+    small = [rnd.randrange(4) for _ in range(w * h)]
+    yield "gif_edge_lzw_min_size_2.gif", gif_with_codes((w, h), pal, (0, 0, w, h), [4] + small + [5], min_size=2)
+    yield "gif_edge_lzw_min_size_1.gif", gif_with_codes((w, h), pal, (0, 0, w, h), [2] + [v & 1 for v in small] + [3], min_size=1)
+    yield "gif_edge_lzw_min_size_12.gif", gif_with_codes((w, h), pal, (0, 0, w, h), [4096] + [v * 20 for v in idx] + [4097], min_size=12)
+    # An end code early in a file with more than one 65536-byte read after it: Pillow's read loop feeds
+    # the next read and decoding goes on, so the image is whole.
+    bw, bh = 400, 300
+    bigidx = [rnd.randrange(len(pal) // 3) for _ in range(bw * bh)]
+    codes = [256]
+    for i, v in enumerate(bigidx):
+        if i and i % 250 == 0:
+            codes.append(256)
+        if i == 1000:
+            codes.append(257)
+        codes.append(v)
+    yield "gif_edge_end_code_then_more_reads.gif", gif_with_codes((bw, bh), pal, (0, 0, bw, bh), codes + [257])
+    codes = [256] + [c for i, v in enumerate(bigidx) for c in ([256, v] if i and i % 250 == 0 else [v])][:-2000] + [257]
+    yield "gif_edge_end_code_in_last_read.gif", gif_with_codes((bw, bh), pal, (0, 0, bw, bh), codes)
+    frames = [pattern(w, h, s) for s in range(2)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    anim = buf.getvalue()
+    yield "gif_edge_second_frame_cut.gif", anim[:-20]
+
+
+def gif_mutants(rnd, count):
+    """Random damage to a few GIFs (Pillow's encoder: real LZW strings; interlaced; animated): a byte
+    changed, inserted or removed, or the file cut."""
+    w, h = 37, 23
+    buf = io.BytesIO()
+    pattern(w, h, 3).quantize(64).save(buf, "GIF", transparency=3)
+    seeds = [buf.getvalue()]
+    buf = io.BytesIO()
+    pattern(w, h, 4).quantize(200).save(buf, "GIF", interlace=1)
+    seeds.append(buf.getvalue())
+    buf = io.BytesIO()
+    pattern(w, h, 5).save(buf, "GIF", save_all=True, append_images=[pattern(w, h, 6)], duration=40)
+    seeds.append(buf.getvalue())
+    for i in range(count):
+        b = bytearray(seeds[i % len(seeds)])
+        for _ in range(rnd.choice([1, 1, 2, 4])):
+            at = rnd.randrange(len(b))
+            kind = rnd.randrange(4)
+            if kind == 0:
+                b[at] = rnd.randrange(256)
+            elif kind == 1:
+                b.insert(at, rnd.randrange(256))
+            elif kind == 2:
+                del b[at]
+            else:
+                del b[max(at, 14):]
+        yield f"gif_mutant_{i:03d}.gif", bytes(b)
+
+
 def bmp_bytes(w, h, bits, rows, *, compression=0, masks=None, palette=b"", top_down=False):
     """A BMP with a 40-byte info header (+ 12 bytes of masks for bit fields); `rows` bottom-up unless
     top_down, each already padded to 4 bytes (or the RLE stream when compressed)."""
@@ -110,6 +273,8 @@ def cases():
     buf = io.BytesIO()
     frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=40)
     yield "gif_animated.gif", buf.getvalue()
+    yield from gif_edge_cases(pal, random.Random(11))
+    yield from gif_mutants(random.Random(12), 400)
 
     rgb = pattern(w, h, 5)
     rgba = rgb.copy()
@@ -171,7 +336,14 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     for name, data in cases():
         (out / name).write_bytes(data)
-        im = Image.open(io.BytesIO(data)).convert("RGB")
+        for stale in [out / (name + ".rgb"), out / (name + ".err")]:
+            stale.unlink(missing_ok=True)
+        try:
+            im = Image.open(io.BytesIO(data)).convert("RGB")
+        except Exception as e:  # the original's dataset skips the sample
+            (out / (name + ".err")).write_text(f"{type(e).__name__}: {e}\n")
+            print(name, "raises", type(e).__name__, e)
+            continue
         (out / (name + ".rgb")).write_bytes(f"{im.height} {im.width}\n".encode() + im.tobytes())
         print(name, im.size)
 

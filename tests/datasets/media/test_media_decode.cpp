@@ -211,9 +211,211 @@ TEST_CASE("image decode: bad GIF, WebP and BMP input throws cb::Error naming the
   CHECK(torch::equal(decode(d, files[3].second), rgb));
 }
 
+namespace {
+
+// LZW codes packed LSB first, widened as a decoder adding one table entry per code after the first
+// (and after each clear) widens them: make_pil_reference.py's lzw_pack.
+std::vector<uint8_t> lzw_pack(const std::vector<int>& codes, int min_size) {
+  const int clear = 1 << min_size;
+  int width = min_size + 1, next = clear + 2, nbits = 0;
+  bool fresh = true;
+  uint64_t bits = 0;
+  std::vector<uint8_t> out;
+  for (int c : codes) {
+    bits |= uint64_t(c) << nbits;
+    for (nbits += width; nbits >= 8; nbits -= 8, bits >>= 8) out.push_back(uint8_t(bits));
+    if (c == clear) {
+      width = min_size + 1, next = clear + 2, fresh = true;
+    } else if (c != clear + 1) {
+      if (!fresh && next < 4096) {
+        if (next == (1 << width) - 1 && width < 12) ++width;
+        ++next;
+      }
+      fresh = false;
+    }
+  }
+  if (nbits > 0) out.push_back(uint8_t(bits));
+  return out;
+}
+
+// `data` as sub-blocks of `size` bytes, without the terminator.
+std::vector<uint8_t> sub_blocks(const std::vector<uint8_t>& data, size_t size = 255) {
+  std::vector<uint8_t> out;
+  for (size_t i = 0; i < data.size(); i += size) {
+    const size_t n = std::min(size, data.size() - i);
+    out.push_back(uint8_t(n));
+    out.insert(out.end(), data.begin() + std::ptrdiff_t(i), data.begin() + std::ptrdiff_t(i + n));
+  }
+  return out;
+}
+
+struct HandGif {
+  int screen_w = 11, screen_h = 7;
+  std::vector<uint8_t> palette;       // 16 RGB entries: the global colour table
+  std::vector<uint8_t> before_image;  // bytes between the colour table and the image descriptor
+  int x = 0, y = 0, w = 11, h = 7;
+  int min_size = 8;
+  std::vector<uint8_t> data;  // the image's sub-blocks, terminator excluded
+  std::vector<uint8_t> after = {0, ';'};
+
+  std::vector<uint8_t> bytes() const {
+    std::vector<uint8_t> out = {'G', 'I', 'F', '8', '9', 'a'};
+    auto le16 = [&](int v) { out.push_back(uint8_t(v)), out.push_back(uint8_t(v >> 8)); };
+    le16(screen_w), le16(screen_h);
+    out.insert(out.end(), {0x83, 0, 0});
+    out.insert(out.end(), palette.begin(), palette.end());
+    out.insert(out.end(), before_image.begin(), before_image.end());
+    out.push_back(',');
+    le16(x), le16(y), le16(w), le16(h);
+    out.insert(out.end(), {0, uint8_t(min_size)});
+    out.insert(out.end(), data.begin(), data.end());
+    out.insert(out.end(), after.begin(), after.end());
+    return out;
+  }
+};
+
+std::vector<int> codes_of(const torch::Tensor& indices, int clear = 256) {
+  std::vector<int> codes = {clear};
+  const auto* p = indices.contiguous().data_ptr<uint8_t>();
+  for (int64_t i = 0; i < indices.numel(); ++i) {
+    if (i > 0 && i % 250 == 0) codes.push_back(clear);  // literals only: keep the table from filling
+    codes.push_back(p[i]);
+  }
+  codes.push_back(clear + 1);
+  return codes;
+}
+
+}  // namespace
+
+// What Pillow 9.4's Image.open(f).convert('RGB') does with damaged GIFs (established with
+// make_pil_reference.py's edge cases, which the reference case below compares file by file): stray
+// bytes and odd blocks it reads through give the same pixels, what it refuses is a cb::Error naming the
+// file. giflib, which decoded GIFs before, refused the first kind and read some of the second.
+TEST_CASE("image decode: damaged GIFs as Pillow 9.4 reads them") {
+  cb::ImageDecoder d;
+  const auto pal = random_palette(16, 31);
+  const auto idx = random_indices(7, 11, 16, 32);
+  const auto expected = palette_rgb(idx, pal);
+  const auto codes = codes_of(idx);
+  HandGif gif;
+  gif.palette = pal;
+  gif.data = sub_blocks(lzw_pack(codes, 8), 40);
+  REQUIRE(torch::equal(decode(d, gif.bytes(), "ok.gif"), expected));
+
+  SECTION("read through: stray bytes, extensions, empty sub-blocks, no trailer, anything after the frame") {
+    auto g = gif;
+    g.before_image = {0x00, 0x01, 'x', 'y', 0xFF};  // not '!', ',' or ';': skipped byte by byte
+    CHECK(torch::equal(decode(d, g.bytes(), "stray.gif"), expected));
+    g.before_image = {'!', 0x42, 3, 'a', 'b', 'c', 2, 'd', 'e', 0, '!', 0xFE, 0, '!', 0xF9, 3, 0, 0, 0, 0};
+    CHECK(torch::equal(decode(d, g.bytes(), "extensions.gif"), expected));  // unknown, empty comment, 3-byte GCE
+    g = gif;
+    g.data.insert(g.data.begin(), 0);  // an empty sub-block is skipped, not the end of the data
+    g.data.insert(g.data.begin() + 1 + 41, {0, 0});
+    CHECK(torch::equal(decode(d, g.bytes(), "empty_sub_blocks.gif"), expected));
+    g = gif;
+    g.after = {};  // neither terminator nor trailer
+    CHECK(torch::equal(decode(d, g.bytes(), "no_trailer.gif"), expected));
+    g.after = {0, ';', 'j', 'u', 'n', 'k', ',', 0};
+    CHECK(torch::equal(decode(d, g.bytes(), "after_trailer.gif"), expected));
+    g = gif;  // codes past the frame's last pixel are never read
+    auto more = codes;
+    more.insert(more.end() - 1, codes.begin(), codes.end() - 1);
+    more.push_back(4095);
+    g.data = sub_blocks(lzw_pack(more, 8));
+    CHECK(torch::equal(decode(d, g.bytes(), "extra_codes.gif"), expected));
+  }
+
+  SECTION("LZW minimum code sizes 0 and 1 are decoded as Pillow does (codes never widen)") {
+    auto g = gif;
+    g.min_size = 0;  // 1-bit codes: 0 is the only literal, 1 the clear code
+    g.data = sub_blocks(std::vector<uint8_t>(10, 0));
+    CHECK(torch::equal(decode(d, g.bytes(), "size0.gif"), palette_rgb(torch::zeros({7, 11}, torch::kUInt8), pal)));
+    const auto bits = random_indices(7, 11, 2, 33);
+    g.min_size = 1;  // 2-bit codes for ever: literals 0 and 1, clear 2, end 3
+    std::vector<int> c1 = {2};
+    for (int64_t i = 0; i < bits.numel(); ++i) c1.push_back(bits.data_ptr<uint8_t>()[i]);
+    c1.push_back(3);
+    std::vector<uint8_t> packed;
+    for (size_t i = 0; i < c1.size(); i += 4) {
+      uint8_t b = 0;
+      for (size_t k = 0; k < 4 && i + k < c1.size(); ++k) b |= uint8_t(c1[i + k] << (2 * k));
+      packed.push_back(b);
+    }
+    g.data = sub_blocks(packed);
+    CHECK(torch::equal(decode(d, g.bytes(), "size1.gif"), palette_rgb(bits, pal)));
+  }
+
+  SECTION("a frame of width 0 at x 0 is decoded over the whole canvas; any other empty frame is refused") {
+    auto g = gif;
+    g.y = 2, g.w = 0, g.h = 3;
+    CHECK(torch::equal(decode(d, g.bytes(), "width0.gif"), expected));
+    g.x = 4;
+    CHECK_THROWS_WITH(decode(d, g.bytes(), "width0_at4.gif"), Contains("width0_at4.gif") && Contains("empty frame"));
+    g.x = 0, g.w = 5, g.h = 0;
+    CHECK_THROWS_WITH(decode(d, g.bytes(), "height0.gif"), Contains("height0.gif") && Contains("empty frame"));
+  }
+
+  SECTION("an end code before the last pixel: truncated, unless another 65536-byte read follows") {
+    auto g = gif;
+    std::vector<int> early(codes.begin(), codes.begin() + 31);
+    early.push_back(257);
+    g.data = sub_blocks(lzw_pack(early, 8));
+    CHECK_THROWS_WITH(decode(d, g.bytes(), "end_early.gif"), Contains("end_early.gif") && Contains("truncated"));
+    // 400 x 300 literals (~135 kB): Pillow's read loop hands the decoder the next read and it goes on.
+    const auto big = random_indices(300, 400, 16, 34);
+    auto big_codes = codes_of(big);
+    big_codes.insert(big_codes.begin() + 1000, 257);
+    g.screen_w = g.w = 400, g.screen_h = g.h = 300;
+    g.data = sub_blocks(lzw_pack(big_codes, 8));
+    CHECK(torch::equal(decode(d, g.bytes(), "end_then_more.gif"), palette_rgb(big, pal)));
+  }
+
+  SECTION("refused as Pillow refuses: cut data, bad blocks, no image, bad code size, a code past the table") {
+    auto bytes = gif.bytes();
+    const auto check_error = [&](const std::vector<uint8_t>& b, const std::string& name, const std::string& what) {
+      INFO(name);
+      CHECK_THROWS_WITH(decode(d, b, name), Contains(name) && Contains(what));
+    };
+    const size_t data_at = 13 + 48 + 10 + 1;
+    check_error({bytes.begin(), bytes.begin() + std::ptrdiff_t(data_at + 5)}, "cut_data.gif", "truncated");
+    check_error({bytes.begin(), bytes.end() - 3}, "cut_last_block.gif", "truncated");
+    check_error({bytes.begin(), bytes.begin() + std::ptrdiff_t(data_at)}, "cut_code_size.gif", "truncated");
+    check_error({bytes.begin(), bytes.begin() + 13 + 48 + 4}, "cut_descriptor.gif", "truncated");
+    auto g = gif;
+    g.data = sub_blocks(lzw_pack(codes, 8));
+    g.data[0] = 255;  // one sub-block, said to be longer than the rest of the file
+    check_error(g.bytes(), "long_block.gif", "truncated");
+    g = gif;
+    g.before_image = {';'};
+    check_error(g.bytes(), "semicolon.gif", "no image");
+    std::vector<uint8_t> header_only(bytes.begin(), bytes.begin() + 13 + 48);
+    check_error(header_only, "header_only.gif", "no image");
+    g.before_image = {'!', 0xF9, 3, 1, 0, 0, 0};  // transparency flag, but no index byte
+    check_error(g.bytes(), "gce3.gif", "graphic control");
+    g.before_image = {'!', 0xF9, 0};
+    check_error(g.bytes(), "gce0.gif", "graphic control");
+    g.before_image = {'!', 0x42, 0};  // Pillow skips sub-blocks on: ',' reads as a length
+    check_error(g.bytes(), "empty_extension.gif", "image");
+    g.before_image = {'!', 0xFF, 0};
+    check_error(g.bytes(), "empty_application.gif", "application extension");
+    g.before_image = {'!', 0xFF, 11, 'N', 'E', 'T', 'S', 'C', 'A', 'P', 'E', '2', '.', '0', 0};
+    check_error(g.bytes(), "netscape.gif", "NETSCAPE2.0");
+    g = gif;
+    g.min_size = 13;
+    check_error(g.bytes(), "size13.gif", "code size 13");
+    g = gif;
+    auto bad = codes;
+    bad.insert(bad.begin() + 4, 300);  // the table holds 258..260 then
+    g.data = sub_blocks(lzw_pack(bad, 8));
+    check_error(g.bytes(), "bad_code.gif", "broken LZW");
+  }
+}
+
 // Pixel-exact agreement with Pillow on the files tests/datasets/media/make_pil_reference.py writes
-// (GIF, WebP lossy/lossless/animated, BMP 1/4/8/16/24/32-bit and RLE8). Skipped unless
-// CB_PIL_REFERENCE_DIR names such a directory: Pillow is not a build dependency.
+// (GIF, WebP lossy/lossless/animated, BMP 1/4/8/16/24/32-bit and RLE8; damaged and mutated GIFs): the
+// same pixels where Pillow gives pixels (<file>.rgb), a cb::Error naming the file where Pillow raises
+// (<file>.err). Skipped unless CB_PIL_REFERENCE_DIR names such a directory: Pillow is not a build
+// dependency.
 TEST_CASE("image decode: PIL reference files (CB_PIL_REFERENCE_DIR)") {
   const char* dir = std::getenv("CB_PIL_REFERENCE_DIR");
   if (!dir) {
@@ -224,8 +426,13 @@ TEST_CASE("image decode: PIL reference files (CB_PIL_REFERENCE_DIR)") {
   int files = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     const auto path = entry.path();
-    if (path.extension() == ".rgb") continue;
+    if (path.extension() == ".rgb" || path.extension() == ".err") continue;
     INFO(path.string());
+    if (std::filesystem::exists(path.string() + ".err")) {
+      CHECK_THROWS_WITH(d.decode_file(path), Contains(path.filename().string()));
+      ++files;
+      continue;
+    }
     std::ifstream ref(path.string() + ".rgb", std::ios::binary);
     REQUIRE(ref);
     int64_t h = 0, w = 0;
