@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
@@ -17,6 +18,8 @@
 namespace cb {
 namespace {
 
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
 struct Key {
   std::string_view path;
   Expect type;                    // Expect::any: anything below is accepted (builder / processor specific sections)
@@ -29,7 +32,24 @@ struct Key {
   // The values accepted for a string key ("generate"; comma-separated): another one is refused with the
   // doc as the reason (a LAVIS setting whose other values would do what this code does not). Empty: any.
   std::string_view values = {};
+  // The range a number key accepts; a value outside it (or NaN) is refused naming its file and line.
+  struct Bounds {
+    double lo = -kInf, hi = kInf;
+    bool lo_open = false, hi_open = false;
+    bool any() const { return lo == -kInf && hi == kInf; }
+    bool holds(double v) const { return (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi); }
+    std::string text() const {  // ">= 0", "> 0", "in [0, 1)"
+      if (hi == kInf) return fmt::format("{} {}", lo_open ? ">" : ">=", lo);
+      return fmt::format("in {}{}, {}{}", lo_open ? "(" : "[", lo, hi, hi_open ? ")" : "]");
+    }
+  } bounds = {};
 };
+
+using Bounds = Key::Bounds;
+constexpr Bounds kNonNegative{0};
+constexpr Bounds kPositive{0, kInf, true};
+constexpr Bounds kAtLeastOne{1};
+constexpr Bounds kProbability{0, 1, false, true};  // [0, 1): a drop rate
 
 constexpr std::string_view kRequired = "!required";  // the code that reads it fails when it is absent
 constexpr std::string_view kNoDefault = "!none";     // optional: absence means what the doc says
@@ -53,7 +73,7 @@ constexpr Key kKeys[] = {
     {"model.num_query_token", E::integer, kRequired, "query tokens per Q-Former pass (image and audio)",
      "model.arch=chatbridge"},
     {"model.llama_model", E::string, "''", "Hugging Face LLaMA/Vicuna folder (config, weights, tokenizer)"},
-    {"model.drop_path_rate", E::number, "0.0", "ViT stochastic depth", "model.arch=chatbridge"},
+    {"model.drop_path_rate", E::number, "0.0", "ViT stochastic depth", "model.arch=chatbridge", "", kProbability},
     {"model.use_grad_checkpoint", E::boolean, "false", "activation checkpointing in the ViT and Q-Former",
      "model.arch=chatbridge"},
     {"model.vit_precision", E::string, "fp16", "ViT weights: fp16 (CUDA only), bf16 or fp32", "model.arch=chatbridge"},
@@ -103,12 +123,13 @@ constexpr Key kKeys[] = {
     {"run.task", E::string, kRequired, "registered task (tri_pretrain, tri_instruct, lm_pretrain, *_eval)"},
     {"run.runner", E::string, "runner_base", "registered runner"},
     {"run.lr_sched", E::string, kRequired, "registered lr scheduler (e.g. linear_warmup_cosine_lr)"},
-    {"run.init_lr", E::number, kRequired, "peak learning rate"},
-    {"run.min_lr", E::number, kRequired, "floor of the decay"},
+    {"run.init_lr", E::number, kRequired, "peak learning rate", "", "", kNonNegative},
+    {"run.min_lr", E::number, kRequired, "floor of the decay", "", "", kNonNegative},
     {"run.warmup_lr", E::number, "-1", "learning rate at warmup step 0 (negative: init_lr)"},
-    {"run.warmup_steps", E::integer, "0", "linear warmup steps"},
-    {"run.lr_decay_rate", E::number, kNoDefault, "linear_warmup_step_lr: factor per epoch (that schedule needs it)"},
-    {"run.weight_decay", E::number, kRequired, "AdamW weight decay"},
+    {"run.warmup_steps", E::integer, "0", "linear warmup steps", "", "", kNonNegative},
+    {"run.lr_decay_rate", E::number, kNoDefault, "linear_warmup_step_lr: factor per epoch (that schedule needs it)", "",
+     "", kNonNegative},
+    {"run.weight_decay", E::number, kRequired, "AdamW weight decay", "", "", kNonNegative},
     {"run.max_epoch", E::integer, kRequired, "epochs to train"},
     {"run.iters_per_epoch", E::integer, kNoDefault, "iterations per epoch (absent: the loader's length, else 10000)"},
     {"run.iter_per_epoch", E::integer, kNotRead, "accepted for the original's configs; not read"},
@@ -118,8 +139,8 @@ constexpr Key kKeys[] = {
      "run.task=lm_pretrain"},
     {"run.batch_size_eval", E::integer, "1", "chatbridge-eval and validation: items per generation batch"},
     {"run.num_workers", E::integer, kNotRead, "accepted for the original's configs; not read"},
-    {"run.accum_grad_iters", E::integer, "1", "micro-batches per optimiser step"},
-    {"run.log_freq", E::integer, "50", "iterations between metrics lines"},
+    {"run.accum_grad_iters", E::integer, "1", "micro-batches per optimiser step", "", "", kAtLeastOne},
+    {"run.log_freq", E::integer, "50", "iterations between metrics lines", "", "", kAtLeastOne},
     {"run.seed", E::integer, kRequired, "training seed, the same on every rank (eval, chat, convert, probe: 42)"},
     {"run.output_dir", E::string, kRequired, "checkpoints, config.yaml, metrics.jsonl, eval results"},
     {"run.amp", E::boolean, "false",
@@ -150,13 +171,16 @@ constexpr Key kKeys[] = {
     {"run.wandb_key", E::string, "''", "Weights & Biases: not implemented, warns when set"},
     {"run.gt_file", E::string, kNotRead, "accepted for the original's configs; not read"},
     // Added by this implementation.
-    {"run.save_every_iters", E::integer, "0", "mid-epoch checkpoint period (0: end of epoch only)"},
-    {"run.keep_last_checkpoints", E::integer, "0", "delete older checkpoints beyond this many (0: keep all)"},
+    {"run.save_every_iters", E::integer, "0", "mid-epoch checkpoint period (0: end of epoch only)", "", "",
+     kNonNegative},
+    {"run.keep_last_checkpoints", E::integer, "0", "delete older checkpoints beyond this many (0: keep all)", "", "",
+     kNonNegative},
     {"run.tensorboard", E::boolean, "false", "TensorBoard event files of the logged metrics under `<output_dir>/tb`"},
     {"run.valid_task", E::string, kNoDefault,
      "evaluation task of valid/test splits (absent: caption_eval for caption sets, vqa_eval for QA sets)"},
     {"run.dist_timeout", E::number, "1800",
-     "seconds a collective may wait for the other ranks before the job fails naming them (torchrun's 30 min)"},
+     "seconds a collective may wait for the other ranks before the job fails naming them (torchrun's 30 min)", "", "",
+     kPositive},
     {"run.max_bad_sample_fraction", E::number, "0.1", "stop when a dataset skips more than this fraction"},
     {"run.pin_memory", E::boolean, "true", "page-locked batches when CUDA is available (as the original)"},
     {"run.lm_data_opts_paths", E::list, kRequired, "lm_pretrain: data-options JSONs whose texts make the corpus",
@@ -278,6 +302,12 @@ void validate(const ConfigNode& map, const std::string& parent, const ConfigNode
           fail("{} in {}: '{}' is not supported (accepted: {}): {}", path, value.where(), value.string, k->values,
                k->doc);
       }
+      if (!k->bounds.any() && (value.type == ConfigNode::Type::integer || value.type == ConfigNode::Type::floating)) {
+        const double v = value.type == ConfigNode::Type::integer ? double(value.integer) : value.floating;
+        if (!k->bounds.holds(v))
+          fail("{} in {}: expected {} {}, got {}", path, value.where(), describe(k->type), k->bounds.text(),
+               value.describe());
+      }
       if (!value.is_null() && k->default_yaml == kNotRead) warn_not_read(*k, value);
       if (!value.is_null()) warn_out_of_scope(*k, value, root);
     } else if (is_section(path)) {
@@ -378,7 +408,9 @@ std::string config_reference_markdown() {
                                               : fmt::format("`{}`", k.default_yaml);
     // "read with": the `only` condition, `model.arch` chatbridge; every model / task when empty
     auto scope = k.only.empty() ? std::string("all") : scope_text(k.only, ", ", true);
-    md += fmt::format("| `{}` | {} | {} | {} | {} |\n", k.path, type_name(k.type), def, scope, k.doc);
+    const auto type =
+        k.bounds.any() ? std::string(type_name(k.type)) : fmt::format("{} {}", type_name(k.type), k.bounds.text());
+    md += fmt::format("| `{}` | {} | {} | {} | {} |\n", k.path, type, def, scope, k.doc);
   }
   return md;
 }

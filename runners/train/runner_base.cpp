@@ -141,22 +141,11 @@ class RunnerBase : public Runner {
 
 RunnerBase::RunnerBase(RunnerInputs in) : in_(std::move(in)) {
   auto run = in_.cfg.sub("run");
-  // A count below its minimum would otherwise pass silently (a negative save period: no mid-epoch
-  // checkpoints; a negative keep_last: keep all).
-  auto at_least = [&run](const char* key, int64_t min) {
-    const auto v = run.get<int64_t>(key);
-    if (v < min) {
-      const auto* node = run.node().find(key);
-      fail("run.{} in {}: must be >= {}, got {}", key, node ? node->where() : "the defaults", min, v);
-    }
-    return v;
-  };
   sched_cfg_ = lr_schedule_config(run);
-  accum_ = at_least("accum_grad_iters", 1);
-  log_freq_ = at_least("log_freq", 1);
-  save_every_ = at_least("save_every_iters", 0);
-  keep_last_ = static_cast<int>(at_least("keep_last_checkpoints", 0));
-  at_least("warmup_steps", 0);
+  accum_ = run.get<int64_t>("accum_grad_iters");  // the bounds of these counts: framework/config_schema.cpp
+  log_freq_ = run.get<int64_t>("log_freq");
+  save_every_ = run.get<int64_t>("save_every_iters");
+  keep_last_ = static_cast<int>(run.get<int64_t>("keep_last_checkpoints"));
   if (const int64_t total = sched_cfg_.max_epoch * sched_cfg_.iters_per_epoch; sched_cfg_.warmup_steps >= total)
     spdlog::warn(
         "run.warmup_steps ({}) is not shorter than the whole run (run.max_epoch x iters_per_epoch = {} steps): the "
