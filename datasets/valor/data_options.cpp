@@ -71,7 +71,7 @@ LoaderGroupSpec parse_group(const json& j, const std::string& where) {
   if (!j.is_object()) fail("{}: expected an object", where);
   check_keys(j,
              {"datasets", "task", "data_format", "video_sample_num", "audio_sample_num", "steps", "epoch", "batch_size",
-              "n_workers"},
+              "n_workers", "shuffle_buffer"},
              where);
   LoaderGroupSpec g;
   g.task = required<std::string>(j, "task", where);
@@ -103,6 +103,11 @@ LoaderGroupSpec parse_group(const json& j, const std::string& where) {
   g.batch_size = required<int64_t>(j, "batch_size", where);
   g.n_workers = required<int64_t>(j, "n_workers", where);
   if (g.batch_size < 1 || g.n_workers < 0) fail("{}: batch_size must be >= 1 and n_workers >= 0", where);
+  if (j.contains("shuffle_buffer")) {
+    if (!webdataset) fail("{}: 'shuffle_buffer' applies to data_format webdataset groups only", where);
+    g.shuffle_buffer = required<int64_t>(j, "shuffle_buffer", where);
+    if (g.shuffle_buffer < 0) fail("{}: 'shuffle_buffer' must be >= 0 (0: no shuffle buffer)", where);
+  }
   return g;
 }
 

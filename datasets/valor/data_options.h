@@ -34,6 +34,9 @@ struct LoaderGroupSpec {
   std::optional<double> epoch;   // alternative weight: int(len(dataset) // batch_size * epoch)
   int64_t batch_size = 0;        // GLOBAL batch size
   int64_t n_workers = 0;
+  // data_format webdataset: the readers' shuffle buffer size, in samples (0: none, shard order). Not a
+  // key of the original, whose laion / cc_sbu pipelines hard-code wds.shuffle(1000).
+  int64_t shuffle_buffer = 1000;
   // `<task>--<names joined by '_'>`, the original's loader name.
   std::string name() const;
 };

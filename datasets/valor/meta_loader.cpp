@@ -82,7 +82,7 @@ MetaLoader::MetaLoader(std::vector<SubLoader> loaders, MetaLoaderOptions opts)
   planned_.batch.assign(loaders_.size(), 0);
   planned_.cursors.resize(loaders_.size());
   for (size_t i = 0; i < loaders_.size(); ++i)
-    if (loaders_[i].shards) planned_.cursors[i].resize(static_cast<size_t>(loaders_[i].shards->readers()));
+    if (loaders_[i].shards) planned_.cursors[i] = loaders_[i].shards->initial_states();
   consumed_ = planned_;
   // One shared pool sized by the largest n_workers; two batches in flight per worker, as DataLoader's
   // default prefetch_factor.
@@ -309,7 +309,7 @@ void MetaLoader::restore(const nlohmann::json& s) {
       if (loaders_[i].shards) {
         if (!s.contains("shard_cursors"))
           fail("data loader state: no shard positions saved for loader {}", loaders_[i].name);
-        p.cursors[i] = s.at("shard_cursors").at(i).get<std::vector<ShardCursor>>();
+        p.cursors[i] = s.at("shard_cursors").at(i).get<std::vector<ReaderState>>();
         if (p.cursors[i].size() != static_cast<size_t>(loaders_[i].shards->readers()))
           fail(
               "data loader state: loader {} was saved with {} shard readers, this run has {} (n_workers, the number "

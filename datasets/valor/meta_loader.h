@@ -12,7 +12,7 @@
 //
 // A loader of webdataset shards (SubLoader::shards) is a stream instead: it takes no part in the
 // shared epoch counter, its batch j comes from shard reader j mod readers, and the state keeps each
-// reader's shard position (webdataset_images.h).
+// reader's shard position and shuffle buffer (webdataset_images.h).
 //
 // A sample whose media cannot be loaded is replaced by a random other sample of the same dataset (as
 // the original), and counted with its file and reason; next() throws cb::Error once a dataset's
@@ -77,7 +77,7 @@ class MetaLoader : public BatchSource {
     std::mt19937_64 mix_rng;
     std::vector<int64_t> sampler_epoch, batch;
     // Per loader, per shard reader (empty for indexed loaders); kept up to date in consumed_ only.
-    std::vector<std::vector<ShardCursor>> cursors;
+    std::vector<std::vector<ReaderState>> cursors;
   };
   struct Job {
     size_t loader;
@@ -91,7 +91,7 @@ class MetaLoader : public BatchSource {
     std::vector<Bad> bad;
     std::map<std::string, int64_t> tried;
     // A shard loader's batch: where its reader stands after it.
-    std::optional<std::pair<size_t, ShardCursor>> cursor;  // (reader, position)
+    std::optional<std::pair<size_t, ReaderState>> cursor;  // (reader, state)
   };
   struct Pending {
     std::future<Result> result;
