@@ -7,8 +7,9 @@
 //                   reads them (gif_decode.cpp lists what it reads through and what it refuses).
 //   WebP (libwebp)  the library PIL links: lossy and lossless, alpha dropped; an animation's first frame
 //                   through WebPAnimDecoder, as PIL reads every WebP.
-//   BMP  (FFmpeg)   1/4/8-bit palette, 16-bit 5:5:5 / 5:6:5 (PIL's x * 255 / 31 widening), 24 and 32 bit,
-//                   bit fields, RLE4/RLE8; alpha dropped.
+//   BMP             1/4/8-bit palette and RLE4/RLE8 unpacked here by PIL's rules, 16-bit 5:5:5 / 5:6:5
+//                   (PIL's x * 255 / 31 widening), 24 and 32 bit, bit fields through FFmpeg; alpha
+//                   dropped; damaged files as Pillow reads them (bmp_decode.cpp).
 // Every failure throws cb::Error naming the file (`name`) and the reason.
 #pragma once
 #include <torch/torch.h>

@@ -7,7 +7,8 @@
 Each <case>.<ext> gets <case>.<ext>.rgb: 'H W\n' then H*W*3 bytes, or, where Pillow raises (with its
 default ImageFile.LOAD_TRUNCATED_IMAGES = False), <case>.<ext>.err holding the exception: the test then
 expects a cb::Error naming the file. Besides well-formed files there are damaged GIFs (edge_cases: cut,
-stray bytes, odd blocks and code sizes) and random mutations of a few GIFs (mutants). Needs only Pillow.
+stray bytes, odd blocks and code sizes) and BMPs (cut pixel data, headers at odds with the data,
+RLE), and random mutations of a few GIFs and of the BMPs (mutants). Needs only Pillow.
 """
 import io
 import random
@@ -235,6 +236,83 @@ def gif_mutants(rnd, count):
         yield f"gif_mutant_{i:03d}.gif", bytes(b)
 
 
+def bmp_edge_cases(rnd):
+    """BMP files PIL 9.4 reads its own way: cut pixel data, headers that disagree with the data, RLE."""
+    w, h = 13, 5
+    pal = bytes(rnd.randrange(256) for _ in range(6 * 4))
+    rows = [pad(bytes(rnd.randrange(6) for _ in range(w))) for _ in range(h)]
+    raw8 = bmp_bytes(w, h, 8, rows, palette=pal)
+    yield "bmp_edge_8bit_last_row_unpadded.bmp", raw8[:-3]
+    yield "bmp_edge_8bit_last_row_cut.bmp", raw8[:-4]
+    yield "bmp_edge_8bit_cut_in_palette.bmp", raw8[:60]
+    yield "bmp_edge_8bit_offset_at_header_end.bmp", raw8[:10] + struct.pack("<I", 54) + raw8[14:]
+    yield "bmp_edge_8bit_offset_0.bmp", raw8[:10] + struct.pack("<I", 0) + raw8[14:]
+    yield "bmp_edge_8bit_offset_past_end.bmp", raw8[:10] + struct.pack("<I", 5000) + raw8[14:]
+    yield "bmp_edge_8bit_file_size_wrong.bmp", raw8[:2] + struct.pack("<I", 7) + raw8[6:]
+    yield "bmp_edge_8bit_image_size_wrong.bmp", raw8[:34] + struct.pack("<I", 99999) + raw8[38:]
+    yield "bmp_edge_8bit_planes_0.bmp", raw8[:26] + b"\x00\x00" + raw8[28:]
+    yield "bmp_edge_8bit_colors_300.bmp", raw8[:46] + struct.pack("<I", 300) + raw8[50:]
+    yield "bmp_edge_8bit_colors_70000.bmp", raw8[:46] + struct.pack("<I", 70000) + raw8[50:]
+    yield "bmp_edge_8bit_header_56.bmp", raw8[:14] + struct.pack("<I", 56) + raw8[18:]
+    bw = bytes([0, 0, 0, 0, 255, 255, 255, 0])
+    yield "bmp_edge_8bit_black_white_palette.bmp", bmp_bytes(w, h, 8, [pad(bytes(rnd.randrange(256) for _ in range(w)))
+                                                                      for _ in range(h)], palette=bw)
+    gray16 = b"".join(bytes([i, i, i, 0]) for i in range(16))
+    yield "bmp_edge_4bit_gray_palette.bmp", bmp_bytes(w, h, 4, [pad(bytes(rnd.randrange(256) for _ in range((w + 1) // 2)))
+                                                                 for _ in range(h)], palette=gray16)
+    yield "bmp_edge_2bit.bmp", bmp_bytes(w, h, 2, [pad(bytes(4)) for _ in range(h)], palette=pal[:16])
+    yield "bmp_edge_compression_4.bmp", raw8[:30] + struct.pack("<I", 4) + raw8[34:]
+    rgb = [pad(bytes(rnd.randrange(256) for _ in range(3 * w))) for _ in range(h)]
+    raw24 = bmp_bytes(w, h, 24, rgb)
+    yield "bmp_edge_24bit_last_row_unpadded.bmp", raw24[:-1]
+    yield "bmp_edge_24bit_last_row_cut.bmp", raw24[:-2]
+    yield "bmp_edge_24bit_planes_3.bmp", raw24[:26] + b"\x03\x00" + raw24[28:]
+    px = [pad(b"".join(struct.pack("<H", rnd.randrange(1 << 16)) for _ in range(w))) for _ in range(h)]
+    yield "bmp_edge_16_masks_444.bmp", bmp_bytes(w, h, 16, px, compression=3, masks=(0xF00, 0xF0, 0xF))
+    yield "bmp_edge_16_masks_555.bmp", bmp_bytes(w, h, 16, px, compression=3, masks=(0x7C00, 0x3E0, 0x1F))
+    # RLE8 / RLE4: ends, deltas (PIL 9.4 skips two bytes and reads right/up from the next two), runs past
+    # the row, absolute runs (odd RLE4 lengths), the compression field against the depth.
+    def rle(ops, bits=8, comp=1, palette=pal):
+        return bmp_bytes(w, h, bits, bytes(ops), compression=comp, palette=palette)
+    full = []
+    for y in range(h):
+        full += [5, 1, 0, 4, 2, 3, 1, 5, 0, 0, 6, 4, 0, 0]
+    yield "bmp_edge_rle8_ok.bmp", rle(full + [0, 1])
+    yield "bmp_edge_rle8_no_end_of_bitmap.bmp", rle(full)
+    yield "bmp_edge_rle8_end_early.bmp", rle(full[:28] + [0, 1])
+    yield "bmp_edge_rle8_cut.bmp", rle(full[:29])
+    yield "bmp_edge_rle8_run_past_row.bmp", rle([40, 2, 0, 0] * h + [0, 1])
+    yield "bmp_edge_rle8_absolute_past_row.bmp", rle([0, 20] + list(range(20)) + [3, 1, 0, 0] + full)
+    yield "bmp_edge_rle8_delta.bmp", rle([2, 1, 0, 2, 9, 9, 3, 1] + full)
+    yield "bmp_edge_rle8_delta_cut.bmp", rle([2, 1, 0, 2, 9, 9, 3])
+    yield "bmp_edge_rle8_eol_only.bmp", rle([0, 0] * (h + 2) + [0, 1])
+    yield "bmp_edge_rle8_odd_offset.bmp", rle([0, 3, 1, 2, 3] + full)
+    yield "bmp_edge_rle4.bmp", rle([5, 0x12, 0, 5, 0x34, 0x56, 0x70, 0, 3, 0xAB, 0, 0] * h + [0, 1], bits=4, comp=2)
+    yield "bmp_edge_rle4_on_8bit.bmp", rle([5, 0x12, 0, 0] * h + [0, 1], bits=8, comp=2)
+    yield "bmp_edge_rle8_on_4bit.bmp", rle(full + [0, 1], bits=4, comp=1)
+    yield "bmp_edge_rle8_black_white.bmp", rle([13, 1, 0, 0] * h + [0, 1], palette=bw)
+    yield "bmp_edge_rle8_24bit.bmp", rle(full + [0, 1], bits=24, palette=b"")
+
+
+def bmp_mutants(rnd, seeds, count):
+    """Random damage to the BMP reference files (`seeds`: name, bytes), most of it in the headers."""
+    for i in range(count):
+        name, data = seeds[i % len(seeds)]
+        b = bytearray(data)
+        for _ in range(rnd.choice([1, 1, 2])):
+            at = rnd.randrange(len(b)) if rnd.random() < 0.5 else rnd.randrange(min(len(b), 70))
+            kind = rnd.randrange(4)
+            if kind == 0:
+                b[at] = rnd.randrange(256)
+            elif kind == 1:
+                b.insert(at, rnd.randrange(256))
+            elif kind == 2:
+                del b[at]
+            else:
+                del b[max(at, 2):]
+        yield f"bmp_mutant_{i:03d}_{name}", bytes(b)
+
+
 def bmp_bytes(w, h, bits, rows, *, compression=0, masks=None, palette=b"", top_down=False):
     """A BMP with a 40-byte info header (+ 12 bytes of masks for bit fields); `rows` bottom-up unless
     top_down, each already padded to 4 bytes (or the RLE stream when compressed)."""
@@ -251,6 +329,16 @@ def pad(row):
 
 
 def cases():
+    bmps = []
+    for name, data in reference_files():
+        if name.startswith("bmp_"):
+            bmps.append((name, data))
+        yield name, data
+    yield from bmp_edge_cases(random.Random(13))
+    yield from bmp_mutants(random.Random(14), bmps, 400)
+
+
+def reference_files():
     w, h = 37, 23
     rnd = random.Random(1)
     pal = [rnd.randrange(256) for _ in range(3 * 200)]
