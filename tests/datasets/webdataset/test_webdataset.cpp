@@ -131,7 +131,7 @@ TEST_CASE("shuffle buffer: webdataset's pick rule", "[data]") {
   // buffer together are exactly the samples read, and after the first pick (two reads a step until
   // `initial`, so initial - 1 or, odd, initial) the buffer grows by one per pick up to size - 1.
   std::mt19937_64 gen(3);
-  for (const auto [size, initial] : {std::pair<size_t, size_t>{10, 100}, {250, 100}, {7, 3}}) {
+  for (const auto& [size, initial] : {std::pair<size_t, size_t>{10, 100}, {250, 100}, {7, 3}}) {
     INFO("size " << size << ", initial " << initial);
     std::vector<uint64_t> draws(64);
     for (auto& d : draws) d = gen();
@@ -149,21 +149,6 @@ TEST_CASE("shuffle buffer: webdataset's pick rule", "[data]") {
 }
 
 namespace {
-
-std::string as_string(const std::vector<uint8_t>& v) { return std::string(v.begin(), v.end()); }
-
-// `n_shards` shards of `per_shard` samples "s<k>_<i>" (a small JPEG and a txt caption) under `dir`.
-void write_shards(const fs::path& dir, int n_shards, int per_shard) {
-  for (int k = 0; k < n_shards; ++k) {
-    std::vector<std::pair<std::string, std::string>> members;
-    for (int i = 0; i < per_shard; ++i) {
-      const std::string key = fmt::format("s{}_{}", k, i);
-      members.push_back({key + ".jpg", as_string(cb::test::encode_jpeg(cb::test::pattern_frame(10 * k + i, 8, 8)))});
-      members.push_back({key + ".txt", "shard " + key});
-    }
-    write_tar(dir / fmt::format("{:05d}.tar", k), members);
-  }
-}
 
 // A stage-1 config of one webdataset group over `pattern` (under root); shuffle_buffer left out when null.
 cb::Config shard_config(const fs::path& root, const std::string& pattern, int batch, int workers,
@@ -197,7 +182,7 @@ std::vector<std::string> ids_of(cb::BatchSource& s, int batches) {
 TEST_CASE("webdataset group: the shuffle buffer mixes samples across shards, each taken once per read",
           "[data][webdataset]") {
   const fs::path root = cb::test::fresh_dir("wds_shuffle");
-  write_shards(root / "shards", 3, 6);  // 18 samples a pass
+  cb::test::write_image_shards(root / "shards", 3, 6);  // 18 samples a pass
   // The stream in shard order (same seed, so the same shard order in every pass).
   auto plain = cb::build_train_source(shard_config(root, "shards/{00000..00002}.tar", 1, 0, 0), 0, 1);
   const std::vector<std::string> stream = ids_of(*plain, 72);
@@ -238,7 +223,7 @@ TEST_CASE("webdataset group: the shuffle buffer mixes samples across shards, eac
 
 TEST_CASE("webdataset group: a restored source continues with the saved shuffle buffer", "[data][webdataset]") {
   const fs::path root = cb::test::fresh_dir("wds_resume");
-  write_shards(root / "shards", 4, 7);
+  cb::test::write_image_shards(root / "shards", 4, 7);
   // Two readers (2 shards, 14 samples a pass each), 3 samples a batch; buffer 150 (initial 100), so at
   // the save each reader's buffer holds samples of several passes and shards and is not yet full.
   const cb::Config cfg = shard_config(root, "shards/{00000..00003}.tar", 3, 2, 150);
@@ -304,7 +289,7 @@ TEST_CASE("webdataset group: shards that give no sample at all stop the reader",
 
 TEST_CASE("webdataset group: shuffle_buffer is checked like the other keys", "[data][webdataset]") {
   const fs::path root = cb::test::fresh_dir("wds_options");
-  write_shards(root / "shards", 1, 2);
+  cb::test::write_image_shards(root / "shards", 1, 2);
   REQUIRE_THROWS_WITH(cb::build_train_source(shard_config(root, "shards/00000.tar", 1, 0, -5), 0, 1),
                       Catch::Contains("data_cfg.train[0]") && Catch::Contains("'shuffle_buffer' must be >= 0"));
   json group = {{"datasets", {{{"name", "w"}, {"shards", (root / "shards/00000.tar").string()}}}},

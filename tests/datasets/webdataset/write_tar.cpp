@@ -2,7 +2,10 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <fmt/format.h>
 #include <catch2/catch.hpp>
+
+#include "tests/support/make_media.h"
 
 namespace cb::test {
 
@@ -23,6 +26,19 @@ void write_tar(const std::filesystem::path& path, const std::vector<std::pair<st
   }
   archive_write_close(a);
   archive_write_free(a);
+}
+
+void write_image_shards(const std::filesystem::path& dir, int n_shards, int per_shard, int64_t height, int64_t width) {
+  for (int k = 0; k < n_shards; ++k) {
+    std::vector<std::pair<std::string, std::string>> members;
+    for (int i = 0; i < per_shard; ++i) {
+      const std::string key = fmt::format("s{}_{}", k, i);
+      const std::vector<uint8_t> jpeg = encode_jpeg(pattern_frame(10 * k + i, height, width));
+      members.push_back({key + ".jpg", std::string(jpeg.begin(), jpeg.end())});
+      members.push_back({key + ".txt", "shard " + key});
+    }
+    write_tar(dir / fmt::format("{:05d}.tar", k), members);
+  }
 }
 
 }  // namespace cb::test
