@@ -2,7 +2,9 @@
 
 #include <cstdlib>
 #include <limits>
+#include <mutex>
 #include <optional>
+#include <set>
 
 #include "framework/config_schema.h"
 #include "framework/error.h"
@@ -215,7 +217,33 @@ std::string Config::full(std::string_view key) const {
   return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
 }
 
+struct Config::Reads {
+  std::mutex mutex;
+  std::set<std::string> paths;
+};
+
+Config Config::recording() const {
+  Config c = *this;
+  c.reads_ = std::make_shared<Reads>();
+  return c;
+}
+
+std::vector<std::string> Config::keys_read(const Config& recorder) const {
+  if (!recorder.reads_) fail("Config::keys_read: {} is not a recording() view", recorder.path_);
+  const std::string prefix = path_.empty() ? "" : path_ + ".";
+  std::lock_guard lock(recorder.reads_->mutex);
+  std::vector<std::string> out;
+  for (const auto& p : recorder.reads_->paths)
+    if (p.size() > prefix.size() && p.starts_with(prefix) && p.find('.', prefix.size()) == std::string::npos)
+      out.push_back(p.substr(prefix.size()));
+  return out;
+}
+
 const ConfigNode* Config::lookup(std::string_view key) const {
+  if (reads_) {
+    std::lock_guard lock(reads_->mutex);
+    reads_->paths.insert(full(key.substr(0, key.find('.'))));
+  }
   const ConfigNode* n = node_;
   for (const auto& part : pystr::split(key, ".")) {
     if (!n->is_map()) return nullptr;
@@ -269,7 +297,9 @@ Config Config::sub(std::string_view key) const {
   const ConfigNode* n = lookup(key);
   if (!n) fail("{}: required section is missing in {}", full(key), origin_.empty() ? "the config" : origin_);
   if (!n->is_map()) wrong_type(full(key), *n, "a mapping");
-  return Config(root_, n, full(key), origin_);
+  Config c(root_, n, full(key), origin_);
+  c.reads_ = reads_;
+  return c;
 }
 
 std::vector<std::string> Config::keys() const {

@@ -41,6 +41,14 @@ class Config {
   const ConfigNode& node() const { return *node_; }
   const std::string& path() const { return path_; }  // "" for the root, else e.g. "run"
 
+  // A view of the same tree that records the keys read through it and the sections taken from it:
+  // how the owner of a section the schema leaves open (a processor's keys) finds the keys it did not
+  // read, i.e. a misspelt key that the original would silently ignore.
+  Config recording() const;
+  // The keys directly below this mapping that were looked up through `recorder` (a recording() of
+  // it) or its sections, present or not (a key read with a default counts).
+  std::vector<std::string> keys_read(const Config& recorder) const;
+
   std::string to_yaml() const;
   nlohmann::ordered_json to_json() const;  // what checkpoints and log.txt store (cfg.to_dict())
 
@@ -53,6 +61,8 @@ class Config {
   const ConfigNode* node_;
   std::string path_;
   std::string origin_;  // the experiment yaml, for "missing key" errors
+  struct Reads;
+  std::shared_ptr<Reads> reads_;  // set by recording(): full paths looked up
 };
 
 // train.py's --options: `a.b=v` tokens, or alternating `key value` pairs when the first token has no

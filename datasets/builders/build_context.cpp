@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "framework/did_you_mean.h"
 #include "framework/error.h"
 #include "framework/json_file.h"
 
@@ -12,8 +13,59 @@ namespace cb {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+namespace {
+
+// The shape of a `datasets.<name>` section, as LAVIS's dataset yamls write it. The original ignores
+// keys outside it, so a misspelt one (`vall:`, `storge:`) silently leaves a split or a path out; here
+// it stops the run. Keys of those yamls that nothing here reads (download links, docs) only warn.
+struct Level {
+  std::vector<std::string> read, not_read;
+  const char* why_not_read = "";
+};
+const Level kSection{{"type", "data_type", "build_info", "vis_processor", "text_processor", "aud_processor"},
+                     {"dataset_card", "sample_ratio"},
+                     "a dataset card is documentation; datasets are mixed by the task's data options"};
+const Level kBuildInfo{{"annotations", "images", "videos", "audios", "features", "storage"}};
+const Level kAnnotations{{"train", "val", "test"}, {"ans2label"}, "answers are generated, not classified"};
+const Level kFiles{{"storage"}, {"url", "md5"}, "nothing is downloaded: storage must hold the files"};
+const Level kProcessors{{"train", "eval"}};
+
+void check_level(const ConfigNode& n, const Level& level, const std::string& path) {
+  if (!n.is_map()) return;  // a wrong type is reported by the code that reads it
+  for (const auto& [k, v] : n.entries) {
+    if (std::find(level.read.begin(), level.read.end(), k) != level.read.end()) continue;
+    if (std::find(level.not_read.begin(), level.not_read.end(), k) != level.not_read.end()) {
+      spdlog::warn("{}.{} is set in {} but has no effect here: {}", path, k, v.where(), level.why_not_read);
+      continue;
+    }
+    fail("{}.{} in {}: not a key of a dataset section here (expected one of: {}){}", path, k, v.where(),
+         fmt::join(level.read, ", "), did_you_mean(k, level.read));
+  }
+}
+
+void check_section_keys(const ConfigNode& section, const std::string& path) {
+  check_level(section, kSection, path);
+  for (const char* p : {"vis_processor", "text_processor", "aud_processor"})
+    if (const ConfigNode* n = section.find(p)) check_level(*n, kProcessors, path + "." + p);
+  const ConfigNode* info = section.find("build_info");
+  if (!info) return;
+  check_level(*info, kBuildInfo, path + ".build_info");
+  if (const ConfigNode* ann = info->find("annotations")) {
+    check_level(*ann, kAnnotations, path + ".build_info.annotations");
+    if (ann->is_map())
+      for (const auto& [split, files] : ann->entries)
+        check_level(files, kFiles, path + ".build_info.annotations." + split);
+  }
+  for (const char* media : {"images", "videos", "audios", "features"})
+    if (const ConfigNode* n = info->find(media)) check_level(*n, kFiles, path + ".build_info." + media);
+}
+
+}  // namespace
+
 BuildContext::BuildContext(std::string builder, Config section, fs::path cache_root)
-    : builder_(std::move(builder)), section_(std::move(section)), cache_root_(std::move(cache_root)) {}
+    : builder_(std::move(builder)), section_(std::move(section)), cache_root_(std::move(cache_root)) {
+  check_section_keys(section_.node(), key(""));
+}
 
 std::string BuildContext::key(std::string_view sub) const {
   const std::string base = section_.path().empty() ? "datasets." + builder_ : section_.path();
@@ -60,11 +112,19 @@ fs::path BuildContext::media_root(const std::string& media) const {
 
 std::string BuildContext::storage() const { return resolve(section_.get<std::string>("build_info.storage")).string(); }
 
+std::string BuildContext::default_yaml() const {
+  const auto type = section_.get<std::string>("type", "default");
+  const auto types = registry::default_config_types(Kind::dataset_builder, builder_);
+  if (std::find(types.begin(), types.end(), type) == types.end()) return {};
+  const auto path = registry::default_config(Kind::dataset_builder, builder_, type);
+  return fs::relative(path, registry::resource_root()).string();  // as resolve_config names it
+}
+
 Processor BuildContext::processor(const std::string& which, bool train) const {
   const std::string k = which + (train ? ".train" : ".eval");
   if (!section_.has(k)) fail("{}: missing (the {} split needs it)", key(k), train ? "train" : "val/test");
   try {
-    return make_processor(section_.sub(k));
+    return make_processor(section_.sub(k), default_yaml());
   } catch (const Error& e) {
     fail("{}: {}", key(k), e.what());
   }
@@ -73,7 +133,7 @@ Processor BuildContext::processor(const std::string& which, bool train) const {
 std::function<std::string(std::string_view)> BuildContext::text_processor(bool train) const {
   const std::string k = std::string("text_processor") + (train ? ".train" : ".eval");
   if (!section_.has(k)) return [](std::string_view s) { return std::string(s); };
-  Processor p = make_processor(section_.sub(k));
+  Processor p = make_processor(section_.sub(k), default_yaml());
   if (!p.text) fail("{}: {} is not a text processor", key(k), section_.get<std::string>(k + ".name"));
   return p.text;
 }

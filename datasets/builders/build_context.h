@@ -24,6 +24,7 @@ struct BadRecord {
 
 class BuildContext {
  public:
+  // Fails on a key outside a dataset section's shape (build_context.cpp), naming it and its line.
   BuildContext(std::string builder, Config section, std::filesystem::path cache_root);
 
   const std::string& builder() const { return builder_; }
@@ -32,7 +33,7 @@ class BuildContext {
 
   // An absolute path as is; a relative one under the cache root (the original's get_cache_path).
   std::filesystem::path resolve(const std::string& path) const;
-  // The splits of build_info.annotations among train/val/test, in that order (others are ignored).
+  // The splits of build_info.annotations among train/val/test, in that order.
   std::vector<std::string> splits() const;
   // build_info.annotations.<split>.storage: one path or a list.
   std::vector<std::filesystem::path> annotation_files(const std::string& split) const;
@@ -50,6 +51,9 @@ class BuildContext {
   std::function<std::string(std::string_view)> text_processor(bool train) const;
 
  private:
+  // The builder's default yaml for the section's `type`, as resolve_config names its values' source.
+  std::string default_yaml() const;
+
   std::string builder_;
   Config section_;
   std::filesystem::path cache_root_;

@@ -26,7 +26,11 @@ struct FactoryOf<Kind::processor> {
   using type = std::function<Processor(const Config&)>;
 };
 
-// registry::get<Kind::processor>(cfg.get<std::string>("name"))(cfg), failing on an unknown name.
-Processor make_processor(const Config& cfg);
+// registry::get<Kind::processor>(cfg.get<std::string>("name"))(cfg), failing on an unknown name and on
+// a key the processor does not read (the original ignores it: a misspelt `imagesize` keeps the default).
+// A key whose value comes from the file `inherited_from` (a builder's default yaml, merged under the
+// user's section) only warns: who switches a processor's name keeps what the default one read, as the
+// original's merge keeps it.
+Processor make_processor(const Config& cfg, std::string_view inherited_from = {});
 
 }  // namespace cb

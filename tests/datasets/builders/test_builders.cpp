@@ -15,6 +15,7 @@
 
 namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
+using Catch::Matchers::StartsWith;
 using nlohmann::json;
 
 namespace {
@@ -56,20 +57,28 @@ struct Media {
 
 // The builder's default yaml with `user` (a YAML `datasets:` document) merged over it, as
 // resolve_config does; small media processors so that the tests run fast.
-cb::Config section(const std::string& builder, const std::string& user, const std::string& type = "default") {
+cb::Config section(const std::string& builder, const std::string& user, const std::string& type = "default",
+                   bool small_processors = true) {
+  const auto path = cb::registry::default_config(cb::Kind::dataset_builder, builder, type);
+  // Named as resolve_config names it: a processor key kept from it only warns (make_processor).
   cb::ConfigNode base =
-      cb::load_yaml_file(cb::registry::default_config(cb::Kind::dataset_builder, builder, type), builder);
+      cb::load_yaml_file(path, std::filesystem::relative(path, cb::registry::resource_root()).string());
   cb::merge_into(base, cb::parse_yaml(user, "test section"));
+  // n_frms only where the builder's video processors read it: a processor refuses keys it does not read.
+  const cb::Config defaults(base, "defaults");
+  const bool frames = defaults.has("datasets." + builder + ".vis_processor.eval.n_frms");
+  const std::string size =
+      fmt::format("{{image_size: {}{}}}", kSize, frames ? fmt::format(", n_frms: {}", kFrames) : "");
   cb::ConfigNode small = cb::parse_yaml(fmt::format(R"(
 datasets:
   {0}:
     vis_processor:
-      train: {{image_size: {1}, n_frms: {2}}}
-      eval: {{image_size: {1}, n_frms: {2}}}
+      train: {1}
+      eval: {1}
 )",
-                                                    builder, kSize, kFrames),
+                                                    builder, size),
                                         "small processors");
-  cb::merge_into(base, small);
+  if (small_processors) cb::merge_into(base, small);
   return cb::Config(base, "test").sub("datasets." + builder);
 }
 
@@ -806,15 +815,79 @@ datasets:
     vis_processor: {train: null}
 )"),
                     Contains("datasets.coco_caption.vis_processor.train"));
-  CHECK_THROWS_WITH(build(m, "coco_caption", R"(
+  // A text processor as the image processor: the default yaml's image_size, which it does not read,
+  // only warns; the builder refuses it.
+  CHECK_THROWS_WITH(cb::build_dataset("coco_caption",
+                                      section("coco_caption", R"(
 datasets:
   coco_caption:
     build_info:
       annotations: {train: {storage: ann/lines.json}, val: null, test: null}
       images: {storage: .}
     vis_processor: {train: {name: blip_caption}}
+)",
+                                              "default", false),
+                                      m.root),
+                    Contains("coco_caption/train") && Contains("not an image processor"));
+
+  // A misspelt key, which the original would ignore (leaving a split, a path or a processor setting
+  // out), stops the build naming it, its line and the nearest key.
+  const auto misspelt = [&](const std::string& yaml_text) {
+    try {
+      build(m, "coco_caption", yaml_text);
+    } catch (const cb::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("built");
+  };
+  CHECK_THAT(misspelt(R"(
+datasets:
+  coco_caption:
+    build_info:
+      annotations: {train: {storage: ann/lines.json}, vall: {storage: ann/lines.json}, test: null}
+      images: {storage: .}
 )"),
-                    Contains("coco_caption/train"));
+             StartsWith("datasets.coco_caption.build_info.annotations.vall in test section (line 5") &&
+                 Contains("did you mean 'val'?"));
+  CHECK_THAT(misspelt(R"(
+datasets:
+  coco_caption:
+    build_info:
+      annotations: {train: {storage: ann/lines.json}, val: null, test: null}
+      images: {storge: .}
+)"),
+             Contains("datasets.coco_caption.build_info.images.storge") && Contains("did you mean 'storage'?"));
+  CHECK_THAT(misspelt(R"(
+datasets:
+  coco_caption:
+    vis_procesor: {train: {name: blip_image_train}}
+    build_info:
+      annotations: {train: {storage: ann/lines.json}, val: null, test: null}
+      images: {storage: .}
+)"),
+             Contains("datasets.coco_caption.vis_procesor") && Contains("did you mean 'vis_processor'?"));
+  CHECK_THAT(misspelt(R"(
+datasets:
+  coco_caption:
+    vis_processor: {train: {name: blip_image_train, imagesize: 32}}
+    build_info:
+      annotations: {train: {storage: ann/lines.json}, val: null, test: null}
+      images: {storage: .}
+)"),
+             StartsWith("datasets.coco_caption.vis_processor.train: imagesize in test section (line 4") &&
+                 Contains("not a key of processor 'blip_image_train'") && Contains("did you mean 'image_size'?"));
+  // LAVIS's download links are accepted (with a warning): nothing is downloaded.
+  CHECK(misspelt(R"(
+datasets:
+  coco_caption:
+    dataset_card: dataset_card/coco_caption.md
+    build_info:
+      annotations:
+        train: {url: "https://example.com/train.json", md5: abc, storage: ann/lines.json}
+        val: null
+        test: null
+      images: {storage: .}
+)") == "built");
 }
 
 TEST_CASE("vist_caption: five image frames per story; mosei: sentiment answers", "[builders]") {

@@ -67,4 +67,11 @@ TEST_CASE("blip_image_eval: registered, from_config defaults") {
   CHECK(out[0][0][0].item<float>() == Approx((1.0 - cb::kClipMean[0]) / cb::kClipStd[0]).epsilon(1e-6));
   auto bad = cb::Config(cb::parse_yaml("name: blip_image_eval\nmean: [0.5]\n", "p.yaml"), "p.yaml");
   CHECK_THROWS_AS(cb::make_processor(bad), cb::Error);
+  // A key the processor does not read (the original ignores it, keeping the default size).
+  auto typo = cb::Config(cb::parse_yaml("name: blip_image_eval\nimagesize: 8\n", "p.yaml"), "p.yaml");
+  CHECK_THROWS_WITH(cb::make_processor(typo), Catch::StartsWith("imagesize in p.yaml (line 2") &&
+                                                  Catch::Contains("not a key of processor 'blip_image_eval'") &&
+                                                  Catch::Contains("did you mean 'image_size'?"));
+  auto text = cb::Config(cb::parse_yaml("name: blip_caption\nprompt: 'a '\nmax_word: 3\n", "t.yaml"), "t.yaml");
+  CHECK_THROWS_WITH(cb::make_processor(text), Catch::Contains("did you mean 'max_words'?"));
 }
