@@ -75,11 +75,12 @@ struct Sample {
             {"audio_sample_num", 1}, {"steps", steps}, {"batch_size", batch},    {"n_workers", workers}};
   }
 
-  // A data_format webdataset group of one dataset named `name` reading `pattern` (under root).
+  // A data_format webdataset group of one dataset named `name` reading `pattern` (under root), in shard
+  // order (shuffle_buffer 0: the buffer is tested in tests/datasets/webdataset/test_webdataset.cpp).
   json shard_group(const std::string& name, const std::string& pattern, int batch, int workers, int steps = 1) const {
     json ds = {{"name", name}, {"shards", (root / pattern).string()}, {"datatype", "image"}};
-    return {{"datasets", {ds}}, {"task", "ti"},        {"data_format", "webdataset"},
-            {"steps", steps},   {"batch_size", batch}, {"n_workers", workers}};
+    return {{"datasets", {ds}},    {"task", "ti"},         {"data_format", "webdataset"}, {"steps", steps},
+            {"batch_size", batch}, {"n_workers", workers}, {"shuffle_buffer", 0}};
   }
 
   // A config for `groups`; extra run options appended.
@@ -509,19 +510,6 @@ namespace {
 
 std::string as_string(const std::vector<uint8_t>& v) { return std::string(v.begin(), v.end()); }
 
-// Shard `k` of `n_shards`: samples s<k>_<i>, i < per_shard, each a JPEG and a txt caption.
-void write_shards(const fs::path& dir, int n_shards, int per_shard) {
-  for (int k = 0; k < n_shards; ++k) {
-    std::vector<std::pair<std::string, std::string>> members;
-    for (int i = 0; i < per_shard; ++i) {
-      const std::string key = fmt::format("s{}_{}", k, i);
-      members.push_back({key + ".jpg", as_string(image_jpeg(10 * k + i))});
-      members.push_back({key + ".txt", "shard " + key});
-    }
-    cb::test::write_tar(dir / fmt::format("{:05d}.tar", k), members);
-  }
-}
-
 std::vector<std::string> ids_of(cb::BatchSource& s, int batches) {
   std::vector<std::string> ids;
   for (const cb::Batch& b : take(s, batches)) ids.insert(ids.end(), b.ids.begin(), b.ids.end());
@@ -578,7 +566,7 @@ TEST_CASE("webdataset group: batches equal those of the same images and captions
 
 TEST_CASE("webdataset group: ranks and workers read disjoint shards that cover the set", "[data][webdataset]") {
   Sample s(0);
-  write_shards(s.root / "shards", 5, 2);
+  cb::test::write_image_shards(s.root / "shards", 5, 2);
   std::set<std::string> all;
   for (int k = 0; k < 5; ++k)
     for (int i = 0; i < 2; ++i) all.insert(fmt::format("s{}_{}", k, i));
@@ -618,7 +606,7 @@ TEST_CASE("webdataset group: ranks and workers read disjoint shards that cover t
 
 TEST_CASE("webdataset group: a restored source continues at the saved shard position", "[data][webdataset]") {
   Sample s(4);
-  write_shards(s.root / "shards", 3, 3);
+  cb::test::write_image_shards(s.root / "shards", 3, 3);
   json groups = {s.shard_group("wds", "shards/{00000..00002}.tar", 2, 2, 3),
                  s.group("ti", "imgs", "ann/images.json", {{"video", "images"}}, "image", 1, 1, 1)};
   const cb::Config cfg = s.config(groups);
@@ -690,7 +678,7 @@ TEST_CASE("webdataset group: corrupt shards and undecodable members are skipped 
 
 TEST_CASE("webdataset group: options errors name the key", "[data][webdataset]") {
   Sample s(0);
-  write_shards(s.root / "shards", 1, 2);
+  cb::test::write_image_shards(s.root / "shards", 1, 2);
   json g = s.shard_group("wds", "shards/00000.tar", 1, 0);
   g.erase("steps");
   g["epoch"] = 1.0;
