@@ -42,8 +42,9 @@ std::unique_ptr<BatchSource> build_train_source(const Config& cfg, int rank, int
       l.shards =
           std::make_shared<WebdatasetImages>(group, opts, rank, world_size, seed, static_cast<int64_t>(loaders.size()));
       l.weight = *group.steps;
-      spdlog::info("loader {}: {} tar shards on this rank in {} readers, weight {}, batch {} per rank", l.name,
-                   l.shards->shards(), l.shards->readers(), l.weight, l.batch_size);
+      spdlog::info(
+          "loader {}: {} tar shards on this rank in {} readers, shuffle buffer {}, weight {}, batch {} per rank",
+          l.name, l.shards->shards(), l.shards->readers(), group.shuffle_buffer, l.weight, l.batch_size);
       loaders.push_back(std::move(l));
       continue;
     }

@@ -13,6 +13,7 @@
 #include "datasets/builders/record_dataset.h"
 #include "datasets/media/image_decode.h"
 #include "datasets/webdataset/shard_pattern.h"
+#include "datasets/webdataset/shuffle_buffer.h"
 #include "datasets/webdataset/tar_shard.h"
 #include "framework/error.h"
 #include "framework/json_file.h"
@@ -23,7 +24,7 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-constexpr size_t kShuffleBuffer = 1000, kShuffleInitial = 100;  // wds.shuffle(1000) defaults
+constexpr size_t kShuffleBufferSize = 1000;  // wds.shuffle(1000)
 
 class WebdatasetPairs;
 
@@ -31,7 +32,7 @@ class WebdatasetPairs;
 // and are decoded when they leave it.
 class WebdatasetStream : public SampleStream {
  public:
-  WebdatasetStream(const WebdatasetPairs& ds, uint64_t seed) : ds_(ds), rng_(seed) {}
+  WebdatasetStream(const WebdatasetPairs& ds, uint64_t seed) : ds_(ds), rng_(seed), buffer_(kShuffleBufferSize) {}
   std::optional<Sample> next(std::vector<BadSample>& bad) override;
 
  private:
@@ -41,7 +42,7 @@ class WebdatasetStream : public SampleStream {
   std::mt19937_64 rng_;
   std::unique_ptr<WebdatasetShardReader> reader_;
   std::string shard_;
-  std::vector<std::pair<std::string, WebdatasetSample>> buffer_;  // (shard, sample)
+  ShuffleBuffer<std::pair<std::string, WebdatasetSample>> buffer_;  // (shard, sample)
   ImageDecoder decoder_;
 };
 
@@ -120,19 +121,11 @@ WebdatasetSample WebdatasetStream::pull(std::vector<BadSample>& bad) {
 
 std::optional<Sample> WebdatasetStream::next(std::vector<BadSample>& bad) {
   for (;;) {
-    // webdataset's _shuffle: one sample in, a second while the buffer is not full, none out before
-    // `initial` samples are buffered.
-    const auto add = [&] {
-      auto raw = pull(bad);
-      buffer_.emplace_back(shard_, std::move(raw));
+    const auto pull_one = [&] {
+      auto raw = pull(bad);  // sets shard_
+      return std::pair{shard_, std::move(raw)};
     };
-    add();
-    if (buffer_.size() < kShuffleBuffer) add();
-    while (buffer_.size() < kShuffleInitial) add();
-    const size_t pick = std::uniform_int_distribution<size_t>(0, buffer_.size() - 1)(rng_);
-    std::swap(buffer_[pick], buffer_.back());
-    auto [shard, raw] = std::move(buffer_.back());
-    buffer_.pop_back();
+    auto [shard, raw] = buffer_.next(pull_one, [&] { return rng_(); });
     try {
       return ds_.decode(raw, decoder_);
     } catch (const std::exception& e) {
