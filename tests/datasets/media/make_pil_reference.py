@@ -207,6 +207,20 @@ def gif_edge_cases(pal, rnd):
     yield "gif_edge_second_frame_cut.gif", anim[:-20]
 
 
+def damage(b, at, rnd, keep):
+    """One random change at `at`: a byte replaced, inserted or deleted, or the file cut there (never
+    before `keep` bytes)."""
+    kind = rnd.randrange(4)
+    if kind == 0:
+        b[at] = rnd.randrange(256)
+    elif kind == 1:
+        b.insert(at, rnd.randrange(256))
+    elif kind == 2:
+        del b[at]
+    else:
+        del b[max(at, keep):]
+
+
 def gif_mutants(rnd, count):
     """Random damage to a few GIFs (Pillow's encoder: real LZW strings; interlaced; animated): a byte
     changed, inserted or removed, or the file cut."""
@@ -223,16 +237,7 @@ def gif_mutants(rnd, count):
     for i in range(count):
         b = bytearray(seeds[i % len(seeds)])
         for _ in range(rnd.choice([1, 1, 2, 4])):
-            at = rnd.randrange(len(b))
-            kind = rnd.randrange(4)
-            if kind == 0:
-                b[at] = rnd.randrange(256)
-            elif kind == 1:
-                b.insert(at, rnd.randrange(256))
-            elif kind == 2:
-                del b[at]
-            else:
-                del b[max(at, 14):]
+            damage(b, rnd.randrange(len(b)), rnd, keep=14)
         yield f"gif_mutant_{i:03d}.gif", bytes(b)
 
 
@@ -301,15 +306,7 @@ def bmp_mutants(rnd, seeds, count):
         b = bytearray(data)
         for _ in range(rnd.choice([1, 1, 2])):
             at = rnd.randrange(len(b)) if rnd.random() < 0.5 else rnd.randrange(min(len(b), 70))
-            kind = rnd.randrange(4)
-            if kind == 0:
-                b[at] = rnd.randrange(256)
-            elif kind == 1:
-                b.insert(at, rnd.randrange(256))
-            elif kind == 2:
-                del b[at]
-            else:
-                del b[max(at, 2):]
+            damage(b, at, rnd, keep=2)
         yield f"bmp_mutant_{i:03d}_{name}", bytes(b)
 
 
