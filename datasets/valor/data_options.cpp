@@ -148,6 +148,10 @@ DataOptions DataOptions::load(const std::filesystem::path& path) {
   if (o.gradient_accumulation_steps < 1) fail("{}: gradient_accumulation_steps must be >= 1", where);
   o.audio_melbins = optional_or<int64_t>(j, "audio_melbins", 64, where);
   o.audio_target_length = optional_or<int64_t>(j, "audio_target_length", 1024, where);
+  // Checked here, not when each sample fails to load, where they read as bad data.
+  if (o.video_resolution < 1) fail("{}: video_resolution must be >= 1, got {}", where, o.video_resolution);
+  if (o.audio_melbins <= 3) fail("{}: audio_melbins must be > 3 (kaldi fbank), got {}", where, o.audio_melbins);
+  if (o.audio_target_length < 1) fail("{}: audio_target_length must be >= 1, got {}", where, o.audio_target_length);
   o.zh = optional_or<bool>(j, "zh", false, where);
   const json* train = nullptr;
   if (j.contains("data_cfg") && j["data_cfg"].is_object()) {
