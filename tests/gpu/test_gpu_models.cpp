@@ -39,7 +39,7 @@ torch::Tensor attended(const torch::Tensor& t, const torch::Tensor& mask) { retu
 
 }  // namespace
 
-TEST_CASE("gpu eva_vit: fp32 features on CUDA; fp16 weights under autocast (vit_precision fp16)") {
+TEST_CASE("gpu eva_vit: fp32 features on CUDA, fp16 weights under autocast (vit_precision fp16)") {
   const auto dev = cuda_or_skip("gpu eva_vit");
   Fixture f("eva_vit");
   auto vit = fixture_vit(f);
@@ -95,7 +95,7 @@ TEST_CASE("gpu qformer: fp32 last_hidden_state on CUDA, partial and full encoder
               "cuda fp32 qformer last_hidden_state_fullmask");
 }
 
-TEST_CASE("gpu llama: fp32 logits and loss on CUDA; fp16 weights (Vicuna as the original loads it)") {
+TEST_CASE("gpu llama: fp32 logits and loss on CUDA, fp16 weights (Vicuna as the original loads it)") {
   const auto dev = cuda_or_skip("gpu llama");
   Fixture f("llama");
   auto model = fixture_llama(f);

@@ -109,7 +109,7 @@ TEST_CASE("beam search: hand-checked 2-beam case, length penalty and early stopp
   CHECK(greedy_out.new_tokens == std::vector<int64_t>{3});
 }
 
-TEST_CASE("beam search: a batch pads the shorter winner with eos then pad; min_new_tokens delays eos") {
+TEST_CASE("beam search: a batch pads the shorter winner with eos then pad, min_new_tokens delays eos") {
   auto model = markov_model(abc_table());
   // Row 1 starts from c: c·eos at step 0 gives the hypothesis [c] (length 1, score -0.105), which nothing
   // beats (every other path of row 1 passes a 0.05 step).
@@ -278,7 +278,7 @@ TEST_CASE("beam search: cache, batching with left padding and embeddings agree")
                      from_embeds.sequences));
 }
 
-TEST_CASE("beam search: a stop sequence on row 0 ends the search; eos follows the open winner") {
+TEST_CASE("beam search: a stop sequence on row 0 ends the search, eos follows the open winner") {
   auto model = markov_model(abc_table());
   auto o = beam_options(2, 3.0, 3);  // unstopped winner: a b b b
   o.stop_sequences = {{kB, kB}};     // row 0 (the best beam) ends with b b after step 1

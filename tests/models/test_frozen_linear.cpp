@@ -48,7 +48,7 @@ TEST_CASE("FrozenLinear fp32: the fresh weights, outputs and input gradients of 
   }
 }
 
-TEST_CASE("FrozenLinear 16-bit and quantized: the dequantised weight's product; fp32 out on the CPU") {
+TEST_CASE("FrozenLinear 16-bit and quantized: the dequantised weight's product, fp32 out on the CPU") {
   torch::manual_seed(5);
   const auto w = torch::randn({40, 96}) * 0.1;
   const auto x = torch::randn({3, 7, 96});
@@ -65,7 +65,7 @@ TEST_CASE("FrozenLinear 16-bit and quantized: the dequantised weight's product; 
   }
 }
 
-TEST_CASE("FrozenLinear: gradients reach x through 16-bit weights; quantized layers refuse to train") {
+TEST_CASE("FrozenLinear: gradients reach x through 16-bit weights, quantized layers refuse to train") {
   torch::manual_seed(6);
   auto lin = frozen(64, 32, WeightFormat::bf16);
   lin->weight.set_requires_grad(false);

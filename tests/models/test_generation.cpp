@@ -85,7 +85,7 @@ TEST_CASE("LlamaConfig: reads the Vicuna fixture directories' config.json") {
   }
 }
 
-TEST_CASE("LLaMA state dict carries the HF names; inv_freq stays fp32 under a dtype cast") {
+TEST_CASE("LLaMA state dict carries the HF names, inv_freq stays fp32 under a dtype cast") {
   auto model = random_model();
   auto sd = cb::module_state_dict(*model);
   for (const char* key : {"model.embed_tokens.weight", "model.layers.1.self_attn.q_proj.weight",
@@ -192,7 +192,7 @@ TEST_CASE("OpenAI penalties subtract frequency x count and presence once per gen
   CHECK(torch::equal(out, row({2.0f, -1.0f - 1.0f - 0.25f, 0.5f, 3.0f - 0.5f - 0.25f})));
 }
 
-TEST_CASE("generate: logit_bias forces a token; the penalties count only generated ids") {
+TEST_CASE("generate: logit_bias forces a token, the penalties count only generated ids") {
   auto model = random_model();
   auto ids = torch::randint(3, 40, {1, 5}, torch::kLong);
   cb::GenerateOptions o;
@@ -253,7 +253,7 @@ TEST_CASE("sampling warpers: temperature, top-k, top-p in HF order") {
   CHECK(torch::equal(kept(0.99), torch::tensor({false, true, false, false}).unsqueeze(0)));
 }
 
-TEST_CASE("generate: sampling with top_k 1 equals greedy; sampling is reproducible under a seed") {
+TEST_CASE("generate: sampling with top_k 1 equals greedy, sampling is reproducible under a seed") {
   auto model = random_model();
   auto ids = torch::randint(3, 40, {2, 5}, torch::kLong);
   cb::GenerateOptions greedy;

@@ -26,7 +26,7 @@ void write_tones(const std::filesystem::path& out, const std::string& codec) {
 
 }  // namespace
 
-TEST_CASE("WAV read directly equals FFmpeg's decoding of the same samples (s16, s24, s32, f32, f64; stereo)") {
+TEST_CASE("WAV read directly equals FFmpeg's decoding of the same samples (s16, s24, s32, f32, f64, stereo)") {
   cb::test::TempDir dir;
   for (const std::string width : {"s16", "s24", "s32", "f32", "f64"}) {
     INFO(width);

@@ -890,7 +890,7 @@ datasets:
 )") == "built");
 }
 
-TEST_CASE("vist_caption: five image frames per story; mosei: sentiment answers", "[builders]") {
+TEST_CASE("vist_caption: five image frames per story, mosei: sentiment answers", "[builders]") {
   Media m;
   for (int i = 0; i < 5; ++i) write_file(m.root / fmt::format("stories/s1/frame_000{}.jpg", i), jpeg(i));
   for (int i = 0; i < 4; ++i) write_file(m.root / fmt::format("stories/s2/frame_000{}.jpg", i), jpeg(i));

@@ -321,7 +321,7 @@ TEST_CASE("resume: a restored source continues with the next unseen batch", "[da
   require_resumes(cfg, reference, 6);
 }
 
-TEST_CASE("bad data is skipped and counted; too much of it stops with an error", "[data]") {
+TEST_CASE("bad data is skipped and counted, too much of it stops with an error", "[data]") {
   Sample s(6);
   const fs::path img = s.root / "images";
   auto good = cb::test::read_bytes(img / "img0.jpg");
@@ -381,7 +381,7 @@ TEST_CASE("bad data is skipped and counted; too much of it stops with an error",
     REQUIRE(stopped);
   }
   // A fraction outside [0, 1] is refused at startup (-1 stopped the run with "0 of 12 bad").
-  for (const char* f : {"-1", "1.5", "nan"})
+  for (const char* f : {"-1", "1.5", ".nan"})
     REQUIRE_THROWS_WITH(cb::build_train_source(
                             s.config(groups, "tri_pretrain", {std::string("run.max_bad_sample_fraction=") + f}), 0, 1),
                         Catch::Contains("run.max_bad_sample_fraction must be between 0 and 1"));
@@ -504,6 +504,15 @@ TEST_CASE("data options errors name the file and the key", "[data]") {
   extra["datasets"][0]["extra_key"] = 1;
   REQUIRE_THROWS_WITH(cb::build_train_source(s.config(json::array({extra})), 0, 1),
                       Catch::Contains("data_cfg.train[0].datasets[0]: unknown key 'extra_key'"));
+  // Media sizes out of range stop at startup (each sample failed to load before, reported as bad data).
+  for (const auto& [key, value, message] : std::vector<std::tuple<std::string, int, std::string>>{
+           {"video_resolution", 0, "video_resolution must be >= 1, got 0"},
+           {"audio_melbins", 0, "audio_melbins must be > 3 (kaldi fbank), got 0"},
+           {"audio_target_length", -5, "audio_target_length must be >= 1, got -5"}}) {
+    INFO(key);
+    REQUIRE_THROWS_WITH(cb::build_train_source(s.config(json::array({ok}), "tri_pretrain", {}, {{key, value}}), 0, 1),
+                        Catch::Contains("opts") && Catch::Contains(message));
+  }
 }
 
 namespace {

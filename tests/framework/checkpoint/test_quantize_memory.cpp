@@ -82,7 +82,7 @@ TEST_CASE("chatbridge-convert --quantize streams shard by shard: peak RSS within
   CHECK(held < whole / 2);
 }
 
-TEST_CASE("chatbridge-convert --quantize: a truncated shard fails naming the file; a bad format is refused") {
+TEST_CASE("chatbridge-convert --quantize: a truncated shard fails naming the file, a bad format is refused") {
   const auto root = cb::test::fresh_dir("quantize_damaged");
   torch::manual_seed(6);
   cb::test::write_llama_dir(root / "in", {});

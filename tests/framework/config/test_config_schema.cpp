@@ -96,7 +96,7 @@ TEST_CASE("config schema: --print-config's defaults leave out the keys this mode
   CHECK_FALSE(tri.find("run")->find("caption_end_sym"));
 }
 
-TEST_CASE("config schema: a LAVIS eval yaml's run keys load, with a warning; inference_method only as generate") {
+TEST_CASE("config schema: a LAVIS eval yaml's run keys load, with a warning, inference_method only as generate") {
   // A LAVIS eval yaml sets these; they were refused as unknown keys.
   auto cfg = resolve({"run.inference_method=generate", "run.num_ans_candidates=128", "run.report_metric=True"});
   CHECK(cfg.get<std::string>("run.inference_method") == "generate");

@@ -79,7 +79,7 @@ TEST_CASE("VQA: answer normalisation of the VQAv2 evaluator") {
   CHECK(vqa_process_punctuation(dots) == std::string(8, '.'));  // re.sub count = re.UNICODE = 32
 }
 
-TEST_CASE("VQA: accuracy min(#matches/3, 1) averaged over leave-one-out answer subsets; exact match") {
+TEST_CASE("VQA: accuracy min(#matches/3, 1) averaged over leave-one-out answer subsets, exact match") {
   CHECK(vqa_accuracy("two", std::vector<std::string>(10, "2")) == Approx(1.0));
   std::vector<std::string> mixed = {"2", "2", "3", "3", "3", "3", "3", "3", "3", "3"};
   CHECK(vqa_accuracy("2", mixed) == Approx((2 * (1.0 / 3) + 8 * (2.0 / 3)) / 10));  // 0.6

@@ -244,7 +244,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "chat server: request fields as OpenAI's (unknown ones 400, missing features 400 unless off); penalties, "
+    "chat server: request fields as OpenAI's (unknown ones 400, missing features 400 unless off), penalties, "
     "logit_bias, top_k and repetition_penalty take effect") {
   RunningServer rs;
   auto cli = rs.client();

@@ -49,7 +49,7 @@ TEST_CASE("terminal chat: setting commands confirm, bad ones are errors that cha
         "settings: temperature 0.5, top_p 0.8, beams 3, max_new_tokens 20");
 }
 
-TEST_CASE("terminal chat: a failed answer drops its question; /quit ends the loop") {
+TEST_CASE("terminal chat: a failed answer drops its question, /quit ends the loop") {
   Terminal t;
   ChatSettings bad;
   bad.max_new_tokens = bad.max_length;  // answer() refuses it

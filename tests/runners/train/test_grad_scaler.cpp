@@ -47,7 +47,7 @@ TEST_CASE("GradScaler: an inf or nan gradient skips the step and halves the scal
   CHECK(s.step(scaler, torch::tensor({0.0f, 0.0f})));  // the next finite step runs
 }
 
-TEST_CASE("GradScaler: 2000 good steps in a row double the scale; an overflow restarts the count") {
+TEST_CASE("GradScaler: 2000 good steps in a row double the scale, an overflow restarts the count") {
   GradScaler scaler;
   Setup s;
   const auto zero = torch::zeros({2});
