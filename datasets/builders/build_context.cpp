@@ -25,10 +25,10 @@ struct Level {
 const Level kSection{{"type", "data_type", "build_info", "vis_processor", "text_processor", "aud_processor"},
                      {"dataset_card", "sample_ratio"},
                      "a dataset card is documentation; datasets are mixed by the task's data options"};
-const Level kBuildInfo{{"annotations", "images", "videos", "audios", "features", "storage"}};
+const Level kBuildInfo{{"annotations", "images", "videos", "audios", "features", "storage"}, {}};
 const Level kAnnotations{{"train", "val", "test"}, {"ans2label"}, "answers are generated, not classified"};
 const Level kFiles{{"storage"}, {"url", "md5"}, "nothing is downloaded: storage must hold the files"};
-const Level kProcessors{{"train", "eval"}};
+const Level kProcessors{{"train", "eval"}, {}};
 
 void check_level(const ConfigNode& n, const Level& level, const std::string& path) {
   if (!n.is_map()) return;  // a wrong type is reported by the code that reads it
