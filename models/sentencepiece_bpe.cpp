@@ -10,7 +10,6 @@
 namespace cb {
 namespace {
 
-constexpr std::string_view kSpaceSymbol = "\xE2\x96\x81";      // U+2581 '▁'
 constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";  // U+FFFD
 
 // sentencepiece's UTF-8 decoder (string_util::DecodeUTF8): the code point and its byte length, or
@@ -251,14 +250,7 @@ std::string SentencePieceBpe::decode(std::span<const int64_t> ids) const {
       piece.remove_prefix(kSpaceSymbol.size());
       bos_ws_seen = !norm.remove_extra_whitespaces;
     }
-    for (size_t p = 0; p < piece.size();) {
-      if (piece.substr(p).starts_with(kSpaceSymbol)) {
-        text += ' ';
-        p += kSpaceSymbol.size();
-      } else {
-        text += piece[p++];
-      }
-    }
+    text += unescape_spaces(piece);
   }
   flush_bytes(byte_start, ids.size());
   return text;

@@ -227,6 +227,19 @@ int piece_to_byte(std::string_view p) {
   return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
 }
 
+std::string unescape_spaces(std::string_view piece) {
+  std::string text;
+  for (size_t p = 0; p < piece.size();) {
+    if (piece.substr(p).starts_with(kSpaceSymbol)) {
+      text += ' ';
+      p += kSpaceSymbol.size();
+    } else {
+      text += piece[p++];
+    }
+  }
+  return text;
+}
+
 namespace {
 
 // The invariants sentencepiece checks when it loads a model (model_interface.cc InitializePieces).

@@ -59,4 +59,8 @@ const char* to_string(SentencePieceModel::ModelType t);
 // "<0xAB>" → 0xAB, or -1 if `piece` is not a byte-fallback piece.
 int piece_to_byte(std::string_view piece);
 
+// sentencepiece's whitespace mark U+2581 '▁' in a piece, as Decode shows it: a space.
+inline constexpr std::string_view kSpaceSymbol = "\xE2\x96\x81";
+std::string unescape_spaces(std::string_view piece);
+
 }  // namespace cb

@@ -447,16 +447,8 @@ struct ChatServer::Impl {
     const auto& tok = model->tokenizer();
     auto entry = [&](int64_t id, double logprob) {
       const std::string& piece = tok.id_to_piece(id);
-      std::string text;
-      if (const int byte = piece_to_byte(piece); byte >= 0) {
-        text.push_back(static_cast<char>(byte));
-      } else {
-        for (size_t k = 0; k < piece.size(); ++k) {
-          const bool space = piece.compare(k, 3, "\xE2\x96\x81") == 0;  // U+2581, sentencepiece's space
-          text.push_back(space ? ' ' : piece[k]);
-          if (space) k += 2;
-        }
-      }
+      const int byte = piece_to_byte(piece);
+      const std::string text = byte >= 0 ? std::string(1, static_cast<char>(byte)) : unescape_spaces(piece);
       return json{{"token", text}, {"logprob", logprob}, {"bytes", std::vector<uint8_t>(text.begin(), text.end())}};
     };
     json content = json::array();
