@@ -20,7 +20,7 @@ Processor make_processor(const Config& cfg, std::string_view inherited_from) {
     const std::string what = fmt::format("{} in {}: not a key of processor '{}' (its keys: {}){}", k, v.where(), name,
                                          fmt::join(known, ", "), did_you_mean(k, known));
     if (inherited_from.empty() || v.source != inherited_from) fail("{}", what);
-    spdlog::warn("{}.{}: {}; kept from the default yaml, it has no effect", cfg.path(), k, what);
+    spdlog::warn("{}: {}; kept from the default yaml, it has no effect", cfg.path(), what);
   }
   return p;
 }

@@ -880,7 +880,7 @@ datasets:
   CHECK(misspelt(R"(
 datasets:
   coco_caption:
-    dataset_card: dataset_card/coco_caption.md
+    dataset_card: a LAVIS dataset card (documentation)
     build_info:
       annotations:
         train: {url: "https://example.com/train.json", md5: abc, storage: ann/lines.json}
