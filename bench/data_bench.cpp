@@ -232,8 +232,9 @@ nlohmann::json run_data(const Workload& w, const fs::path& work_dir) {
   // (4) valor VideoMapper image path.
   VideoMapper valor_image(media.images_dir,
                           VideoMapperOptions{.resolution = d.valor_image_resolution, .sample_num = 1});
-  passes("valor_image", d.valor_image_passes, d.valor_image_repeat * n_images,
-         [&](int64_t i, Worker& wk) { return valor_image.image(media.images[size_t(i % n_images)], wk.decoder); });
+  passes("valor_image", d.valor_image_passes, d.valor_image_repeat * n_images, [&](int64_t i, Worker& wk) {
+    return valor_image.image(media.images[size_t(i % n_images)], wk.decoder, wk.rng);
+  });
   return out;
 }
 

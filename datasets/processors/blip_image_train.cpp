@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <memory>
-#include <mutex>
 
 #include "datasets/processors/pil_resize.h"
 #include "datasets/processors/processor.h"
@@ -81,8 +80,7 @@ torch::Tensor BlipImageTrainProcessor::operator()(const torch::Tensor& rgb, std:
 }
 
 // from_config of the original: image_size 384, min_scale 0.5, max_scale 1.0, CLIP mean/std unless given.
-// The draws come from an mt19937_64 seeded by the optional `seed` key (default 0), shared by the copies
-// of this processor (one processor per worker keeps the order deterministic).
+// The draws come from a SharedRng (the optional `seed` key).
 CB_REGISTER(processor, "blip_image_train", [](const Config& cfg) {
   BlipImageTrainProcessor p;
   p.image_size = cfg.get<int64_t>("image_size", 384);
@@ -90,20 +88,10 @@ CB_REGISTER(processor, "blip_image_train", [](const Config& cfg) {
   p.max_scale = cfg.get<double>("max_scale", 1.0);
   p.mean = config_triple(cfg, "mean", kClipMean);
   p.std = config_triple(cfg, "std", kClipStd);
-  struct State {
-    std::mutex mutex;
-    std::mt19937_64 rng;
-  };
-  auto state = std::make_shared<State>();
-  state->rng.seed(uint64_t(cfg.get<int64_t>("seed", 0)));
-  return Processor{.media = [p, state](const torch::Tensor& rgb) {
-    BlipImageTrainDraw d;
-    {
-      std::lock_guard<std::mutex> lock(state->mutex);
-      check_rgb(rgb);
-      d = p.draw(rgb.size(0), rgb.size(1), state->rng);
-    }
-    return p(rgb, d);
+  auto rng = std::make_shared<SharedRng>(cfg);
+  return Processor{.media = [p, rng](const torch::Tensor& rgb) {
+    check_rgb(rgb);
+    return p(rgb, rng->draw([&](std::mt19937_64& g) { return p.draw(rgb.size(0), rgb.size(1), g); }));
   }};
 });
 

@@ -9,6 +9,8 @@
 
 namespace cb {
 
+SharedRng::SharedRng(const Config& cfg) : rng_(uint64_t(cfg.get<int64_t>("seed", 0))) {}
+
 Processor make_processor(const Config& cfg, std::string_view inherited_from) {
   const Config seen = cfg.recording();
   const auto name = seen.get<std::string>("name");

@@ -7,6 +7,8 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <mutex>
+#include <random>
 #include <string>
 #include <string_view>
 
@@ -24,6 +26,23 @@ struct Processor {
 template <>
 struct FactoryOf<Kind::processor> {
   using type = std::function<Processor(const Config&)>;
+};
+
+// The random generator of a training processor, shared by the processor's copies (one per loader worker):
+// seeded by the config's optional `seed` key (default 0). Each draw runs whole under its lock; the work
+// on the drawn values (decoding, resizing) runs outside it.
+class SharedRng {
+ public:
+  explicit SharedRng(const Config& cfg);
+  template <class Draw>
+  auto draw(Draw&& d) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return d(rng_);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::mt19937_64 rng_;
 };
 
 // registry::get<Kind::processor>(cfg.get<std::string>("name"))(cfg), failing on an unknown name and on

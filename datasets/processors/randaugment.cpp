@@ -312,6 +312,15 @@ AugmentOp RandomAugment::op_at_level(const std::string& name, int64_t level, boo
   return op;
 }
 
+AugmentOp RandomAugment::draw_op(const std::string& name, int64_t level, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  bool negative = false;
+  // Signs as arg_dict draws them: rotate is negative when random() < 0.5, shear/translate when > 0.5.
+  if (name == "Rotate") negative = uniform(rng) < 0.5;
+  else if (name.starts_with("Shear") || name.starts_with("Translate")) negative = uniform(rng) > 0.5;
+  return op_at_level(name, level, negative);
+}
+
 std::vector<AugmentOp> RandomAugment::draw(std::mt19937_64& rng) const {
   if (augs.empty()) fail("RandomAugment: empty op list");
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
@@ -321,11 +330,7 @@ std::vector<AugmentOp> RandomAugment::draw(std::mt19937_64& rng) const {
   std::vector<AugmentOp> ops;
   for (const auto& name : picked) {
     if (uniform(rng) > 0.5) continue;  // each op applied with probability 0.5
-    bool negative = false;
-    // Signs as arg_dict draws them: rotate is negative when random() < 0.5, shear/translate when > 0.5.
-    if (name == "Rotate") negative = uniform(rng) < 0.5;
-    else if (name.starts_with("Shear") || name.starts_with("Translate")) negative = uniform(rng) > 0.5;
-    ops.push_back(op_at_level(name, level, negative));
+    ops.push_back(draw_op(name, level, rng));
   }
   return ops;
 }

@@ -61,6 +61,8 @@ struct RandomAugment {
   std::vector<AugmentOp> draw(std::mt19937_64& rng) const;
   // The op's arguments at `level` with the sign already chosen (`negative` only affects signed ops).
   static AugmentOp op_at_level(const std::string& name, int64_t level, bool negative);
+  // arg_dict[name](level) as called: op_at_level with the sign drawn from `rng` where the op has one.
+  static AugmentOp draw_op(const std::string& name, int64_t level, std::mt19937_64& rng);
   static torch::Tensor apply(torch::Tensor img, const std::vector<AugmentOp>& ops);
 };
 

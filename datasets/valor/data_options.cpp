@@ -61,8 +61,10 @@ ValorDatasetSpec parse_dataset(const json& j, const std::string& data_format, co
   d.datatype = required<std::string>(j, "datatype", where);
   if (d.datatype != "image" && d.datatype != "video" && d.datatype != "audio")
     fail("{}: datatype must be image, video or audio, got '{}'", where, d.datatype);
-  if (auto t = optional_or<std::string>(j, "video_transforms", "none", where); t != "none")
-    fail("{}: video_transforms '{}' is not supported (the shipped configs use 'none')", where, t);
+  const auto transforms = optional_or<std::string>(j, "video_transforms", "none", where);
+  if (transforms != "none" && transforms != "crop_flip")
+    fail("{}: video_transforms must be 'none' or 'crop_flip', got '{}'", where, transforms);
+  d.crop_flip = transforms == "crop_flip";
   if (!d.video && !d.audio) fail("{}: a dataset needs 'video' and/or 'audio'", where);
   return d;
 }
@@ -172,6 +174,7 @@ VideoMapperOptions DataOptions::video_options(const LoaderGroupSpec& group, cons
   v.mean = clip ? kClipMean : kImageNetMean;
   v.std = clip ? kClipStd : kImageNetStd;
   v.training = true;
+  v.crop_flip = ds.crop_flip;
   return v;
 }
 

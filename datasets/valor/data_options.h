@@ -20,6 +20,7 @@ struct ValorDatasetSpec {
   std::optional<std::filesystem::path> video;  // image / frame-directory root
   std::optional<std::filesystem::path> audio;  // audio root
   std::string datatype;                        // image | video | audio
+  bool crop_flip = false;                      // video_transforms: 'crop_flip' (else 'none')
 };
 
 // One entry of `data_cfg.train`: its datasets are concatenated into one loader.

@@ -97,7 +97,7 @@ ValorSample ValorDataset::load(int64_t i, std::mt19937_64& rng, ImageDecoder& de
   ValorSample s;
   s.id = id_of(fields);
   if (video_) {
-    if (datatype_ == "image") s.image = video_->image(s.id, decoder);
+    if (datatype_ == "image") s.image = video_->image(s.id, decoder, rng);
     else if (data_format_ == "raw") {
       // The original's raw lookup: <root>/<id>, else <root>/<basename of id>.
       auto path = *video_root_ / s.id;

@@ -811,9 +811,9 @@ TEST_CASE("valor VideoMapper: frame directories and images") {
   // Images: <id>, then <id>.jpg, then .jpg -> .JPEG.
   const auto jpeg = encode_jpeg(source[0]);
   cb::test::write_bytes(tmp.path / "videos" / "photo.JPEG", jpeg.data(), jpeg.size());
-  const auto image = mapper.image("photo", decoder);
+  const auto image = mapper.image("photo", decoder, rng);
   CHECK(image.sizes() == torch::IntArrayRef{1, 3, 16, 16});
-  CHECK_THROWS_WITH(mapper.image("nothing", decoder), Contains("nothing"));
+  CHECK_THROWS_WITH(mapper.image("nothing", decoder, rng), Contains("nothing"));
   CHECK_THROWS_WITH(mapper.video("nothing", decoder, rng), Contains("nothing"));
   // alpro_video_eval on a frame directory: the middle frame of each group, PIL bicubic resize.
   cb::AlproVideoEvalProcessor alpro{12, 3};
