@@ -155,6 +155,8 @@ CB_REGISTER(processor, "alpro_video_train", [](const Config& cfg) {
   if (p.image_size < 1 || p.n_frms < 1) fail("{}: image_size and n_frms must be >= 1", where);
   if (!(0 < p.min_scale && p.min_scale <= p.max_scale && p.max_scale <= 1))
     fail("{}: expected 0 < min_scale <= max_scale <= 1, got {} and {}", where, p.min_scale, p.max_scale);
+  if (p.n_frms == 1)
+    fail("{}: n_frms 1 takes no frame with the original's head/tail sampling (n_frms // 2 of each half)", where);
   if (p.n_frms != std::numeric_limits<int64_t>::max() && p.n_frms % 2)
     spdlog::warn("{}: n_frms {} is odd; the original's head/tail sampling takes {} frames of each half, {} in all",
                  where, p.n_frms, p.n_frms / 2, p.n_frms / 2 * 2);
@@ -168,6 +170,7 @@ CB_REGISTER(processor, "alpro_video_train", [](const Config& cfg) {
     const int64_t length = reader.frame_count();
     check_length(path, length, p.n_frms);
     const auto d = rng->draw([&](std::mt19937_64& g) { return p.draw(length, g); });
+    if (d.frames.empty()) fail("video '{}': 1 frame, and head/tail sampling takes length // 2 of each half", path);
     return p.transform(reader.frames(d.frames, p.image_size, p.image_size), d);
   }};
 });

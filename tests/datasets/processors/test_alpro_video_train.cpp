@@ -44,6 +44,7 @@ TEST_CASE("alpro_video_train: head/tail frames, one crop and flip per clip, op s
       }
     }
   }
+  CHECK(headtail_frame_indices(1, 4, rng).empty());  // a one-frame clip: the processor refuses it
   // Every subset of the head can come out: 2 of 4 frames, 6 subsets.
   std::set<std::vector<int64_t>> seen;
   for (int i = 0; i < 400; ++i) seen.insert(headtail_frame_indices(8, 4, rng));
@@ -142,6 +143,7 @@ TEST_CASE("alpro_video_train reads an MP4: shapes, seeded draws, and clear error
   CHECK_THROWS_WITH(processor("n_frms: 30\n").file(file.string()),
                     Contains("clip.mp4") && Contains("24 frame(s), fewer than n_frms = 30"));
   CHECK_THROWS_WITH(processor("").file(dir.path.string()), Contains("reads video files"));
+  CHECK_THROWS_WITH(processor("n_frms: 1\n"), Contains("n_frms 1 takes no frame"));
   CHECK_THROWS_WITH(processor("min_scale: 0\n"), Contains("0 < min_scale <= max_scale <= 1"));
   CHECK_THROWS_WITH(processor("imagesize: 32\n"), Contains("imagesize"));
 }
