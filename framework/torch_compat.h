@@ -8,6 +8,7 @@
 #include <torch/version.h>
 
 #include <optional>
+#include <string>
 #include <utility>
 
 #define CB_TORCH_AT_LEAST(major, minor) \
@@ -113,6 +114,23 @@ inline std::optional<double> event_elapsed_ms(const c10::Event& start, const c10
 #else
   return std::nullopt;
 #endif
+}
+
+// A c10d::TCPStore (passed as `TCPStore`, so that this header needs no c10d include): 2.4 made libuv
+// the store's default server, and a LibTorch built without libuv (Debian's 2.6) refuses it ("use_libuv
+// was requested but PyTorch was build without libuv support"); the classic server then starts instead,
+// which is all 1.13 has. Clients speak the same protocol to either.
+template <class TCPStore, class Options>
+c10::intrusive_ptr<TCPStore> make_tcp_store(const std::string& host, Options opts) {
+#if CB_TORCH_AT_LEAST(2, 4)
+  try {
+    return c10::make_intrusive<TCPStore>(host, opts);
+  } catch (const c10::Error& e) {
+    if (!opts.useLibUV || std::string(e.what()).find("libuv") == std::string::npos) throw;
+    opts.useLibUV = false;
+  }
+#endif
+  return c10::make_intrusive<TCPStore>(host, opts);
 }
 
 // Fused attention exists from 2.0 on; 1.13 gets the explicit softmax(QK^T)V.

@@ -20,6 +20,7 @@
 
 #include "framework/error.h"
 #include "framework/text/parse_number.h"
+#include "framework/torch_compat.h"
 
 extern char** environ;
 
@@ -95,7 +96,7 @@ class Node {
       spdlog::info("chatbridge-launch: node {} connects to the store of node 0's launcher at {}:{} (up to {} s)",
                    o.node_rank, o.master_addr, o.master_port, o.rendezvous_timeout.count() / 1000);
     try {
-      store_ = c10::make_intrusive<c10d::TCPStore>(o.master_addr, so);
+      store_ = compat::make_tcp_store<c10d::TCPStore>(o.master_addr, so);
     } catch (const std::exception& e) {
       fail("chatbridge-launch: store at {}:{} ({}): {}", o.master_addr, o.master_port,
            so.isServer ? "hosting"
@@ -105,7 +106,7 @@ class Node {
     }
     check_layout();
     so.isServer = false;  // the heartbeat's own connection: its calls never wait behind the main loop's
-    claim_rank(c10::make_intrusive<c10d::TCPStore>(o.master_addr, so));
+    claim_rank(compat::make_tcp_store<c10d::TCPStore>(o.master_addr, so));
   }
 
   int run() {

@@ -146,7 +146,7 @@ c10::intrusive_ptr<c10d::Store> watchdog_store(const DistEnv& env, std::chrono::
   so.isServer = false;
   so.waitWorkers = false;
   so.timeout = timeout;
-  c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+  c10::intrusive_ptr<c10d::Store> store = compat::make_tcp_store<c10d::TCPStore>(env.master_addr, so);
   if (env.use_agent_store)
     store = c10::make_intrusive<c10d::PrefixStore>("/worker/attempt_" + std::to_string(env.restart_count), store);
   return store;
@@ -198,7 +198,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::init(const DistEnv& env, DistOptions
     so.waitWorkers = false;
     c10::intrusive_ptr<c10d::Store> store;
     try {
-      store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+      store = compat::make_tcp_store<c10d::TCPStore>(env.master_addr, so);
     } catch (const std::exception& e) {
       fail("distributed rendezvous at {}:{} (rank {}/{}): {}", env.master_addr, env.master_port, env.rank,
            env.world_size, e.what());
