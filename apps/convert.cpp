@@ -77,17 +77,18 @@ int run(int argc, char** argv) {
                  "instead of an input: assemble the ChatBridge a yaml describes from its parts (eva_vit_g.pth, "
                  "BEATs checkpoint, BLIP-2, LLaMA folder, ckpt) and write its whole state dict");
   app.add_option("--options", overrides, "with --chatbridge: key.path=value overrides, as chatbridge-train");
-  app.add_option("-o,--output", output,
+  // One option that is also the second positional: CLI11 2.4 refuses a positional and an option that
+  // share the name `output`.
+  app.add_option("-o,--output,output", output,
                  "output .safetensors file (replaced if it exists); with --max-shard-size, the output directory (its "
                  "files of the same names replaced); a .pth file: the original's checkpoint_N.pth from a training "
-                 "checkpoint directory");
+                 "checkpoint directory; as -o or as the second positional");
   app.add_option("--entry", entry, "the sub-dict of the checkpoint that holds the state dict, e.g. model");
   app.add_option("--max-shard-size", max_shard, "write Hugging Face shards of at most this size, e.g. 5GB");
   app.add_flag("--inspect", inspect_only, "list tensor names, dtypes and shapes, and the totals");
   app.add_option("--quantize", quantize,
                  "q8_0, q4_0, bf16 or fp16: rewrite the Hugging Face LLaMA directory `input` into the directory "
                  "`output` (new or empty) with its linear layers in that format, one shard at a time");
-  app.add_option("output", output, "the output (as -o)");
   CLI11_PARSE(app, argc, argv);
   cb::apply_app_options(opts);
   if (inspect_only) {

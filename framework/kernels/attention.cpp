@@ -56,7 +56,10 @@ template <class T>
   const __m256 pv = _mm256_set1_ps(p);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(o + i, _mm256_fmadd_ps(pv, load8(v, i), _mm256_loadu_ps(o + i)));
-  for (; i < n; ++i) o[i] += p * static_cast<float>(v[i]);
+  // An explicit FMA: whether a compiler contracts `o + p * v` may differ between the float and the
+  // half variant (built with GCC 14, the two differed at odd head sizes), and the fp16 cache must
+  // match the fp32 one.
+  for (; i < n; ++i) o[i] = std::fma(p, static_cast<float>(v[i]), o[i]);
 }
 
 #define CB_AVX512 [[gnu::target("avx512f,avx2,fma,f16c")]]

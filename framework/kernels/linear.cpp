@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -232,9 +233,9 @@ CB_AVX2 void dot_avx2(const uint8_t* w, const float* const* x, int64_t cols, flo
       c += 8;
     }
     for (int i = 0; i < NM; ++i) out[i] = hsum(_mm256_add_ps(a0[i], a1[i]));
-    for (; c < cols; ++c) {
+    for (; c < cols; ++c) {  // an explicit FMA: the same rounding whatever the compiler contracts
       const float wc = dense_at<Fmt>(w, c);
-      for (int i = 0; i < NM; ++i) out[i] += wc * x[i][c];
+      for (int i = 0; i < NM; ++i) out[i] = std::fma(wc, x[i][c], out[i]);
     }
   }
 }
@@ -354,9 +355,9 @@ CB_AVX512 void dot_avx512(const uint8_t* w, const float* const* x, int64_t cols,
       c += 16;
     }
     for (int i = 0; i < NM; ++i) out[i] = _mm512_reduce_add_ps(_mm512_add_ps(a0[i], a1[i]));
-    for (; c < cols; ++c) {
+    for (; c < cols; ++c) {  // an explicit FMA: the same rounding whatever the compiler contracts
       const float wc = dense_at<Fmt>(w, c);
-      for (int i = 0; i < NM; ++i) out[i] += wc * x[i][c];
+      for (int i = 0; i < NM; ++i) out[i] = std::fma(wc, x[i][c], out[i]);
     }
   }
 }
