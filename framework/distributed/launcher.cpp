@@ -1,6 +1,7 @@
 #include "framework/distributed/launcher.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -11,6 +12,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -82,6 +84,32 @@ struct Worker {
   std::optional<int> code;  // set once reaped
 };
 
+// Returns once something accepts TCP connections at host:port, or at the deadline (the store's own
+// connect then reports the timeout); throws when a signal arrived meanwhile. The store client of
+// LibTorch 2.x retries through EINTR until its timeout, where 1.13's gave up at once, so without
+// this a Ctrl-C to a launcher whose node 0 is not up yet did nothing for the whole join timeout.
+void wait_for_listener(const std::string& host, uint16_t port, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (g_signal) fail("{} while waiting for {}:{}", strsignal(g_signal), host, port);
+    addrinfo hints{}, *found = nullptr;
+    hints.ai_socktype = SOCK_STREAM;
+    if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) == 0) {
+      bool up = false;
+      for (const addrinfo* a = found; a && !up; a = a->ai_next) {
+        const int fd = ::socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+        if (fd < 0) continue;
+        up = ::connect(fd, a->ai_addr, a->ai_addrlen) == 0;  // a signal interrupts it (no SA_RESTART)
+        ::close(fd);
+      }
+      ::freeaddrinfo(found);
+      if (up) return;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
 class Node {
  public:
   explicit Node(const LaunchOptions& o) : o_(o), program_(find_program(o.command.at(0))) {
@@ -96,6 +124,7 @@ class Node {
       spdlog::info("chatbridge-launch: node {} connects to the store of node 0's launcher at {}:{} (up to {} s)",
                    o.node_rank, o.master_addr, o.master_port, o.rendezvous_timeout.count() / 1000);
     try {
+      if (!so.isServer) wait_for_listener(o.master_addr, o.master_port, o.rendezvous_timeout);
       store_ = compat::make_tcp_store<c10d::TCPStore>(o.master_addr, so);
     } catch (const std::exception& e) {
       fail("chatbridge-launch: store at {}:{} ({}): {}", o.master_addr, o.master_port,
