@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cmath>
 
 #include "datasets/media/frame_sampling.h"
 #include "datasets/processors/blip_image_train.h"
@@ -20,9 +19,6 @@ torch::Tensor resize_bilinear(const torch::Tensor& x, int64_t height, int64_t wi
                                .mode(torch::kBilinear)
                                .align_corners(false));  // tensor Resize of the time: no antialias
 }
-
-// Python's round() (half to even) of a non-negative value.
-int64_t round_half_even(double v) { return int64_t(std::nearbyint(v)); }
 
 }  // namespace
 
@@ -57,7 +53,7 @@ torch::Tensor frames_to_pixels(const std::vector<torch::Tensor>& frames, const V
     const int64_t rh = h <= w ? S : int64_t(double(S) * double(h) / double(w));
     const int64_t rw = h <= w ? int64_t(double(S) * double(w) / double(h)) : S;
     x = resize_bilinear(x, rh, rw);
-    const int64_t top = round_half_even(double(rh - S) / 2), left = round_half_even(double(rw - S) / 2);
+    const int64_t top = py_round(double(rh - S) / 2), left = py_round(double(rw - S) / 2);
     x = x.slice(2, top, top + S).slice(3, left, left + S);
   }
   auto mean = torch::tensor({o.mean[0], o.mean[1], o.mean[2]}, torch::kFloat32).view({1, 3, 1, 1});

@@ -39,15 +39,6 @@ void check_length(const std::filesystem::path& path, int64_t length, int64_t n_f
          n_frms, n_frms);
 }
 
-// ToTensorVideo + NormalizeVideo: [n, H, W, 3] uint8 -> [3, n, H, W] float32, x/255 then (x - mean) / std.
-torch::Tensor normalized_clip(const torch::Tensor& frames, const std::array<double, 3>& mean,
-                              const std::array<double, 3>& std) {
-  auto x = frames.permute({3, 0, 1, 2}).to(torch::kFloat32).div(255);
-  auto m = torch::tensor({mean[0], mean[1], mean[2]}, torch::kFloat32).view({3, 1, 1, 1});
-  auto sd = torch::tensor({std[0], std[1], std[2]}, torch::kFloat32).view({3, 1, 1, 1});
-  return x.sub_(m).div_(sd).contiguous();
-}
-
 }  // namespace
 
 torch::Tensor AlproVideoEvalProcessor::operator()(const std::filesystem::path& path) const {
@@ -69,7 +60,7 @@ torch::Tensor AlproVideoEvalProcessor::operator()(const std::filesystem::path& p
     check_length(path, length, n_frms);
     frames = reader.frames(uniform_frame_indices(length, n_frms), image_size, image_size);
   }
-  return normalized_clip(frames, mean, std);
+  return to_normalized_tensor(frames, mean, std);
 }
 
 std::vector<int64_t> headtail_frame_indices(int64_t length, int64_t n_frms, std::mt19937_64& rng) {
@@ -128,7 +119,7 @@ torch::Tensor AlproVideoTrainProcessor::transform(const torch::Tensor& frames, c
   std::vector<torch::Tensor> augmented;
   for (int64_t t = 0; t < thwc.size(0); ++t)
     augmented.push_back(RandomAugment::apply(thwc[t].contiguous(), d.ops[size_t(t)]));
-  return normalized_clip(torch::stack(augmented), mean, std);
+  return to_normalized_tensor(torch::stack(augmented), mean, std);
 }
 
 // from_config of the original: image_size 256, n_frms unlimited, CLIP mean/std unless given.

@@ -16,10 +16,9 @@ void check_rgb(const torch::Tensor& rgb) {
     fail("blip_image_train: expected an [H, W, 3] uint8 RGB image, got {}", c10::str(rgb.sizes()));
 }
 
-// Python's round() on a non-negative double: half to even.
-int64_t py_round(double v) { return int64_t(std::nearbyint(v)); }
-
 }  // namespace
+
+int64_t py_round(double v) { return int64_t(std::nearbyint(v)); }
 
 std::array<int64_t, 4> random_resized_crop_params(int64_t height, int64_t width, std::array<double, 2> scale,
                                                   std::array<double, 2> ratio, std::mt19937_64& rng) {

@@ -21,6 +21,9 @@ struct BlipImageTrainDraw {
   std::vector<AugmentOp> ops = {};  // the RandomAugment ops actually applied, in order
 };
 
+// Python's round() on a non-negative double: half to even.
+int64_t py_round(double v);
+
 // torchvision RandomResizedCrop.get_params(img, scale, ratio) with `rng`: up to 10 tries of a random
 // area and log-uniform aspect ratio, else the central crop clamped to the ratio range.
 // -> {top, left, height, width}.

@@ -1,5 +1,7 @@
 #include "datasets/processors/image_processors.h"
 
+#include <vector>
+
 #include "datasets/processors/pil_resize.h"
 #include "datasets/processors/processor.h"
 #include "framework/error.h"
@@ -15,9 +17,11 @@ std::array<double, 3> config_triple(const Config& cfg, const char* key, const st
 
 torch::Tensor to_normalized_tensor(const torch::Tensor& rgb, const std::array<double, 3>& mean,
                                    const std::array<double, 3>& std) {
-  auto x = rgb.permute({2, 0, 1}).contiguous().to(torch::kFloat32).div(255);  // [3, H, W]
-  auto m = torch::tensor({mean[0], mean[1], mean[2]}, torch::kFloat32).view({3, 1, 1});
-  auto s = torch::tensor({std[0], std[1], std[2]}, torch::kFloat32).view({3, 1, 1});
+  auto x = rgb.movedim(-1, 0).contiguous().to(torch::kFloat32).div(255);  // [3, ...]
+  std::vector<int64_t> per_channel(size_t(rgb.dim()), 1);
+  per_channel[0] = 3;
+  auto m = torch::tensor({mean[0], mean[1], mean[2]}, torch::kFloat32).view(per_channel);
+  auto s = torch::tensor({std[0], std[1], std[2]}, torch::kFloat32).view(per_channel);
   return x.sub_(m).div_(s);
 }
 

@@ -21,8 +21,9 @@ struct BlipImageEvalProcessor {
   torch::Tensor operator()(const torch::Tensor& rgb) const;
 };
 
-// torchvision ToTensor + Normalize on an [H, W, 3] uint8 image: float32 x/255, then (x - mean) / std
-// per channel, in float32 like the original -> [3, H, W].
+// torchvision ToTensor + Normalize on an [H, W, 3] uint8 image (or ToTensorVideo + NormalizeVideo on
+// [n, H, W, 3] frames): float32 x/255, then (x - mean) / std per channel, in float32 like the original
+// -> [3, H, W] (or [3, n, H, W]).
 torch::Tensor to_normalized_tensor(const torch::Tensor& rgb, const std::array<double, 3>& mean,
                                    const std::array<double, 3>& std);
 
