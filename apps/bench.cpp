@@ -91,11 +91,15 @@ int run(int argc, char** argv) {
   cb::bench::RealSizeOptions real;
   auto* real_size = app.add_subcommand("real-size", "a 7B/13B-shaped LLaMA from a file: load time, peak RSS, tokens/s");
   real_size->add_option("--shape", real.shape, "7b (32 x 4096/11008) or 13b (40 x 5120/13824)");
-  real_size->add_option("--format", real.format, "bf16, fp16, q8_0 or q4_0");
+  real_size->add_option("--format", real.format, "fp32, bf16, fp16, q8_0 or q4_0");
+  real_size->add_option("--layers", real.layers, "with --make: decoder layers written (default: the shape's)")
+      ->check(cb::cli::non_negative);
   real_size->add_option("--dir", real.dir, "the model directory (written by --make)")->required();
   real_size->add_flag("--make", real.make, "write the directory from random weights and stop");
   real_size->add_flag("--mmap", real.mmap, "use packed weights from the file's mapping (model.llama_mmap True)");
   real_size->add_option("--new-tokens", real.new_tokens, "tokens decoded")->check(cb::cli::positive);
+  real_size->add_option("--runs", real.runs, "timed generations, each followed by a read-bandwidth reading")
+      ->check(cb::cli::positive);
   real_size->add_option("--threads", threads, "intra-op threads (default: all cores)")->check(cb::cli::non_negative);
   real_size->add_option("--log-level", log_level, "trace, debug, info, warn, error");
   cb::bench::AnnotationBenchOptions annotations;
