@@ -98,9 +98,10 @@ nlohmann::json make_directory(const LlamaConfig& c, WeightFormat format, const s
   // Loading it copies every byte into memory (mmap aside), so a directory that cannot be run is not written.
   const double ram = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
   if (double(planned) > 0.9 * ram)
-    fail("real-size --make: {} in {} is {:.1f} GB, more than 90 % of this machine's {:.1f} GB; use a smaller "
-         "format or fewer --layers",
-         kernels::weight_format_name(format), dir.string(), planned / 1e9, ram / 1e9);
+    fail(
+        "real-size --make: {} in {} is {:.1f} GB, more than 90 % of this machine's {:.1f} GB; use a smaller "
+        "format or fewer --layers",
+        kernels::weight_format_name(format), dir.string(), planned / 1e9, ram / 1e9);
   std::filesystem::create_directories(dir);
   const auto t0 = Clock::now();
   uint64_t total = 0;
