@@ -20,6 +20,7 @@ const CpuFeatures& cpu_features() {
     f.fma = __builtin_cpu_supports("fma");
     f.avx512f = __builtin_cpu_supports("avx512f");  // libgcc also checks that the OS saves the ZMM state
     f.avx512vnni = f.avx512f && __builtin_cpu_supports("avx512vnni");
+    f.intel = __builtin_cpu_is("intel");
     // __builtin_cpu_supports knows no "f16c" in GCC 12: ask cpuid leaf 1 directly.
     unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
     f.f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);

@@ -8,6 +8,7 @@ namespace cb::kernels {
 // What this CPU offers that our kernels use (all false on non-x86-64 builds).
 struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false, avx512f = false, avx512vnni = false;
+  bool intel = false;  // GenuineIntel: the panel kernels' prefetch depends on it (weight_format.h)
 };
 
 // Read once from cpuid.

@@ -457,9 +457,10 @@ template <F Fmt, int NM>
 CB_AVX512 void panel_dot_avx512(const uint8_t* panel, const float* const* x, int64_t cols, float* out) {
   __m512 acc[NM];
   for (int i = 0; i < NM; ++i) acc[i] = _mm512_setzero_ps();
+  const int64_t ahead = panel_prefetch_bytes();
   for (int64_t b = 0; b < cols / kQuantBlock; ++b) {
     const uint8_t* pb = panel + b * kPanelRows * block_bytes(Fmt);
-    for (int64_t l = 0; l < kPanelRows * block_bytes(Fmt); l += 64) prefetch_line(pb + kPanelPrefetchBytes + l);
+    for (int64_t l = 0; ahead && l < kPanelRows * block_bytes(Fmt); l += 64) prefetch_line(pb + ahead + l);
     panel_block_dot16<Fmt, NM>(pb, x, b * kQuantBlock, acc);
   }
   for (int i = 0; i < NM; ++i) _mm512_storeu_ps(out + kPanelRows * i, acc[i]);

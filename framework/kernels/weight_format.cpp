@@ -7,9 +7,15 @@
 #include <vector>
 
 #include "framework/error.h"
+#include "framework/kernels/cpu_features.h"
 #include "framework/kernels/row_threads.h"
 
 namespace cb::kernels {
+
+int64_t panel_prefetch_bytes() {
+  static const int64_t bytes = cpu_features().intel ? 0 : 8192;
+  return bytes;
+}
 
 WeightFormat parse_weight_format(const std::string& name, const std::string& what) {
   if (name == "fp32" || name == "f32") return WeightFormat::f32;

@@ -33,11 +33,14 @@ enum class WeightFormat { f32, bf16, f16, q8_0, q4_0 };
 
 constexpr int64_t kQuantBlock = 32;
 constexpr int64_t kPanelRows = 16;
-// Bytes ahead of a panel's current block that the panel kernels ask the cache for. Unlike the fp32 rows'
-// kernels (linear.cpp), a panel stream gains: medium decode with the prefetch distance switched every 24
-// tokens inside one process (40 rounds, 2026-12-06, Zen 5): q8_0 206 -> 226 tok/s median from none to
-// 8 KB ahead (4 and 16 KB gained less), q4_0 330 -> 342 (2 to 8 KB alike).
-constexpr int64_t kPanelPrefetchBytes = 8192;
+// Bytes ahead of a panel's current block that the panel kernels ask the cache for, 0 for none. On AMD a
+// panel stream gains, unlike the fp32 rows' kernels (linear.cpp): medium decode with the distance
+// switched every 24 tokens inside one process (40 rounds, 2026-12-06, Zen 5): q8_0 206 -> 226 tok/s
+// median from none to 8 KB ahead (4 and 16 KB gained less), q4_0 330 -> 342 (2 to 8 KB alike). On Intel
+// it loses: 7B-shaped decode from DRAM on a Sapphire-Rapids-class Xeon (2026-12-07, alternating runs),
+// q8_0 2.78-2.84 tok/s with 8 KB against 3.12-3.47 without, q4_0 4.64-5.09 against 5.26-5.85 (its
+// streamers keep up, and the extra requests only take line-fill buffers). So: 8 KB, none on Intel.
+int64_t panel_prefetch_bytes();
 
 enum class BlockLayout { rows, panels };
 
