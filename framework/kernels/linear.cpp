@@ -481,6 +481,18 @@ CB_AVX512 void panel_dequant_avx512(const uint8_t* panel, int64_t cols, float* o
     }
   }
 }
+
+// The panel's columns as they come, column c of its 16 rows at out + c * ld (16 floats): the GEMM's packed
+// layout (gemm.h), with no transpose there and back.
+template <F Fmt>
+CB_AVX512 void panel_dequant_columns_avx512(const uint8_t* panel, int64_t cols, float* out, int64_t ld) {
+  for (int64_t b = 0; b < cols / kQuantBlock; ++b) {
+    const uint8_t* pb = panel + b * kPanelRows * block_bytes(Fmt);
+    const __m512 d = panel_scales16(pb);
+    for (int j = 0; j < kQuantBlock; ++j)
+      _mm512_storeu_ps(out + (b * kQuantBlock + j) * ld, _mm512_mul_ps(d, panel_column16<Fmt>(pb + 2 * kPanelRows, j)));
+  }
+}
 #pragma GCC diagnostic pop
 #undef CB_AVX512
 #endif
@@ -497,6 +509,8 @@ struct FormatKernels {
   // runs, or q4_0 where avx2 does: preferred_layout).
   std::array<PanelDot, kRowGroup> panel_dot{};
   PanelDequant panel_dequant = nullptr;
+  // A panel's column c at out + c * ld (the AVX-512 GEMM's packed layout), where the family has one.
+  PanelDequant panel_dequant_columns = nullptr;
   // What x the panels take: floats through panel_dot, or x prepared once per call for q4_0 on avx512_vnni
   // (q4_0_vnni.h) and on avx2 (q4_0_avx2.h, the family's only panel kernel).
   PanelX panel_x = PanelX::floats;
@@ -512,6 +526,7 @@ FormatKernels kernels_for(LinearKernel k) {
       out.panel_dot = {panel_dot_avx512<Fmt, 1>, panel_dot_avx512<Fmt, 2>, panel_dot_avx512<Fmt, 3>,
                        panel_dot_avx512<Fmt, 4>};
       out.panel_dequant = panel_dequant_avx512<Fmt>;
+      out.panel_dequant_columns = panel_dequant_columns_avx512<Fmt>;
     }
     if (Fmt == F::q4_0 && k == LinearKernel::avx512_vnni) out.panel_x = PanelX::vnni;
     return out;
@@ -737,7 +752,10 @@ void for_each_dequantised_tile(const PackedWeight& w, const FormatKernels& k, Fn
 #if defined(__x86_64__)
 // y [M, rows] = x [M, cols] · Wᵀ through the AVX-512 GEMM (gemm.h). The threads share W's panels of 64
 // rows; each dequantises its panel into its tile buffer (fp32 weights are read in place) and packs it
-// into the buffer's second half.
+// into the buffer's second half, or, where all 64 rows are panels of a block format, dequantises them
+// straight into the packed layout: a 7B-shaped q4_0 prefill of 32 tokens spent as long packing as
+// multiplying (2026-12-07, Xeon).
+static_assert(kGemmPanelRows % kPanelRows == 0, "a GEMM panel must hold whole weight panels");
 void gemm_linear(const float* x, int64_t M, const PackedWeight& w, const FormatKernels& k, float* y) {
   const int64_t cols = w.cols, panels = (w.rows + kGemmPanelRows - 1) / kGemmPanelRows;
   parallel_rows(panels, 1, [&](int64_t p0, int64_t p1) {
@@ -745,6 +763,15 @@ void gemm_linear(const float* x, int64_t M, const PackedWeight& w, const FormatK
     float* packed = rows + kGemmPanelRows * cols;
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t r0 = p * kGemmPanelRows, n = std::min(kGemmPanelRows, w.rows - r0);
+      if (const auto units = row_units(w, r0, n);
+          k.panel_dequant_columns && n == kGemmPanelRows && units.panels * kPanelRows == kGemmPanelRows) {
+        const int64_t stride = row_bytes(w.format, cols);
+        for (int64_t u = 0; u < units.panels; ++u)
+          k.panel_dequant_columns(storage(w) + (r0 + u * kPanelRows) * stride, cols, packed + u * kPanelRows,
+                                  kGemmPanelRows);
+        gemm_packed_avx512(x, cols, M, packed, cols, n, y + r0, w.rows, false);
+        continue;
+      }
       const float* b = reinterpret_cast<const float*>(storage(w)) + r0 * cols;
       if (w.format != F::f32) {
         const auto units = row_units(w, r0, n);
