@@ -1,6 +1,7 @@
 #include "framework/kernels/gemm.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "framework/kernels/avx512_transpose.h"
 
@@ -20,16 +21,37 @@ constexpr int kMR = 6;  // rows of x per micro-kernel call (6 x 4 accumulators +
 constexpr int64_t kKC = kGemmDepth;
 constexpr int kNR = kGemmPanelRows;
 
+// Elements [k0, k0 + kn) of a row of b as fp32, zero past kn (kn <= 16).
+template <GemmRows R>
+CB_AVX512 inline __m512 load16(const void* row, int64_t k0, int64_t kn) {
+  if constexpr (R == GemmRows::f32) {
+    return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << kn) - 1), static_cast<const float*>(row) + k0);
+  } else {
+    const uint16_t* p = static_cast<const uint16_t*>(row) + k0;
+    __m256i h;
+    if (kn == 16) {
+      h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    } else {  // a masked 16-bit load needs AVX-512BW, which the family does not ask for
+      alignas(32) uint16_t tail[16] = {};
+      std::memcpy(tail, p, static_cast<size_t>(kn) * 2);
+      h = _mm256_load_si256(reinterpret_cast<const __m256i*>(tail));
+    }
+    if constexpr (R == GemmRows::bf16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    else return _mm512_cvtph_ps(h);
+  }
+}
+
 // bp[k * 64 + j] = b[j, k] for j < n, 0 for n <= j < 64.
-CB_AVX512 void pack(const float* b, int64_t n, int64_t K, float* bp) {
+template <GemmRows R>
+CB_AVX512 void pack(const void* b, int64_t n, int64_t K, float* bp) {
+  const int64_t row_bytes = K * (R == GemmRows::f32 ? 4 : 2);
   for (int g = 0; g < kNR / 16; ++g) {
     for (int64_t k0 = 0; k0 < K; k0 += 16) {
       const int64_t kn = std::min<int64_t>(16, K - k0);
-      const __mmask16 mask = static_cast<__mmask16>((1u << kn) - 1);
       __m512 v[16];
       for (int j = 0; j < 16; ++j) {
         const int64_t row = 16 * g + j;
-        v[j] = row < n ? _mm512_maskz_loadu_ps(mask, b + row * K + k0) : _mm512_setzero_ps();
+        v[j] = row < n ? load16<R>(static_cast<const char*>(b) + row * row_bytes, k0, kn) : _mm512_setzero_ps();
       }
       transpose16x16(v);
       for (int64_t i = 0; i < kn; ++i) _mm512_storeu_ps(bp + (k0 + i) * kNR + 16 * g, v[i]);
@@ -87,9 +109,13 @@ void gemm_packed_avx512(const float* x, int64_t ldx, int64_t M, const float* bp,
   }
 }
 
-void gemm_panel_avx512(const float* x, int64_t M, int64_t K, const float* b, int64_t n, float* y, int64_t ldy,
-                       float* bp) {
-  pack(b, n, K, bp);
+void gemm_panel_avx512(const float* x, int64_t M, int64_t K, const void* b, GemmRows rows, int64_t n, float* y,
+                       int64_t ldy, float* bp) {
+  switch (rows) {
+    case GemmRows::f32: pack<GemmRows::f32>(b, n, K, bp); break;
+    case GemmRows::bf16: pack<GemmRows::bf16>(b, n, K, bp); break;
+    case GemmRows::f16: pack<GemmRows::f16>(b, n, K, bp); break;
+  }
   gemm_packed_avx512(x, K, M, bp, K, n, y, ldy, false);
 }
 #endif

@@ -772,13 +772,14 @@ void gemm_linear(const float* x, int64_t M, const PackedWeight& w, const FormatK
         gemm_packed_avx512(x, cols, M, packed, cols, n, y + r0, w.rows, false);
         continue;
       }
-      const float* b = reinterpret_cast<const float*>(storage(w)) + r0 * cols;
-      if (w.format != F::f32) {
+      const void* b = storage(w) + r0 * row_bytes(w.format, cols);
+      const GemmRows stored = w.format == F::bf16 ? GemmRows::bf16 : w.format == F::f16 ? GemmRows::f16 : GemmRows::f32;
+      if (is_block_format(w.format)) {
         const auto units = row_units(w, r0, n);
         for (int64_t u = 0; u < units.count; ++u) dequantise_unit(w, k, units, r0, u, 0, cols, rows, cols);
         b = rows;
       }
-      gemm_panel_avx512(x, M, cols, b, n, y + r0, w.rows, packed);
+      gemm_panel_avx512(x, M, cols, b, stored, n, y + r0, w.rows, packed);
     }
   });
 }

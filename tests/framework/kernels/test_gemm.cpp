@@ -2,7 +2,8 @@
 // rows of x around the 6-row micro-kernel (tails of 1-5), depths around the 16-wide packing and the
 // 256-deep blocks (a masked last group, one block, several with a partial last), and panels of 1-64 rows
 // (masked stores), written into a column slice of a wider y whose other columns must stay untouched;
-// then the product with B packed by the caller, x a column slice, added to y or not.
+// B stored in fp32, bf16 and fp16 (widened while packing); then the product with B packed by the caller,
+// x a column slice, added to y or not.
 // Bound: y is a sum of K fp32 products in some order, within γ(K)·Σ|x w| of the exact value (as
 // test_linear.cpp); a wrong offset or a lost block misses by about one |x w| or more.
 #include <catch2/catch.hpp>
@@ -27,24 +28,27 @@ TEST_CASE("gemm_panel_avx512: every tail of rows, depth and panel width against 
   if (!gemm_here()) return;
   torch::manual_seed(21);
   const double u = std::ldexp(1.0, -24);
-  for (const int64_t M : {1, 5, 6, 7, 13, 130})
-    for (const int64_t K : {1, 15, 16, 17, 255, 256, 257, 600})
-      for (const int64_t n : {1, 15, 16, 17, 63, 64}) {
-        INFO("M " << M << " K " << K << " n " << n);
-        const auto x = torch::randn({M, K}), b = torch::randn({n, K});
-        const int64_t ldy = n + 5, col0 = 2;  // y[:, 2:2+n] of a [M, n+5] output
-        auto y = torch::full({M, ldy}, 7.0f);
-        auto packed = torch::empty({K * kGemmPanelRows});
-        gemm_panel_avx512(x.data_ptr<float>(), M, K, b.data_ptr<float>(), n, y.data_ptr<float>() + col0, ldy,
-                          packed.data_ptr<float>());
-        const auto xd = x.to(torch::kDouble), bd = b.to(torch::kDouble);
-        const double g = (K + 2) * u / (1 - (K + 2) * u);
-        const auto out = y.narrow(1, col0, n).to(torch::kDouble);
-        const auto excess = (out - xd.matmul(bd.t())).abs() - g * xd.abs().matmul(bd.abs().t());
-        CHECK(excess.max().item<double>() <= 0);
-        CHECK(torch::all(y.narrow(1, 0, col0) == 7.0f).item<bool>());
-        CHECK(torch::all(y.narrow(1, col0 + n, ldy - col0 - n) == 7.0f).item<bool>());
-      }
+  const std::pair<GemmRows, torch::Dtype> stored[] = {
+      {GemmRows::f32, torch::kFloat}, {GemmRows::bf16, torch::kBFloat16}, {GemmRows::f16, torch::kHalf}};
+  for (const auto& [rows, dtype] : stored)
+    for (const int64_t M : {1, 5, 6, 7, 13, 130})
+      for (const int64_t K : {1, 15, 16, 17, 255, 256, 257, 600})
+        for (const int64_t n : {1, 15, 16, 17, 63, 64}) {
+          INFO("B in " << dtype << " M " << M << " K " << K << " n " << n);
+          const auto x = torch::randn({M, K}), b = torch::randn({n, K}).to(dtype);  // 16-bit B: exact in fp32
+          const int64_t ldy = n + 5, col0 = 2;                                      // y[:, 2:2+n] of a [M, n+5] output
+          auto y = torch::full({M, ldy}, 7.0f);
+          auto packed = torch::empty({K * kGemmPanelRows});
+          gemm_panel_avx512(x.data_ptr<float>(), M, K, b.data_ptr(), rows, n, y.data_ptr<float>() + col0, ldy,
+                            packed.data_ptr<float>());
+          const auto xd = x.to(torch::kDouble), bd = b.to(torch::kDouble);
+          const double g = (K + 2) * u / (1 - (K + 2) * u);
+          const auto out = y.narrow(1, col0, n).to(torch::kDouble);
+          const auto excess = (out - xd.matmul(bd.t())).abs() - g * xd.abs().matmul(bd.abs().t());
+          CHECK(excess.max().item<double>() <= 0);
+          CHECK(torch::all(y.narrow(1, 0, col0) == 7.0f).item<bool>());
+          CHECK(torch::all(y.narrow(1, col0 + n, ldy - col0 - n) == 7.0f).item<bool>());
+        }
 }
 
 TEST_CASE("gemm_packed_avx512: x from a wider matrix, B packed by the caller, added to y") {
