@@ -41,20 +41,20 @@ CB_AVX512 inline __m512 load16(const void* row, int64_t k0, int64_t kn) {
   }
 }
 
-// bp[k * 64 + j] = b[j, k] for j < n, 0 for n <= j < 64.
+// bp[(k - k0) * 64 + j] = b[j, k] for k0 <= k < k0 + kc, j < n; 0 for n <= j < 64 (b's rows K long).
 template <GemmRows R>
-CB_AVX512 void pack(const void* b, int64_t n, int64_t K, float* bp) {
+CB_AVX512 void pack(const void* b, int64_t n, int64_t K, int64_t k0, int64_t kc, float* bp) {
   const int64_t row_bytes = K * (R == GemmRows::f32 ? 4 : 2);
   for (int g = 0; g < kNR / 16; ++g) {
-    for (int64_t k0 = 0; k0 < K; k0 += 16) {
-      const int64_t kn = std::min<int64_t>(16, K - k0);
+    for (int64_t k = k0; k < k0 + kc; k += 16) {
+      const int64_t kn = std::min<int64_t>(16, k0 + kc - k);
       __m512 v[16];
       for (int j = 0; j < 16; ++j) {
         const int64_t row = 16 * g + j;
-        v[j] = row < n ? load16<R>(static_cast<const char*>(b) + row * row_bytes, k0, kn) : _mm512_setzero_ps();
+        v[j] = row < n ? load16<R>(static_cast<const char*>(b) + row * row_bytes, k, kn) : _mm512_setzero_ps();
       }
       transpose16x16(v);
-      for (int64_t i = 0; i < kn; ++i) _mm512_storeu_ps(bp + (k0 + i) * kNR + 16 * g, v[i]);
+      for (int64_t i = 0; i < kn; ++i) _mm512_storeu_ps(bp + (k - k0 + i) * kNR + 16 * g, v[i]);
     }
   }
 }
@@ -111,12 +111,16 @@ void gemm_packed_avx512(const float* x, int64_t ldx, int64_t M, const float* bp,
 
 void gemm_panel_avx512(const float* x, int64_t M, int64_t K, const void* b, GemmRows rows, int64_t n, float* y,
                        int64_t ldy, float* bp) {
-  switch (rows) {
-    case GemmRows::f32: pack<GemmRows::f32>(b, n, K, bp); break;
-    case GemmRows::bf16: pack<GemmRows::bf16>(b, n, K, bp); break;
-    case GemmRows::f16: pack<GemmRows::f16>(b, n, K, bp); break;
+  // A depth block packed, then multiplied, as gemm_packed_avx512 walks K: its 64 KB stay in L2 between.
+  for (int64_t k0 = 0; k0 < K; k0 += kKC) {
+    const int64_t kc = std::min(kKC, K - k0);
+    switch (rows) {
+      case GemmRows::f32: pack<GemmRows::f32>(b, n, K, k0, kc, bp); break;
+      case GemmRows::bf16: pack<GemmRows::bf16>(b, n, K, k0, kc, bp); break;
+      case GemmRows::f16: pack<GemmRows::f16>(b, n, K, k0, kc, bp); break;
+    }
+    gemm_packed_avx512(x + k0, K, M, bp, kc, n, y, ldy, k0 > 0);
   }
-  gemm_packed_avx512(x, K, M, bp, K, n, y, ldy, false);
 }
 #endif
 

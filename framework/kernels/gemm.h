@@ -8,11 +8,11 @@
 // (bench/RESULTS.md, 2026-12-06).
 //
 // The panel is packed, 16 rows at a time through an in-register transpose, into the caller's buffer
-// as [K][64] (column k of the 64 rows is one 256-byte line, rows past n zero), so that the
+// as [k][64] (column k of the 64 rows is one 256-byte line, rows past n zero), so that the
 // micro-kernel holds a 6 x 64 block of y in 24 registers and per k loads 4 vectors of B and multiplies
-// each by one x value broadcast from memory (24 FMAs). K is walked in blocks of 256, whose 64 KB of B
-// stay in L2 while every 6 rows of x pass over them. Each y element is Σ_k in k order within a block,
-// blocks added in order: exact up to fp32 summation order.
+// each by one x value broadcast from memory (24 FMAs). K is walked in blocks of 256, each packed just
+// before it is multiplied, so its 64 KB of B stay in L2 while every 6 rows of x pass over them. Each y element is Σ_k
+// in k order within a block, blocks added in order: exact up to fp32 summation order.
 #pragma once
 #include <cstdint>
 
@@ -29,8 +29,8 @@ enum class GemmRows { f32, bf16, f16 };
 
 // y[m, j] = Σ_k x[m, k] · b[j, k] for m < M, j < n <= kGemmPanelRows; x row stride K, b (elements of
 // `rows`) row stride K, y row stride ldy (y may be a column slice of a wider output), K >= 1; `packed` is
-// the caller's workspace of K * kGemmPanelRows floats (64-byte aligned for speed, e.g. a tensor's
-// storage). x86-64 only, and needs AVX-512F (linear.h's avx512 family).
+// the caller's workspace of min(K, kGemmDepth) * kGemmPanelRows floats (64-byte aligned for speed,
+// e.g. a tensor's storage). x86-64 only, and needs AVX-512F (linear.h's avx512 family).
 void gemm_panel_avx512(const float* x, int64_t M, int64_t K, const void* b, GemmRows rows, int64_t n, float* y,
                        int64_t ldy, float* packed);
 

@@ -756,6 +756,7 @@ void for_each_dequantised_tile(const PackedWeight& w, const FormatKernels& k, Fn
 // straight into the packed layout: a 7B-shaped q4_0 prefill of 32 tokens spent as long packing as
 // multiplying (2026-12-07, Xeon).
 static_assert(kGemmPanelRows % kPanelRows == 0, "a GEMM panel must hold whole weight panels");
+static_assert(kGemmDepth % kQuantBlock == 0, "a GEMM depth block must hold whole quantization blocks");
 void gemm_linear(const float* x, int64_t M, const PackedWeight& w, const FormatKernels& k, float* y) {
   const int64_t cols = w.cols, panels = (w.rows + kGemmPanelRows - 1) / kGemmPanelRows;
   parallel_rows(panels, 1, [&](int64_t p0, int64_t p1) {
@@ -765,11 +766,15 @@ void gemm_linear(const float* x, int64_t M, const PackedWeight& w, const FormatK
       const int64_t r0 = p * kGemmPanelRows, n = std::min(kGemmPanelRows, w.rows - r0);
       if (const auto units = row_units(w, r0, n);
           k.panel_dequant_columns && n == kGemmPanelRows && units.panels * kPanelRows == kGemmPanelRows) {
+        // A depth block at a time, as the GEMM walks K anyway: its 64 KB stay in L2 between written and read.
         const int64_t stride = row_bytes(w.format, cols);
-        for (int64_t u = 0; u < units.panels; ++u)
-          k.panel_dequant_columns(storage(w) + (r0 + u * kPanelRows) * stride, cols, packed + u * kPanelRows,
-                                  kGemmPanelRows);
-        gemm_packed_avx512(x, cols, M, packed, cols, n, y + r0, w.rows, false);
+        for (int64_t k0 = 0; k0 < cols; k0 += kGemmDepth) {
+          const int64_t kc = std::min(kGemmDepth, cols - k0);
+          for (int64_t u = 0; u < units.panels; ++u)
+            k.panel_dequant_columns(storage(w) + (r0 + u * kPanelRows) * stride + kPanelRows * row_bytes(w.format, k0),
+                                    kc, packed + u * kPanelRows, kGemmPanelRows);
+          gemm_packed_avx512(x + k0, cols, M, packed, kc, n, y + r0, w.rows, k0 > 0);
+        }
         continue;
       }
       const void* b = storage(w) + r0 * row_bytes(w.format, cols);
