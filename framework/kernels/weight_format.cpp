@@ -13,7 +13,7 @@
 namespace cb::kernels {
 
 int64_t panel_prefetch_bytes() {
-  static const int64_t bytes = cpu_features().intel ? 0 : 8192;
+  static const int64_t bytes = cpu_features().intel ? 2048 : 8192;
   return bytes;
 }
 

@@ -33,13 +33,14 @@ enum class WeightFormat { f32, bf16, f16, q8_0, q4_0 };
 
 constexpr int64_t kQuantBlock = 32;
 constexpr int64_t kPanelRows = 16;
-// Bytes ahead of a panel's current block that the panel kernels ask the cache for, 0 for none. On AMD a
-// panel stream gains, unlike the fp32 rows' kernels (linear.cpp): medium decode with the distance
-// switched every 24 tokens inside one process (40 rounds, 2026-12-06, Zen 5): q8_0 206 -> 226 tok/s
-// median from none to 8 KB ahead (4 and 16 KB gained less), q4_0 330 -> 342 (2 to 8 KB alike). On Intel
-// it loses: 7B-shaped decode from DRAM on a Sapphire-Rapids-class Xeon (2026-12-07, alternating runs),
-// q8_0 2.78-2.84 tok/s with 8 KB against 3.12-3.47 without, q4_0 4.64-5.09 against 5.26-5.85 (its
-// streamers keep up, and the extra requests only take line-fill buffers). So: 8 KB, none on Intel.
+// Bytes ahead of a panel's current block that the panel kernels ask the cache for (0: none). A panel
+// stream gains, unlike the fp32 rows' kernels (linear.cpp), but the distance is the CPU's: on Zen 5,
+// medium decode with the distance switched every 24 tokens inside one process (40 rounds, 2026-12-06):
+// q8_0 206 -> 226 tok/s median from none to 8 KB ahead (4 and 16 KB gained less), q4_0 330 -> 342 (2 to
+// 8 KB alike). On a Sapphire-Rapids-class Xeon (2026-12-07, alternating runs) 8 KB ahead costs a
+// 7B-shaped decode from DRAM 10-20 % against none, and 2 KB beats both: q8_0 3.78-3.83 tok/s against
+// 3.52-3.63 (none) and 3.00-3.14 (8 KB), q4_0 6.20-6.36 against 5.58-5.61 and 5.02-5.23. So: 2 KB on
+// Intel, 8 KB elsewhere.
 int64_t panel_prefetch_bytes();
 
 enum class BlockLayout { rows, panels };
