@@ -460,7 +460,7 @@ CB_AVX512 void panel_dot_avx512(const uint8_t* panel, const float* const* x, int
   const int64_t ahead = panel_prefetch_bytes();
   for (int64_t b = 0; b < cols / kQuantBlock; ++b) {
     const uint8_t* pb = panel + b * kPanelRows * block_bytes(Fmt);
-    for (int64_t l = 0; ahead && l < kPanelRows * block_bytes(Fmt); l += 64) prefetch_line(pb + ahead + l);
+    for (int64_t l = 0; l < kPanelRows * block_bytes(Fmt); l += 64) prefetch_line(pb + ahead + l);
     panel_block_dot16<Fmt, NM>(pb, x, b * kQuantBlock, acc);
   }
   for (int i = 0; i < NM; ++i) _mm512_storeu_ps(out + kPanelRows * i, acc[i]);
@@ -751,10 +751,10 @@ void for_each_dequantised_tile(const PackedWeight& w, const FormatKernels& k, Fn
 
 #if defined(__x86_64__)
 // y [M, rows] = x [M, cols] · Wᵀ through the AVX-512 GEMM (gemm.h). The threads share W's panels of 64
-// rows; each dequantises its panel into its tile buffer (fp32 weights are read in place) and packs it
-// into the buffer's second half, or, where all 64 rows are panels of a block format, dequantises them
-// straight into the packed layout: a 7B-shaped q4_0 prefill of 32 tokens spent as long packing as
-// multiplying (2026-12-07, Xeon).
+// rows. fp32 and 16-bit rows are packed from the weight itself; block formats are dequantised into the
+// thread's tile buffer and packed from there, or, where all 64 rows are row panels, dequantised straight
+// into the packed layout (a 7B-shaped q4_0 prefill of 32 tokens spent as long packing as multiplying
+// before; 2026-12-07, Xeon).
 static_assert(kGemmPanelRows % kPanelRows == 0, "a GEMM panel must hold whole weight panels");
 static_assert(kGemmDepth % kQuantBlock == 0, "a GEMM depth block must hold whole quantization blocks");
 void gemm_linear(const float* x, int64_t M, const PackedWeight& w, const FormatKernels& k, float* y) {

@@ -158,7 +158,7 @@ CB_AVX2 void panel_dot(const uint8_t* panel, const Q4Avx2Block* const* x, int64_
   const int64_t ahead = panel_prefetch_bytes();
   for (int64_t b = 0; b < cols / kQuantBlock; ++b) {
     const uint8_t* pb = panel + b * kPanelBlock;
-    for (int64_t l = 0; ahead && l < kPanelBlock; l += 64)
+    for (int64_t l = 0; l < kPanelBlock; l += 64)
       _mm_prefetch(reinterpret_cast<const char*>(pb + ahead + l), _MM_HINT_T0);
     panel_block<NM>(pb, x, b, acc);
   }

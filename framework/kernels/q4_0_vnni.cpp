@@ -116,8 +116,7 @@ CB_VNNI void panel_dot(const uint8_t* panel, const Q4VnniBlock* const* x, int64_
   const int64_t ahead = panel_prefetch_bytes();
   for (int64_t b = 0; b < cols / kQuantBlock; ++b) {
     const uint8_t* pb = panel + b * kBlock;
-    for (int64_t l = 0; ahead && l < kBlock; l += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(pb + ahead + l), _MM_HINT_T0);
+    for (int64_t l = 0; l < kBlock; l += 64) _mm_prefetch(reinterpret_cast<const char*>(pb + ahead + l), _MM_HINT_T0);
     panel_block<NM>(pb, x, b, acc);
   }
   for (int i = 0; i < NM; ++i) _mm512_storeu_ps(out + kPanelRows * i, acc[i]);
