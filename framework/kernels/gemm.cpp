@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "framework/error.h"
+#include "framework/kernels/avx512_dense.h"
 #include "framework/kernels/avx512_transpose.h"
 
 namespace cb::kernels {
@@ -21,37 +23,27 @@ constexpr int kMR = 6;  // rows of x per micro-kernel call (6 x 4 accumulators +
 constexpr int64_t kKC = kGemmDepth;
 constexpr int kNR = kGemmPanelRows;
 
-// Elements [k0, k0 + kn) of a row of b as fp32, zero past kn (kn <= 16).
-template <GemmRows R>
-CB_AVX512 inline __m512 load16(const void* row, int64_t k0, int64_t kn) {
-  if constexpr (R == GemmRows::f32) {
-    return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << kn) - 1), static_cast<const float*>(row) + k0);
-  } else {
-    const uint16_t* p = static_cast<const uint16_t*>(row) + k0;
-    __m256i h;
-    if (kn == 16) {
-      h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-    } else {  // a masked 16-bit load needs AVX-512BW, which the family does not ask for
-      alignas(32) uint16_t tail[16] = {};
-      std::memcpy(tail, p, static_cast<size_t>(kn) * 2);
-      h = _mm256_load_si256(reinterpret_cast<const __m256i*>(tail));
-    }
-    if constexpr (R == GemmRows::bf16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-    else return _mm512_cvtph_ps(h);
-  }
+// Elements [k, k + kn) of a stored row as fp32, zero past kn (kn <= 16).
+template <WeightFormat R>
+CB_AVX512 inline __m512 load16(const uint8_t* row, int64_t k, int64_t kn) {
+  if (kn == 16) return dense16<R>(row, k);
+  constexpr int64_t size = R == WeightFormat::f32 ? 4 : 2;
+  alignas(64) uint8_t tail[16 * size] = {};  // a masked 16-bit load would need AVX-512BW
+  std::memcpy(tail, row + k * size, static_cast<size_t>(kn * size));
+  return dense16<R>(tail, 0);
 }
 
 // bp[(k - k0) * 64 + j] = b[j, k] for k0 <= k < k0 + kc, j < n; 0 for n <= j < 64 (b's rows K long).
-template <GemmRows R>
+template <WeightFormat R>
 CB_AVX512 void pack(const void* b, int64_t n, int64_t K, int64_t k0, int64_t kc, float* bp) {
-  const int64_t row_bytes = K * (R == GemmRows::f32 ? 4 : 2);
+  const int64_t row_bytes = K * (R == WeightFormat::f32 ? 4 : 2);
   for (int g = 0; g < kNR / 16; ++g) {
     for (int64_t k = k0; k < k0 + kc; k += 16) {
       const int64_t kn = std::min<int64_t>(16, k0 + kc - k);
       __m512 v[16];
       for (int j = 0; j < 16; ++j) {
         const int64_t row = 16 * g + j;
-        v[j] = row < n ? load16<R>(static_cast<const char*>(b) + row * row_bytes, k, kn) : _mm512_setzero_ps();
+        v[j] = row < n ? load16<R>(static_cast<const uint8_t*>(b) + row * row_bytes, k, kn) : _mm512_setzero_ps();
       }
       transpose16x16(v);
       for (int64_t i = 0; i < kn; ++i) _mm512_storeu_ps(bp + (k - k0 + i) * kNR + 16 * g, v[i]);
@@ -109,15 +101,16 @@ void gemm_packed_avx512(const float* x, int64_t ldx, int64_t M, const float* bp,
   }
 }
 
-void gemm_panel_avx512(const float* x, int64_t M, int64_t K, const void* b, GemmRows rows, int64_t n, float* y,
+void gemm_panel_avx512(const float* x, int64_t M, int64_t K, const void* b, WeightFormat rows, int64_t n, float* y,
                        int64_t ldy, float* bp) {
   // A depth block packed, then multiplied, as gemm_packed_avx512 walks K: its 64 KB stay in L2 between.
   for (int64_t k0 = 0; k0 < K; k0 += kKC) {
     const int64_t kc = std::min(kKC, K - k0);
     switch (rows) {
-      case GemmRows::f32: pack<GemmRows::f32>(b, n, K, k0, kc, bp); break;
-      case GemmRows::bf16: pack<GemmRows::bf16>(b, n, K, k0, kc, bp); break;
-      case GemmRows::f16: pack<GemmRows::f16>(b, n, K, k0, kc, bp); break;
+      case WeightFormat::f32: pack<WeightFormat::f32>(b, n, K, k0, kc, bp); break;
+      case WeightFormat::bf16: pack<WeightFormat::bf16>(b, n, K, k0, kc, bp); break;
+      case WeightFormat::f16: pack<WeightFormat::f16>(b, n, K, k0, kc, bp); break;
+      default: fail("gemm_panel_avx512: {} rows; dequantise a block format first", weight_format_name(rows));
     }
     gemm_packed_avx512(x + k0, K, M, bp, kc, n, y, ldy, k0 > 0);
   }

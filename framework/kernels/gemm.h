@@ -16,6 +16,8 @@
 #pragma once
 #include <cstdint>
 
+#include "framework/kernels/weight_format.h"
+
 namespace cb::kernels {
 
 // Rows of B one gemm_panel call takes.
@@ -23,15 +25,12 @@ constexpr int64_t kGemmPanelRows = 64;
 // Depth of the blocks the micro-kernel walks K in: 64 KB of packed B, held in L2 across the rows of x.
 constexpr int64_t kGemmDepth = 256;
 
-// How B's rows are stored: fp32, or 16-bit (bf16, IEEE fp16) widened while packing, so a 16-bit weight
-// needs no fp32 copy of its rows first.
-enum class GemmRows { f32, bf16, f16 };
-
-// y[m, j] = Σ_k x[m, k] · b[j, k] for m < M, j < n <= kGemmPanelRows; x row stride K, b (elements of
-// `rows`) row stride K, y row stride ldy (y may be a column slice of a wider output), K >= 1; `packed` is
-// the caller's workspace of min(K, kGemmDepth) * kGemmPanelRows floats (64-byte aligned for speed,
-// e.g. a tensor's storage). x86-64 only, and needs AVX-512F (linear.h's avx512 family).
-void gemm_panel_avx512(const float* x, int64_t M, int64_t K, const void* b, GemmRows rows, int64_t n, float* y,
+// y[m, j] = Σ_k x[m, k] · b[j, k] for m < M, j < n <= kGemmPanelRows; x row stride K, b row stride K
+// (stored as `rows`: fp32, or bf16/fp16 widened while packing, so a 16-bit weight needs no fp32 copy), y row stride ldy
+// (y may be a column slice of a wider output), K >= 1; `packed` is the caller's workspace of min(K, kGemmDepth) *
+// kGemmPanelRows floats (64-byte aligned for speed, e.g. a tensor's storage). x86-64 only, and needs AVX-512F
+// (linear.h's avx512 family).
+void gemm_panel_avx512(const float* x, int64_t M, int64_t K, const void* b, WeightFormat rows, int64_t n, float* y,
                        int64_t ldy, float* packed);
 
 // The product with B already in that packed layout: y[m, j] (+)= Σ_{k < K} x[m, k] · packed[k * 64 + j] for

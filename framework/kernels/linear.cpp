@@ -23,6 +23,7 @@
 #endif
 
 #include "framework/error.h"
+#include "framework/kernels/avx512_dense.h"
 #include "framework/kernels/avx512_transpose.h"
 #include "framework/kernels/cpu_features.h"
 #include "framework/kernels/gemm.h"
@@ -266,18 +267,6 @@ CB_AVX2 void dequant_avx2(const uint8_t* w, int64_t cols, float* out) {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-
-// Elements [c, c+16) of a dense stored row.
-template <F Fmt>
-CB_AVX512 inline __m512 dense16(const uint8_t* w, int64_t c) {
-  if constexpr (Fmt == F::f32) {
-    return _mm512_loadu_ps(reinterpret_cast<const float*>(w) + c);
-  } else {
-    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2 * c));
-    if constexpr (Fmt == F::bf16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-    else return _mm512_cvtph_ps(h);
-  }
-}
 
 // q4_0 values of 16 lanes: each lane's low nibble n as the float n - 8. A 16-entry table lookup does it in
 // one permute (it reads the low 4 bits of each lane only), where masking, subtracting and converting would
@@ -778,13 +767,12 @@ void gemm_linear(const float* x, int64_t M, const PackedWeight& w, const FormatK
         continue;
       }
       const void* b = storage(w) + r0 * row_bytes(w.format, cols);
-      const GemmRows stored = w.format == F::bf16 ? GemmRows::bf16 : w.format == F::f16 ? GemmRows::f16 : GemmRows::f32;
       if (is_block_format(w.format)) {
         const auto units = row_units(w, r0, n);
         for (int64_t u = 0; u < units.count; ++u) dequantise_unit(w, k, units, r0, u, 0, cols, rows, cols);
         b = rows;
       }
-      gemm_panel_avx512(x, M, cols, b, stored, n, y + r0, w.rows, packed);
+      gemm_panel_avx512(x, M, cols, b, is_block_format(w.format) ? F::f32 : w.format, n, y + r0, w.rows, packed);
     }
   });
 }

@@ -28,8 +28,8 @@ TEST_CASE("gemm_panel_avx512: every tail of rows, depth and panel width against 
   if (!gemm_here()) return;
   torch::manual_seed(21);
   const double u = std::ldexp(1.0, -24);
-  const std::pair<GemmRows, torch::Dtype> stored[] = {
-      {GemmRows::f32, torch::kFloat}, {GemmRows::bf16, torch::kBFloat16}, {GemmRows::f16, torch::kHalf}};
+  const std::pair<WeightFormat, torch::Dtype> stored[] = {
+      {WeightFormat::f32, torch::kFloat}, {WeightFormat::bf16, torch::kBFloat16}, {WeightFormat::f16, torch::kHalf}};
   for (const auto& [rows, dtype] : stored)
     for (const int64_t M : {1, 5, 6, 7, 13, 130})
       for (const int64_t K : {1, 15, 16, 17, 255, 256, 257, 600})
