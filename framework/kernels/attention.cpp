@@ -13,6 +13,7 @@
 #endif
 
 #include "framework/error.h"
+#include "framework/kernels/avx512_dense.h"
 #include "framework/kernels/avx512_transpose.h"
 #include "framework/kernels/row_threads.h"
 
@@ -35,6 +36,10 @@ struct HeadOps {
   // o = Σ_{t<T} p[t] v_t over the rows v_t = v + t·stride, accumulated in t order as axpy would.
   void (*weighted_sum)(float* o, const float* p, const void* v, int64_t stride, int64_t T, int64_t Dh) = nullptr;
 };
+
+// The cache's rows (float or c10::Half elements) are dense weight rows of this format to the row kernels.
+template <class T>
+constexpr WeightFormat cache_format = std::is_same_v<T, float> ? WeightFormat::f32 : WeightFormat::f16;
 
 template <class T>
 void axpy_scalar(float* o, float p, const void* v_in, int64_t n) {
@@ -72,8 +77,7 @@ template <class T>
 // Row r's elements [c, c + 16) as floats.
 template <class T>
 CB_AVX512 inline __m512 load16(const T* r, int64_t c) {
-  if constexpr (std::is_same_v<T, float>) return _mm512_loadu_ps(r + c);
-  else return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + c)));
+  return dense16<cache_format<T>>(reinterpret_cast<const uint8_t*>(r), c);
 }
 
 template <class T>
@@ -156,7 +160,7 @@ CB_AVX512 void weighted_sum_avx512(float* o, const float* p, const void* v_in, i
 template <class T>
 HeadOps head_ops_for(LinearKernel kernel) {
   // fails when `kernel` cannot run here
-  const DotKernel dot = dot_kernel(kernel, std::is_same_v<T, float> ? WeightFormat::f32 : WeightFormat::f16);
+  const DotKernel dot = dot_kernel(kernel, cache_format<T>);
 #if defined(__x86_64__)
   if (uses_avx512(kernel))
     return {dot, axpy_avx2<T>, scores16_avx512<T>, scale_mask_max_avx512, scale_avx512, weighted_sum_avx512<T>};
