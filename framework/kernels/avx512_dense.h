@@ -1,5 +1,5 @@
 // Sixteen elements of a dense stored weight row (fp32, bf16 or IEEE fp16) widened to fp32 in one
-// AVX-512 register, shared by linear.cpp's row kernels and gemm.cpp's packing. x86-64 only; callers run
+// AVX-512 register, shared by linear_avx512.cpp's row kernels and gemm.cpp's packing. x86-64 only; callers run
 // it where the CPU has AVX-512F.
 #pragma once
 #if defined(__x86_64__)

@@ -1,5 +1,5 @@
 // A 16 x 16 fp32 transpose in AVX-512 registers, shared by the kernels that turn columns into rows
-// (linear.cpp's panel dequantisation) or rows into columns (gemm.cpp's packing). x86-64 only; callers
+// (linear_avx512.cpp's panel dequantisation) or rows into columns (gemm.cpp's packing). x86-64 only; callers
 // run it where the CPU has AVX-512F.
 #pragma once
 #if defined(__x86_64__)

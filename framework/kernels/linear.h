@@ -29,7 +29,7 @@ std::vector<torch::Tensor> linear_shared_input(const torch::Tensor& x, const std
 
 // The CPU kernel family. All compute the same sums in the same order up to fp32 rounding
 // (tests/framework/kernels/test_linear.cpp bounds the difference from an fp64 reference). avx512_vnni is
-// avx512 but for q4_0 panels, whose products it sums exactly in 32-bit integers (linear.cpp).
+// avx512 but for q4_0 panels, whose products it sums exactly in 32-bit integers (q4_0_vnni.h).
 enum class LinearKernel { scalar, avx2, avx512, avx512_vnni };
 
 // Whether `kernel` is one of the AVX-512 families (their GEMM, panels and attention paths).

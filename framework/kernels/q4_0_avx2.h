@@ -1,7 +1,7 @@
 // q4_0 row panels (weight_format.h) times fp32 x through AVX2's 16-bit integer dot products, with the
 // products summed exactly: linear.h's avx2 family for q4_0 (it lays q4_0 out in panels, as AVX-512 does).
 //
-// Why: the float row kernel (linear.cpp) widens each nibble to a float, two shuffles and a conversion per
+// Why: the float row kernel (linear_avx2.cpp) widens each nibble to a float, two shuffles and a conversion per
 // 8 weights: ~3.3 ns a block on a Zen 3 core, where two cores' share of the read bandwidth leaves ~1 ns. In
 // a panel one 32-byte load holds 4 quant bytes of 8 rows, one 32-bit lane per row; masked and shifted it is
 // two elements of each row as 16-bit integers, and one VPMADDWD against two elements of x (broadcast) adds

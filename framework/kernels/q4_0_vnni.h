@@ -1,7 +1,7 @@
 // q4_0 row panels (weight_format.h) times fp32 x through AVX-512 VNNI's 8-bit dot products, with the
 // products summed exactly: linear.h's avx512_vnni family for q4_0 panels.
 //
-// Why: the lookup kernel (linear.cpp) spends a widening or shift, a table lookup and an FMA on each 16
+// Why: the lookup kernel (linear_avx512.cpp) spends a widening or shift, a table lookup and an FMA on each 16
 // weights, so with two threads it decodes about as fast as memory delivers and no faster. One VPDPBUSD
 // takes 64 weights (16 rows x 4 columns) against 4 bytes of x; x in four bytes makes that ~2 instructions
 // per 32 weights, where the lookup kernel needs ~4.

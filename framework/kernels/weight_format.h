@@ -34,7 +34,7 @@ enum class WeightFormat { f32, bf16, f16, q8_0, q4_0 };
 constexpr int64_t kQuantBlock = 32;
 constexpr int64_t kPanelRows = 16;
 // Bytes ahead of a panel's current block that the panel kernels ask the cache for. A panel
-// stream gains, unlike the fp32 rows' kernels (linear.cpp), but the distance is the CPU's: on Zen 5,
+// stream gains, unlike the fp32 rows' kernels (linear_avx512.cpp), but the distance is the CPU's: on Zen 5,
 // medium decode with the distance switched every 24 tokens inside one process (40 rounds, 2026-12-06):
 // q8_0 206 -> 226 tok/s median from none to 8 KB ahead (4 and 16 KB gained less), q4_0 330 -> 342 (2 to
 // 8 KB alike). On a Sapphire-Rapids-class Xeon (2026-12-07, alternating runs) 8 KB ahead costs a
