@@ -27,23 +27,22 @@ constexpr int kNR = kGemmPanelRows;
 template <WeightFormat R>
 CB_AVX512 inline __m512 load16(const uint8_t* row, int64_t k, int64_t kn) {
   if (kn == 16) return dense16<R>(row, k);
-  constexpr int64_t size = R == WeightFormat::f32 ? 4 : 2;
-  alignas(64) uint8_t tail[16 * size] = {};  // a masked 16-bit load would need AVX-512BW
-  std::memcpy(tail, row + k * size, static_cast<size_t>(kn * size));
+  alignas(64) uint8_t tail[64] = {};  // 16 fp32 elements; a masked 16-bit load would need AVX-512BW
+  std::memcpy(tail, row + row_bytes(R, k), static_cast<size_t>(row_bytes(R, kn)));
   return dense16<R>(tail, 0);
 }
 
 // bp[(k - k0) * 64 + j] = b[j, k] for k0 <= k < k0 + kc, j < n; 0 for n <= j < 64 (b's rows K long).
 template <WeightFormat R>
 CB_AVX512 void pack(const void* b, int64_t n, int64_t K, int64_t k0, int64_t kc, float* bp) {
-  const int64_t row_bytes = K * (R == WeightFormat::f32 ? 4 : 2);
+  const int64_t stride = row_bytes(R, K);
   for (int g = 0; g < kNR / 16; ++g) {
     for (int64_t k = k0; k < k0 + kc; k += 16) {
       const int64_t kn = std::min<int64_t>(16, k0 + kc - k);
       __m512 v[16];
       for (int j = 0; j < 16; ++j) {
         const int64_t row = 16 * g + j;
-        v[j] = row < n ? load16<R>(static_cast<const uint8_t*>(b) + row * row_bytes, k, kn) : _mm512_setzero_ps();
+        v[j] = row < n ? load16<R>(static_cast<const uint8_t*>(b) + row * stride, k, kn) : _mm512_setzero_ps();
       }
       transpose16x16(v);
       for (int64_t i = 0; i < kn; ++i) _mm512_storeu_ps(bp + (k - k0 + i) * kNR + 16 * g, v[i]);

@@ -339,12 +339,8 @@ void check_kernel(LinearKernel kernel) {
 
 DotKernel dot_kernel(LinearKernel kernel, WeightFormat a_format) {
   check_kernel(kernel);
-  switch (a_format) {
-    case F::f32:
-    case F::f16:
-    case F::bf16: return kernels_for(a_format, kernel).dot_one;
-    default: fail("dot_kernel: {} rows are not dense", weight_format_name(a_format));
-  }
+  if (is_block_format(a_format)) fail("dot_kernel: {} rows are not dense", weight_format_name(a_format));
+  return kernels_for(a_format, kernel).dot_one;
 }
 
 bool linear_kernel_available(LinearKernel kernel) {
