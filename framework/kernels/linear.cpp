@@ -250,8 +250,8 @@ void gemm_linear(const float* x, int64_t M, const PackedWeight& w, const FormatK
     float* packed = rows + kGemmPanelRows * cols;
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t r0 = p * kGemmPanelRows, n = std::min(kGemmPanelRows, w.rows - r0);
-      if (const auto units = row_units(w, r0, n);
-          k.panel_dequant_columns && n == kGemmPanelRows && units.panels * kPanelRows == kGemmPanelRows) {
+      const auto units = row_units(w, r0, n);
+      if (k.panel_dequant_columns && n == kGemmPanelRows && units.panels * kPanelRows == kGemmPanelRows) {
         // A depth block at a time, as the GEMM walks K anyway: its 64 KB stay in L2 between written and read.
         const int64_t stride = row_bytes(w.format, cols);
         for (int64_t k0 = 0; k0 < cols; k0 += kGemmDepth) {
@@ -264,12 +264,13 @@ void gemm_linear(const float* x, int64_t M, const PackedWeight& w, const FormatK
         continue;
       }
       const void* b = storage(w) + r0 * row_bytes(w.format, cols);
+      WeightFormat b_rows = w.format;
       if (is_block_format(w.format)) {
-        const auto units = row_units(w, r0, n);
         for (int64_t u = 0; u < units.count; ++u) dequantise_unit(w, k, units, r0, u, 0, cols, rows, cols);
         b = rows;
+        b_rows = F::f32;
       }
-      gemm_panel_avx512(x, M, cols, b, is_block_format(w.format) ? F::f32 : w.format, n, y + r0, w.rows, packed);
+      gemm_panel_avx512(x, M, cols, b, b_rows, n, y + r0, w.rows, packed);
     }
   });
 }
